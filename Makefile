@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# kmemscope build. `make V=1` shows full commands; OUTPUT= moves the build tree.
+
+OUTPUT ?= build
+ARCH ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VMLINUX_DIR ?= vmlinux/$(ARCH)
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= cc
+
+CFLAGS ?= -g -O2
+CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	  -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
+	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
+LIBS := -lbpf -lelf -lz -ljansson -lncursesw -ltinfo -lm
+STATIC_LIBS := -lbpf -lelf -lz -ljansson -lncursesw -ltinfo -lm -lzstd
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,$(OUTPUT)/obj/%.o,$(SRCS))
+LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/bench/gen
+BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor
+
+.PHONY: all deps run test unit live qemu bench static clean help vmlinux
+.DELETE_ON_ERROR:
+
+all: $(OUTPUT)/kmemscope
+
+help:
+	@echo "make            build $(OUTPUT)/kmemscope"
+	@echo "make deps       install the Debian packages the build and tests need"
+	@echo "make run        deps + build + kmemscope stat -d 10 on this system"
+	@echo "make test       deps + build + unit, live and QEMU tests"
+	@echo "make bench      overhead benchmark (bench/README.md)"
+	@echo "make static     statically linked binary (for the QEMU guest)"
+	@echo "make vmlinux    regenerate $(VMLINUX_DIR)/vmlinux.h from a kernel's BTF"
+
+deps:
+	$(Q)scripts/deps.sh
+
+$(OUTPUT) $(OUTPUT)/obj $(OUTPUT)/tests $(OUTPUT)/bench:
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/kmemscope.h $(wildcard bpf/*.h) | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o | $(OUTPUT)
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(OBJS): $(SKELS)
+
+$(OUTPUT)/obj/%.o: src/%.c | $(OUTPUT)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUTPUT)/kmemscope: $(OBJS)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+
+static: $(OUTPUT)/kmemscope-static
+$(OUTPUT)/kmemscope-static: $(OBJS)
+	$(call msg,STATIC,$@)
+	$(Q)$(CC) $(CFLAGS) -static $^ $(STATIC_LIBS) -o $@
+
+$(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -lcmocka -o $@
+
+$(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+$(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# count-only BPF floor for the benchmark (not part of kmemscope itself)
+$(OUTPUT)/bench/%.bpf.o: bench/%.bpf.c | $(OUTPUT)/bench
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/bench/%.skel.h: $(OUTPUT)/bench/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
+
+unit: $(UNIT_BINS)
+	$(Q)tests/unit/run.sh $(UNIT_BINS)
+
+live: all $(TEST_TOOLS)
+	$(Q)tests/live/run.sh $(OUTPUT)
+
+qemu: all static
+	$(Q)tests/qemu/run.sh $(OUTPUT)
+
+# The one command that installs, builds and runs every test (README, .ci/run).
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/run-all.sh $(OUTPUT)
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(OUTPUT)/kmemscope stat -d 10
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_TOOLS)
+	$(Q)bench/run.sh $(OUTPUT)
+
+vmlinux:
+	$(Q)scripts/gen-vmlinux.sh $(VMLINUX_DIR)
+
+clean:
+	$(call msg,CLEAN)
+	$(Q)rm -rf $(OUTPUT)
+
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d)

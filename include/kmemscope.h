@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one contract between bpf/ and src/: every record the BPF side emits.
+ * Fixed-width fields, explicit padding, a version number. Trace files store
+ * these records as they are, so any change here bumps KMS_ABI_VERSION.
+ */
+#ifndef KMEMSCOPE_H
+#define KMEMSCOPE_H
+
+#define KMS_ABI_VERSION 1
+
+/* records staged per CPU before one bpf_ringbuf_output() ships them */
+#define KMS_BATCH 128
+#define KMS_COMM_LEN 16
+#define KMS_NAME_LEN 32
+#define KMS_MAX_STACK 32
+
+enum kms_family {
+	KMS_FAM_KMALLOC = 0,
+	KMS_FAM_CACHE,
+	KMS_FAM_PAGE,
+	KMS_FAM_VMALLOC,
+	KMS_FAM_DMA,
+	KMS_FAM_PERCPU,
+	KMS_FAM_MAX,
+};
+
+enum kms_ev_type {
+	KMS_EV_NONE = 0,
+	KMS_EV_KMALLOC,		/* kmem:kmalloc */
+	KMS_EV_KFREE,		/* kmem:kfree */
+	KMS_EV_CACHE_ALLOC,	/* kmem:kmem_cache_alloc; obj = struct kmem_cache * */
+	KMS_EV_CACHE_FREE,	/* kmem:kmem_cache_free; obj = struct kmem_cache * */
+	KMS_EV_PAGE_ALLOC,	/* kmem:mm_page_alloc; ptr = page frame key, order */
+	KMS_EV_PAGE_FREE,	/* kmem:mm_page_free */
+	KMS_EV_PAGE_FREE_BATCHED, /* kmem:mm_page_free_batched (order 0) */
+	KMS_EV_VMALLOC,		/* vmalloc:alloc_vmap_area or __vmalloc_node_range return */
+	KMS_EV_VFREE,		/* vmalloc:free_vmap_area_noflush or vfree() */
+	KMS_EV_DMA_ALLOC,	/* dma:dma_alloc* or dma_alloc_attrs return; obj = device */
+	KMS_EV_DMA_FREE,	/* dma:dma_free* or dma_free_attrs */
+	KMS_EV_PERCPU_ALLOC,	/* percpu:percpu_alloc_percpu */
+	KMS_EV_PERCPU_FREE,	/* percpu:percpu_free_percpu */
+	KMS_EV_ALLOC_FAIL,	/* an allocation that returned NULL; family in ->order */
+	KMS_EV_NR_EVENTS,	/* last real event; metadata types follow */
+	KMS_EV_META_TASK = 64,	/* key = tgid, name = comm */
+	KMS_EV_META_CACHE,	/* key = struct kmem_cache *, name, a = object_size, b = size */
+	KMS_EV_META_DEVICE,	/* key = struct device *, name = dev_name() */
+};
+
+/* kms_event.ctx: what the program knew about the context it ran in */
+#define KMS_CTX_PC_VALID	0x01	/* ->pc holds the raw preempt_count */
+#define KMS_CTX_IRQS_KNOWN	0x02	/* the attach point reported the IRQ flag */
+#define KMS_CTX_IRQS_OFF	0x04	/* ... and IRQs were disabled */
+#define KMS_CTX_NESTED		0x08	/* emitted while another record was being staged */
+
+/* kms_event.extra bits */
+#define KMS_X_FAILED		0x01	/* vmalloc area allocation failed */
+#define KMS_X_ATOMIC		0x02	/* percpu is_atomic */
+#define KMS_X_RESERVED		0x04	/* percpu reserved chunk */
+
+/* One allocator event. 64 bytes, one cache line. */
+struct kms_event {
+	__u8 type;		/* enum kms_ev_type */
+	__u8 ctx;		/* KMS_CTX_* */
+	__u8 order;		/* page order; family for KMS_EV_ALLOC_FAIL */
+	__u8 extra;		/* KMS_X_*; migratetype for page events */
+	__s16 node;		/* requested NUMA node, else the CPU's node */
+	__u16 cpu;
+	__u64 ts;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 ptr;		/* object address; page frame key for page events */
+	__u64 site;		/* return address in the caller, 0 if unknown */
+	__u64 obj;		/* kmem_cache or device pointer, 0 otherwise */
+	__u32 bytes_req;
+	__u32 bytes_alloc;
+	__u32 gfp;		/* raw gfp_t of the running kernel */
+	__u32 pid;		/* tgid */
+	__s32 stack_id;		/* stack map id, <0: none (-errno if capture failed) */
+	__u32 pc;		/* raw preempt_count if KMS_CTX_PC_VALID */
+};
+
+/* Metadata record, same size and type offset as kms_event. */
+struct kms_meta {
+	__u8 type;		/* KMS_EV_META_* */
+	__u8 pad0;
+	__u16 cpu;
+	__u32 pad1;
+	__u64 ts;
+	__u64 key;
+	__u32 a;
+	__u32 b;
+	char name[KMS_NAME_LEN];
+};
+
+/* kms_batch.flags */
+#define KMS_BATCH_NESTED	0x1	/* a direct record: not ordered with its CPU's batches */
+#define KMS_BATCH_FORCED	0x2	/* flushed by the collector's flush program */
+
+/*
+ * What one ring-buffer record carries: up to KMS_BATCH records staged on one
+ * CPU, in time order. flush_ts says that every non-nested record of this CPU
+ * stamped before it has been shipped (in this batch or an earlier one).
+ */
+struct kms_batch {
+	__u32 cpu;
+	__u16 count;
+	__u16 flags;
+	__u64 flush_ts;
+	struct kms_event ev[KMS_BATCH];
+};
+
+/* per-CPU counters, summed by the collector (index into the counters map) */
+enum kms_counter {
+	KMS_CNT_EVENTS = 0,	/* records staged */
+	KMS_CNT_LOST,		/* records lost: ring buffer full */
+	KMS_CNT_LOST_NESTED,	/* direct (nested) records lost: ring buffer full */
+	KMS_CNT_STACK_FAIL,	/* stack capture failed (table full or error) */
+	KMS_CNT_FILTERED,	/* events dropped by the pid filter */
+	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
+	KMS_CNT_NR,
+};
+
+#endif /* KMEMSCOPE_H */

@@ -1,0 +1,21 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Install every Debian package kmemscope's build, tests and benchmark need.
+# Idempotent: does nothing when all are present.
+set -e
+PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev
+libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
+qemu-system-x86 busybox-static cpio kmod python3 bc"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "kmemscope: missing packages:$missing (run 'make deps' as root)" >&2
+	exit 2
+fi
+echo "  DEPS    installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
