@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * kmemscope BPF side: one small handler per allocator event, several attach
+ * flavours per event (tracepoint first, then fentry/fexit, then kprobes). The
+ * collector probes which flavour works on the running kernel and loads only
+ * those (see src/plan.c).
+ *
+ * Records are staged per CPU and shipped KMS_BATCH at a time with one
+ * bpf_ringbuf_output(..., BPF_RB_NO_WAKEUP): a reservation and a wakeup per
+ * event cost more than the event itself. A record made while another one is
+ * being staged on the same CPU (an interrupt during a handler) goes out
+ * directly, flagged KMS_BATCH_NESTED. The collector merges per-CPU batches
+ * by timestamp, and runs flush_stage on a CPU whose stage has gone quiet.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "kmemscope.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* settings, written by the collector between open and load */
+const volatile bool filter_pids = false;	/* only tgids in the pids map */
+const volatile __u64 stack_types = 0;		/* bit (1 << KMS_EV_*): capture a stack */
+const volatile bool want_pc = true;		/* record the preempt count */
+
+#define NR_SEEN 64
+
+struct stage {
+	__u32 busy;		/* a handler on this CPU is staging */
+	__u32 last_pid;		/* tgid whose comm was last announced */
+	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
+	struct kms_batch b;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stage);
+} stage SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);	/* resized by the collector */
+} rb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KMS_CNT_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1024);	/* resized by the collector */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, KMS_MAX_STACK * sizeof(__u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} pids SEC(".maps");
+
+/* kprobe/kretprobe pairing: what the entry saw, by thread id */
+struct pending {
+	__u64 size;
+	__u64 gfp;
+	__u64 site;
+	__u64 obj;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+extern const int __preempt_count __ksym __weak;
+
+#ifndef bpf_ksym_exists
+#define bpf_ksym_exists(sym) (!!(&(sym)))
+#endif
+
+enum { PEND_VMALLOC = 1, PEND_DMA = 2 };
+
+static __always_inline __u64 pend_key(int kind)
+{
+	return (__u32)bpf_get_current_pid_tgid() | ((__u64)kind << 32);
+}
+
+static __always_inline void cnt_add(__u32 idx, __u64 v)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		*c += v;
+}
+
+static __always_inline struct stage *stage_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stage, &zero);
+}
+
+static __always_inline void flush(struct stage *s, __u16 flags)
+{
+	__u32 n = s->b.count;
+	__u64 size;
+
+	if (n > KMS_BATCH)
+		n = KMS_BATCH;
+	s->b.cpu = bpf_get_smp_processor_id();
+	s->b.flags = flags;
+	s->b.flush_ts = bpf_ktime_get_ns();
+	size = offsetof(struct kms_batch, ev) + (__u64)n * sizeof(struct kms_event);
+	if (bpf_ringbuf_output(&rb, &s->b, size, BPF_RB_NO_WAKEUP))
+		cnt_add(KMS_CNT_LOST, n);
+	s->b.count = 0;
+}
+
+static __always_inline void put(struct stage *s, const void *rec)
+{
+	__u32 i = s->b.count;
+
+	if (i >= KMS_BATCH) {
+		flush(s, 0);
+		i = 0;
+	}
+	__builtin_memcpy(&s->b.ev[i & (KMS_BATCH - 1)], rec, sizeof(struct kms_event));
+	s->b.count = i + 1;
+	if (i + 1 >= KMS_BATCH)
+		flush(s, 0);
+}
+
+/* a direct single-record batch, for a handler that interrupted another */
+struct nested_rec {
+	__u32 cpu;
+	__u16 count;
+	__u16 flags;
+	__u64 flush_ts;
+	struct kms_event ev;
+};
+
+static __always_inline void put_nested(struct kms_event *e)
+{
+	struct nested_rec r;
+
+	r.cpu = bpf_get_smp_processor_id();
+	r.count = 1;
+	r.flags = KMS_BATCH_NESTED;
+	r.flush_ts = e->ts;
+	__builtin_memcpy(&r.ev, e, sizeof(*e));
+	r.ev.ctx |= KMS_CTX_NESTED;
+	if (bpf_ringbuf_output(&rb, &r, sizeof(r), BPF_RB_NO_WAKEUP))
+		cnt_add(KMS_CNT_LOST_NESTED, 1);
+}
+
+static __always_inline void announce_task(struct stage *s, __u32 tgid, __u64 ts)
+{
+	struct kms_meta m = {};
+
+	m.type = KMS_EV_META_TASK;
+	m.ts = ts;
+	m.key = tgid;
+	bpf_get_current_comm(m.name, sizeof(m.name));
+	put(s, &m);
+	s->last_pid = tgid;
+}
+
+static __always_inline void announce_obj(struct stage *s, struct kms_event *e)
+{
+	__u32 slot = ((e->obj >> 6) ^ (e->obj >> 12)) & (NR_SEEN - 1);
+	struct kms_meta m = {};
+
+	if (s->seen[slot] == e->obj)
+		return;
+	m.ts = e->ts;
+	m.key = e->obj;
+	if (e->type == KMS_EV_CACHE_ALLOC || e->type == KMS_EV_CACHE_FREE) {
+		struct kmem_cache *c = (void *)e->obj;
+
+		m.type = KMS_EV_META_CACHE;
+		m.a = BPF_CORE_READ(c, object_size);
+		m.b = BPF_CORE_READ(c, size);
+		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(c, name));
+	} else {
+		struct device *d = (void *)e->obj;
+
+		m.type = KMS_EV_META_DEVICE;
+		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(d, kobj.name));
+	}
+	put(s, &m);
+	s->seen[slot] = e->obj;
+}
+
+static __always_inline bool skip_pid(__u32 tgid)
+{
+	if (!filter_pids)
+		return false;
+	if (bpf_map_lookup_elem(&pids, &tgid))
+		return false;
+	cnt_add(KMS_CNT_FILTERED, 1);
+	return true;
+}
+
+/* fill the fields every record shares; returns false if filtered out */
+static __always_inline bool ev_init(void *ctx, struct kms_event *e, __u8 type, __u32 *tgid)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+
+	if (skip_pid(pid))
+		return false;
+	*tgid = pid;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = type;
+	e->pid = pid;
+	e->node = -1;
+	e->ts = bpf_ktime_get_ns();
+	if (want_pc && bpf_ksym_exists(__preempt_count)) {
+		const int *pc = bpf_this_cpu_ptr(&__preempt_count);
+
+		e->pc = *pc;
+		e->ctx |= KMS_CTX_PC_VALID;
+	}
+	if (stack_types & (1ULL << type))
+		e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
+	else
+		e->stack_id = -1;
+	return true;
+}
+
+static __always_inline void submit(struct kms_event *e, __u32 tgid)
+{
+	struct stage *s = stage_get();
+
+	if (!s)
+		return;
+	if (e->stack_id < 0 && e->stack_id != -1)
+		cnt_add(KMS_CNT_STACK_FAIL, 1);
+	if (s->busy) {
+		put_nested(e);
+		return;
+	}
+	s->busy = 1;
+	if (s->last_pid != tgid)
+		announce_task(s, tgid, e->ts);
+	if (e->obj)
+		announce_obj(s, e);
+	put(s, e);
+	s->busy = 0;
+}
+
+/* the collector runs this on a CPU (BPF_F_TEST_RUN_ON_CPU) to ship a quiet stage */
+SEC("raw_tp")
+int flush_stage(void *ctx)
+{
+	struct stage *s = stage_get();
+
+	if (!s || s->busy)
+		return 1;
+	s->busy = 1;
+	flush(s, KMS_BATCH_FORCED);
+	s->busy = 0;
+	return 0;
+}
+
+/* ---- handlers shared by every attach flavour ---- */
+
+static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 req, __u64 alloc,
+				      __u64 gfp, int node)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ev_init(ctx, &e, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+		return 0;
+	e.site = site;
+	e.ptr = ptr;
+	e.bytes_req = req;
+	e.bytes_alloc = alloc;
+	e.gfp = gfp;
+	e.node = node;
+	e.order = KMS_FAM_KMALLOC;
+	submit(&e, tgid);
+	return 0;
+}
+
+static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ptr)
+		return 0;
+	if (!ev_init(ctx, &e, type, &tgid))
+		return 0;
+	e.site = site;
+	e.ptr = ptr;
+	e.obj = obj;
+	submit(&e, tgid);
+	return 0;
+}
+
+static __always_inline int on_cache_alloc(void *ctx, __u64 site, __u64 ptr, __u64 cache,
+					  __u64 gfp, int node)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ev_init(ctx, &e, ptr ? KMS_EV_CACHE_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+		return 0;
+	e.site = site;
+	e.ptr = ptr;
+	e.obj = cache;
+	e.gfp = gfp;
+	e.node = node;
+	e.order = KMS_FAM_CACHE;
+	submit(&e, tgid);
+	return 0;
+}
+
+/* struct page pointers divided by the struct size: a frame key that keeps pfn alignment */
+static __always_inline __u64 page_key(struct page *page)
+{
+	return (__u64)page / bpf_core_type_size(struct page);
+}
+
+static __always_inline int on_page_alloc(void *ctx, struct page *page, __u32 order, __u64 gfp,
+					 int migratetype)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ev_init(ctx, &e, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+		return 0;
+	e.ptr = page ? page_key(page) : 0;
+	e.order = page ? order : KMS_FAM_PAGE;
+	e.bytes_req = e.bytes_alloc = 4096U << (order & 31);
+	e.gfp = gfp;
+	e.extra = migratetype;
+	submit(&e, tgid);
+	return 0;
+}
+
+static __always_inline int on_page_free(void *ctx, __u8 type, struct page *page, __u32 order)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!page)
+		return 0;
+	if (!ev_init(ctx, &e, type, &tgid))
+		return 0;
+	e.ptr = page_key(page);
+	e.order = order;
+	e.bytes_alloc = 4096U << (order & 31);
+	submit(&e, tgid);
+	return 0;
+}
+
+static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 size, __u64 gfp,
+				      bool failed)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ev_init(ctx, &e, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, &tgid))
+		return 0;
+	e.site = site;
+	e.ptr = addr;
+	e.bytes_req = e.bytes_alloc = size;
+	e.gfp = gfp;
+	if (failed) {
+		e.order = KMS_FAM_VMALLOC;
+		e.extra = KMS_X_FAILED;
+	}
+	submit(&e, tgid);
+	return 0;
+}
+
+static __always_inline int on_dma_alloc(void *ctx, __u64 site, struct device *dev, __u64 virt,
+					__u64 size, __u64 gfp)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ev_init(ctx, &e, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+		return 0;
+	e.site = site;
+	e.ptr = virt;
+	e.obj = (__u64)dev;
+	e.bytes_req = e.bytes_alloc = size;
+	e.gfp = gfp;
+	if (!virt)
+		e.order = KMS_FAM_DMA;
+	submit(&e, tgid);
+	return 0;
+}
+
+static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u64 size,
+					   __u64 bytes_alloc, __u64 gfp, bool atomic, bool reserved)
+{
+	struct kms_event e;
+	__u32 tgid;
+
+	if (!ev_init(ctx, &e, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+		return 0;
+	e.site = site;
+	e.ptr = ptr;
+	e.bytes_req = size;
+	e.bytes_alloc = bytes_alloc ? bytes_alloc : size;
+	e.gfp = gfp;
+	e.extra = (atomic ? KMS_X_ATOMIC : 0) | (reserved ? KMS_X_RESERVED : 0);
+	if (!ptr)
+		e.order = KMS_FAM_PERCPU;
+	submit(&e, tgid);
+	return 0;
+}
+
+/*
+ * ---- tracepoints ----
+ * tp_btf first (cheapest); raw_tp where tp_btf will not load (6.1 refuses
+ * tp_btf access to 'const void *' arguments). Both see the same arguments.
+ */
+#define TP_PAIR(name, args, body)					\
+	SEC("tp_btf/" #name) int BPF_PROG(tb_##name, args) { body }	\
+	SEC("raw_tp/" #name) int BPF_PROG(rt_##name, args) { body }
+
+#define A(...) __VA_ARGS__
+
+TP_PAIR(kmalloc, A(unsigned long site, const void *ptr, size_t req, size_t alloc, gfp_t gfp,
+		   int node),
+	return on_kmalloc(ctx, site, (__u64)ptr, req, alloc, gfp, node);)
+
+TP_PAIR(kfree, A(unsigned long site, const void *ptr),
+	return on_free(ctx, KMS_EV_KFREE, site, (__u64)ptr, 0);)
+
+TP_PAIR(kmem_cache_alloc, A(unsigned long site, const void *ptr, struct kmem_cache *s, gfp_t gfp,
+			    int node),
+	return on_cache_alloc(ctx, site, (__u64)ptr, (__u64)s, gfp, node);)
+
+TP_PAIR(kmem_cache_free, A(unsigned long site, const void *ptr, const struct kmem_cache *s),
+	return on_free(ctx, KMS_EV_CACHE_FREE, site, (__u64)ptr, (__u64)s);)
+
+TP_PAIR(mm_page_alloc, A(struct page *page, unsigned int order, gfp_t gfp, int migratetype),
+	return on_page_alloc(ctx, page, order, gfp, migratetype);)
+
+TP_PAIR(mm_page_free, A(struct page *page, unsigned int order),
+	return on_page_free(ctx, KMS_EV_PAGE_FREE, page, order);)
+
+TP_PAIR(mm_page_free_batched, A(struct page *page),
+	return on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, page, 0);)
+
+TP_PAIR(alloc_vmap_area, A(unsigned long addr, unsigned long size, unsigned long align,
+			   unsigned long vstart, unsigned long vend, int failed),
+	return on_vmalloc(ctx, 0, addr, size, 0, failed);)
+
+TP_PAIR(free_vmap_area_noflush, A(unsigned long va_start, unsigned long nr_lazy,
+				  unsigned long nr_lazy_max),
+	return on_free(ctx, KMS_EV_VFREE, 0, va_start, 0);)
+
+TP_PAIR(dma_alloc, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+		     gfp_t gfp, unsigned long attrs),
+	return on_dma_alloc(ctx, 0, dev, (__u64)virt, size, gfp);)
+
+TP_PAIR(dma_alloc_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+			   gfp_t gfp, unsigned long attrs),
+	return on_dma_alloc(ctx, 0, dev, (__u64)virt, size, gfp);)
+
+TP_PAIR(dma_free, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+		    unsigned long attrs),
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, (__u64)virt, (__u64)dev);)
+
+TP_PAIR(dma_free_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+			  unsigned long attrs),
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, (__u64)virt, (__u64)dev);)
+
+/*
+ * percpu_alloc_percpu grew call_site, bytes_alloc and gfp_flags after 6.1;
+ * the field test picks the argument layout of the running kernel. Arguments
+ * are read inside each branch so the verifier never sees an access past the
+ * end of the older, shorter argument list.
+ */
+static __always_inline int percpu_alloc(__u64 *ctx)
+{
+	if (bpf_core_field_exists(struct trace_event_raw_percpu_alloc_percpu, call_site))
+		/* call_site, reserved, is_atomic, size, align, base, off, ptr, bytes_alloc, gfp */
+		return on_percpu_alloc(ctx, ctx[0], ctx[7], ctx[3], ctx[8], ctx[9], ctx[2], ctx[1]);
+	/* reserved, is_atomic, size, align, base, off, ptr */
+	return on_percpu_alloc(ctx, 0, ctx[6], ctx[2], 0, 0, ctx[1], ctx[0]);
+}
+
+SEC("tp_btf/percpu_alloc_percpu")
+int tb_percpu_alloc_percpu(__u64 *ctx)
+{
+	return percpu_alloc(ctx);
+}
+
+SEC("raw_tp/percpu_alloc_percpu")
+int rt_percpu_alloc_percpu(__u64 *ctx)
+{
+	return percpu_alloc(ctx);
+}
+
+TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
+	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, (__u64)ptr, 0);)
+
+/* process-tree filter for `kmemscope ... -- CMD` */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (filter_pids && bpf_map_lookup_elem(&pids, &ptgid))
+		bpf_map_update_elem(&pids, &ctgid, &one, BPF_NOEXIST);
+	return 0;
+}
+
+/* a comm changes at exec: announce it again so reports name the new program */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct stage *s;
+
+	if (skip_pid(tgid))
+		return 0;
+	s = stage_get();
+	if (!s || s->busy)
+		return 0;
+	s->busy = 1;
+	announce_task(s, tgid, bpf_ktime_get_ns());
+	s->busy = 0;
+	return 0;
+}
+
+/*
+ * ---- function probes, for kernels without the vmalloc:/dma: tracepoints ----
+ * fexit sees arguments and return value in one program. kprobe + kretprobe
+ * pair by thread id through the pending map. The collector sets the target
+ * (plain or _noprof name) before load or at attach.
+ */
+SEC("fexit/__vmalloc_node_range")
+int BPF_PROG(fx_vmalloc, unsigned long size, unsigned long align, unsigned long start,
+	     unsigned long end, gfp_t gfp, unsigned long prot, unsigned long vm_flags, int node,
+	     const void *caller, void *ret)
+{
+	return on_vmalloc(ctx, (__u64)caller, (__u64)ret, size, gfp, !ret);
+}
+
+SEC("fentry/vfree")
+int BPF_PROG(fe_vfree)
+{
+	__u64 addr = 0;
+
+	bpf_get_func_arg(ctx, 0, &addr);
+	return on_free(ctx, KMS_EV_VFREE, 0, addr, 0);
+}
+
+SEC("fexit/dma_alloc_attrs")
+int BPF_PROG(fx_dma_alloc, struct device *dev, size_t size, dma_addr_t *handle, gfp_t gfp,
+	     unsigned long attrs, void *ret)
+{
+	return on_dma_alloc(ctx, 0, dev, (__u64)ret, size, gfp);
+}
+
+SEC("fentry/dma_free_attrs")
+int BPF_PROG(fe_dma_free, struct device *dev, size_t size, void *cpu_addr)
+{
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, (__u64)cpu_addr, (__u64)dev);
+}
+
+static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
+{
+	__u64 ra = 0;
+
+	bpf_probe_read_kernel(&ra, sizeof(ra), (void *)PT_REGS_SP(regs));
+	return ra;
+}
+
+SEC("kprobe/__vmalloc_node_range")
+int BPF_KPROBE(kp_vmalloc, unsigned long size, unsigned long align, unsigned long start,
+	       unsigned long end, gfp_t gfp)
+{
+	__u64 tid = pend_key(PEND_VMALLOC);
+	struct pending p = {};
+
+	/* the 9th argument, caller, is the third stack slot above the return address */
+	bpf_probe_read_kernel(&p.site, sizeof(p.site), (void *)(PT_REGS_SP(ctx) + 24));
+	p.size = size;
+	p.gfp = gfp;
+	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/__vmalloc_node_range")
+int BPF_KRETPROBE(kr_vmalloc, void *ret)
+{
+	__u64 tid = pend_key(PEND_VMALLOC);
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+	struct pending v;
+
+	if (!p) {
+		cnt_add(KMS_CNT_PENDING_LOST, 1);
+		return 0;
+	}
+	v = *p;
+	bpf_map_delete_elem(&pending, &tid);
+	return on_vmalloc(ctx, v.site, (__u64)ret, v.size, v.gfp, !ret);
+}
+
+SEC("kprobe/vfree")
+int BPF_KPROBE(kp_vfree, const void *addr)
+{
+	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), (__u64)addr, 0);
+}
+
+SEC("kprobe/dma_alloc_attrs")
+int BPF_KPROBE(kp_dma_alloc, struct device *dev, size_t size, dma_addr_t *handle, gfp_t gfp)
+{
+	__u64 tid = pend_key(PEND_DMA);
+	struct pending p = {};
+
+	p.site = entry_ret_addr(ctx);
+	p.size = size;
+	p.gfp = gfp;
+	p.obj = (__u64)dev;
+	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	return 0;
+}
+
+SEC("kretprobe/dma_alloc_attrs")
+int BPF_KRETPROBE(kr_dma_alloc, void *ret)
+{
+	__u64 tid = pend_key(PEND_DMA);
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+	struct pending v;
+
+	if (!p) {
+		cnt_add(KMS_CNT_PENDING_LOST, 1);
+		return 0;
+	}
+	v = *p;
+	bpf_map_delete_elem(&pending, &tid);
+	return on_dma_alloc(ctx, v.site, (void *)v.obj, (__u64)ret, v.size, v.gfp);
+}
+
+SEC("kprobe/dma_free_attrs")
+int BPF_KPROBE(kp_dma_free, struct device *dev, size_t size, void *cpu_addr)
+{
+	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), (__u64)cpu_addr, (__u64)dev);
+}

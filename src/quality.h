@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Data quality: what every report prints next to its verdicts. */
+#ifndef KMS_QUALITY_H
+#define KMS_QUALITY_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include "kmemscope.h"
+
+struct kms_quality {
+	__u64 events;		/* records delivered to the aggregator */
+	__u64 lost;		/* records the kernel could not ship (ring buffer full) */
+	__u64 misses;		/* program runs the kernel skipped (recursion_misses) */
+	__u64 stack_failures;	/* stack captures that failed */
+	__u64 out_of_order;	/* records that arrived after their time slot */
+	__u64 filtered;		/* events excluded by -p/-c/-- filters */
+	__u64 pending_lost;	/* function returns whose entry was not seen */
+	__u64 duration_ns;
+	bool traced[KMS_FAM_MAX];	/* family has working alloc and free events */
+	const char *method[KMS_FAM_MAX];/* attach method of the family's alloc event */
+};
+
+static inline bool kms_quality_complete(const struct kms_quality *q)
+{
+	return !q->lost && !q->misses && !q->out_of_order && !q->pending_lost;
+}
+
+#endif

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Reports over an aggregation: text tables and versioned JSON (docs/json-schema.md). */
+#ifndef KMS_REPORT_H
+#define KMS_REPORT_H
+
+#include <stdio.h>
+#include "agg.h"
+#include "quality.h"
+
+struct ksyms;
+struct gfp_table;
+
+#define REPORT_MAX_SORT 4
+
+struct report_opts {
+	const struct ksyms *ksyms;	/* NULL: addresses stay hex */
+	const struct gfp_table *gfp;	/* NULL: GFP values stay hex */
+	const char *kernel;		/* uname -r of the traced system */
+	const char *source;		/* "live" or "file" */
+	const struct kms_quality *quality;
+	int sort[REPORT_MAX_SORT];	/* sort keys for sites, from report__parse_sort() */
+	int nr_sort;
+	int top;			/* rows per table, 0: all */
+};
+
+/* "bytes,count" -> keys; returns 0 or -EINVAL with the bad key in *bad */
+int report__parse_sort(const char *spec, struct report_opts *o, const char **bad);
+/* comma-separated list of the valid sort key names, for --help and errors */
+const char *report__sort_keys(void);
+
+int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *out);
+int report__stat_json(const struct agg *a, const struct report_opts *o, FILE *out);
+
+#endif
