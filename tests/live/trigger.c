@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * trigger: a known number of kernel allocations of chosen kinds, for the live
+ * tests.
+ *
+ *   trigger MODE N
+ *
+ *   pipes N    pipe()+close() N times: kmalloc, kmem_cache
+ *   fork N     fork()+waitpid() N times: percpu, vmalloc (kernel stacks)
+ *   bpfmap N   create and close N 64 KiB BPF array maps: vmalloc, kmalloc
+ *   pages N    mmap an anonymous page, touch it, munmap, N times: page
+ *   eventfd N  open N eventfds, print "held", wait for a byte on stdin or a
+ *              signal (SIGINT, SIGTERM, SIGUSR1), then close them
+ *
+ * The work runs in a forked worker process, so that the worker's whole life
+ * is seen both by tracers that start counting at exec (perf) and by those
+ * that count a process from its creation (kmemscope): its events can be
+ * compared exactly. The last line of output is
+ * "trigger mode=MODE n=N worker=PID status=S".
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+
+static volatile sig_atomic_t got_signal;
+static pid_t worker = -1;
+
+static __attribute__((noreturn)) void usage(FILE *f, int code)
+{
+	fprintf(f,
+		"Usage: trigger MODE N\n"
+		"Make a known number of kernel allocations in a forked worker process.\n"
+		"  pipes N    pipe()+close() N times (kmalloc, kmem_cache)\n"
+		"  fork N     fork()+waitpid() N times (percpu, vmalloc for kernel stacks)\n"
+		"  bpfmap N   create and close N 64 KiB BPF array maps (vmalloc, kmalloc)\n"
+		"  pages N    mmap, touch and munmap one anonymous page N times (page)\n"
+		"  eventfd N  hold N eventfds, print \"held\", wait for a byte on stdin\n"
+		"             or SIGINT/SIGTERM/SIGUSR1, then close them\n"
+		"Last line: trigger mode=MODE n=N worker=PID status=S\n");
+	exit(code);
+}
+
+static __attribute__((noreturn)) void die(const char *what)
+{
+	fprintf(stderr, "trigger: %s: %s\n", what, strerror(errno));
+	_exit(1);
+}
+
+static void do_pipes(long n)
+{
+	int fds[2];
+	long i;
+
+	for (i = 0; i < n; i++) {
+		if (pipe(fds))
+			die("pipe");
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
+static void do_fork(long n)
+{
+	int status;
+	pid_t pid;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		pid = fork();
+		if (pid < 0)
+			die("fork");
+		if (pid == 0)
+			_exit(0);
+		if (waitpid(pid, &status, 0) < 0)
+			die("waitpid");
+	}
+}
+
+static void do_bpfmap(long n)
+{
+	union bpf_attr attr;
+	long i;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		memset(&attr, 0, sizeof(attr));
+		attr.map_type = BPF_MAP_TYPE_ARRAY;
+		attr.key_size = 4;
+		/* 64 KiB: above the 32 KiB that bpf_map_area_alloc() serves from kmalloc */
+		attr.value_size = 64;
+		attr.max_entries = 1024;
+		fd = syscall(__NR_bpf, BPF_MAP_CREATE, &attr, sizeof(attr));
+		if (fd < 0)
+			die("bpf(BPF_MAP_CREATE)");
+		close(fd);
+	}
+}
+
+static void do_pages(long n)
+{
+	long page = sysconf(_SC_PAGESIZE), i;
+	char *p;
+
+	for (i = 0; i < n; i++) {
+		p = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			die("mmap");
+		*(volatile char *)p = 1;
+		if (munmap(p, page))
+			die("munmap");
+	}
+}
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+static void do_eventfd(long n)
+{
+	struct rlimit rl;
+	int *fds;
+	long i;
+	char c;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
+		rl.rlim_cur = n + 16;
+		if (rl.rlim_max < rl.rlim_cur)
+			rl.rlim_max = rl.rlim_cur;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			die("setrlimit(RLIMIT_NOFILE)");
+	}
+	fds = calloc(n ? n : 1, sizeof(*fds));
+	if (!fds)
+		die("calloc");
+	for (i = 0; i < n; i++) {
+		fds[i] = eventfd(0, 0);
+		if (fds[i] < 0)
+			die("eventfd");
+	}
+	printf("held n=%ld pid=%d\n", n, getpid());
+	fflush(stdout);
+	/* a signal interrupts read(): the handler is installed without SA_RESTART */
+	while (!got_signal && read(0, &c, 1) < 0 && errno == EINTR)
+		;
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	free(fds);
+}
+
+static void forward_signal(int sig)
+{
+	if (worker > 0)
+		kill(worker, sig);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		void (*fn)(long n);
+	} modes[] = {
+		{ "pipes", do_pipes },
+		{ "fork", do_fork },
+		{ "bpfmap", do_bpfmap },
+		{ "pages", do_pages },
+		{ "eventfd", do_eventfd },
+	};
+	struct sigaction sa = {};
+	int status, m, nmodes = sizeof(modes) / sizeof(modes[0]);
+	char *end;
+	long n;
+
+	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
+		usage(stdout, 0);
+	if (argc != 3)
+		usage(stderr, 2);
+	for (m = 0; m < nmodes; m++)
+		if (!strcmp(argv[1], modes[m].name))
+			break;
+	if (m == nmodes) {
+		fprintf(stderr, "trigger: unknown mode '%s'\n", argv[1]);
+		return 2;
+	}
+	errno = 0;
+	n = strtol(argv[2], &end, 10);
+	if (errno || end == argv[2] || *end || n < 0 || n > INT_MAX) {
+		fprintf(stderr, "trigger: invalid count '%s'\n", argv[2]);
+		return 2;
+	}
+
+	fflush(stdout);
+	worker = fork();
+	if (worker < 0)
+		die("fork");
+	if (worker == 0) {
+		sa.sa_handler = on_signal;	/* no SA_RESTART */
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGUSR1, &sa, NULL);
+		modes[m].fn(n);
+		_exit(0);
+	}
+	sa.sa_handler = forward_signal;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	while (waitpid(worker, &status, 0) < 0)
+		if (errno != EINTR)
+			die("waitpid");
+
+	printf("trigger mode=%s n=%ld worker=%d status=%d\n", modes[m].name, n, worker,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
