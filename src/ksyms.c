@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ksyms.h"
+
+#define KSYMS_PAGE	4096UL
+
+struct kentry {
+	struct ksym sym;	/* first: a struct ksym * is a struct kentry * */
+	unsigned int seq;	/* line order, keeps the sort stable */
+	unsigned char rank;	/* alias preference: T, W, t, w, then non-text */
+	bool text;
+};
+
+struct ksyms {
+	char *buf;		/* the file, names and modules point into it */
+	struct kentry *ents;	/* all symbols, sorted by address */
+	size_t n;
+	size_t ntext;
+};
+
+static int type_rank(char type)
+{
+	switch (type) {
+	case 'T': return 0;
+	case 'W': return 1;
+	case 't': return 2;
+	case 'w': return 3;
+	default: return 4;	/* not text: a boundary only */
+	}
+}
+
+static int read_all(const char *path, char **out, size_t *out_len)
+{
+	size_t len = 0, cap = 1 << 20;
+	char *buf, *nb;
+	ssize_t r;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	/* /proc files report size 0: read until EOF */
+	for (;;) {
+		if (cap - len < 65536 + 1) {
+			cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				err = -ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+		}
+		r = read(fd, buf + len, cap - len - 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		len += r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	return 0;
+fail:
+	close(fd);
+	free(buf);
+	return err;
+}
+
+static inline int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	const struct kentry *x = a, *y = b;
+
+	if (x->sym.addr != y->sym.addr)
+		return x->sym.addr < y->sym.addr ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Lines: "ffffffff81000000 T _text\n", "ffffffffc0a01000 t name\t[module]\n".
+ * Parsed in place: names and module names are NUL-terminated in the buffer.
+ */
+static int parse(struct ksyms *k, size_t len)
+{
+	char *p = k->buf, *end = k->buf + len, *eol, *name, *mod;
+	const char *last_mod = NULL;
+	size_t cap = len / 32 + 16;
+	unsigned long addr;
+	bool nonzero = false;
+	size_t i;
+	int h;
+	char type;
+
+	k->ents = malloc(cap * sizeof(*k->ents));
+	if (!k->ents)
+		return -ENOMEM;
+	for (; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', end - p);
+		if (!eol)
+			eol = end;
+		*eol = '\0';
+		addr = 0;
+		while ((h = hexval(*p)) >= 0) {
+			addr = addr << 4 | h;
+			p++;
+		}
+		if (*p != ' ' || !p[1] || p[2] != ' ')
+			continue;	/* not a symbol line */
+		type = p[1];
+		name = p + 3;
+		mod = NULL;
+		for (p = name; *p && *p != '\t' && *p != ' '; p++)
+			;
+		if (*p) {
+			*p++ = '\0';
+			while (*p == '\t' || *p == ' ')
+				p++;
+			if (*p == '[') {
+				char *close = strchr(p + 1, ']');
+
+				if (close)
+					*close = '\0';
+				mod = p + 1;
+			}
+		}
+		if (!*name)
+			continue;
+		if (mod) {
+			/* intern: equal module names share one pointer */
+			if (last_mod && !strcmp(last_mod, mod))
+				mod = (char *)last_mod;
+			last_mod = mod;
+		}
+		if (k->n == cap) {
+			struct kentry *ne;
+
+			cap *= 2;
+			ne = realloc(k->ents, cap * sizeof(*ne));
+			if (!ne)
+				return -ENOMEM;
+			k->ents = ne;
+		}
+		k->ents[k->n].sym.name = name;
+		k->ents[k->n].sym.addr = addr;
+		k->ents[k->n].sym.module = mod;
+		k->ents[k->n].seq = k->n;
+		k->ents[k->n].rank = type_rank(type);
+		k->ents[k->n].text = k->ents[k->n].rank < 4;
+		k->ntext += k->ents[k->n].text;
+		if (addr)
+			nonzero = true;
+		k->n++;
+	}
+	if (!k->n)
+		return -ENODATA;
+	if (!nonzero)
+		return -EPERM;
+	/* kallsyms is mostly in address order already: sort only when needed */
+	for (i = 1; i < k->n; i++)
+		if (cmp_entry(&k->ents[i - 1], &k->ents[i]) > 0)
+			break;
+	if (i < k->n)
+		qsort(k->ents, k->n, sizeof(*k->ents), cmp_entry);
+	return 0;
+}
+
+struct ksyms *ksyms__load(const char *path)
+{
+	struct ksyms *k;
+	size_t len = 0;
+	int err;
+
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	err = read_all(path ? path : "/proc/kallsyms", &k->buf, &len);
+	if (err)
+		goto fail;
+	err = parse(k, len);
+	if (err)
+		goto fail;
+	return k;
+fail:
+	ksyms__free(k);
+	errno = -err;
+	return NULL;
+}
+
+void ksyms__free(struct ksyms *k)
+{
+	if (!k)
+		return;
+	free(k->ents);
+	free(k->buf);
+	free(k);
+}
+
+size_t ksyms__count(const struct ksyms *k)
+{
+	return k ? k->ntext : 0;
+}
+
+static bool same_region(const char *a, const char *b)
+{
+	if (a == b)
+		return true;
+	if (!a || !b)
+		return false;
+	return !strcmp(a, b);
+}
+
+const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr)
+{
+	const struct kentry *e, *next;
+	size_t lo = 0, hi, i;
+	unsigned long end;
+
+	if (!k || !k->n || addr < k->ents[0].sym.addr)
+		return NULL;
+	/* last entry with sym.addr <= addr */
+	hi = k->n;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->ents[mid].sym.addr <= addr)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	i = lo;
+	/* aliases: the preferred one sorts first at its address */
+	while (i > 0 && k->ents[i - 1].sym.addr == k->ents[i].sym.addr)
+		i--;
+	e = &k->ents[i];
+	if (!e->text)
+		return NULL;
+	/* lo is the last entry at or below addr: the one after it is above */
+	next = lo + 1 < k->n ? &k->ents[lo + 1] : NULL;
+	if (next && same_region(next->sym.module, e->sym.module))
+		return &e->sym;	/* addr < next->sym.addr by the search */
+	/* last symbol of its region: bound the unknown size */
+	end = e->sym.addr + KSYMS_TAIL_MAX;
+	if (end < e->sym.addr)
+		end = ~0UL;
+	if (next) {
+		unsigned long floor = next->sym.addr & ~(KSYMS_PAGE - 1);
+
+		if (floor <= e->sym.addr)
+			floor = next->sym.addr;
+		if (floor < end)
+			end = floor;
+	}
+	return addr < end ? &e->sym : NULL;
+}
+
+int ksyms__format(const struct ksyms *k, unsigned long addr, char *buf, size_t len)
+{
+	const struct ksym *s = ksyms__resolve(k, addr);
+
+	if (!buf && len)
+		return -EINVAL;
+	if (!s)
+		return snprintf(buf, len, "0x%lx", addr);
+	if (s->module)
+		return snprintf(buf, len, "%s+0x%lx [%s]", s->name, addr - s->addr, s->module);
+	return snprintf(buf, len, "%s+0x%lx", s->name, addr - s->addr);
+}
+
+const struct ksym *ksyms__find(const struct ksyms *k, const char *name)
+{
+	const struct kentry *best = NULL;
+	size_t i;
+
+	if (!k || !name)
+		return NULL;
+	for (i = 0; i < k->n; i++) {
+		const struct kentry *e = &k->ents[i];
+
+		if (!e->text || strcmp(e->sym.name, name))
+			continue;
+		if (!best) {
+			best = e;
+			continue;
+		}
+		if (!e->sym.module != !best->sym.module) {
+			if (!e->sym.module)
+				best = e;
+			continue;
+		}
+		if (e->rank < best->rank)
+			best = e;
+	}
+	return best ? &best->sym : NULL;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Kernel symbolization from /proc/kallsyms, modules included. Loaded once,
+ * sorted once, resolved by binary search. Only text symbols (t T w W)
+ * resolve; other symbols are kept as boundaries, so a data address never
+ * resolves to the function in front of it.
+ *
+ * kallsyms has no symbol sizes. A symbol extends to the next symbol. The
+ * last symbol before a different region (vmlinux, another module, [bpf])
+ * extends at most to the page that holds the next region's first symbol
+ * (module memory is page aligned) and at most KSYMS_TAIL_MAX bytes past its
+ * start; beyond that an address resolves to nothing rather than to the
+ * previous module's last function.
+ */
+#ifndef KMS_KSYMS_H
+#define KMS_KSYMS_H
+
+#include <stddef.h>
+
+#define KSYMS_TAIL_MAX	0x2000UL
+
+struct ksym {
+	const char *name;
+	unsigned long addr;
+	const char *module;	/* NULL for vmlinux, "bpf" for BPF programs */
+};
+
+struct ksyms;
+
+/*
+ * path NULL: /proc/kallsyms. Returns NULL with errno set: EPERM when every
+ * address reads as zero (kptr_restrict, or no CAP_SYSLOG), ENODATA when the
+ * file holds no symbol, else the open/read/allocation error.
+ */
+struct ksyms *ksyms__load(const char *path);
+void ksyms__free(struct ksyms *k);
+
+/* the text symbol that contains addr, NULL when none does */
+const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr);
+/*
+ * "func+0x1f", "func+0x1f [module]", or "0xffffffffc0a01234" when addr does
+ * not resolve. snprintf semantics; returns the full length.
+ */
+int ksyms__format(const struct ksyms *k, unsigned long addr, char *buf, size_t len);
+/*
+ * A text symbol by name (linear scan). With duplicates: vmlinux before
+ * modules, global before weak before local, then the lowest address.
+ */
+const struct ksym *ksyms__find(const struct ksyms *k, const char *name);
+/* number of text symbols loaded */
+size_t ksyms__count(const struct ksyms *k);
+
+#endif /* KMS_KSYMS_H */
