@@ -32,4 +32,138 @@ const char *kms_ev_name(int type);
 const char *kms_family_name(int fam);
 bool kms_ev_is_alloc(int type);
 
+/* ---- read side, for reports: valid until the next agg__event/agg__meta ---- */
+
+#define AGG_NR_ORDERS	16	/* page orders kept; higher orders count in the last */
+#define AGG_SITE_GFP	4	/* distinct GFP values kept per site; the rest: gfp_other */
+#define AGG_NR_SIZES	33	/* size buckets: [0], [1], [2,3], ... [2^31, 2^32-1] */
+#define AGG_MAX_NODES	1024	/* node ids at or above this are not counted per node */
+
+/* totals of one family; frees are matched ones, attributed to the allocating family */
+struct agg_counts {
+	__u64 allocs;
+	__u64 frees;
+	__u64 unmatched_frees;	/* frees with no allocation seen (charged to the freeing event) */
+	__u64 fails;
+	__u64 bytes_req;
+	__u64 bytes_alloc;
+	__u64 outstanding;
+	__u64 outstanding_bytes;
+	__u64 realloc_without_free;	/* live object allocated again: its free was lost */
+};
+
+struct agg_site_gfp {
+	__u32 value;		/* raw gfp_t */
+	__u64 allocs;
+};
+
+/* one (family, call site, cache or device) */
+struct agg_site {
+	int family;
+	__u64 addr;		/* call site, 0 when unknown */
+	__u64 obj;		/* kmem_cache (kmem_cache) or device (dma), 0 for the others */
+	__u64 allocs;
+	__u64 frees;		/* frees of allocations made here, wherever freed */
+	__u64 fails;
+	__u64 bytes_req;
+	__u64 bytes_alloc;
+	__u64 outstanding;
+	__u64 outstanding_bytes;
+	unsigned int nr_gfp;
+	struct agg_site_gfp gfp[AGG_SITE_GFP];
+	__u64 gfp_other;	/* allocs whose GFP value did not fit in gfp[] */
+	__u64 orders[AGG_NR_ORDERS];	/* page family: allocs by order */
+};
+
+struct agg_gfp {
+	__u32 value;		/* raw gfp_t of the traced kernel */
+	__u64 allocs;
+	__u64 bytes_alloc;
+};
+
+struct agg_order {
+	__u64 allocs;		/* mm_page_alloc by order */
+	__u64 frees;		/* page free events by their order, matched or not */
+};
+
+struct agg_cache {
+	__u64 ptr;		/* struct kmem_cache * */
+	bool known;		/* a CACHE meta record named it */
+	char name[KMS_NAME_LEN];
+	__u32 object_size;
+	__u32 size;
+	__u64 allocs;
+	__u64 frees;
+	__u64 unmatched_frees;
+	__u64 outstanding;
+	__u64 outstanding_bytes;
+};
+
+struct agg_proc {
+	__u32 pid;		/* tgid */
+	bool excluded;		/* outside the comm filter: not reported */
+	char comm[KMS_COMM_LEN];	/* latest TASK meta, "" when none was seen */
+	__u64 allocs;
+	__u64 bytes_alloc;
+	__u64 events[KMS_EV_NR_EVENTS];	/* every record of this process, by type */
+};
+
+struct agg_node {
+	__u64 allocs;
+	__u64 bytes_alloc;
+};
+
+struct agg_stats {
+	__u64 events;		/* kms_event records fed */
+	__u64 metas;		/* kms_meta records fed */
+	__u64 invalid;		/* records of unknown type or family */
+	__u64 filtered;		/* events outside agg_opts.comm */
+	__u64 skipped;		/* events of families outside agg_opts.families */
+	__u64 unmatched_frees;	/* all families */
+	__u64 realloc_without_free;	/* all families */
+	__u64 page_split_frees;	/* page frees that freed part of a higher-order allocation */
+	__u64 ts_backwards;	/* events older than the newest one seen */
+	__u64 nomem;		/* events not fully counted: a table could not grow */
+	__u64 first_ts;
+	__u64 last_ts;
+};
+
+/* one live (allocated, not yet freed) object, for leak reports */
+struct agg_live {
+	int family;
+	__u64 ptr;		/* address; page frame key for the page family */
+	size_t site;		/* index for agg__site() */
+	__u32 pid;
+	__u32 bytes_req;
+	__u32 bytes_alloc;	/* still allocated (pages: what split frees left) */
+	__u64 ts;
+};
+
+/* node_of_cpu[cpu] for events with no node (default: node 0); copied */
+int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus);
+
+const struct agg_stats *agg__stats(const struct agg *a);
+const struct agg_counts *agg__family(const struct agg *a, int fam);
+size_t agg__nr_sites(const struct agg *a);
+const struct agg_site *agg__site(const struct agg *a, size_t i);
+size_t agg__nr_gfp(const struct agg *a);
+const struct agg_gfp *agg__gfp(const struct agg *a, size_t i);
+/* order 0 .. AGG_NR_ORDERS - 1, NULL outside */
+const struct agg_order *agg__order(const struct agg *a, int order);
+/* allocs in size bucket i (0 .. AGG_NR_SIZES - 1), its bounds in *min and *max */
+__u64 agg__size_bucket(const struct agg *a, int i, __u64 *min, __u64 *max);
+size_t agg__nr_caches(const struct agg *a);
+const struct agg_cache *agg__cache(const struct agg *a, size_t i);
+size_t agg__nr_procs(const struct agg *a);
+const struct agg_proc *agg__proc(const struct agg *a, size_t i);
+/* highest node id counted + 1 */
+int agg__nr_nodes(const struct agg *a);
+const struct agg_node *agg__node(const struct agg *a, int node);
+/* names from META records, NULL when none was seen */
+const char *agg__cache_name(const struct agg *a, __u64 cache);
+const char *agg__device_name(const struct agg *a, __u64 dev);
+/* calls fn for every live object until it returns non-zero, which is returned */
+int agg__live_foreach(const struct agg *a, int (*fn)(const struct agg_live *l, void *ctx),
+		      void *ctx);
+
 #endif

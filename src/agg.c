@@ -1,0 +1,1045 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The aggregation core. One pass over records in time order; everything is
+ * counted in open-addressing tables (one implementation, below) that map a
+ * key to a dense array index, except the live-object tables, which hold their
+ * entries inline and delete with backward shift. No allocation per event
+ * once the tables are warm, no string work per event.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agg.h"
+
+#define PAGE_SHIFT_BPF	12	/* the BPF side sizes pages as 4096 << order */
+#define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
+
+/* ---- generic open-addressing hash table ----
+ * A slot is { __u64 hash; key; value } laid out by the caller's slot struct.
+ * hash 0 marks an empty slot, so stored hashes have their top bit set.
+ * Functions are always inlined so the key compare has a constant size.
+ */
+struct htab {
+	char *slots;
+	__u32 slot_size;
+	__u32 mask;		/* capacity - 1, capacity a power of two */
+	__u32 count;
+	__u32 grow_at;
+};
+
+#define HASH_USED (1ULL << 63)
+
+static inline __u64 mix64(__u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x | HASH_USED;
+}
+
+static int htab__init(struct htab *h, __u32 slot_size, __u32 cap)
+{
+	h->slots = calloc(cap, slot_size);
+	if (!h->slots)
+		return -ENOMEM;
+	h->slot_size = slot_size;
+	h->mask = cap - 1;
+	h->count = 0;
+	h->grow_at = cap / 10 * 7;	/* 70 % load */
+	return 0;
+}
+
+static void htab__fini(struct htab *h)
+{
+	free(h->slots);
+	h->slots = NULL;
+}
+
+static inline __u64 *htab__at(const struct htab *h, __u32 i)
+{
+	return (__u64 *)(h->slots + (size_t)i * h->slot_size);
+}
+
+static __attribute__((always_inline)) inline void *
+htab__lookup(const struct htab *h, __u64 hash, const void *key, size_t ksz)
+{
+	__u32 i = hash & h->mask;
+
+	for (;;) {
+		__u64 *s = htab__at(h, i);
+
+		if (!*s)
+			return NULL;
+		if (*s == hash && !memcmp(s + 1, key, ksz))
+			return s;
+		i = (i + 1) & h->mask;
+	}
+}
+
+static int htab__grow(struct htab *h)
+{
+	struct htab n;
+	__u32 i, j;
+
+	if (htab__init(&n, h->slot_size, (h->mask + 1) * 2))
+		return -ENOMEM;
+	for (i = 0; i <= h->mask; i++) {
+		__u64 *s = htab__at(h, i);
+
+		if (!*s)
+			continue;
+		/* the stored hash places the slot: no key rehash */
+		for (j = *s & n.mask; *htab__at(&n, j); j = (j + 1) & n.mask)
+			;
+		memcpy(htab__at(&n, j), s, h->slot_size);
+	}
+	n.count = h->count;
+	free(h->slots);
+	*h = n;
+	return 0;
+}
+
+/* the slot of key, created zeroed (hash and key set) if missing; NULL: no memory */
+static __attribute__((always_inline)) inline void *
+htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, bool *created)
+{
+	__u32 i = hash & h->mask;
+	__u64 *s;
+
+	for (;;) {
+		s = htab__at(h, i);
+		if (!*s)
+			break;
+		if (*s == hash && !memcmp(s + 1, key, ksz)) {
+			*created = false;
+			return s;
+		}
+		i = (i + 1) & h->mask;
+	}
+	if (h->count >= h->grow_at) {
+		if (htab__grow(h))
+			return NULL;
+		/* one more probe run in the bigger table: the key is not there */
+		for (i = hash & h->mask; *htab__at(h, i); i = (i + 1) & h->mask)
+			;
+		s = htab__at(h, i);
+	}
+	memset(s, 0, h->slot_size);
+	*s = hash;
+	memcpy(s + 1, key, ksz);
+	h->count++;
+	*created = true;
+	return s;
+}
+
+/* backward-shift deletion: no tombstones, probe runs stay short */
+static void htab__delete(struct htab *h, void *slot)
+{
+	__u32 i = ((char *)slot - h->slots) / h->slot_size;
+	__u32 j = i;
+
+	for (;;) {
+		__u64 *s;
+		__u32 home;
+
+		j = (j + 1) & h->mask;
+		s = htab__at(h, j);
+		if (!*s)
+			break;
+		home = *s & h->mask;
+		/* move s back to the hole unless its home lies cyclically in (i, j] */
+		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+			memcpy(htab__at(h, i), s, h->slot_size);
+			i = j;
+		}
+	}
+	memset(htab__at(h, i), 0, h->slot_size);
+	h->count--;
+}
+
+/* ---- growable dense arrays ---- */
+
+static int vec__reserve(void **arr, size_t *cap, size_t nr, size_t elem)
+{
+	size_t ncap;
+	void *p;
+
+	if (nr < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	p = realloc(*arr, ncap * elem);
+	if (!p)
+		return -ENOMEM;
+	memset((char *)p + *cap * elem, 0, (ncap - *cap) * elem);
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+/* ---- tables of the aggregation ---- */
+
+enum live_class {
+	LC_SLAB = 0,	/* kmalloc and kmem_cache: kfree may free a cache object */
+	LC_PAGE,
+	LC_VMALLOC,
+	LC_DMA,
+	LC_PERCPU,
+	LC_NR,
+};
+
+struct site_key {
+	__u64 addr;
+	__u64 obj;
+	__u32 family;
+	__u32 pad;
+};
+
+struct site_slot {
+	__u64 hash;
+	struct site_key key;
+	__u32 idx;
+};
+
+struct u64_slot {		/* caches, devices, processes, gfp values */
+	__u64 hash;
+	__u64 key;
+	__u32 idx;
+};
+
+struct live_val {
+	__u32 site;
+	__u32 pid : 24;		/* pid_max is at most 2^22 */
+	__u32 order : 8;	/* page class: order of the allocation */
+	__u32 bytes_req;
+	__u32 bytes_alloc;	/* page class: bytes still allocated */
+	__u64 ts;
+};
+
+struct live_slot {
+	__u64 hash;
+	__u64 ptr;
+	struct live_val v;
+};
+
+struct site {
+	struct agg_site pub;
+	int cache;		/* index into caches, -1 when none */
+	__u32 obj_req;		/* kmem_cache sites: object_size once known */
+	__u32 obj_alloc;	/* ... and size */
+};
+
+struct proc {
+	struct agg_proc pub;
+};
+
+struct agg {
+	char *comm;
+	unsigned int families;
+
+	struct agg_stats stats;
+	struct agg_counts fam[KMS_FAM_MAX];
+
+	struct htab site_tab;
+	struct site *sites;
+	size_t nr_sites, cap_sites;
+
+	struct htab live[LC_NR];
+	__u64 live_pages_by_order[AGG_NR_ORDERS];
+
+	struct htab cache_tab;
+	struct agg_cache *caches;
+	size_t nr_caches, cap_caches;
+
+	struct htab dev_tab;
+	struct dev { __u64 ptr; char name[KMS_NAME_LEN]; } *devs;
+	size_t nr_devs, cap_devs;
+
+	struct htab proc_tab;
+	struct agg_proc *procs;
+	size_t nr_procs, cap_procs;
+	__u32 last_pid;
+	__s64 last_proc;	/* index of last_pid's entry, -1 none */
+
+	struct htab gfp_tab;
+	struct agg_gfp *gfps;
+	size_t nr_gfps, cap_gfps;
+	__u32 last_gfp;
+	__s64 last_gfp_idx;
+
+	struct agg_order orders[AGG_NR_ORDERS];
+	__u64 sizes[AGG_NR_SIZES];
+
+	int *cpu_node;
+	int nr_cpus;
+	struct agg_node nodes[AGG_MAX_NODES];
+	int nr_nodes;
+};
+
+/* ---- event type table ---- */
+
+struct ev_info {
+	const char *name;
+	signed char family;
+	signed char cls;
+	bool alloc;
+	bool free;
+};
+
+static const struct ev_info ev_info[KMS_EV_NR_EVENTS] = {
+	[KMS_EV_NONE]		   = { NULL, -1, -1, false, false },
+	[KMS_EV_KMALLOC]	   = { "kmalloc", KMS_FAM_KMALLOC, LC_SLAB, true, false },
+	[KMS_EV_KFREE]		   = { "kfree", KMS_FAM_KMALLOC, LC_SLAB, false, true },
+	[KMS_EV_CACHE_ALLOC]	   = { "kmem_cache_alloc", KMS_FAM_CACHE, LC_SLAB, true, false },
+	[KMS_EV_CACHE_FREE]	   = { "kmem_cache_free", KMS_FAM_CACHE, LC_SLAB, false, true },
+	[KMS_EV_PAGE_ALLOC]	   = { "mm_page_alloc", KMS_FAM_PAGE, LC_PAGE, true, false },
+	[KMS_EV_PAGE_FREE]	   = { "mm_page_free", KMS_FAM_PAGE, LC_PAGE, false, true },
+	[KMS_EV_PAGE_FREE_BATCHED] = { "mm_page_free_batched", KMS_FAM_PAGE, LC_PAGE, false, true },
+	[KMS_EV_VMALLOC]	   = { "vmalloc", KMS_FAM_VMALLOC, LC_VMALLOC, true, false },
+	[KMS_EV_VFREE]		   = { "vfree", KMS_FAM_VMALLOC, LC_VMALLOC, false, true },
+	[KMS_EV_DMA_ALLOC]	   = { "dma_alloc", KMS_FAM_DMA, LC_DMA, true, false },
+	[KMS_EV_DMA_FREE]	   = { "dma_free", KMS_FAM_DMA, LC_DMA, false, true },
+	[KMS_EV_PERCPU_ALLOC]	   = { "percpu_alloc", KMS_FAM_PERCPU, LC_PERCPU, true, false },
+	[KMS_EV_PERCPU_FREE]	   = { "percpu_free", KMS_FAM_PERCPU, LC_PERCPU, false, true },
+	[KMS_EV_ALLOC_FAIL]	   = { "alloc_fail", -1, -1, false, false },
+};
+
+static const char *const fam_names[KMS_FAM_MAX] = {
+	[KMS_FAM_KMALLOC] = "kmalloc",
+	[KMS_FAM_CACHE] = "kmem_cache",
+	[KMS_FAM_PAGE] = "page",
+	[KMS_FAM_VMALLOC] = "vmalloc",
+	[KMS_FAM_DMA] = "dma",
+	[KMS_FAM_PERCPU] = "percpu",
+};
+
+static const signed char fam_class[KMS_FAM_MAX] = {
+	[KMS_FAM_KMALLOC] = LC_SLAB,
+	[KMS_FAM_CACHE] = LC_SLAB,
+	[KMS_FAM_PAGE] = LC_PAGE,
+	[KMS_FAM_VMALLOC] = LC_VMALLOC,
+	[KMS_FAM_DMA] = LC_DMA,
+	[KMS_FAM_PERCPU] = LC_PERCPU,
+};
+
+int kms_ev_family(int type)
+{
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return -1;
+	return ev_info[type].family;
+}
+
+const char *kms_ev_name(int type)
+{
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return NULL;
+	return ev_info[type].name;
+}
+
+const char *kms_family_name(int fam)
+{
+	if (fam < 0 || fam >= KMS_FAM_MAX)
+		return NULL;
+	return fam_names[fam];
+}
+
+bool kms_ev_is_alloc(int type)
+{
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return false;
+	return ev_info[type].alloc;
+}
+
+/* ---- lifetime ---- */
+
+struct agg *agg__new(const struct agg_opts *opts)
+{
+	struct agg *a = calloc(1, sizeof(*a));
+	int i, err = 0;
+
+	if (!a)
+		return NULL;
+	if (opts && opts->comm) {
+		a->comm = strdup(opts->comm);
+		if (!a->comm)
+			goto fail;
+	}
+	a->families = opts ? opts->families : 0;
+	a->last_proc = -1;
+	a->last_gfp_idx = -1;
+	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024);
+	for (i = 0; i < LC_NR; i++)
+		err |= htab__init(&a->live[i], sizeof(struct live_slot), i == LC_SLAB ? 1 << 16 : 1024);
+	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256);
+	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64);
+	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256);
+	err |= htab__init(&a->gfp_tab, sizeof(struct u64_slot), 64);
+	if (err)
+		goto fail;
+	return a;
+fail:
+	agg__free(a);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void agg__free(struct agg *a)
+{
+	int i;
+
+	if (!a)
+		return;
+	htab__fini(&a->site_tab);
+	for (i = 0; i < LC_NR; i++)
+		htab__fini(&a->live[i]);
+	htab__fini(&a->cache_tab);
+	htab__fini(&a->dev_tab);
+	htab__fini(&a->proc_tab);
+	htab__fini(&a->gfp_tab);
+	free(a->sites);
+	free(a->caches);
+	free(a->devs);
+	free(a->procs);
+	free(a->gfps);
+	free(a->cpu_node);
+	free(a->comm);
+	free(a);
+}
+
+int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus)
+{
+	int *copy = NULL;
+
+	if (nr_cpus < 0)
+		return -EINVAL;
+	if (nr_cpus) {
+		copy = malloc(nr_cpus * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, node_of_cpu, nr_cpus * sizeof(*copy));
+	}
+	free(a->cpu_node);
+	a->cpu_node = copy;
+	a->nr_cpus = nr_cpus;
+	return 0;
+}
+
+/* ---- lookups that create ---- */
+
+static bool comm_matches(const struct agg *a, const char *comm)
+{
+	return !a->comm || !strncmp(comm, a->comm, KMS_COMM_LEN - 1);
+}
+
+static struct agg_proc *proc_get(struct agg *a, __u32 pid)
+{
+	struct u64_slot *s;
+	__u64 key = pid;
+	bool created;
+
+	if (a->last_proc >= 0 && a->last_pid == pid)
+		return &a->procs[a->last_proc];
+	s = htab__get(&a->proc_tab, mix64(key), &key, sizeof(key), &created);
+	if (!s)
+		return NULL;
+	if (created) {
+		if (vec__reserve((void **)&a->procs, &a->cap_procs, a->nr_procs,
+				 sizeof(*a->procs))) {
+			htab__delete(&a->proc_tab, s);
+			return NULL;
+		}
+		s->idx = a->nr_procs++;
+		a->procs[s->idx].pid = pid;
+		/* no TASK meta yet: the comm is unknown, so a comm filter excludes it */
+		a->procs[s->idx].excluded = a->comm != NULL;
+	}
+	a->last_pid = pid;
+	a->last_proc = s->idx;
+	return &a->procs[s->idx];
+}
+
+static int cache_get(struct agg *a, __u64 ptr)
+{
+	struct u64_slot *s;
+	bool created;
+
+	s = htab__get(&a->cache_tab, mix64(ptr), &ptr, sizeof(ptr), &created);
+	if (!s)
+		return -1;
+	if (created) {
+		if (vec__reserve((void **)&a->caches, &a->cap_caches, a->nr_caches,
+				 sizeof(*a->caches))) {
+			htab__delete(&a->cache_tab, s);
+			return -1;
+		}
+		s->idx = a->nr_caches++;
+		a->caches[s->idx].ptr = ptr;
+	}
+	return s->idx;
+}
+
+static __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
+{
+	struct site_key key = { .addr = addr, .obj = obj, .family = fam };
+	struct site_slot *s;
+	struct site *st;
+	bool created;
+	__u64 h;
+
+	h = mix64(addr ^ (obj * 0x9e3779b97f4a7c15ULL) ^ ((__u64)fam << 56));
+	s = htab__get(&a->site_tab, h, &key, sizeof(key), &created);
+	if (!s)
+		return -1;
+	if (!created)
+		return s->idx;
+	if (vec__reserve((void **)&a->sites, &a->cap_sites, a->nr_sites, sizeof(*a->sites))) {
+		htab__delete(&a->site_tab, s);
+		return -1;
+	}
+	s->idx = a->nr_sites++;
+	st = &a->sites[s->idx];
+	st->pub.family = fam;
+	st->pub.addr = addr;
+	st->pub.obj = obj;
+	st->cache = fam == KMS_FAM_CACHE && obj ? cache_get(a, obj) : -1;
+	return s->idx;
+}
+
+static void gfp_count(struct agg *a, __u32 gfp, __u32 bytes)
+{
+	struct u64_slot *s;
+	__u64 key = gfp;
+	bool created;
+
+	if (a->last_gfp_idx < 0 || a->last_gfp != gfp) {
+		s = htab__get(&a->gfp_tab, mix64(key), &key, sizeof(key), &created);
+		if (!s) {
+			a->stats.nomem++;
+			return;
+		}
+		if (created) {
+			if (vec__reserve((void **)&a->gfps, &a->cap_gfps, a->nr_gfps,
+					 sizeof(*a->gfps))) {
+				htab__delete(&a->gfp_tab, s);
+				a->stats.nomem++;
+				return;
+			}
+			s->idx = a->nr_gfps++;
+			a->gfps[s->idx].value = gfp;
+		}
+		a->last_gfp = gfp;
+		a->last_gfp_idx = s->idx;
+	}
+	a->gfps[a->last_gfp_idx].allocs++;
+	a->gfps[a->last_gfp_idx].bytes_alloc += bytes;
+}
+
+static inline void site_gfp(struct agg_site *s, __u32 gfp)
+{
+	unsigned int i;
+
+	for (i = 0; i < s->nr_gfp; i++) {
+		if (s->gfp[i].value == gfp) {
+			s->gfp[i].allocs++;
+			return;
+		}
+	}
+	if (s->nr_gfp < AGG_SITE_GFP) {
+		s->gfp[s->nr_gfp].value = gfp;
+		s->gfp[s->nr_gfp++].allocs = 1;
+		return;
+	}
+	s->gfp_other++;
+}
+
+static inline int size_bucket(__u32 bytes)
+{
+	return bytes ? 32 - __builtin_clz(bytes) : 0;
+}
+
+static inline int event_node(struct agg *a, const struct kms_event *e)
+{
+	if (e->node >= 0)
+		return e->node;
+	if (e->cpu < a->nr_cpus)
+		return a->cpu_node[e->cpu];
+	return 0;
+}
+
+static inline unsigned int clamp_order(unsigned int o)
+{
+	return o < AGG_NR_ORDERS ? o : AGG_NR_ORDERS - 1;
+}
+
+/* ---- accounting ---- */
+
+/* bytes of one object leave the live set; whole: the object is gone */
+static void account_release(struct agg *a, __u32 site, __u32 bytes, bool whole)
+{
+	struct site *s = &a->sites[site];
+	struct agg_counts *f = &a->fam[s->pub.family];
+
+	s->pub.outstanding_bytes -= bytes;
+	f->outstanding_bytes -= bytes;
+	if (s->cache >= 0)
+		a->caches[s->cache].outstanding_bytes -= bytes;
+	if (!whole)
+		return;
+	s->pub.outstanding--;
+	f->outstanding--;
+	if (s->cache >= 0)
+		a->caches[s->cache].outstanding--;
+}
+
+static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
+{
+	struct site *s = &a->sites[site];
+
+	account_release(a, site, bytes, whole);
+	if (!whole)
+		return;
+	s->pub.frees++;
+	a->fam[s->pub.family].frees++;
+	if (s->cache >= 0)
+		a->caches[s->cache].frees++;
+}
+
+static void on_alloc(struct agg *a, const struct kms_event *e, int fam, struct agg_proc *p)
+{
+	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
+	__u32 req = e->bytes_req, alloc = e->bytes_alloc;
+	unsigned int order = 0;
+	struct live_slot *ls;
+	struct agg_counts *f;
+	struct site *s;
+	__s64 idx;
+	bool created;
+	int node;
+
+	idx = site_get(a, fam, e->site, obj);
+	if (idx < 0) {
+		a->stats.nomem++;
+		return;
+	}
+	s = &a->sites[idx];
+
+	/* kmem_cache events carry no sizes: the cache's, once its meta is seen */
+	if (fam == KMS_FAM_CACHE && !alloc) {
+		if (!s->obj_alloc && s->cache >= 0 && a->caches[s->cache].known) {
+			s->obj_req = a->caches[s->cache].object_size;
+			s->obj_alloc = a->caches[s->cache].size;
+		}
+		req = s->obj_req;
+		alloc = s->obj_alloc;
+	}
+	if (fam == KMS_FAM_PAGE) {
+		order = clamp_order(e->order);
+		s->pub.orders[order]++;
+		a->orders[order].allocs++;
+	}
+
+	s->pub.allocs++;
+	s->pub.bytes_req += req;
+	s->pub.bytes_alloc += alloc;
+	s->pub.outstanding++;
+	s->pub.outstanding_bytes += alloc;
+	site_gfp(&s->pub, e->gfp);
+
+	f = &a->fam[fam];
+	f->allocs++;
+	f->bytes_req += req;
+	f->bytes_alloc += alloc;
+	f->outstanding++;
+	f->outstanding_bytes += alloc;
+
+	if (s->cache >= 0) {
+		struct agg_cache *c = &a->caches[s->cache];
+
+		c->allocs++;
+		c->outstanding++;
+		c->outstanding_bytes += alloc;
+	}
+
+	gfp_count(a, e->gfp, alloc);
+	a->sizes[size_bucket(alloc)]++;
+	node = event_node(a, e);
+	if (node >= 0 && node < AGG_MAX_NODES) {
+		a->nodes[node].allocs++;
+		a->nodes[node].bytes_alloc += alloc;
+		if (node >= a->nr_nodes)
+			a->nr_nodes = node + 1;
+	}
+	p->allocs++;
+	p->bytes_alloc += alloc;
+
+	ls = htab__get(&a->live[fam_class[fam]], mix64(e->ptr), &e->ptr, sizeof(e->ptr), &created);
+	if (!ls) {
+		/* not tracked: undo the outstanding part so totals stay consistent */
+		account_release(a, idx, alloc, true);
+		a->stats.nomem++;
+		return;
+	}
+	if (!created) {
+		/* the object's free was lost: drop the old allocation from the live set */
+		account_release(a, ls->v.site, ls->v.bytes_alloc, true);
+		a->fam[a->sites[ls->v.site].pub.family].realloc_without_free++;
+		a->stats.realloc_without_free++;
+		if (fam_class[fam] == LC_PAGE)
+			a->live_pages_by_order[ls->v.order]--;
+	}
+	ls->v.site = idx;
+	ls->v.pid = e->pid;
+	ls->v.order = order;
+	ls->v.bytes_req = req;
+	ls->v.bytes_alloc = alloc;
+	ls->v.ts = e->ts;
+	if (fam == KMS_FAM_PAGE)
+		a->live_pages_by_order[order]++;
+}
+
+static void unmatched_free(struct agg *a, const struct kms_event *e, int fam)
+{
+	a->fam[fam].unmatched_frees++;
+	a->stats.unmatched_frees++;
+	if (e->type == KMS_EV_CACHE_FREE && e->obj) {
+		int c = cache_get(a, e->obj);
+
+		if (c >= 0)
+			a->caches[c].unmatched_frees++;
+	}
+}
+
+/*
+ * Page frees: the exact frame first. split_page() turns an order-N block
+ * into order-0 pages freed one by one, so a miss also tries the aligned
+ * heads of live higher-order blocks that could contain the frame.
+ */
+static bool page_free(struct agg *a, const struct kms_event *e)
+{
+	struct htab *h = &a->live[LC_PAGE];
+	unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
+	struct live_slot *ls;
+	__u64 key = e->ptr, bytes;
+	unsigned int o, max_live = 0;
+
+	ls = htab__lookup(h, mix64(key), &key, sizeof(key));
+	if (!ls) {
+		for (o = AGG_NR_ORDERS - 1; o > 0; o--) {
+			if (a->live_pages_by_order[o]) {
+				max_live = o;
+				break;
+			}
+		}
+		if (max_live > SPLIT_MAX_ORDER)
+			max_live = SPLIT_MAX_ORDER;
+		for (o = 1; o <= max_live && !ls; o++) {
+			/* the head only changes when bit o-1 of the frame is set */
+			if (!(e->ptr & (1ULL << (o - 1))))
+				continue;
+			key = e->ptr & ~((1ULL << o) - 1);
+			ls = htab__lookup(h, mix64(key), &key, sizeof(key));
+			if (ls && e->ptr - key >= (1ULL << ls->v.order))
+				ls = NULL;
+		}
+		if (!ls)
+			return false;
+	}
+	if (m >= ls->v.order) {
+		account_free(a, ls->v.site, ls->v.bytes_alloc, true);
+		a->live_pages_by_order[ls->v.order]--;
+		htab__delete(h, ls);
+		return true;
+	}
+	/* part of a bigger block: one page (or 2^m) at a time */
+	a->stats.page_split_frees++;
+	bytes = ((__u64)(ls->v.bytes_req >> ls->v.order)) << m;
+	if (bytes >= ls->v.bytes_alloc) {
+		account_free(a, ls->v.site, ls->v.bytes_alloc, true);
+		a->live_pages_by_order[ls->v.order]--;
+		htab__delete(h, ls);
+		return true;
+	}
+	ls->v.bytes_alloc -= bytes;
+	account_release(a, ls->v.site, bytes, false);
+	return true;
+}
+
+static bool on_free(struct agg *a, const struct kms_event *e, int cls)
+{
+	struct htab *h = &a->live[cls];
+	struct live_slot *ls;
+
+	if (cls == LC_PAGE)
+		return page_free(a, e);
+	ls = htab__lookup(h, mix64(e->ptr), &e->ptr, sizeof(e->ptr));
+	if (!ls)
+		return false;
+	account_free(a, ls->v.site, ls->v.bytes_alloc, true);
+	htab__delete(h, ls);
+	return true;
+}
+
+static inline bool family_wanted(const struct agg *a, int fam)
+{
+	return !a->families || (a->families & (1U << fam));
+}
+
+void agg__event(struct agg *a, const struct kms_event *e)
+{
+	unsigned int type = e->type;
+	const struct ev_info *ei;
+	struct agg_proc *p;
+	int fam;
+
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS) {
+		a->stats.invalid++;
+		return;
+	}
+	ei = &ev_info[type];
+	fam = type == KMS_EV_ALLOC_FAIL ? e->order : ei->family;
+	if (fam >= KMS_FAM_MAX) {
+		a->stats.invalid++;
+		return;
+	}
+	a->stats.events++;
+	if (!a->stats.first_ts)
+		a->stats.first_ts = e->ts;
+	if (e->ts < a->stats.last_ts)
+		a->stats.ts_backwards++;
+	else
+		a->stats.last_ts = e->ts;
+
+	/* a slab free may free a kmem_cache object through kfree */
+	if (a->families && !family_wanted(a, fam) &&
+	    !(ei->free && fam_class[fam] == LC_SLAB &&
+	      family_wanted(a, fam == KMS_FAM_KMALLOC ? KMS_FAM_CACHE : KMS_FAM_KMALLOC))) {
+		a->stats.skipped++;
+		return;
+	}
+
+	p = proc_get(a, e->pid);
+	if (!p) {
+		a->stats.nomem++;
+		return;
+	}
+	if (p->excluded) {
+		/*
+		 * outside the comm filter. A free that matches a live object is
+		 * still counted: that object was allocated inside the filter
+		 * (an RCU callback or a worker often frees it).
+		 */
+		if (!ei->free || !on_free(a, e, ei->cls))
+			a->stats.filtered++;
+		return;
+	}
+	p->events[type]++;
+	if (ei->cls == LC_PAGE && ei->free)
+		a->orders[type == KMS_EV_PAGE_FREE ? clamp_order(e->order) : 0].frees++;
+
+	if (ei->alloc) {
+		if (family_wanted(a, fam))
+			on_alloc(a, e, fam, p);
+	} else if (ei->free) {
+		if (!on_free(a, e, ei->cls) && family_wanted(a, fam))
+			unmatched_free(a, e, fam);
+	} else {
+		/* allocation failure */
+		__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
+		__s64 idx = site_get(a, fam, e->site, obj);
+
+		a->fam[fam].fails++;
+		if (idx >= 0)
+			a->sites[idx].pub.fails++;
+		else
+			a->stats.nomem++;
+	}
+}
+
+void agg__meta(struct agg *a, const struct kms_meta *m)
+{
+	struct agg_proc *p;
+	struct u64_slot *s;
+	bool created;
+	int c;
+
+	a->stats.metas++;
+	switch (m->type) {
+	case KMS_EV_META_TASK:
+		p = proc_get(a, (__u32)m->key);
+		if (!p) {
+			a->stats.nomem++;
+			return;
+		}
+		memcpy(p->comm, m->name, KMS_COMM_LEN - 1);
+		p->comm[KMS_COMM_LEN - 1] = '\0';
+		p->excluded = !comm_matches(a, p->comm);
+		break;
+	case KMS_EV_META_CACHE:
+		c = cache_get(a, m->key);
+		if (c < 0) {
+			a->stats.nomem++;
+			return;
+		}
+		memcpy(a->caches[c].name, m->name, KMS_NAME_LEN - 1);
+		a->caches[c].name[KMS_NAME_LEN - 1] = '\0';
+		a->caches[c].object_size = m->a;
+		a->caches[c].size = m->b;
+		a->caches[c].known = true;
+		break;
+	case KMS_EV_META_DEVICE:
+		s = htab__get(&a->dev_tab, mix64(m->key), &m->key, sizeof(m->key), &created);
+		if (!s) {
+			a->stats.nomem++;
+			return;
+		}
+		if (created) {
+			if (vec__reserve((void **)&a->devs, &a->cap_devs, a->nr_devs,
+					 sizeof(*a->devs))) {
+				htab__delete(&a->dev_tab, s);
+				a->stats.nomem++;
+				return;
+			}
+			s->idx = a->nr_devs++;
+			a->devs[s->idx].ptr = m->key;
+		}
+		memcpy(a->devs[s->idx].name, m->name, KMS_NAME_LEN - 1);
+		a->devs[s->idx].name[KMS_NAME_LEN - 1] = '\0';
+		break;
+	default:
+		a->stats.invalid++;
+		break;
+	}
+}
+
+/* ---- read side ---- */
+
+const struct agg_stats *agg__stats(const struct agg *a)
+{
+	return &a->stats;
+}
+
+const struct agg_counts *agg__family(const struct agg *a, int fam)
+{
+	if (fam < 0 || fam >= KMS_FAM_MAX)
+		return NULL;
+	return &a->fam[fam];
+}
+
+size_t agg__nr_sites(const struct agg *a)
+{
+	return a->nr_sites;
+}
+
+const struct agg_site *agg__site(const struct agg *a, size_t i)
+{
+	return i < a->nr_sites ? &a->sites[i].pub : NULL;
+}
+
+size_t agg__nr_gfp(const struct agg *a)
+{
+	return a->nr_gfps;
+}
+
+const struct agg_gfp *agg__gfp(const struct agg *a, size_t i)
+{
+	return i < a->nr_gfps ? &a->gfps[i] : NULL;
+}
+
+const struct agg_order *agg__order(const struct agg *a, int order)
+{
+	if (order < 0 || order >= AGG_NR_ORDERS)
+		return NULL;
+	return &a->orders[order];
+}
+
+__u64 agg__size_bucket(const struct agg *a, int i, __u64 *min, __u64 *max)
+{
+	if (i < 0 || i >= AGG_NR_SIZES)
+		return 0;
+	if (min)
+		*min = i ? 1ULL << (i - 1) : 0;
+	if (max)
+		*max = i ? (1ULL << i) - 1 : 0;
+	return a->sizes[i];
+}
+
+size_t agg__nr_caches(const struct agg *a)
+{
+	return a->nr_caches;
+}
+
+const struct agg_cache *agg__cache(const struct agg *a, size_t i)
+{
+	return i < a->nr_caches ? &a->caches[i] : NULL;
+}
+
+size_t agg__nr_procs(const struct agg *a)
+{
+	return a->nr_procs;
+}
+
+const struct agg_proc *agg__proc(const struct agg *a, size_t i)
+{
+	return i < a->nr_procs ? &a->procs[i] : NULL;
+}
+
+int agg__nr_nodes(const struct agg *a)
+{
+	return a->nr_nodes;
+}
+
+const struct agg_node *agg__node(const struct agg *a, int node)
+{
+	if (node < 0 || node >= AGG_MAX_NODES)
+		return NULL;
+	return &a->nodes[node];
+}
+
+const char *agg__cache_name(const struct agg *a, __u64 cache)
+{
+	const struct u64_slot *s;
+
+	s = htab__lookup(&a->cache_tab, mix64(cache), &cache, sizeof(cache));
+	if (!s || !a->caches[s->idx].known)
+		return NULL;
+	return a->caches[s->idx].name;
+}
+
+const char *agg__device_name(const struct agg *a, __u64 dev)
+{
+	const struct u64_slot *s;
+
+	s = htab__lookup(&a->dev_tab, mix64(dev), &dev, sizeof(dev));
+	return s ? a->devs[s->idx].name : NULL;
+}
+
+int agg__live_foreach(const struct agg *a, int (*fn)(const struct agg_live *l, void *ctx),
+		      void *ctx)
+{
+	struct agg_live l;
+	__u32 i;
+	int c, err;
+
+	for (c = 0; c < LC_NR; c++) {
+		const struct htab *h = &a->live[c];
+
+		for (i = 0; i <= h->mask; i++) {
+			const struct live_slot *s = (const void *)htab__at(h, i);
+
+			if (!s->hash)
+				continue;
+			l.family = a->sites[s->v.site].pub.family;
+			l.ptr = s->ptr;
+			l.site = s->v.site;
+			l.pid = s->v.pid;
+			l.bytes_req = s->v.bytes_req;
+			l.bytes_alloc = s->v.bytes_alloc;
+			l.ts = s->v.ts;
+			err = fn(&l, ctx);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
