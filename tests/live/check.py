@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Compare one kmemscope stat JSON with perf's record of the same run (stdlib only).
+
+  check.py MODE N WORKER KMS_JSON PERF_DATA
+
+WORKER is the pid of trigger's worker process, the one whose whole life both
+tools saw. Prints one "PASS name" or "FAIL name: why" line per check; the
+caller counts them. Exits 0 even when checks fail (the lines say so) and 1
+only when it could not check at all.
+"""
+import json
+import subprocess
+import sys
+
+# perf tracepoint -> kmemscope JSON events key
+EVENTS = {
+    "kmem:kmalloc": "kmalloc",
+    "kmem:kfree": "kfree",
+    "kmem:kmem_cache_alloc": "kmem_cache_alloc",
+    "kmem:kmem_cache_free": "kmem_cache_free",
+    "kmem:mm_page_alloc": "mm_page_alloc",
+    "kmem:mm_page_free": "mm_page_free",
+    "kmem:mm_page_free_batched": "mm_page_free_batched",
+    "percpu:percpu_alloc_percpu": "percpu_alloc",
+    "percpu:percpu_free_percpu": "percpu_free",
+    "vmalloc:alloc_vmap_area": "vmalloc",
+    "vmalloc:free_vmap_area_noflush": "vfree",
+}
+
+# What each trigger mode must make at least N of, per operation, in the worker
+# (one pipe_inode_info kmalloc per pipe, one mm percpu counter set per fork, one
+# vmap area per 64 KiB map, one page per touched page, one eventfd_ctx per eventfd).
+# Checked in kmemscope's counts, which must equal perf's anyway.
+AT_LEAST_N = {
+    "pipes": [("kmalloc",), ("kmem_cache_alloc",), ("kfree",), ("kmem_cache_free",)],
+    "fork": [("percpu_alloc",), ("kmem_cache_alloc",), ("mm_page_alloc",)],
+    "bpfmap": [("vmalloc",), ("kmalloc",)],
+    "pages": [("mm_page_alloc",), ("mm_page_free", "mm_page_free_batched")],
+    "eventfd": [("kmalloc",), ("kmem_cache_alloc",), ("kmem_cache_free",)],
+}
+# nonzero, fewer than N (fork: kernel stacks are partly served from a cache)
+NONZERO = {
+    "fork": [("vmalloc",)],
+}
+
+FAMILIES = ("kmalloc", "kmem_cache", "page", "vmalloc", "percpu")
+
+
+def out(ok, name, why=""):
+    if ok:
+        print(f"PASS {name}")
+    else:
+        print(f"FAIL {name}: {why}")
+
+
+def perf_counts(data, worker):
+    """Per-event samples of one pid, and the samples perf itself lost."""
+    r = subprocess.run(["perf", "script", "-i", data, "-F", "pid,event"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"check: perf script failed: {r.stderr.strip().splitlines()[-1:]}")
+    counts = {k: 0 for k in EVENTS.values()}
+    for line in r.stdout.splitlines():
+        w = line.split()
+        if len(w) < 2 or w[0] != str(worker):
+            continue
+        key = EVENTS.get(w[1].rstrip(":"))
+        if key:
+            counts[key] += 1
+    r = subprocess.run(["perf", "report", "-i", data, "--stats"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("check: perf report --stats failed")
+    lost = 0
+    for line in r.stdout.splitlines():
+        w = line.split()
+        # "LOST events: N" and "LOST_SAMPLES events: N" in the aggregated part
+        if len(w) >= 3 and w[0] in ("LOST", "LOST_SAMPLES") and w[1] == "events:":
+            lost += int(w[2])
+    return counts, lost
+
+
+def main():
+    if len(sys.argv) != 6:
+        sys.exit(__doc__)
+    mode, n, worker, kms_json, data = sys.argv[1:]
+    n, worker = int(n), int(worker)
+    t = f"{mode}:"
+    try:
+        with open(kms_json) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        out(False, f"{t} json", f"cannot read {kms_json}: {e}")
+        return
+    out(doc.get("schema") == "kmemscope.stat", f"{t} json schema",
+        f"schema is {doc.get('schema')!r}")
+
+    q = doc.get("quality", {})
+    out(q.get("lost") == 0, f"{t} quality.lost == 0", f"quality.lost = {q.get('lost')}")
+
+    fams = {f.get("family"): f for f in doc.get("families", [])}
+    bad = [fam for fam in FAMILIES if not fams.get(fam, {}).get("traced")]
+    out(not bad, f"{t} families traced",
+        "not traced: " + ",".join(bad) + f" (families: {sorted(fams)})")
+
+    procs = [p for p in doc.get("processes", []) if p.get("pid") == worker]
+    if len(procs) != 1 or procs[0].get("comm") != "trigger":
+        out(False, f"{t} worker in processes[]",
+            f"{len(procs)} entries for pid {worker}"
+            + (f", comm {procs[0].get('comm')!r}" if procs else "")
+            + "; trigger entries: "
+            + str([p.get("pid") for p in doc.get("processes", [])
+                   if p.get("comm") == "trigger"][:10]))
+        return
+    out(True, f"{t} worker in processes[]")
+    kms = procs[0].get("events", {})
+
+    perf, perf_lost = perf_counts(data, worker)
+    out(perf_lost == 0, f"{t} perf lost nothing (reference valid)",
+        f"perf reported {perf_lost} lost records/samples: the reference is incomplete")
+
+    # a key left out counts as 0; a key the schema does not name is an error
+    unknown = [k for k in kms if k not in EVENTS.values() and k not in ("dma_alloc", "dma_free")]
+    diffs = [f"{k} kmemscope={kms.get(k, 0)} perf={perf[k]}"
+             for k in EVENTS.values() if kms.get(k, 0) != perf[k]]
+    out(not unknown and not diffs, f"{t} counts equal perf for worker {worker}",
+        ("unknown keys: " + ",".join(unknown) + "; " if unknown else "")
+        + "; ".join(diffs)
+        + f" (quality.misses={q.get('misses')}, out_of_order={q.get('out_of_order')})")
+
+    for keys in AT_LEAST_N.get(mode, []):
+        v = sum(kms.get(k, 0) for k in keys)
+        name = "+".join(keys)
+        out(v >= n, f"{t} {name} >= {n}", f"{name} = {v}")
+    for keys in NONZERO.get(mode, []):
+        v = sum(kms.get(k, 0) for k in keys)
+        name = "+".join(keys)
+        out(v > 0, f"{t} {name} > 0", f"{name} = {v}")
+
+
+if __name__ == "__main__":
+    main()
