@@ -487,7 +487,7 @@ static int read_file(const char *path, char **out)
 static int load_tracefs(struct gfp_table **out, const char *root)
 {
 	char path[4096];
-	char *text;
+	char *text = NULL;
 	int err;
 
 	if (snprintf(path, sizeof(path), "%s/%s", root, KMALLOC_FORMAT) >= (int)sizeof(path))

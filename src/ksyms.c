@@ -15,7 +15,7 @@
 struct kentry {
 	struct ksym sym;	/* first: a struct ksym * is a struct kentry * */
 	unsigned int seq;	/* line order, keeps the sort stable */
-	unsigned char rank;	/* alias preference: T, W, t, w, then non-text */
+	unsigned char rank;	/* alias preference: T, W, t, w, then non-text (4) */
 	bool text;
 };
 
@@ -35,6 +35,12 @@ static int type_rank(char type)
 	case 'w': return 3;
 	default: return 4;	/* not text: a boundary only */
 	}
+}
+
+/* "T" symbols that mark the end of a text section, not a function */
+static bool is_end_marker(const char *name)
+{
+	return !strcmp(name, "_etext") || !strcmp(name, "_einittext");
 }
 
 static int read_all(const char *path, char **out, size_t *out_len)
@@ -102,8 +108,6 @@ static int cmp_entry(const void *a, const void *b)
 
 	if (x->sym.addr != y->sym.addr)
 		return x->sym.addr < y->sym.addr ? -1 : 1;
-	if (x->rank != y->rank)
-		return x->rank < y->rank ? -1 : 1;
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -175,7 +179,7 @@ static int parse(struct ksyms *k, size_t len)
 		k->ents[k->n].sym.addr = addr;
 		k->ents[k->n].sym.module = mod;
 		k->ents[k->n].seq = k->n;
-		k->ents[k->n].rank = type_rank(type);
+		k->ents[k->n].rank = is_end_marker(name) ? 4 : type_rank(type);
 		k->ents[k->n].text = k->ents[k->n].rank < 4;
 		k->ntext += k->ents[k->n].text;
 		if (addr)
@@ -186,9 +190,9 @@ static int parse(struct ksyms *k, size_t len)
 		return -ENODATA;
 	if (!nonzero)
 		return -EPERM;
-	/* kallsyms is mostly in address order already: sort only when needed */
+	/* /proc/kallsyms comes in address order: sort only when it does not */
 	for (i = 1; i < k->n; i++)
-		if (cmp_entry(&k->ents[i - 1], &k->ents[i]) > 0)
+		if (k->ents[i - 1].sym.addr > k->ents[i].sym.addr)
 			break;
 	if (i < k->n)
 		qsort(k->ents, k->n, sizeof(*k->ents), cmp_entry);
@@ -258,11 +262,11 @@ const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr)
 		else
 			hi = mid;
 	}
-	i = lo;
-	/* aliases: the preferred one sorts first at its address */
-	while (i > 0 && k->ents[i - 1].sym.addr == k->ents[i].sym.addr)
-		i--;
-	e = &k->ents[i];
+	/* aliases: the best rank at this address, the first line on ties */
+	e = &k->ents[lo];
+	for (i = lo; i > 0 && k->ents[i - 1].sym.addr == e->sym.addr; i--)
+		if (k->ents[i - 1].rank <= e->rank)
+			e = &k->ents[i - 1];
 	if (!e->text)
 		return NULL;
 	/* lo is the last entry at or below addr: the one after it is above */
