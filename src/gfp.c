@@ -664,12 +664,13 @@ int gfp_table__load(struct gfp_table **out, const char *tracefs_root)
 	int err;
 
 	*out = NULL;
-	if (tracefs_root)
-		return load_tracefs(out, tracefs_root);
-	for (i = 0; i < sizeof(tracefs_roots) / sizeof(tracefs_roots[0]); i++) {
-		err = load_tracefs(out, tracefs_roots[i]);
-		if (!err)
+	if (tracefs_root) {
+		if (!load_tracefs(out, tracefs_root))
 			return 0;
+	} else {
+		for (i = 0; i < sizeof(tracefs_roots) / sizeof(tracefs_roots[0]); i++)
+			if (!load_tracefs(out, tracefs_roots[i]))
+				return 0;
 	}
 	kms_debug("gfp: no tracefs kmem:kmalloc format, using the kernel BTF\n");
 	err = gfp_table__load_btf(out, NULL);

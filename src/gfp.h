@@ -28,9 +28,10 @@ enum gfp_table_source {
 };
 
 /*
- * tracefs_root NULL: try /sys/kernel/tracing, then /sys/kernel/debug/tracing,
- * then the vmlinux BTF. A non-NULL tracefs_root is used alone (no fallback).
+ * tracefs_root NULL: try /sys/kernel/tracing, then /sys/kernel/debug/tracing;
+ * else only the given tracefs root. Then the vmlinux BTF either way.
  * Returns 0 or a negative errno (-ENOENT: no source had a GFP table).
+ * gfp_table__source() tells which source won.
  */
 int gfp_table__load(struct gfp_table **out, const char *tracefs_root);
 /* the text of an events/.../format file (or just its print fmt line) */
