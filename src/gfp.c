@@ -92,7 +92,9 @@ static int table_add_copy(struct gfp_table *t, const char *name, unsigned long v
  *   unary := ('~' | '!' | '-' | '+') unary | '(' type ')' unary | '(' or ')' | number
  *   number: C integer literal with u/l suffixes
  * Values are computed as unsigned long; a cast to a 32-bit type (gfp_t,
- * int, unsigned) truncates, as C would.
+ * int, unsigned) truncates, as C would. Not modelled: the width of an
+ * uncast result (~(gfp_t)x stays 64 bits wide), which only shows in a
+ * table value that is a bare complement; the kernel's tables only AND them.
  */
 struct expr {
 	const char *p;
