@@ -1,0 +1,1064 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmemscope_test: ground truth for the QEMU tests.
+ *
+ * Writing "SCENARIO key=val ..." to /sys/kernel/debug/kmemscope_test/run runs
+ * one scenario synchronously in the writer's context. Each scenario lives in
+ * its own noinline, noclone function so its call sites are distinct and keep
+ * their symbol (nothing allocates from .init.text). What each run really did
+ * is appended to /sys/kernel/debug/kmemscope_test/ledger, one line per
+ * (family, allocating function); the harness compares kmemscope to that.
+ *
+ * Keys: tag=NAME count=N size=BYTES size2=BYTES order=N min=N
+ *       gfp=kernel|atomic|nowait|zero|dma32
+ */
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/debugfs.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/mm.h>
+#include <linux/gfp.h>
+#include <linux/percpu.h>
+#include <linux/mempool.h>
+#include <linux/platform_device.h>
+#include <linux/dma-mapping.h>
+#include <linux/spinlock.h>
+#include <linux/irqflags.h>
+#include <linux/timer.h>
+#include <linux/completion.h>
+#include <linux/mutex.h>
+#include <linux/list.h>
+#include <linux/uaccess.h>
+#include <linux/string.h>
+#include <linux/kallsyms.h>
+
+/* a clone (.constprop/.isra) would carry another symbol name */
+#define KMS_FN noinline __attribute__((__noclone__))
+
+#define KMS_MAX_LINES	4
+#define KMS_LEDGER_SIZE	(256 * 1024)
+#define KMS_MAX_COUNT	100000
+#define KMS_CACHE_NAME	"kms_test_cache"
+
+static unsigned int cache_size = 200;
+module_param(cache_size, uint, 0444);
+MODULE_PARM_DESC(cache_size, "object size of the module's own kmem_cache");
+
+/* pcpu_obj_full_size() adds a memcg pointer per 4 bytes unless cgroup.memory=nokmem */
+static bool nokmem;
+module_param(nokmem, bool, 0444);
+MODULE_PARM_DESC(nokmem, "set when the guest boots with cgroup.memory=nokmem");
+
+struct kms_args {
+	char tag[48];
+	char scenario[32];
+	unsigned long count;
+	unsigned long size;
+	unsigned long size2;
+	unsigned long order;
+	unsigned long min;
+	gfp_t gfp;
+	const char *gfpname;
+	const char *gfparg;
+};
+
+/* one ledger line: what one function did to one family */
+struct kms_line {
+	const char *family;
+	unsigned long ip;	/* an address inside the allocating function */
+	unsigned long allocs, frees, fails, bytes_req, bytes_alloc, leaked;
+	gfp_t gfp[2];
+	int ngfp;
+	const char *gfpname;
+	int order;
+	const char *cache;
+	const char *device;
+};
+
+struct kms_run {
+	struct kms_args *a;
+	const char *context;
+	int nlines;
+	struct kms_line line[KMS_MAX_LINES];
+};
+
+struct kms_leak {
+	struct list_head node;
+};
+
+static DEFINE_MUTEX(kms_lock);
+static char kms_ledger[KMS_LEDGER_SIZE];
+static size_t kms_ledger_len;
+static unsigned long kms_runs;
+static struct dentry *kms_dir;
+static struct kmem_cache *kms_cache;
+static struct platform_device *kms_pdev;
+static LIST_HEAD(kms_leaks);
+static unsigned long kms_nleaks;
+static DEFINE_SPINLOCK(kms_spin);
+
+/* state shared with the timer callback and the mempool element functions */
+static struct kms_run *kms_cur;
+static struct timer_list kms_timer;
+static unsigned long kms_pool_ip;
+static DECLARE_COMPLETION(kms_timer_done);
+static int kms_timer_ret;
+
+static struct kms_line *kms_line(struct kms_run *r, const char *family, unsigned long ip)
+{
+	struct kms_line *l;
+	int i;
+
+	for (i = 0; i < r->nlines; i++) {
+		l = &r->line[i];
+		if (l->family == family && l->ip == ip)
+			return l;
+	}
+	if (WARN_ON(r->nlines == KMS_MAX_LINES))
+		return &r->line[KMS_MAX_LINES - 1];
+	l = &r->line[r->nlines++];
+	memset(l, 0, sizeof(*l));
+	l->family = family;
+	l->ip = ip;
+	l->order = -1;
+	return l;
+}
+
+static void kms_line_gfp(struct kms_line *l, gfp_t gfp, const char *name)
+{
+	int i;
+
+	for (i = 0; i < l->ngfp; i++)
+		if (l->gfp[i] == gfp)
+			return;
+	if (l->ngfp < (int)ARRAY_SIZE(l->gfp))
+		l->gfp[l->ngfp++] = gfp;
+	if (!l->ngfp || l->ngfp == 1)
+		l->gfpname = name;
+}
+
+/*
+ * One kmalloc-family object allocated at ip. A request above
+ * KMALLOC_MAX_CACHE_SIZE bypasses the slabs: the kernel fires kmem:kmalloc and
+ * also takes a compound page block (mm_page_alloc with __GFP_COMP added), so
+ * look at the memory itself rather than guess from the size.
+ */
+static void kms_note_kmalloc(struct kms_run *r, unsigned long ip, const void *p, size_t req,
+			     gfp_t gfp)
+{
+	struct kms_line *l = kms_line(r, "kmalloc", ip);
+	struct folio *folio = virt_to_folio(p);
+
+	l->allocs++;
+	l->bytes_req += req;
+	l->bytes_alloc += ksize(p);
+	kms_line_gfp(l, gfp, r->a->gfpname);
+	if (!folio_test_slab(folio)) {
+		struct kms_line *pl = kms_line(r, "page", ip);
+
+		pl->allocs++;
+		pl->bytes_req += folio_size(folio);
+		pl->bytes_alloc += folio_size(folio);
+		pl->order = folio_order(folio);
+		kms_line_gfp(pl, gfp | __GFP_COMP, r->a->gfpname);
+	}
+}
+
+/* must run before the free: it looks at the memory */
+static void kms_note_kfree(struct kms_run *r, unsigned long ip, const void *p)
+{
+	struct kms_line *l = kms_line(r, "kmalloc", ip);
+
+	l->frees++;
+	if (!folio_test_slab(virt_to_folio(p)))
+		kms_line(r, "page", ip)->frees++;
+}
+
+static void kms_note_page(struct kms_run *r, unsigned long ip, unsigned int order, gfp_t gfp)
+{
+	struct kms_line *l = kms_line(r, "page", ip);
+
+	l->allocs++;
+	l->bytes_req += PAGE_SIZE << order;
+	l->bytes_alloc += PAGE_SIZE << order;
+	l->order = order;
+	kms_line_gfp(l, gfp, r->a->gfpname);
+}
+
+static void kms_note_vmalloc(struct kms_run *r, unsigned long ip, size_t size, gfp_t gfp)
+{
+	struct kms_line *l = kms_line(r, "vmalloc", ip);
+
+	l->allocs++;
+	l->bytes_req += size;
+	l->bytes_alloc += size;
+	kms_line_gfp(l, gfp, r->a->gfpname);
+}
+
+static void kms_fail(struct kms_run *r, const char *family, unsigned long ip)
+{
+	kms_line(r, family, ip)->fails++;
+}
+
+/* ---- scenarios: every allocation call sits in the function named in the ledger ---- */
+
+static KMS_FN int kms_do_kmalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_kzalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kzalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		/* kzalloc() is kmalloc() with __GFP_ZERO */
+		kms_note_kmalloc(r, ip, p, size, gfp | __GFP_ZERO);
+		kms_line(r, "kmalloc", ip)->gfpname = "__GFP_ZERO";
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_kmalloc_array(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t n = r->a->size2 ? r->a->size2 : 4, size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc_array(n, size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, n * size, gfp);
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	return 0;
+}
+
+/* the objects krealloc() starts from come from here, so their slab refills do too */
+static KMS_FN void *kms_do_krealloc_prep(struct kms_run *r, unsigned long *prep_ip)
+{
+	unsigned long ip = _THIS_IP_;
+	void *p = kmalloc(r->a->size, r->a->gfp);
+
+	*prep_ip = ip;
+	if (p)
+		kms_note_kmalloc(r, ip, p, r->a->size, r->a->gfp);
+	else
+		kms_fail(r, "kmalloc", ip);
+	return p;
+}
+
+static KMS_FN int kms_do_krealloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, prep_ip = 0, i;
+	size_t size2 = r->a->size2 ? r->a->size2 : 3 * PAGE_SIZE;
+	gfp_t gfp = r->a->gfp;
+	void *p, *q;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kms_do_krealloc_prep(r, &prep_ip);
+		if (!p)
+			continue;
+		/* krealloc() keeps the object when it still fits: then nothing is traced */
+		if (ksize(p) >= size2) {
+			q = krealloc(p, size2, gfp);
+		} else {
+			kms_note_kfree(r, prep_ip, p);
+			q = krealloc(p, size2, gfp);
+			if (!q) {
+				/* the old object survives a failed krealloc */
+				kms_line(r, "kmalloc", prep_ip)->frees--;
+				kms_fail(r, "kmalloc", ip);
+				q = p;
+			} else {
+				kms_note_kmalloc(r, ip, q, size2, gfp);
+			}
+		}
+		kms_note_kfree(r, q == p ? prep_ip : ip, q);
+		kfree(q);
+	}
+	return 0;
+}
+
+static void kms_cache_ctor(void *obj)
+{
+	/* a constructor keeps SLUB from merging this cache into another */
+	memset(obj, 0, cache_size);
+}
+
+static KMS_FN int kms_do_kmem_cache(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmem_cache_alloc(kms_cache, gfp);
+		l = kms_line(r, "kmem_cache", ip);
+		if (!p) {
+			l->fails++;
+			continue;
+		}
+		l->allocs++;
+		/* kmem:kmem_cache_alloc reports object_size and the slot size (ksize) */
+		l->bytes_req += kmem_cache_size(kms_cache);
+		l->bytes_alloc += ksize(p);
+		l->cache = KMS_CACHE_NAME;
+		kms_line_gfp(l, gfp, r->a->gfpname);
+		kmem_cache_free(kms_cache, p);
+		l->frees++;
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_vmalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = vmalloc(size);
+		if (!p) {
+			kms_fail(r, "vmalloc", ip);
+			continue;
+		}
+		kms_note_vmalloc(r, ip, size, GFP_KERNEL);
+		kms_line(r, "vmalloc", ip)->gfpname = "GFP_KERNEL";
+		vfree(p);
+		kms_line(r, "vmalloc", ip)->frees++;
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_vzalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = vzalloc(size);
+		if (!p) {
+			kms_fail(r, "vmalloc", ip);
+			continue;
+		}
+		kms_note_vmalloc(r, ip, size, GFP_KERNEL | __GFP_ZERO);
+		kms_line(r, "vmalloc", ip)->gfpname = "__GFP_ZERO";
+		vfree(p);
+		kms_line(r, "vmalloc", ip)->frees++;
+	}
+	return 0;
+}
+
+/*
+ * kvmalloc() tries kmalloc first and falls back to __vmalloc_node_range() with
+ * this function as caller. Which path ran is read off the pointer.
+ */
+static int kms_kvmalloc_common(struct kms_run *r, unsigned long ip, void *p, size_t size,
+			       gfp_t gfp)
+{
+	if (is_vmalloc_addr(p)) {
+		kms_note_vmalloc(r, ip, size, gfp);
+		kms_line(r, "vmalloc", ip)->frees++;
+	} else {
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_kvmalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kvmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_kvmalloc_common(r, ip, p, size, gfp);
+		kvfree(p);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_kvmalloc_large(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kvmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "vmalloc", ip);
+			continue;
+		}
+		kms_kvmalloc_common(r, ip, p, size, gfp);
+		kvfree(p);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_alloc_pages(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	unsigned int order = r->a->order;
+	gfp_t gfp = r->a->gfp;
+	struct page *pg;
+
+	for (i = 0; i < r->a->count; i++) {
+		pg = alloc_pages(gfp, order);
+		if (!pg) {
+			kms_fail(r, "page", ip);
+			continue;
+		}
+		kms_note_page(r, ip, order, gfp);
+		__free_pages(pg, order);
+		kms_line(r, "page", ip)->frees++;
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_get_free_pages(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i, addr;
+	unsigned int order = r->a->order;
+	gfp_t gfp = r->a->gfp;
+
+	for (i = 0; i < r->a->count; i++) {
+		addr = __get_free_pages(gfp, order);
+		if (!addr) {
+			kms_fail(r, "page", ip);
+			continue;
+		}
+		/* __get_free_pages() drops __GFP_HIGHMEM before alloc_pages() */
+		kms_note_page(r, ip, order, gfp & ~__GFP_HIGHMEM);
+		free_pages(addr, order);
+		kms_line(r, "page", ip)->frees++;
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_alloc_pages_node(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	unsigned int order = r->a->order;
+	gfp_t gfp = r->a->gfp;
+	struct page *pg;
+
+	for (i = 0; i < r->a->count; i++) {
+		pg = alloc_pages_node(numa_node_id(), gfp, order);
+		if (!pg) {
+			kms_fail(r, "page", ip);
+			continue;
+		}
+		kms_note_page(r, ip, order, gfp);
+		__free_pages(pg, order);
+		kms_line(r, "page", ip)->frees++;
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_dma(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l, *pl;
+	dma_addr_t handle;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = dma_alloc_coherent(&kms_pdev->dev, size, &handle, gfp);
+		if (!p) {
+			kms_fail(r, "dma", ip);
+			continue;
+		}
+		l = kms_line(r, "dma", ip);
+		l->allocs++;
+		l->bytes_req += size;
+		l->bytes_alloc += size;
+		l->device = dev_name(&kms_pdev->dev);
+		kms_line_gfp(l, gfp, r->a->gfpname);
+		/*
+		 * dma-direct (no IOMMU, no CMA in the guest): dma_alloc_attrs() drops the
+		 * zone bits, dma_direct_alloc() drops __GFP_ZERO (it zeroes by hand), then
+		 * alloc_pages_node() of the page-aligned size
+		 */
+		pl = kms_line(r, "page", ip);
+		kms_note_page(r, ip, get_order(size),
+			      gfp & ~(__GFP_ZERO | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM));
+		pl->gfpname = (gfp & __GFP_ZERO) ? NULL : r->a->gfpname;
+		dma_free_coherent(&kms_pdev->dev, size, p, handle);
+		l->frees++;
+		pl->frees++;
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_percpu(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size, asize;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	void __percpu *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = __alloc_percpu_gfp(size, sizeof(long), gfp);
+		l = kms_line(r, "percpu", ip);
+		if (!p) {
+			l->fails++;
+			continue;
+		}
+		/* pcpu_alloc() rounds to PCPU_MIN_ALLOC_SIZE; bytes_alloc is pcpu_obj_full_size() */
+		asize = ALIGN(size, PCPU_MIN_ALLOC_SIZE);
+		l->allocs++;
+		l->bytes_req += asize;
+		l->bytes_alloc += asize * num_possible_cpus();
+		if (IS_ENABLED(CONFIG_MEMCG_KMEM) && !nokmem)
+			l->bytes_alloc += asize / PCPU_MIN_ALLOC_SIZE * sizeof(void *);
+		kms_line_gfp(l, gfp, r->a->gfpname);
+		free_percpu(p);
+		l->frees++;
+	}
+	return 0;
+}
+
+/* mempool element functions: the pool calls these, so they are the call sites */
+static KMS_FN void *kms_pool_alloc(gfp_t gfp, void *data)
+{
+	unsigned long ip = _THIS_IP_;
+	struct kms_run *r = kms_cur;
+	size_t size = (size_t)data;
+	void *p;
+
+	kms_pool_ip = ip;
+	p = kmalloc(size, gfp);
+	if (!p) {
+		kms_fail(r, "kmalloc", ip);
+		return NULL;
+	}
+	kms_note_kmalloc(r, ip, p, size, gfp);
+	/* the pool changes the gfp it passes: record what arrived, not a name */
+	kms_line(r, "kmalloc", ip)->gfpname = NULL;
+	return p;
+}
+
+static KMS_FN void kms_pool_free(void *p, void *data)
+{
+	kms_note_kfree(kms_cur, kms_pool_ip, p);
+	kfree(p);
+}
+
+static KMS_FN int kms_do_mempool(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i, n = 0, min = r->a->min ? r->a->min : 4;
+	size_t esize = max_t(size_t, r->a->count, 1) * sizeof(void *);
+	mempool_t *pool;
+	void **elems;
+
+	/* the pointer array is an allocation of this function too */
+	elems = kzalloc(esize, GFP_KERNEL);
+	if (!elems)
+		return -ENOMEM;
+	kms_note_kmalloc(r, ip, elems, esize, GFP_KERNEL | __GFP_ZERO);
+	kms_line(r, "kmalloc", ip)->gfpname = "GFP_KERNEL";
+	pool = mempool_create(min, kms_pool_alloc, kms_pool_free, (void *)r->a->size);
+	if (!pool) {
+		kms_note_kfree(r, ip, elems);
+		kfree(elems);
+		return -ENOMEM;
+	}
+	for (i = 0; i < r->a->count; i++) {
+		elems[n] = mempool_alloc(pool, r->a->gfp);
+		if (elems[n])
+			n++;
+	}
+	for (i = 0; i < n; i++)
+		mempool_free(elems[i], pool);
+	mempool_destroy(pool);
+	kms_note_kfree(r, ip, elems);
+	kfree(elems);
+	return 0;
+}
+
+static KMS_FN int kms_do_leak(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = max_t(size_t, r->a->size, sizeof(struct kms_leak));
+	gfp_t gfp = r->a->gfp;
+	struct kms_leak *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_line(r, "kmalloc", ip)->leaked++;
+		list_add_tail(&p->node, &kms_leaks);
+		kms_nleaks++;
+	}
+	return 0;
+}
+
+static KMS_FN unsigned long kms_release_leaks(void)
+{
+	struct kms_leak *p, *n;
+	unsigned long freed = 0;
+
+	list_for_each_entry_safe(p, n, &kms_leaks, node) {
+		list_del(&p->node);
+		kfree(p);
+		freed++;
+	}
+	kms_nleaks = 0;
+	return freed;
+}
+
+static KMS_FN int kms_do_release(struct kms_run *r)
+{
+	struct kms_line *l = kms_line(r, "kmalloc", _THIS_IP_);
+
+	/* frees of objects allocated by earlier leak runs, at the leak site */
+	l->frees = kms_release_leaks();
+	return 0;
+}
+
+/* GFP_KERNEL (may sleep) while holding a spinlock: the bug the tool must flag */
+static KMS_FN int kms_do_spinlock(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	r->context = "spinlock";
+	for (i = 0; i < r->a->count; i++) {
+		spin_lock(&kms_spin);
+		p = kmalloc(size, gfp);
+		spin_unlock(&kms_spin);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_irqs_off(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i, flags;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	r->context = "irqs_off";
+	for (i = 0; i < r->a->count; i++) {
+		local_irq_save(flags);
+		p = kmalloc(size, gfp);
+		local_irq_restore(flags);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	return 0;
+}
+
+/* runs in softirq context; the writer waits for it */
+static KMS_FN void kms_timer_fn(struct timer_list *t)
+{
+	unsigned long ip = _THIS_IP_, i;
+	struct kms_run *r = kms_cur;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	kms_timer_ret = 0;
+	complete(&kms_timer_done);
+}
+
+static int kms_do_softirq(struct kms_run *r)
+{
+	r->context = "softirq";
+	reinit_completion(&kms_timer_done);
+	kms_timer_ret = -EINPROGRESS;
+	mod_timer(&kms_timer, jiffies + 1);
+	wait_for_completion(&kms_timer_done);
+	del_timer_sync(&kms_timer);
+	return kms_timer_ret;
+}
+
+/* GFP_ATOMIC where sleeping was fine: needless pressure on the reserves */
+static KMS_FN int kms_do_atomic(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, GFP_ATOMIC);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, GFP_ATOMIC);
+		kms_line(r, "kmalloc", ip)->gfpname = "GFP_ATOMIC";
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	return 0;
+}
+
+/* high-order atomic page allocation: likely to fail under fragmentation */
+static KMS_FN int kms_do_atomic_order3(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	struct page *pg;
+
+	for (i = 0; i < r->a->count; i++) {
+		pg = alloc_pages(GFP_ATOMIC, 3);
+		if (!pg) {
+			kms_fail(r, "page", ip);
+			continue;
+		}
+		kms_note_page(r, ip, 3, GFP_ATOMIC);
+		kms_line(r, "page", ip)->gfpname = "GFP_ATOMIC";
+		__free_pages(pg, 3);
+		kms_line(r, "page", ip)->frees++;
+	}
+	return 0;
+}
+
+/* ---- command parsing and the ledger ---- */
+
+struct kms_scenario {
+	const char *name;
+	int (*fn)(struct kms_run *r);
+	unsigned long def_size;
+	bool pages;		/* gfp=dma32 is only valid for page allocations */
+};
+
+static const struct kms_scenario kms_scenarios[] = {
+	{ "kmalloc", kms_do_kmalloc, 64 },
+	{ "kzalloc", kms_do_kzalloc, 64 },
+	{ "kmalloc_array", kms_do_kmalloc_array, 32 },
+	{ "krealloc", kms_do_krealloc, 64 },
+	{ "kmem_cache", kms_do_kmem_cache, 0 },
+	{ "vmalloc", kms_do_vmalloc, 4 * PAGE_SIZE },
+	{ "vzalloc", kms_do_vzalloc, 4 * PAGE_SIZE },
+	{ "kvmalloc", kms_do_kvmalloc, 256 },
+	/* kmalloc cannot serve more than KMALLOC_MAX_SIZE: forces the vmalloc path */
+	{ "kvmalloc_large", kms_do_kvmalloc_large, KMALLOC_MAX_SIZE + PAGE_SIZE },
+	{ "alloc_pages", kms_do_alloc_pages, 0, true },
+	{ "get_free_pages", kms_do_get_free_pages, 0, true },
+	{ "alloc_pages_node", kms_do_alloc_pages_node, 0, true },
+	{ "dma", kms_do_dma, PAGE_SIZE, true },
+	{ "percpu", kms_do_percpu, 64 },
+	{ "mempool", kms_do_mempool, 128 },
+	{ "leak", kms_do_leak, 64 },
+	{ "release", kms_do_release, 0 },
+	{ "spinlock", kms_do_spinlock, 64 },
+	{ "irqs_off", kms_do_irqs_off, 64 },
+	{ "softirq", kms_do_softirq, 64 },
+	{ "atomic", kms_do_atomic, 64 },
+	{ "atomic_order3", kms_do_atomic_order3, 0, true },
+};
+
+static const struct {
+	const char *arg;
+	gfp_t gfp;
+	const char *name;	/* the flag name the kernel's tracefs table gives it */
+} kms_gfps[] = {
+	{ "kernel", GFP_KERNEL, "GFP_KERNEL" },
+	{ "atomic", GFP_ATOMIC, "GFP_ATOMIC" },
+	{ "nowait", GFP_NOWAIT, "GFP_NOWAIT" },
+	{ "zero", GFP_KERNEL | __GFP_ZERO, "__GFP_ZERO" },
+	{ "dma32", GFP_KERNEL | __GFP_DMA32, "GFP_DMA32" },
+};
+
+static int kms_parse(char *buf, struct kms_args *a, const struct kms_scenario **sc)
+{
+	char *tok, *val;
+	bool size_set = false;
+	unsigned int i;
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	a->count = 1;
+	a->gfp = GFP_KERNEL;
+	a->gfpname = "GFP_KERNEL";
+	a->gfparg = "kernel";
+
+	tok = strsep(&buf, " \t\n");
+	if (!tok || !*tok)
+		return -EINVAL;
+	*sc = NULL;
+	for (i = 0; i < ARRAY_SIZE(kms_scenarios); i++)
+		if (!strcmp(tok, kms_scenarios[i].name))
+			*sc = &kms_scenarios[i];
+	if (!*sc) {
+		pr_warn("kmemscope_test: unknown scenario '%s'\n", tok);
+		return -EINVAL;
+	}
+	strscpy(a->scenario, tok, sizeof(a->scenario));
+	strscpy(a->tag, tok, sizeof(a->tag));
+
+	while ((tok = strsep(&buf, " \t\n"))) {
+		if (!*tok)
+			continue;
+		val = strchr(tok, '=');
+		if (!val)
+			return -EINVAL;
+		*val++ = 0;
+		ret = 0;
+		if (!strcmp(tok, "tag")) {
+			strscpy(a->tag, val, sizeof(a->tag));
+		} else if (!strcmp(tok, "count")) {
+			ret = kstrtoul(val, 0, &a->count);
+		} else if (!strcmp(tok, "size")) {
+			ret = kstrtoul(val, 0, &a->size);
+			size_set = true;
+		} else if (!strcmp(tok, "size2")) {
+			ret = kstrtoul(val, 0, &a->size2);
+		} else if (!strcmp(tok, "order")) {
+			ret = kstrtoul(val, 0, &a->order);
+		} else if (!strcmp(tok, "min")) {
+			ret = kstrtoul(val, 0, &a->min);
+		} else if (!strcmp(tok, "gfp")) {
+			for (i = 0; i < ARRAY_SIZE(kms_gfps); i++)
+				if (!strcmp(val, kms_gfps[i].arg))
+					break;
+			if (i == ARRAY_SIZE(kms_gfps))
+				return -EINVAL;
+			a->gfp = kms_gfps[i].gfp;
+			a->gfpname = kms_gfps[i].name;
+			a->gfparg = kms_gfps[i].arg;
+		} else {
+			pr_warn("kmemscope_test: unknown key '%s'\n", tok);
+			return -EINVAL;
+		}
+		if (ret)
+			return ret;
+	}
+	if (!size_set)
+		a->size = (*sc)->def_size;
+	if (a->count > KMS_MAX_COUNT || a->order > 3)
+		return -EINVAL;
+	/* kmalloc() with __GFP_DMA32 is a slab bug (kmalloc_fix_flags warns) */
+	if ((a->gfp & __GFP_DMA32) && !(*sc)->pages)
+		return -EINVAL;
+	/* the spinlock/irqs_off/softirq bugs are about GFP_KERNEL: pin it */
+	if (!strcmp(a->scenario, "spinlock") || !strcmp(a->scenario, "irqs_off") ||
+	    !strcmp(a->scenario, "softirq")) {
+		a->gfp = GFP_KERNEL;
+		a->gfpname = "GFP_KERNEL";
+		a->gfparg = "kernel";
+	}
+	return 0;
+}
+
+static void kms_ledger_add(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (kms_ledger_len >= KMS_LEDGER_SIZE - 1)
+		return;
+	va_start(ap, fmt);
+	n = vscnprintf(kms_ledger + kms_ledger_len, KMS_LEDGER_SIZE - kms_ledger_len, fmt, ap);
+	va_end(ap);
+	kms_ledger_len += n;
+}
+
+static void kms_ledger_run(struct kms_run *r, int ret)
+{
+	char gfp[48], fn[KSYM_SYMBOL_LEN];
+	struct kms_line *l;
+	int i, j, n;
+
+	kms_runs++;
+	for (i = 0; i < r->nlines; i++) {
+		l = &r->line[i];
+		n = 0;
+		gfp[0] = 0;
+		for (j = 0; j < l->ngfp; j++)
+			n += scnprintf(gfp + n, sizeof(gfp) - n, "%s%#x", j ? "," : "",
+				       (unsigned int)l->gfp[j]);
+		/* the symbol kallsyms gives the code, without the " [module]" suffix */
+		snprintf(fn, sizeof(fn), "%ps", (void *)l->ip);
+		fn[strcspn(fn, " ")] = 0;
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s gfpname=%s order=%d context=%s leaked=%lu cache=%s device=%s ret=%d\n",
+			       kms_runs, r->a->tag, r->a->scenario, fn, l->family,
+			       l->allocs, l->frees, l->fails, l->bytes_req, l->bytes_alloc,
+			       gfp[0] ? gfp : "-", l->gfpname ?: "-", l->order, r->context,
+			       l->leaked, l->cache ?: "-", l->device ?: "-", ret);
+	}
+	if (!r->nlines)
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- gfpname=- order=-1 context=%s leaked=0 cache=- device=- ret=%d\n",
+			       kms_runs, r->a->tag, r->a->scenario, r->context, ret);
+}
+
+static ssize_t kms_run_write(struct file *file, const char __user *ubuf, size_t len,
+			     loff_t *ppos)
+{
+	const struct kms_scenario *sc;
+	struct kms_args args;
+	struct kms_run run;
+	char buf[256];
+	int ret, i;
+
+	if (len >= sizeof(buf))
+		return -E2BIG;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = 0;
+	ret = kms_parse(buf, &args, &sc);
+	if (ret)
+		return ret;
+
+	mutex_lock(&kms_lock);
+	memset(&run, 0, sizeof(run));
+	run.a = &args;
+	run.context = "process";
+	kms_cur = &run;
+	ret = sc->fn(&run);
+	kms_cur = NULL;
+	kms_ledger_run(&run, ret);
+	mutex_unlock(&kms_lock);
+
+	if (!ret)
+		for (i = 0; i < run.nlines; i++)
+			if (run.line[i].fails)
+				ret = -ENOMEM;
+	return ret ? ret : len;
+}
+
+static ssize_t kms_ledger_read(struct file *file, char __user *ubuf, size_t len, loff_t *ppos)
+{
+	ssize_t ret;
+
+	mutex_lock(&kms_lock);
+	ret = simple_read_from_buffer(ubuf, len, ppos, kms_ledger, kms_ledger_len);
+	mutex_unlock(&kms_lock);
+	return ret;
+}
+
+static const struct file_operations kms_run_fops = {
+	.owner = THIS_MODULE,
+	.write = kms_run_write,
+	.llseek = noop_llseek,
+};
+
+static const struct file_operations kms_ledger_fops = {
+	.owner = THIS_MODULE,
+	.read = kms_ledger_read,
+	.llseek = default_llseek,
+};
+
+static int __init kms_init(void)
+{
+	int ret;
+
+	kms_cache = kmem_cache_create(KMS_CACHE_NAME, cache_size, 0, 0, kms_cache_ctor);
+	if (!kms_cache)
+		return -ENOMEM;
+
+	kms_pdev = platform_device_register_simple("kmemscope_test", -1, NULL, 0);
+	if (IS_ERR(kms_pdev)) {
+		ret = PTR_ERR(kms_pdev);
+		goto err_cache;
+	}
+	/* platform devices get a dma_mask pointer; widen it so dma-direct serves any page */
+	ret = dma_set_mask_and_coherent(&kms_pdev->dev, DMA_BIT_MASK(64));
+	if (ret)
+		goto err_pdev;
+
+	timer_setup(&kms_timer, kms_timer_fn, 0);
+
+	kms_dir = debugfs_create_dir("kmemscope_test", NULL);
+	debugfs_create_file("run", 0200, kms_dir, NULL, &kms_run_fops);
+	debugfs_create_file("ledger", 0400, kms_dir, NULL, &kms_ledger_fops);
+	pr_info("kmemscope_test: ready\n");
+	return 0;
+
+err_pdev:
+	platform_device_unregister(kms_pdev);
+err_cache:
+	kmem_cache_destroy(kms_cache);
+	return ret;
+}
+
+static void __exit kms_exit(void)
+{
+	debugfs_remove_recursive(kms_dir);
+	del_timer_sync(&kms_timer);
+	mutex_lock(&kms_lock);
+	kms_release_leaks();
+	mutex_unlock(&kms_lock);
+	platform_device_unregister(kms_pdev);
+	kmem_cache_destroy(kms_cache);
+}
+
+module_init(kms_init);
+module_exit(kms_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("kmemscope test scenarios with a ledger of what they allocated");
