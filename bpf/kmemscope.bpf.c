@@ -23,13 +23,15 @@ char LICENSE[] SEC("license") = "GPL";
 /* settings, written by the collector between open and load */
 const volatile bool filter_pids = false;	/* only tgids in the pids map */
 const volatile __u64 stack_types = 0;		/* bit (1 << KMS_EV_*): capture a stack */
-const volatile bool want_pc = true;		/* record the preempt count */
 
 #define NR_SEEN 64
 
 struct stage {
 	__u32 busy;		/* a handler on this CPU is staging */
 	__u32 last_pid;		/* tgid whose comm was last announced */
+	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
+	__u32 filter_ok;	/* ... this */
+	__u64 filtered;		/* events dropped by the pid filter */
 	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
@@ -82,17 +84,24 @@ struct {
 	__type(value, struct pending);
 } pending SEC(".maps");
 
-extern const int __preempt_count __ksym __weak;
-
-#ifndef bpf_ksym_exists
-#define bpf_ksym_exists(sym) (!!(&(sym)))
-#endif
-
 enum { PEND_VMALLOC = 1, PEND_DMA = 2 };
 
 static __always_inline __u64 pend_key(int kind)
 {
 	return (__u32)bpf_get_current_pid_tgid() | ((__u64)kind << 32);
+}
+
+/*
+ * A typed kernel pointer as a plain number. tp_btf arguments are typed and the
+ * verifier refuses arithmetic on them; reloading the spilled value in two
+ * halves gives scalars (needs CAP_PERFMON, which tracing needs anyway).
+ */
+static __always_inline __u64 ptr_val(const void *p)
+{
+	volatile __u64 v = (__u64)p;
+	__u32 lo = *((volatile __u32 *)&v), hi = *((volatile __u32 *)&v + 1);
+
+	return ((__u64)hi << 32) | lo;
 }
 
 static __always_inline void cnt_add(__u32 idx, __u64 v)
@@ -175,86 +184,122 @@ static __always_inline void announce_task(struct stage *s, __u32 tgid, __u64 ts)
 	s->last_pid = tgid;
 }
 
-static __always_inline void announce_obj(struct stage *s, struct kms_event *e)
+/* name a cache or device the first time this CPU sees it, before its first event */
+static __always_inline void announce_obj(struct stage *s, __u8 type, __u64 obj, __u64 ts)
 {
-	__u32 slot = ((e->obj >> 6) ^ (e->obj >> 12)) & (NR_SEEN - 1);
+	__u32 slot = ((obj >> 6) ^ (obj >> 12)) & (NR_SEEN - 1);
 	struct kms_meta m = {};
 
-	if (s->seen[slot] == e->obj)
+	if (s->seen[slot] == obj)
 		return;
-	m.ts = e->ts;
-	m.key = e->obj;
-	if (e->type == KMS_EV_CACHE_ALLOC || e->type == KMS_EV_CACHE_FREE) {
-		struct kmem_cache *c = (void *)e->obj;
+	m.ts = ts;
+	m.key = obj;
+	if (type == KMS_EV_CACHE_ALLOC || type == KMS_EV_CACHE_FREE) {
+		struct kmem_cache *c = (void *)obj;
 
 		m.type = KMS_EV_META_CACHE;
 		m.a = BPF_CORE_READ(c, object_size);
 		m.b = BPF_CORE_READ(c, size);
 		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(c, name));
 	} else {
-		struct device *d = (void *)e->obj;
+		struct device *d = (void *)obj;
 
 		m.type = KMS_EV_META_DEVICE;
 		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(d, kobj.name));
 	}
 	put(s, &m);
-	s->seen[slot] = e->obj;
+	s->seen[slot] = obj;
 }
 
-static __always_inline bool skip_pid(__u32 tgid)
+/* the pid filter, with the last answer cached per CPU: events come in runs of one task */
+static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
 {
-	if (!filter_pids)
-		return false;
-	if (bpf_map_lookup_elem(&pids, &tgid))
-		return false;
-	cnt_add(KMS_CNT_FILTERED, 1);
-	return true;
-}
-
-/* fill the fields every record shares; returns false if filtered out */
-static __always_inline bool ev_init(void *ctx, struct kms_event *e, __u8 type, __u32 *tgid)
-{
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-
-	if (skip_pid(pid))
-		return false;
-	*tgid = pid;
-	__builtin_memset(e, 0, sizeof(*e));
-	e->type = type;
-	e->pid = pid;
-	e->node = -1;
-	e->ts = bpf_ktime_get_ns();
-	if (want_pc && bpf_ksym_exists(__preempt_count)) {
-		const int *pc = bpf_this_cpu_ptr(&__preempt_count);
-
-		e->pc = *pc;
-		e->ctx |= KMS_CTX_PC_VALID;
+	if (s->filter_pid != tgid) {
+		s->filter_pid = tgid;
+		s->filter_ok = bpf_map_lookup_elem(&pids, &tgid) != NULL;
 	}
+	if (!s->filter_ok)
+		s->filtered++;
+	return s->filter_ok;
+}
+
+/* where a handler writes its record: the stage slot, or tmp when nested */
+struct ev_slot {
+	struct stage *s;	/* NULL: nested, ship tmp directly */
+	struct kms_event tmp;
+};
+
+/*
+ * Start a record of type for obj (cache/device, 0 if none): filter, announce
+ * what the record refers to, and hand back the slot with the shared fields
+ * filled. NULL when the event is filtered out.
+ */
+static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es, __u8 type,
+						  __u64 obj)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct stage *s = stage_get();
+	struct kms_event *e;
+	__u64 ts;
+	__u32 i;
+
+	if (!s)
+		return NULL;
+	if (filter_pids && !pid_ok(s, tgid))
+		return NULL;
+	ts = bpf_ktime_get_ns();
+	if (s->busy) {
+		es->s = NULL;
+		e = &es->tmp;
+	} else {
+		s->busy = 1;
+		es->s = s;
+		if (s->last_pid != tgid)
+			announce_task(s, tgid, ts);
+		if (obj)
+			announce_obj(s, type, obj, ts);
+		i = s->b.count;
+		if (i >= KMS_BATCH) {
+			flush(s, 0);
+			i = 0;
+		}
+		e = &s->b.ev[i & (KMS_BATCH - 1)];
+	}
+	e->type = type;
+	e->ctx = 0;
+	e->order = 0;
+	e->extra = 0;
+	e->node = -1;
+	e->cpu = 0;
+	e->ts = ts;
+	e->ptr = 0;
+	e->site = 0;
+	e->obj = obj;
+	e->bytes_req = 0;
+	e->bytes_alloc = 0;
+	e->gfp = 0;
+	e->pid = tgid;
+	e->pc = 0;
 	if (stack_types & (1ULL << type))
 		e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
 	else
 		e->stack_id = -1;
-	return true;
+	return e;
 }
 
-static __always_inline void submit(struct kms_event *e, __u32 tgid)
+static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 {
-	struct stage *s = stage_get();
+	struct stage *s = es->s;
 
-	if (!s)
-		return;
-	if (e->stack_id < 0 && e->stack_id != -1)
+	if (e->stack_id < -1)
 		cnt_add(KMS_CNT_STACK_FAIL, 1);
-	if (s->busy) {
+	if (!s) {
 		put_nested(e);
 		return;
 	}
-	s->busy = 1;
-	if (s->last_pid != tgid)
-		announce_task(s, tgid, e->ts);
-	if (e->obj)
-		announce_obj(s, e);
-	put(s, e);
+	s->b.count++;
+	if (s->b.count >= KMS_BATCH)
+		flush(s, 0);
 	s->busy = 0;
 }
 
@@ -277,151 +322,153 @@ int flush_stage(void *ctx)
 static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 req, __u64 alloc,
 				      __u64 gfp, int node)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0);
 
-	if (!ev_init(ctx, &e, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+	if (!e)
 		return 0;
-	e.site = site;
-	e.ptr = ptr;
-	e.bytes_req = req;
-	e.bytes_alloc = alloc;
-	e.gfp = gfp;
-	e.node = node;
-	e.order = KMS_FAM_KMALLOC;
-	submit(&e, tgid);
+	e->site = site;
+	e->ptr = ptr;
+	e->bytes_req = req;
+	e->bytes_alloc = alloc;
+	e->gfp = gfp;
+	e->node = node;
+	if (!ptr)
+		e->order = KMS_FAM_KMALLOC;
+	ev_end(&es, e);
 	return 0;
 }
 
 static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e;
 
 	if (!ptr)
 		return 0;
-	if (!ev_init(ctx, &e, type, &tgid))
+	e = ev_begin(ctx, &es, type, obj);
+	if (!e)
 		return 0;
-	e.site = site;
-	e.ptr = ptr;
-	e.obj = obj;
-	submit(&e, tgid);
+	e->site = site;
+	e->ptr = ptr;
+	ev_end(&es, e);
 	return 0;
 }
 
 static __always_inline int on_cache_alloc(void *ctx, __u64 site, __u64 ptr, __u64 cache,
 					  __u64 gfp, int node)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_CACHE_ALLOC : KMS_EV_ALLOC_FAIL,
+				       cache);
 
-	if (!ev_init(ctx, &e, ptr ? KMS_EV_CACHE_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+	if (!e)
 		return 0;
-	e.site = site;
-	e.ptr = ptr;
-	e.obj = cache;
-	e.gfp = gfp;
-	e.node = node;
-	e.order = KMS_FAM_CACHE;
-	submit(&e, tgid);
+	e->site = site;
+	e->ptr = ptr;
+	e->gfp = gfp;
+	e->node = node;
+	if (!ptr)
+		e->order = KMS_FAM_CACHE;
+	ev_end(&es, e);
 	return 0;
 }
 
 /* struct page pointers divided by the struct size: a frame key that keeps pfn alignment */
-static __always_inline __u64 page_key(struct page *page)
+static __always_inline __u64 page_key(__u64 page)
 {
-	return (__u64)page / bpf_core_type_size(struct page);
+	return page / bpf_core_type_size(struct page);
 }
 
-static __always_inline int on_page_alloc(void *ctx, struct page *page, __u32 order, __u64 gfp,
+static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u64 gfp,
 					 int migratetype)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e = ev_begin(ctx, &es, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, 0);
 
-	if (!ev_init(ctx, &e, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+	if (!e)
 		return 0;
-	e.ptr = page ? page_key(page) : 0;
-	e.order = page ? order : KMS_FAM_PAGE;
-	e.bytes_req = e.bytes_alloc = 4096U << (order & 31);
-	e.gfp = gfp;
-	e.extra = migratetype;
-	submit(&e, tgid);
+	e->ptr = page ? page_key(page) : 0;
+	e->order = page ? order : KMS_FAM_PAGE;
+	e->bytes_req = e->bytes_alloc = 4096U << (order & 31);
+	e->gfp = gfp;
+	e->extra = migratetype;
+	ev_end(&es, e);
 	return 0;
 }
 
-static __always_inline int on_page_free(void *ctx, __u8 type, struct page *page, __u32 order)
+static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 order)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e;
 
 	if (!page)
 		return 0;
-	if (!ev_init(ctx, &e, type, &tgid))
+	e = ev_begin(ctx, &es, type, 0);
+	if (!e)
 		return 0;
-	e.ptr = page_key(page);
-	e.order = order;
-	e.bytes_alloc = 4096U << (order & 31);
-	submit(&e, tgid);
+	e->ptr = page_key(page);
+	e->order = order;
+	e->bytes_alloc = 4096U << (order & 31);
+	ev_end(&es, e);
 	return 0;
 }
 
 static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 size, __u64 gfp,
 				      bool failed)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0);
 
-	if (!ev_init(ctx, &e, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, &tgid))
+	if (!e)
 		return 0;
-	e.site = site;
-	e.ptr = addr;
-	e.bytes_req = e.bytes_alloc = size;
-	e.gfp = gfp;
+	e->site = site;
+	e->ptr = addr;
+	e->bytes_req = e->bytes_alloc = size;
+	e->gfp = gfp;
 	if (failed) {
-		e.order = KMS_FAM_VMALLOC;
-		e.extra = KMS_X_FAILED;
+		e->order = KMS_FAM_VMALLOC;
+		e->extra = KMS_X_FAILED;
 	}
-	submit(&e, tgid);
+	ev_end(&es, e);
 	return 0;
 }
 
-static __always_inline int on_dma_alloc(void *ctx, __u64 site, struct device *dev, __u64 virt,
+static __always_inline int on_dma_alloc(void *ctx, __u64 site, __u64 dev, __u64 virt,
 					__u64 size, __u64 gfp)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e = ev_begin(ctx, &es, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, dev);
 
-	if (!ev_init(ctx, &e, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+	if (!e)
 		return 0;
-	e.site = site;
-	e.ptr = virt;
-	e.obj = (__u64)dev;
-	e.bytes_req = e.bytes_alloc = size;
-	e.gfp = gfp;
+	e->site = site;
+	e->ptr = virt;
+	e->bytes_req = e->bytes_alloc = size;
+	e->gfp = gfp;
 	if (!virt)
-		e.order = KMS_FAM_DMA;
-	submit(&e, tgid);
+		e->order = KMS_FAM_DMA;
+	ev_end(&es, e);
 	return 0;
 }
 
 static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u64 size,
 					   __u64 bytes_alloc, __u64 gfp, bool atomic, bool reserved)
 {
-	struct kms_event e;
-	__u32 tgid;
+	struct ev_slot es;
+	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, 0);
 
-	if (!ev_init(ctx, &e, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, &tgid))
+	if (!e)
 		return 0;
-	e.site = site;
-	e.ptr = ptr;
-	e.bytes_req = size;
-	e.bytes_alloc = bytes_alloc ? bytes_alloc : size;
-	e.gfp = gfp;
-	e.extra = (atomic ? KMS_X_ATOMIC : 0) | (reserved ? KMS_X_RESERVED : 0);
+	e->site = site;
+	e->ptr = ptr;
+	e->bytes_req = size;
+	e->bytes_alloc = bytes_alloc ? bytes_alloc : size;
+	e->gfp = gfp;
+	e->extra = (atomic ? KMS_X_ATOMIC : 0) | (reserved ? KMS_X_RESERVED : 0);
 	if (!ptr)
-		e.order = KMS_FAM_PERCPU;
-	submit(&e, tgid);
+		e->order = KMS_FAM_PERCPU;
+	ev_end(&es, e);
 	return 0;
 }
 
@@ -438,26 +485,26 @@ static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u
 
 TP_PAIR(kmalloc, A(unsigned long site, const void *ptr, size_t req, size_t alloc, gfp_t gfp,
 		   int node),
-	return on_kmalloc(ctx, site, (__u64)ptr, req, alloc, gfp, node);)
+	return on_kmalloc(ctx, site, ptr_val(ptr), req, alloc, gfp, node);)
 
 TP_PAIR(kfree, A(unsigned long site, const void *ptr),
-	return on_free(ctx, KMS_EV_KFREE, site, (__u64)ptr, 0);)
+	return on_free(ctx, KMS_EV_KFREE, site, ptr_val(ptr), 0);)
 
 TP_PAIR(kmem_cache_alloc, A(unsigned long site, const void *ptr, struct kmem_cache *s, gfp_t gfp,
 			    int node),
-	return on_cache_alloc(ctx, site, (__u64)ptr, (__u64)s, gfp, node);)
+	return on_cache_alloc(ctx, site, ptr_val(ptr), ptr_val(s), gfp, node);)
 
 TP_PAIR(kmem_cache_free, A(unsigned long site, const void *ptr, const struct kmem_cache *s),
-	return on_free(ctx, KMS_EV_CACHE_FREE, site, (__u64)ptr, (__u64)s);)
+	return on_free(ctx, KMS_EV_CACHE_FREE, site, ptr_val(ptr), ptr_val(s));)
 
 TP_PAIR(mm_page_alloc, A(struct page *page, unsigned int order, gfp_t gfp, int migratetype),
-	return on_page_alloc(ctx, page, order, gfp, migratetype);)
+	return on_page_alloc(ctx, ptr_val(page), order, gfp, migratetype);)
 
 TP_PAIR(mm_page_free, A(struct page *page, unsigned int order),
-	return on_page_free(ctx, KMS_EV_PAGE_FREE, page, order);)
+	return on_page_free(ctx, KMS_EV_PAGE_FREE, ptr_val(page), order);)
 
 TP_PAIR(mm_page_free_batched, A(struct page *page),
-	return on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, page, 0);)
+	return on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, ptr_val(page), 0);)
 
 TP_PAIR(alloc_vmap_area, A(unsigned long addr, unsigned long size, unsigned long align,
 			   unsigned long vstart, unsigned long vend, int failed),
@@ -469,19 +516,19 @@ TP_PAIR(free_vmap_area_noflush, A(unsigned long va_start, unsigned long nr_lazy,
 
 TP_PAIR(dma_alloc, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 		     gfp_t gfp, unsigned long attrs),
-	return on_dma_alloc(ctx, 0, dev, (__u64)virt, size, gfp);)
+	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp);)
 
 TP_PAIR(dma_alloc_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 			   gfp_t gfp, unsigned long attrs),
-	return on_dma_alloc(ctx, 0, dev, (__u64)virt, size, gfp);)
+	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp);)
 
 TP_PAIR(dma_free, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 		    unsigned long attrs),
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, (__u64)virt, (__u64)dev);)
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev));)
 
 TP_PAIR(dma_free_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 			  unsigned long attrs),
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, (__u64)virt, (__u64)dev);)
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev));)
 
 /*
  * percpu_alloc_percpu grew call_site, bytes_alloc and gfp_flags after 6.1;
@@ -511,7 +558,7 @@ int rt_percpu_alloc_percpu(__u64 *ctx)
 }
 
 TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
-	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, (__u64)ptr, 0);)
+	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, ptr_val(ptr), 0);)
 
 /* process-tree filter for `kmemscope ... -- CMD` */
 SEC("tp_btf/sched_process_fork")
@@ -530,12 +577,9 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stage *s;
+	struct stage *s = stage_get();
 
-	if (skip_pid(tgid))
-		return 0;
-	s = stage_get();
-	if (!s || s->busy)
+	if (!s || s->busy || (filter_pids && !pid_ok(s, tgid)))
 		return 0;
 	s->busy = 1;
 	announce_task(s, tgid, bpf_ktime_get_ns());
@@ -554,7 +598,7 @@ int BPF_PROG(fx_vmalloc, unsigned long size, unsigned long align, unsigned long 
 	     unsigned long end, gfp_t gfp, unsigned long prot, unsigned long vm_flags, int node,
 	     const void *caller, void *ret)
 {
-	return on_vmalloc(ctx, (__u64)caller, (__u64)ret, size, gfp, !ret);
+	return on_vmalloc(ctx, ptr_val(caller), ptr_val(ret), size, gfp, !ret);
 }
 
 SEC("fentry/vfree")
@@ -570,13 +614,13 @@ SEC("fexit/dma_alloc_attrs")
 int BPF_PROG(fx_dma_alloc, struct device *dev, size_t size, dma_addr_t *handle, gfp_t gfp,
 	     unsigned long attrs, void *ret)
 {
-	return on_dma_alloc(ctx, 0, dev, (__u64)ret, size, gfp);
+	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(ret), size, gfp);
 }
 
 SEC("fentry/dma_free_attrs")
 int BPF_PROG(fe_dma_free, struct device *dev, size_t size, void *cpu_addr)
 {
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, (__u64)cpu_addr, (__u64)dev);
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(cpu_addr), ptr_val(dev));
 }
 
 static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
@@ -615,13 +659,13 @@ int BPF_KRETPROBE(kr_vmalloc, void *ret)
 	}
 	v = *p;
 	bpf_map_delete_elem(&pending, &tid);
-	return on_vmalloc(ctx, v.site, (__u64)ret, v.size, v.gfp, !ret);
+	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret);
 }
 
 SEC("kprobe/vfree")
 int BPF_KPROBE(kp_vfree, const void *addr)
 {
-	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), (__u64)addr, 0);
+	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), ptr_val(addr), 0);
 }
 
 SEC("kprobe/dma_alloc_attrs")
@@ -633,7 +677,7 @@ int BPF_KPROBE(kp_dma_alloc, struct device *dev, size_t size, dma_addr_t *handle
 	p.site = entry_ret_addr(ctx);
 	p.size = size;
 	p.gfp = gfp;
-	p.obj = (__u64)dev;
+	p.obj = ptr_val(dev);
 	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
 	return 0;
 }
@@ -651,11 +695,11 @@ int BPF_KRETPROBE(kr_dma_alloc, void *ret)
 	}
 	v = *p;
 	bpf_map_delete_elem(&pending, &tid);
-	return on_dma_alloc(ctx, v.site, (void *)v.obj, (__u64)ret, v.size, v.gfp);
+	return on_dma_alloc(ctx, v.site, v.obj, ptr_val(ret), v.size, v.gfp);
 }
 
 SEC("kprobe/dma_free_attrs")
 int BPF_KPROBE(kp_dma_free, struct device *dev, size_t size, void *cpu_addr)
 {
-	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), (__u64)cpu_addr, (__u64)dev);
+	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), ptr_val(cpu_addr), ptr_val(dev));
 }

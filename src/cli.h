@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Helpers shared by the subcommands. */
+#ifndef KMS_CLI_H
+#define KMS_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <linux/types.h>
+
+struct cli_cmd {
+	pid_t pid;
+	int go_fd;
+	bool done;
+	int status;
+};
+
+int cli_parse_uint(const char *s, const char *what, unsigned long max, unsigned long *out);
+int cli_parse_seconds(const char *s, const char *what, double *out);
+int cli_parse_families(const char *list, unsigned int *out);
+const char *cli_kernel_release(void);
+int cli_preflight(void);
+FILE *cli_open_output(const char *path);
+void cli_close_output(FILE *f);
+__u64 cli_now_ns(void);
+bool cli_exiting(void);
+
+int cli_cmd_start(struct cli_cmd *cmd, char **argv);
+void cli_cmd_go(struct cli_cmd *cmd);
+bool cli_cmd_done(struct cli_cmd *cmd);
+void cli_cmd_abort(struct cli_cmd *cmd);
+
+int cmd_stat(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+
+#endif

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Ordering. Each CPU ships its records in batches, in time order, and every
+ * batch says "all my records stamped before flush_ts are out" (the flush_ts
+ * watermark). Records from different CPUs are merged by timestamp up to the
+ * smallest watermark over all online CPUs: past that point no CPU can still
+ * hold an older record. A quiet CPU would hold the watermark back, so the
+ * collector runs the flush_stage program on it (BPF_F_TEST_RUN_ON_CPU). This
+ * is the same idea as perf's ordered events, with the flush made explicit.
+ * Order matters because an object allocated on one CPU is often freed on
+ * another: matching frees to allocations needs the alloc first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include "kmemscope.skel.h"
+#include "collector.h"
+#include "plan.h"
+#include "log.h"
+
+/* a CPU whose watermark is older than this gets a forced flush */
+#define STALE_NS (20ULL * 1000 * 1000)
+
+/* the head of struct stage in kmemscope.bpf.c */
+struct stage_head {
+	__u32 busy;
+	__u32 last_pid;
+	__u32 filter_pid;
+	__u32 filter_ok;
+	__u64 filtered;
+};
+
+struct queue {
+	struct kms_event *v;
+	size_t head, tail, cap;
+};
+
+struct collector {
+	struct kmemscope_bpf *skel;
+	const struct plan *plan;
+	struct ring_buffer *rb;
+	struct collector_sink sink;
+	int nr_cpus;		/* possible CPUs */
+	bool *online;
+	__u64 *wm;		/* per-CPU watermark */
+	struct queue *q;	/* per-CPU queues, then one for nested records */
+	__u64 delivered_ts;	/* newest timestamp handed to the sink */
+	__u64 events;
+	__u64 out_of_order;
+	__u64 bad_records;
+	bool attached;
+	bool stopped;
+};
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int q_push(struct queue *q, const struct kms_event *e, size_t n)
+{
+	if (q->tail + n > q->cap) {
+		size_t live = q->tail - q->head;
+
+		/* compact first; grow only if still short */
+		if (q->head && live + n <= q->cap) {
+			memmove(q->v, q->v + q->head, live * sizeof(*e));
+		} else {
+			size_t cap = q->cap ? q->cap : 4096;
+			struct kms_event *nv;
+
+			while (cap < live + n)
+				cap *= 2;
+			nv = malloc(cap * sizeof(*e));
+			if (!nv)
+				return -ENOMEM;
+			memcpy(nv, q->v + q->head, live * sizeof(*e));
+			free(q->v);
+			q->v = nv;
+			q->cap = cap;
+		}
+		q->head = 0;
+		q->tail = live;
+	}
+	memcpy(q->v + q->tail, e, n * sizeof(*e));
+	q->tail += n;
+	return 0;
+}
+
+/* nested records are rare and nearly in order: insertion from the back */
+static int q_insert_sorted(struct queue *q, const struct kms_event *e)
+{
+	size_t i;
+	int err = q_push(q, e, 1);
+
+	if (err)
+		return err;
+	for (i = q->tail - 1; i > q->head && q->v[i - 1].ts > e->ts; i--)
+		q->v[i] = q->v[i - 1];
+	q->v[i] = *e;
+	return 0;
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct collector *c = ctx;
+	const struct kms_batch *b = data;
+	struct queue *q;
+	size_t n;
+
+	if (size < offsetof(struct kms_batch, ev) || b->cpu >= (unsigned int)c->nr_cpus ||
+	    b->count > KMS_BATCH ||
+	    size < offsetof(struct kms_batch, ev) + b->count * sizeof(struct kms_event)) {
+		c->bad_records++;
+		return 0;
+	}
+	n = b->count;
+	for (size_t i = 0; i < n; i++) {
+		if (b->ev[i].ts < c->delivered_ts)
+			c->out_of_order++;
+	}
+	if (b->flags & KMS_BATCH_NESTED) {
+		struct kms_event e = b->ev[0];
+
+		if (!n)
+			return 0;
+		e.cpu = b->cpu;
+		return q_insert_sorted(&c->q[c->nr_cpus], &e);
+	}
+	q = &c->q[b->cpu];
+	if (n) {
+		size_t first = q->tail;
+		int err = q_push(q, b->ev, n);
+
+		if (err)
+			return err;
+		for (size_t i = first; i < q->tail; i++)
+			q->v[i].cpu = b->cpu;
+	}
+	if (b->flush_ts > c->wm[b->cpu])
+		c->wm[b->cpu] = b->flush_ts;
+	return 0;
+}
+
+static void deliver_one(struct collector *c, struct kms_event *e)
+{
+	if (e->ts > c->delivered_ts)
+		c->delivered_ts = e->ts;
+	if (e->type >= KMS_EV_META_TASK) {
+		if (c->sink.meta)
+			c->sink.meta(c->sink.ctx, (const struct kms_meta *)e);
+		return;
+	}
+	c->events++;
+	c->sink.event(c->sink.ctx, e);
+}
+
+/* merge all queues by timestamp, up to and including limit */
+static void deliver(struct collector *c, __u64 limit)
+{
+	int nq = c->nr_cpus + 1;
+
+	for (;;) {
+		struct queue *best = NULL;
+		__u64 best_ts = limit;
+
+		for (int i = 0; i < nq; i++) {
+			struct queue *q = &c->q[i];
+
+			if (q->head == q->tail)
+				continue;
+			if (q->v[q->head].ts <= best_ts && (!best || q->v[q->head].ts < best_ts)) {
+				best = q;
+				best_ts = q->v[q->head].ts;
+			}
+		}
+		if (!best)
+			break;
+		deliver_one(c, &best->v[best->head++]);
+		if (best->head == best->tail)
+			best->head = best->tail = 0;
+	}
+}
+
+static int read_online(bool *online, int nr)
+{
+	FILE *f = fopen("/sys/devices/system/cpu/online", "r");
+	int a, b, n = 0;
+	char sep;
+
+	if (!f) {
+		for (int i = 0; i < nr; i++)
+			online[i] = true;
+		return 0;
+	}
+	while (fscanf(f, "%d", &a) == 1) {
+		b = a;
+		if (fscanf(f, "%c", &sep) == 1 && sep == '-') {
+			if (fscanf(f, "%d", &b) != 1)
+				break;
+			if (fscanf(f, "%c", &sep) != 1)
+				sep = '\n';
+		}
+		for (int i = a; i <= b && i < nr; i++, n++)
+			online[i] = true;
+		if (sep != ',')
+			break;
+	}
+	fclose(f);
+	return n;
+}
+
+int collector__open(struct collector **out, const struct plan *plan,
+		    const struct collector_opts *o, struct collector_sink sink)
+{
+	struct collector *c;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->plan = plan;
+	c->sink = sink;
+	c->nr_cpus = libbpf_num_possible_cpus();
+	if (c->nr_cpus <= 0) {
+		err = c->nr_cpus ? c->nr_cpus : -EINVAL;
+		goto fail;
+	}
+	c->online = calloc(c->nr_cpus, sizeof(*c->online));
+	c->wm = calloc(c->nr_cpus, sizeof(*c->wm));
+	c->q = calloc(c->nr_cpus + 1, sizeof(*c->q));
+	if (!c->online || !c->wm || !c->q) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	read_online(c->online, c->nr_cpus);
+
+	c->skel = kmemscope_bpf__open();
+	if (!c->skel) {
+		err = -errno;
+		kms_error("Failed to open BPF object: %s\n", strerror(-err));
+		goto fail;
+	}
+	c->skel->rodata->filter_pids = o->filter_pids;
+	c->skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
+	bpf_map__set_max_entries(c->skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
+	bpf_map__set_max_entries(c->skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
+	err = plan__apply(plan, c->skel);
+	if (!err)
+		err = kmemscope_bpf__load(c->skel);
+	if (err) {
+		kms_error("Failed to load BPF programs: %s\n", strerror(-err));
+		goto fail;
+	}
+	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.rb), on_sample, c, NULL);
+	if (!c->rb) {
+		err = -errno;
+		kms_error("Failed to set up the ring buffer: %s\n", strerror(-err));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	collector__free(c);
+	return err;
+}
+
+int collector__add_pid(struct collector *c, pid_t pid)
+{
+	__u32 key = pid;
+	__u8 one = 1;
+
+	if (bpf_map__update_elem(c->skel->maps.pids, &key, sizeof(key), &one, sizeof(one),
+				 BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* ship CPU cpu's staged records; 0, 1 if it was busy, or -errno */
+static int flush_cpu(struct collector *c, int cpu)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu);
+	int err;
+
+	err = bpf_prog_test_run_opts(bpf_program__fd(c->skel->progs.flush_stage), &opts);
+	if (err)
+		return -errno;
+	return opts.retval;
+}
+
+static void flush_stale(struct collector *c, bool all)
+{
+	__u64 now = now_ns();
+
+	for (int i = 0; i < c->nr_cpus; i++) {
+		if (!c->online[i] || (!all && c->wm[i] + STALE_NS > now))
+			continue;
+		if (flush_cpu(c, i) == -ENXIO)
+			c->online[i] = false;	/* went offline: it ships nothing more */
+	}
+}
+
+int collector__attach(struct collector *c)
+{
+	int err = plan__attach(c->plan, c->skel);
+
+	if (err)
+		return err;
+	c->attached = true;
+	flush_stale(c, true);
+	return 0;
+}
+
+static __u64 watermark(struct collector *c)
+{
+	__u64 w = ~0ULL;
+
+	for (int i = 0; i < c->nr_cpus; i++)
+		if (c->online[i] && c->wm[i] < w)
+			w = c->wm[i];
+	return w;
+}
+
+int collector__poll(struct collector *c)
+{
+	int n;
+
+	if (c->stopped)
+		return 0;
+	n = ring_buffer__consume(c->rb);
+	if (n < 0)
+		return n;
+	flush_stale(c, false);
+	n = ring_buffer__consume(c->rb);
+	if (n < 0)
+		return n;
+	deliver(c, watermark(c));
+	return 0;
+}
+
+int collector__stop(struct collector *c)
+{
+	int n;
+
+	if (c->stopped)
+		return 0;
+	/* after detach returns no handler runs: the final flush sees everything */
+	kmemscope_bpf__detach(c->skel);
+	c->attached = false;
+	n = ring_buffer__consume(c->rb);
+	flush_stale(c, true);
+	n = ring_buffer__consume(c->rb);
+	deliver(c, ~0ULL);
+	c->stopped = true;
+	return n < 0 ? n : 0;
+}
+
+/* the pid filter counts in the per-CPU stage, where its hot path already is */
+static __u64 stage_filtered(struct collector *c)
+{
+	size_t vsz = bpf_map__value_size(c->skel->maps.stage);
+	char *vals = calloc(c->nr_cpus, vsz);
+	__u64 sum = 0;
+	__u32 zero = 0;
+
+	if (!vals)
+		return 0;
+	if (!bpf_map__lookup_elem(c->skel->maps.stage, &zero, sizeof(zero), vals,
+				  vsz * c->nr_cpus, 0)) {
+		for (int i = 0; i < c->nr_cpus; i++) {
+			const struct stage_head *h = (const void *)(vals + vsz * i);
+
+			sum += h->filtered;
+		}
+	}
+	free(vals);
+	return sum;
+}
+
+void collector__quality(struct collector *c, struct kms_quality *q)
+{
+	__u64 *vals = calloc(c->nr_cpus, sizeof(__u64));
+	struct bpf_program *prog;
+
+	q->events = c->events;
+	q->out_of_order = c->out_of_order;
+	if (vals) {
+		for (__u32 k = 0; k < KMS_CNT_NR; k++) {
+			__u64 sum = 0;
+
+			if (bpf_map__lookup_elem(c->skel->maps.counters, &k, sizeof(k), vals,
+						 sizeof(__u64) * c->nr_cpus, 0))
+				continue;
+			for (int i = 0; i < c->nr_cpus; i++)
+				sum += vals[i];
+			switch (k) {
+			case KMS_CNT_LOST:
+			case KMS_CNT_LOST_NESTED:
+				q->lost += sum;
+				break;
+			case KMS_CNT_STACK_FAIL:
+				q->stack_failures = sum;
+				break;
+			case KMS_CNT_FILTERED:
+				q->filtered += sum;
+				break;
+			case KMS_CNT_PENDING_LOST:
+				q->pending_lost = sum;
+				break;
+			}
+		}
+		free(vals);
+	}
+	q->lost += c->bad_records;
+	q->filtered += stage_filtered(c);
+	q->misses = 0;
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue;
+		q->misses += info.recursion_misses;
+	}
+	for (int f = 0; f < KMS_FAM_MAX; f++) {
+		q->traced[f] = c->plan->fam_traced[f];
+		q->method[f] = c->plan->fam_method[f];
+	}
+}
+
+int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max)
+{
+	__u64 buf[KMS_MAX_STACK] = {};
+	__u32 key = stack_id;
+	int n = 0;
+
+	if (stack_id < 0)
+		return -ENOENT;
+	if (bpf_map__lookup_elem(c->skel->maps.stacks, &key, sizeof(key), buf, sizeof(buf), 0))
+		return -errno;
+	while (n < KMS_MAX_STACK && n < max && buf[n]) {
+		ips[n] = buf[n];
+		n++;
+	}
+	return n;
+}
+
+void collector__free(struct collector *c)
+{
+	if (!c)
+		return;
+	ring_buffer__free(c->rb);
+	kmemscope_bpf__destroy(c->skel);
+	if (c->q)
+		for (int i = 0; i <= c->nr_cpus; i++)
+			free(c->q[i].v);
+	free(c->q);
+	free(c->wm);
+	free(c->online);
+	free(c);
+}

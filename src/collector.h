@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The live collector: loads the planned BPF programs, drains the ring buffer,
+ * and delivers records in time order to a sink (the aggregator, a trace
+ * writer, a detector).
+ */
+#ifndef KMS_COLLECTOR_H
+#define KMS_COLLECTOR_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <linux/types.h>
+#include "kmemscope.h"
+#include "quality.h"
+
+struct plan;
+struct collector;
+
+struct collector_sink {
+	void (*event)(void *ctx, struct kms_event *e);
+	void (*meta)(void *ctx, const struct kms_meta *m);
+	void *ctx;
+};
+
+struct collector_opts {
+	unsigned int ring_mb;		/* ring buffer size (MiB, power of two) */
+	unsigned int stack_entries;	/* stack map size; 0 = no stacks at all */
+	__u64 stack_types;		/* bit (1 << KMS_EV_*): capture a stack */
+	bool filter_pids;		/* only pids added with collector__add_pid() (+ children) */
+	unsigned int families;		/* bit per KMS_FAM_*, 0 = all */
+};
+
+int collector__open(struct collector **out, const struct plan *plan,
+		    const struct collector_opts *opts, struct collector_sink sink);
+int collector__add_pid(struct collector *c, pid_t pid);
+int collector__attach(struct collector *c);
+/* drain what the kernel has shipped and deliver what is safely ordered */
+int collector__poll(struct collector *c);
+/* detach, flush every CPU and deliver everything */
+int collector__stop(struct collector *c);
+void collector__quality(struct collector *c, struct kms_quality *q);
+/* the stack of a record (kernel addresses, innermost first); number of frames or -errno */
+int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max);
+void collector__free(struct collector *c);
+
+#endif

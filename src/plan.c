@@ -1,0 +1,589 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Attach-point selection, as data. Each event lists its candidates in order of
+ * preference; each candidate is first checked for existence (tracepoint in
+ * tracefs/BTF, function in BTF or kallsyms) and then really loaded and attached
+ * in a throw-away copy of the BPF object, so that verifier refusals (6.1 will
+ * not let tp_btf read 'const void *' arguments), EPERM on fentry (locked-down
+ * kernels) and -ENOTSUPP on functions with too many arguments all show up
+ * here, with a reason, rather than when tracing starts.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <bpf/libbpf.h>
+#include <bpf/btf.h>
+#include <jansson.h>
+#include "kmemscope.skel.h"
+#include "plan.h"
+#include "log.h"
+#include "tracefs.h"
+
+#define TP(sys, name) { PM_TP_BTF, sys ":" name, "tb_" name, NULL }, \
+		      { PM_RAW_TP, sys ":" name, "rt_" name, NULL }
+
+/*
+ * Candidate tables. kmem:* and percpu:* tracepoints are old and everywhere;
+ * vmalloc:* and dma:* are recent: Debian's 6.1 has neither (measured), so
+ * those families fall back to fentry/fexit, then kprobes. Allocator function
+ * names gained a _noprof suffix in 6.10 (memory allocation profiling), hence
+ * both spellings.
+ */
+static const struct plan_event plan_template[] = {
+	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 2, { TP("kmem", "kmalloc") } },
+	{ "kfree", KMS_FAM_KMALLOC, false, false, 2, { TP("kmem", "kfree") } },
+	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 2, { TP("kmem", "kmem_cache_alloc") } },
+	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 2, { TP("kmem", "kmem_cache_free") } },
+	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 2, { TP("kmem", "mm_page_alloc") } },
+	{ "mm_page_free", KMS_FAM_PAGE, false, false, 2, { TP("kmem", "mm_page_free") } },
+	{ "mm_page_free_batched", KMS_FAM_PAGE, false, true, 2,
+	  { TP("kmem", "mm_page_free_batched") } },
+	{ "vmalloc", KMS_FAM_VMALLOC, true, false, 6, {
+		TP("vmalloc", "alloc_vmap_area"),
+		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", NULL },
+		{ PM_FENTRY, "__vmalloc_node_range", "fx_vmalloc", NULL },
+		{ PM_KPROBE, "__vmalloc_node_range_noprof", "kp_vmalloc", "kr_vmalloc" },
+		{ PM_KPROBE, "__vmalloc_node_range", "kp_vmalloc", "kr_vmalloc" } } },
+	{ "vfree", KMS_FAM_VMALLOC, false, false, 4, {
+		TP("vmalloc", "free_vmap_area_noflush"),
+		{ PM_FENTRY, "vfree", "fe_vfree", NULL },
+		{ PM_KPROBE, "vfree", "kp_vfree", NULL } } },
+	{ "dma_alloc", KMS_FAM_DMA, true, false, 4, {
+		TP("dma", "dma_alloc"),
+		{ PM_FENTRY, "dma_alloc_attrs", "fx_dma_alloc", NULL },
+		{ PM_KPROBE, "dma_alloc_attrs", "kp_dma_alloc", "kr_dma_alloc" } } },
+	{ "dma_alloc_pages", KMS_FAM_DMA, true, true, 2, { TP("dma", "dma_alloc_pages") } },
+	{ "dma_free", KMS_FAM_DMA, false, false, 4, {
+		TP("dma", "dma_free"),
+		{ PM_FENTRY, "dma_free_attrs", "fe_dma_free", NULL },
+		{ PM_KPROBE, "dma_free_attrs", "kp_dma_free", NULL } } },
+	{ "dma_free_pages", KMS_FAM_DMA, false, true, 2, { TP("dma", "dma_free_pages") } },
+	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 2, { TP("percpu", "percpu_alloc_percpu") } },
+	{ "percpu_free", KMS_FAM_PERCPU, false, false, 2, { TP("percpu", "percpu_free_percpu") } },
+	{ "fork", -1, false, true, 1, { { PM_TP_BTF, "sched:sched_process_fork", "follow_fork" } } },
+	{ "exec", -1, false, true, 1, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
+};
+
+static const char *method_names[] = {
+	[PM_TP_BTF] = "tp_btf",
+	[PM_RAW_TP] = "raw_tp",
+	[PM_FENTRY] = "fentry",
+	[PM_KPROBE] = "kprobe",
+};
+
+const char *plan__method_name(enum plan_method m)
+{
+	return method_names[m];
+}
+
+static bool is_tracepoint(enum plan_method m)
+{
+	return m == PM_TP_BTF || m == PM_RAW_TP;
+}
+
+static const char *tp_name(const char *target)
+{
+	const char *c = strchr(target, ':');
+
+	return c ? c + 1 : target;
+}
+
+/* ---- existence checks: cheap, and they give the clearest reasons ---- */
+
+struct probe_env {
+	struct btf *vmlinux;
+	bool kprobes;
+	char *kallsyms;		/* "\nname\n" list of text symbols, for kprobe targets */
+};
+
+static bool btf_has(const struct probe_env *env, const char *name, int kind)
+{
+	return env->vmlinux && btf__find_by_name_kind(env->vmlinux, name, kind) > 0;
+}
+
+static bool tracepoint_exists(const struct probe_env *env, const char *target)
+{
+	char sys[64], path[256];
+	const char *name = tp_name(target);
+	struct stat st;
+
+	snprintf(sys, sizeof(sys), "%.*s", (int)(name - target - 1), target);
+	if (tracefs_path(path, sizeof(path), "events/%s/%s", sys, name) == 0 &&
+	    stat(path, &st) == 0)
+		return true;
+	/* tracefs may be missing: BTF also knows every tracepoint */
+	snprintf(path, sizeof(path), "btf_trace_%s", name);
+	return btf_has(env, path, BTF_KIND_TYPEDEF);
+}
+
+static bool ksym_exists(const struct probe_env *env, const char *name)
+{
+	char needle[160];
+
+	if (!env->kallsyms)
+		return false;
+	snprintf(needle, sizeof(needle), "\n%s\n", name);
+	return strstr(env->kallsyms, needle) != NULL;
+}
+
+static char *load_text_syms(void)
+{
+	FILE *f = fopen("/proc/kallsyms", "r");
+	size_t cap = 1 << 20, len = 1;
+	char line[512], *buf;
+
+	if (!f)
+		return NULL;
+	buf = malloc(cap);
+	if (!buf)
+		goto out;
+	buf[0] = '\n';
+	while (fgets(line, sizeof(line), f)) {
+		char type, name[256];
+		unsigned long long addr;
+		size_t n;
+
+		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
+			continue;
+		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
+			continue;
+		n = strlen(name);
+		if (len + n + 2 > cap) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		memcpy(buf + len, name, n);
+		len += n;
+		buf[len++] = '\n';
+	}
+	buf[len] = 0;
+out:
+	fclose(f);
+	return buf;
+}
+
+static int exists(const struct probe_env *env, const struct plan_cand *c, char *why, size_t len)
+{
+	switch (c->method) {
+	case PM_TP_BTF:
+		if (!env->vmlinux) {
+			snprintf(why, len, "no kernel BTF (/sys/kernel/btf/vmlinux)");
+			return 0;
+		}
+		/* fall through */
+	case PM_RAW_TP:
+		if (!tracepoint_exists(env, c->target)) {
+			snprintf(why, len, "no tracepoint %s in this kernel", c->target);
+			return 0;
+		}
+		return 1;
+	case PM_FENTRY:
+		if (!btf_has(env, c->target, BTF_KIND_FUNC)) {
+			snprintf(why, len, "no function %s in kernel BTF", c->target);
+			return 0;
+		}
+		return 1;
+	case PM_KPROBE:
+		if (!env->kprobes) {
+			snprintf(why, len, "kernel has no kprobe support (no kprobe_events in tracefs)");
+			return 0;
+		}
+		if (!ksym_exists(env, c->target)) {
+			snprintf(why, len, "no function %s in /proc/kallsyms", c->target);
+			return 0;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- trial load + attach, with libbpf's messages captured for the reason ---- */
+
+static char trial_log[256];
+
+static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[256];
+	int n;
+
+	if (log_enabled(KMS_LOG_DEBUG)) {
+		va_list aq;
+
+		va_copy(aq, ap);
+		kms_vlog(KMS_LOG_DEBUG, fmt, aq);
+		va_end(aq);
+	}
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n >= (int)sizeof(line))
+		n = sizeof(line) - 1;
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = 0;
+	/* keep the first error line: later ones only repeat it */
+	if (!trial_log[0] && n > 0)
+		snprintf(trial_log, sizeof(trial_log), "%s", line);
+	return 0;
+}
+
+static struct bpf_link *attach_one(struct bpf_program *prog, const struct plan_cand *c, bool ret)
+{
+	if (c->method == PM_KPROBE)
+		return bpf_program__attach_kprobe(prog, ret, c->target);
+	return bpf_program__attach(prog);
+}
+
+static int set_targets(struct kmemscope_bpf *skel, const struct plan_cand *c)
+{
+	struct bpf_program *p;
+
+	if (c->method != PM_FENTRY)
+		return 0;
+	p = bpf_object__find_program_by_name(skel->obj, c->prog);
+	if (!p)
+		return -ENOENT;
+	return bpf_program__set_attach_target(p, 0, c->target);
+}
+
+static int trial(const struct plan_cand *c, char *why, size_t len)
+{
+	struct bpf_link *l1 = NULL, *l2 = NULL;
+	struct kmemscope_bpf *skel;
+	struct bpf_program *p;
+	libbpf_print_fn_t old;
+	int err;
+
+	trial_log[0] = 0;
+	old = libbpf_set_print(capture_print);
+	skel = kmemscope_bpf__open();
+	if (!skel) {
+		err = -errno;
+		snprintf(why, len, "open: %s", strerror(-err));
+		goto out;
+	}
+	bpf_object__for_each_program(p, skel->obj) {
+		const char *n = bpf_program__name(p);
+
+		bpf_program__set_autoload(p, !strcmp(n, c->prog) ||
+					  (c->prog_ret && !strcmp(n, c->prog_ret)));
+	}
+	/* smallest maps: only the program is on trial */
+	bpf_map__set_max_entries(skel->maps.rb, getpagesize());
+	bpf_map__set_max_entries(skel->maps.stacks, 1);
+	skel->rodata->stack_types = ~0ULL;
+	err = set_targets(skel, c);
+	if (!err)
+		err = kmemscope_bpf__load(skel);
+	if (err) {
+		snprintf(why, len, "load: %s%s%s", strerror(-err), trial_log[0] ? ": " : "",
+			 trial_log);
+		goto out;
+	}
+	l1 = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog), c, false);
+	if (!l1) {
+		err = -errno;
+		snprintf(why, len, "attach: %s", strerror(-err));
+		goto out;
+	}
+	if (c->prog_ret) {
+		l2 = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog_ret), c, true);
+		if (!l2) {
+			err = -errno;
+			snprintf(why, len, "attach return probe: %s", strerror(-err));
+		}
+	}
+out:
+	bpf_link__destroy(l2);
+	bpf_link__destroy(l1);
+	kmemscope_bpf__destroy(skel);
+	libbpf_set_print(old);
+	return err;
+}
+
+/* vmalloc and dma must pair allocs and frees at the same level */
+static const struct plan_event *alloc_of(const struct plan *p, const struct plan_event *ev)
+{
+	for (int i = 0; i < p->nr_events; i++) {
+		const struct plan_event *a = &p->events[i];
+
+		if (a != ev && a->family == ev->family && a->alloc && !a->optional)
+			return a;
+	}
+	return NULL;
+}
+
+static void probe_event(const struct probe_env *env, struct plan *p, struct plan_event *ev)
+{
+	const struct plan_event *a = ev->alloc && !ev->optional ? NULL : alloc_of(p, ev);
+	const struct plan_cand *ac = a && a->selected >= 0 ? &a->cands[a->selected] : NULL;
+
+	for (int i = 0; i < ev->nr_cands; i++) {
+		struct plan_cand *c = &ev->cands[i];
+
+		if (ac && is_tracepoint(ac->method) != is_tracepoint(c->method)) {
+			c->result = CR_REJECTED;
+			snprintf(c->reason, sizeof(c->reason),
+				 "allocations are traced at the %s level",
+				 is_tracepoint(ac->method) ? "tracepoint" : "function");
+			continue;
+		}
+		if (!exists(env, c, c->reason, sizeof(c->reason)) ||
+		    trial(c, c->reason, sizeof(c->reason))) {
+			c->result = CR_REJECTED;
+			kms_debug("probe: %s via %s %s: %s\n", ev->name, method_names[c->method],
+				  c->target, c->reason);
+			continue;
+		}
+		c->result = CR_SELECTED;
+		ev->selected = i;
+		return;
+	}
+}
+
+int plan__probe(struct plan **out, unsigned int families)
+{
+	struct probe_env env = {};
+	struct plan *p;
+	char path[256];
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->nr_events = sizeof(plan_template) / sizeof(plan_template[0]);
+	p->events = malloc(sizeof(plan_template));
+	if (!p->events) {
+		free(p);
+		return -ENOMEM;
+	}
+	memcpy(p->events, plan_template, sizeof(plan_template));
+
+	env.vmlinux = btf__load_vmlinux_btf();
+	if (!env.vmlinux)
+		env.vmlinux = NULL;
+	env.kprobes = tracefs_path(path, sizeof(path), "kprobe_events") == 0 &&
+		      access(path, F_OK) == 0;
+	env.kallsyms = load_text_syms();
+
+	/* allocation events first: their level constrains the frees */
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < p->nr_events; i++) {
+			struct plan_event *ev = &p->events[i];
+			bool first = ev->alloc && !ev->optional;
+
+			if (first != (pass == 0))
+				continue;
+			ev->selected = -1;
+			if (ev->family >= 0 && families && !(families & (1u << ev->family))) {
+				for (int j = 0; j < ev->nr_cands; j++) {
+					ev->cands[j].result = CR_REJECTED;
+					snprintf(ev->cands[j].reason, sizeof(ev->cands[j].reason),
+						 "family not requested (--family)");
+				}
+				continue;
+			}
+			probe_event(&env, p, ev);
+		}
+	}
+	for (int f = 0; f < KMS_FAM_MAX; f++) {
+		bool ok = true, any = false;
+
+		for (int i = 0; i < p->nr_events; i++) {
+			const struct plan_event *ev = &p->events[i];
+
+			if (ev->family != f || ev->optional)
+				continue;
+			any = true;
+			if (ev->selected < 0)
+				ok = false;
+			else if (ev->alloc)
+				p->fam_method[f] = method_names[ev->cands[ev->selected].method];
+		}
+		p->fam_traced[f] = any && ok;
+		if (!p->fam_traced[f])
+			p->fam_method[f] = NULL;
+	}
+	btf__free(env.vmlinux);
+	free(env.kallsyms);
+	*out = p;
+	return 0;
+}
+
+void plan__free(struct plan *p)
+{
+	if (!p)
+		return;
+	free(p->events);
+	free(p);
+}
+
+static bool prog_selected(const struct plan *p, const char *name, const struct plan_cand **cand)
+{
+	for (int i = 0; i < p->nr_events; i++) {
+		const struct plan_event *ev = &p->events[i];
+		const struct plan_cand *c;
+
+		if (ev->selected < 0)
+			continue;
+		c = &ev->cands[ev->selected];
+		/* a family that is not traced as a whole is not loaded at all */
+		if (ev->family >= 0 && !p->fam_traced[ev->family])
+			continue;
+		if (!strcmp(c->prog, name) || (c->prog_ret && !strcmp(c->prog_ret, name))) {
+			if (cand)
+				*cand = c;
+			return true;
+		}
+	}
+	return false;
+}
+
+int plan__apply(const struct plan *p, struct kmemscope_bpf *skel)
+{
+	struct bpf_program *prog;
+	int err;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		const struct plan_cand *c = NULL;
+		bool on = prog_selected(p, name, &c) || !strcmp(name, "flush_stage");
+
+		bpf_program__set_autoload(prog, on);
+		if (on && c && c->method == PM_FENTRY) {
+			err = bpf_program__set_attach_target(prog, 0, c->target);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+int plan__attach(const struct plan *p, struct kmemscope_bpf *skel)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		const struct plan_cand *c = NULL;
+		struct bpf_link *l;
+		bool ret;
+
+		if (!prog_selected(p, name, &c))
+			continue;
+		ret = c->prog_ret && !strcmp(c->prog_ret, name);
+		l = attach_one(prog, c, ret);
+		if (!l) {
+			int err = -errno;
+
+			kms_error("Failed to attach %s to %s: %s\n", name, c->target, strerror(-err));
+			return err;
+		}
+		/* keep the link where the skeleton destroys it */
+		for (int i = 0; i < skel->skeleton->prog_cnt; i++) {
+			if (*skel->skeleton->progs[i].prog == prog) {
+				*skel->skeleton->progs[i].link = l;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+static const char *result_names[] = {
+	[CR_NOT_TRIED] = "not tried",
+	[CR_SELECTED] = "selected",
+	[CR_REJECTED] = "rejected",
+};
+
+static const char *fam_names[KMS_FAM_MAX] = {
+	"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu",
+};
+
+int plan__print_text(const struct plan *p, FILE *out)
+{
+	fprintf(out, "%-20s %-8s %-34s %s\n", "EVENT", "METHOD", "TARGET", "NOTES");
+	for (int i = 0; i < p->nr_events; i++) {
+		const struct plan_event *ev = &p->events[i];
+		const struct plan_cand *sel = ev->selected >= 0 ? &ev->cands[ev->selected] : NULL;
+
+		fprintf(out, "%-20s %-8s %-34s %s\n", ev->name,
+			sel ? method_names[sel->method] : "-", sel ? sel->target : "-",
+			sel ? "" : (ev->optional ? "not traced (optional)" : "NOT TRACED"));
+		for (int j = 0; j < ev->nr_cands; j++) {
+			const struct plan_cand *c = &ev->cands[j];
+
+			if (c->result != CR_REJECTED)
+				continue;
+			fprintf(out, "%-20s   %-6s %-34s rejected: %s\n", "",
+				method_names[c->method], c->target, c->reason);
+		}
+	}
+	fprintf(out, "\nfamilies:");
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		fprintf(out, " %s=%s", fam_names[f],
+			p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
+	fprintf(out, "\n");
+	return 0;
+}
+
+int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
+{
+	json_t *root = json_object(), *evs = json_array(), *fams = json_array();
+	int err;
+
+	json_object_set_new(root, "schema", json_string("kmemscope.probe"));
+	json_object_set_new(root, "version", json_integer(1));
+	json_object_set_new(root, "kernel", json_string(kernel));
+	for (int i = 0; i < p->nr_events; i++) {
+		const struct plan_event *ev = &p->events[i];
+		const struct plan_cand *sel = ev->selected >= 0 ? &ev->cands[ev->selected] : NULL;
+		json_t *e = json_object(), *cands = json_array();
+
+		json_object_set_new(e, "event", json_string(ev->name));
+		json_object_set_new(e, "family", ev->family >= 0 ?
+				    json_string(fam_names[ev->family]) : json_null());
+		json_object_set_new(e, "method", sel ? json_string(method_names[sel->method]) :
+				    json_null());
+		json_object_set_new(e, "target", sel ? json_string(sel->target) : json_null());
+		json_object_set_new(e, "traced", json_boolean(sel != NULL));
+		json_object_set_new(e, "optional", json_boolean(ev->optional));
+		for (int j = 0; j < ev->nr_cands; j++) {
+			const struct plan_cand *c = &ev->cands[j];
+			json_t *cj = json_object();
+
+			json_object_set_new(cj, "method", json_string(method_names[c->method]));
+			json_object_set_new(cj, "target", json_string(c->target));
+			json_object_set_new(cj, "result", json_string(result_names[c->result]));
+			if (c->result == CR_REJECTED)
+				json_object_set_new(cj, "reason", json_string(c->reason));
+			json_array_append_new(cands, cj);
+		}
+		json_object_set_new(e, "candidates", cands);
+		json_array_append_new(evs, e);
+	}
+	for (int f = 0; f < KMS_FAM_MAX; f++) {
+		json_t *fj = json_object();
+
+		json_object_set_new(fj, "family", json_string(fam_names[f]));
+		json_object_set_new(fj, "traced", json_boolean(p->fam_traced[f]));
+		json_object_set_new(fj, "method", p->fam_method[f] ?
+				    json_string(p->fam_method[f]) : json_null());
+		json_array_append_new(fams, fj);
+	}
+	json_object_set_new(root, "events", evs);
+	json_object_set_new(root, "families", fams);
+	err = json_dumpf(root, out, JSON_INDENT(2));
+	fputc('\n', out);
+	json_decref(root);
+	return err ? -EIO : 0;
+}

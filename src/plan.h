@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The attach plan: for every allocator event an ordered list of candidate
+ * attach points (tracepoint, then fentry/fexit, then kprobe), probed on the
+ * running kernel. The first that loads and attaches wins.
+ */
+#ifndef KMS_PLAN_H
+#define KMS_PLAN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "kmemscope.h"
+
+struct kmemscope_bpf;
+
+enum plan_method {
+	PM_TP_BTF,
+	PM_RAW_TP,
+	PM_FENTRY,	/* fentry or fexit */
+	PM_KPROBE,	/* kprobe, with a kretprobe where the return value is needed */
+};
+
+enum cand_result {
+	CR_NOT_TRIED,
+	CR_SELECTED,
+	CR_REJECTED,
+};
+
+#define PLAN_MAX_CANDS 6
+
+struct plan_cand {
+	enum plan_method method;
+	const char *target;	/* tracepoint or kernel function */
+	const char *prog;	/* BPF program name in kmemscope.bpf.c */
+	const char *prog_ret;	/* kretprobe program, or NULL */
+	enum cand_result result;
+	char reason[128];
+};
+
+struct plan_event {
+	const char *name;	/* event name, as in the JSON schema */
+	int family;		/* KMS_FAM_*, -1 for helpers (fork/exec tracking) */
+	bool alloc;		/* the family's allocation event */
+	bool optional;		/* the family is traced without it */
+	int nr_cands;
+	struct plan_cand cands[PLAN_MAX_CANDS];
+	int selected;		/* index into cands, -1 if none */
+};
+
+struct plan {
+	int nr_events;
+	struct plan_event *events;
+	bool fam_traced[KMS_FAM_MAX];
+	const char *fam_method[KMS_FAM_MAX];
+};
+
+/* which families to plan for (bit per KMS_FAM_*; 0 = all) */
+int plan__probe(struct plan **out, unsigned int families);
+void plan__free(struct plan *p);
+/* switch on exactly the selected programs of a freshly opened skeleton */
+int plan__apply(const struct plan *p, struct kmemscope_bpf *skel);
+/* attach the selected programs; links are kept in the skeleton's links */
+int plan__attach(const struct plan *p, struct kmemscope_bpf *skel);
+
+const char *plan__method_name(enum plan_method m);
+int plan__print_text(const struct plan *p, FILE *out);
+int plan__print_json(const struct plan *p, const char *kernel, FILE *out);
+
+#endif

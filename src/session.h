@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * A live tracing session: attach plan, collector, symbols, GFP names and the
+ * aggregator, wired together. stat, top and the detectors all run one.
+ */
+#ifndef KMS_SESSION_H
+#define KMS_SESSION_H
+
+#include <stdbool.h>
+#include "agg.h"
+#include "cli.h"
+#include "quality.h"
+
+struct plan;
+struct collector;
+struct ksyms;
+struct gfp_table;
+
+struct session_opts {
+	unsigned int families;	/* 0: all */
+	pid_t *pids;		/* -p: trace only these processes (and their children) */
+	int nr_pids;
+	const char *comm;	/* -c */
+	char **cmd;		/* -- CMD ARGS (NULL: none) */
+	bool all_cpus;		/* -a: system-wide even with a command */
+	unsigned int ring_mb;
+	bool no_stacks;		/* no stack capture (page/vmalloc/dma sites unknown) */
+};
+
+struct session {
+	struct plan *plan;
+	struct collector *coll;
+	struct ksyms *ksyms;
+	struct gfp_table *gfp;
+	struct agg *agg;
+	struct cli_cmd cmd;
+	__u64 *site_cache;	/* per stack id: resolved site + 1, 0 = not yet */
+	unsigned int stack_entries;
+	__u64 start_ns;
+	__u64 stop_ns;
+};
+
+/* exit status on failure (2: environment or usage, 1: runtime), 0 on success */
+int session__start(struct session *s, const struct session_opts *o);
+/* poll until duration (0: none) is over, the command exits, or a signal */
+int session__run(struct session *s, double duration, double interval,
+		 int (*tick)(struct session *s, void *ctx), void *ctx);
+int session__stop(struct session *s);
+void session__quality(struct session *s, struct kms_quality *q);
+void session__free(struct session *s);
+
+#endif

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* kmemscope stat: trace for a while, then one aggregated report. */
+#include <argp.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "log.h"
+#include "report.h"
+#include "session.h"
+
+#define MAX_PIDS 64
+
+struct stat_env {
+	struct session_opts so;
+	pid_t pids[MAX_PIDS];
+	double duration;
+	bool json;
+	const char *output;
+	const char *sort;
+	unsigned long top;
+	bool bad;
+};
+
+static const struct argp_option stat_options[] = {
+	{ NULL, 0, NULL, 0, "What to trace:", 1 },
+	{ "duration", 'd', "SEC", 0, "trace for SEC seconds (default: until Ctrl-C, or until "
+				     "CMD exits)" },
+	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
+	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
+	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
+				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
+	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
+	{ "no-stacks", 1001, NULL, 0, "no stack capture: page, vmalloc and dma sites stay unknown" },
+	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
+	{ NULL, 0, NULL, 0, "Output:", 2 },
+	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
+	{ "output", 'o', "FILE", 0, "write the report to FILE" },
+	{ "sort", 's', "KEYS", 0, "sort call sites by KEYS, comma-separated (default: bytes,allocs)" },
+	{ "top", 'n', "N", 0, "rows per table (default 20, 0: all)" },
+	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{},
+};
+
+static error_t stat_parse(int key, char *arg, struct argp_state *state)
+{
+	struct stat_env *env = state->input;
+	unsigned long v;
+
+	switch (key) {
+	case 'd':
+		if (cli_parse_seconds(arg, "duration", &env->duration))
+			argp_usage(state);
+		break;
+	case 'p':
+		if (env->so.nr_pids >= MAX_PIDS)
+			argp_error(state, "at most %d -p options", MAX_PIDS);
+		if (cli_parse_uint(arg, "pid", 1 << 22, &v) || !v)
+			argp_usage(state);
+		env->pids[env->so.nr_pids++] = v;
+		break;
+	case 'c':
+		if (!*arg || strlen(arg) > 15)
+			argp_error(state, "invalid comm '%s' (1 to 15 characters)", arg);
+		env->so.comm = arg;
+		break;
+	case 'F':
+		if (cli_parse_families(arg, &env->so.families))
+			argp_usage(state);
+		break;
+	case 'a':
+		env->so.all_cpus = true;
+		break;
+	case 1001:
+		env->so.no_stacks = true;
+		break;
+	case 1002:
+		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
+			argp_error(state, "--ring-mb takes a power of two from 1 to 4096");
+		env->so.ring_mb = v;
+		break;
+	case 'j':
+		env->json = true;
+		break;
+	case 'o':
+		env->output = arg;
+		break;
+	case 's':
+		env->sort = arg;
+		break;
+	case 'n':
+		if (cli_parse_uint(arg, "row count", 1000000, &env->top))
+			argp_usage(state);
+		break;
+	case 'v':
+		log_set_level(log_get_level() + 1);
+		break;
+	case ARGP_KEY_ARG:
+		/* the command and everything after it belong to the command */
+		env->so.cmd = state->argv + state->next - 1;
+		state->next = state->argc;
+		break;
+	case ARGP_KEY_END:
+		if (env->so.all_cpus && !env->so.cmd)
+			argp_error(state, "-a goes with -- CMD");
+		if (env->so.cmd && env->so.nr_pids)
+			argp_error(state, "-p and -- CMD do not go together");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+	static const struct argp argp = {
+		stat_options, stat_parse, "[-- CMD [ARGS]]",
+		"Trace kernel memory allocations, then print per-family totals, the top call "
+		"sites, GFP flags, page orders, sizes, slab caches, processes, NUMA nodes and the "
+		"data quality of the run.\v"
+		"Examples:\n"
+		"  kmemscope stat -d 10                  whole system, 10 seconds\n"
+		"  kmemscope stat -- tar xf linux.tar    allocations made by tar and its children\n"
+		"  kmemscope stat -a -- sleep 5          whole system while 'sleep 5' runs\n"
+		"  kmemscope stat -p 1234 -s waste -n 10 waste of pid 1234, top 10 sites\n"
+		"  kmemscope stat -F slab --json -o out.json -d 5\n\n"
+		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
+		"error (not root, no BTF, no tracefs).",
+	};
+	struct stat_env env = { .top = 20 };
+	struct report_opts ro = {};
+	struct kms_quality q;
+	struct session s;
+	const char *bad;
+	FILE *out;
+	int err;
+
+	if (argp_parse(&argp, argc, argv, 0, NULL, &env))
+		return 2;
+	env.so.pids = env.pids;
+	if (report__parse_sort(env.sort ? env.sort : "bytes,allocs", &ro, &bad)) {
+		fprintf(stderr, "kmemscope: unknown sort key '%s' (one of: %s)\n", bad,
+			report__sort_keys());
+		return 2;
+	}
+	err = session__start(&s, &env.so);
+	if (err)
+		goto out;
+	if (!env.duration && !env.so.cmd && !env.json)
+		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
+	err = session__run(&s, env.duration, 0, NULL, NULL);
+	err = session__stop(&s) || err;
+	if (err)
+		goto out;
+	session__quality(&s, &q);
+	ro.ksyms = s.ksyms;
+	ro.gfp = s.gfp;
+	ro.kernel = cli_kernel_release();
+	ro.source = "live";
+	ro.quality = &q;
+	ro.top = env.top;
+	out = cli_open_output(env.output);
+	if (!out) {
+		err = 1;
+		goto out;
+	}
+	err = env.json ? report__stat_json(s.agg, &ro, out) : report__stat_text(s.agg, &ro, out);
+	cli_close_output(out);
+	err = err ? 1 : 0;
+out:
+	session__free(&s);
+	return err;
+}
