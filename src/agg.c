@@ -101,9 +101,12 @@ static int htab__grow(struct htab *h)
 	return 0;
 }
 
-/* the slot of key, created zeroed (hash and key set) if missing; NULL: no memory */
+/*
+ * The slot of key, created zeroed (hash and key set) if missing; NULL: no
+ * memory. ksz and ssz (key and slot sizes) are constants at every call site.
+ */
 static __attribute__((always_inline)) inline void *
-htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, bool *created)
+htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, size_t ssz, bool *created)
 {
 	__u32 i = hash & h->mask;
 	__u64 *s;
@@ -126,7 +129,7 @@ htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, bool *created
 			;
 		s = htab__at(h, i);
 	}
-	memset(s, 0, h->slot_size);
+	memset(s, 0, ssz);
 	*s = hash;
 	memcpy(s + 1, key, ksz);
 	h->count++;
@@ -135,7 +138,8 @@ htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, bool *created
 }
 
 /* backward-shift deletion: no tombstones, probe runs stay short */
-static void htab__delete(struct htab *h, void *slot)
+static __attribute__((always_inline)) inline void
+htab__delete(struct htab *h, void *slot, size_t ssz)
 {
 	__u32 i = ((char *)slot - h->slots) / h->slot_size;
 	__u32 j = i;
@@ -151,11 +155,11 @@ static void htab__delete(struct htab *h, void *slot)
 		home = *s & h->mask;
 		/* move s back to the hole unless its home lies cyclically in (i, j] */
 		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			memcpy(htab__at(h, i), s, h->slot_size);
+			memcpy(htab__at(h, i), s, ssz);
 			i = j;
 		}
 	}
-	memset(htab__at(h, i), 0, h->slot_size);
+	memset(htab__at(h, i), 0, ssz);
 	h->count--;
 }
 
@@ -370,7 +374,7 @@ struct agg *agg__new(const struct agg_opts *opts)
 	a->last_gfp_idx = -1;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024);
 	for (i = 0; i < LC_NR; i++)
-		err |= htab__init(&a->live[i], sizeof(struct live_slot), i == LC_SLAB ? 1 << 16 : 1024);
+		err |= htab__init(&a->live[i], sizeof(struct live_slot), 1024);
 	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256);
 	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64);
 	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256);
@@ -440,13 +444,13 @@ static struct agg_proc *proc_get(struct agg *a, __u32 pid)
 
 	if (a->last_proc >= 0 && a->last_pid == pid)
 		return &a->procs[a->last_proc];
-	s = htab__get(&a->proc_tab, mix64(key), &key, sizeof(key), &created);
+	s = htab__get(&a->proc_tab, mix64(key), &key, sizeof(key), sizeof(*s), &created);
 	if (!s)
 		return NULL;
 	if (created) {
 		if (vec__reserve((void **)&a->procs, &a->cap_procs, a->nr_procs,
 				 sizeof(*a->procs))) {
-			htab__delete(&a->proc_tab, s);
+			htab__delete(&a->proc_tab, s, sizeof(*s));
 			return NULL;
 		}
 		s->idx = a->nr_procs++;
@@ -464,13 +468,13 @@ static int cache_get(struct agg *a, __u64 ptr)
 	struct u64_slot *s;
 	bool created;
 
-	s = htab__get(&a->cache_tab, mix64(ptr), &ptr, sizeof(ptr), &created);
+	s = htab__get(&a->cache_tab, mix64(ptr), &ptr, sizeof(ptr), sizeof(*s), &created);
 	if (!s)
 		return -1;
 	if (created) {
 		if (vec__reserve((void **)&a->caches, &a->cap_caches, a->nr_caches,
 				 sizeof(*a->caches))) {
-			htab__delete(&a->cache_tab, s);
+			htab__delete(&a->cache_tab, s, sizeof(*s));
 			return -1;
 		}
 		s->idx = a->nr_caches++;
@@ -488,13 +492,13 @@ static __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
 	__u64 h;
 
 	h = mix64(addr ^ (obj * 0x9e3779b97f4a7c15ULL) ^ ((__u64)fam << 56));
-	s = htab__get(&a->site_tab, h, &key, sizeof(key), &created);
+	s = htab__get(&a->site_tab, h, &key, sizeof(key), sizeof(*s), &created);
 	if (!s)
 		return -1;
 	if (!created)
 		return s->idx;
 	if (vec__reserve((void **)&a->sites, &a->cap_sites, a->nr_sites, sizeof(*a->sites))) {
-		htab__delete(&a->site_tab, s);
+		htab__delete(&a->site_tab, s, sizeof(*s));
 		return -1;
 	}
 	s->idx = a->nr_sites++;
@@ -513,7 +517,7 @@ static void gfp_count(struct agg *a, __u32 gfp, __u32 bytes)
 	bool created;
 
 	if (a->last_gfp_idx < 0 || a->last_gfp != gfp) {
-		s = htab__get(&a->gfp_tab, mix64(key), &key, sizeof(key), &created);
+		s = htab__get(&a->gfp_tab, mix64(key), &key, sizeof(key), sizeof(*s), &created);
 		if (!s) {
 			a->stats.nomem++;
 			return;
@@ -521,7 +525,7 @@ static void gfp_count(struct agg *a, __u32 gfp, __u32 bytes)
 		if (created) {
 			if (vec__reserve((void **)&a->gfps, &a->cap_gfps, a->nr_gfps,
 					 sizeof(*a->gfps))) {
-				htab__delete(&a->gfp_tab, s);
+				htab__delete(&a->gfp_tab, s, sizeof(*s));
 				a->stats.nomem++;
 				return;
 			}
@@ -673,7 +677,8 @@ static void on_alloc(struct agg *a, const struct kms_event *e, int fam, struct a
 	p->allocs++;
 	p->bytes_alloc += alloc;
 
-	ls = htab__get(&a->live[fam_class[fam]], mix64(e->ptr), &e->ptr, sizeof(e->ptr), &created);
+	ls = htab__get(&a->live[fam_class[fam]], mix64(e->ptr), &e->ptr, sizeof(e->ptr),
+		       sizeof(*ls), &created);
 	if (!ls) {
 		/* not tracked: undo the outstanding part so totals stay consistent */
 		account_release(a, idx, alloc, true);
@@ -748,7 +753,7 @@ static bool page_free(struct agg *a, const struct kms_event *e)
 	if (m >= ls->v.order) {
 		account_free(a, ls->v.site, ls->v.bytes_alloc, true);
 		a->live_pages_by_order[ls->v.order]--;
-		htab__delete(h, ls);
+		htab__delete(h, ls, sizeof(*ls));
 		return true;
 	}
 	/* part of a bigger block: one page (or 2^m) at a time */
@@ -757,7 +762,7 @@ static bool page_free(struct agg *a, const struct kms_event *e)
 	if (bytes >= ls->v.bytes_alloc) {
 		account_free(a, ls->v.site, ls->v.bytes_alloc, true);
 		a->live_pages_by_order[ls->v.order]--;
-		htab__delete(h, ls);
+		htab__delete(h, ls, sizeof(*ls));
 		return true;
 	}
 	ls->v.bytes_alloc -= bytes;
@@ -776,7 +781,7 @@ static bool on_free(struct agg *a, const struct kms_event *e, int cls)
 	if (!ls)
 		return false;
 	account_free(a, ls->v.site, ls->v.bytes_alloc, true);
-	htab__delete(h, ls);
+	htab__delete(h, ls, sizeof(*ls));
 	return true;
 }
 
@@ -856,6 +861,18 @@ void agg__event(struct agg *a, const struct kms_event *e)
 	}
 }
 
+void agg__prefetch(const struct agg *a, const struct kms_event *e)
+{
+	const struct htab *h;
+	unsigned int type = e->type;
+
+	if (type <= KMS_EV_NONE || type >= KMS_EV_ALLOC_FAIL)
+		return;
+	/* the live slot is the one random access of every alloc and free */
+	h = &a->live[ev_info[type].cls];
+	__builtin_prefetch(htab__at(h, mix64(e->ptr) & h->mask), 1);
+}
+
 void agg__meta(struct agg *a, const struct kms_meta *m)
 {
 	struct agg_proc *p;
@@ -888,7 +905,7 @@ void agg__meta(struct agg *a, const struct kms_meta *m)
 		a->caches[c].known = true;
 		break;
 	case KMS_EV_META_DEVICE:
-		s = htab__get(&a->dev_tab, mix64(m->key), &m->key, sizeof(m->key), &created);
+		s = htab__get(&a->dev_tab, mix64(m->key), &m->key, sizeof(m->key), sizeof(*s), &created);
 		if (!s) {
 			a->stats.nomem++;
 			return;
@@ -896,7 +913,7 @@ void agg__meta(struct agg *a, const struct kms_meta *m)
 		if (created) {
 			if (vec__reserve((void **)&a->devs, &a->cap_devs, a->nr_devs,
 					 sizeof(*a->devs))) {
-				htab__delete(&a->dev_tab, s);
+				htab__delete(&a->dev_tab, s, sizeof(*s));
 				a->stats.nomem++;
 				return;
 			}

@@ -25,6 +25,11 @@ void agg__free(struct agg *a);
 /* e->cpu is set and e->site already resolved (from the stack when the event had none) */
 void agg__event(struct agg *a, const struct kms_event *e);
 void agg__meta(struct agg *a, const struct kms_meta *m);
+/*
+ * Optional hint: call it for a record a few records ahead of the one passed
+ * to agg__event (8 is a good distance) so its live-table slot is in cache.
+ */
+void agg__prefetch(const struct agg *a, const struct kms_event *e);
 
 /* family of an event type, -1 for none; event name as in docs/json-schema.md */
 int kms_ev_family(int type);
