@@ -1,0 +1,69 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# /init of the QEMU test guest (busybox). Everything the host needs goes to the
+# serial console between ===KMS-FILE NAME=== and ===KMS-END NAME=== markers.
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+mkdir -p /proc /sys /dev /tmp /out
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+
+RUN=/sys/kernel/debug/kmemscope_test/run
+LEDGER=/sys/kernel/debug/kmemscope_test/ledger
+
+say() { echo "KMS-$*"; }
+
+finish() {
+	for f in /out/*; do
+		[ -f "$f" ] || continue
+		n=${f##*/}
+		echo "===KMS-FILE $n==="
+		cat "$f"
+		echo
+		echo "===KMS-END $n==="
+	done
+	echo "===KMS-DONE==="
+	sync
+	poweroff -f
+}
+
+say "BEGIN $(uname -r)"
+if ! insmod /kmemscope_test.ko; then
+	say "ERROR insmod kmemscope_test.ko failed"
+	finish
+fi
+
+if [ -x /kmemscope ]; then
+	say "HAVE-KMEMSCOPE 1"
+	/kmemscope probe --json -o /out/probe.json 2>/out/probe.err
+	say "RC probe $?"
+else
+	say "HAVE-KMEMSCOPE 0"
+fi
+
+while read -r name cmd; do
+	case "$name" in ''|'#'*) continue ;; esac
+	line="$cmd tag=$name"
+	t0=$(date +%s)
+	if [ -x /kmemscope ]; then
+		/kmemscope stat --json --top 0 -a -o "/out/$name.json" -- \
+			sh -c "echo '$line' > $RUN" 2>"/out/$name.err"
+		rc=$?
+	else
+		echo "$line" > "$RUN"
+		rc=$?
+	fi
+	say "RC $name $rc $(( $(date +%s) - t0 ))s"
+	[ -s "/out/$name.err" ] || rm -f "/out/$name.err"
+done < /scenarios.txt
+
+# leaked objects go back outside any traced window
+echo "release tag=release" > "$RUN" || say "ERROR release failed"
+cat "$LEDGER" > /out/ledger
+rmmod kmemscope_test || say "ERROR rmmod failed"
+dmesg | grep -iE 'kmemscope_test|warning|bug|call trace' > /out/dmesg.txt
+finish
