@@ -1,0 +1,41 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Every test tier, in order: unit (pure logic), live (this kernel, as root),
+# qemu (Debian's 6.1 in QEMU with the companion module). Each tier prints a
+# line "TIER: N passed, M failed"; this script adds them up and exits non-zero
+# if any tier failed or did not report. A tier that needs root or BPF and
+# cannot get it fails: it never skips into a pass.
+#   tests/run-all.sh BUILD_DIR [TIER...]
+set -u
+out=${1:?usage: run-all.sh BUILD_DIR [TIER...]}
+shift
+tiers=${*:-unit live qemu}
+total_pass=0
+total_fail=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+for t in $tiers; do
+	echo "=== $t tests"
+	start=$(date +%s)
+	make --no-print-directory OUTPUT="$out" "$t" 2>&1 | tee "$log"
+	rc=$?
+	line=$(grep -E "^$t: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "$t: the tier reported no result (exit status $rc): counted as 1 failure"
+		total_fail=$((total_fail + 1))
+		continue
+	fi
+	p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1/')
+	f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\2/')
+	if [ "$f" = 0 ] && [ "$rc" != 0 ]; then
+		echo "$t: tier exited with status $rc: counted as 1 failure"
+		f=1
+	fi
+	total_pass=$((total_pass + p))
+	total_fail=$((total_fail + f))
+	echo "=== $t: $p passed, $f failed ($(( $(date +%s) - start )) s)"
+done
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]
