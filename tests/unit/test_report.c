@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* report: sort keys, text layout and the JSON of docs/json-schema.md, parsed back */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include "report.h"
+#include "gfp.h"
+#include "ksyms.h"
+
+#define SITE_A	0xffffffff81001010ULL	/* do_thing+0x10 */
+#define SITE_B	0xffffffff81002020ULL	/* other_thing+0x20 */
+#define SITE_M	0xffffffffc0a00044ULL	/* mod_func+0x44 [mymod] */
+#define CACHE1	0xffff888000100000ULL
+#define DEV1	0xffff888000200000ULL
+
+static const char kallsyms[] =
+	"ffffffff81000000 T _stext\n"
+	"ffffffff81001000 T do_thing\n"
+	"ffffffff81002000 t other_thing\n"
+	"ffffffff81003000 T _etext\n"
+	"ffffffffc0a00000 t mod_func\t[mymod]\n"
+	"ffffffffc0a00100 t mod_other\t[mymod]\n";
+
+static __u64 now = 1000000;
+
+static void feed(struct agg *a, int type, __u64 ptr, __u64 site, __u32 req, __u32 alloc,
+		 __u32 gfp, __u64 obj, __u32 pid)
+{
+	struct kms_event e = {
+		.type = type, .ptr = ptr, .site = site, .bytes_req = req, .bytes_alloc = alloc,
+		.gfp = gfp, .obj = obj, .pid = pid, .node = -1, .stack_id = -1,
+	};
+
+	e.ts = now++;
+	agg__event(a, &e);
+}
+
+static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, __u32 y)
+{
+	struct kms_meta m = { .type = type, .key = key, .a = x, .b = y };
+
+	strncpy(m.name, name, sizeof(m.name) - 1);
+	agg__meta(a, &m);
+}
+
+/*
+ * SITE_A: 3 kmallocs 100/128, 1 freed  -> bytes 384, waste 84, outstanding 2
+ * SITE_B: 1 kmalloc 1000/1024, freed    -> bytes 1024, waste 24, allocs 1
+ * SITE_M: 5 cache allocs (dentry 192/200), none freed -> bytes 1000, allocs 5
+ * page: one order-2 alloc, DMA: one alloc on DEV1
+ */
+static struct agg *sample(void)
+{
+	struct agg *a = agg__new(NULL);
+	int i;
+
+	assert_non_null(a);
+	meta(a, KMS_EV_META_TASK, 42, "bash", 0, 0);
+	meta(a, KMS_EV_META_TASK, 43, "kworker/0:1", 0, 0);
+	meta(a, KMS_EV_META_CACHE, CACHE1, "dentry", 192, 200);
+	meta(a, KMS_EV_META_DEVICE, DEV1, "virtio0", 0, 0);
+	for (i = 0; i < 3; i++)
+		feed(a, KMS_EV_KMALLOC, 0x1000 + i * 0x100, SITE_A, 100, 128, 0xcc0, 0, 42);
+	feed(a, KMS_EV_KFREE, 0x1000, SITE_B, 0, 0, 0, 0, 43);
+	feed(a, KMS_EV_KMALLOC, 0x5000, SITE_B, 1000, 1024, 0xdc0, 0, 42);
+	feed(a, KMS_EV_KFREE, 0x5000, SITE_B, 0, 0, 0, 0, 42);
+	feed(a, KMS_EV_KFREE, 0x9999, SITE_B, 0, 0, 0, 0, 42);	/* unmatched */
+	for (i = 0; i < 5; i++)
+		feed(a, KMS_EV_CACHE_ALLOC, 0x8000 + i * 0x100, SITE_M, 0, 0, 0xcc0, CACHE1, 43);
+	{
+		struct kms_event e = {
+			.type = KMS_EV_PAGE_ALLOC, .ptr = 0x40, .order = 2, .pid = 42,
+			.bytes_req = 16384, .bytes_alloc = 16384, .gfp = 0xcc0, .node = 1,
+		};
+
+		agg__event(a, &e);
+	}
+	feed(a, KMS_EV_DMA_ALLOC, 0xffff888010000000ULL, 0, 4096, 4096, 0xcc0, DEV1, 42);
+	return a;
+}
+
+static struct kms_quality quality(void)
+{
+	struct kms_quality q = {
+		.events = 1234, .duration_ns = 2500000000ULL, .stack_failures = 3,
+	};
+	int f;
+
+	for (f = 0; f < KMS_FAM_MAX; f++) {
+		q.traced[f] = f != KMS_FAM_DMA;
+		q.method[f] = f == KMS_FAM_VMALLOC ? "kprobe" : "tp_btf";
+	}
+	q.method[KMS_FAM_DMA] = NULL;
+	return q;
+}
+
+static char *render(const struct agg *a, const struct report_opts *o, bool json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int err;
+
+	assert_non_null(f);
+	err = json ? report__stat_json(a, o, f) : report__stat_text(a, o, f);
+	assert_int_equal(err, 0);
+	fclose(f);
+	return buf;
+}
+
+static json_t *render_json(const struct agg *a, const struct report_opts *o)
+{
+	char *s = render(a, o, true);
+	json_error_t jerr;
+	json_t *root = json_loads(s, 0, &jerr);
+
+	if (!root)
+		fail_msg("JSON does not parse: %s (line %d)", jerr.text, jerr.line);
+	free(s);
+	return root;
+}
+
+static __u64 jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v))
+		fail_msg("%s is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v))
+		fail_msg("%s is not a string", key);
+	return json_string_value(v);
+}
+
+static void test_parse_sort(void **state)
+{
+	struct report_opts o = {};
+	const char *bad = NULL;
+
+	assert_int_equal(report__parse_sort("bytes,count", &o, &bad), 0);
+	assert_int_equal(o.nr_sort, 2);
+	assert_int_equal(report__parse_sort(" waste , req,outstanding_bytes,frees", &o, &bad), 0);
+	assert_int_equal(o.nr_sort, 4);
+	assert_int_equal(report__parse_sort("bogus", &o, &bad), -EINVAL);
+	assert_string_equal(bad, "bogus");
+	assert_int_equal(report__parse_sort("bytes,outstandin", &o, &bad), -EINVAL);
+	assert_string_equal(bad, "outstandin");
+	assert_int_equal(report__parse_sort("bytes,,count", &o, &bad), -EINVAL);
+	assert_string_equal(bad, "");
+	assert_int_equal(report__parse_sort("allocs,bytes,req,waste,frees", &o, &bad), -EINVAL);
+	assert_string_equal(bad, "frees");
+	assert_non_null(strstr(report__sort_keys(), "outstanding_bytes"));
+	assert_non_null(strstr(report__sort_keys(), "count"));
+}
+
+/* addresses of the sites, in JSON order */
+static void site_order(json_t *root, __u64 *addrs, size_t n)
+{
+	json_t *sites = json_object_get(root, "sites");
+	size_t i;
+
+	assert_int_equal(json_array_size(sites), n);
+	for (i = 0; i < n; i++)
+		addrs[i] = strtoull(jstr(json_array_get(sites, i), "addr"), NULL, 16);
+}
+
+static void test_sort_order(void **state)
+{
+	struct agg *a = sample();
+	struct report_opts o = { .source = "live" };
+	const char *bad;
+	__u64 ad[5];
+	json_t *root;
+
+	/* bytes: B 1024, M 1000, A 384, dma 4096, page 16384 */
+	assert_int_equal(report__parse_sort("bytes", &o, &bad), 0);
+	root = render_json(a, &o);
+	site_order(root, ad, 5);
+	assert_true(ad[0] == 0 && ad[1] == 0);	/* page, dma: no call site */
+	assert_int_equal(ad[2], SITE_B);
+	assert_int_equal(ad[3], SITE_M);
+	assert_int_equal(ad[4], SITE_A);
+	json_decref(root);
+
+	/* count: M 5, A 3, then B/page/dma with 1 each by address */
+	assert_int_equal(report__parse_sort("count,bytes", &o, &bad), 0);
+	root = render_json(a, &o);
+	site_order(root, ad, 5);
+	assert_int_equal(ad[0], SITE_M);
+	assert_int_equal(ad[1], SITE_A);
+	assert_int_equal(ad[2], 0);
+	assert_int_equal(ad[4], SITE_B);
+	json_decref(root);
+
+	/* waste: M 40, A 84, B 24 -> A, M, B; top 2 */
+	assert_int_equal(report__parse_sort("waste", &o, &bad), 0);
+	o.top = 2;
+	root = render_json(a, &o);
+	site_order(root, ad, 2);
+	assert_int_equal(ad[0], SITE_A);
+	assert_int_equal(ad[1], SITE_M);
+	assert_int_equal(jint(json_array_get(json_object_get(root, "sites"), 0), "waste"), 84);
+	json_decref(root);
+
+	/* outstanding: M 5, A 2 */
+	assert_int_equal(report__parse_sort("outstanding", &o, &bad), 0);
+	o.top = 1;
+	root = render_json(a, &o);
+	site_order(root, ad, 1);
+	assert_int_equal(ad[0], SITE_M);
+	json_decref(root);
+	agg__free(a);
+}
+
+static void test_json_schema(void **state)
+{
+	static const char *const fams[] = {
+		"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu",
+	};
+	struct kms_quality q = quality();
+	struct report_opts o = {
+		.kernel = "6.18.44", .source = "file", .quality = &q,
+	};
+	struct agg *a = sample();
+	json_t *root, *arr, *f, *s, *p, *qj;
+	const char *bad;
+	size_t i;
+
+	assert_int_equal(report__parse_sort("bytes,count", &o, &bad), 0);
+	root = render_json(a, &o);
+	assert_string_equal(jstr(root, "schema"), "kmemscope.stat");
+	assert_int_equal(jint(root, "version"), 1);
+	assert_string_equal(jstr(root, "kernel"), "6.18.44");
+	assert_string_equal(jstr(root, "source"), "file");
+	assert_int_equal(jint(root, "duration_ns"), 2500000000ULL);
+
+	arr = json_object_get(root, "families");
+	assert_int_equal(json_array_size(arr), 6);
+	for (i = 0; i < 6; i++)
+		assert_string_equal(jstr(json_array_get(arr, i), "family"), fams[i]);
+	f = json_array_get(arr, KMS_FAM_KMALLOC);
+	assert_true(json_is_true(json_object_get(f, "traced")));
+	assert_string_equal(jstr(f, "method"), "tp_btf");
+	assert_int_equal(jint(f, "allocs"), 4);
+	assert_int_equal(jint(f, "frees"), 2);
+	assert_int_equal(jint(f, "unmatched_frees"), 1);
+	assert_int_equal(jint(f, "fails"), 0);
+	assert_int_equal(jint(f, "bytes_req"), 1300);
+	assert_int_equal(jint(f, "bytes_alloc"), 1408);
+	assert_int_equal(jint(f, "waste"), 108);
+	assert_int_equal(jint(f, "outstanding"), 2);
+	assert_int_equal(jint(f, "outstanding_bytes"), 256);
+	f = json_array_get(arr, KMS_FAM_DMA);
+	assert_true(json_is_false(json_object_get(f, "traced")));
+	assert_true(json_is_null(json_object_get(f, "method")));
+	f = json_array_get(arr, KMS_FAM_CACHE);
+	assert_int_equal(jint(f, "bytes_alloc"), 1000);
+	assert_int_equal(jint(f, "outstanding_bytes"), 1000);
+	f = json_array_get(arr, KMS_FAM_PAGE);
+	assert_int_equal(jint(f, "bytes_alloc"), 16384);
+
+	/* sites by bytes: page, dma, B, M, A */
+	arr = json_object_get(root, "sites");
+	assert_int_equal(json_array_size(arr), 5);
+	s = json_array_get(arr, 0);
+	assert_string_equal(jstr(s, "family"), "page");
+	assert_string_equal(jstr(s, "addr"), "0x0");
+	assert_true(json_is_null(json_object_get(s, "symbol")));
+	assert_int_equal(json_array_size(json_object_get(s, "orders")), 1);
+	assert_int_equal(jint(json_array_get(json_object_get(s, "orders"), 0), "order"), 2);
+	s = json_array_get(arr, 1);
+	assert_string_equal(jstr(s, "family"), "dma");
+	assert_string_equal(jstr(s, "device"), "virtio0");
+	assert_true(json_is_null(json_object_get(s, "cache")));
+	s = json_array_get(arr, 3);
+	assert_string_equal(jstr(s, "addr"), "0xffffffffc0a00044");
+	assert_string_equal(jstr(s, "family"), "kmem_cache");
+	assert_string_equal(jstr(s, "cache"), "dentry");
+	assert_true(json_is_null(json_object_get(s, "device")));
+	assert_int_equal(jint(s, "allocs"), 5);
+	assert_int_equal(jint(s, "bytes_req"), 960);
+	assert_int_equal(jint(s, "waste"), 40);
+	assert_int_equal(jint(s, "outstanding"), 5);
+	/* no ksyms, no gfp table: hex stays */
+	assert_true(json_is_null(json_object_get(s, "symbol")));
+	assert_true(json_is_null(json_object_get(s, "function")));
+	assert_true(json_is_null(json_object_get(s, "module")));
+	assert_string_equal(jstr(json_array_get(json_object_get(s, "gfp"), 0), "flags"), "0xcc0");
+	assert_string_equal(jstr(json_array_get(json_object_get(s, "gfp"), 0), "value"), "0xcc0");
+	assert_int_equal(jint(json_array_get(json_object_get(s, "gfp"), 0), "allocs"), 5);
+	s = json_array_get(arr, 4);
+	assert_int_equal(jint(s, "frees"), 1);
+	assert_int_equal(jint(s, "outstanding_bytes"), 256);
+
+	arr = json_object_get(root, "gfp");
+	assert_int_equal(json_array_size(arr), 2);
+	assert_string_equal(jstr(json_array_get(arr, 0), "value"), "0xcc0");
+	assert_int_equal(jint(json_array_get(arr, 0), "allocs"), 10);
+	assert_int_equal(jint(json_array_get(arr, 1), "bytes_alloc"), 1024);
+
+	arr = json_object_get(root, "orders");
+	assert_int_equal(json_array_size(arr), 11);
+	assert_int_equal(jint(json_array_get(arr, 2), "allocs"), 1);
+	assert_int_equal(jint(json_array_get(arr, 10), "order"), 10);
+
+	/* sizes: 128 x3 [128,255], 200 x5 [128,255], 1024 [1024,2047], 4096, 16384 */
+	arr = json_object_get(root, "sizes");
+	assert_int_equal(json_array_size(arr), 4);
+	assert_int_equal(jint(json_array_get(arr, 0), "min"), 128);
+	assert_int_equal(jint(json_array_get(arr, 0), "max"), 255);
+	assert_int_equal(jint(json_array_get(arr, 0), "allocs"), 8);
+
+	arr = json_object_get(root, "caches");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_string_equal(jstr(json_array_get(arr, 0), "name"), "dentry");
+	assert_int_equal(jint(json_array_get(arr, 0), "object_size"), 192);
+	assert_int_equal(jint(json_array_get(arr, 0), "size"), 200);
+	assert_int_equal(jint(json_array_get(arr, 0), "outstanding_bytes"), 1000);
+
+	arr = json_object_get(root, "processes");
+	assert_int_equal(json_array_size(arr), 2);
+	p = json_array_get(arr, 0);	/* bash: 384 + 1024 + 16384 + 4096 bytes */
+	assert_int_equal(jint(p, "pid"), 42);
+	assert_string_equal(jstr(p, "comm"), "bash");
+	assert_int_equal(jint(p, "allocs"), 6);
+	assert_int_equal(jint(p, "bytes_alloc"), 21888);
+	assert_int_equal(jint(json_object_get(p, "events"), "kmalloc"), 4);
+	assert_int_equal(jint(json_object_get(p, "events"), "kfree"), 2);
+	assert_int_equal(jint(json_object_get(p, "events"), "mm_page_alloc"), 1);
+	assert_int_equal(jint(json_object_get(p, "events"), "vfree"), 0);
+	p = json_array_get(arr, 1);
+	assert_string_equal(jstr(p, "comm"), "kworker/0:1");
+	assert_int_equal(jint(json_object_get(p, "events"), "kmem_cache_alloc"), 5);
+
+	arr = json_object_get(root, "nodes");
+	assert_int_equal(json_array_size(arr), 2);
+	assert_int_equal(jint(json_array_get(arr, 0), "allocs"), 10);
+	assert_int_equal(jint(json_array_get(arr, 1), "bytes_alloc"), 16384);
+
+	qj = json_object_get(root, "quality");
+	assert_int_equal(jint(qj, "events"), 1234);
+	assert_int_equal(jint(qj, "lost"), 0);
+	assert_int_equal(jint(qj, "stack_failures"), 3);
+	assert_int_equal(jint(qj, "unmatched_frees"), 1);
+	assert_int_equal(jint(qj, "filtered"), 0);
+	assert_int_equal(json_array_size(json_object_get(qj, "families_not_traced")), 1);
+	assert_string_equal(json_string_value(json_array_get(
+		json_object_get(qj, "families_not_traced"), 0)), "dma");
+	assert_true(json_is_true(json_object_get(qj, "complete")));
+	json_decref(root);
+
+	/* anything lost: not complete */
+	q.lost = 7;
+	root = render_json(a, &o);
+	qj = json_object_get(root, "quality");
+	assert_int_equal(jint(qj, "lost"), 7);
+	assert_true(json_is_false(json_object_get(qj, "complete")));
+	json_decref(root);
+	agg__free(a);
+}
+
+static void test_json_symbols_gfp(void **state)
+{
+	char path[] = "/tmp/kms-test-kallsyms-XXXXXX";
+	const char *dir = getenv("KMS_UNIT_DATA");
+	struct report_opts o = { .source = "live" };
+	struct gfp_table *gt = NULL;
+	struct ksyms *ks;
+	char fmt[512];
+	json_t *root, *arr, *s;
+	struct agg *a;
+	const char *bad;
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, kallsyms, sizeof(kallsyms) - 1), (ssize_t)sizeof(kallsyms) - 1);
+	close(fd);
+	ks = ksyms__load(path);
+	unlink(path);
+	assert_non_null(ks);
+
+	snprintf(fmt, sizeof(fmt), "%s/kmalloc-6.18.format", dir ? dir : "tests/unit/data");
+	{
+		FILE *f = fopen(fmt, "r");
+		char *text;
+		long n;
+
+		if (!f)
+			skip();
+		fseek(f, 0, SEEK_END);
+		n = ftell(f);
+		rewind(f);
+		text = calloc(1, n + 1);
+		assert_int_equal(fread(text, 1, n, f), (size_t)n);
+		fclose(f);
+		assert_int_equal(gfp_table__load_format(&gt, text), 0);
+		free(text);
+	}
+
+	a = sample();
+	o.ksyms = ks;
+	o.gfp = gt;
+	assert_int_equal(report__parse_sort("req", &o, &bad), 0);
+	root = render_json(a, &o);
+	arr = json_object_get(root, "sites");
+	/* req: page 16384, dma 4096, B 1000, M 960, A 300 */
+	s = json_array_get(arr, 2);
+	assert_string_equal(jstr(s, "symbol"), "other_thing+0x20");
+	assert_string_equal(jstr(s, "function"), "other_thing");
+	assert_true(json_is_null(json_object_get(s, "module")));
+	assert_string_equal(jstr(json_array_get(json_object_get(s, "gfp"), 0), "flags"),
+			    "GFP_KERNEL|__GFP_ZERO");
+	s = json_array_get(arr, 3);
+	assert_string_equal(jstr(s, "symbol"), "mod_func+0x44");
+	assert_string_equal(jstr(s, "function"), "mod_func");
+	assert_string_equal(jstr(s, "module"), "mymod");
+	s = json_array_get(arr, 4);
+	assert_string_equal(jstr(s, "symbol"), "do_thing+0x10");
+	assert_string_equal(jstr(json_array_get(json_object_get(s, "gfp"), 0), "flags"),
+			    "GFP_KERNEL");
+	arr = json_object_get(root, "gfp");
+	assert_string_equal(jstr(json_array_get(arr, 0), "flags"), "GFP_KERNEL");
+	json_decref(root);
+
+	{
+		char *text = render(a, &o, false);
+
+		assert_non_null(strstr(text, "mod_func+0x44 [mymod]"));
+		assert_non_null(strstr(text, "GFP_KERNEL|__GFP_ZERO"));
+		free(text);
+	}
+	agg__free(a);
+	ksyms__free(ks);
+	gfp_table__free(gt);
+}
+
+static void test_text(void **state)
+{
+	struct kms_quality q = quality();
+	struct report_opts o = { .kernel = "6.1.0", .source = "live", .quality = &q };
+	struct agg *a = sample();
+	char *t;
+
+	t = render(a, &o, false);
+	assert_non_null(strstr(t, "kmemscope stat: kernel 6.1.0, live, 2.500 s"));
+	assert_non_null(strstr(t, "Families"));
+	assert_non_null(strstr(t, "Top call sites by bytes,allocs (5 of 5)"));
+	assert_non_null(strstr(t, "0xffffffff81001010"));
+	assert_non_null(strstr(t, "dentry"));
+	assert_non_null(strstr(t, "virtio0"));
+	assert_non_null(strstr(t, "GFP flags"));
+	assert_non_null(strstr(t, "Page orders"));
+	assert_non_null(strstr(t, "128-255"));
+	assert_non_null(strstr(t, "Slab caches"));
+	assert_non_null(strstr(t, "kworker/0:1"));
+	assert_non_null(strstr(t, "NUMA nodes"));
+	assert_non_null(strstr(t, "Data quality"));
+	assert_non_null(strstr(t, "families not traced   dma"));
+	assert_non_null(strstr(t, "unmatched frees       1"));
+	assert_null(strstr(t, "INCOMPLETE"));
+	free(t);
+
+	q.lost = 5;
+	q.misses = 2;
+	o.top = 1;
+	t = render(a, &o, false);
+	assert_non_null(strstr(t, "!!! INCOMPLETE DATA: 5 records lost, 2 program runs missed"));
+	assert_non_null(strstr(t, "(1 of 5)"));
+	free(t);
+	agg__free(a);
+}
+
+static void test_comm_filter_quality(void **state)
+{
+	struct agg_opts ao = { .comm = "bash" };
+	struct kms_quality q = quality();
+	struct report_opts o = { .quality = &q };
+	struct agg *a = agg__new(&ao);
+	json_t *root, *arr;
+
+	q.filtered = 10;	/* the kernel-side pid filter */
+	meta(a, KMS_EV_META_TASK, 42, "bash", 0, 0);
+	meta(a, KMS_EV_META_TASK, 43, "sshd", 0, 0);
+	feed(a, KMS_EV_KMALLOC, 0x1000, SITE_A, 8, 8, 0xcc0, 0, 42);
+	feed(a, KMS_EV_KMALLOC, 0x2000, SITE_A, 8, 8, 0xcc0, 0, 43);
+	feed(a, KMS_EV_KMALLOC, 0x3000, SITE_A, 8, 8, 0xcc0, 0, 43);
+	root = render_json(a, &o);
+	assert_int_equal(jint(json_object_get(root, "quality"), "filtered"), 12);
+	arr = json_object_get(root, "processes");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_int_equal(jint(json_array_get(arr, 0), "pid"), 42);
+	json_decref(root);
+	agg__free(a);
+}
+
+static void test_empty(void **state)
+{
+	struct report_opts o = {};
+	struct agg *a = agg__new(NULL);
+	json_t *root;
+	char *t;
+
+	root = render_json(a, &o);
+	assert_int_equal(json_array_size(json_object_get(root, "families")), 6);
+	assert_int_equal(json_array_size(json_object_get(root, "sites")), 0);
+	assert_true(json_is_null(json_object_get(root, "kernel")));
+	assert_true(json_is_true(json_object_get(json_object_get(root, "quality"), "complete")));
+	json_decref(root);
+	t = render(a, &o, false);
+	assert_non_null(strstr(t, "(no allocations)"));
+	assert_non_null(strstr(t, "Data quality"));
+	free(t);
+	agg__free(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_sort),
+		cmocka_unit_test(test_sort_order),
+		cmocka_unit_test(test_json_schema),
+		cmocka_unit_test(test_json_symbols_gfp),
+		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_comm_filter_quality),
+		cmocka_unit_test(test_empty),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
