@@ -108,7 +108,7 @@ def fmt_int(v):
 
 
 def table(path):
-    """RESULTS lines: config round ns iters seen lost reference"""
+    """RESULTS lines: config round ns iters seen lost seen_perf_kinds missed"""
     rows = {}
     order = []
     with open(path) as f:
@@ -120,7 +120,7 @@ def table(path):
             if cfg not in rows:
                 rows[cfg] = []
                 order.append(cfg)
-            vals = [None if x == "-" else float(x) for x in w[2:7]]
+            vals = [None if x == "-" else float(x) for x in w[2:8]]
             rows[cfg].append(vals)
 
     def med(cfg, i):
@@ -131,8 +131,9 @@ def table(path):
     if "untraced" in rows:
         base = med("untraced", 0) / med("untraced", 1)
     floor_seen = med("floor", 2)
-    hdr = ("config", "runs", "ns/iter", "x untraced", "seen (gen)", "lost", "seen/floor")
-    print("%-10s %4s %9s %10s %12s %10s %10s" % hdr)
+    hdr = ("config", "runs", "ns/iter", "x untraced", "seen (gen)", "lost", "missed",
+           "seen/floor")
+    print("%-10s %4s %9s %10s %12s %10s %8s %10s" % hdr)
     for cfg in order:
         r = rows[cfg]
         per_iter = statistics.median([x[0] / x[1] for x in r])
@@ -146,8 +147,9 @@ def table(path):
             cmp = "%.4f" % (seen / ref)
         else:
             cmp = "-"
-        print("%-10s %4d %9.1f %10s %12s %10s %10s" %
-              (cfg, len(r), per_iter, ratio, fmt_int(seen), fmt_int(lost), cmp))
+        print("%-10s %4d %9.1f %10s %12s %10s %8s %10s" %
+              (cfg, len(r), per_iter, ratio, fmt_int(seen), fmt_int(lost),
+               fmt_int(med(cfg, 5)), cmp))
     if floor_seen is None:
         print("(no floor runs: seen/floor unavailable)")
 

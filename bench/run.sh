@@ -46,7 +46,7 @@ else
 	trap 'rm -rf "$WORK"' EXIT
 fi
 RESULTS=$WORK/results
-echo "# config round ns iters seen lost seen_perf_kinds" >"$RESULTS"
+echo "# config round ns iters seen lost seen_perf_kinds missed" >"$RESULTS"
 
 # "key=value ..." line -> value of one key
 field() {
@@ -62,7 +62,7 @@ gen_line() {
 run_untraced() {
 	"$GEN" -n "$ITERS" -m "$MODE" >"$WORK/gen.out" || die "untraced: gen failed"
 	g=$(gen_line "$WORK/gen.out" untraced)
-	echo "untraced $1 $(field "$g" ns) $(field "$g" iters) - - -" >>"$RESULTS"
+	echo "untraced $1 $(field "$g" ns) $(field "$g" iters) - - - -" >>"$RESULTS"
 }
 
 run_floor() {
@@ -74,7 +74,7 @@ run_floor() {
 	pk=$(awk '/^floor.event (kmalloc|kfree|kmem_cache_alloc|kmem_cache_free|mm_page_alloc|mm_page_free) / {
 		sub("target_events=", "", $4); s += $4 } END { print s + 0 }' "$WORK/floor.out")
 	echo "floor $1 $(field "$g" ns) $(field "$g" iters) $(field "$f" target_events)" \
-		"$(field "$f" misses) $pk" >>"$RESULTS"
+		"- $pk $(field "$f" misses)" >>"$RESULTS"
 }
 
 run_kmemscope() {
@@ -87,7 +87,7 @@ run_kmemscope() {
 	[ "$(field "$k" target_pids)" = 1 ] ||
 		die "kmemscope: expected one process named gen in the JSON, got $(field "$k" target_pids)"
 	echo "kmemscope $1 $(field "$g" ns) $(field "$g" iters) $(field "$k" target_events)" \
-		"$(field "$k" lost) -" >>"$RESULTS"
+		"$(field "$k" lost) - $(field "$k" misses)" >>"$RESULTS"
 	echo "  kmemscope round $1: $k" >&2
 }
 
@@ -99,7 +99,7 @@ run_perf() {
 	p=$($LIB perfdata "$WORK/perf.data" gen) || die "perf: unreadable perf.data"
 	rm -f "$WORK/perf.data"
 	echo "perf $1 $(field "$g" ns) $(field "$g" iters) $(field "$p" target_samples)" \
-		"$(field "$p" lost) -" >>"$RESULTS"
+		"$(field "$p" lost) - -" >>"$RESULTS"
 	echo "  perf round $1: $p" >&2
 }
 
@@ -130,6 +130,7 @@ echo "kmemscope overhead: gen -m $MODE -n $ITERS, median of $ROUNDS rounds, $(un
 $LIB table "$RESULTS"
 echo
 echo "seen: events of the gen process (floor: all kinds; kmemscope: JSON processes[].events;"
-echo "      perf: samples, slab+page kinds only). lost: floor = BPF recursion misses,"
-echo "      kmemscope = quality.lost, perf = lost samples (whole system, perf kmem records -a)."
+echo "      perf: samples, slab+page kinds only). lost: kmemscope = quality.lost, perf = lost"
+echo "      samples (whole system: perf kmem records -a). missed: BPF program runs skipped for"
+echo "      recursion, whole system (floor: bpf_prog_info, kmemscope: quality.misses)."
 echo "seen/floor: seen over the floor's median count of the same kinds for gen."
