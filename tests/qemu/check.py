@@ -312,7 +312,9 @@ def main():
         if not have_kms:
             errs.append("kmemscope-static missing: nothing to compare the ledger with")
         elif name in rcs:
-            if rcs[name][0] != 0:
+            if rcs[name][0] in (124, 143):
+                errs.append("kmemscope stat timed out in the guest (KMS_STEP_TIMEOUT)")
+            elif rcs[name][0] != 0:
                 errs.append("kmemscope stat exited %d (%s.err: %s)" %
                             (rcs[name][0], name,
                              files.get(name + ".err", "").strip().splitlines()[-1:] or "-"))

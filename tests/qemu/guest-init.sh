@@ -14,6 +14,7 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 
 RUN=/sys/kernel/debug/kmemscope_test/run
 LEDGER=/sys/kernel/debug/kmemscope_test/ledger
+STEP_TIMEOUT=${KMS_STEP_TIMEOUT:-30}
 
 say() { echo "KMS-$*"; }
 
@@ -39,7 +40,7 @@ fi
 
 if [ -x /kmemscope ]; then
 	say "HAVE-KMEMSCOPE 1"
-	/kmemscope probe --json -o /out/probe.json 2>/out/probe.err
+	timeout "$STEP_TIMEOUT" /kmemscope probe --json -o /out/probe.json 2>/out/probe.err
 	say "RC probe $?"
 else
 	say "HAVE-KMEMSCOPE 0"
@@ -73,7 +74,8 @@ while read -r name cmd; do
 		# the serial line is slow: ship the dump compressed
 		gzip -c $T/trace | base64 > "/out/$name.ftrace.gz.b64"
 	elif [ -x /kmemscope ]; then
-		/kmemscope stat --json --top 0 -a -o "/out/$name.json" -- \
+		# a stuck stat must not eat the whole guest's time budget
+		timeout "$STEP_TIMEOUT" /kmemscope stat --json --top 0 -a -o "/out/$name.json" -- \
 			sh -c "echo '$line' > $RUN" 2>"/out/$name.err"
 		rc=$?
 	else
