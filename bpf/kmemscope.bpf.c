@@ -18,11 +18,19 @@
 #include <bpf/bpf_core_read.h>
 #include "kmemscope.h"
 
+#ifndef barrier_var
+#define barrier_var(var) asm volatile("" : "+r"(var))
+#endif
+
 char LICENSE[] SEC("license") = "GPL";
 
 /* settings, written by the collector between open and load */
 const volatile bool filter_pids = false;	/* only tgids in the pids map */
 const volatile __u64 stack_types = 0;		/* bit (1 << KMS_EV_*): capture a stack */
+const volatile bool use_seq = false;		/* order by a global counter, not ktime */
+
+/* the global order counter (use_seq); one cache line of its own */
+__u64 seq_counter SEC(".data.seq") __attribute__((aligned(64)));
 
 #define NR_SEEN 64
 
@@ -32,6 +40,7 @@ struct stage {
 	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
 	__u32 filter_ok;	/* ... this */
 	__u64 filtered;		/* events dropped by the pid filter */
+	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
 	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
@@ -124,12 +133,18 @@ static __always_inline void flush(struct stage *s, __u16 flags)
 	__u32 n = s->b.count;
 	__u64 size;
 
+	/* keep the bound where older verifiers (6.1) can see it */
+	barrier_var(n);
 	if (n > KMS_BATCH)
 		n = KMS_BATCH;
 	s->b.cpu = bpf_get_smp_processor_id();
-	s->b.flags = flags;
+	s->b.flags = flags | (use_seq ? KMS_BATCH_SEQ : 0);
 	s->b.flush_ts = bpf_ktime_get_ns();
+	s->b.flush_key = use_seq ? *(volatile __u64 *)&seq_counter : s->b.flush_ts;
 	size = offsetof(struct kms_batch, ev) + (__u64)n * sizeof(struct kms_event);
+	barrier_var(size);
+	if (size > sizeof(s->b))
+		size = sizeof(s->b);
 	if (bpf_ringbuf_output(&rb, &s->b, size, BPF_RB_NO_WAKEUP))
 		cnt_add(KMS_CNT_LOST, n);
 	s->b.count = 0;
@@ -155,6 +170,7 @@ struct nested_rec {
 	__u16 count;
 	__u16 flags;
 	__u64 flush_ts;
+	__u64 flush_key;
 	struct kms_event ev;
 };
 
@@ -164,8 +180,9 @@ static __always_inline void put_nested(struct kms_event *e)
 
 	r.cpu = bpf_get_smp_processor_id();
 	r.count = 1;
-	r.flags = KMS_BATCH_NESTED;
-	r.flush_ts = e->ts;
+	r.flags = KMS_BATCH_NESTED | (use_seq ? KMS_BATCH_SEQ : 0);
+	r.flush_ts = bpf_ktime_get_ns();
+	r.flush_key = e->ts;
 	__builtin_memcpy(&r.ev, e, sizeof(*e));
 	r.ev.ctx |= KMS_CTX_NESTED;
 	if (bpf_ringbuf_output(&rb, &r, sizeof(r), BPF_RB_NO_WAKEUP))
@@ -223,6 +240,48 @@ static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
 	return s->filter_ok;
 }
 
+/*
+ * ---- context capture ----
+ * Whether an allocation ran with preemption disabled or in an interrupt is
+ * what the atomic-context detector needs: the per-CPU preempt count. BPF can
+ * reach a per-CPU variable only through its kallsyms address, and kernels
+ * built without CONFIG_KALLSYMS_ALL (the 6.18 host) have none. So find this
+ * CPU's per-CPU base another way: the running task's CFS runqueue is this
+ * CPU's 'runqueues' instance, and its offset in the per-CPU section comes
+ * from BTF (the collector passes it, and that of __preempt_count, in rodata).
+ * The base is found once per CPU and kept in the stage.
+ */
+const volatile bool want_ctx = false;
+const volatile __u64 pcpu_rq_off = 0;		/* offset of runqueues in .data..percpu */
+const volatile __u64 pcpu_pc_off = 0;		/* offset of the preempt count */
+
+static __always_inline bool type_is_alloc(__u8 type)
+{
+	return type == KMS_EV_KMALLOC || type == KMS_EV_CACHE_ALLOC ||
+	       type == KMS_EV_PAGE_ALLOC || type == KMS_EV_VMALLOC ||
+	       type == KMS_EV_DMA_ALLOC || type == KMS_EV_PERCPU_ALLOC ||
+	       type == KMS_EV_ALLOC_FAIL;
+}
+
+static __always_inline void read_ctx(struct stage *s, struct kms_event *e)
+{
+	__u32 pc;
+
+	if (!s->pcpu_base) {
+		struct task_struct *t = (void *)bpf_get_current_task();
+		struct rq *rq = BPF_CORE_READ(t, se.cfs_rq, rq);
+
+		/* an RT or idle task may point at another CPU's runqueue: check */
+		if (!rq || BPF_CORE_READ(rq, cpu) != bpf_get_smp_processor_id())
+			return;
+		s->pcpu_base = (__u64)rq - pcpu_rq_off;
+	}
+	if (bpf_probe_read_kernel(&pc, sizeof(pc), (void *)(s->pcpu_base + pcpu_pc_off)))
+		return;
+	e->pc = pc;
+	e->ctx |= KMS_CTX_KNOWN;
+}
+
 /* where a handler writes its record: the stage slot, or tmp when nested */
 struct ev_slot {
 	struct stage *s;	/* NULL: nested, ship tmp directly */
@@ -247,7 +306,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 		return NULL;
 	if (filter_pids && !pid_ok(s, tgid))
 		return NULL;
-	ts = bpf_ktime_get_ns();
+	ts = use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns();
 	if (s->busy) {
 		es->s = NULL;
 		e = &es->tmp;
@@ -280,6 +339,8 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	e->gfp = 0;
 	e->pid = tgid;
 	e->pc = 0;
+	if (want_ctx && type_is_alloc(type))
+		read_ctx(s, e);
 	if (stack_types & (1ULL << type))
 		e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
 	else
@@ -339,13 +400,12 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 	return 0;
 }
 
+/* frees of NULL are recorded too: they are events the kernel counts */
 static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj)
 {
 	struct ev_slot es;
 	struct kms_event *e;
 
-	if (!ptr)
-		return 0;
 	e = ev_begin(ctx, &es, type, obj);
 	if (!e)
 		return 0;
@@ -582,7 +642,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!s || s->busy || (filter_pids && !pid_ok(s, tgid)))
 		return 0;
 	s->busy = 1;
-	announce_task(s, tgid, bpf_ktime_get_ns());
+	announce_task(s, tgid, use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns());
 	s->busy = 0;
 	return 0;
 }

@@ -834,7 +834,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		 * still counted: that object was allocated inside the filter
 		 * (an RCU callback or a worker often frees it).
 		 */
-		if (!ei->free || !on_free(a, e, ei->cls))
+		if (!ei->free || !e->ptr || !on_free(a, e, ei->cls))
 			a->stats.filtered++;
 		return;
 	}
@@ -846,7 +846,8 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		if (family_wanted(a, fam))
 			on_alloc(a, e, fam, p);
 	} else if (ei->free) {
-		if (!on_free(a, e, ei->cls) && family_wanted(a, fam))
+		/* kfree(NULL) is an event the kernel counts, but frees nothing */
+		if (e->ptr && !on_free(a, e, ei->cls) && family_wanted(a, fam))
 			unmatched_free(a, e, fam);
 	} else {
 		/* allocation failure */

@@ -15,6 +15,18 @@ struct cli_cmd {
 	int status;
 };
 
+struct argp;
+
+void cli_on_signal(int sig);
+/* report a usage error from an argp parser and stop parsing */
+#define cli_argp_fail(state, ...)			\
+	do {						\
+		argp_error(state, __VA_ARGS__);		\
+		return EINVAL;				\
+	} while (0)
+
+/* argp_parse() with one-line errors; 0, or the exit status to return */
+int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input);
 int cli_parse_uint(const char *s, const char *what, unsigned long max, unsigned long *out);
 int cli_parse_seconds(const char *s, const char *what, double *out);
 int cli_parse_families(const char *list, unsigned int *out);

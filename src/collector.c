@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include "kmemscope.skel.h"
 #include "collector.h"
 #include "plan.h"
@@ -35,8 +36,14 @@ struct stage_head {
 	__u64 filtered;
 };
 
+/* a record waiting for its turn, with the key it is ordered by */
+struct qent {
+	__u64 key;
+	struct kms_event ev;
+};
+
 struct queue {
-	struct kms_event *v;
+	struct qent *v;
 	size_t head, tail, cap;
 };
 
@@ -47,14 +54,16 @@ struct collector {
 	struct collector_sink sink;
 	int nr_cpus;		/* possible CPUs */
 	bool *online;
-	__u64 *wm;		/* per-CPU watermark */
+	__u64 *wm;		/* per-CPU watermark (order key) */
+	__u64 *flushed_at;	/* per-CPU time of the last batch */
 	struct queue *q;	/* per-CPU queues, then one for nested records */
-	__u64 delivered_ts;	/* newest timestamp handed to the sink */
+	__u64 delivered_key;	/* newest order key handed to the sink */
 	__u64 events;
 	__u64 out_of_order;
 	__u64 bad_records;
 	bool attached;
 	bool stopped;
+	bool context;
 };
 
 static __u64 now_ns(void)
@@ -65,24 +74,25 @@ static __u64 now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static int q_push(struct queue *q, const struct kms_event *e, size_t n)
+/* make room for n more entries */
+static int q_reserve(struct queue *q, size_t n)
 {
 	if (q->tail + n > q->cap) {
 		size_t live = q->tail - q->head;
 
 		/* compact first; grow only if still short */
 		if (q->head && live + n <= q->cap) {
-			memmove(q->v, q->v + q->head, live * sizeof(*e));
+			memmove(q->v, q->v + q->head, live * sizeof(*q->v));
 		} else {
 			size_t cap = q->cap ? q->cap : 4096;
-			struct kms_event *nv;
+			struct qent *nv;
 
 			while (cap < live + n)
 				cap *= 2;
-			nv = malloc(cap * sizeof(*e));
+			nv = malloc(cap * sizeof(*nv));
 			if (!nv)
 				return -ENOMEM;
-			memcpy(nv, q->v + q->head, live * sizeof(*e));
+			memcpy(nv, q->v + q->head, live * sizeof(*nv));
 			free(q->v);
 			q->v = nv;
 			q->cap = cap;
@@ -90,20 +100,19 @@ static int q_push(struct queue *q, const struct kms_event *e, size_t n)
 		q->head = 0;
 		q->tail = live;
 	}
-	memcpy(q->v + q->tail, e, n * sizeof(*e));
-	q->tail += n;
 	return 0;
 }
 
 /* nested records are rare and nearly in order: insertion from the back */
-static int q_insert_sorted(struct queue *q, const struct kms_event *e)
+static int q_insert_sorted(struct queue *q, const struct qent *e)
 {
 	size_t i;
-	int err = q_push(q, e, 1);
+	int err = q_reserve(q, 1);
 
 	if (err)
 		return err;
-	for (i = q->tail - 1; i > q->head && q->v[i - 1].ts > e->ts; i--)
+	q->tail++;
+	for (i = q->tail - 1; i > q->head && q->v[i - 1].key > e->key; i--)
 		q->v[i] = q->v[i - 1];
 	q->v[i] = *e;
 	return 0;
@@ -113,8 +122,10 @@ static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct collector *c = ctx;
 	const struct kms_batch *b = data;
+	bool seq = b->flags & KMS_BATCH_SEQ;
 	struct queue *q;
 	size_t n;
+	int err;
 
 	if (size < offsetof(struct kms_batch, ev) || b->cpu >= (unsigned int)c->nr_cpus ||
 	    b->count > KMS_BATCH ||
@@ -123,37 +134,49 @@ static int on_sample(void *ctx, void *data, size_t size)
 		return 0;
 	}
 	n = b->count;
-	for (size_t i = 0; i < n; i++) {
-		if (b->ev[i].ts < c->delivered_ts)
-			c->out_of_order++;
-	}
 	if (b->flags & KMS_BATCH_NESTED) {
-		struct kms_event e = b->ev[0];
+		struct qent e;
 
 		if (!n)
 			return 0;
-		e.cpu = b->cpu;
+		e.key = b->ev[0].ts;
+		e.ev = b->ev[0];
+		e.ev.cpu = b->cpu;
+		if (seq)
+			e.ev.ts = b->flush_ts;
+		if (e.key < c->delivered_key)
+			c->out_of_order++;
 		return q_insert_sorted(&c->q[c->nr_cpus], &e);
 	}
 	q = &c->q[b->cpu];
-	if (n) {
-		size_t first = q->tail;
-		int err = q_push(q, b->ev, n);
+	err = q_reserve(q, n);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct qent *e = &q->v[q->tail++];
 
-		if (err)
-			return err;
-		for (size_t i = first; i < q->tail; i++)
-			q->v[i].cpu = b->cpu;
+		e->key = b->ev[i].ts;
+		e->ev = b->ev[i];
+		e->ev.cpu = b->cpu;
+		/* a sequence number is no time: date the record by its batch */
+		if (seq)
+			e->ev.ts = b->flush_ts;
+		if (e->key < c->delivered_key)
+			c->out_of_order++;
 	}
-	if (b->flush_ts > c->wm[b->cpu])
-		c->wm[b->cpu] = b->flush_ts;
+	if (b->flush_key > c->wm[b->cpu])
+		c->wm[b->cpu] = b->flush_key;
+	if (b->flush_ts > c->flushed_at[b->cpu])
+		c->flushed_at[b->cpu] = b->flush_ts;
 	return 0;
 }
 
-static void deliver_one(struct collector *c, struct kms_event *e)
+static void deliver_one(struct collector *c, struct qent *qe)
 {
-	if (e->ts > c->delivered_ts)
-		c->delivered_ts = e->ts;
+	struct kms_event *e = &qe->ev;
+
+	if (qe->key > c->delivered_key)
+		c->delivered_key = qe->key;
 	if (e->type >= KMS_EV_META_TASK) {
 		if (c->sink.meta)
 			c->sink.meta(c->sink.ctx, (const struct kms_meta *)e);
@@ -170,16 +193,17 @@ static void deliver(struct collector *c, __u64 limit)
 
 	for (;;) {
 		struct queue *best = NULL;
-		__u64 best_ts = limit;
+		__u64 best_key = limit;
 
 		for (int i = 0; i < nq; i++) {
 			struct queue *q = &c->q[i];
 
 			if (q->head == q->tail)
 				continue;
-			if (q->v[q->head].ts <= best_ts && (!best || q->v[q->head].ts < best_ts)) {
+			if (q->v[q->head].key <= best_key &&
+			    (!best || q->v[q->head].key < best_key)) {
 				best = q;
-				best_ts = q->v[q->head].ts;
+				best_key = q->v[q->head].key;
 			}
 		}
 		if (!best)
@@ -218,6 +242,66 @@ static int read_online(bool *online, int nr)
 	return n;
 }
 
+/* offset of a variable in the kernel's per-CPU section, from BTF; -1 if absent */
+static long percpu_off(const struct btf *btf, const char *name, const char *member)
+{
+	int n = btf__type_cnt(btf);
+
+	for (int i = 1; i < n; i++) {
+		const struct btf_type *t = btf__type_by_id(btf, i);
+		const struct btf_var_secinfo *v;
+
+		if (!btf_is_datasec(t) || strcmp(btf__name_by_offset(btf, t->name_off),
+						  ".data..percpu"))
+			continue;
+		v = btf_var_secinfos(t);
+		for (int j = 0; j < btf_vlen(t); j++, v++) {
+			const struct btf_type *vt = btf__type_by_id(btf, v->type);
+			const struct btf_type *st;
+			const struct btf_member *m;
+
+			if (strcmp(btf__name_by_offset(btf, vt->name_off), name))
+				continue;
+			if (!member)
+				return v->offset;
+			/* a field of a per-CPU struct (pcpu_hot.preempt_count, 6.2 to 6.14) */
+			st = btf__type_by_id(btf, btf__resolve_type(btf, vt->type));
+			if (!st || !btf_is_struct(st))
+				return -1;
+			m = btf_members(st);
+			for (int k = 0; k < btf_vlen(st); k++, m++)
+				if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
+					return v->offset + btf_member_bit_offset(st, k) / 8;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Context capture needs the per-CPU offsets of the runqueue and of the
+ * preempt count (see read_ctx() in bpf/). false when this kernel lacks them.
+ */
+static bool setup_context(struct kmemscope_bpf *skel)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	long rq, pc;
+
+	if (!btf)
+		return false;
+	rq = percpu_off(btf, "runqueues", NULL);
+	pc = percpu_off(btf, "__preempt_count", NULL);
+	if (pc < 0)
+		pc = percpu_off(btf, "pcpu_hot", "preempt_count");
+	btf__free(btf);
+	if (rq < 0 || pc < 0)
+		return false;
+	skel->rodata->want_ctx = true;
+	skel->rodata->pcpu_rq_off = rq;
+	skel->rodata->pcpu_pc_off = pc;
+	return true;
+}
+
 int collector__open(struct collector **out, const struct plan *plan,
 		    const struct collector_opts *o, struct collector_sink sink)
 {
@@ -236,8 +320,9 @@ int collector__open(struct collector **out, const struct plan *plan,
 	}
 	c->online = calloc(c->nr_cpus, sizeof(*c->online));
 	c->wm = calloc(c->nr_cpus, sizeof(*c->wm));
+	c->flushed_at = calloc(c->nr_cpus, sizeof(*c->flushed_at));
 	c->q = calloc(c->nr_cpus + 1, sizeof(*c->q));
-	if (!c->online || !c->wm || !c->q) {
+	if (!c->online || !c->wm || !c->flushed_at || !c->q) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -251,6 +336,13 @@ int collector__open(struct collector **out, const struct plan *plan,
 	}
 	c->skel->rodata->filter_pids = o->filter_pids;
 	c->skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
+	c->skel->rodata->use_seq = o->order_seq;
+	if (o->context) {
+		c->context = setup_context(c->skel);
+		if (!c->context)
+			kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
+				 "allocation context (atomic-context checks) is unknown\n");
+	}
 	bpf_map__set_max_entries(c->skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
 	bpf_map__set_max_entries(c->skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
 	err = plan__apply(plan, c->skel);
@@ -301,7 +393,7 @@ static void flush_stale(struct collector *c, bool all)
 	__u64 now = now_ns();
 
 	for (int i = 0; i < c->nr_cpus; i++) {
-		if (!c->online[i] || (!all && c->wm[i] + STALE_NS > now))
+		if (!c->online[i] || (!all && c->flushed_at[i] + STALE_NS > now))
 			continue;
 		if (flush_cpu(c, i) == -ENXIO)
 			c->online[i] = false;	/* went offline: it ships nothing more */
@@ -454,6 +546,11 @@ int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max)
 	return n;
 }
 
+bool collector__context(const struct collector *c)
+{
+	return c->context;
+}
+
 void collector__free(struct collector *c)
 {
 	if (!c)
@@ -465,6 +562,7 @@ void collector__free(struct collector *c)
 			free(c->q[i].v);
 	free(c->q);
 	free(c->wm);
+	free(c->flushed_at);
 	free(c->online);
 	free(c);
 }

@@ -28,6 +28,8 @@ struct collector_opts {
 	__u64 stack_types;		/* bit (1 << KMS_EV_*): capture a stack */
 	bool filter_pids;		/* only pids added with collector__add_pid() (+ children) */
 	unsigned int families;		/* bit per KMS_FAM_*, 0 = all */
+	bool order_seq;			/* order by a global counter instead of ktime */
+	bool context;			/* capture the allocation context (detectors) */
 };
 
 int collector__open(struct collector **out, const struct plan *plan,
@@ -41,6 +43,8 @@ int collector__stop(struct collector *c);
 void collector__quality(struct collector *c, struct kms_quality *q);
 /* the stack of a record (kernel addresses, innermost first); number of frames or -errno */
 int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max);
+/* whether records carry their context (preempt count): asked for and possible */
+bool collector__context(const struct collector *c);
 void collector__free(struct collector *c);
 
 #endif

@@ -427,21 +427,31 @@ void plan__free(struct plan *p)
 	free(p);
 }
 
-static bool prog_selected(const struct plan *p, const char *name, const struct plan_cand **cand)
+static const struct plan_event *live_event(const struct plan *p, int i)
+{
+	const struct plan_event *ev = &p->events[i];
+
+	if (ev->selected < 0)
+		return NULL;
+	/* a family that is not traced as a whole is not loaded at all */
+	if (ev->family >= 0 && !p->fam_traced[ev->family])
+		return NULL;
+	return ev;
+}
+
+/* does program name belong to the plan; *cand is its candidate */
+static bool prog_selected(const struct plan *p, const char *name,
+			  const struct plan_cand **cand)
 {
 	for (int i = 0; i < p->nr_events; i++) {
-		const struct plan_event *ev = &p->events[i];
+		const struct plan_event *ev = live_event(p, i);
 		const struct plan_cand *c;
 
-		if (ev->selected < 0)
+		if (!ev)
 			continue;
 		c = &ev->cands[ev->selected];
-		/* a family that is not traced as a whole is not loaded at all */
-		if (ev->family >= 0 && !p->fam_traced[ev->family])
-			continue;
 		if (!strcmp(c->prog, name) || (c->prog_ret && !strcmp(c->prog_ret, name))) {
-			if (cand)
-				*cand = c;
+			*cand = c;
 			return true;
 		}
 	}
@@ -468,33 +478,43 @@ int plan__apply(const struct plan *p, struct kmemscope_bpf *skel)
 	return 0;
 }
 
+static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,
+		       const struct plan_cand *c)
+{
+	const char *name = bpf_program__name(prog);
+	struct bpf_link *l;
+	bool ret = c->prog_ret && !strcmp(c->prog_ret, name);
+
+	l = attach_one(prog, c, ret);
+	if (!l) {
+		int err = -errno;
+
+		kms_error("Failed to attach %s to %s: %s\n", name, c->target, strerror(-err));
+		return err;
+	}
+	/* keep the link where the skeleton destroys it */
+	for (int i = 0; i < skel->skeleton->prog_cnt; i++) {
+		if (*skel->skeleton->progs[i].prog == prog) {
+			*skel->skeleton->progs[i].link = l;
+			break;
+		}
+	}
+	return 0;
+}
+
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel)
 {
 	struct bpf_program *prog;
+	int err;
 
 	bpf_object__for_each_program(prog, skel->obj) {
-		const char *name = bpf_program__name(prog);
 		const struct plan_cand *c = NULL;
-		struct bpf_link *l;
-		bool ret;
 
-		if (!prog_selected(p, name, &c))
+		if (!prog_selected(p, bpf_program__name(prog), &c))
 			continue;
-		ret = c->prog_ret && !strcmp(c->prog_ret, name);
-		l = attach_one(prog, c, ret);
-		if (!l) {
-			int err = -errno;
-
-			kms_error("Failed to attach %s to %s: %s\n", name, c->target, strerror(-err));
+		err = attach_prog(skel, prog, c);
+		if (err)
 			return err;
-		}
-		/* keep the link where the skeleton destroys it */
-		for (int i = 0; i < skel->skeleton->prog_cnt; i++) {
-			if (*skel->skeleton->progs[i].prog == prog) {
-				*skel->skeleton->progs[i].link = l;
-				break;
-			}
-		}
 	}
 	return 0;
 }

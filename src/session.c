@@ -13,6 +13,7 @@
 #include "log.h"
 #include "plan.h"
 #include "tracefs.h"
+#include <bpf/libbpf.h>
 
 #define STACK_ENTRIES 16384
 #define POLL_NS (10ULL * 1000 * 1000)
@@ -100,6 +101,9 @@ int session__start(struct session *s, const struct session_opts *o)
 
 	co.ring_mb = o->ring_mb;
 	co.families = o->families;
+	/* a shared counter is cheapest on small machines; ktime scales on big ones */
+	co.order_seq = o->order == SESSION_ORDER_SEQ ||
+		       (o->order == SESSION_ORDER_AUTO && libbpf_num_possible_cpus() <= 8);
 	co.filter_pids = o->nr_pids > 0 || (o->cmd && !o->all_cpus);
 	if (!o->no_stacks) {
 		co.stack_entries = STACK_ENTRIES;

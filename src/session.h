@@ -16,6 +16,12 @@ struct collector;
 struct ksyms;
 struct gfp_table;
 
+enum session_order {
+	SESSION_ORDER_AUTO = 0,	/* seq on up to 8 CPUs, else time */
+	SESSION_ORDER_SEQ,
+	SESSION_ORDER_TIME,
+};
+
 struct session_opts {
 	unsigned int families;	/* 0: all */
 	pid_t *pids;		/* -p: trace only these processes (and their children) */
@@ -25,6 +31,7 @@ struct session_opts {
 	bool all_cpus;		/* -a: system-wide even with a command */
 	unsigned int ring_mb;
 	bool no_stacks;		/* no stack capture (page/vmalloc/dma sites unknown) */
+	enum session_order order;
 };
 
 struct session {

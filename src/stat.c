@@ -33,6 +33,9 @@ static const struct argp_option stat_options[] = {
 	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
 	{ "no-stacks", 1001, NULL, 0, "no stack capture: page, vmalloc and dma sites stay unknown" },
 	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
+	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
+				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
+				     "many CPUs), auto (default: seq up to 8 CPUs)" },
 	{ NULL, 0, NULL, 0, "Output:", 2 },
 	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
 	{ "output", 'o', "FILE", 0, "write the report to FILE" },
@@ -50,23 +53,25 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 	switch (key) {
 	case 'd':
 		if (cli_parse_seconds(arg, "duration", &env->duration))
-			argp_usage(state);
+			return EINVAL;
 		break;
 	case 'p':
 		if (env->so.nr_pids >= MAX_PIDS)
-			argp_error(state, "at most %d -p options", MAX_PIDS);
-		if (cli_parse_uint(arg, "pid", 1 << 22, &v) || !v)
-			argp_usage(state);
+			cli_argp_fail(state, "at most %d -p options", MAX_PIDS);
+		if (cli_parse_uint(arg, "pid", 1 << 22, &v))
+			return EINVAL;
+		if (!v)
+			cli_argp_fail(state, "invalid pid 0");
 		env->pids[env->so.nr_pids++] = v;
 		break;
 	case 'c':
 		if (!*arg || strlen(arg) > 15)
-			argp_error(state, "invalid comm '%s' (1 to 15 characters)", arg);
+			cli_argp_fail(state, "invalid comm '%s' (1 to 15 characters)", arg);
 		env->so.comm = arg;
 		break;
 	case 'F':
 		if (cli_parse_families(arg, &env->so.families))
-			argp_usage(state);
+			return EINVAL;
 		break;
 	case 'a':
 		env->so.all_cpus = true;
@@ -76,8 +81,18 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 1002:
 		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
-			argp_error(state, "--ring-mb takes a power of two from 1 to 4096");
+			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
 		env->so.ring_mb = v;
+		break;
+	case 1003:
+		if (!strcmp(arg, "seq"))
+			env->so.order = SESSION_ORDER_SEQ;
+		else if (!strcmp(arg, "time"))
+			env->so.order = SESSION_ORDER_TIME;
+		else if (!strcmp(arg, "auto"))
+			env->so.order = SESSION_ORDER_AUTO;
+		else
+			cli_argp_fail(state, "--order takes seq, time or auto");
 		break;
 	case 'j':
 		env->json = true;
@@ -90,7 +105,7 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 'n':
 		if (cli_parse_uint(arg, "row count", 1000000, &env->top))
-			argp_usage(state);
+			return EINVAL;
 		break;
 	case 'v':
 		log_set_level(log_get_level() + 1);
@@ -102,9 +117,9 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case ARGP_KEY_END:
 		if (env->so.all_cpus && !env->so.cmd)
-			argp_error(state, "-a goes with -- CMD");
+			cli_argp_fail(state, "-a goes with -- CMD");
 		if (env->so.cmd && env->so.nr_pids)
-			argp_error(state, "-p and -- CMD do not go together");
+			cli_argp_fail(state, "-p and -- CMD do not go together");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -136,8 +151,9 @@ int cmd_stat(int argc, char **argv)
 	FILE *out;
 	int err;
 
-	if (argp_parse(&argp, argc, argv, 0, NULL, &env))
-		return 2;
+	err = cli_argp_parse(&argp, argc, argv, &env);
+	if (err)
+		return err;
 	env.so.pids = env.pids;
 	if (report__parse_sort(env.sort ? env.sort : "bytes,allocs", &ro, &bad)) {
 		fprintf(stderr, "kmemscope: unknown sort key '%s' (one of: %s)\n", bad,

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Every test tier, in order: unit (pure logic), live (this kernel, as root),
 # qemu (Debian's 6.1 in QEMU with the companion module). Each tier prints a
@@ -19,7 +19,7 @@ for t in $tiers; do
 	echo "=== $t tests"
 	start=$(date +%s)
 	make --no-print-directory OUTPUT="$out" "$t" 2>&1 | tee "$log"
-	rc=$?
+	rc=${PIPESTATUS[0]}
 	line=$(grep -E "^$t: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "$t: the tier reported no result (exit status $rc): counted as 1 failure"

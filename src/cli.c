@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Helpers shared by the subcommands: option parsing, preflight, -- CMD. */
+#include <argp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include "cli.h"
+#include "kmemscope.h"
+#include "log.h"
+#include "tracefs.h"
+
+static volatile sig_atomic_t exiting;
+
+void cli_on_signal(int sig)
+{
+	exiting = 1;
+}
+
+/* ---- shared option parsing ---- */
+
+int cli_parse_uint(const char *s, const char *what, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v > max) {
+		fprintf(stderr, "kmemscope: invalid %s '%s' (a whole number up to %lu)\n", what, s,
+			max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_parse_seconds(const char *s, const char *what, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v > 0) || v > 86400 * 365) {
+		fprintf(stderr, "kmemscope: invalid %s '%s' (seconds, greater than 0)\n", what, s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static const char *fam_names[KMS_FAM_MAX] = {
+	"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu",
+};
+
+int cli_parse_families(const char *list, unsigned int *out)
+{
+	char *dup = strdup(list), *tok, *save = NULL;
+	unsigned int mask = 0;
+
+	if (!dup)
+		return -ENOMEM;
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int f;
+
+		for (f = 0; f < KMS_FAM_MAX; f++)
+			if (!strcmp(tok, fam_names[f]) ||
+			    (!strcmp(tok, "slab") && f <= KMS_FAM_CACHE) ||
+			    (!strcmp(tok, "cache") && f == KMS_FAM_CACHE))
+				mask |= 1u << f;
+		if (!strcmp(tok, "all"))
+			mask = (1u << KMS_FAM_MAX) - 1;
+		else if (!strcmp(tok, "slab") || !strcmp(tok, "cache"))
+			continue;
+		else {
+			for (f = 0; f < KMS_FAM_MAX; f++)
+				if (!strcmp(tok, fam_names[f]))
+					break;
+			if (f == KMS_FAM_MAX) {
+				fprintf(stderr, "kmemscope: unknown family '%s' (one of: kmalloc, "
+					"kmem_cache, page, vmalloc, dma, percpu, slab, all)\n", tok);
+				free(dup);
+				return -EINVAL;
+			}
+		}
+	}
+	free(dup);
+	if (!mask) {
+		fprintf(stderr, "kmemscope: --family needs at least one family\n");
+		return -EINVAL;
+	}
+	*out = mask;
+	return 0;
+}
+
+const char *cli_kernel_release(void)
+{
+	static struct utsname u;
+
+	if (!u.release[0] && uname(&u))
+		return "unknown";
+	return u.release;
+}
+
+/*
+ * Everything live tracing needs, checked up front so that the user gets one
+ * line naming what is missing and how to fix it (exit status 2).
+ */
+int cli_preflight(void)
+{
+	struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+	FILE *f;
+	char line[256];
+	unsigned long long capeff = 0;
+
+	f = fopen("/proc/self/status", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &capeff) == 1)
+			break;
+	if (f)
+		fclose(f);
+	/* CAP_SYS_ADMIN (21), or CAP_BPF (39) with CAP_PERFMON (38) */
+	if (!(capeff & (1ULL << 21)) && !((capeff & (1ULL << 39)) && (capeff & (1ULL << 38)))) {
+		fprintf(stderr, "kmemscope: needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON) "
+			"to load BPF programs: run it as root\n");
+		return 2;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		fprintf(stderr, "kmemscope: no kernel BTF at /sys/kernel/btf/vmlinux: needs a kernel "
+			"built with CONFIG_DEBUG_INFO_BTF=y\n");
+		return 2;
+	}
+	if (!tracefs_root()) {
+		fprintf(stderr, "kmemscope: tracefs is not mounted and could not be mounted: "
+			"mount -t tracefs nodev /sys/kernel/tracing\n");
+		return 2;
+	}
+	/* not needed with memcg-based BPF accounting (5.11+); may fail without CAP_SYS_RESOURCE */
+	setrlimit(RLIMIT_MEMLOCK, &rl);
+	return 0;
+}
+
+FILE *cli_open_output(const char *path)
+{
+	FILE *f;
+
+	if (!path || !strcmp(path, "-"))
+		return stdout;
+	f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "kmemscope: cannot write %s: %s\n", path, strerror(errno));
+	return f;
+}
+
+void cli_close_output(FILE *f)
+{
+	if (f && f != stdout)
+		fclose(f);
+	else
+		fflush(stdout);
+}
+
+__u64 cli_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+bool cli_exiting(void)
+{
+	return exiting;
+}
+
+/*
+ * `-- CMD`: fork now, let the child wait until tracing is attached, then exec.
+ * The child blocks on a pipe so that its pid can be put in the filter first.
+ */
+int cli_cmd_start(struct cli_cmd *cmd, char **argv)
+{
+	int pfd[2];
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+	cmd->pid = fork();
+	if (cmd->pid < 0)
+		return -errno;
+	if (cmd->pid == 0) {
+		char c;
+
+		close(pfd[1]);
+		if (read(pfd[0], &c, 1) != 1)
+			_exit(127);
+		execvp(argv[0], argv);
+		fprintf(stderr, "kmemscope: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pfd[0]);
+	cmd->go_fd = pfd[1];
+	return 0;
+}
+
+void cli_cmd_go(struct cli_cmd *cmd)
+{
+	if (cmd->go_fd > 0) {
+		if (write(cmd->go_fd, "g", 1) != 1)
+			kms_warn("could not start the command\n");
+		close(cmd->go_fd);
+		cmd->go_fd = -1;
+	}
+}
+
+/* true once the command has exited; its status is kept */
+bool cli_cmd_done(struct cli_cmd *cmd)
+{
+	int status;
+
+	if (cmd->pid <= 0 || cmd->done)
+		return true;
+	if (waitpid(cmd->pid, &status, WNOHANG) == cmd->pid) {
+		cmd->done = true;
+		cmd->status = status;
+	}
+	return cmd->done;
+}
+
+void cli_cmd_abort(struct cli_cmd *cmd)
+{
+	if (cmd->pid > 0 && !cmd->done) {
+		kill(cmd->pid, SIGKILL);
+		waitpid(cmd->pid, NULL, 0);
+		cmd->done = true;
+	}
+}
+
+
+/* ---- argp with one-line errors ---- */
+
+static error_t wrap_parse(int key, char *arg, struct argp_state *state)
+{
+	if (key == ARGP_KEY_INIT)
+		state->child_inputs[0] = state->input;
+	return ARGP_ERR_UNKNOWN;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-?") ||
+		    !strcmp(argv[i], "--usage") || !strncmp(argv[i], "--usage=", 8))
+			return true;
+	return false;
+}
+
+/*
+ * argp_parse() for a subcommand, but a bad argument ends in exactly one line
+ * on stderr and exit status 2, as scripts expect. argp and getopt write their
+ * complaint plus a "Try --help" line straight to stderr, so stderr is
+ * captured for the parse and only the first line goes out.
+ */
+int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input)
+{
+	struct argp_child children[] = { { argp, 0, NULL, 0 }, {} };
+	struct argp wrap = { NULL, wrap_parse, argp->args_doc, argp->doc, children };
+	char line[512] = "";
+	FILE *cap;
+	int saved, err;
+
+	if (wants_help(argc, argv))
+		return argp_parse(argp, argc, argv, 0, NULL, input) ? 2 : 0;
+	cap = tmpfile();
+	saved = dup(STDERR_FILENO);
+	if (!cap || saved < 0) {
+		if (cap)
+			fclose(cap);
+		return argp_parse(argp, argc, argv, 0, NULL, input) ? 2 : 0;
+	}
+	fflush(stderr);
+	dup2(fileno(cap), STDERR_FILENO);
+	err = argp_parse(&wrap, argc, argv, ARGP_NO_EXIT | ARGP_NO_HELP, NULL, input);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	if (err) {
+		char *nl;
+
+		rewind(cap);
+		if (!fgets(line, sizeof(line), cap))
+			snprintf(line, sizeof(line), "%s: invalid arguments", argv[0]);
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		if (!strncmp(line, argv[0], strlen(argv[0])))
+			fprintf(stderr, "%s (see '%s --help')\n", line, argv[0]);
+		else
+			fprintf(stderr, "%s\n", line);
+	}
+	fclose(cap);
+	return err ? 2 : 0;
+}
