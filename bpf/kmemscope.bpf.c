@@ -40,6 +40,8 @@ struct stage {
 	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
 	__u32 filter_ok;	/* ... this */
 	__u64 filtered;		/* events dropped by the pid filter */
+	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
+	__u32 pad;
 	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
 	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
@@ -228,11 +230,17 @@ static __always_inline void announce_obj(struct stage *s, __u8 type, __u64 obj, 
 	s->seen[slot] = obj;
 }
 
+/* bumped by the collector when it takes a pid out of the filter */
+__u32 filter_gen;
+
 /* the pid filter, with the last answer cached per CPU: events come in runs of one task */
 static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
 {
-	if (s->filter_pid != tgid) {
+	__u32 gen = *(volatile __u32 *)&filter_gen;
+
+	if (s->filter_pid != tgid || s->filter_gen != gen) {
 		s->filter_pid = tgid;
+		s->filter_gen = gen;
 		s->filter_ok = bpf_map_lookup_elem(&pids, &tgid) != NULL;
 	}
 	if (!s->filter_ok)

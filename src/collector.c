@@ -376,6 +376,17 @@ int collector__add_pid(struct collector *c, pid_t pid)
 	return 0;
 }
 
+int collector__del_pid(struct collector *c, pid_t pid)
+{
+	__u32 key = pid;
+
+	if (bpf_map__delete_elem(c->skel->maps.pids, &key, sizeof(key), 0))
+		return -errno;
+	/* invalidate the per-CPU cached answers */
+	__atomic_add_fetch(&c->skel->bss->filter_gen, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
 /* ship CPU cpu's staged records; 0, 1 if it was busy, or -errno */
 static int flush_cpu(struct collector *c, int cpu)
 {

@@ -35,6 +35,7 @@ struct collector_opts {
 int collector__open(struct collector **out, const struct plan *plan,
 		    const struct collector_opts *opts, struct collector_sink sink);
 int collector__add_pid(struct collector *c, pid_t pid);
+int collector__del_pid(struct collector *c, pid_t pid);
 int collector__attach(struct collector *c);
 /* drain what the kernel has shipped and deliver what is safely ordered */
 int collector__poll(struct collector *c);

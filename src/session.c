@@ -14,9 +14,16 @@
 #include "plan.h"
 #include "tracefs.h"
 #include <bpf/libbpf.h>
+#include <bpf/bpf.h>
 
 #define STACK_ENTRIES 16384
 #define POLL_NS (10ULL * 1000 * 1000)
+
+/* every allocation event, for the leak detector's stacks */
+static const __u64 all_alloc_types = (1ULL << KMS_EV_KMALLOC) | (1ULL << KMS_EV_CACHE_ALLOC) |
+				     (1ULL << KMS_EV_PAGE_ALLOC) | (1ULL << KMS_EV_VMALLOC) |
+				     (1ULL << KMS_EV_DMA_ALLOC) | (1ULL << KMS_EV_PERCPU_ALLOC) |
+				     (1ULL << KMS_EV_ALLOC_FAIL);
 
 /* events whose attach points report no call site: the site comes from the stack */
 static const __u64 site_stack_types = (1ULL << KMS_EV_PAGE_ALLOC) | (1ULL << KMS_EV_VMALLOC) |
@@ -42,13 +49,32 @@ static __u64 resolve_site(struct session *s, int stack_id)
 	return i >= 0 ? ips[i] : 0;
 }
 
+/* the calibration workload's own allocations measure the tracer's baseline */
+static bool calibration_event(struct session *s, const struct kms_event *e)
+{
+	int fam;
+
+	if (!s->calibrating || e->pid != (__u32)s->self)
+		return false;
+	fam = kms_ev_family(e->type);
+	/* only plain process context: no interrupt bits, and the lowest depth seen */
+	if (fam >= 0 && kms_ev_is_alloc(e->type) && (e->ctx & KMS_CTX_KNOWN) &&
+	    !(e->pc & 0xfff00) && (s->calib_min[fam] < 0 || (int)(e->pc & 0xff) < s->calib_min[fam]))
+		s->calib_min[fam] = e->pc & 0xff;
+	return true;
+}
+
 static void sink_event(void *ctx, struct kms_event *e)
 {
 	struct session *s = ctx;
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
+	if (calibration_event(s, e))
+		return;
 	agg__event(s->agg, e);
+	if (s->hook_event)
+		s->hook_event(s->hook_ctx, e);
 }
 
 static void sink_meta(void *ctx, const struct kms_meta *m)
@@ -56,6 +82,78 @@ static void sink_meta(void *ctx, const struct kms_meta *m)
 	struct session *s = ctx;
 
 	agg__meta(s->agg, m);
+	if (s->hook_meta)
+		s->hook_meta(s->hook_ctx, m);
+}
+
+/* allocations from plain process context, in as many families as user space can reach */
+static void calibration_workload(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo);
+	int p[2];
+
+	for (int i = 0; i < 16; i++) {
+		if (pipe(p) == 0) {
+			close(p[0]);
+			close(p[1]);
+		}
+	}
+	/* a large map is vmalloc'ed; its percpu counters come from the percpu allocator */
+	for (int i = 0; i < 2; i++) {
+		int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "kms_calib", 4, 4096, 256, &mo);
+
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+static bool is_tracepoint_method(const char *m)
+{
+	return m && (!strcmp(m, "tp_btf") || !strcmp(m, "raw_tp"));
+}
+
+/*
+ * Measure what preempt count a plain process-context allocation shows in each
+ * family (the tracer's own preempt_disable() included), rather than assume the
+ * tracepoint's +1: function probes differ. Families the workload cannot reach
+ * take the value measured for another family traced the same way.
+ */
+static void calibrate(struct session *s, bool filtering)
+{
+	__u64 until;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++) {
+		s->calib_min[f] = -1;
+		s->baseline_pc[f] = -1;
+	}
+	if (filtering)
+		collector__add_pid(s->coll, s->self);
+	s->calibrating = true;
+	calibration_workload();
+	until = cli_now_ns() + 300ULL * 1000 * 1000;
+	do {
+		struct timespec pause = { 0, 5 * 1000 * 1000 };
+
+		nanosleep(&pause, NULL);
+		collector__poll(s->coll);
+	} while (cli_now_ns() < until &&
+		 (s->calib_min[KMS_FAM_KMALLOC] < 0 || s->calib_min[KMS_FAM_CACHE] < 0));
+	collector__poll(s->coll);
+	s->calibrating = false;
+	if (filtering)
+		collector__del_pid(s->coll, s->self);
+
+	for (int f = 0; f < KMS_FAM_MAX; f++) {
+		bool tp = is_tracepoint_method(s->plan->fam_method[f]);
+
+		if (!s->plan->fam_traced[f])
+			continue;
+		s->baseline_pc[f] = s->calib_min[f];
+		for (int g = 0; g < KMS_FAM_MAX && s->baseline_pc[f] < 0; g++)
+			if (s->calib_min[g] >= 0 && tp == is_tracepoint_method(s->plan->fam_method[g]))
+				s->baseline_pc[f] = s->calib_min[g];
+		kms_debug("context baseline for family %d: %d\n", f, s->baseline_pc[f]);
+	}
 }
 
 int session__start(struct session *s, const struct session_opts *o)
@@ -67,6 +165,12 @@ int session__start(struct session *s, const struct session_opts *o)
 
 	memset(s, 0, sizeof(*s));
 	s->cmd.go_fd = -1;
+	s->self = getpid();
+	s->hook_event = o->hook_event;
+	s->hook_meta = o->hook_meta;
+	s->hook_ctx = o->hook_ctx;
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		s->baseline_pc[f] = -1;
 	err = cli_preflight();
 	if (err)
 		return err;
@@ -105,9 +209,10 @@ int session__start(struct session *s, const struct session_opts *o)
 	co.order_seq = o->order == SESSION_ORDER_SEQ ||
 		       (o->order == SESSION_ORDER_AUTO && libbpf_num_possible_cpus() <= 8);
 	co.filter_pids = o->nr_pids > 0 || (o->cmd && !o->all_cpus);
-	if (!o->no_stacks) {
+	co.context = o->context;
+	if (!o->no_stacks || o->stacks_all) {
 		co.stack_entries = STACK_ENTRIES;
-		co.stack_types = site_stack_types;
+		co.stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
 		s->stack_entries = STACK_ENTRIES;
 		s->site_cache = calloc(STACK_ENTRIES, sizeof(*s->site_cache));
 		if (!s->site_cache)
@@ -137,6 +242,9 @@ int session__start(struct session *s, const struct session_opts *o)
 		cli_cmd_abort(&s->cmd);
 		return 1;
 	}
+	s->context = collector__context(s->coll);
+	if (s->context)
+		calibrate(s, co.filter_pids);
 	s->start_ns = cli_now_ns();
 	cli_cmd_go(&s->cmd);
 	return 0;
@@ -192,6 +300,11 @@ void session__quality(struct session *s, struct kms_quality *q)
 	memset(q, 0, sizeof(*q));
 	collector__quality(s->coll, q);
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
+}
+
+int session__stack(struct session *s, int stack_id, __u64 *ips, int max)
+{
+	return collector__stack(s->coll, stack_id, ips, max);
 }
 
 void session__free(struct session *s)

@@ -32,6 +32,12 @@ struct session_opts {
 	unsigned int ring_mb;
 	bool no_stacks;		/* no stack capture (page/vmalloc/dma sites unknown) */
 	enum session_order order;
+	bool context;		/* capture allocation context (atomic-context checks) */
+	bool stacks_all;	/* a stack for every allocation (leak detection) */
+	/* a second consumer of the ordered stream (the detectors) */
+	void (*hook_event)(void *ctx, const struct kms_event *e);
+	void (*hook_meta)(void *ctx, const struct kms_meta *m);
+	void *hook_ctx;
 };
 
 struct session {
@@ -45,6 +51,18 @@ struct session {
 	unsigned int stack_entries;
 	__u64 start_ns;
 	__u64 stop_ns;
+	bool context;		/* records carry their preempt count */
+	/*
+	 * preempt count of a plain process-context allocation, per family, as
+	 * measured at start-up (-1: unknown): what the tracer itself adds
+	 */
+	int baseline_pc[KMS_FAM_MAX];
+	void (*hook_event)(void *ctx, const struct kms_event *e);
+	void (*hook_meta)(void *ctx, const struct kms_meta *m);
+	void *hook_ctx;
+	pid_t self;
+	bool calibrating;
+	int calib_min[KMS_FAM_MAX];
 };
 
 /* exit status on failure (2: environment or usage, 1: runtime), 0 on success */
@@ -55,5 +73,7 @@ int session__run(struct session *s, double duration, double interval,
 int session__stop(struct session *s);
 void session__quality(struct session *s, struct kms_quality *q);
 void session__free(struct session *s);
+/* stack of a record, innermost first; frames or -errno */
+int session__stack(struct session *s, int stack_id, __u64 *ips, int max);
 
 #endif

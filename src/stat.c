@@ -32,6 +32,8 @@ static const struct argp_option stat_options[] = {
 				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
 	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
 	{ "no-stacks", 1001, NULL, 0, "no stack capture: page, vmalloc and dma sites stay unknown" },
+	{ "no-context", 1004, NULL, 0, "do not capture the allocation context (no atomic-context "
+				       "checks; a little cheaper)" },
 	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
 	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
 				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
@@ -83,6 +85,9 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
 			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
 		env->so.ring_mb = v;
+		break;
+	case 1004:
+		env->so.context = false;
 		break;
 	case 1003:
 		if (!strcmp(arg, "seq"))
@@ -143,7 +148,7 @@ int cmd_stat(int argc, char **argv)
 		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
 		"error (not root, no BTF, no tracefs).",
 	};
-	struct stat_env env = { .top = 20 };
+	struct stat_env env = { .top = 20, .so.context = true };
 	struct report_opts ro = {};
 	struct kms_quality q;
 	struct session s;
