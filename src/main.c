@@ -35,7 +35,7 @@ static const struct cli_subcmd {
 } subcmds[] = {
 	{ "stat", cmd_stat, "trace for a while, then report per family, site, GFP, order, size, "
 			    "cache, process and node" },
-	/* top: see top.c */
+	{ "top", cmd_top, "live view of the busiest allocation sites, refreshed every interval" },
 	{ "probe", cmd_probe, "show how each allocator event is attached on this kernel" },
 };
 
