@@ -241,7 +241,7 @@ void top__families(const struct top_snap *base, const struct top_snap *cur,
 
 void top__fmt_num(double v, char *buf, size_t len)
 {
-	static const char units[] = " KMGTP";
+	static const char units[] = " KMGTPE";	/* a __u64 ends below 18.5E */
 	int u = 0;
 
 	if (!(v > 0)) {
@@ -257,15 +257,28 @@ void top__fmt_num(double v, char *buf, size_t len)
 		snprintf(buf, len, "%.0f", v);
 		return;
 	}
-	while (u < 5 && v >= 999.95) {
+	while (u < 6 && v >= 999.95) {
 		v /= 1000;
 		u++;
 	}
 	snprintf(buf, len, v < 99.995 ? "%.2f%c" : "%.1f%c", v, units[u]);
 }
 
-/* column widths: 5 numbers of 8, family 7, cache 18, then the site */
-#define COLS_FMT	"%8s %8s %8s %8s %8s %-7s %-18.18s %s"
+/*
+ * Columns: five numbers of at most 6 characters, then what was allocated and
+ * where. Below WIDE_COLS the family and cache columns merge into one ("the
+ * cache, else the family"), so that an 80-column terminal still shows the
+ * call site, which is what the table is for.
+ */
+#define WIDE_COLS	110
+#define NUMS_FMT	"%7s %7s %7s %7s %7s "
+#define WIDE_FMT	NUMS_FMT "%-7s %-18.18s %s"
+#define NARROW_FMT	NUMS_FMT "%-14.14s %s"
+
+static bool narrow(int width)
+{
+	return width > 0 && width < WIDE_COLS;
+}
 
 static int cut(char *buf, size_t len, int n, int width)
 {
@@ -278,9 +291,14 @@ static int cut(char *buf, size_t len, int n, int width)
 
 int top__render_header(char *buf, size_t len, int width)
 {
-	int n = snprintf(buf, len, COLS_FMT, "ALLOCS/s", "BYTES/s", "FREES/s", "OUTST", "WASTE/s",
-			 "FAMILY", "CACHE", "SITE");
+	int n;
 
+	if (narrow(width))
+		n = snprintf(buf, len, NARROW_FMT, "ALLOC/s", "BYTES/s", "FREES/s", "OUTST",
+			     "WASTE/s", "CACHE/FAMILY", "SITE");
+	else
+		n = snprintf(buf, len, WIDE_FMT, "ALLOC/s", "BYTES/s", "FREES/s", "OUTST",
+			     "WASTE/s", "FAMILY", "CACHE", "SITE");
 	return cut(buf, len, n, width);
 }
 
@@ -288,6 +306,8 @@ int top__render_row(const struct top_row *r, const char *cache, const char *site
 		    size_t len, int width)
 {
 	char a[16], b[16], f[16], o[16], w[16];
+	const char *fam = top__family_short(r->family);
+	bool has_cache = cache && *cache;
 	int n;
 
 	top__fmt_num(r->allocs, a, sizeof(a));
@@ -295,8 +315,10 @@ int top__render_row(const struct top_row *r, const char *cache, const char *site
 	top__fmt_num(r->frees, f, sizeof(f));
 	top__fmt_num(r->outstanding, o, sizeof(o));
 	top__fmt_num(r->waste, w, sizeof(w));
-	n = snprintf(buf, len, COLS_FMT, a, b, f, o, w, top__family_short(r->family),
-		     cache && *cache ? cache : "-", site);
+	if (narrow(width))
+		n = snprintf(buf, len, NARROW_FMT, a, b, f, o, w, has_cache ? cache : fam, site);
+	else
+		n = snprintf(buf, len, WIDE_FMT, a, b, f, o, w, fam, has_cache ? cache : "-", site);
 	return cut(buf, len, n, width);
 }
 
@@ -458,7 +480,6 @@ static int top_sample(struct top *t)
 	if (err)
 		return err;
 	t->window = top__window(&t->old, &t->now);
-	t->ev_rate = (t->now.events - t->old.events) / t->window;
 	return 0;
 }
 
@@ -471,6 +492,7 @@ static int top_compute(struct top *t)
 	if (t->nr_rows < 0)
 		return t->nr_rows;
 	top__families(base, &t->now, t->fam);
+	t->ev_rate = (t->now.events - base->events) / top__window(base, &t->now);
 	return 0;
 }
 
@@ -513,10 +535,11 @@ static int top_header(struct top *t, char *buf, size_t len)
 		fmt_elapsed(t->now.ts_ns - t->reset.ts_ns, win, sizeof(win));
 	else
 		snprintf(win, sizeof(win), "%.2fs", t->window);
-	return snprintf(buf, len, "kernel %s  elapsed %s  %s %s  events/s %s  sort %s  family %s",
-			cli_kernel_release(), el, t->totals ? "totals over" : "window", win, ev,
-			top__key_name(t->key),
-			t->fam_mask ? top__family_short(__builtin_ctz(t->fam_mask)) : "all");
+	/* what changes first; the kernel last, where a narrow terminal cuts */
+	return snprintf(buf, len, "events/s %s  %s %s  sort %s  family %s  elapsed %s  kernel %s",
+			ev, t->totals ? "totals over" : "window", win, top__key_name(t->key),
+			t->fam_mask ? top__family_short(__builtin_ctz(t->fam_mask)) : "all", el,
+			cli_kernel_release());
 }
 
 /* the data-quality line; false when events were lost or reordered */
@@ -643,7 +666,7 @@ static void top_draw(struct top *t)
 	{
 		char full[LINE_MAX_LEN + 32];
 
-		snprintf(full, sizeof(full), "kmemscope top  %s%s", line, t->paused ? "  [PAUSED]" : "");
+		snprintf(full, sizeof(full), "kmemscope top %s %s", t->paused ? "[PAUSED]" : "", line);
 		put_line(y++, full, A_BOLD);
 	}
 	ok = top_quality(t, line, sizeof(line));

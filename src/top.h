@@ -104,8 +104,9 @@ void top__fmt_num(double v, char *buf, size_t len);
 /* the site table header, cut to width (0: no limit) */
 int top__render_header(char *buf, size_t len, int width);
 /*
- * One table row, cut to width (0: no limit). site is "func+0x1f [mod]" or an
- * address, cache the cache or device name (NULL: "-").
+ * One table row, cut to width (0: no limit; below 110 columns the family
+ * and cache columns merge). site is "func+0x1f [mod]" or an address, cache
+ * the cache or device name (NULL: "-").
  */
 int top__render_row(const struct top_row *r, const char *cache, const char *site, char *buf,
 		    size_t len, int width);
