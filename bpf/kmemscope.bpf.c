@@ -80,20 +80,13 @@ struct {
 	__type(value, __u8);
 } pids SEC(".maps");
 
-/* kprobe/kretprobe pairing: what the entry saw, by thread id */
+/* kprobe/kretprobe pairing: what the entry saw */
 struct pending {
 	__u64 size;
 	__u64 gfp;
 	__u64 site;
 	__u64 obj;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct pending);
-} pending SEC(".maps");
 
 enum { PEND_VMALLOC = 1, PEND_DMA = 2 };
 
@@ -662,11 +655,16 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
  * (plain or _noprof name) before load or at attach.
  */
 SEC("fexit/__vmalloc_node_range")
-int BPF_PROG(fx_vmalloc, unsigned long size, unsigned long align, unsigned long start,
-	     unsigned long end, gfp_t gfp, unsigned long prot, unsigned long vm_flags, int node,
-	     const void *caller, void *ret)
+int BPF_PROG(fx_vmalloc)
 {
-	return on_vmalloc(ctx, ptr_val(caller), ptr_val(ret), size, gfp, !ret);
+	__u64 size = 0, gfp = 0, caller = 0, ret = 0;
+
+	/* typed pointer arguments cannot be turned into numbers: read them raw */
+	bpf_get_func_arg(ctx, 0, &size);
+	bpf_get_func_arg(ctx, 4, &gfp);
+	bpf_get_func_arg(ctx, 8, &caller);
+	bpf_get_func_ret(ctx, &ret);
+	return on_vmalloc(ctx, caller, ret, size, gfp, !ret);
 }
 
 SEC("fentry/vfree")
@@ -679,16 +677,25 @@ int BPF_PROG(fe_vfree)
 }
 
 SEC("fexit/dma_alloc_attrs")
-int BPF_PROG(fx_dma_alloc, struct device *dev, size_t size, dma_addr_t *handle, gfp_t gfp,
-	     unsigned long attrs, void *ret)
+int BPF_PROG(fx_dma_alloc)
 {
-	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(ret), size, gfp);
+	__u64 dev = 0, size = 0, gfp = 0, ret = 0;
+
+	bpf_get_func_arg(ctx, 0, &dev);
+	bpf_get_func_arg(ctx, 1, &size);
+	bpf_get_func_arg(ctx, 3, &gfp);
+	bpf_get_func_ret(ctx, &ret);
+	return on_dma_alloc(ctx, 0, dev, ret, size, gfp);
 }
 
 SEC("fentry/dma_free_attrs")
-int BPF_PROG(fe_dma_free, struct device *dev, size_t size, void *cpu_addr)
+int BPF_PROG(fe_dma_free)
 {
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(cpu_addr), ptr_val(dev));
+	__u64 dev = 0, addr = 0;
+
+	bpf_get_func_arg(ctx, 0, &dev);
+	bpf_get_func_arg(ctx, 2, &addr);
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, addr, dev);
 }
 
 static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
@@ -699,34 +706,88 @@ static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
 	return ra;
 }
 
+/*
+ * kprobe/kretprobe pairs keep what each entry saw on a small per-thread stack:
+ * these functions nest (vmalloc of a large area vmallocs its page array).
+ */
+#define PEND_DEPTH 4
+
+struct pend_stack {
+	__u32 depth;
+	__u32 pad;
+	struct pending ent[PEND_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct pend_stack);
+} pend SEC(".maps");
+
+static __always_inline void pend_push(int kind, const struct pending *p)
+{
+	__u64 key = pend_key(kind);
+	struct pend_stack *st = bpf_map_lookup_elem(&pend, &key);
+	__u32 d;
+
+	if (!st) {
+		struct pend_stack init = {};
+
+		bpf_map_update_elem(&pend, &key, &init, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&pend, &key);
+		if (!st)
+			return;
+	}
+	d = st->depth;
+	if (d < PEND_DEPTH)
+		st->ent[d] = *p;
+	st->depth = d + 1;
+}
+
+static __always_inline bool pend_pop(int kind, struct pending *out)
+{
+	__u64 key = pend_key(kind);
+	struct pend_stack *st = bpf_map_lookup_elem(&pend, &key);
+	__u32 d;
+
+	if (!st || !st->depth) {
+		cnt_add(KMS_CNT_PENDING_LOST, 1);
+		return false;
+	}
+	d = st->depth - 1;
+	st->depth = d;
+	if (d >= PEND_DEPTH) {
+		cnt_add(KMS_CNT_PENDING_LOST, 1);
+		return false;
+	}
+	*out = st->ent[d];
+	if (!d)
+		bpf_map_delete_elem(&pend, &key);
+	return true;
+}
+
 SEC("kprobe/__vmalloc_node_range")
 int BPF_KPROBE(kp_vmalloc, unsigned long size, unsigned long align, unsigned long start,
 	       unsigned long end, gfp_t gfp)
 {
-	__u64 tid = pend_key(PEND_VMALLOC);
 	struct pending p = {};
 
 	/* the 9th argument, caller, is the third stack slot above the return address */
 	bpf_probe_read_kernel(&p.site, sizeof(p.site), (void *)(PT_REGS_SP(ctx) + 24));
 	p.size = size;
 	p.gfp = gfp;
-	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	pend_push(PEND_VMALLOC, &p);
 	return 0;
 }
 
 SEC("kretprobe/__vmalloc_node_range")
 int BPF_KRETPROBE(kr_vmalloc, void *ret)
 {
-	__u64 tid = pend_key(PEND_VMALLOC);
-	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
 	struct pending v;
 
-	if (!p) {
-		cnt_add(KMS_CNT_PENDING_LOST, 1);
+	if (!pend_pop(PEND_VMALLOC, &v))
 		return 0;
-	}
-	v = *p;
-	bpf_map_delete_elem(&pending, &tid);
 	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret);
 }
 
@@ -739,31 +800,28 @@ int BPF_KPROBE(kp_vfree, const void *addr)
 SEC("kprobe/dma_alloc_attrs")
 int BPF_KPROBE(kp_dma_alloc, struct device *dev, size_t size, dma_addr_t *handle, gfp_t gfp)
 {
-	__u64 tid = pend_key(PEND_DMA);
 	struct pending p = {};
 
-	p.site = entry_ret_addr(ctx);
 	p.size = size;
 	p.gfp = gfp;
 	p.obj = ptr_val(dev);
-	bpf_map_update_elem(&pending, &tid, &p, BPF_ANY);
+	pend_push(PEND_DMA, &p);
 	return 0;
 }
 
+/*
+ * The return address on the stack is the rethook trampoline by the time a
+ * kprobe on the same function runs; in the return probe, the instruction
+ * pointer is the real return address into the caller.
+ */
 SEC("kretprobe/dma_alloc_attrs")
 int BPF_KRETPROBE(kr_dma_alloc, void *ret)
 {
-	__u64 tid = pend_key(PEND_DMA);
-	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
 	struct pending v;
 
-	if (!p) {
-		cnt_add(KMS_CNT_PENDING_LOST, 1);
+	if (!pend_pop(PEND_DMA, &v))
 		return 0;
-	}
-	v = *p;
-	bpf_map_delete_elem(&pending, &tid);
-	return on_dma_alloc(ctx, v.site, v.obj, ptr_val(ret), v.size, v.gfp);
+	return on_dma_alloc(ctx, PT_REGS_IP(ctx), v.obj, ptr_val(ret), v.size, v.gfp);
 }
 
 SEC("kprobe/dma_free_attrs")
