@@ -97,6 +97,16 @@ bad_arg() {
 bad_arg "kmemscope stat --bogus" stat --bogus
 bad_arg "kmemscope stat -d abc" stat -d abc
 
+# kmemscope top in batch mode: tests/live/top.sh prints PASS/FAIL lines
+"$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || true
+while read -r verdict rest; do
+	case $verdict in
+	PASS) pass "$rest" ;;
+	FAIL) fail "$rest" ;;
+	esac
+done <"$WORK/top"
+grep -q '^\(PASS\|FAIL\) ' "$WORK/top" || fail "top.sh: no result: $(tail -n 1 "$WORK/top")"
+
 # --- exact counts against perf -------------------------------------------------
 
 EVENTS=kmem:kmalloc,kmem:kfree,kmem:kmem_cache_alloc,kmem:kmem_cache_free

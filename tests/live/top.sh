@@ -1,0 +1,106 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# kmemscope top in batch mode on this host's kernel: the shape of the text
+# blocks (count, header, quality line, family table, site table), kmalloc
+# activity while a loop of `ls` runs, --once, -- CMD, and usage errors.
+# Prints PASS/FAIL lines (tests/live/run.sh counts them). Needs root.
+#
+#   tests/live/top.sh BUILD_DIR
+set -u
+
+[ $# -eq 1 ] || { echo "usage: tests/live/top.sh BUILD_DIR" >&2; exit 2; }
+KMS=$1/kmemscope
+WORK=$(mktemp -d /tmp/kmemscope-top.XXXXXX)
+LOAD=
+cleanup() {
+	[ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+pass() { echo "PASS top: $*"; }
+fail() { echo "FAIL top: $*"; }
+# check NAME CONDITION...: PASS when the condition holds, else FAIL with NAME
+check() {
+	name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+[ -x "$KMS" ] || { fail "setup: $KMS not built"; exit 1; }
+
+# something that allocates with kmalloc all the time: ls over a directory
+( while :; do ls -la /usr/lib >/dev/null 2>&1; done ) &
+LOAD=$!
+
+rc=0
+timeout 60 "$KMS" top -i 0.5 --count 3 >"$WORK/out" 2>"$WORK/err" </dev/null || rc=$?
+check "batch -i 0.5 --count 3: exit $rc $(head -c 200 "$WORK/err" | tr "\n" "|")" [ "$rc" -eq 0 ]
+
+blocks=$(grep -c '^kmemscope top [0-9-]* [0-9:]*  events/s [0-9.KMG]*  window ' "$WORK/out")
+check "batch: 3 blocks with a timestamped header (got $blocks)" [ "$blocks" -eq 3 ]
+q='^quality: \(complete\|INCOMPLETE\)[^:]*: lost [0-9]*, misses [0-9]*, out of order [0-9]*'
+n=$(grep -c "$q" "$WORK/out")
+check "batch: a quality line per block (got $n)" [ "$n" -eq 3 ]
+n=$(grep -c '^FAMILY  *ALLOCS/s  *FREES/s  *BYTES/s  *OUTST  *OUTST_BYTES$' "$WORK/out")
+check "batch: a family table per block (got $n)" [ "$n" -eq 3 ]
+n=$(grep -c '^ALLOC/s BYTES/s FREES/s   OUTST WASTE/s FAMILY  CACHE  *SITE$' "$WORK/out")
+check "batch: a site table per block (got $n)" [ "$n" -eq 3 ]
+# every block: the kmalloc family line has a non-zero allocation rate
+n=$(awk '$1 == "kmalloc" && $2 != "0" && $2 != "NOT" { n++ } END { print n + 0 }' "$WORK/out")
+check "batch: kmalloc activity in every block under an ls loop (got $n of 3)" [ "$n" -eq 3 ]
+# site rows: five numbers, a family, a cache, a site
+n=$(awk '/^ALLOC\/s/ { t = 1; next } /^$/ { t = 0 } t && NF >= 8 { n++ } END { print n + 0 }' \
+	"$WORK/out")
+check "batch: site rows present (got $n)" [ "$n" -gt 0 ]
+
+rc=0
+timeout 30 "$KMS" top --once -i 0.3 -n 5 -s allocs -F kmalloc >"$WORK/out" 2>"$WORK/err" \
+	</dev/null || rc=$?
+blocks=$(grep -c '^kmemscope top ' "$WORK/out")
+rows=$(awk '/^ALLOC\/s/ { t = 1; next } /^$/ { t = 0 } t { n++ } END { print n + 0 }' "$WORK/out")
+fams=$(grep -c '^\(kmem_cache\|page\|vmalloc\|dma\|percpu\) ' "$WORK/out")
+name="--once -n 5 -F kmalloc: exit $rc, $blocks block, $rows rows (<= 5), $fams other families"
+if [ "$rc" -eq 0 ] && [ "$blocks" -eq 1 ] && [ "$rows" -le 5 ] && [ "$fams" -eq 0 ]; then
+	pass "$name"
+else
+	fail "$name"
+fi
+check "--once -s allocs: the header names the key" grep -q '  sort allocs  ' "$WORK/out"
+
+kill "$LOAD" 2>/dev/null
+LOAD=
+
+# -- CMD: top ends with the command, with a last block for the part interval
+rc=0
+start=$(date +%s)
+timeout 30 "$KMS" top -i 10 -- sh -c 'ls -la /usr/lib >/dev/null; sleep 0.5' >"$WORK/out" \
+	2>"$WORK/err" </dev/null || rc=$?
+took=$(( $(date +%s) - start ))
+blocks=$(grep -c '^kmemscope top ' "$WORK/out")
+name="-- CMD: exit $rc, ended after ${took}s (< 10), $blocks final block"
+if [ "$rc" -eq 0 ] && [ "$took" -lt 10 ] && [ "$blocks" -eq 1 ]; then
+	pass "$name"
+else
+	fail "$name"
+fi
+
+# usage errors: exit 2, one line on stderr, before any tracing
+bad() {
+	name=$1
+	shift
+	rc=0
+	timeout 20 "$KMS" top "$@" >/dev/null 2>"$WORK/err" </dev/null || rc=$?
+	lines=$(wc -l <"$WORK/err")
+	if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ]; then
+		pass "$name"
+	else
+		fail "$name: exit $rc (want 2), $lines stderr lines (want 1):" \
+			"$(head -c 200 "$WORK/err" | tr '\n' '|')"
+	fi
+}
+bad "top -s bogus" -s bogus
+bad "top -i 0" -i 0
+bad "top --count 0" --count 0
+bad "top --bogus" --bogus
+exit 0
