@@ -44,5 +44,7 @@ void cli_cmd_abort(struct cli_cmd *cmd);
 
 int cmd_stat(int argc, char **argv);
 int cmd_top(int argc, char **argv);
+int cmd_leaks(int argc, char **argv);
+int cmd_misuse(int argc, char **argv);
 
 #endif

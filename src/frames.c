@@ -51,6 +51,8 @@ static const struct pattern patterns[] = {
 	{ "__rmqueue", PAT_VARIANT },
 	{ "__get_free_pages", PAT_VARIANT },
 	{ "get_zeroed_page", PAT_VARIANT },
+	{ "get_free_pages", PAT_VARIANT },	/* 6.18: get_free_pages_noprof */
+	{ "vma_alloc_folio", PAT_VARIANT },
 	/* vmalloc */
 	{ "vmalloc", PAT_VARIANT },
 	{ "__vmalloc", PAT_VARIANT },

@@ -36,6 +36,8 @@ static const struct cli_subcmd {
 	{ "stat", cmd_stat, "trace for a while, then report per family, site, GFP, order, size, "
 			    "cache, process and node" },
 	{ "top", cmd_top, "live view of the busiest allocation sites, refreshed every interval" },
+	{ "leaks", cmd_leaks, "objects still outstanding by stack, bad frees, atomic-context misuse" },
+	{ "misuse", cmd_misuse, "blocking allocations in atomic context, by stack" },
 	{ "probe", cmd_probe, "show how each allocator event is attached on this kernel" },
 };
 

@@ -1015,6 +1015,30 @@ static json_t *json_quality(const struct quality_view *v, bool *fail)
 	return j;
 }
 
+/* the data-quality block alone, for the detectors' reports */
+void report__quality_text(const struct agg *a, const struct report_opts *o, FILE *out)
+{
+	struct quality_view v;
+
+	quality_view(a, o, &v);
+	text_quality(&v, out);
+}
+
+json_t *report__quality_json(const struct agg *a, const struct report_opts *o)
+{
+	struct quality_view v;
+	bool fail = false;
+	json_t *j;
+
+	quality_view(a, o, &v);
+	j = json_quality(&v, &fail);
+	if (fail) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
 int report__stat_json(const struct agg *a, const struct report_opts *o, FILE *out)
 {
 	struct quality_view v;

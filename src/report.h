@@ -31,4 +31,10 @@ const char *report__sort_keys(void);
 int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *out);
 int report__stat_json(const struct agg *a, const struct report_opts *o, FILE *out);
 
+/* the data-quality block of every report, for other reports to embed */
+struct json_t;
+void report__quality_text(const struct agg *a, const struct report_opts *o, FILE *out);
+/* a new "quality" object (docs/json-schema.md), NULL on allocation failure */
+struct json_t *report__quality_json(const struct agg *a, const struct report_opts *o);
+
 #endif

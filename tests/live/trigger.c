@@ -11,6 +11,8 @@
  *   pages N    mmap an anonymous page, touch it, munmap, N times: page
  *   eventfd N  open N eventfds, print "held", wait for a byte on stdin or a
  *              signal (SIGINT, SIGTERM, SIGUSR1), then close them
+ *   epoll N    epoll_create1()+close() N times: a kmalloc the kernel frees
+ *              after an RCU grace period without a kfree event
  *
  * The work runs in a forked worker process, so that the worker's whole life
  * is seen both by tracers that start counting at exec (perf) and by those
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -46,6 +49,7 @@ static __attribute__((noreturn)) void usage(FILE *f, int code)
 		"  pages N    mmap, touch and munmap one anonymous page N times (page)\n"
 		"  eventfd N  hold N eventfds, print \"held\", wait for a byte on stdin\n"
 		"             or SIGINT/SIGTERM/SIGUSR1, then close them\n"
+		"  epoll N    epoll_create1()+close() N times (kmalloc freed by RCU, untraced)\n"
 		"Last line: trigger mode=MODE n=N worker=PID status=S\n");
 	exit(code);
 }
@@ -121,6 +125,19 @@ static void do_pages(long n)
 	}
 }
 
+static void do_epoll(long n)
+{
+	long i;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		fd = epoll_create1(0);
+		if (fd < 0)
+			die("epoll_create1");
+		close(fd);
+	}
+}
+
 static void on_signal(int sig)
 {
 	got_signal = sig;
@@ -175,6 +192,7 @@ int main(int argc, char **argv)
 		{ "bpfmap", do_bpfmap },
 		{ "pages", do_pages },
 		{ "eventfd", do_eventfd },
+		{ "epoll", do_epoll },
 	};
 	struct sigaction sa = {};
 	int status, m, nmodes = sizeof(modes) / sizeof(modes[0]);

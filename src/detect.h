@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The detectors: leaks (objects still outstanding, grouped by stack), atomic-
+ * context misuse (a blocking GFP where the kernel cannot sleep) and bad frees
+ * (wrong API, wrong cache, double free). Fed the same time-ordered records as
+ * the aggregator, with e->site already resolved; pure logic, no BPF, so unit
+ * tests drive it with synthetic streams. Stacks and symbols come in through
+ * detect_opts and may be absent.
+ */
+#ifndef KMS_DETECT_H
+#define KMS_DETECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+#include "kmemscope.h"
+
+struct ksyms;
+struct detect;
+
+/* preempt_count() layout (include/linux/preempt.h), the same on every arch */
+#define DETECT_PC_PREEMPT	0x000000ffU
+#define DETECT_PC_SOFTIRQ	0x0000ff00U
+#define DETECT_PC_SOFTIRQ_SERVING 0x00000100U
+#define DETECT_PC_HARDIRQ	0x000f0000U
+#define DETECT_PC_NMI		0x00f00000U
+
+#define DETECT_FREED_DEFAULT	65536	/* recently-freed set for double frees */
+#define DETECT_GROWTH_KEEP	64	/* snapshots kept per group for growth */
+
+struct detect_opts {
+	bool leaks;		/* track every allocation until freed */
+	bool misuse;		/* atomic-context checks */
+	bool bad_frees;		/* wrong API, wrong cache, double free (needs leaks) */
+	const struct ksyms *ksyms;	/* stack trimming and nesting; NULL: none */
+	/* stack of a record, innermost first: frames or -errno; NULL: no stacks */
+	int (*stack)(void *ctx, int stack_id, __u64 *ips, int max);
+	void *stack_ctx;
+	/* preempt count of a plain process-context allocation per family, -1 unknown */
+	int baseline_pc[KMS_FAM_MAX];
+	__u32 gfp_direct_reclaim;	/* value of __GFP_DIRECT_RECLAIM; 0: unknown */
+	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT */
+};
+
+/* ---- context of one allocation, from its preempt count ---- */
+
+enum detect_ctx {
+	DCTX_PROCESS = 0,	/* could sleep */
+	DCTX_PREEMPT_OFF,	/* preempt depth above the family's baseline */
+	DCTX_BH_OFF,		/* bottom halves disabled */
+	DCTX_SOFTIRQ,		/* serving a softirq */
+	DCTX_HARDIRQ,
+	DCTX_NMI,
+	DCTX_UNKNOWN,		/* no preempt count, or no baseline to compare it with */
+	DCTX_NR,
+};
+
+const char *detect_ctx_name(int ctx);
+/* the context of a record; baseline -1 when unknown */
+int detect__classify(__u8 ctx_flags, __u32 pc, int baseline);
+
+enum detect_misuse_kind {
+	MIS_BLOCKING_IN_ATOMIC = 0,	/* __GFP_DIRECT_RECLAIM from atomic context */
+	MIS_VMALLOC_IN_ATOMIC,		/* vmalloc may sleep whatever the GFP says */
+	MIS_ATOMIC_IN_PROCESS,		/* info: no direct reclaim where it could sleep */
+	MIS_HIGH_ORDER_ATOMIC,		/* info: order >= 3 page without direct reclaim */
+	MIS_NR,
+};
+
+const char *detect_misuse_name(int kind);
+bool detect_misuse_is_info(int kind);
+
+struct detect_misuse {
+	int kind;
+	int ctx;		/* enum detect_ctx */
+	int family;
+	int stack_id;		/* < 0: grouped by site */
+	__u64 site;
+	__u64 obj;
+	__u32 gfp;
+	__u32 pc;		/* example raw preempt count */
+	__u32 pid;		/* example process */
+	__u32 order;
+	__u64 count;
+	__u64 first_ts;
+};
+
+struct detect_misuse_stats {
+	__u64 checked;		/* allocations whose context was classified */
+	__u64 by_ctx[DCTX_NR];	/* allocations per context, unknown included */
+	__u64 no_context;	/* records without a preempt count */
+	__u64 no_baseline;	/* preempt count but no baseline for the family */
+	__u64 gfp_unknown;	/* __GFP_DIRECT_RECLAIM unknown: blocking not decidable */
+	__u64 nested_skipped;	/* page allocations under slab/vmalloc: judged at the outer one */
+};
+
+/* ---- bad frees ---- */
+
+enum detect_badfree_kind {
+	BF_WRONG_API = 0,	/* kfree of a vmalloc or page address, vfree of a slab object, ... */
+	BF_WRONG_CACHE,		/* kmem_cache_free into another cache than the allocation's */
+	BF_DOUBLE_FREE,		/* freed again with no allocation in between */
+	BF_NR,
+};
+
+const char *detect_badfree_name(int kind);
+/* what a nested page was allocated under: "slab", "vmalloc", "percpu", "dma" */
+const char *detect_nest_name(int nest);
+
+struct detect_badfree {
+	int kind;
+	int alloc_type;		/* KMS_EV_* of the allocation (or of the first free) */
+	int free_type;		/* KMS_EV_* of the bad free */
+	int alloc_stack_id;
+	__u64 alloc_site;
+	__u64 alloc_obj;	/* cache of the allocation */
+	__u64 free_site;	/* call site of the bad free */
+	__u64 free_obj;		/* cache named by the bad free */
+	__u64 first_free_site;	/* double free: the first free's call site */
+	__u64 ptr;		/* example address */
+	__u32 alloc_pid;
+	__u32 free_pid;
+	__u64 count;
+};
+
+struct detect_free_stats {
+	__u64 unmatched[KMS_FAM_MAX];	/* frees of objects allocated before tracing */
+	__u64 implicit[KMS_FAM_MAX];	/* live address allocated again: untraced free */
+	__u64 freed_evicted;		/* recently-freed entries pushed out (bounded set) */
+	__u64 page_split_frees;
+};
+
+/* ---- leaks ---- */
+
+/* allocations of one (family, stack or site, cache or device): what leak reports group */
+struct detect_group {
+	int family;
+	int stack_id;		/* < 0: no stack, grouped by site */
+	__u64 site;
+	__u64 obj;
+	int nested;		/* family index the page was allocated under, -1: not nested */
+	size_t site_idx;	/* detect__site() */
+	__u64 allocs;
+	__u64 frees;		/* traced frees */
+	__u64 implicit_frees;	/* address allocated again while live */
+	__u64 outstanding;
+	__u64 outstanding_bytes;
+	__u32 gfp;		/* first GFP seen */
+	bool gfp_mixed;		/* later allocations used another GFP */
+	__u32 pid;		/* example process: the first allocation's */
+	/* growth: outstanding bytes at the last snapshots, oldest first */
+	unsigned int nr_snaps;
+	__u64 snaps[DETECT_GROWTH_KEEP];
+};
+
+/* one call site: where evidence of untraced frees is collected */
+struct detect_site {
+	int family;
+	__u64 site;
+	__u64 obj;
+	__u64 allocs;
+	__u64 frees;
+	__u64 implicit_frees;
+};
+
+/* a report row: a group's outstanding objects at least min_age old */
+struct detect_leak {
+	size_t group;		/* detect__group() */
+	__u64 count;
+	__u64 bytes;
+	__u64 oldest_ts;
+	__u64 young;		/* outstanding but younger than min_age */
+};
+
+struct detect *detect__new(const struct detect_opts *o);
+void detect__free(struct detect *d);
+/*
+ * What a live session only knows once it runs (symbols, the calibrated
+ * baselines, the GFP table): records seen before this are judged without it.
+ */
+void detect__set_env(struct detect *d, const struct ksyms *ksyms, const int *baseline_pc,
+		     __u32 gfp_direct_reclaim);
+void detect__event(struct detect *d, const struct kms_event *e);
+void detect__meta(struct detect *d, const struct kms_meta *m);
+
+/* misuse */
+size_t detect__nr_misuse(const struct detect *d);
+const struct detect_misuse *detect__misuse(const struct detect *d, size_t i);
+const struct detect_misuse_stats *detect__misuse_stats(const struct detect *d);
+
+/* bad frees */
+size_t detect__nr_badfree(const struct detect *d);
+const struct detect_badfree *detect__badfree(const struct detect *d, size_t i);
+const struct detect_free_stats *detect__free_stats(const struct detect *d);
+
+/* leaks */
+size_t detect__nr_groups(const struct detect *d);
+const struct detect_group *detect__group(const struct detect *d, size_t i);
+size_t detect__nr_sites(const struct detect *d);
+const struct detect_site *detect__site(const struct detect *d, size_t i);
+/* a site whose objects were freed without a trace event (implicit frees seen) */
+bool detect__site_unobservable(const struct detect *d, size_t site_idx);
+/* live objects */
+__u64 detect__nr_live(const struct detect *d);
+/*
+ * Rows for every group with outstanding objects, at time now; objects younger
+ * than min_age_ns count in ->young only. *rows is malloc'ed (free it).
+ */
+int detect__leaks(const struct detect *d, __u64 now, __u64 min_age_ns,
+		  struct detect_leak **rows, size_t *nr);
+/* record every group's outstanding bytes, for growth across intervals */
+void detect__snapshot(struct detect *d);
+/* intervals in a row (ending at the last snapshot) in which the group grew */
+unsigned int detect__growth_run(const struct detect_group *g);
+
+/*
+ * The frames to show for a record: its stack with the allocator's own frames
+ * (and tracing plumbing) trimmed, so the first is the caller; at most max.
+ * Without a stack: the site alone. Returns the number of frames.
+ */
+int detect__frames(const struct detect *d, int stack_id, __u64 site, __u64 *ips, int max);
+
+/* process name from META_TASK records, NULL when none was seen */
+const char *detect__comm(const struct detect *d, __u32 pid);
+/* cache or device name from META records, NULL when none was seen */
+const char *detect__obj_name(const struct detect *d, __u64 obj);
+/* the direct map base learned from large kmallocs, 0 while unknown */
+__u64 detect__direct_map(const struct detect *d);
+
+#endif /* KMS_DETECT_H */

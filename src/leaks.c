@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * kmemscope leaks: every allocation made while tracing is tracked until it is
+ * freed; what is left is reported by stack. The option parsing and the run
+ * are shared with kmemscope misuse (misuse.c), which needs no live objects.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "detect.h"
+#include "detect_report.h"
+#include "gfp.h"
+#include "log.h"
+#include "session.h"
+
+#define MAX_PIDS 64
+
+struct detect_env {
+	struct session_opts so;
+	pid_t pids[MAX_PIDS];
+	bool leaks;
+	double duration;
+	double interval;
+	unsigned long min_age_ms;
+	unsigned long growth;
+	unsigned long depth;
+	unsigned long top;
+	bool json;
+	bool no_misuse;
+	const char *output;
+	/* filled at run time */
+	struct session *s;
+	struct detect *d;
+	struct detect_report_opts ro;
+	unsigned int ticks;
+};
+
+static const struct argp_option leaks_options[] = {
+	{ NULL, 0, NULL, 0, "What to trace:", 1 },
+	{ "duration", 'd', "SEC", 0, "trace for SEC seconds (default: until Ctrl-C, or until "
+				     "CMD exits)" },
+	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
+	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
+				    "dma, percpu, slab, all (default)" },
+	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs (every "
+				    "free is seen)" },
+	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
+	{ NULL, 0, NULL, 0, "Leaks:", 2 },
+	{ "min-age", 1010, "MS", 0, "report only objects outstanding for at least MS ms" },
+	{ "interval", 'i', "SEC", 0, "snapshot outstanding bytes every SEC seconds; report stacks "
+				     "that grow across consecutive intervals" },
+	{ "growth", 1011, "N", 0, "intervals in a row a stack must grow to be reported (default 3)" },
+	{ "no-misuse", 1012, NULL, 0, "leave out the atomic-context section" },
+	{ NULL, 0, NULL, 0, "Output:", 3 },
+	{ "stack-depth", 1013, "N", 0, "frames shown per stack, 1 to 32 (default 8)" },
+	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
+	{ "output", 'o', "FILE", 0, "write the report to FILE" },
+	{ "top", 'n', "N", 0, "rows per table (default 20, 0: all)" },
+	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{},
+};
+
+static const struct argp_option misuse_options[] = {
+	{ NULL, 0, NULL, 0, "What to trace:", 1 },
+	{ "duration", 'd', "SEC", 0, "trace for SEC seconds (default: until Ctrl-C, or until "
+				     "CMD exits)" },
+	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
+	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
+				    "dma, percpu, slab, all (default)" },
+	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
+	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
+	{ "site-only", 1014, NULL, 0, "no stack for slab allocations (cheaper): findings are "
+				      "grouped by call site" },
+	{ NULL, 0, NULL, 0, "Output:", 3 },
+	{ "stack-depth", 1013, "N", 0, "frames shown per stack, 1 to 32 (default 8)" },
+	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
+	{ "output", 'o', "FILE", 0, "write the report to FILE" },
+	{ "top", 'n', "N", 0, "rows per table (default 20, 0: all)" },
+	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{},
+};
+
+static error_t detect_parse(int key, char *arg, struct argp_state *state)
+{
+	struct detect_env *env = state->input;
+	unsigned long v;
+
+	switch (key) {
+	case 'd':
+		if (cli_parse_seconds(arg, "duration", &env->duration))
+			return EINVAL;
+		break;
+	case 'p':
+		if (env->so.nr_pids >= MAX_PIDS)
+			cli_argp_fail(state, "at most %d -p options", MAX_PIDS);
+		if (cli_parse_uint(arg, "pid", 1 << 22, &v))
+			return EINVAL;
+		if (!v)
+			cli_argp_fail(state, "invalid pid 0");
+		env->pids[env->so.nr_pids++] = v;
+		break;
+	case 'F':
+		if (cli_parse_families(arg, &env->so.families))
+			return EINVAL;
+		break;
+	case 'a':
+		env->so.all_cpus = true;
+		break;
+	case 1002:
+		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
+			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
+		env->so.ring_mb = v;
+		break;
+	case 1010:
+		if (cli_parse_uint(arg, "minimum age", 1UL << 40, &env->min_age_ms))
+			return EINVAL;
+		break;
+	case 'i':
+		if (cli_parse_seconds(arg, "interval", &env->interval))
+			return EINVAL;
+		if (env->interval <= 0)
+			cli_argp_fail(state, "--interval must be above 0");
+		break;
+	case 1011:
+		if (cli_parse_uint(arg, "growth intervals", DETECT_GROWTH_KEEP - 1, &env->growth))
+			return EINVAL;
+		if (!env->growth)
+			cli_argp_fail(state, "--growth takes 1 to %d", DETECT_GROWTH_KEEP - 1);
+		break;
+	case 1012:
+		env->no_misuse = true;
+		break;
+	case 1013:
+		if (cli_parse_uint(arg, "stack depth", KMS_MAX_STACK, &env->depth))
+			return EINVAL;
+		if (!env->depth)
+			cli_argp_fail(state, "--stack-depth takes 1 to %d", KMS_MAX_STACK);
+		break;
+	case 1014:
+		env->so.stacks_all = false;
+		break;
+	case 'j':
+		env->json = true;
+		break;
+	case 'o':
+		env->output = arg;
+		break;
+	case 'n':
+		if (cli_parse_uint(arg, "row count", 1000000, &env->top))
+			return EINVAL;
+		break;
+	case 'v':
+		log_set_level(log_get_level() + 1);
+		break;
+	case ARGP_KEY_ARG:
+		env->so.cmd = state->argv + state->next - 1;
+		state->next = state->argc;
+		break;
+	case ARGP_KEY_END:
+		if (env->so.all_cpus && !env->so.cmd)
+			cli_argp_fail(state, "-a goes with -- CMD");
+		if (env->so.cmd && env->so.nr_pids)
+			cli_argp_fail(state, "-p and -- CMD do not go together");
+		if (env->so.cmd && env->duration)
+			cli_argp_fail(state, "-d and -- CMD do not go together");
+		if (env->growth && !env->interval)
+			cli_argp_fail(state, "--growth goes with --interval");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static void hook_event(void *ctx, const struct kms_event *e)
+{
+	struct detect_env *env = ctx;
+
+	if (env->d)
+		detect__event(env->d, e);
+}
+
+static void hook_meta(void *ctx, const struct kms_meta *m)
+{
+	struct detect_env *env = ctx;
+
+	if (env->d)
+		detect__meta(env->d, m);
+}
+
+static int stack_of(void *ctx, int stack_id, __u64 *ips, int max)
+{
+	struct detect_env *env = ctx;
+
+	return env->s && env->s->coll ? session__stack(env->s, stack_id, ips, max) : -ENOENT;
+}
+
+static int tick(struct session *s, void *ctx)
+{
+	struct detect_env *env = ctx;
+
+	detect__snapshot(env->d);
+	env->ticks++;
+	/* text mode shows growth as it happens; JSON waits for the one document */
+	if (!env->json && env->ticks > env->ro.growth_min)
+		detect_report__growth_tick(env->d, &env->ro, env->ticks, stderr);
+	return 0;
+}
+
+int detect_cmd(int argc, char **argv, bool leaks)
+{
+	static const struct argp leaks_argp = {
+		leaks_options, detect_parse, "[-- CMD [ARGS]]",
+		"Track every kernel allocation made while tracing until it is freed, then report "
+		"what is still outstanding, grouped by stack (count, bytes, oldest age, family, "
+		"GFP, example process). Sites whose frees the kernel does not trace are reported "
+		"as such, not as leaks; pages under slab or vmalloc are marked nested. Also "
+		"reports bad frees (wrong API, wrong cache, double free) and atomic-context "
+		"misuse.\v"
+		"Examples:\n"
+		"  kmemscope leaks -d 30 --min-age 5000    outstanding for 5 s or more after 30 s\n"
+		"  kmemscope leaks -a -- ./stress          while ./stress runs, every free seen\n"
+		"  kmemscope leaks -d 60 -i 5 --json       growth over 5 s intervals, as JSON\n\n"
+		"A stack is captured for every allocation (~1 us each): expect overhead. Lost "
+		"records mark every verdict uncertain (a lost free looks like a leak).\n"
+		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
+		"error.",
+	};
+	static const struct argp misuse_argp = {
+		misuse_options, detect_parse, "[-- CMD [ARGS]]",
+		"Find allocations that ask for a blocking GFP (__GFP_DIRECT_RECLAIM) in atomic "
+		"context: preemption disabled, bottom halves disabled, softirq, hardirq, NMI; "
+		"and vmalloc from atomic context. Informational: GFP_ATOMIC/GFP_NOWAIT where "
+		"the caller could sleep, and order >= 3 atomic page allocations.\v"
+		"Examples:\n"
+		"  kmemscope misuse -d 60               whole system for a minute\n"
+		"  kmemscope misuse --json -- modprobe foo\n\n"
+		"Context comes from the preempt count, compared with a baseline calibrated at "
+		"start-up. IRQs disabled without preemption disabled (bare local_irq_save) do "
+		"not show in it.\n"
+		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
+		"error.",
+	};
+	struct detect_env env = { .leaks = leaks, .top = 20, .depth = 8 };
+	struct detect_opts dopts = {};
+	struct kms_quality q;
+	struct session s;
+	FILE *out;
+	int err;
+
+	env.so.context = true;
+	env.so.stacks_all = true;
+	err = cli_argp_parse(leaks ? &leaks_argp : &misuse_argp, argc, argv, &env);
+	if (err)
+		return err;
+	env.so.pids = env.pids;
+	env.so.hook_event = hook_event;
+	env.so.hook_meta = hook_meta;
+	env.so.hook_ctx = &env;
+	if (leaks)
+		env.so.stacks_all = true;	/* grouping by stack needs every allocation's */
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		dopts.baseline_pc[f] = -1;
+	dopts.leaks = leaks;
+	dopts.bad_frees = leaks;
+	dopts.misuse = !leaks || !env.no_misuse;
+	dopts.stack = stack_of;
+	dopts.stack_ctx = &env;
+	env.d = detect__new(&dopts);
+	if (!env.d) {
+		kms_error("Failed to set up the detectors: %s\n", strerror(ENOMEM));
+		return 1;
+	}
+	env.s = &s;
+	err = session__start(&s, &env.so);
+	if (err)
+		goto out;
+	detect__set_env(env.d, s.ksyms, s.baseline_pc,
+			s.gfp ? gfp_table__value(s.gfp, "__GFP_DIRECT_RECLAIM") : 0);
+	env.ro.ksyms = s.ksyms;
+	env.ro.gfp = s.gfp;
+	env.ro.kernel = cli_kernel_release();
+	memcpy(env.ro.baseline_pc, s.baseline_pc, sizeof(env.ro.baseline_pc));
+	env.ro.stack_depth = env.depth;
+	env.ro.top = env.top;
+	env.ro.min_age_ns = env.min_age_ms * 1000000ULL;
+	env.ro.growth_min = env.growth ? env.growth : 3;
+	env.ro.frees_filtered = env.so.nr_pids > 0 || (env.so.cmd && !env.so.all_cpus);
+	env.ro.misuse = dopts.misuse;
+	if (!s.context)
+		kms_warn("no allocation context on this kernel: atomic-context checks report "
+			 "\"context unknown\"\n");
+	if (!env.duration && !env.so.cmd && !env.json)
+		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
+	err = session__run(&s, env.duration, leaks ? env.interval : 0, leaks && env.interval ?
+			   tick : NULL, &env);
+	err = session__stop(&s) || err;
+	if (err)
+		goto out;
+	session__quality(&s, &q);
+	env.ro.quality = &q;
+	env.ro.now = s.stop_ns;
+	env.ro.snapshots = env.ticks;
+	out = cli_open_output(env.output);
+	if (!out) {
+		err = 1;
+		goto out;
+	}
+	if (leaks)
+		err = env.json ? detect_report__leaks_json(env.d, s.agg, &env.ro, out) :
+				 detect_report__leaks_text(env.d, s.agg, &env.ro, out);
+	else
+		err = env.json ? detect_report__misuse_json(env.d, s.agg, &env.ro, out) :
+				 detect_report__misuse_text(env.d, s.agg, &env.ro, out);
+	cli_close_output(out);
+	if (err)
+		kms_error("Failed to write the report: %s\n", strerror(-err));
+	err = err ? 1 : 0;
+out:
+	session__free(&s);
+	env.s = NULL;
+	detect__free(env.d);
+	return err;
+}
+
+int cmd_leaks(int argc, char **argv)
+{
+	return detect_cmd(argc, argv, true);
+}
