@@ -1,0 +1,713 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* detect: synthetic record streams through the leak, bad-free and misuse detectors */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include "agg.h"
+#include "detect.h"
+#include "detect_report.h"
+#include "ksyms.h"
+
+#define SITE_A	0xffffffff81001010ULL	/* in caller_a */
+#define SITE_B	0xffffffff81002010ULL	/* in caller_b */
+#define SITE_E	0xffffffff81003010ULL	/* in do_epoll_create */
+#define CACHE1	0xffff888000100000ULL
+#define CACHE2	0xffff888000200000ULL
+#define SLAB1	0xffff888012340000ULL
+#define VMA1	0xffffc90000100000ULL
+#define DMAP	0xffff888000000000ULL
+#define GFP_DR	0x400U		/* __GFP_DIRECT_RECLAIM in this synthetic kernel */
+#define GFP_K	(0xc00U | 0xc0U)	/* GFP_KERNEL: reclaim bits + IO/FS */
+#define GFP_NOWAIT_ 0x800U	/* kswapd reclaim only */
+
+/* a little kernel: two callers, allocator internals, a slab and a vmalloc path */
+static const char kallsyms_text[] =
+	"ffffffff81001000 T caller_a\n"
+	"ffffffff81002000 T caller_b\n"
+	"ffffffff81003000 t do_epoll_create\n"
+	"ffffffff81004000 T pipe_write\n"
+	"ffffffff81005000 T __x64_sys_foo\n"
+	"ffffffff81010000 T __alloc_pages_noprof\n"
+	"ffffffff81011000 T alloc_pages_noprof\n"
+	"ffffffff81012000 t allocate_slab\n"
+	"ffffffff81013000 t ___slab_alloc\n"
+	"ffffffff81014000 T kmem_cache_alloc_noprof\n"
+	"ffffffff81015000 T __vmalloc_node_range_noprof\n"
+	"ffffffff81016000 t __vmalloc_area_node\n"
+	"ffffffff81017000 T __kmalloc_noprof\n"
+	"ffffffff81018000 T _etext\n";
+
+#define IP_ALLOC_PAGES	0xffffffff81010020ULL
+#define IP_ALLOC_PAGES2	0xffffffff81011020ULL
+#define IP_ALLOC_SLAB	0xffffffff81012020ULL
+#define IP_SLAB_ALLOC	0xffffffff81013020ULL
+#define IP_CACHE_ALLOC	0xffffffff81014020ULL
+#define IP_VM_RANGE	0xffffffff81015020ULL
+#define IP_VM_AREA	0xffffffff81016020ULL
+#define IP_KMALLOC	0xffffffff81017020ULL
+#define IP_PIPE_WRITE	0xffffffff81004020ULL
+#define IP_SYS_FOO	0xffffffff81005020ULL
+
+/* synthetic stack map */
+enum {
+	STK_SLAB_PAGE = 1,	/* page under kmem_cache_alloc, called from caller_a */
+	STK_PLAIN_PAGE,		/* page from pipe_write */
+	STK_VMALLOC_PAGE,	/* page under vmalloc, called from caller_b */
+	STK_KMALLOC_A,		/* kmalloc from caller_a, via __x64_sys_foo */
+	STK_KMALLOC_A2,		/* another kernel stack, same shown frames at depth 1 */
+	STK_NR,
+};
+
+static const __u64 stacks[STK_NR][6] = {
+	[STK_SLAB_PAGE] = { IP_ALLOC_PAGES, IP_ALLOC_SLAB, IP_SLAB_ALLOC, IP_CACHE_ALLOC, SITE_A,
+			    IP_SYS_FOO },
+	[STK_PLAIN_PAGE] = { IP_ALLOC_PAGES, IP_ALLOC_PAGES2, IP_PIPE_WRITE, IP_SYS_FOO },
+	[STK_VMALLOC_PAGE] = { IP_ALLOC_PAGES, IP_VM_AREA, IP_VM_RANGE, SITE_B, IP_SYS_FOO },
+	[STK_KMALLOC_A] = { IP_KMALLOC, SITE_A, IP_SYS_FOO },
+	[STK_KMALLOC_A2] = { IP_KMALLOC, SITE_A, IP_PIPE_WRITE },
+};
+
+static int stack_reads;
+
+static int fake_stack(void *ctx, int id, __u64 *ips, int max)
+{
+	int n = 0;
+
+	stack_reads++;
+	if (id <= 0 || id >= STK_NR)
+		return -ENOENT;
+	while (n < 6 && n < max && stacks[id][n]) {
+		ips[n] = stacks[id][n];
+		n++;
+	}
+	return n;
+}
+
+static struct ksyms *ks;
+static __u64 now = 1000;
+
+static int group_setup(void **state)
+{
+	char path[] = "/tmp/kms-detect-kallsyms.XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, kallsyms_text, sizeof(kallsyms_text) - 1) != sizeof(kallsyms_text) - 1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	ks = ksyms__load(path);
+	unlink(path);
+	return ks ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	ksyms__free(ks);
+	return 0;
+}
+
+static struct detect *new_detect(bool leaks, bool misuse, unsigned int freed_max)
+{
+	struct detect_opts o = {
+		.leaks = leaks, .bad_frees = leaks, .misuse = misuse, .ksyms = ks,
+		.stack = fake_stack, .gfp_direct_reclaim = GFP_DR, .freed_max = freed_max,
+	};
+	struct detect *d;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		o.baseline_pc[f] = 1;
+	d = detect__new(&o);
+	assert_non_null(d);
+	return d;
+}
+
+static struct kms_event ev(int type, __u64 ptr, __u64 site, __u32 bytes)
+{
+	struct kms_event e = {
+		.type = type, .ptr = ptr, .site = site, .bytes_req = bytes,
+		.bytes_alloc = bytes, .gfp = GFP_K, .pid = 100, .node = -1,
+		.stack_id = -1, .ctx = KMS_CTX_KNOWN, .pc = 1,
+	};
+
+	e.ts = now++;
+	return e;
+}
+
+static void feed(struct detect *d, struct kms_event e)
+{
+	detect__event(d, &e);
+}
+
+static const struct detect_group *find_group(const struct detect *d, int fam, __u64 site)
+{
+	for (size_t i = 0; i < detect__nr_groups(d); i++) {
+		const struct detect_group *g = detect__group(d, i);
+
+		if (g->family == fam && g->site == site)
+			return g;
+	}
+	return NULL;
+}
+
+static __u64 badfree_count(const struct detect *d, int kind)
+{
+	__u64 n = 0;
+
+	for (size_t i = 0; i < detect__nr_badfree(d); i++)
+		if (detect__badfree(d, i)->kind == kind)
+			n += detect__badfree(d, i)->count;
+	return n;
+}
+
+static __u64 misuse_count(const struct detect *d, int kind, int ctx)
+{
+	__u64 n = 0;
+
+	for (size_t i = 0; i < detect__nr_misuse(d); i++) {
+		const struct detect_misuse *m = detect__misuse(d, i);
+
+		if (m->kind == kind && (ctx < 0 || m->ctx == ctx))
+			n += m->count;
+	}
+	return n;
+}
+
+/* ---- context ---- */
+
+static void test_classify(void **state)
+{
+	assert_int_equal(detect__classify(0, 1, 1), DCTX_UNKNOWN);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 1, 1), DCTX_PROCESS);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 2, 1), DCTX_PREEMPT_OFF);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 2, -1), DCTX_UNKNOWN);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 0x201, 1), DCTX_BH_OFF);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 0x101, 1), DCTX_SOFTIRQ);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 0x301, 1), DCTX_SOFTIRQ);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 0x10101, 1), DCTX_HARDIRQ);
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 0x110001, 1), DCTX_NMI);
+	/* interrupt bits need no baseline */
+	assert_int_equal(detect__classify(KMS_CTX_KNOWN, 0x10001, -1), DCTX_HARDIRQ);
+	assert_string_equal(detect_ctx_name(DCTX_BH_OFF), "bh_disabled");
+}
+
+/* ---- leaks ---- */
+
+static void test_leaks_outstanding(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	struct detect_leak *rows;
+	const struct detect_group *g;
+	struct kms_event second;
+	size_t nr;
+
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	second = ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64);
+	feed(d, second);
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 128, SITE_B, 32));
+	feed(d, ev(KMS_EV_KFREE, SLAB1, 0, 0));
+	feed(d, ev(KMS_EV_KFREE, 0, 0, 0));	/* kfree(NULL): nothing */
+	assert_int_equal(detect__nr_live(d), 2);
+	g = find_group(d, KMS_FAM_KMALLOC, SITE_A);
+	assert_non_null(g);
+	assert_int_equal(g->allocs, 2);
+	assert_int_equal(g->frees, 1);
+	assert_int_equal(g->outstanding, 1);
+	assert_int_equal(g->outstanding_bytes, 64);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_KMALLOC], 0);
+
+	/* min age: only the older of the two live objects is old enough */
+	assert_int_equal(detect__leaks(d, now, 0, &rows, &nr), 0);
+	assert_int_equal(nr, 2);
+	free(rows);
+	assert_int_equal(detect__leaks(d, now, now - second.ts, &rows, &nr), 0);
+	{
+		__u64 count = 0, young = 0;
+
+		for (size_t i = 0; i < nr; i++) {
+			count += rows[i].count;
+			young += rows[i].young;
+		}
+		assert_int_equal(count, 1);
+		assert_int_equal(young, 1);
+	}
+	free(rows);
+	detect__free(d);
+}
+
+static void test_before_trace(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_B, 0));
+	feed(d, ev(KMS_EV_CACHE_FREE, SLAB1 + 64, SITE_B, 0));
+	feed(d, ev(KMS_EV_VFREE, VMA1, SITE_B, 0));
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_KMALLOC], 1);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_CACHE], 1);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_VMALLOC], 1);
+	/* never an error */
+	assert_int_equal(detect__nr_badfree(d), 0);
+	detect__free(d);
+}
+
+/* epoll: 10000 kmallocs, addresses reused by the slab, no kfree ever traced */
+static void test_untraced_frees(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	const struct detect_group *e, *a;
+	int i;
+
+	for (i = 0; i < 10000; i++)
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + (i % 300) * 256, SITE_E, 256));
+	/* a site with traced frees and one real leak */
+	for (i = 0; i < 50; i++) {
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x100000 + i * 64, SITE_A, 64));
+		if (i)
+			feed(d, ev(KMS_EV_KFREE, SLAB1 + 0x100000 + i * 64, SITE_A, 0));
+	}
+	e = find_group(d, KMS_FAM_KMALLOC, SITE_E);
+	a = find_group(d, KMS_FAM_KMALLOC, SITE_A);
+	assert_non_null(e);
+	assert_non_null(a);
+	assert_int_equal(e->allocs, 10000);
+	assert_int_equal(e->implicit_frees, 10000 - 300);
+	assert_int_equal(e->outstanding, 300);
+	assert_true(detect__site_unobservable(d, e->site_idx));
+	assert_false(detect__site_unobservable(d, a->site_idx));
+	assert_int_equal(a->outstanding, 1);
+	assert_int_equal(detect__free_stats(d)->implicit[KMS_FAM_KMALLOC], 9700);
+	detect__free(d);
+}
+
+static void test_nested_pages(void **state)
+{
+	struct detect *d = new_detect(true, true, 0);
+	struct kms_event e;
+	const struct detect_group *g;
+	__u64 ips[KMS_MAX_STACK];
+	int n;
+
+	e = ev(KMS_EV_PAGE_ALLOC, 0x1000, SITE_A, 4096);
+	e.stack_id = STK_SLAB_PAGE;
+	feed(d, e);
+	e = ev(KMS_EV_PAGE_ALLOC, 0x2000, IP_PIPE_WRITE, 4096);
+	e.stack_id = STK_PLAIN_PAGE;
+	feed(d, e);
+	e = ev(KMS_EV_PAGE_ALLOC, 0x3000, SITE_B, 4096);
+	e.stack_id = STK_VMALLOC_PAGE;
+	feed(d, e);
+
+	g = find_group(d, KMS_FAM_PAGE, SITE_A);
+	assert_non_null(g);
+	assert_string_equal(detect_nest_name(g->nested), "slab");
+	g = find_group(d, KMS_FAM_PAGE, IP_PIPE_WRITE);
+	assert_non_null(g);
+	assert_int_equal(g->nested, -1);
+	g = find_group(d, KMS_FAM_PAGE, SITE_B);
+	assert_non_null(g);
+	assert_string_equal(detect_nest_name(g->nested), "vmalloc");
+	/* nested pages are judged at the outer allocation, not twice */
+	assert_int_equal(detect__misuse_stats(d)->nested_skipped, 2);
+
+	/* trimmed: the first frame shown is the caller, depth honoured */
+	n = detect__frames(d, STK_SLAB_PAGE, 0, ips, KMS_MAX_STACK);
+	assert_int_equal(n, 2);
+	assert_int_equal(ips[0], SITE_A);
+	assert_int_equal(ips[1], IP_SYS_FOO);
+	n = detect__frames(d, STK_SLAB_PAGE, 0, ips, 1);
+	assert_int_equal(n, 1);
+	/* no stack: the site alone */
+	n = detect__frames(d, -1, SITE_B, ips, 8);
+	assert_int_equal(n, 1);
+	assert_int_equal(ips[0], SITE_B);
+	detect__free(d);
+}
+
+static void test_page_split_free(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	struct kms_event e = ev(KMS_EV_PAGE_ALLOC, 0x4000, SITE_A, 4 * 4096);
+
+	e.order = 2;
+	feed(d, e);
+	for (int i = 0; i < 3; i++)
+		feed(d, ev(KMS_EV_PAGE_FREE, 0x4000 + i, 0, 0));
+	assert_int_equal(detect__nr_live(d), 1);
+	assert_int_equal(find_group(d, KMS_FAM_PAGE, SITE_A)->outstanding_bytes, 4096);
+	feed(d, ev(KMS_EV_PAGE_FREE_BATCHED, 0x4003, 0, 0));
+	assert_int_equal(detect__nr_live(d), 0);
+	assert_int_equal(find_group(d, KMS_FAM_PAGE, SITE_A)->outstanding, 0);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_PAGE], 0);
+	detect__free(d);
+}
+
+static void test_growth(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	const struct detect_group *g;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64));
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x10000 + i * 64, SITE_B, 64));
+		if (i)	/* SITE_B: freed again each interval, flat */
+			feed(d, ev(KMS_EV_KFREE, SLAB1 + 0x10000 + (i - 1) * 64, 0, 0));
+		detect__snapshot(d);
+	}
+	g = find_group(d, KMS_FAM_KMALLOC, SITE_A);
+	assert_int_equal(g->nr_snaps, 4);
+	assert_int_equal(detect__growth_run(g), 3);
+	assert_int_equal(detect__growth_run(find_group(d, KMS_FAM_KMALLOC, SITE_B)), 0);
+	/* one flat interval ends the run */
+	detect__snapshot(d);
+	assert_int_equal(detect__growth_run(g), 0);
+	detect__free(d);
+}
+
+/* ---- bad frees ---- */
+
+static void test_double_free(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	const struct detect_badfree *b;
+
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_B, 0));
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_E, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
+	b = detect__badfree(d, 0);
+	assert_int_equal(b->alloc_site, SITE_A);
+	assert_int_equal(b->first_free_site, SITE_B);
+	assert_int_equal(b->free_site, SITE_E);
+
+	/* an allocation in between makes the second free a normal one */
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
+	feed(d, ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
+	feed(d, ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
+	detect__free(d);
+}
+
+static void test_freed_set_bounded(void **state)
+{
+	struct detect *d = new_detect(true, false, 4);
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64));
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + i * 64, SITE_B, 0));
+	}
+	assert_int_equal(detect__free_stats(d)->freed_evicted, 1);
+	/* the first free was forgotten: its second free counts as before-trace */
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 0);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_KMALLOC], 1);
+	/* the last one is still remembered */
+	feed(d, ev(KMS_EV_KFREE, SLAB1 + 4 * 64, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
+	detect__free(d);
+}
+
+static void test_wrong_api(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	const struct detect_badfree *b;
+	struct kms_event e;
+
+	feed(d, ev(KMS_EV_VMALLOC, VMA1, SITE_A, 8192));
+	feed(d, ev(KMS_EV_KFREE, VMA1, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_WRONG_API), 1);
+	b = detect__badfree(d, 0);
+	assert_int_equal(b->alloc_type, KMS_EV_VMALLOC);
+	assert_int_equal(b->free_type, KMS_EV_KFREE);
+	/* the kernel did not free it: still live, and vfree then frees it */
+	assert_int_equal(detect__nr_live(d), 1);
+	feed(d, ev(KMS_EV_VFREE, VMA1, SITE_A, 0));
+	assert_int_equal(detect__nr_live(d), 0);
+
+	/* vfree of a slab object */
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed(d, ev(KMS_EV_VFREE, SLAB1, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_WRONG_API), 2);
+
+	/* kfree of a page: the direct map is learned from two large kmallocs */
+	assert_int_equal(detect__direct_map(d), 0);
+	for (int i = 0; i < 2; i++) {
+		e = ev(KMS_EV_PAGE_ALLOC, 0x100 + i * 2, 0, 8192);
+		e.order = 1;
+		e.cpu = 3;
+		feed(d, e);
+		e = ev(KMS_EV_KMALLOC, DMAP + ((0x100ULL + i * 2) << 12), SITE_A, 8192);
+		e.cpu = 3;
+		feed(d, e);
+	}
+	assert_int_equal(detect__direct_map(d), DMAP);
+	e = ev(KMS_EV_PAGE_ALLOC, 0x200, SITE_A, 4096);
+	feed(d, e);
+	feed(d, ev(KMS_EV_KFREE, DMAP + (0x200ULL << 12), SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_WRONG_API), 3);
+	/* the large kmalloc itself is a slab object: kfree of it is fine */
+	feed(d, ev(KMS_EV_KFREE, DMAP + (0x100ULL << 12), SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_WRONG_API), 3);
+	detect__free(d);
+}
+
+static void test_wrong_cache(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	struct kms_event e;
+
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1, SITE_A, 128);
+	e.obj = CACHE1;
+	feed(d, e);
+	e = ev(KMS_EV_CACHE_FREE, SLAB1, SITE_B, 0);
+	e.obj = CACHE2;
+	feed(d, e);
+	assert_int_equal(badfree_count(d, BF_WRONG_CACHE), 1);
+	assert_int_equal(detect__badfree(d, 0)->alloc_obj, CACHE1);
+	assert_int_equal(detect__badfree(d, 0)->free_obj, CACHE2);
+	/* same cache: fine; kfree of a cache object: fine */
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1, SITE_A, 128);
+	e.obj = CACHE1;
+	feed(d, e);
+	e = ev(KMS_EV_CACHE_FREE, SLAB1, SITE_B, 0);
+	e.obj = CACHE1;
+	feed(d, e);
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1, SITE_A, 128);
+	e.obj = CACHE1;
+	feed(d, e);
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_B, 0));
+	assert_int_equal(detect__nr_badfree(d), 1);
+	detect__free(d);
+}
+
+/* ---- misuse ---- */
+
+static void test_misuse(void **state)
+{
+	struct detect *d = new_detect(false, true, 0);
+	const struct detect_misuse_stats *ms = detect__misuse_stats(d);
+	struct kms_event e;
+
+	/* GFP_KERNEL under a spinlock: preempt depth 2 > baseline 1 */
+	e = ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64);
+	e.pc = 2;
+	feed(d, e);
+	feed(d, e);
+	/* GFP_KERNEL in hardirq and softirq */
+	e.pc = 0x10001;
+	feed(d, e);
+	e.pc = 0x101;
+	feed(d, e);
+	/* bottom halves disabled */
+	e.pc = 0x201;
+	feed(d, e);
+	/* GFP_KERNEL from process context: fine */
+	e.pc = 1;
+	feed(d, e);
+	/* GFP_NOWAIT from process context: informational */
+	e.gfp = GFP_NOWAIT_;
+	feed(d, e);
+	/* GFP_NOWAIT under a lock: fine */
+	e.pc = 2;
+	feed(d, e);
+	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, DCTX_PREEMPT_OFF), 2);
+	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, DCTX_HARDIRQ), 1);
+	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, DCTX_SOFTIRQ), 1);
+	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, DCTX_BH_OFF), 1);
+	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, -1), 5);
+	assert_int_equal(misuse_count(d, MIS_ATOMIC_IN_PROCESS, -1), 1);
+	assert_true(detect_misuse_is_info(MIS_ATOMIC_IN_PROCESS));
+
+	/* vmalloc (no GFP on its tracepoint) with preemption off */
+	e = ev(KMS_EV_VMALLOC, VMA1, SITE_B, 8192);
+	e.gfp = 0;
+	e.pc = 2;
+	feed(d, e);
+	e.pc = 1;
+	feed(d, e);
+	assert_int_equal(misuse_count(d, MIS_VMALLOC_IN_ATOMIC, DCTX_PREEMPT_OFF), 1);
+
+	/* order-3 page without direct reclaim */
+	e = ev(KMS_EV_PAGE_ALLOC, 0x8000, SITE_B, 8 * 4096);
+	e.order = 3;
+	e.gfp = GFP_NOWAIT_;
+	e.pc = 2;
+	feed(d, e);
+	assert_int_equal(misuse_count(d, MIS_HIGH_ORDER_ATOMIC, -1), 1);
+
+	/* unknown: no preempt count, or no baseline: counted, not guessed */
+	e = ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64);
+	e.ctx = 0;
+	e.pc = 5;
+	feed(d, e);
+	assert_int_equal(ms->no_context, 1);
+	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, -1), 5);
+	assert_int_equal(ms->by_ctx[DCTX_UNKNOWN], 1);
+	detect__free(d);
+
+	/* baseline unknown for the family */
+	{
+		struct detect_opts o = { .misuse = true, .gfp_direct_reclaim = GFP_DR };
+
+		for (int f = 0; f < KMS_FAM_MAX; f++)
+			o.baseline_pc[f] = -1;
+		d = detect__new(&o);
+		assert_non_null(d);
+		e = ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64);
+		e.pc = 3;
+		feed(d, e);
+		e.pc = 0x10003;	/* hardirq needs no baseline */
+		feed(d, e);
+		assert_int_equal(detect__misuse_stats(d)->no_baseline, 1);
+		assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, DCTX_HARDIRQ), 1);
+		assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, -1), 1);
+		detect__free(d);
+	}
+}
+
+/* ---- reports: lost records make every verdict uncertain ---- */
+
+static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
+{
+	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 4, .now = now,
+					.quality = q, .misuse = true };
+	struct agg_opts ao = {};
+	struct agg *a = agg__new(&ao);
+	json_error_t jerr;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	json_t *j;
+
+	assert_non_null(a);
+	assert_non_null(f);
+	for (int i = 0; i < KMS_FAM_MAX; i++)
+		o.baseline_pc[i] = 1;
+	assert_int_equal(detect_report__leaks_json(d, a, &o, f), 0);
+	fclose(f);
+	j = json_loads(buf, 0, &jerr);
+	free(buf);
+	agg__free(a);
+	assert_non_null(j);
+	return j;
+}
+
+static void test_report_quality(void **state)
+{
+	struct detect *d = new_detect(true, true, 0);
+	struct kms_quality q = { .events = 100 };
+	struct kms_event e;
+	json_t *j, *leaks, *l;
+	int i;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	/* two kernel stacks that show the same frames at depth 1: one row */
+	for (i = 0; i < 3; i++) {
+		e = ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64);
+		e.stack_id = i ? STK_KMALLOC_A : STK_KMALLOC_A2;
+		feed(d, e);
+	}
+	for (i = 0; i < 20; i++)	/* an untraced-free site */
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x1000 + (i % 4) * 64, SITE_E, 64));
+	e = ev(KMS_EV_PAGE_ALLOC, 0x1000, SITE_A, 4096);
+	e.stack_id = STK_SLAB_PAGE;
+	feed(d, e);
+
+	j = leaks_json(d, &q);
+	assert_string_equal(json_string_value(json_object_get(j, "schema")), "kmemscope.leaks");
+	assert_true(json_is_true(json_object_get(json_object_get(j, "verdict"), "certain")));
+	leaks = json_object_get(j, "leaks");
+	assert_int_equal(json_array_size(leaks), 2);	/* two stacks at depth 4 */
+	l = json_array_get(leaks, 0);
+	assert_true(json_is_false(json_object_get(l, "uncertain")));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(l, "site"),
+							       "function")), "caller_a");
+	assert_int_equal(json_array_size(json_object_get(j, "frees_not_observable")), 1);
+	assert_int_equal(json_integer_value(json_object_get(
+		json_array_get(json_object_get(j, "frees_not_observable"), 0), "outstanding")), 4);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
+							    "nested_objects")), 1);
+	assert_non_null(json_object_get(j, "misuse"));
+	assert_non_null(json_object_get(j, "quality"));
+	json_decref(j);
+
+	/* lost records: every verdict uncertain, and by how many */
+	q.lost = 7;
+	j = leaks_json(d, &q);
+	assert_true(json_is_false(json_object_get(json_object_get(j, "verdict"), "certain")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "verdict"),
+							    "records_lost")), 7);
+	leaks = json_object_get(j, "leaks");
+	for (i = 0; i < (int)json_array_size(leaks); i++)
+		assert_true(json_is_true(json_object_get(json_array_get(leaks, i), "uncertain")));
+	assert_false(json_is_true(json_object_get(json_object_get(j, "quality"), "complete")));
+	json_decref(j);
+	detect__free(d);
+}
+
+static void test_report_merge_depth(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 1, .now = now };
+	struct agg_opts ao = {};
+	struct agg *a = agg__new(&ao);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct kms_event e;
+
+	for (int i = 0; i < KMS_FAM_MAX; i++)
+		o.baseline_pc[i] = -1;
+	for (int i = 0; i < 3; i++) {
+		e = ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64);
+		e.stack_id = i ? STK_KMALLOC_A : STK_KMALLOC_A2;
+		feed(d, e);
+	}
+	o.now = now;
+	assert_int_equal(detect_report__leaks_text(d, a, &o, f), 0);
+	fclose(f);
+	print_message("%s", getenv("KMS_TEST_VERBOSE") ? buf : "");
+	/* at depth 1 both kernel stacks show as caller_a: merged into one row of 3 */
+	assert_non_null(strstr(buf, "3 objects, 192 bytes"));
+	assert_non_null(strstr(buf, "caller_a+0x10"));
+	assert_null(strstr(buf, "#2 "));
+	assert_non_null(strstr(buf, "Data quality"));
+	free(buf);
+	agg__free(a);
+	detect__free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_leaks_outstanding),
+		cmocka_unit_test(test_before_trace),
+		cmocka_unit_test(test_untraced_frees),
+		cmocka_unit_test(test_nested_pages),
+		cmocka_unit_test(test_page_split_free),
+		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_double_free),
+		cmocka_unit_test(test_freed_set_bounded),
+		cmocka_unit_test(test_wrong_api),
+		cmocka_unit_test(test_wrong_cache),
+		cmocka_unit_test(test_misuse),
+		cmocka_unit_test(test_report_quality),
+		cmocka_unit_test(test_report_merge_depth),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
