@@ -107,6 +107,16 @@ while read -r verdict rest; do
 done <"$WORK/top"
 grep -q '^\(PASS\|FAIL\) ' "$WORK/top" || fail "top.sh: no result: $(tail -n 1 "$WORK/top")"
 
+# kmemscope leaks and misuse: tests/live/leaks.sh prints PASS/FAIL lines
+"$HERE/leaks.sh" "$BUILD" >"$WORK/leaks" 2>&1 || true
+while read -r verdict rest; do
+	case $verdict in
+	PASS) pass "$rest" ;;
+	FAIL) fail "$rest" ;;
+	esac
+done <"$WORK/leaks"
+grep -q '^\(PASS\|FAIL\) ' "$WORK/leaks" || fail "leaks.sh: no result: $(tail -n 1 "$WORK/leaks")"
+
 # --- exact counts against perf -------------------------------------------------
 
 EVENTS=kmem:kmalloc,kmem:kfree,kmem:kmem_cache_alloc,kmem:kmem_cache_free

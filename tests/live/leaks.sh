@@ -1,0 +1,190 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Live tests of the detectors (kmemscope leaks, kmemscope misuse) on this host's
+# kernel, driven by tests/live/trigger. Prints one PASS or FAIL line per check;
+# tests/live/run.sh counts them.
+#
+#   tests/live/leaks.sh BUILD_DIR
+#
+# eventfd: N eventfds held open by the trigger's worker are N outstanding
+#   kmallocs at do_eventfd, in the worker; once closed, none.
+# epoll: 10000 epoll_create1()+close(): the kernel frees the eventpoll objects
+#   after an RCU grace period without a kfree event; do_epoll_create must show
+#   under frees_not_observable with 10000 allocations, not as a leak.
+set -u
+
+[ $# -eq 1 ] || { echo "usage: tests/live/leaks.sh BUILD_DIR" >&2; exit 2; }
+BUILD=$1
+KMS=$BUILD/kmemscope
+TRIGGER=$BUILD/tests/trigger
+N=${LEAKS_EVENTFDS:-500}
+EPOLLS=10000
+
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; }
+
+[ -x "$KMS" ] || { fail "leaks: $KMS not built"; exit 1; }
+[ -x "$TRIGGER" ] || { fail "leaks: $TRIGGER not built"; exit 1; }
+WORK=$(mktemp -d /tmp/kmemscope-leaks.XXXXXX) || exit 1
+trap 'exec 3>&- 2>/dev/null; rm -rf "$WORK"' EXIT
+
+# run CMD... with stdout/stderr to $WORK/out, $WORK/err; sets RC
+run() {
+	RC=0
+	"$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+}
+
+bad_arg() {
+	name=$1
+	shift
+	run timeout 20 "$KMS" "$@"
+	lines=$(wc -l <"$WORK/err")
+	if [ "$RC" -eq 2 ] && [ "$lines" -eq 1 ]; then
+		pass "$name"
+	else
+		fail "$name: exit $RC (want 2), $lines stderr lines (want 1)"
+	fi
+}
+
+run "$KMS" leaks --help
+if [ "$RC" -eq 0 ] && grep -q -- '--min-age' "$WORK/out"; then
+	pass "kmemscope leaks --help"
+else
+	fail "kmemscope leaks --help: exit $RC, --min-age expected on stdout"
+fi
+run "$KMS" misuse --help
+if [ "$RC" -eq 0 ] && grep -q -- '--stack-depth' "$WORK/out"; then
+	pass "kmemscope misuse --help"
+else
+	fail "kmemscope misuse --help: exit $RC, --stack-depth expected on stdout"
+fi
+bad_arg "kmemscope leaks --stack-depth 0" leaks --stack-depth 0
+bad_arg "kmemscope leaks --stack-depth 33" leaks --stack-depth 33
+bad_arg "kmemscope misuse --min-age 5" misuse --min-age 5
+
+# python3 CHECK JSON ARGS...: prints PASS/FAIL lines
+check() {
+	python3 - "$@" <<'EOF'
+import json, sys
+
+what, path = sys.argv[1], sys.argv[2]
+args = sys.argv[3:]
+try:
+    d = json.load(open(path))
+except Exception as e:
+    print(f"FAIL {what}: report is not JSON: {e}")
+    sys.exit(0)
+
+# allocated at func: the first frame shown (the caller of the allocator)
+def count_at(rows, func, family, pid=None):
+    n = 0
+    for r in rows:
+        if r["family"] == family and r["site"]["function"] == func:
+            if pid is None or r["example"]["pid"] == pid:
+                n += r["count"]
+    return n
+
+certain = d["verdict"]["certain"]
+lost = d["verdict"]["records_lost"]
+if what.startswith("eventfd-held"):
+    n, worker = int(args[0]), int(args[1])
+    got = count_at(d["leaks"], "do_eventfd", "kmalloc")
+    mine = count_at(d["leaks"], "do_eventfd", "kmalloc", worker)
+    ok = got == n and mine == n if certain else got >= n * 9 // 10
+    print(f"{'PASS' if ok else 'FAIL'} {what}: {got} outstanding kmallocs at do_eventfd "
+          f"({mine} with the worker {worker} as example), {n} held"
+          f"{'' if certain else f' (uncertain: {lost} records lost)'}")
+    unobs = [u for u in d["frees_not_observable"] if u["site"]["function"] == "do_eventfd"]
+    print(f"{'FAIL' if unobs else 'PASS'} {what}: do_eventfd not under frees_not_observable")
+    sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 1
+    print(f"{'PASS' if sch else 'FAIL'} {what}: schema kmemscope.leaks v1, quality present"
+          if sch and "quality" in d else f"FAIL {what}: schema or quality missing")
+elif what.startswith("eventfd-closed"):
+    got = count_at(d["leaks"], "do_eventfd", "kmalloc")
+    print(f"{'PASS' if got == 0 else 'FAIL'} {what}: {got} outstanding kmallocs at do_eventfd "
+          f"after close (want 0)")
+elif what.startswith("epoll"):
+    n = int(args[0])
+    leak = count_at(d["leaks"], "do_epoll_create", "kmalloc")
+    print(f"{'PASS' if leak == 0 else 'FAIL'} {what}: {leak} leaks reported at "
+          f"do_epoll_create (want 0)")
+    un = [u for u in d["frees_not_observable"] if u["site"]["function"] == "do_epoll_create"]
+    allocs = sum(u["allocs"] for u in un)
+    implicit = sum(u["implicit_frees"] for u in un)
+    ok = (allocs == n if certain else allocs >= n * 9 // 10) and implicit > 0
+    print(f"{'PASS' if ok else 'FAIL'} {what}: do_epoll_create under frees_not_observable: "
+          f"{allocs} allocs (want {n}), {implicit} implicit frees, "
+          f"{sum(u['frees'] for u in un)} traced frees, "
+          f"{sum(u['outstanding'] for u in un)} outstanding"
+          f"{'' if certain else f' (uncertain: {lost} records lost)'}")
+elif what.startswith("misuse"):
+    m = d.get("misuse", {})
+    sch = d.get("schema") == "kmemscope.misuse"
+    ok = sch and m.get("checked", 0) > 0 and m["contexts"]["process"] > 0 \
+        and m["baseline_pc"]["kmalloc"] is not None
+    print(f"{'PASS' if ok else 'FAIL'} {what}: schema {d.get('schema')}, "
+          f"{m.get('checked')} allocations judged, baseline {m.get('baseline_pc')}")
+    errs = [f for f in m.get("findings", []) if f["severity"] == "error"]
+    print(f"{'PASS' if not errs else 'FAIL'} {what}: {len(errs)} blocking-in-atomic findings "
+          f"for pipe()+close() (want 0)"
+          + (f": {errs[0]['kind']} {errs[0]['context']} {errs[0]['site']['symbol']}"
+             if errs else ""))
+EOF
+}
+
+# --- eventfd held: N outstanding at do_eventfd -------------------------------
+# The command starts the trigger in the background and exits once it holds its
+# eventfds; kmemscope reports while the trigger still holds them.
+mkfifo "$WORK/fifo" || { fail "eventfd-held: mkfifo"; exit 1; }
+exec 3<>"$WORK/fifo"
+RC=0
+timeout 120 "$KMS" leaks --json -o "$WORK/held.json" -n 0 --stack-depth 6 -- sh -c \
+	"'$TRIGGER' eventfd $N <'$WORK/fifo' >'$WORK/trig.out' 2>&1 &
+	 i=0; while ! grep -q '^held' '$WORK/trig.out' 2>/dev/null && [ \$i -lt 600 ]; do
+		sleep 0.05; i=\$((i + 1)); done" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+worker=$(sed -n 's/^held n=[0-9]* pid=\([0-9]*\)$/\1/p' "$WORK/trig.out" 2>/dev/null)
+echo x >&3
+i=0
+while ! grep -q '^trigger mode=' "$WORK/trig.out" 2>/dev/null && [ $i -lt 200 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+exec 3>&-
+if [ "$RC" -ne 0 ] || [ -z "$worker" ] || [ ! -s "$WORK/held.json" ]; then
+	fail "eventfd-held $N: exit $RC, worker '$worker': $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "eventfd-held $N" "$WORK/held.json" "$N" "$worker"
+fi
+grep -q 'status=0$' "$WORK/trig.out" && pass "eventfd-held $N: trigger released and exited" ||
+	fail "eventfd-held $N: trigger did not finish: $(tail -n 1 "$WORK/trig.out")"
+
+# --- eventfd closed before the report: none outstanding ----------------------
+RC=0
+echo x | timeout 120 "$KMS" leaks --json -o "$WORK/closed.json" -n 0 -- \
+	"$TRIGGER" eventfd "$N" >"$WORK/out" 2>"$WORK/err" || RC=$?
+if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
+	fail "eventfd-closed $N: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "eventfd-closed $N" "$WORK/closed.json"
+fi
+
+# --- epoll: frees the kernel does not trace ----------------------------------
+RC=0
+timeout 120 "$KMS" leaks --json -o "$WORK/epoll.json" -n 0 -- \
+	"$TRIGGER" epoll "$EPOLLS" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
+	fail "epoll $EPOLLS: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "epoll $EPOLLS" "$WORK/epoll.json" "$EPOLLS"
+fi
+
+# --- misuse: a process-context workload judged, nothing blocking in atomic ---
+RC=0
+timeout 120 "$KMS" misuse --json -o "$WORK/misuse.json" -- \
+	"$TRIGGER" pipes 500 >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+if [ "$RC" -ne 0 ]; then
+	fail "misuse pipes: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "misuse pipes" "$WORK/misuse.json"
+fi
+exit 0
