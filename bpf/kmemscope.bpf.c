@@ -86,6 +86,7 @@ struct pending {
 	__u64 gfp;
 	__u64 site;
 	__u64 obj;
+	__u64 nested;	/* entered while an outer call of the same kind was in progress */
 };
 
 enum { PEND_VMALLOC = 1, PEND_DMA = 2 };
@@ -476,7 +477,7 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 }
 
 static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 size, __u64 gfp,
-				      bool failed)
+				      bool failed, bool nested)
 {
 	struct ev_slot es;
 	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0);
@@ -491,6 +492,8 @@ static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 s
 		e->order = KMS_FAM_VMALLOC;
 		e->extra = KMS_X_FAILED;
 	}
+	if (nested)
+		e->extra |= KMS_X_NESTED;
 	ev_end(&es, e);
 	return 0;
 }
@@ -569,7 +572,7 @@ TP_PAIR(mm_page_free_batched, A(struct page *page),
 
 TP_PAIR(alloc_vmap_area, A(unsigned long addr, unsigned long size, unsigned long align,
 			   unsigned long vstart, unsigned long vend, int failed),
-	return on_vmalloc(ctx, 0, addr, size, 0, failed);)
+	return on_vmalloc(ctx, 0, addr, size, 0, failed, false);)
 
 TP_PAIR(free_vmap_area_noflush, A(unsigned long va_start, unsigned long nr_lazy,
 				  unsigned long nr_lazy_max),
@@ -664,7 +667,7 @@ int BPF_PROG(fx_vmalloc)
 	bpf_get_func_arg(ctx, 4, &gfp);
 	bpf_get_func_arg(ctx, 8, &caller);
 	bpf_get_func_ret(ctx, &ret);
-	return on_vmalloc(ctx, caller, ret, size, gfp, !ret);
+	return on_vmalloc(ctx, caller, ret, size, gfp, !ret, false);
 }
 
 SEC("fentry/vfree")
@@ -740,8 +743,10 @@ static __always_inline void pend_push(int kind, const struct pending *p)
 			return;
 	}
 	d = st->depth;
-	if (d < PEND_DEPTH)
+	if (d < PEND_DEPTH) {
 		st->ent[d] = *p;
+		st->ent[d].nested = d > 0;
+	}
 	st->depth = d + 1;
 }
 
@@ -788,7 +793,7 @@ int BPF_KRETPROBE(kr_vmalloc, void *ret)
 
 	if (!pend_pop(PEND_VMALLOC, &v))
 		return 0;
-	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret);
+	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret, v.nested);
 }
 
 SEC("kprobe/vfree")

@@ -55,6 +55,10 @@ enum kms_ev_type {
 #define KMS_X_FAILED		0x01	/* vmalloc area allocation failed */
 #define KMS_X_ATOMIC		0x02	/* percpu is_atomic */
 #define KMS_X_RESERVED		0x04	/* percpu reserved chunk */
+#define KMS_X_NESTED		0x08	/* vmalloc made inside another vmalloc (its page array) */
+
+/* kms_event.obj of a nested vmalloc, as the aggregator keys it: no real pointer is 1 */
+#define KMS_OBJ_NESTED		1ULL
 
 /* One allocator event. 64 bytes, one cache line. */
 struct kms_event {

@@ -612,6 +612,10 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 static void on_alloc(struct agg *a, const struct kms_event *e, int fam, struct agg_proc *p)
 {
 	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
+
+	/* the allocator's own nested vmalloc gets a row of its own at the same site */
+	if (fam == KMS_FAM_VMALLOC && (e->extra & KMS_X_NESTED))
+		obj = KMS_OBJ_NESTED;
 	__u32 req = e->bytes_req, alloc = e->bytes_alloc;
 	unsigned int order = 0;
 	struct live_slot *ls;
