@@ -735,7 +735,8 @@ static json_t *json_site(const struct agg *a, const struct report_opts *o,
 	jset(j, "module", j_str_or_null(sym.module), fail);
 	jset(j, "cache", j_str_or_null(s->family == KMS_FAM_CACHE ? site_obj_name(a, s) : NULL),
 	     fail);
-	jset(j, "nested", json_boolean(s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED));
+	jset(j, "nested", json_boolean(s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED),
+	     fail);
 	jset(j, "device", j_str_or_null(s->family == KMS_FAM_DMA ? site_obj_name(a, s) : NULL),
 	     fail);
 	jset(j, "allocs", j_u64(s->allocs), fail);
