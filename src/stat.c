@@ -141,7 +141,7 @@ int cmd_stat(int argc, char **argv)
 		"data quality of the run.\v"
 		"Examples:\n"
 		"  kmemscope stat -d 10                  whole system, 10 seconds\n"
-		"  kmemscope stat -- tar xf linux.tar    allocations made by tar and its children\n"
+		"  kmemscope stat -- tar xf l.tar        what tar and its children allocate\n"
 		"  kmemscope stat -a -- sleep 5          whole system while 'sleep 5' runs\n"
 		"  kmemscope stat -p 1234 -s waste -n 10 waste of pid 1234, top 10 sites\n"
 		"  kmemscope stat -F slab --json -o out.json -d 5\n\n"
