@@ -93,7 +93,8 @@ if what.startswith("eventfd-held"):
     ok = got == n and mine == n if certain else got >= n * 9 // 10
     print(f"{'PASS' if ok else 'FAIL'} {what}: {got} outstanding kmallocs at do_eventfd "
           f"({mine} with the worker {worker} as example), {n} held"
-          f"{'' if certain else f' (uncertain: {lost} records lost)'}")
+          f"{'' if certain else f' (uncertain: {lost} records lost)'}"
+          + ("" if ok else f"; quality {d['quality']}, implicit {d['summary']['implicit_frees']}"))
     unobs = [u for u in d["frees_not_observable"] if u["site"]["function"] == "do_eventfd"]
     print(f"{'FAIL' if unobs else 'PASS'} {what}: do_eventfd not under frees_not_observable")
     sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 1
