@@ -237,8 +237,6 @@ static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
 		s->filter_gen = gen;
 		s->filter_ok = bpf_map_lookup_elem(&pids, &tgid) != NULL;
 	}
-	if (!s->filter_ok)
-		s->filtered++;
 	return s->filter_ok;
 }
 
@@ -256,6 +254,13 @@ static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
 const volatile bool want_ctx = false;
 const volatile __u64 pcpu_rq_off = 0;		/* offset of runqueues in .data..percpu */
 const volatile __u64 pcpu_pc_off = 0;		/* offset of the preempt count */
+
+static __always_inline bool type_is_free(__u8 type)
+{
+	return type == KMS_EV_KFREE || type == KMS_EV_CACHE_FREE || type == KMS_EV_PAGE_FREE ||
+	       type == KMS_EV_PAGE_FREE_BATCHED || type == KMS_EV_VFREE ||
+	       type == KMS_EV_DMA_FREE || type == KMS_EV_PERCPU_FREE;
+}
 
 static __always_inline bool type_is_alloc(__u8 type)
 {
@@ -301,13 +306,23 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct stage *s = stage_get();
 	struct kms_event *e;
+	__u8 outside = 0;
 	__u64 ts;
 	__u32 i;
 
 	if (!s)
 		return NULL;
-	if (filter_pids && !pid_ok(s, tgid))
-		return NULL;
+	/*
+	 * Frees pass the pid filter: RCU callbacks and workers free what the
+	 * traced processes allocated. The collector keeps those that match.
+	 */
+	if (filter_pids && !pid_ok(s, tgid)) {
+		if (!type_is_free(type)) {
+			s->filtered++;
+			return NULL;
+		}
+		outside = KMS_CTX_OUTSIDE;
+	}
 	ts = use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns();
 	if (s->busy) {
 		es->s = NULL;
@@ -327,7 +342,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 		e = &s->b.ev[i & (KMS_BATCH - 1)];
 	}
 	e->type = type;
-	e->ctx = 0;
+	e->ctx = outside;
 	e->order = 0;
 	e->extra = 0;
 	e->node = -1;

@@ -49,6 +49,7 @@ enum kms_ev_type {
 
 /* kms_event.ctx: what the program knew about the context it ran in */
 #define KMS_CTX_KNOWN		0x01	/* ->pc holds the raw preempt_count (context capture) */
+#define KMS_CTX_OUTSIDE		0x40	/* a free by a process outside the pid filter */
 #define KMS_CTX_NESTED		0x80	/* emitted while another record was being staged */
 
 /* kms_event.extra bits */

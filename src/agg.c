@@ -827,6 +827,13 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		return;
 	}
 
+	/* a free by a process outside -p/-- CMD counts only if it frees one of ours */
+	if (e->ctx & KMS_CTX_OUTSIDE) {
+		if (!ei->free || !e->ptr || !on_free(a, e, ei->cls))
+			a->stats.filtered++;
+		return;
+	}
+
 	p = proc_get(a, e->pid);
 	if (!p) {
 		a->stats.nomem++;

@@ -945,6 +945,9 @@ static void on_free(struct detect *d, const struct kms_event *e, int fam, int cl
 		otab__delete(&d->live, r);
 		return;
 	}
+	/* a free by a process outside -p/-- CMD matters only if it frees one of ours */
+	if (e->ctx & KMS_CTX_OUTSIDE)
+		return;
 	if (d->o.bad_frees) {
 		r = wrong_class(d, e, cls);
 		if (r) {

@@ -255,9 +255,15 @@ static const void *get_proc(const struct agg *a, size_t i)
 	return agg__proc(a, i);
 }
 
+/* processes known only by name (a free by another process, a comm record) are not rows */
 static bool proc_keep(const void *r)
 {
-	return !((const struct agg_proc *)r)->excluded;
+	const struct agg_proc *p = r;
+	__u64 n = 0;
+
+	for (int t = 0; t < KMS_EV_NR_EVENTS; t++)
+		n += p->events[t];
+	return !p->excluded && n;
 }
 
 /* ---- shared helpers ---- */
@@ -543,7 +549,7 @@ static int text_procs(const struct agg *a, const struct report_opts *o, FILE *ou
 	if (!v)
 		return -ENOMEM;
 	for (i = 0; i < agg__nr_procs(a); i++)
-		total += !agg__proc(a, i)->excluded;
+		total += proc_keep(agg__proc(a, i));
 	fprintf(out, "\nProcesses (%zu of %zu)\n", nr, total);
 	fprintf(out, "  %8s %-16s %10s %13s %10s\n", "pid", "comm", "allocs", "bytes_alloc",
 		"events");
