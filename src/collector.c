@@ -449,6 +449,18 @@ int collector__poll(struct collector *c)
 	return 0;
 }
 
+int collector__sync(struct collector *c)
+{
+	int n;
+
+	flush_stale(c, true);
+	n = ring_buffer__consume(c->rb);
+	if (n < 0)
+		return n;
+	deliver(c, watermark(c));
+	return 0;
+}
+
 int collector__stop(struct collector *c)
 {
 	int n;

@@ -39,6 +39,8 @@ int collector__del_pid(struct collector *c, pid_t pid);
 int collector__attach(struct collector *c);
 /* drain what the kernel has shipped and deliver what is safely ordered */
 int collector__poll(struct collector *c);
+/* flush every CPU now and deliver all that is ordered: everything made before the call */
+int collector__sync(struct collector *c);
 /* detach, flush every CPU and deliver everything */
 int collector__stop(struct collector *c);
 void collector__quality(struct collector *c, struct kms_quality *q);

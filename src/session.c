@@ -138,10 +138,11 @@ static void calibrate(struct session *s, bool filtering)
 		collector__poll(s->coll);
 	} while (cli_now_ns() < until &&
 		 (s->calib_min[KMS_FAM_KMALLOC] < 0 || s->calib_min[KMS_FAM_CACHE] < 0));
-	collector__poll(s->coll);
-	s->calibrating = false;
 	if (filtering)
 		collector__del_pid(s->coll, s->self);
+	/* what the workload staged anywhere is delivered, and intercepted, now */
+	collector__sync(s->coll);
+	s->calibrating = false;
 
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		bool tp = is_tracepoint_method(s->plan->fam_method[f]);
