@@ -1189,3 +1189,22 @@ int detect_report__misuse_json(const struct detect *d, const struct agg *a,
 	jset(root, "quality", report__quality_json(a, &ro), &fail);
 	return j_dump(root, fail, out);
 }
+
+int detect_report__misuse_section_text(const struct detect *d, const struct detect_report_opts *o,
+				       FILE *out)
+{
+	return text_misuse(d, o, out);
+}
+
+json_t *detect_report__misuse_section_json(const struct detect *d,
+					   const struct detect_report_opts *o)
+{
+	bool fail = false;
+	json_t *j = j_misuse(d, o, &fail);
+
+	if (fail) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}

@@ -43,6 +43,12 @@ int detect_report__misuse_json(const struct detect *d, const struct agg *a,
 void detect_report__growth_tick(const struct detect *d, const struct detect_report_opts *o,
 				unsigned int tick, FILE *out);
 
+/* the misuse section alone, for other reports (stat) */
+int detect_report__misuse_section_text(const struct detect *d, const struct detect_report_opts *o,
+				       FILE *out);
+struct json_t *detect_report__misuse_section_json(const struct detect *d,
+						  const struct detect_report_opts *o);
+
 /* the body of `kmemscope leaks` (leaks true) and `kmemscope misuse` (false) */
 int detect_cmd(int argc, char **argv, bool leaks);
 

@@ -644,6 +644,11 @@ int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *ou
 	if (err)
 		return err;
 	text_nodes(a, out);
+	if (o->extra_text) {
+		err = o->extra_text(o->extra_ctx, out);
+		if (err)
+			return err;
+	}
 	text_quality(&v, out);
 	fflush(out);
 	return ferror(out) ? -EIO : 0;
@@ -1073,6 +1078,8 @@ int report__stat_json(const struct agg *a, const struct report_opts *o, FILE *ou
 	jset(root, "caches", json_caches(a, o, &fail), &fail);
 	jset(root, "processes", json_procs(a, o, &fail), &fail);
 	jset(root, "nodes", json_nodes(a, &fail), &fail);
+	if (o->extra_key)
+		jset(root, o->extra_key, o->extra_json(o->extra_ctx), &fail);
 	jset(root, "quality", json_quality(&v, &fail), &fail);
 	if (fail) {
 		err = -ENOMEM;

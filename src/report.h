@@ -21,6 +21,11 @@ struct report_opts {
 	int sort[REPORT_MAX_SORT];	/* sort keys for sites, from report__parse_sort() */
 	int nr_sort;
 	int top;			/* rows per table, 0: all */
+	/* a section another module adds (stat's misuse summary), before the quality block */
+	int (*extra_text)(void *ctx, FILE *out);
+	const char *extra_key;		/* JSON member for extra_json(), NULL: none */
+	struct json_t *(*extra_json)(void *ctx);
+	void *extra_ctx;
 };
 
 /* "bytes,count" -> keys; returns 0 or -EINVAL with the bad key in *bad */

@@ -54,8 +54,11 @@ static bool calibration_event(struct session *s, const struct kms_event *e)
 {
 	int fam;
 
-	if (!s->calibrating || e->pid != (__u32)s->self)
+	if (!s->calibrating)
 		return false;
+	/* tracing starts when calibration ends: what comes before is not reported */
+	if (e->pid != (__u32)s->self)
+		return true;
 	fam = kms_ev_family(e->type);
 	/* only plain process context: no interrupt bits, and the lowest depth seen */
 	if (fam >= 0 && kms_ev_is_alloc(e->type) && (e->ctx & KMS_CTX_KNOWN) &&

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* kmemscope stat: trace for a while, then one aggregated report. */
 #include <argp.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,9 @@
 #include "log.h"
 #include "report.h"
 #include "session.h"
+#include "detect.h"
+#include "detect_report.h"
+#include "gfp.h"
 
 #define MAX_PIDS 64
 
@@ -132,6 +136,36 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+/* stat's misuse summary: the detectors' context checks, no leak tracking */
+struct stat_misuse {
+	struct detect *d;
+	struct detect_report_opts ro;
+};
+
+static void misuse_event(void *ctx, const struct kms_event *e)
+{
+	detect__event(((struct stat_misuse *)ctx)->d, e);
+}
+
+static void misuse_meta(void *ctx, const struct kms_meta *m)
+{
+	detect__meta(((struct stat_misuse *)ctx)->d, m);
+}
+
+static int misuse_text(void *ctx, FILE *out)
+{
+	struct stat_misuse *m = ctx;
+
+	return detect_report__misuse_section_text(m->d, &m->ro, out);
+}
+
+static json_t *misuse_json(void *ctx)
+{
+	struct stat_misuse *m = ctx;
+
+	return detect_report__misuse_section_json(m->d, &m->ro);
+}
+
 int cmd_stat(int argc, char **argv)
 {
 	static const struct argp argp = {
@@ -150,6 +184,7 @@ int cmd_stat(int argc, char **argv)
 	};
 	struct stat_env env = { .top = 20, .so.context = true };
 	struct report_opts ro = {};
+	struct stat_misuse mis = {};
 	struct kms_quality q;
 	struct session s;
 	const char *bad;
@@ -165,9 +200,38 @@ int cmd_stat(int argc, char **argv)
 			report__sort_keys());
 		return 2;
 	}
+	if (env.so.context) {
+		struct detect_opts dopts = { .misuse = true };
+
+		for (int f = 0; f < KMS_FAM_MAX; f++)
+			dopts.baseline_pc[f] = -1;
+		mis.d = detect__new(&dopts);
+		if (!mis.d) {
+			kms_error("Failed to set up the context checks: %s\n", strerror(ENOMEM));
+			return 1;
+		}
+		env.so.hook_event = misuse_event;
+		env.so.hook_meta = misuse_meta;
+		env.so.hook_ctx = &mis;
+	}
 	err = session__start(&s, &env.so);
 	if (err)
 		goto out;
+	if (mis.d) {
+		detect__set_env(mis.d, s.ksyms, s.baseline_pc,
+				s.gfp ? gfp_table__value(s.gfp, "__GFP_DIRECT_RECLAIM") : 0);
+		mis.ro.ksyms = s.ksyms;
+		mis.ro.gfp = s.gfp;
+		mis.ro.kernel = cli_kernel_release();
+		memcpy(mis.ro.baseline_pc, s.baseline_pc, sizeof(mis.ro.baseline_pc));
+		mis.ro.stack_depth = 1;
+		mis.ro.top = env.top;
+		mis.ro.misuse = true;
+		ro.extra_text = misuse_text;
+		ro.extra_key = "misuse";
+		ro.extra_json = misuse_json;
+		ro.extra_ctx = &mis;
+	}
 	if (!env.duration && !env.so.cmd && !env.json)
 		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 	err = session__run(&s, env.duration, 0, NULL, NULL);
@@ -191,5 +255,6 @@ int cmd_stat(int argc, char **argv)
 	err = err ? 1 : 0;
 out:
 	session__free(&s);
+	detect__free(mis.d);
 	return err;
 }
