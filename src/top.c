@@ -855,8 +855,8 @@ int cmd_top(int argc, char **argv)
 		t.next_ns = s.start_ns + env.interval * 1e9;
 		if (top_compute(&t) == 0)
 			top_draw(&t);
-		err = session__run(&s, 0, env.interval < KEY_POLL_SEC ? env.interval : KEY_POLL_SEC,
-				   tty_tick, &t);
+		/* tick often for the keys; tty_tick refreshes once per interval */
+		err = session__run(&s, 0, KEY_POLL_SEC, tty_tick, &t);
 	} else {
 		if (!env.so.cmd && !env.count)
 			fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
