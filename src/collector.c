@@ -92,7 +92,8 @@ static int q_reserve(struct queue *q, size_t n)
 			nv = malloc(cap * sizeof(*nv));
 			if (!nv)
 				return -ENOMEM;
-			memcpy(nv, q->v + q->head, live * sizeof(*nv));
+			if (live)
+				memcpy(nv, q->v + q->head, live * sizeof(*nv));
 			free(q->v);
 			q->v = nv;
 			q->cap = cap;
