@@ -37,6 +37,8 @@ BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor
 
 .PHONY: all deps run test unit live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
+# keep the BPF objects the skeletons are made from
+.SECONDARY:
 
 all: $(OUTPUT)/kmemscope
 
