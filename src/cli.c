@@ -148,6 +148,22 @@ int cli_preflight(void)
 	return 0;
 }
 
+/* fail before tracing, not after, when the report could not be written */
+int cli_check_output(const char *path)
+{
+	int fd;
+
+	if (!path || !strcmp(path, "-"))
+		return 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "kmemscope: cannot write %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	close(fd);
+	return 0;
+}
+
 FILE *cli_open_output(const char *path)
 {
 	FILE *f;

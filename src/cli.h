@@ -32,6 +32,7 @@ int cli_parse_seconds(const char *s, const char *what, double *out);
 int cli_parse_families(const char *list, unsigned int *out);
 const char *cli_kernel_release(void);
 int cli_preflight(void);
+int cli_check_output(const char *path);
 FILE *cli_open_output(const char *path);
 void cli_close_output(FILE *f);
 __u64 cli_now_ns(void);

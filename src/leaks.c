@@ -256,6 +256,9 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	if (err)
 		return err;
 	env.so.pids = env.pids;
+	err = cli_check_output(env.output);
+	if (err)
+		return err;
 	env.so.hook_event = hook_event;
 	env.so.hook_meta = hook_meta;
 	env.so.hook_ctx = &env;

@@ -195,6 +195,9 @@ int cmd_stat(int argc, char **argv)
 	if (err)
 		return err;
 	env.so.pids = env.pids;
+	err = cli_check_output(env.output);
+	if (err)
+		return err;
 	if (report__parse_sort(env.sort ? env.sort : "bytes,allocs", &ro, &bad)) {
 		fprintf(stderr, "kmemscope: unknown sort key '%s' (one of: %s)\n", bad,
 			report__sort_keys());
