@@ -8,7 +8,7 @@
 #
 # eventfd: N eventfds held open by the trigger's worker are N outstanding
 #   kmallocs at do_eventfd, in the worker; once closed, none.
-# epoll: 10000 epoll_create1()+close(): the kernel frees the eventpoll objects
+# epoll: 10000 epoll_create1()+close() in two waves 6 s apart: the kernel frees the eventpoll objects
 #   after an RCU grace period without a kfree event; do_epoll_create must show
 #   under frees_not_observable with 10000 allocations, not as a leak.
 set -u

@@ -96,6 +96,11 @@ bad_arg() {
 }
 bad_arg "kmemscope stat --bogus" stat --bogus
 bad_arg "kmemscope stat -d abc" stat -d abc
+bad_arg "kmemscope stat -F nosuch" stat -F nosuch
+bad_arg "kmemscope stat -s nosuch" stat -s nosuch
+bad_arg "kmemscope stat -a (no command)" stat -a
+bad_arg "kmemscope stat -o unwritable" stat -d 1 -o /nonexistent-dir/out.json
+bad_arg "kmemscope nosuchcommand" nosuchcommand
 
 # kmemscope top in batch mode: tests/live/top.sh prints PASS/FAIL lines
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || true

@@ -21,6 +21,7 @@
  * "trigger mode=MODE n=N worker=PID status=S".
  */
 #include <errno.h>
+#include <time.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,7 +50,8 @@ static __attribute__((noreturn)) void usage(FILE *f, int code)
 		"  pages N    mmap, touch and munmap one anonymous page N times (page)\n"
 		"  eventfd N  hold N eventfds, print \"held\", wait for a byte on stdin\n"
 		"             or SIGINT/SIGTERM/SIGUSR1, then close them\n"
-		"  epoll N    epoll_create1()+close() N times (kmalloc freed by RCU, untraced)\n"
+		"  epoll N    epoll_create1()+close() N times in two waves 6 s apart (kmalloc freed\n"
+		"             by RCU, untraced)\n"
 		"Last line: trigger mode=MODE n=N worker=PID status=S\n");
 	exit(code);
 }
@@ -125,7 +127,7 @@ static void do_pages(long n)
 	}
 }
 
-static void do_epoll(long n)
+static void epoll_wave(long n)
 {
 	long i;
 	int fd;
@@ -136,6 +138,22 @@ static void do_epoll(long n)
 			die("epoll_create1");
 		close(fd);
 	}
+}
+
+/*
+ * Two waves with a pause between: the kernel frees the first wave's objects
+ * after an RCU grace period and its kfree_rcu batching delay (up to 5 s), with
+ * no kfree event; the second wave is handed those addresses again, which is
+ * the evidence a tracer has that they were freed.
+ */
+static void do_epoll(long n)
+{
+	struct timespec pause = { 6, 0 };
+
+	epoll_wave(n / 2);
+	while (nanosleep(&pause, &pause) && errno == EINTR)
+		;
+	epoll_wave(n - n / 2);
 }
 
 static void on_signal(int sig)
