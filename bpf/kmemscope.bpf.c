@@ -560,6 +560,14 @@ static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u
 	SEC("tp_btf/" #name) int BPF_PROG(tb_##name, args) { body }	\
 	SEC("raw_tp/" #name) int BPF_PROG(rt_##name, args) { body }
 
+/*
+ * Events whose handler needs a struct pointer argument as a number (a cache,
+ * a page, a device) are raw_tp only: tp_btf types those arguments, and the
+ * verifier refuses to let a typed pointer become a number.
+ */
+#define TP_RAW(name, args, body)					\
+	SEC("raw_tp/" #name) int BPF_PROG(rt_##name, args) { body }
+
 #define A(...) __VA_ARGS__
 
 TP_PAIR(kmalloc, A(unsigned long site, const void *ptr, size_t req, size_t alloc, gfp_t gfp,
@@ -569,20 +577,20 @@ TP_PAIR(kmalloc, A(unsigned long site, const void *ptr, size_t req, size_t alloc
 TP_PAIR(kfree, A(unsigned long site, const void *ptr),
 	return on_free(ctx, KMS_EV_KFREE, site, ptr_val(ptr), 0);)
 
-TP_PAIR(kmem_cache_alloc, A(unsigned long site, const void *ptr, struct kmem_cache *s, gfp_t gfp,
+TP_RAW(kmem_cache_alloc, A(unsigned long site, const void *ptr, struct kmem_cache *s, gfp_t gfp,
 			    int node),
 	return on_cache_alloc(ctx, site, ptr_val(ptr), ptr_val(s), gfp, node);)
 
-TP_PAIR(kmem_cache_free, A(unsigned long site, const void *ptr, const struct kmem_cache *s),
+TP_RAW(kmem_cache_free, A(unsigned long site, const void *ptr, const struct kmem_cache *s),
 	return on_free(ctx, KMS_EV_CACHE_FREE, site, ptr_val(ptr), ptr_val(s));)
 
-TP_PAIR(mm_page_alloc, A(struct page *page, unsigned int order, gfp_t gfp, int migratetype),
+TP_RAW(mm_page_alloc, A(struct page *page, unsigned int order, gfp_t gfp, int migratetype),
 	return on_page_alloc(ctx, ptr_val(page), order, gfp, migratetype);)
 
-TP_PAIR(mm_page_free, A(struct page *page, unsigned int order),
+TP_RAW(mm_page_free, A(struct page *page, unsigned int order),
 	return on_page_free(ctx, KMS_EV_PAGE_FREE, ptr_val(page), order);)
 
-TP_PAIR(mm_page_free_batched, A(struct page *page),
+TP_RAW(mm_page_free_batched, A(struct page *page),
 	return on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, ptr_val(page), 0);)
 
 TP_PAIR(alloc_vmap_area, A(unsigned long addr, unsigned long size, unsigned long align,
@@ -593,19 +601,19 @@ TP_PAIR(free_vmap_area_noflush, A(unsigned long va_start, unsigned long nr_lazy,
 				  unsigned long nr_lazy_max),
 	return on_free(ctx, KMS_EV_VFREE, 0, va_start, 0);)
 
-TP_PAIR(dma_alloc, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+TP_RAW(dma_alloc, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 		     gfp_t gfp, unsigned long attrs),
 	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp);)
 
-TP_PAIR(dma_alloc_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+TP_RAW(dma_alloc_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 			   gfp_t gfp, unsigned long attrs),
 	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp);)
 
-TP_PAIR(dma_free, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+TP_RAW(dma_free, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 		    unsigned long attrs),
 	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev));)
 
-TP_PAIR(dma_free_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
+TP_RAW(dma_free_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 			  unsigned long attrs),
 	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev));)
 

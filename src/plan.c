@@ -25,6 +25,8 @@
 
 #define TP(sys, name) { PM_TP_BTF, sys ":" name, "tb_" name, NULL }, \
 		      { PM_RAW_TP, sys ":" name, "rt_" name, NULL }
+/* raw_tp only: the handler needs a struct pointer argument as a number (bpf/) */
+#define TPR(sys, name) { PM_RAW_TP, sys ":" name, "rt_" name, NULL }
 
 /*
  * Candidate tables. kmem:* and percpu:* tracepoints are old and everywhere;
@@ -33,39 +35,40 @@
  * names gained a _noprof suffix in 6.10 (memory allocation profiling), hence
  * both spellings.
  */
+/* nr_cands is counted at run time */
 static const struct plan_event plan_template[] = {
-	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 2, { TP("kmem", "kmalloc") } },
-	{ "kfree", KMS_FAM_KMALLOC, false, false, 2, { TP("kmem", "kfree") } },
-	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 2, { TP("kmem", "kmem_cache_alloc") } },
-	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 2, { TP("kmem", "kmem_cache_free") } },
-	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 2, { TP("kmem", "mm_page_alloc") } },
-	{ "mm_page_free", KMS_FAM_PAGE, false, false, 2, { TP("kmem", "mm_page_free") } },
-	{ "mm_page_free_batched", KMS_FAM_PAGE, false, true, 2,
-	  { TP("kmem", "mm_page_free_batched") } },
-	{ "vmalloc", KMS_FAM_VMALLOC, true, false, 6, {
+	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 0, { TP("kmem", "kmalloc") } },
+	{ "kfree", KMS_FAM_KMALLOC, false, false, 0, { TP("kmem", "kfree") } },
+	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 0, { TPR("kmem", "kmem_cache_alloc") } },
+	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 0, { TPR("kmem", "kmem_cache_free") } },
+	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 0, { TPR("kmem", "mm_page_alloc") } },
+	{ "mm_page_free", KMS_FAM_PAGE, false, false, 0, { TPR("kmem", "mm_page_free") } },
+	{ "mm_page_free_batched", KMS_FAM_PAGE, false, true, 0,
+	  { TPR("kmem", "mm_page_free_batched") } },
+	{ "vmalloc", KMS_FAM_VMALLOC, true, false, 0, {
 		TP("vmalloc", "alloc_vmap_area"),
 		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", NULL },
 		{ PM_FENTRY, "__vmalloc_node_range", "fx_vmalloc", NULL },
 		{ PM_KPROBE, "__vmalloc_node_range_noprof", "kp_vmalloc", "kr_vmalloc" },
 		{ PM_KPROBE, "__vmalloc_node_range", "kp_vmalloc", "kr_vmalloc" } } },
-	{ "vfree", KMS_FAM_VMALLOC, false, false, 4, {
+	{ "vfree", KMS_FAM_VMALLOC, false, false, 0, {
 		TP("vmalloc", "free_vmap_area_noflush"),
 		{ PM_FENTRY, "vfree", "fe_vfree", NULL },
 		{ PM_KPROBE, "vfree", "kp_vfree", NULL } } },
-	{ "dma_alloc", KMS_FAM_DMA, true, false, 4, {
-		TP("dma", "dma_alloc"),
+	{ "dma_alloc", KMS_FAM_DMA, true, false, 0, {
+		TPR("dma", "dma_alloc"),
 		{ PM_FENTRY, "dma_alloc_attrs", "fx_dma_alloc", NULL },
 		{ PM_KPROBE, "dma_alloc_attrs", "kp_dma_alloc", "kr_dma_alloc" } } },
-	{ "dma_alloc_pages", KMS_FAM_DMA, true, true, 2, { TP("dma", "dma_alloc_pages") } },
-	{ "dma_free", KMS_FAM_DMA, false, false, 4, {
-		TP("dma", "dma_free"),
+	{ "dma_alloc_pages", KMS_FAM_DMA, true, true, 0, { TPR("dma", "dma_alloc_pages") } },
+	{ "dma_free", KMS_FAM_DMA, false, false, 0, {
+		TPR("dma", "dma_free"),
 		{ PM_FENTRY, "dma_free_attrs", "fe_dma_free", NULL },
 		{ PM_KPROBE, "dma_free_attrs", "kp_dma_free", NULL } } },
-	{ "dma_free_pages", KMS_FAM_DMA, false, true, 2, { TP("dma", "dma_free_pages") } },
-	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 2, { TP("percpu", "percpu_alloc_percpu") } },
-	{ "percpu_free", KMS_FAM_PERCPU, false, false, 2, { TP("percpu", "percpu_free_percpu") } },
-	{ "fork", -1, false, true, 1, { { PM_TP_BTF, "sched:sched_process_fork", "follow_fork" } } },
-	{ "exec", -1, false, true, 1, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
+	{ "dma_free_pages", KMS_FAM_DMA, false, true, 0, { TPR("dma", "dma_free_pages") } },
+	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 0, { TP("percpu", "percpu_alloc_percpu") } },
+	{ "percpu_free", KMS_FAM_PERCPU, false, false, 0, { TP("percpu", "percpu_free_percpu") } },
+	{ "fork", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_fork", "follow_fork" } } },
+	{ "exec", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
 };
 
 static const char *method_names[] = {
@@ -211,6 +214,7 @@ static int exists(const struct probe_env *env, const struct plan_cand *c, char *
 /* ---- trial load + attach, with libbpf's messages captured for the reason ---- */
 
 static char trial_log[256];
+static char trial_prog[64];	/* the program libbpf named in its first complaint */
 
 static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -232,8 +236,13 @@ static int capture_print(enum libbpf_print_level level, const char *fmt, va_list
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = 0;
 	/* keep the first error line: later ones only repeat it */
-	if (!trial_log[0] && n > 0)
+	if (!trial_log[0] && n > 0) {
+		const char *q = strstr(line, "prog '");
+
 		snprintf(trial_log, sizeof(trial_log), "%s", line);
+		if (q && sscanf(q, "prog '%63[^']'", trial_prog) != 1)
+			trial_prog[0] = 0;
+	}
 	return 0;
 }
 
@@ -256,15 +265,29 @@ static int set_targets(struct kmemscope_bpf *skel, const struct plan_cand *c)
 	return bpf_program__set_attach_target(p, 0, c->target);
 }
 
-static int trial(const struct plan_cand *c, char *why, size_t len)
+static bool cand_has_prog(const struct plan_cand *c, const char *name)
 {
-	struct bpf_link *l1 = NULL, *l2 = NULL;
-	struct kmemscope_bpf *skel;
+	return !strcmp(c->prog, name) || (c->prog_ret && !strcmp(c->prog_ret, name));
+}
+
+/*
+ * Load and attach a set of candidates together in a throw-away copy of the
+ * object. 0 if all work; else the index of the first that failed in *failed
+ * (-1 if it cannot be told) and the reason in why.
+ */
+static int trial_set(struct plan_cand **cands, int n, int *failed, char *why, size_t len)
+{
+	struct bpf_link **links = calloc(2 * n + 1, sizeof(*links));
+	struct kmemscope_bpf *skel = NULL;
 	struct bpf_program *p;
 	libbpf_print_fn_t old;
-	int err;
+	int err, nl = 0;
 
+	*failed = -1;
+	if (!links)
+		return -ENOMEM;
 	trial_log[0] = 0;
+	trial_prog[0] = 0;
 	old = libbpf_set_print(capture_print);
 	skel = kmemscope_bpf__open();
 	if (!skel) {
@@ -273,42 +296,73 @@ static int trial(const struct plan_cand *c, char *why, size_t len)
 		goto out;
 	}
 	bpf_object__for_each_program(p, skel->obj) {
-		const char *n = bpf_program__name(p);
+		bool on = false;
 
-		bpf_program__set_autoload(p, !strcmp(n, c->prog) ||
-					  (c->prog_ret && !strcmp(n, c->prog_ret)));
+		for (int i = 0; i < n && !on; i++)
+			on = cand_has_prog(cands[i], bpf_program__name(p));
+		bpf_program__set_autoload(p, on);
 	}
-	/* smallest maps: only the program is on trial */
+	/* smallest maps, every optional code path on: the verifier sees it all */
 	bpf_map__set_max_entries(skel->maps.rb, getpagesize());
 	bpf_map__set_max_entries(skel->maps.stacks, 1);
 	skel->rodata->stack_types = ~0ULL;
-	err = set_targets(skel, c);
-	if (!err)
-		err = kmemscope_bpf__load(skel);
+	skel->rodata->want_ctx = true;
+	for (int i = 0; i < n; i++) {
+		err = set_targets(skel, cands[i]);
+		if (err) {
+			*failed = i;
+			snprintf(why, len, "no program for %s: %s", cands[i]->target, strerror(-err));
+			goto out;
+		}
+	}
+	err = kmemscope_bpf__load(skel);
 	if (err) {
 		snprintf(why, len, "load: %s%s%s", strerror(-err), trial_log[0] ? ": " : "",
 			 trial_log);
+		for (int i = 0; i < n; i++)
+			if (trial_prog[0] && cand_has_prog(cands[i], trial_prog))
+				*failed = i;
 		goto out;
 	}
-	l1 = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog), c, false);
-	if (!l1) {
-		err = -errno;
-		snprintf(why, len, "attach: %s", strerror(-err));
-		goto out;
-	}
-	if (c->prog_ret) {
-		l2 = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog_ret), c, true);
-		if (!l2) {
+	for (int i = 0; i < n; i++) {
+		struct plan_cand *c = cands[i];
+
+		links[nl] = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog), c,
+				       false);
+		if (!links[nl]) {
 			err = -errno;
-			snprintf(why, len, "attach return probe: %s", strerror(-err));
+			*failed = i;
+			snprintf(why, len, "attach: %s", strerror(-err));
+			goto out;
 		}
+		nl++;
+		if (!c->prog_ret)
+			continue;
+		links[nl] = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog_ret), c,
+				       true);
+		if (!links[nl]) {
+			err = -errno;
+			*failed = i;
+			snprintf(why, len, "attach return probe: %s", strerror(-err));
+			goto out;
+		}
+		nl++;
 	}
+	err = 0;
 out:
-	bpf_link__destroy(l2);
-	bpf_link__destroy(l1);
+	while (nl > 0)
+		bpf_link__destroy(links[--nl]);
+	free(links);
 	kmemscope_bpf__destroy(skel);
 	libbpf_set_print(old);
 	return err;
+}
+
+static int trial(struct plan_cand *c, char *why, size_t len)
+{
+	int failed;
+
+	return trial_set(&c, 1, &failed, why, len);
 }
 
 /* vmalloc and dma must pair allocs and frees at the same level */
@@ -323,37 +377,121 @@ static const struct plan_event *alloc_of(const struct plan *p, const struct plan
 	return NULL;
 }
 
-static void probe_event(const struct probe_env *env, struct plan *p, struct plan_event *ev)
+/*
+ * The event's first candidate that is still possible: not rejected, at the
+ * same level as its family's allocation (when that is known), and present in
+ * this kernel. -1 when none is left.
+ */
+static int next_cand(const struct probe_env *env, struct plan *p, struct plan_event *ev,
+		     const int *tent)
 {
 	const struct plan_event *a = ev->alloc && !ev->optional ? NULL : alloc_of(p, ev);
-	const struct plan_cand *ac = a && a->selected >= 0 ? &a->cands[a->selected] : NULL;
+	const struct plan_cand *ac = NULL;
 
+	if (a && tent[a - p->events] >= 0)
+		ac = &a->cands[tent[a - p->events]];
 	for (int i = 0; i < ev->nr_cands; i++) {
 		struct plan_cand *c = &ev->cands[i];
 
-		if (ac && is_tracepoint(ac->method) != is_tracepoint(c->method)) {
+		if (c->result == CR_REJECTED)
+			continue;
+		if (ac && is_tracepoint(ac->method) != is_tracepoint(c->method))
+			continue;
+		if (!exists(env, c, c->reason, sizeof(c->reason))) {
 			c->result = CR_REJECTED;
-			snprintf(c->reason, sizeof(c->reason),
-				 "allocations are traced at the %s level",
-				 is_tracepoint(ac->method) ? "tracepoint" : "function");
 			continue;
 		}
-		if (!exists(env, c, c->reason, sizeof(c->reason)) ||
-		    trial(c, c->reason, sizeof(c->reason))) {
-			c->result = CR_REJECTED;
-			kms_debug("probe: %s via %s %s: %s\n", ev->name, method_names[c->method],
-				  c->target, c->reason);
-			continue;
-		}
-		c->result = CR_SELECTED;
-		ev->selected = i;
-		return;
+		return i;
 	}
+	return -1;
+}
+
+/*
+ * Try every event's best remaining candidate together: one trial load for
+ * the whole plan when all of them work, one more per candidate that fails.
+ * When a failure cannot be pinned on one program, fall back to trying the
+ * candidates one by one.
+ */
+static void probe_all(const struct probe_env *env, struct plan *p, const bool *wanted)
+{
+	int n = p->nr_events;
+	int *tent = calloc(n, sizeof(*tent));
+	struct plan_cand **set = calloc(n, sizeof(*set));
+	int *owner = calloc(n, sizeof(*owner));
+
+	if (!tent || !set || !owner)
+		goto out;
+	for (int round = 0; round < n * PLAN_MAX_CANDS + 1; round++) {
+		int ns = 0, failed;
+		char why[128];
+
+		/* allocation events first: their level constrains the frees */
+		for (int pass = 0; pass < 2; pass++) {
+			for (int i = 0; i < n; i++) {
+				struct plan_event *ev = &p->events[i];
+
+				if ((ev->alloc && !ev->optional) != (pass == 0))
+					continue;
+				tent[i] = wanted[i] ? next_cand(env, p, ev, tent) : -1;
+				if (tent[i] >= 0) {
+					owner[ns] = i;
+					set[ns++] = &ev->cands[tent[i]];
+				}
+			}
+		}
+		if (!ns || !trial_set(set, ns, &failed, why, sizeof(why)))
+			break;
+		if (failed >= 0) {
+			set[failed]->result = CR_REJECTED;
+			snprintf(set[failed]->reason, sizeof(set[failed]->reason), "%s", why);
+			kms_debug("probe: %s via %s %s: %s\n", p->events[owner[failed]].name,
+				  method_names[set[failed]->method], set[failed]->target, why);
+			continue;
+		}
+		/* not attributable: try each alone, reject those that fail */
+		for (int k = 0; k < ns; k++)
+			if (trial(set[k], set[k]->reason, sizeof(set[k]->reason)))
+				set[k]->result = CR_REJECTED;
+	}
+	for (int i = 0; i < n; i++) {
+		struct plan_event *ev = &p->events[i];
+		const struct plan_event *a = ev->alloc && !ev->optional ? NULL : alloc_of(p, ev);
+		const struct plan_cand *ac = a && tent[a - p->events] >= 0 ?
+					     &a->cands[tent[a - p->events]] : NULL;
+
+		ev->selected = tent[i];
+		if (tent[i] >= 0)
+			ev->cands[tent[i]].result = CR_SELECTED;
+		for (int j = 0; j < ev->nr_cands; j++) {
+			struct plan_cand *c = &ev->cands[j];
+
+			if (!wanted[i]) {
+				c->result = CR_REJECTED;
+				snprintf(c->reason, sizeof(c->reason), "family not requested (--family)");
+			} else if (c->result == CR_NOT_TRIED && j < tent[i]) {
+				c->result = CR_REJECTED;
+				snprintf(c->reason, sizeof(c->reason),
+					 "allocations are traced at the %s level",
+					 ac && is_tracepoint(ac->method) ? "tracepoint" : "function");
+			} else if (c->result == CR_NOT_TRIED && tent[i] < 0 && ac &&
+				   is_tracepoint(ac->method) != is_tracepoint(c->method)) {
+				c->result = CR_REJECTED;
+				snprintf(c->reason, sizeof(c->reason),
+					 "allocations are traced at the %s level",
+					 is_tracepoint(ac->method) ? "tracepoint" : "function");
+			}
+		}
+	}
+out:
+	free(tent);
+	free(set);
+	free(owner);
 }
 
 int plan__probe(struct plan **out, unsigned int families)
 {
 	struct probe_env env = {};
+	bool *wanted;
 	struct plan *p;
 	char path[256];
 
@@ -367,6 +505,14 @@ int plan__probe(struct plan **out, unsigned int families)
 		return -ENOMEM;
 	}
 	memcpy(p->events, plan_template, sizeof(plan_template));
+	/* the tables leave the count to the compiler's zero-filled tail */
+	for (int i = 0; i < p->nr_events; i++) {
+		struct plan_event *ev = &p->events[i];
+
+		ev->nr_cands = 0;
+		while (ev->nr_cands < PLAN_MAX_CANDS && ev->cands[ev->nr_cands].prog)
+			ev->nr_cands++;
+	}
 
 	env.vmlinux = btf__load_vmlinux_btf();
 	if (!env.vmlinux)
@@ -375,26 +521,21 @@ int plan__probe(struct plan **out, unsigned int families)
 		      access(path, F_OK) == 0;
 	env.kallsyms = load_text_syms();
 
-	/* allocation events first: their level constrains the frees */
-	for (int pass = 0; pass < 2; pass++) {
-		for (int i = 0; i < p->nr_events; i++) {
-			struct plan_event *ev = &p->events[i];
-			bool first = ev->alloc && !ev->optional;
-
-			if (first != (pass == 0))
-				continue;
-			ev->selected = -1;
-			if (ev->family >= 0 && families && !(families & (1u << ev->family))) {
-				for (int j = 0; j < ev->nr_cands; j++) {
-					ev->cands[j].result = CR_REJECTED;
-					snprintf(ev->cands[j].reason, sizeof(ev->cands[j].reason),
-						 "family not requested (--family)");
-				}
-				continue;
-			}
-			probe_event(&env, p, ev);
-		}
+	wanted = calloc(p->nr_events, sizeof(*wanted));
+	if (!wanted) {
+		plan__free(p);
+		btf__free(env.vmlinux);
+		free(env.kallsyms);
+		return -ENOMEM;
 	}
+	for (int i = 0; i < p->nr_events; i++) {
+		const struct plan_event *ev = &p->events[i];
+
+		p->events[i].selected = -1;
+		wanted[i] = ev->family < 0 || !families || (families & (1u << ev->family));
+	}
+	probe_all(&env, p, wanted);
+	free(wanted);
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		bool ok = true, any = false;
 
