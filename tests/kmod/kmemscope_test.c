@@ -67,7 +67,7 @@ struct kms_args {
 struct kms_line {
 	const char *family;
 	unsigned long ip;	/* an address inside the allocating function */
-	unsigned long allocs, frees, fails, bytes_req, bytes_alloc, leaked;
+	unsigned long allocs, frees, fails, bytes_req, bytes_alloc, leaked, leaked_bytes;
 	gfp_t gfp[2];
 	int ngfp;
 	const char *gfpname;
@@ -637,6 +637,8 @@ static KMS_FN int kms_do_leak(struct kms_run *r)
 		}
 		kms_note_kmalloc(r, ip, p, size, gfp);
 		kms_line(r, "kmalloc", ip)->leaked++;
+		/* kmemscope's leak rows carry the allocated size (bytes_alloc) */
+		kms_line(r, "kmalloc", ip)->leaked_bytes += ksize(p);
 		list_add_tail(&p->node, &kms_leaks);
 		kms_nleaks++;
 	}
@@ -931,29 +933,34 @@ static void kms_ledger_add(const char *fmt, ...)
 
 static void kms_ledger_run(struct kms_run *r, int ret)
 {
-	char gfp[48], fn[KSYM_SYMBOL_LEN];
+	char gfp[48], blk[16], fn[KSYM_SYMBOL_LEN];
 	struct kms_line *l;
-	int i, j, n;
+	int i, j, n, nb;
 
 	kms_runs++;
 	for (i = 0; i < r->nlines; i++) {
 		l = &r->line[i];
-		n = 0;
-		gfp[0] = 0;
-		for (j = 0; j < l->ngfp; j++)
+		n = nb = 0;
+		gfp[0] = blk[0] = 0;
+		/* blocking: the kernel's own verdict on each gfp (__GFP_DIRECT_RECLAIM) */
+		for (j = 0; j < l->ngfp; j++) {
 			n += scnprintf(gfp + n, sizeof(gfp) - n, "%s%#x", j ? "," : "",
 				       (unsigned int)l->gfp[j]);
+			nb += scnprintf(blk + nb, sizeof(blk) - nb, "%s%d", j ? "," : "",
+					gfpflags_allow_blocking(l->gfp[j]));
+		}
 		/* the symbol kallsyms gives the code, without the " [module]" suffix */
 		snprintf(fn, sizeof(fn), "%ps", (void *)l->ip);
 		fn[strcspn(fn, " ")] = 0;
-		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s gfpname=%s order=%d context=%s leaked=%lu cache=%s device=%s ret=%d\n",
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s blocking=%s gfpname=%s order=%d context=%s leaked=%lu leaked_bytes=%lu cache=%s device=%s ret=%d\n",
 			       kms_runs, r->a->tag, r->a->scenario, fn, l->family,
 			       l->allocs, l->frees, l->fails, l->bytes_req, l->bytes_alloc,
-			       gfp[0] ? gfp : "-", l->gfpname ?: "-", l->order, r->context,
-			       l->leaked, l->cache ?: "-", l->device ?: "-", ret);
+			       gfp[0] ? gfp : "-", blk[0] ? blk : "-", l->gfpname ?: "-", l->order,
+			       r->context,
+			       l->leaked, l->leaked_bytes, l->cache ?: "-", l->device ?: "-", ret);
 	}
 	if (!r->nlines)
-		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- gfpname=- order=-1 context=%s leaked=0 cache=- device=- ret=%d\n",
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- blocking=- gfpname=- order=-1 context=%s leaked=0 leaked_bytes=0 cache=- device=- ret=%d\n",
 			       kms_runs, r->a->tag, r->a->scenario, r->context, ret);
 }
 
