@@ -74,8 +74,11 @@ while read -r name cmd; do
 		# the serial line is slow: ship the dump compressed
 		gzip -c $T/trace | base64 > "/out/$name.ftrace.gz.b64"
 	elif [ -x /kmemscope ]; then
-		# a stuck stat must not eat the whole guest's time budget
-		timeout "$STEP_TIMEOUT" /kmemscope stat --json --top 0 -a -o "/out/$name.json" -- \
+		# NAME_leaks runs under `kmemscope leaks`, every other one under `stat`;
+		# the module keeps leaked objects until "release" (after this loop)
+		case "$name" in *_leaks) tool=leaks ;; *) tool=stat ;; esac
+		# a stuck run must not eat the whole guest's time budget
+		timeout "$STEP_TIMEOUT" /kmemscope $tool --json --top 0 -a -o "/out/$name.json" -- \
 			sh -c "echo '$line' > $RUN" 2>"/out/$name.err"
 		rc=$?
 	else
