@@ -6,7 +6,7 @@
  *   trigger MODE N
  *
  *   pipes N    pipe()+close() N times: kmalloc, kmem_cache
- *   fork N     fork()+waitpid() N times: percpu, vmalloc (kernel stacks)
+ *   fork N     N forks, 8 of them alive together (fresh vmalloc'ed kernel stacks)
  *   bpfmap N   create and close N 64 KiB BPF array maps: vmalloc, kmalloc
  *   pages N    mmap an anonymous page, touch it, munmap, N times: page
  *   eventfd N  open N eventfds, print "held", wait for a byte on stdin or a
@@ -75,13 +75,40 @@ static void do_pipes(long n)
 	}
 }
 
+/*
+ * The kernel keeps a couple of freed kernel stacks per CPU for reuse: children
+ * alive at the same time make it allocate (vmalloc) fresh ones.
+ */
+#define FORK_TOGETHER 8
+
 static void do_fork(long n)
 {
-	int status;
+	pid_t kids[FORK_TOGETHER];
+	int status, gate[2];
+	long i, together = n < FORK_TOGETHER ? n : FORK_TOGETHER;
 	pid_t pid;
-	long i;
+	char c;
 
-	for (i = 0; i < n; i++) {
+	if (pipe(gate))
+		die("pipe");
+	for (i = 0; i < together; i++) {
+		kids[i] = fork();
+		if (kids[i] < 0)
+			die("fork");
+		if (kids[i] == 0) {
+			close(gate[1]);
+			/* wait until the parent closes the gate */
+			if (read(gate[0], &c, 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (i = 0; i < together; i++)
+		if (waitpid(kids[i], &status, 0) < 0)
+			die("waitpid");
+	for (i = together; i < n; i++) {
 		pid = fork();
 		if (pid < 0)
 			die("fork");
