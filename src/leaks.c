@@ -15,11 +15,9 @@
 #include "log.h"
 #include "session.h"
 
-#define MAX_PIDS 64
 
 struct detect_env {
-	struct session_opts so;
-	pid_t pids[MAX_PIDS];
+	struct session_args sa;
 	bool leaks;
 	double duration;
 	double interval;
@@ -41,12 +39,6 @@ static const struct argp_option leaks_options[] = {
 	{ NULL, 0, NULL, 0, "What to trace:", 1 },
 	{ "duration", 'd', "SEC", 0, "trace for SEC seconds (default: until Ctrl-C, or until "
 				     "CMD exits)" },
-	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
-	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
-				    "dma, percpu, slab, all (default)" },
-	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs (every "
-				    "free is seen)" },
-	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
 	{ NULL, 0, NULL, 0, "Leaks:", 2 },
 	{ "min-age", 1010, "MS", 0, "report only objects outstanding for at least MS ms" },
 	{ "interval", 'i', "SEC", 0, "snapshot outstanding bytes every SEC seconds; report stacks "
@@ -58,7 +50,6 @@ static const struct argp_option leaks_options[] = {
 	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
 	{ "output", 'o', "FILE", 0, "write the report to FILE" },
 	{ "top", 'n', "N", 0, "rows per table (default 20, 0: all)" },
-	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
 
@@ -66,11 +57,6 @@ static const struct argp_option misuse_options[] = {
 	{ NULL, 0, NULL, 0, "What to trace:", 1 },
 	{ "duration", 'd', "SEC", 0, "trace for SEC seconds (default: until Ctrl-C, or until "
 				     "CMD exits)" },
-	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
-	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
-				    "dma, percpu, slab, all (default)" },
-	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
-	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
 	{ "site-only", 1014, NULL, 0, "no stack for slab allocations (cheaper): findings are "
 				      "grouped by call site" },
 	{ NULL, 0, NULL, 0, "Output:", 3 },
@@ -78,40 +64,20 @@ static const struct argp_option misuse_options[] = {
 	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
 	{ "output", 'o', "FILE", 0, "write the report to FILE" },
 	{ "top", 'n', "N", 0, "rows per table (default 20, 0: all)" },
-	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
 
 static error_t detect_parse(int key, char *arg, struct argp_state *state)
 {
 	struct detect_env *env = state->input;
-	unsigned long v;
 
 	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &env->sa;
+		break;
 	case 'd':
 		if (cli_parse_seconds(arg, "duration", &env->duration))
 			return EINVAL;
-		break;
-	case 'p':
-		if (env->so.nr_pids >= MAX_PIDS)
-			cli_argp_fail(state, "at most %d -p options", MAX_PIDS);
-		if (cli_parse_uint(arg, "pid", 1 << 22, &v))
-			return EINVAL;
-		if (!v)
-			cli_argp_fail(state, "invalid pid 0");
-		env->pids[env->so.nr_pids++] = v;
-		break;
-	case 'F':
-		if (cli_parse_families(arg, &env->so.families))
-			return EINVAL;
-		break;
-	case 'a':
-		env->so.all_cpus = true;
-		break;
-	case 1002:
-		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
-			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
-		env->so.ring_mb = v;
 		break;
 	case 1010:
 		if (cli_parse_uint(arg, "minimum age", 1UL << 40, &env->min_age_ms))
@@ -139,7 +105,7 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 			cli_argp_fail(state, "--stack-depth takes 1 to %d", KMS_MAX_STACK);
 		break;
 	case 1014:
-		env->so.stacks_all = false;
+		env->sa.so.stacks_all = false;
 		break;
 	case 'j':
 		env->json = true;
@@ -151,19 +117,8 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 		if (cli_parse_uint(arg, "row count", 1000000, &env->top))
 			return EINVAL;
 		break;
-	case 'v':
-		log_set_level(log_get_level() + 1);
-		break;
-	case ARGP_KEY_ARG:
-		env->so.cmd = state->argv + state->next - 1;
-		state->next = state->argc;
-		break;
 	case ARGP_KEY_END:
-		if (env->so.all_cpus && !env->so.cmd)
-			cli_argp_fail(state, "-a goes with -- CMD");
-		if (env->so.cmd && env->so.nr_pids)
-			cli_argp_fail(state, "-p and -- CMD do not go together");
-		if (env->so.cmd && env->duration)
+		if (env->sa.so.cmd && env->duration)
 			cli_argp_fail(state, "-d and -- CMD do not go together");
 		if (env->growth && !env->interval)
 			cli_argp_fail(state, "--growth goes with --interval");
@@ -227,6 +182,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"records mark every verdict uncertain (a lost free looks like a leak).\n"
 		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
 		"error.",
+		session_argp_children,
 	};
 	static const struct argp misuse_argp = {
 		misuse_options, detect_parse, "[-- CMD [ARGS]]",
@@ -242,6 +198,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"not show in it.\n"
 		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
 		"error.",
+		session_argp_children,
 	};
 	struct detect_env env = { .leaks = leaks, .top = 20, .depth = 8 };
 	struct detect_opts dopts = {};
@@ -250,20 +207,20 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	FILE *out;
 	int err;
 
-	env.so.context = true;
-	env.so.stacks_all = true;
+	env.sa.so.context = true;
+	env.sa.so.stacks_all = true;
 	err = cli_argp_parse(leaks ? &leaks_argp : &misuse_argp, argc, argv, &env);
 	if (err)
 		return err;
-	env.so.pids = env.pids;
+	env.sa.so.pids = env.sa.pids;
 	err = cli_check_output(env.output);
 	if (err)
 		return err;
-	env.so.hook_event = hook_event;
-	env.so.hook_meta = hook_meta;
-	env.so.hook_ctx = &env;
+	env.sa.so.hook_event = hook_event;
+	env.sa.so.hook_meta = hook_meta;
+	env.sa.so.hook_ctx = &env;
 	if (leaks)
-		env.so.stacks_all = true;	/* grouping by stack needs every allocation's */
+		env.sa.so.stacks_all = true;	/* grouping by stack needs every allocation's */
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		dopts.baseline_pc[f] = -1;
@@ -278,7 +235,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		return 1;
 	}
 	env.s = &s;
-	err = session__start(&s, &env.so);
+	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
 	detect__set_env(env.d, s.ksyms, s.baseline_pc,
@@ -297,7 +254,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	if (!s.context)
 		kms_warn("no allocation context on this kernel: atomic-context checks report "
 			 "\"context unknown\"\n");
-	if (!env.duration && !env.so.cmd && !env.json)
+	if (!env.duration && !env.sa.so.cmd && !env.json)
 		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 	err = session__run(&s, env.duration, leaks ? env.interval : 0, leaks && env.interval ?
 			   tick : NULL, &env);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#include <argp.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,3 +323,92 @@ void session__free(struct session *s)
 	free(s->site_cache);
 	memset(s, 0, sizeof(*s));
 }
+
+/* ---- the shared "What to trace" options ---- */
+
+static const struct argp_option session_options[] = {
+	{ "pid", 'p', "PID", 0, "only this process and the processes it forks (repeatable)" },
+	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
+	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
+				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
+	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
+	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
+	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
+				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
+				     "many CPUs), auto (default: seq up to 8 CPUs)" },
+	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{},
+};
+
+static error_t session_parse(int key, char *arg, struct argp_state *state)
+{
+	struct session_args *sa = state->input;
+	unsigned long v;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		sa->so.pids = sa->pids;
+		break;
+	case 'p':
+		if (sa->so.nr_pids >= SESSION_MAX_PIDS)
+			cli_argp_fail(state, "at most %d -p options", SESSION_MAX_PIDS);
+		if (cli_parse_uint(arg, "pid", 1 << 22, &v))
+			return EINVAL;
+		if (!v)
+			cli_argp_fail(state, "invalid pid 0");
+		sa->pids[sa->so.nr_pids++] = v;
+		break;
+	case 'c':
+		if (!*arg || strlen(arg) > 15)
+			cli_argp_fail(state, "invalid comm '%s' (1 to 15 characters)", arg);
+		sa->so.comm = arg;
+		break;
+	case 'F':
+		if (cli_parse_families(arg, &sa->so.families))
+			return EINVAL;
+		break;
+	case 'a':
+		sa->so.all_cpus = true;
+		break;
+	case 1002:
+		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
+			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
+		sa->so.ring_mb = v;
+		break;
+	case 1003:
+		if (!strcmp(arg, "seq"))
+			sa->so.order = SESSION_ORDER_SEQ;
+		else if (!strcmp(arg, "time"))
+			sa->so.order = SESSION_ORDER_TIME;
+		else if (!strcmp(arg, "auto"))
+			sa->so.order = SESSION_ORDER_AUTO;
+		else
+			cli_argp_fail(state, "--order takes seq, time or auto");
+		break;
+	case 'v':
+		log_set_level(log_get_level() + 1);
+		break;
+	case ARGP_KEY_ARG:
+		/* the command and everything after it belong to the command */
+		sa->so.cmd = state->argv + state->next - 1;
+		state->next = state->argc;
+		break;
+	case ARGP_KEY_END:
+		if (sa->so.all_cpus && !sa->so.cmd)
+			cli_argp_fail(state, "-a goes with -- CMD");
+		if (sa->so.cmd && sa->so.nr_pids)
+			cli_argp_fail(state, "-p and -- CMD do not go together");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+const struct argp session_argp = { session_options, session_parse };
+
+/* for a command's argp: its "What to trace" group gets the shared options */
+const struct argp_child session_argp_children[] = {
+	{ &session_argp, 0, NULL, 1 },
+	{},
+};

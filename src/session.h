@@ -11,6 +11,9 @@
 #include "cli.h"
 #include "quality.h"
 
+struct argp;
+struct argp_child;
+
 struct plan;
 struct collector;
 struct ksyms;
@@ -39,6 +42,22 @@ struct session_opts {
 	void (*hook_meta)(void *ctx, const struct kms_meta *m);
 	void *hook_ctx;
 };
+
+#define SESSION_MAX_PIDS 64
+
+/* what the shared "What to trace" options fill in */
+struct session_args {
+	struct session_opts so;
+	pid_t pids[SESSION_MAX_PIDS];
+};
+
+/*
+ * The options every tracing command shares (-p, -c, -F, -a, --ring-mb,
+ * --order, -v, and -- CMD), as an argp child: a command lists it in its
+ * argp's children and points child_inputs[0] at its struct session_args.
+ */
+extern const struct argp session_argp;
+extern const struct argp_child session_argp_children[];
 
 struct session {
 	struct plan *plan;

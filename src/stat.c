@@ -13,11 +13,9 @@
 #include "detect_report.h"
 #include "gfp.h"
 
-#define MAX_PIDS 64
 
 struct stat_env {
-	struct session_opts so;
-	pid_t pids[MAX_PIDS];
+	struct session_args sa;
 	double duration;
 	bool json;
 	const char *output;
@@ -30,78 +28,34 @@ static const struct argp_option stat_options[] = {
 	{ NULL, 0, NULL, 0, "What to trace:", 1 },
 	{ "duration", 'd', "SEC", 0, "trace for SEC seconds (default: until Ctrl-C, or until "
 				     "CMD exits)" },
-	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
-	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
-	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
-				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
-	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
 	{ "no-stacks", 1001, NULL, 0, "no stack capture: page, vmalloc and dma sites stay unknown" },
 	{ "no-context", 1004, NULL, 0, "do not capture the allocation context (no atomic-context "
 				       "checks; a little cheaper)" },
-	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
-	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
-				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
-				     "many CPUs), auto (default: seq up to 8 CPUs)" },
 	{ NULL, 0, NULL, 0, "Output:", 2 },
 	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
 	{ "output", 'o', "FILE", 0, "write the report to FILE" },
 	{ "sort", 's', "KEYS", 0, "sort call sites by KEYS, comma-separated (default: bytes,allocs)" },
 	{ "top", 'n', "N", 0, "rows per table (default 20, 0: all)" },
-	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
 
 static error_t stat_parse(int key, char *arg, struct argp_state *state)
 {
 	struct stat_env *env = state->input;
-	unsigned long v;
 
 	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &env->sa;
+		break;
 	case 'd':
 		if (cli_parse_seconds(arg, "duration", &env->duration))
 			return EINVAL;
 		break;
-	case 'p':
-		if (env->so.nr_pids >= MAX_PIDS)
-			cli_argp_fail(state, "at most %d -p options", MAX_PIDS);
-		if (cli_parse_uint(arg, "pid", 1 << 22, &v))
-			return EINVAL;
-		if (!v)
-			cli_argp_fail(state, "invalid pid 0");
-		env->pids[env->so.nr_pids++] = v;
-		break;
-	case 'c':
-		if (!*arg || strlen(arg) > 15)
-			cli_argp_fail(state, "invalid comm '%s' (1 to 15 characters)", arg);
-		env->so.comm = arg;
-		break;
-	case 'F':
-		if (cli_parse_families(arg, &env->so.families))
-			return EINVAL;
-		break;
-	case 'a':
-		env->so.all_cpus = true;
-		break;
 	case 1001:
-		env->so.no_stacks = true;
-		break;
-	case 1002:
-		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
-			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
-		env->so.ring_mb = v;
+		env->sa.so.no_stacks = true;
 		break;
 	case 1004:
-		env->so.context = false;
-		break;
-	case 1003:
-		if (!strcmp(arg, "seq"))
-			env->so.order = SESSION_ORDER_SEQ;
-		else if (!strcmp(arg, "time"))
-			env->so.order = SESSION_ORDER_TIME;
-		else if (!strcmp(arg, "auto"))
-			env->so.order = SESSION_ORDER_AUTO;
-		else
-			cli_argp_fail(state, "--order takes seq, time or auto");
+		env->sa.so.context = false;
 		break;
 	case 'j':
 		env->json = true;
@@ -115,20 +69,6 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 	case 'n':
 		if (cli_parse_uint(arg, "row count", 1000000, &env->top))
 			return EINVAL;
-		break;
-	case 'v':
-		log_set_level(log_get_level() + 1);
-		break;
-	case ARGP_KEY_ARG:
-		/* the command and everything after it belong to the command */
-		env->so.cmd = state->argv + state->next - 1;
-		state->next = state->argc;
-		break;
-	case ARGP_KEY_END:
-		if (env->so.all_cpus && !env->so.cmd)
-			cli_argp_fail(state, "-a goes with -- CMD");
-		if (env->so.cmd && env->so.nr_pids)
-			cli_argp_fail(state, "-p and -- CMD do not go together");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -181,8 +121,9 @@ int cmd_stat(int argc, char **argv)
 		"  kmemscope stat -F slab --json -o out.json -d 5\n\n"
 		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
 		"error (not root, no BTF, no tracefs).",
+		session_argp_children,
 	};
-	struct stat_env env = { .top = 20, .so.context = true };
+	struct stat_env env = { .top = 20, .sa.so.context = true };
 	struct report_opts ro = {};
 	struct stat_misuse mis = {};
 	struct kms_quality q;
@@ -194,7 +135,7 @@ int cmd_stat(int argc, char **argv)
 	err = cli_argp_parse(&argp, argc, argv, &env);
 	if (err)
 		return err;
-	env.so.pids = env.pids;
+	env.sa.so.pids = env.sa.pids;
 	err = cli_check_output(env.output);
 	if (err)
 		return err;
@@ -203,7 +144,7 @@ int cmd_stat(int argc, char **argv)
 			report__sort_keys());
 		return 2;
 	}
-	if (env.so.context) {
+	if (env.sa.so.context) {
 		struct detect_opts dopts = { .misuse = true };
 
 		for (int f = 0; f < KMS_FAM_MAX; f++)
@@ -213,11 +154,11 @@ int cmd_stat(int argc, char **argv)
 			kms_error("Failed to set up the context checks: %s\n", strerror(ENOMEM));
 			return 1;
 		}
-		env.so.hook_event = misuse_event;
-		env.so.hook_meta = misuse_meta;
-		env.so.hook_ctx = &mis;
+		env.sa.so.hook_event = misuse_event;
+		env.sa.so.hook_meta = misuse_meta;
+		env.sa.so.hook_ctx = &mis;
 	}
-	err = session__start(&s, &env.so);
+	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
 	if (mis.d) {
@@ -235,7 +176,7 @@ int cmd_stat(int argc, char **argv)
 		ro.extra_json = misuse_json;
 		ro.extra_ctx = &mis;
 	}
-	if (!env.duration && !env.so.cmd && !env.json)
+	if (!env.duration && !env.sa.so.cmd && !env.json)
 		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 	err = session__run(&s, env.duration, 0, NULL, NULL);
 	err = session__stop(&s) || err;

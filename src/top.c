@@ -324,14 +324,12 @@ int top__render_row(const struct top_row *r, const char *cache, const char *site
 
 /* ---- the command ---- */
 
-#define MAX_PIDS 64
 #define LINE_MAX_LEN 512
 /* how often keys are read on a terminal, whatever the refresh interval */
 #define KEY_POLL_SEC 0.05
 
 struct top_env {
-	struct session_opts so;
-	pid_t pids[MAX_PIDS];
+	struct session_args sa;
 	double interval;
 	int key;
 	long rows;		/* -n; -1: default */
@@ -361,13 +359,7 @@ struct top {
 
 static const struct argp_option top_options[] = {
 	{ NULL, 0, NULL, 0, "What to trace:", 1 },
-	{ "pid", 'p', "PID", 0, "only this process and its children (repeatable)" },
-	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
-	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
-				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
-	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
 	{ "no-stacks", 1001, NULL, 0, "no stack capture: page, vmalloc and dma sites stay unknown" },
-	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
 	{ NULL, 0, NULL, 0, "Display:", 2 },
 	{ "interval", 'i', "SEC", 0, "refresh every SEC seconds (default 1)" },
 	{ "sort", 's', "KEY", 0, "sort sites by KEY: bytes (default), allocs, frees, outstanding, "
@@ -377,7 +369,6 @@ static const struct argp_option top_options[] = {
 	{ "batch", 'b', NULL, 0, "plain text blocks to stdout even on a terminal" },
 	{ "count", 1010, "N", 0, "stop after N refreshes" },
 	{ "once", 1011, NULL, 0, "one block of plain text after one interval (--batch --count 1)" },
-	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
 
@@ -387,34 +378,11 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	unsigned long v;
 
 	switch (key) {
-	case 'p':
-		if (env->so.nr_pids >= MAX_PIDS)
-			cli_argp_fail(state, "at most %d -p options", MAX_PIDS);
-		if (cli_parse_uint(arg, "pid", 1 << 22, &v))
-			return EINVAL;
-		if (!v)
-			cli_argp_fail(state, "invalid pid 0");
-		env->pids[env->so.nr_pids++] = v;
-		break;
-	case 'c':
-		if (!*arg || strlen(arg) > 15)
-			cli_argp_fail(state, "invalid comm '%s' (1 to 15 characters)", arg);
-		env->so.comm = arg;
-		break;
-	case 'F':
-		if (cli_parse_families(arg, &env->so.families))
-			return EINVAL;
-		break;
-	case 'a':
-		env->so.all_cpus = true;
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &env->sa;
 		break;
 	case 1001:
-		env->so.no_stacks = true;
-		break;
-	case 1002:
-		if (cli_parse_uint(arg, "ring size", 4096, &v) || !v || (v & (v - 1)))
-			cli_argp_fail(state, "--ring-mb takes a power of two from 1 to 4096");
-		env->so.ring_mb = v;
+		env->sa.so.no_stacks = true;
 		break;
 	case 'i':
 		if (cli_parse_seconds(arg, "interval", &env->interval))
@@ -446,19 +414,6 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	case 1011:
 		env->batch = true;
 		env->count = 1;
-		break;
-	case 'v':
-		log_set_level(log_get_level() + 1);
-		break;
-	case ARGP_KEY_ARG:
-		env->so.cmd = state->argv + state->next - 1;
-		state->next = state->argc;
-		break;
-	case ARGP_KEY_END:
-		if (env->so.all_cpus && !env->so.cmd)
-			cli_argp_fail(state, "-a goes with -- CMD");
-		if (env->so.cmd && env->so.nr_pids)
-			cli_argp_fail(state, "-p and -- CMD do not go together");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -561,7 +516,7 @@ static bool top_quality(struct top *t, char *buf, size_t len)
 
 static bool fam_shown(struct top *t, int f)
 {
-	return !t->env->so.families || (t->env->so.families & (1u << f));
+	return !t->env->sa.so.families || (t->env->sa.so.families & (1u << f));
 }
 
 static void fam_line(struct top *t, int f, char *buf, size_t len)
@@ -819,6 +774,7 @@ int cmd_top(int argc, char **argv)
 		"  kmemscope top -- make -j4              sites of a build, until it ends\n\n"
 		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
 		"error.",
+		session_argp_children,
 	};
 	struct top_env env = { .interval = 1, .key = TOP_KEY_BYTES, .rows = -1 };
 	struct top t = {};
@@ -829,15 +785,15 @@ int cmd_top(int argc, char **argv)
 	err = cli_argp_parse(&argp, argc, argv, &env);
 	if (err)
 		return err;
-	env.so.pids = env.pids;
+	env.sa.so.pids = env.sa.pids;
 	/* no context capture: top shows no atomic-context checks, and it saves the calibration */
-	env.so.context = false;
+	env.sa.so.context = false;
 	t.env = &env;
 	t.s = &s;
 	t.key = env.key;
 	t.tty = !env.batch && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
 
-	err = session__start(&s, &env.so);
+	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
 	session__quality(&s, &t.q);
@@ -858,11 +814,11 @@ int cmd_top(int argc, char **argv)
 		/* tick often for the keys; tty_tick refreshes once per interval */
 		err = session__run(&s, 0, KEY_POLL_SEC, tty_tick, &t);
 	} else {
-		if (!env.so.cmd && !env.count)
+		if (!env.sa.so.cmd && !env.count)
 			fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 		err = session__run(&s, 0, env.interval, batch_tick, &t);
 		/* the command ended mid-interval: its last allocations still get a block */
-		if (!err && env.so.cmd && (!env.count || t.blocks < env.count) &&
+		if (!err && env.sa.so.cmd && (!env.count || t.blocks < env.count) &&
 		    cli_now_ns() - t.now.ts_ns > 50 * 1000 * 1000ULL)
 			err = batch_tick(&s, &t) < 0;
 	}
