@@ -292,8 +292,9 @@ int session__stop(struct session *s)
 {
 	int err;
 
-	s->stop_ns = cli_now_ns();
 	err = collector__stop(s->coll);
+	/* after the drain: the last batches are dated by their flush, which is now */
+	s->stop_ns = cli_now_ns();
 	cli_cmd_abort(&s->cmd);
 	if (err)
 		kms_error("Failed to drain events: %s\n", strerror(-err));

@@ -78,6 +78,7 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 
 /* stat's misuse summary: the detectors' context checks, no leak tracking */
 struct stat_misuse {
+	struct session *s;
 	struct detect *d;
 	struct detect_report_opts ro;
 };
@@ -90,6 +91,14 @@ static void misuse_event(void *ctx, const struct kms_event *e)
 static void misuse_meta(void *ctx, const struct kms_meta *m)
 {
 	detect__meta(((struct stat_misuse *)ctx)->d, m);
+}
+
+/* page allocations under slab/vmalloc are judged at the outer allocation: their stacks say */
+static int misuse_stack(void *ctx, int stack_id, __u64 *ips, int max)
+{
+	struct stat_misuse *m = ctx;
+
+	return m->s ? session__stack(m->s, stack_id, ips, max) : -ENOENT;
 }
 
 static int misuse_text(void *ctx, FILE *out)
@@ -145,7 +154,7 @@ int cmd_stat(int argc, char **argv)
 		return 2;
 	}
 	if (env.sa.so.context) {
-		struct detect_opts dopts = { .misuse = true };
+		struct detect_opts dopts = { .misuse = true, .stack = misuse_stack, .stack_ctx = &mis };
 
 		for (int f = 0; f < KMS_FAM_MAX; f++)
 			dopts.baseline_pc[f] = -1;
@@ -158,6 +167,7 @@ int cmd_stat(int argc, char **argv)
 		env.sa.so.hook_meta = misuse_meta;
 		env.sa.so.hook_ctx = &mis;
 	}
+	mis.s = &s;
 	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
