@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool filter_pids = false;	/* only tgids in the pids map */
 const volatile __u64 stack_types = 0;		/* bit (1 << KMS_EV_*): capture a stack */
 const volatile bool use_seq = false;		/* order by a global counter, not ktime */
+const volatile bool rescue = false;		/* shadow programs catch recursion misses */
 
 /* the global order counter (use_seq); one cache line of its own */
 __u64 seq_counter SEC(".data.seq") __attribute__((aligned(64)));
@@ -43,6 +44,8 @@ struct stage {
 	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
 	__u32 pad;
 	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
+	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
+	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
 	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
@@ -292,8 +295,34 @@ static __always_inline void read_ctx(struct stage *s, struct kms_event *e)
 /* where a handler writes its record: the stage slot, or tmp when nested */
 struct ev_slot {
 	struct stage *s;	/* NULL: nested, ship tmp directly */
+	struct stage *gs;	/* stage whose active bit this handler set, or NULL */
+	__u32 guard;		/* the handler's event type, for its active bit */
 	struct kms_event tmp;
 };
+
+/*
+ * Rescue. The kernel runs one BPF program at most once per CPU at a time: an
+ * interrupt that allocates or frees while a handler runs (a softirq freeing
+ * RCU-deferred objects on its way out, say) finds the program busy, and the
+ * event is lost as a recursion miss. With rescue on, every handler marks its
+ * event type active in the stage while it runs, and a second, "shadow"
+ * program on the same tracepoint handles exactly the events that arrive
+ * while the mark is set. It costs one more program run per event.
+ */
+static __always_inline void guard_set(struct stage *s, struct ev_slot *es)
+{
+	es->gs = NULL;
+	if (!rescue || s->in_shadow || es->guard >= 32)
+		return;
+	s->active |= 1U << es->guard;
+	es->gs = s;
+}
+
+static __always_inline void guard_clear(struct ev_slot *es)
+{
+	if (rescue && es->gs)
+		es->gs->active &= ~(1U << (es->guard & 31));
+}
 
 /*
  * Start a record of type for obj (cache/device, 0 if none): filter, announce
@@ -312,6 +341,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 
 	if (!s)
 		return NULL;
+	guard_set(s, es);
 	/*
 	 * Frees pass the pid filter: RCU callbacks and workers free what the
 	 * traced processes allocated. The collector keeps those that match.
@@ -319,6 +349,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	if (filter_pids && !pid_ok(s, tgid)) {
 		if (!type_is_free(type)) {
 			s->filtered++;
+			guard_clear(es);
 			return NULL;
 		}
 		outside = KMS_CTX_OUTSIDE;
@@ -373,12 +404,14 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 		cnt_add(KMS_CNT_STACK_FAIL, 1);
 	if (!s) {
 		put_nested(e);
+		guard_clear(es);
 		return;
 	}
 	s->b.count++;
 	if (s->b.count >= KMS_BATCH)
 		flush(s, 0);
 	s->busy = 0;
+	guard_clear(es);
 }
 
 /* the collector runs this on a CPU (BPF_F_TEST_RUN_ON_CPU) to ship a quiet stage */
@@ -400,7 +433,7 @@ int flush_stage(void *ctx)
 static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 req, __u64 alloc,
 				      __u64 gfp, int node)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = KMS_EV_KMALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0);
 
 	if (!e)
@@ -420,7 +453,7 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 /* frees of NULL are recorded too: they are events the kernel counts */
 static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = type };
 	struct kms_event *e;
 
 	e = ev_begin(ctx, &es, type, obj);
@@ -435,7 +468,7 @@ static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, 
 static __always_inline int on_cache_alloc(void *ctx, __u64 site, __u64 ptr, __u64 cache,
 					  __u64 gfp, int node)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = KMS_EV_CACHE_ALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_CACHE_ALLOC : KMS_EV_ALLOC_FAIL,
 				       cache);
 
@@ -460,7 +493,7 @@ static __always_inline __u64 page_key(__u64 page)
 static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u64 gfp,
 					 int migratetype)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = KMS_EV_PAGE_ALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, 0);
 
 	if (!e)
@@ -476,7 +509,7 @@ static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u
 
 static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 order)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = type };
 	struct kms_event *e;
 
 	if (!page)
@@ -494,7 +527,7 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 size, __u64 gfp,
 				      bool failed, bool nested)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = KMS_EV_VMALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0);
 
 	if (!e)
@@ -516,7 +549,7 @@ static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 s
 static __always_inline int on_dma_alloc(void *ctx, __u64 site, __u64 dev, __u64 virt,
 					__u64 size, __u64 gfp)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = KMS_EV_DMA_ALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, dev);
 
 	if (!e)
@@ -534,7 +567,7 @@ static __always_inline int on_dma_alloc(void *ctx, __u64 site, __u64 dev, __u64 
 static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u64 size,
 					   __u64 bytes_alloc, __u64 gfp, bool atomic, bool reserved)
 {
-	struct ev_slot es;
+	struct ev_slot es = { .guard = KMS_EV_PERCPU_ALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, 0);
 
 	if (!e)
@@ -646,6 +679,33 @@ int rt_percpu_alloc_percpu(__u64 *ctx)
 
 TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
 	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, ptr_val(ptr), 0);)
+
+/* rescue: shadows of the hot tracepoints (see guard_set()) */
+#define SHADOW(name, guard, call)						\
+	SEC("raw_tp/" #name) int sh_##name(__u64 *ctx)				\
+	{									\
+		struct stage *s = stage_get();					\
+		int r;								\
+										\
+		if (!s || !(s->active & (1U << (guard))))			\
+			return 0;						\
+		s->in_shadow++;							\
+		cnt_add(KMS_CNT_RESCUED, 1);					\
+		r = call;							\
+		s->in_shadow--;							\
+		return r;							\
+	}
+
+SHADOW(kmalloc, KMS_EV_KMALLOC,
+       on_kmalloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3], ctx[4], (int)ctx[5]))
+SHADOW(kfree, KMS_EV_KFREE, on_free(ctx, KMS_EV_KFREE, ctx[0], ctx[1], 0))
+SHADOW(kmem_cache_alloc, KMS_EV_CACHE_ALLOC,
+       on_cache_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3], (int)ctx[4]))
+SHADOW(kmem_cache_free, KMS_EV_CACHE_FREE, on_free(ctx, KMS_EV_CACHE_FREE, ctx[0], ctx[1], ctx[2]))
+SHADOW(mm_page_alloc, KMS_EV_PAGE_ALLOC, on_page_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3]))
+SHADOW(mm_page_free, KMS_EV_PAGE_FREE, on_page_free(ctx, KMS_EV_PAGE_FREE, ctx[0], ctx[1]))
+SHADOW(mm_page_free_batched, KMS_EV_PAGE_FREE_BATCHED,
+       on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, ctx[0], 0))
 
 /* process-tree filter for `kmemscope ... -- CMD` */
 SEC("tp_btf/sched_process_fork")

@@ -126,6 +126,7 @@ enum kms_counter {
 	KMS_CNT_STACK_FAIL,	/* stack capture failed (table full or error) */
 	KMS_CNT_FILTERED,	/* events dropped by the pid filter */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
+	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
 	KMS_CNT_NR,
 };
 

@@ -64,6 +64,7 @@ struct collector {
 	bool attached;
 	bool stopped;
 	bool context;
+	bool rescue;
 };
 
 static __u64 now_ns(void)
@@ -338,6 +339,8 @@ int collector__open(struct collector **out, const struct plan *plan,
 	c->skel->rodata->filter_pids = o->filter_pids;
 	c->skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
 	c->skel->rodata->use_seq = o->order_seq;
+	c->skel->rodata->rescue = o->rescue;
+	c->rescue = o->rescue;
 	if (o->context) {
 		c->context = setup_context(c->skel);
 		if (!c->context)
@@ -346,7 +349,7 @@ int collector__open(struct collector **out, const struct plan *plan,
 	}
 	bpf_map__set_max_entries(c->skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
 	bpf_map__set_max_entries(c->skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
-	err = plan__apply(plan, c->skel);
+	err = plan__apply(plan, c->skel, o->rescue);
 	if (!err)
 		err = kmemscope_bpf__load(c->skel);
 	if (err) {
@@ -414,7 +417,7 @@ static void flush_stale(struct collector *c, bool all)
 
 int collector__attach(struct collector *c)
 {
-	int err = plan__attach(c->plan, c->skel);
+	int err = plan__attach(c->plan, c->skel, c->rescue);
 
 	if (err)
 		return err;
@@ -531,6 +534,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_PENDING_LOST:
 				q->pending_lost = sum;
 				break;
+			case KMS_CNT_RESCUED:
+				q->rescued = sum;
+				break;
 			}
 		}
 		free(vals);
@@ -545,8 +551,16 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 
 		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 			continue;
+		/*
+		 * A shadow skipped while it runs costs nothing: its handler runs
+		 * then. Only the handlers' misses are events lost.
+		 */
+		if (!strncmp(bpf_program__name(prog), "sh_", 3))
+			continue;
 		q->misses += info.recursion_misses;
 	}
+	/* each rescued event was first a miss of the busy handler */
+	q->misses = q->misses > q->rescued ? q->misses - q->rescued : 0;
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q->traced[f] = c->plan->fam_traced[f];
 		q->method[f] = c->plan->fam_method[f];

@@ -30,6 +30,7 @@ struct collector_opts {
 	unsigned int families;		/* bit per KMS_FAM_*, 0 = all */
 	bool order_seq;			/* order by a global counter instead of ktime */
 	bool context;			/* capture the allocation context (detectors) */
+	bool rescue;			/* shadow programs catch recursion misses */
 };
 
 int collector__open(struct collector **out, const struct plan *plan,

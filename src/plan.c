@@ -37,14 +37,14 @@
  */
 /* nr_cands is counted at run time */
 static const struct plan_event plan_template[] = {
-	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 0, { TP("kmem", "kmalloc") } },
-	{ "kfree", KMS_FAM_KMALLOC, false, false, 0, { TP("kmem", "kfree") } },
-	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 0, { TPR("kmem", "kmem_cache_alloc") } },
-	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 0, { TPR("kmem", "kmem_cache_free") } },
-	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 0, { TPR("kmem", "mm_page_alloc") } },
-	{ "mm_page_free", KMS_FAM_PAGE, false, false, 0, { TPR("kmem", "mm_page_free") } },
+	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 0, { TP("kmem", "kmalloc") }, 0, "sh_kmalloc" },
+	{ "kfree", KMS_FAM_KMALLOC, false, false, 0, { TP("kmem", "kfree") }, 0, "sh_kfree" },
+	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 0, { TPR("kmem", "kmem_cache_alloc") }, 0, "sh_kmem_cache_alloc" },
+	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 0, { TPR("kmem", "kmem_cache_free") }, 0, "sh_kmem_cache_free" },
+	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 0, { TPR("kmem", "mm_page_alloc") }, 0, "sh_mm_page_alloc" },
+	{ "mm_page_free", KMS_FAM_PAGE, false, false, 0, { TPR("kmem", "mm_page_free") }, 0, "sh_mm_page_free" },
 	{ "mm_page_free_batched", KMS_FAM_PAGE, false, true, 0,
-	  { TPR("kmem", "mm_page_free_batched") } },
+	  { TPR("kmem", "mm_page_free_batched") }, 0, "sh_mm_page_free_batched" },
 	{ "vmalloc", KMS_FAM_VMALLOC, true, false, 0, {
 		TP("vmalloc", "alloc_vmap_area"),
 		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", NULL },
@@ -580,8 +580,8 @@ static const struct plan_event *live_event(const struct plan *p, int i)
 	return ev;
 }
 
-/* does program name belong to the plan; *cand is its candidate */
-static bool prog_selected(const struct plan *p, const char *name,
+/* does program name belong to the plan; *cand is its candidate, NULL for a shadow */
+static bool prog_selected(const struct plan *p, const char *name, bool rescue,
 			  const struct plan_cand **cand)
 {
 	for (int i = 0; i < p->nr_events; i++) {
@@ -595,11 +595,15 @@ static bool prog_selected(const struct plan *p, const char *name,
 			*cand = c;
 			return true;
 		}
+		if (rescue && ev->shadow && is_tracepoint(c->method) && !strcmp(ev->shadow, name)) {
+			*cand = NULL;
+			return true;
+		}
 	}
 	return false;
 }
 
-int plan__apply(const struct plan *p, struct kmemscope_bpf *skel)
+int plan__apply(const struct plan *p, struct kmemscope_bpf *skel, bool rescue)
 {
 	struct bpf_program *prog;
 	int err;
@@ -607,7 +611,7 @@ int plan__apply(const struct plan *p, struct kmemscope_bpf *skel)
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);
 		const struct plan_cand *c = NULL;
-		bool on = prog_selected(p, name, &c) || !strcmp(name, "flush_stage");
+		bool on = prog_selected(p, name, rescue, &c) || !strcmp(name, "flush_stage");
 
 		bpf_program__set_autoload(prog, on);
 		if (on && c && c->method == PM_FENTRY) {
@@ -624,13 +628,14 @@ static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,
 {
 	const char *name = bpf_program__name(prog);
 	struct bpf_link *l;
-	bool ret = c->prog_ret && !strcmp(c->prog_ret, name);
+	bool ret = c && c->prog_ret && !strcmp(c->prog_ret, name);
 
-	l = attach_one(prog, c, ret);
+	l = c ? attach_one(prog, c, ret) : bpf_program__attach(prog);
 	if (!l) {
 		int err = -errno;
 
-		kms_error("Failed to attach %s to %s: %s\n", name, c->target, strerror(-err));
+		kms_error("Failed to attach %s%s%s: %s\n", name, c ? " to " : "",
+			  c ? c->target : "", strerror(-err));
 		return err;
 	}
 	/* keep the link where the skeleton destroys it */
@@ -643,7 +648,7 @@ static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,
 	return 0;
 }
 
-int plan__attach(const struct plan *p, struct kmemscope_bpf *skel)
+int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue)
 {
 	struct bpf_program *prog;
 	int err;
@@ -651,7 +656,7 @@ int plan__attach(const struct plan *p, struct kmemscope_bpf *skel)
 	bpf_object__for_each_program(prog, skel->obj) {
 		const struct plan_cand *c = NULL;
 
-		if (!prog_selected(p, bpf_program__name(prog), &c))
+		if (!prog_selected(p, bpf_program__name(prog), rescue, &c))
 			continue;
 		err = attach_prog(skel, prog, c);
 		if (err)

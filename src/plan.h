@@ -45,6 +45,7 @@ struct plan_event {
 	int nr_cands;
 	struct plan_cand cands[PLAN_MAX_CANDS];
 	int selected;		/* index into cands, -1 if none */
+	const char *shadow;	/* rescue program for a tracepoint (bpf/: guard_set()) */
 };
 
 struct plan {
@@ -57,10 +58,13 @@ struct plan {
 /* which families to plan for (bit per KMS_FAM_*; 0 = all) */
 int plan__probe(struct plan **out, unsigned int families);
 void plan__free(struct plan *p);
-/* switch on exactly the selected programs of a freshly opened skeleton */
-int plan__apply(const struct plan *p, struct kmemscope_bpf *skel);
+/*
+ * switch on exactly the selected programs of a freshly opened skeleton, and
+ * with rescue the shadow programs of events traced through tracepoints
+ */
+int plan__apply(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 /* attach the selected programs; links are kept in the skeleton's links */
-int plan__attach(const struct plan *p, struct kmemscope_bpf *skel);
+int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 
 const char *plan__method_name(enum plan_method m);
 int plan__print_text(const struct plan *p, FILE *out);

@@ -10,7 +10,8 @@
 struct kms_quality {
 	__u64 events;		/* records delivered to the aggregator */
 	__u64 lost;		/* records the kernel could not ship (ring buffer full) */
-	__u64 misses;		/* program runs the kernel skipped (recursion_misses) */
+	__u64 misses;		/* program runs the kernel skipped (recursion_misses), less rescued */
+	__u64 rescued;		/* ... skipped runs whose event a shadow program recorded */
 	__u64 stack_failures;	/* stack captures that failed */
 	__u64 out_of_order;	/* records that arrived after their time slot */
 	__u64 filtered;		/* events excluded by -p/-c/-- filters */

@@ -595,6 +595,9 @@ static void text_quality(const struct quality_view *v, FILE *out)
 	fprintf(out, "  events                %llu\n", (unsigned long long)q->events);
 	fprintf(out, "  lost                  %llu\n", (unsigned long long)q->lost);
 	fprintf(out, "  misses                %llu\n", (unsigned long long)q->misses);
+	if (q->rescued)
+		fprintf(out, "  rescued               %llu (recorded by shadow programs, not missed)\n",
+			(unsigned long long)q->rescued);
 	fprintf(out, "  stack failures        %llu\n", (unsigned long long)q->stack_failures);
 	fprintf(out, "  out of order          %llu\n", (unsigned long long)q->out_of_order);
 	fprintf(out, "  returns without entry %llu\n", (unsigned long long)q->pending_lost);
@@ -1015,6 +1018,7 @@ static json_t *json_quality(const struct quality_view *v, bool *fail)
 	jset(j, "events", j_u64(q->events), fail);
 	jset(j, "lost", j_u64(q->lost), fail);
 	jset(j, "misses", j_u64(q->misses), fail);
+	jset(j, "rescued", j_u64(q->rescued), fail);
 	jset(j, "stack_failures", j_u64(q->stack_failures), fail);
 	jset(j, "unmatched_frees", j_u64(v->unmatched_frees), fail);
 	jset(j, "out_of_order", j_u64(q->out_of_order), fail);

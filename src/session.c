@@ -215,6 +215,7 @@ int session__start(struct session *s, const struct session_opts *o)
 		       (o->order == SESSION_ORDER_AUTO && libbpf_num_possible_cpus() <= 8);
 	co.filter_pids = o->nr_pids > 0 || (o->cmd && !o->all_cpus);
 	co.context = o->context;
+	co.rescue = o->rescue;
 	if (!o->no_stacks || o->stacks_all) {
 		co.stack_entries = STACK_ENTRIES;
 		co.stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
@@ -337,6 +338,9 @@ static const struct argp_option session_options[] = {
 	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
 				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
 				     "many CPUs), auto (default: seq up to 8 CPUs)" },
+	{ "rescue", 1004, "on|off", 0, "shadow programs record some of the events the kernel skips "
+				     "because a handler was already running on that CPU (measured: 40-75% "
+				     "of them, at about +40% overhead; default off)" },
 	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
@@ -385,6 +389,14 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			sa->so.order = SESSION_ORDER_AUTO;
 		else
 			cli_argp_fail(state, "--order takes seq, time or auto");
+		break;
+	case 1004:
+		if (!strcmp(arg, "on"))
+			sa->so.rescue = true;
+		else if (!strcmp(arg, "off"))
+			sa->so.rescue = false;
+		else
+			cli_argp_fail(state, "--rescue takes on or off");
 		break;
 	case 'v':
 		log_set_level(log_get_level() + 1);

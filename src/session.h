@@ -37,6 +37,7 @@ struct session_opts {
 	enum session_order order;
 	bool context;		/* capture allocation context (atomic-context checks) */
 	bool stacks_all;	/* a stack for every allocation (leak detection) */
+	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
 	/* a second consumer of the ordered stream (the detectors) */
 	void (*hook_event)(void *ctx, const struct kms_event *e);
 	void (*hook_meta)(void *ctx, const struct kms_meta *m);
