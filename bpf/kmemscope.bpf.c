@@ -10,7 +10,8 @@
  * event cost more than the event itself. A record made while another one is
  * being staged on the same CPU (an interrupt during a handler) goes out
  * directly, flagged KMS_BATCH_NESTED. The collector merges per-CPU batches
- * by timestamp, and runs flush_stage on a CPU whose stage has gone quiet.
+ * by order key (a global sequence or the time), and runs flush_stage on a CPU
+ * whose stage has gone quiet.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -161,6 +162,11 @@ static __always_inline void put(struct stage *s, const void *rec)
 	s->b.count = i + 1;
 	if (i + 1 >= KMS_BATCH)
 		flush(s, 0);
+}
+
+static __always_inline __u64 order_key(void)
+{
+	return use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns();
 }
 
 /* a direct single-record batch, for a handler that interrupted another */
@@ -354,13 +360,19 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 		}
 		outside = KMS_CTX_OUTSIDE;
 	}
-	ts = use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns();
+	/*
+	 * The order key is taken only once the stage is marked busy: a forced
+	 * flush that lands in between would otherwise promise that nothing
+	 * older than its watermark is left on this CPU.
+	 */
 	if (s->busy) {
 		es->s = NULL;
 		e = &es->tmp;
+		ts = order_key();
 	} else {
 		s->busy = 1;
 		es->s = s;
+		ts = order_key();
 		if (s->last_pid != tgid)
 			announce_task(s, tgid, ts);
 		if (obj)
@@ -729,7 +741,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!s || s->busy || (filter_pids && !pid_ok(s, tgid)))
 		return 0;
 	s->busy = 1;
-	announce_task(s, tgid, use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns());
+	announce_task(s, tgid, order_key());
 	s->busy = 0;
 	return 0;
 }
