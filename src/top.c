@@ -18,6 +18,8 @@
 #include "log.h"
 #include "session.h"
 #include "top.h"
+#include "detect.h"
+#include "gfp.h"
 
 /* ---- pure part: snapshots, windows, rows, rendering ---- */
 
@@ -335,11 +337,13 @@ struct top_env {
 	long rows;		/* -n; -1: default */
 	unsigned long count;	/* --count; 0: until stopped */
 	bool batch;
+	bool no_context;	/* --no-context */
 };
 
 struct top {
 	struct top_env *env;
 	struct session *s;
+	struct detect *d;	/* atomic-context checks, for the quality line */
 	bool tty;
 	struct top_snap old, now, reset;
 	struct top_row *rows;
@@ -368,6 +372,8 @@ static const struct argp_option top_options[] = {
 				  "0: all)" },
 	{ "batch", 'b', NULL, 0, "plain text blocks to stdout even on a terminal" },
 	{ "count", 1010, "N", 0, "stop after N refreshes" },
+	{ "no-context", 1012, NULL, 0, "no atomic-context checks (the misuse count on the quality "
+				       "line): a little cheaper" },
 	{ "once", 1011, NULL, 0, "one block of plain text after one interval (--batch --count 1)" },
 	{},
 };
@@ -414,6 +420,9 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	case 1011:
 		env->batch = true;
 		env->count = 1;
+		break;
+	case 1012:
+		env->no_context = true;
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -509,8 +518,24 @@ static bool top_quality(struct top *t, char *buf, size_t len)
 		     (unsigned long long)q->lost, (unsigned long long)q->misses,
 		     (unsigned long long)q->out_of_order);
 	if (q->pending_lost && n > 0 && (size_t)n < len)
-		snprintf(buf + n, len - n, ", returns without entry %llu",
-			 (unsigned long long)q->pending_lost);
+		n += snprintf(buf + n, len - n, ", returns without entry %llu",
+			      (unsigned long long)q->pending_lost);
+	if (t->d && n > 0 && (size_t)n < len) {
+		__u64 bad = 0;
+		size_t sites = 0;
+
+		/* blocking allocations in atomic context so far (kmemscope misuse for the list) */
+		for (size_t i = 0; i < detect__nr_misuse(t->d); i++) {
+			const struct detect_misuse *m = detect__misuse(t->d, i);
+
+			if (!detect_misuse_is_info(m->kind)) {
+				bad += m->count;
+				sites++;
+			}
+		}
+		snprintf(buf + n, len - n, "  |  misuse: %llu blocking in atomic at %zu sites",
+			 (unsigned long long)bad, sites);
+	}
 	return ok;
 }
 
@@ -755,6 +780,23 @@ static SCREEN *tty_open(void)
 	return scr;
 }
 
+static void top_hook_event(void *ctx, const struct kms_event *e)
+{
+	detect__event(((struct top *)ctx)->d, e);
+}
+
+static void top_hook_meta(void *ctx, const struct kms_meta *m)
+{
+	detect__meta(((struct top *)ctx)->d, m);
+}
+
+static int top_stack(void *ctx, int stack_id, __u64 *ips, int max)
+{
+	struct top *t = ctx;
+
+	return t->s ? session__stack(t->s, stack_id, ips, max) : -ENOENT;
+}
+
 int cmd_top(int argc, char **argv)
 {
 	static const struct argp argp = {
@@ -786,8 +828,22 @@ int cmd_top(int argc, char **argv)
 	if (err)
 		return err;
 	env.sa.so.pids = env.sa.pids;
-	/* no context capture: top shows no atomic-context checks, and it saves the calibration */
-	env.sa.so.context = false;
+	/* the atomic-context checks, counted on the quality line */
+	if (!env.no_context) {
+		struct detect_opts dopts = { .misuse = true, .stack = top_stack, .stack_ctx = &t };
+
+		for (int f = 0; f < KMS_FAM_MAX; f++)
+			dopts.baseline_pc[f] = -1;
+		t.d = detect__new(&dopts);
+		if (!t.d) {
+			kms_error("Failed to set up the context checks: %s\n", strerror(ENOMEM));
+			return 1;
+		}
+		env.sa.so.context = true;
+		env.sa.so.hook_event = top_hook_event;
+		env.sa.so.hook_meta = top_hook_meta;
+		env.sa.so.hook_ctx = &t;
+	}
 	t.env = &env;
 	t.s = &s;
 	t.key = env.key;
@@ -796,6 +852,9 @@ int cmd_top(int argc, char **argv)
 	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
+	if (t.d)
+		detect__set_env(t.d, s.ksyms, s.baseline_pc,
+				s.gfp ? gfp_table__value(s.gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	session__quality(&s, &t.q);
 	if (top__snap_take(&t.now, s.agg, s.start_ns, t.q.events, t.q.lost) ||
 	    top__snap_copy(&t.reset, &t.now) || top__snap_copy(&t.old, &t.now)) {
@@ -834,5 +893,6 @@ out:
 	top__snap_free(&t.reset);
 	free(t.rows);
 	session__free(&s);
+	detect__free(t.d);
 	return err;
 }
