@@ -65,6 +65,7 @@ struct collector {
 	bool stopped;
 	bool context;
 	bool rescue;
+	unsigned int families;	/* requested (-F), 0: all */
 };
 
 static __u64 now_ns(void)
@@ -315,6 +316,7 @@ int collector__open(struct collector **out, const struct plan *plan,
 		return -ENOMEM;
 	c->plan = plan;
 	c->sink = sink;
+	c->families = o->families;
 	c->nr_cpus = libbpf_num_possible_cpus();
 	if (c->nr_cpus <= 0) {
 		err = c->nr_cpus ? c->nr_cpus : -EINVAL;
@@ -564,6 +566,7 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q->traced[f] = c->plan->fam_traced[f];
 		q->method[f] = c->plan->fam_method[f];
+		q->skipped[f] = c->families && !(c->families & (1u << f));
 	}
 }
 

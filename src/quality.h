@@ -18,6 +18,7 @@ struct kms_quality {
 	__u64 pending_lost;	/* function returns whose entry was not seen */
 	__u64 duration_ns;
 	bool traced[KMS_FAM_MAX];	/* family has working alloc and free events */
+	bool skipped[KMS_FAM_MAX];	/* family left out on request (-F): not a failure */
 	const char *method[KMS_FAM_MAX];/* attach method of the family's alloc event */
 };
 

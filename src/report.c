@@ -373,7 +373,7 @@ static void text_families(const struct agg *a, const struct quality_view *v, FIL
 
 		fprintf(out, "  %-10s %-6s %-7s %10llu %10llu %9llu %7llu %13llu %13llu %12llu "
 			"%11llu %13llu\n",
-			kms_family_name(f), v->q.traced[f] ? "yes" : "NO",
+			kms_family_name(f), v->q.traced[f] ? "yes" : v->q.skipped[f] ? "off" : "NO",
 			method_name(&v->q, f),
 			(unsigned long long)c->allocs, (unsigned long long)c->frees,
 			(unsigned long long)c->unmatched_frees, (unsigned long long)c->fails,
@@ -608,7 +608,7 @@ static void text_quality(const struct quality_view *v, FILE *out)
 		(unsigned long long)v->realloc_without_free);
 	fprintf(out, "  families not traced   ");
 	for (f = 0; f < KMS_FAM_MAX; f++) {
-		if (q->traced[f])
+		if (q->traced[f] || q->skipped[f])
 			continue;
 		fprintf(out, "%s%s", any ? ", " : "", kms_family_name(f));
 		any = true;
@@ -709,6 +709,7 @@ static json_t *json_families(const struct agg *a, const struct quality_view *v, 
 		}
 		jset(o, "family", json_string(kms_family_name(f)), fail);
 		jset(o, "traced", json_boolean(v->q.traced[f]), fail);
+		jset(o, "requested", json_boolean(!v->q.skipped[f]), fail);
 		jset(o, "method", j_str_or_null(v->q.method[f]), fail);
 		jset(o, "allocs", j_u64(c->allocs), fail);
 		jset(o, "frees", j_u64(c->frees), fail);
@@ -1024,7 +1025,7 @@ static json_t *json_quality(const struct quality_view *v, bool *fail)
 	jset(j, "out_of_order", j_u64(q->out_of_order), fail);
 	jset(j, "filtered", j_u64(q->filtered), fail);
 	for (f = 0; f < KMS_FAM_MAX; f++)
-		if (!q->traced[f])
+		if (!q->traced[f] && !q->skipped[f])
 			jpush(nt, json_string(kms_family_name(f)), fail);
 	jset(j, "families_not_traced", nt, fail);
 	jset(j, "complete", json_boolean(v->complete), fail);
