@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "jsonw.h"
 #include "detect_report.h"
 #include "gfp.h"
 #include "ksyms.h"
@@ -728,36 +729,6 @@ void detect_report__growth_tick(const struct detect *d, const struct detect_repo
 }
 
 /* ---- JSON ---- */
-
-static void jset(json_t *o, const char *key, json_t *v, bool *fail)
-{
-	if (!v || json_object_set_new(o, key, v))
-		*fail = true;
-}
-
-static void jpush(json_t *arr, json_t *v, bool *fail)
-{
-	if (!v || json_array_append_new(arr, v))
-		*fail = true;
-}
-
-static json_t *j_u64(__u64 v)
-{
-	return json_integer((json_int_t)v);
-}
-
-static json_t *j_hex(__u64 v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
-	return json_string(buf);
-}
-
-static json_t *j_str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
 
 static json_t *j_site(const struct detect_report_opts *o, __u64 addr, bool *fail)
 {

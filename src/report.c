@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "jsonw.h"
 #include "report.h"
 #include "gfp.h"
 #include "ksyms.h"
@@ -658,37 +659,6 @@ int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *ou
 }
 
 /* ---- JSON ---- */
-
-static json_t *j_u64(__u64 v)
-{
-	return json_integer((json_int_t)v);
-}
-
-static json_t *j_hex(__u64 v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
-	return json_string(buf);
-}
-
-static json_t *j_str_or_null(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-/* json_object_set_new that remembers a failure instead of checking every call */
-static void jset(json_t *o, const char *key, json_t *v, bool *fail)
-{
-	if (!v || json_object_set_new(o, key, v))
-		*fail = true;
-}
-
-static void jpush(json_t *arr, json_t *v, bool *fail)
-{
-	if (!v || json_array_append_new(arr, v))
-		*fail = true;
-}
 
 static json_t *json_families(const struct agg *a, const struct quality_view *v, bool *fail)
 {
