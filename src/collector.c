@@ -57,6 +57,7 @@ struct collector {
 	__u64 *wm;		/* per-CPU watermark (order key) */
 	__u64 *flushed_at;	/* per-CPU time of the last batch */
 	struct queue *q;	/* per-CPU queues, then one for nested records */
+	int *heap;		/* deliver()'s merge heap, one slot per queue */
 	__u64 delivered_key;	/* newest order key handed to the sink */
 	__u64 events;
 	__u64 out_of_order;
@@ -189,31 +190,56 @@ static void deliver_one(struct collector *c, struct qent *qe)
 	c->sink.event(c->sink.ctx, e);
 }
 
-/* merge all queues by timestamp, up to and including limit */
+static __u64 head_key(const struct collector *c, int i)
+{
+	const struct queue *q = &c->q[i];
+
+	return q->v[q->head].key;
+}
+
+/* restore the heap order below slot k (a min-heap of queue indices by head key) */
+static void sift_down(const struct collector *c, int *heap, int n, int k)
+{
+	for (;;) {
+		int l = 2 * k + 1, m = k, t;
+
+		if (l < n && head_key(c, heap[l]) < head_key(c, heap[m]))
+			m = l;
+		if (l + 1 < n && head_key(c, heap[l + 1]) < head_key(c, heap[m]))
+			m = l + 1;
+		if (m == k)
+			return;
+		t = heap[k];
+		heap[k] = heap[m];
+		heap[m] = t;
+		k = m;
+	}
+}
+
+/*
+ * Merge all queues by order key, up to and including limit: a k-way merge
+ * with a heap of the non-empty queues, so the cost per record grows with
+ * log(CPUs), not with the number of CPUs.
+ */
 static void deliver(struct collector *c, __u64 limit)
 {
-	int nq = c->nr_cpus + 1;
+	int nq = c->nr_cpus + 1, n = 0;
+	int *heap = c->heap;
 
-	for (;;) {
-		struct queue *best = NULL;
-		__u64 best_key = limit;
+	for (int i = 0; i < nq; i++)
+		if (c->q[i].head != c->q[i].tail)
+			heap[n++] = i;
+	for (int k = n / 2 - 1; k >= 0; k--)
+		sift_down(c, heap, n, k);
+	while (n && head_key(c, heap[0]) <= limit) {
+		struct queue *q = &c->q[heap[0]];
 
-		for (int i = 0; i < nq; i++) {
-			struct queue *q = &c->q[i];
-
-			if (q->head == q->tail)
-				continue;
-			if (q->v[q->head].key <= best_key &&
-			    (!best || q->v[q->head].key < best_key)) {
-				best = q;
-				best_key = q->v[q->head].key;
-			}
+		deliver_one(c, &q->v[q->head++]);
+		if (q->head == q->tail) {
+			q->head = q->tail = 0;
+			heap[0] = heap[--n];
 		}
-		if (!best)
-			break;
-		deliver_one(c, &best->v[best->head++]);
-		if (best->head == best->tail)
-			best->head = best->tail = 0;
+		sift_down(c, heap, n, 0);
 	}
 }
 
@@ -326,7 +352,8 @@ int collector__open(struct collector **out, const struct plan *plan,
 	c->wm = calloc(c->nr_cpus, sizeof(*c->wm));
 	c->flushed_at = calloc(c->nr_cpus, sizeof(*c->flushed_at));
 	c->q = calloc(c->nr_cpus + 1, sizeof(*c->q));
-	if (!c->online || !c->wm || !c->flushed_at || !c->q) {
+	c->heap = calloc(c->nr_cpus + 1, sizeof(*c->heap));
+	if (!c->online || !c->wm || !c->flushed_at || !c->q || !c->heap) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -602,6 +629,7 @@ void collector__free(struct collector *c)
 		for (int i = 0; i <= c->nr_cpus; i++)
 			free(c->q[i].v);
 	free(c->q);
+	free(c->heap);
 	free(c->wm);
 	free(c->flushed_at);
 	free(c->online);
