@@ -19,6 +19,10 @@
 #include <bpf/bpf_core_read.h>
 #include "kmemscope.h"
 
+#ifndef barrier
+#define barrier() asm volatile("" ::: "memory")
+#endif
+
 #ifndef barrier_var
 #define barrier_var(var) asm volatile("" : "+r"(var))
 #endif
@@ -242,9 +246,19 @@ static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
 	__u32 gen = *(volatile __u32 *)&filter_gen;
 
 	if (s->filter_pid != tgid || s->filter_gen != gen) {
-		s->filter_pid = tgid;
+		bool ok = bpf_map_lookup_elem(&pids, &tgid) != NULL;
+
+		/*
+		 * The answer first, the key last: an interrupt landing in between
+		 * must not find this tgid's key next to another tgid's answer.
+		 */
+		s->filter_pid = 0;
+		barrier();
+		s->filter_ok = ok;
 		s->filter_gen = gen;
-		s->filter_ok = bpf_map_lookup_elem(&pids, &tgid) != NULL;
+		barrier();
+		s->filter_pid = tgid;
+		return ok;
 	}
 	return s->filter_ok;
 }
@@ -726,8 +740,28 @@ int BPF_PROG(follow_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ptgid = parent->tgid, ctgid = child->tgid;
 	__u8 one = 1;
 
-	if (filter_pids && bpf_map_lookup_elem(&pids, &ptgid))
-		bpf_map_update_elem(&pids, &ctgid, &one, BPF_NOEXIST);
+	if (filter_pids && bpf_map_lookup_elem(&pids, &ptgid) &&
+	    !bpf_map_update_elem(&pids, &ctgid, &one, BPF_NOEXIST))
+		/* pids are reused: a CPU may hold a stale "no" for this one */
+		__sync_fetch_and_add(&filter_gen, 1);
+	return 0;
+}
+
+/*
+ * A traced process is gone: its pid may be reused by one that is not traced.
+ * Not at exit, whose tracepoint comes before the exit path frees the
+ * process's memory, but when the thread-group leader's task is freed, after
+ * every thread of the group has been reaped.
+ */
+SEC("tp_btf/sched_process_free")
+int BPF_PROG(forget_pid, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if (!filter_pids || p->pid != p->tgid)
+		return 0;
+	if (!bpf_map_delete_elem(&pids, &tgid))
+		__sync_fetch_and_add(&filter_gen, 1);
 	return 0;
 }
 

@@ -69,6 +69,7 @@ static const struct plan_event plan_template[] = {
 	{ "percpu_free", KMS_FAM_PERCPU, false, false, 0, { TP("percpu", "percpu_free_percpu") } },
 	{ "fork", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_fork", "follow_fork" } } },
 	{ "exec", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
+	{ "free", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_free", "forget_pid" } } },
 };
 
 static const char *method_names[] = {

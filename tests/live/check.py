@@ -56,17 +56,24 @@ def out(ok, name, why=""):
 
 def perf_counts(data, worker):
     """Per-event samples of one pid, its kfree(NULL) count, and what perf lost."""
-    r = subprocess.run(["perf", "script", "-i", data, "-F", "pid,event,trace"],
+    # Measured here: perf record -a now and then writes a run of samples twice
+    # (same CPU, same nanosecond, same fields). Two real events cannot share
+    # all of those, so exact duplicates are dropped from the reference.
+    r = subprocess.run(["perf", "script", "--ns", "-i", data, "-F", "pid,cpu,time,event,trace"],
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"check: perf script failed: {r.stderr.strip().splitlines()[-1:]}")
     counts = {k: 0 for k in EVENTS.values()}
     kfree_null = 0
+    seen = set()
     for line in r.stdout.splitlines():
         w = line.split()
-        if len(w) < 2 or w[0] != str(worker):
+        if len(w) < 4 or w[0] != str(worker):
             continue
-        key = EVENTS.get(w[1].rstrip(":"))
+        if line in seen:
+            continue
+        seen.add(line)
+        key = EVENTS.get(w[3].rstrip(":"))
         if key:
             counts[key] += 1
         # kmem:kfree fires before kfree() returns early on NULL
