@@ -1,14 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Ordering. Each CPU ships its records in batches, in time order, and every
- * batch says "all my records stamped before flush_ts are out" (the flush_ts
- * watermark). Records from different CPUs are merged by timestamp up to the
- * smallest watermark over all online CPUs: past that point no CPU can still
- * hold an older record. A quiet CPU would hold the watermark back, so the
- * collector runs the flush_stage program on it (BPF_F_TEST_RUN_ON_CPU). This
- * is the same idea as perf's ordered events, with the flush made explicit.
- * Order matters because an object allocated on one CPU is often freed on
- * another: matching frees to allocations needs the alloc first.
+ * The live collector. Records are put in order by merge.c, up to the
+ * smallest per-CPU watermark; a quiet CPU would hold the watermark back, so
+ * the collector runs the flush_stage program on it (BPF_F_TEST_RUN_ON_CPU).
+ * This is the same idea as perf's ordered events, with the flush made
+ * explicit.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +17,7 @@
 #include <bpf/btf.h>
 #include "kmemscope.skel.h"
 #include "collector.h"
+#include "merge.h"
 #include "plan.h"
 #include "log.h"
 
@@ -36,17 +33,6 @@ struct stage_head {
 	__u64 filtered;
 };
 
-/* a record waiting for its turn, with the key it is ordered by */
-struct qent {
-	__u64 key;
-	struct kms_event ev;
-};
-
-struct queue {
-	struct qent *v;
-	size_t head, tail, cap;
-};
-
 struct collector {
 	struct kmemscope_bpf *skel;
 	const struct plan *plan;
@@ -54,14 +40,8 @@ struct collector {
 	struct collector_sink sink;
 	int nr_cpus;		/* possible CPUs */
 	bool *online;
-	__u64 *wm;		/* per-CPU watermark (order key) */
-	__u64 *flushed_at;	/* per-CPU time of the last batch */
-	struct queue *q;	/* per-CPU queues, then one for nested records */
-	int *heap;		/* deliver()'s merge heap, one slot per queue */
-	__u64 delivered_key;	/* newest order key handed to the sink */
+	struct merge *m;	/* records of all CPUs, put in order */
 	__u64 events;
-	__u64 out_of_order;
-	__u64 bad_records;
 	bool attached;
 	bool stopped;
 	bool context;
@@ -77,110 +57,10 @@ static __u64 now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* make room for n more entries */
-static int q_reserve(struct queue *q, size_t n)
-{
-	if (q->tail + n > q->cap) {
-		size_t live = q->tail - q->head;
-
-		/* compact first; grow only if still short */
-		if (q->head && live + n <= q->cap) {
-			memmove(q->v, q->v + q->head, live * sizeof(*q->v));
-		} else {
-			size_t cap = q->cap ? q->cap : 4096;
-			struct qent *nv;
-
-			while (cap < live + n)
-				cap *= 2;
-			nv = malloc(cap * sizeof(*nv));
-			if (!nv)
-				return -ENOMEM;
-			if (live)
-				memcpy(nv, q->v + q->head, live * sizeof(*nv));
-			free(q->v);
-			q->v = nv;
-			q->cap = cap;
-		}
-		q->head = 0;
-		q->tail = live;
-	}
-	return 0;
-}
-
-/* nested records are rare and nearly in order: insertion from the back */
-static int q_insert_sorted(struct queue *q, const struct qent *e)
-{
-	size_t i;
-	int err = q_reserve(q, 1);
-
-	if (err)
-		return err;
-	q->tail++;
-	for (i = q->tail - 1; i > q->head && q->v[i - 1].key > e->key; i--)
-		q->v[i] = q->v[i - 1];
-	q->v[i] = *e;
-	return 0;
-}
-
-static int on_sample(void *ctx, void *data, size_t size)
+static void deliver_one(void *ctx, struct kms_event *e)
 {
 	struct collector *c = ctx;
-	const struct kms_batch *b = data;
-	bool seq = b->flags & KMS_BATCH_SEQ;
-	struct queue *q;
-	size_t n;
-	int err;
 
-	if (size < offsetof(struct kms_batch, ev) || b->cpu >= (unsigned int)c->nr_cpus ||
-	    b->count > KMS_BATCH ||
-	    size < offsetof(struct kms_batch, ev) + b->count * sizeof(struct kms_event)) {
-		c->bad_records++;
-		return 0;
-	}
-	n = b->count;
-	if (b->flags & KMS_BATCH_NESTED) {
-		struct qent e;
-
-		if (!n)
-			return 0;
-		e.key = b->ev[0].ts;
-		e.ev = b->ev[0];
-		e.ev.cpu = b->cpu;
-		if (seq)
-			e.ev.ts = b->flush_ts;
-		if (e.key < c->delivered_key)
-			c->out_of_order++;
-		return q_insert_sorted(&c->q[c->nr_cpus], &e);
-	}
-	q = &c->q[b->cpu];
-	err = q_reserve(q, n);
-	if (err)
-		return err;
-	for (size_t i = 0; i < n; i++) {
-		struct qent *e = &q->v[q->tail++];
-
-		e->key = b->ev[i].ts;
-		e->ev = b->ev[i];
-		e->ev.cpu = b->cpu;
-		/* a sequence number is no time: date the record by its batch */
-		if (seq)
-			e->ev.ts = b->flush_ts;
-		if (e->key < c->delivered_key)
-			c->out_of_order++;
-	}
-	if (b->flush_key > c->wm[b->cpu])
-		c->wm[b->cpu] = b->flush_key;
-	if (b->flush_ts > c->flushed_at[b->cpu])
-		c->flushed_at[b->cpu] = b->flush_ts;
-	return 0;
-}
-
-static void deliver_one(struct collector *c, struct qent *qe)
-{
-	struct kms_event *e = &qe->ev;
-
-	if (qe->key > c->delivered_key)
-		c->delivered_key = qe->key;
 	if (e->type >= KMS_EV_META_TASK) {
 		if (c->sink.meta)
 			c->sink.meta(c->sink.ctx, (const struct kms_meta *)e);
@@ -190,57 +70,16 @@ static void deliver_one(struct collector *c, struct qent *qe)
 	c->sink.event(c->sink.ctx, e);
 }
 
-static __u64 head_key(const struct collector *c, int i)
+static int on_sample(void *ctx, void *data, size_t size)
 {
-	const struct queue *q = &c->q[i];
+	struct collector *c = ctx;
 
-	return q->v[q->head].key;
+	return merge__batch(c->m, data, size);
 }
 
-/* restore the heap order below slot k (a min-heap of queue indices by head key) */
-static void sift_down(const struct collector *c, int *heap, int n, int k)
-{
-	for (;;) {
-		int l = 2 * k + 1, m = k, t;
-
-		if (l < n && head_key(c, heap[l]) < head_key(c, heap[m]))
-			m = l;
-		if (l + 1 < n && head_key(c, heap[l + 1]) < head_key(c, heap[m]))
-			m = l + 1;
-		if (m == k)
-			return;
-		t = heap[k];
-		heap[k] = heap[m];
-		heap[m] = t;
-		k = m;
-	}
-}
-
-/*
- * Merge all queues by order key, up to and including limit: a k-way merge
- * with a heap of the non-empty queues, so the cost per record grows with
- * log(CPUs), not with the number of CPUs.
- */
 static void deliver(struct collector *c, __u64 limit)
 {
-	int nq = c->nr_cpus + 1, n = 0;
-	int *heap = c->heap;
-
-	for (int i = 0; i < nq; i++)
-		if (c->q[i].head != c->q[i].tail)
-			heap[n++] = i;
-	for (int k = n / 2 - 1; k >= 0; k--)
-		sift_down(c, heap, n, k);
-	while (n && head_key(c, heap[0]) <= limit) {
-		struct queue *q = &c->q[heap[0]];
-
-		deliver_one(c, &q->v[q->head++]);
-		if (q->head == q->tail) {
-			q->head = q->tail = 0;
-			heap[0] = heap[--n];
-		}
-		sift_down(c, heap, n, 0);
-	}
+	merge__deliver(c->m, limit, deliver_one, c);
 }
 
 static int read_online(bool *online, int nr)
@@ -349,11 +188,8 @@ int collector__open(struct collector **out, const struct plan *plan,
 		goto fail;
 	}
 	c->online = calloc(c->nr_cpus, sizeof(*c->online));
-	c->wm = calloc(c->nr_cpus, sizeof(*c->wm));
-	c->flushed_at = calloc(c->nr_cpus, sizeof(*c->flushed_at));
-	c->q = calloc(c->nr_cpus + 1, sizeof(*c->q));
-	c->heap = calloc(c->nr_cpus + 1, sizeof(*c->heap));
-	if (!c->online || !c->wm || !c->flushed_at || !c->q || !c->heap) {
+	c->m = merge__new(c->nr_cpus);
+	if (!c->online || !c->m) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -437,7 +273,7 @@ static void flush_stale(struct collector *c, bool all)
 	__u64 now = now_ns();
 
 	for (int i = 0; i < c->nr_cpus; i++) {
-		if (!c->online[i] || (!all && c->flushed_at[i] + STALE_NS > now))
+		if (!c->online[i] || (!all && merge__flushed_at(c->m, i) + STALE_NS > now))
 			continue;
 		if (flush_cpu(c, i) == -ENXIO)
 			c->online[i] = false;	/* went offline: it ships nothing more */
@@ -457,12 +293,7 @@ int collector__attach(struct collector *c)
 
 static __u64 watermark(struct collector *c)
 {
-	__u64 w = ~0ULL;
-
-	for (int i = 0; i < c->nr_cpus; i++)
-		if (c->online[i] && c->wm[i] < w)
-			w = c->wm[i];
-	return w;
+	return merge__watermark(c->m, c->online);
 }
 
 int collector__poll(struct collector *c)
@@ -539,7 +370,7 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 	struct bpf_program *prog;
 
 	q->events = c->events;
-	q->out_of_order = c->out_of_order;
+	q->out_of_order = merge__stats(c->m)->out_of_order;
 	if (vals) {
 		for (__u32 k = 0; k < KMS_CNT_NR; k++) {
 			__u64 sum = 0;
@@ -570,7 +401,7 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 		}
 		free(vals);
 	}
-	q->lost += c->bad_records;
+	q->lost += merge__stats(c->m)->bad_records;
 	q->filtered += stage_filtered(c);
 	q->misses = 0;
 	bpf_object__for_each_program(prog, c->skel->obj) {
@@ -625,13 +456,7 @@ void collector__free(struct collector *c)
 		return;
 	ring_buffer__free(c->rb);
 	kmemscope_bpf__destroy(c->skel);
-	if (c->q)
-		for (int i = 0; i <= c->nr_cpus; i++)
-			free(c->q[i].v);
-	free(c->q);
-	free(c->heap);
-	free(c->wm);
-	free(c->flushed_at);
+	merge__free(c->m);
 	free(c->online);
 	free(c);
 }

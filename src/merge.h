@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Ordering. Each CPU ships its records in batches, in order, and every batch
+ * says "all my records with a smaller key are out" (its flush_key watermark).
+ * Records from different CPUs are merged by key up to the smallest watermark
+ * over the online CPUs: past that point no CPU can still hold an older
+ * record. Records made inside a handler on the same CPU (interrupts) come as
+ * single nested batches and are sorted in. Order matters because an object
+ * allocated on one CPU is often freed on another: matching frees to
+ * allocations needs the allocation first.
+ */
+#ifndef KMS_MERGE_H
+#define KMS_MERGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+#include "kmemscope.h"
+
+struct merge;
+
+struct merge_stats {
+	__u64 out_of_order;	/* records that arrived behind what was already delivered */
+	__u64 bad_records;	/* ring-buffer records that are no valid batch */
+};
+
+/* e->cpu is set; e->ts is the time in ns (a sequence key is replaced by its batch's time) */
+typedef void (*merge_fn)(void *ctx, struct kms_event *e);
+
+struct merge *merge__new(int nr_cpus);
+void merge__free(struct merge *m);
+/* take one ring-buffer record (a struct kms_batch); 0 or -ENOMEM */
+int merge__batch(struct merge *m, const void *data, size_t size);
+/* hand fn every queued record with key <= limit, in key order */
+void merge__deliver(struct merge *m, __u64 limit, merge_fn fn, void *ctx);
+/* the smallest watermark over the CPUs marked online (NULL: all) */
+__u64 merge__watermark(const struct merge *m, const bool *online);
+/* time (ns) of the last batch from cpu */
+__u64 merge__flushed_at(const struct merge *m, int cpu);
+size_t merge__pending(const struct merge *m);
+const struct merge_stats *merge__stats(const struct merge *m);
+
+#endif

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Ordering records of several CPUs: watermarks, nested records, late records. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "merge.h"
+
+#define MAXOUT 4096
+
+struct out {
+	int n;
+	__u64 ptr[MAXOUT];	/* each record's ptr carries its key, to check the order */
+	__u16 cpu[MAXOUT];
+	__u64 ts[MAXOUT];
+};
+
+static void collect(void *ctx, struct kms_event *e)
+{
+	struct out *o = ctx;
+
+	if (o->n < MAXOUT) {
+		o->ptr[o->n] = e->ptr;
+		o->cpu[o->n] = e->cpu;
+		o->ts[o->n] = e->ts;
+		o->n++;
+	}
+}
+
+/* a batch from cpu with records of the given keys, then watermark flush_key */
+static size_t batch(struct kms_batch *b, int cpu, const __u64 *keys, int n, __u64 flush_key,
+		    __u16 flags)
+{
+	memset(b, 0, sizeof(*b));
+	b->cpu = cpu;
+	b->count = n;
+	b->flags = flags;
+	b->flush_key = flush_key;
+	b->flush_ts = 1000000 + flush_key;
+	for (int i = 0; i < n; i++) {
+		b->ev[i].type = KMS_EV_KMALLOC;
+		b->ev[i].ts = keys[i];
+		b->ev[i].ptr = keys[i];
+	}
+	return offsetof(struct kms_batch, ev) + n * sizeof(struct kms_event);
+}
+
+static void assert_sorted(const struct out *o)
+{
+	for (int i = 1; i < o->n; i++)
+		assert_true(o->ptr[i - 1] <= o->ptr[i]);
+}
+
+static void test_two_cpus(void **state)
+{
+	struct merge *m = merge__new(2);
+	struct kms_batch *b = malloc(sizeof(*b));
+	struct out o = {};
+	__u64 k0[] = { 1, 4, 6 }, k1[] = { 2, 3, 9 }, k0b[] = { 10, 12 };
+	size_t sz;
+
+	assert_non_null(m);
+	sz = batch(b, 0, k0, 3, 7, 0);
+	assert_int_equal(merge__batch(m, b, sz), 0);
+	/* cpu 1 has shipped nothing: nothing can be delivered */
+	assert_int_equal(merge__watermark(m, NULL), 0);
+	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	assert_int_equal(o.n, 0);
+
+	sz = batch(b, 1, k1, 3, 11, 0);
+	assert_int_equal(merge__batch(m, b, sz), 0);
+	assert_int_equal(merge__watermark(m, NULL), 7);
+	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	/* 1 2 3 4 6 are safe; 9 waits for cpu 0 to pass it */
+	assert_int_equal(o.n, 5);
+	assert_sorted(&o);
+	assert_int_equal(o.ptr[4], 6);
+	assert_int_equal(merge__pending(m), 1);
+
+	sz = batch(b, 0, k0b, 2, 13, 0);
+	assert_int_equal(merge__batch(m, b, sz), 0);
+	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	assert_int_equal(o.n, 7);	/* 9 and 10; 12 waits for cpu 1 */
+	merge__deliver(m, ~0ULL, collect, &o);
+	assert_int_equal(o.n, 8);
+	assert_sorted(&o);
+	assert_int_equal(o.cpu[7], 0);
+	assert_int_equal(merge__stats(m)->out_of_order, 0);
+	merge__free(m);
+	free(b);
+}
+
+static void test_offline_cpu(void **state)
+{
+	struct merge *m = merge__new(3);
+	struct kms_batch *b = malloc(sizeof(*b));
+	bool online[3] = { true, false, true };
+	struct out o = {};
+	__u64 k[] = { 5 };
+
+	merge__batch(m, b, batch(b, 0, k, 1, 6, 0));
+	merge__batch(m, b, batch(b, 2, NULL, 0, 8, KMS_BATCH_FORCED));
+	/* an offline CPU does not hold the watermark back */
+	assert_int_equal(merge__watermark(m, online), 6);
+	assert_int_equal(merge__watermark(m, NULL), 0);
+	merge__deliver(m, merge__watermark(m, online), collect, &o);
+	assert_int_equal(o.n, 1);
+	merge__free(m);
+	free(b);
+}
+
+static void test_nested_and_late(void **state)
+{
+	struct merge *m = merge__new(1);
+	struct kms_batch *b = malloc(sizeof(*b));
+	struct out o = {};
+	__u64 k[] = { 3, 8 }, n1[] = { 5 }, n2[] = { 4 }, late[] = { 1 };
+
+	/* nested records arrive before the batch they were made inside of */
+	merge__batch(m, b, batch(b, 0, n1, 1, 0, KMS_BATCH_NESTED));
+	merge__batch(m, b, batch(b, 0, n2, 1, 0, KMS_BATCH_NESTED));
+	/* a nested batch never moves the watermark */
+	assert_int_equal(merge__watermark(m, NULL), 0);
+	merge__batch(m, b, batch(b, 0, k, 2, 9, 0));
+	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	assert_int_equal(o.n, 4);
+	assert_int_equal(o.ptr[0], 3);
+	assert_int_equal(o.ptr[1], 4);
+	assert_int_equal(o.ptr[2], 5);
+	assert_int_equal(o.ptr[3], 8);
+	assert_int_equal(merge__stats(m)->out_of_order, 0);
+
+	/* a record older than what was delivered is still delivered, and counted */
+	merge__batch(m, b, batch(b, 0, late, 1, 10, 0));
+	merge__deliver(m, ~0ULL, collect, &o);
+	assert_int_equal(o.n, 5);
+	assert_int_equal(merge__stats(m)->out_of_order, 1);
+	merge__free(m);
+	free(b);
+}
+
+static void test_seq_time(void **state)
+{
+	struct merge *m = merge__new(1);
+	struct kms_batch *b = malloc(sizeof(*b));
+	struct out o = {};
+	__u64 k[] = { 7, 8 };
+
+	/* sequence keys are no time: records are dated by their batch */
+	merge__batch(m, b, batch(b, 0, k, 2, 9, KMS_BATCH_SEQ));
+	merge__deliver(m, ~0ULL, collect, &o);
+	assert_int_equal(o.n, 2);
+	assert_int_equal(o.ts[0], 1000000 + 9);
+	assert_int_equal(o.ptr[1], 8);
+	merge__free(m);
+	free(b);
+}
+
+static void test_bad_records(void **state)
+{
+	struct merge *m = merge__new(2);
+	struct kms_batch *b = malloc(sizeof(*b));
+	struct out o = {};
+	__u64 k[] = { 1, 2 };
+	size_t sz = batch(b, 1, k, 2, 3, 0);
+
+	assert_int_equal(merge__batch(m, b, 4), 0);		/* shorter than a header */
+	assert_int_equal(merge__batch(m, b, sz - 1), 0);	/* cut record */
+	b->cpu = 5;
+	assert_int_equal(merge__batch(m, b, sz), 0);		/* no such CPU */
+	b->cpu = 1;
+	b->count = KMS_BATCH + 1;
+	assert_int_equal(merge__batch(m, b, sizeof(*b)), 0);	/* too many */
+	assert_int_equal(merge__stats(m)->bad_records, 4);
+	merge__deliver(m, ~0ULL, collect, &o);
+	assert_int_equal(o.n, 0);
+	merge__free(m);
+	free(b);
+}
+
+/* many CPUs, many batches, random interleaving: every record once, in order */
+static void test_many(void **state)
+{
+	enum { CPUS = 9, PER = 300 };
+	struct merge *m = merge__new(CPUS);
+	struct kms_batch *b = malloc(sizeof(*b));
+	static struct out o;
+	__u64 next[CPUS] = {}, key = 1;
+	int left[CPUS], total = 0;
+
+	srand(7);
+	memset(&o, 0, sizeof(o));
+	for (int c = 0; c < CPUS; c++)
+		left[c] = PER;
+	while (total < CPUS * PER) {
+		int c = rand() % CPUS, n = 1 + rand() % 20;
+		__u64 keys[20];
+
+		if (!left[c])
+			continue;
+		if (n > left[c])
+			n = left[c];
+		/* keys grow globally, as a shared counter hands them out */
+		for (int i = 0; i < n; i++)
+			keys[i] = key += 1 + rand() % 3;
+		next[c] = key + 1;
+		assert_int_equal(merge__batch(m, b, batch(b, c, keys, n, next[c], KMS_BATCH_SEQ)), 0);
+		left[c] -= n;
+		total += n;
+		merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	}
+	merge__deliver(m, ~0ULL, collect, &o);
+	assert_int_equal(o.n, CPUS * PER);
+	assert_sorted(&o);
+	assert_int_equal(merge__pending(m), 0);
+	assert_int_equal(merge__stats(m)->out_of_order, 0);
+	merge__free(m);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_cpus),
+		cmocka_unit_test(test_offline_cpu),
+		cmocka_unit_test(test_nested_and_late),
+		cmocka_unit_test(test_seq_time),
+		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_many),
+	};
+
+	return cmocka_run_group_tests_name("merge", tests, NULL, NULL);
+}
