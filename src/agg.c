@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hash.h"
 #include "agg.h"
 
 #define PAGE_SHIFT_BPF	12	/* the BPF side sizes pages as 4096 << order */
@@ -27,17 +28,8 @@ struct htab {
 	__u32 grow_at;
 };
 
-#define HASH_USED (1ULL << 63)
-
-static inline __u64 mix64(__u64 x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x | HASH_USED;
-}
+/* the tables' hash: never 0, which marks an empty slot */
+#define mix64 kms_hash64
 
 static int htab__init(struct htab *h, __u32 slot_size, __u32 cap)
 {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hash.h"
 #include "detect.h"
 #include "frames.h"
 #include "ksyms.h"
@@ -114,15 +115,8 @@ const char *detect_nest_name(int nest)
 	       nest_names[nest] : NULL;
 }
 
-static inline __u64 mix64(__u64 x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x | (1ULL << 63);	/* 0 marks an empty slot */
-}
+/* the tables' hash: never 0, which marks an empty slot */
+#define mix64 kms_hash64
 
 /* ---- object table: live objects and the recently-freed set ---- */
 
