@@ -133,6 +133,17 @@ def main():
 
     # every key perf counts must be there; keys the schema adds later are ignored
     missing = [k for k in EVENTS.values() if k not in kms]
+    # The kernel skips a handler that an interrupt re-enters (a recursion
+    # miss). kmemscope reports those in quality.misses; such a run cannot
+    # match exactly, and says so itself. Only when every difference is a
+    # shortfall that the reported misses cover is the run inconclusive: the
+    # caller runs it again (RETRY); anything else fails.
+    short = sum(perf[k] - kms.get(k, 0) for k in EVENTS.values() if kms.get(k, 0) < perf[k])
+    over = any(kms.get(k, 0) > perf[k] for k in EVENTS.values())
+    misses = int(q.get("misses") or 0)
+    if not missing and not over and short and misses and short <= misses:
+        print(f"RETRY {t} counts short by {short}, within the {misses} reported misses")
+        return
     diffs = [f"{k} kmemscope={kms.get(k)} perf={perf[k]}"
              for k in EVENTS.values() if kms.get(k, 0) != perf[k]]
     out(not missing and not diffs, f"{t} counts equal perf for worker {worker}",
