@@ -138,9 +138,14 @@ EVENTS=$EVENTS,vmalloc:alloc_vmap_area,vmalloc:free_vmap_area_noflush
 # System-wide recording attributes every event to the task current when it
 # fired, which is what processes[].events counts.
 live_mode() {
-	mode=$1
-	n=$2
-	shift 2
+	live_try 1 "$@"
+}
+
+live_try() {
+	attempt=$1
+	mode=$2
+	n=$3
+	shift 3
 	t="$mode $n${*:+ ($*)}"
 	rm -f "$WORK/kms.json" "$WORK/perf.data"
 	RC=0
@@ -159,9 +164,9 @@ live_mode() {
 		return
 	fi
 	# a run that lost events to recursion misses (reported) cannot match: again
-	if grep -q '^RETRY ' "$WORK/check" && [ "${LIVE_TRY:-1}" -lt 3 ]; then
+	if grep -q '^RETRY ' "$WORK/check" && [ "$attempt" -lt 3 ]; then
 		echo "retry: $(grep '^RETRY ' "$WORK/check" | head -n 1)"
-		LIVE_TRY=$((${LIVE_TRY:-1} + 1)) live_mode "$mode" "$n" "$@"
+		live_try $((attempt + 1)) "$mode" "$n" "$@"
 		return
 	fi
 	pass "$t: kmemscope -- perf record -- trigger ran"
