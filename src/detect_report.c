@@ -32,10 +32,6 @@ static const char *const notes_rcu =
 static const char *const notes_free_stacks =
 	"Free stacks are not captured: bad frees show the free's call site and the "
 	"allocation's stack.";
-static const char *const notes_filtered =
-	"Only the traced processes' events were seen (-p or -- CMD without -a): objects "
-	"that other tasks freed (RCU callbacks, workers) show as outstanding. Use -a to "
-	"see every free.";
 static const char *const notes_unobservable =
 	"frees_not_observable: an address of these sites was handed out again while the "
 	"tracer still held it live, so their objects are freed by a path the kernel does "
@@ -610,8 +606,6 @@ int detect_report__leaks_text(const struct detect *d, const struct agg *a,
 	fprintf(out, "  allocated before trace %llu (freed, allocation not seen: expected)\n",
 		(unsigned long long)sum_fam(fs->unmatched));
 	text_verdict(&qs, out);
-	if (o->frees_filtered)
-		fprintf(out, "  note: %s\n", notes_filtered);
 
 	fprintf(out, "\nOutstanding by stack (%zu of %zu)\n", shown(o, v.nr[LC_LEAK]), v.nr[LC_LEAK]);
 	if (!v.nr[LC_LEAK])
@@ -1129,8 +1123,6 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 		jset(root, "misuse", j_misuse(d, o, &fail), &fail);
 	report_opts_for_quality(o, &ro);
 	jset(root, "quality", report__quality_json(a, &ro), &fail);
-	if (o->frees_filtered)
-		jpush(notes, json_string(notes_filtered), &fail);
 	jpush(notes, json_string(notes_unobservable), &fail);
 	jpush(notes, json_string(notes_before), &fail);
 	jpush(notes, json_string(notes_free_stacks), &fail);

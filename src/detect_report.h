@@ -27,7 +27,6 @@ struct detect_report_opts {
 	__u64 min_age_ns;		/* leaks younger than this are not reported */
 	unsigned int growth_min;	/* intervals in a row of growth to report a stack */
 	unsigned int snapshots;		/* interval snapshots taken (0: no growth data) */
-	bool frees_filtered;		/* -p/-- CMD: frees by other processes are not seen */
 	bool misuse;			/* include the misuse section */
 };
 

@@ -248,8 +248,6 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.ro.top = env.top;
 	env.ro.min_age_ns = env.min_age_ms * 1000000ULL;
 	env.ro.growth_min = env.growth ? env.growth : 3;
-	/* frees by other processes pass the BPF pid filter (KMS_CTX_OUTSIDE) */
-	env.ro.frees_filtered = false;
 	env.ro.misuse = dopts.misuse;
 	if (!s.context)
 		kms_warn("no allocation context on this kernel: atomic-context checks report "
