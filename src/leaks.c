@@ -129,29 +129,6 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
-static void hook_event(void *ctx, const struct kms_event *e)
-{
-	struct detect_env *env = ctx;
-
-	if (env->d)
-		detect__event(env->d, e);
-}
-
-static void hook_meta(void *ctx, const struct kms_meta *m)
-{
-	struct detect_env *env = ctx;
-
-	if (env->d)
-		detect__meta(env->d, m);
-}
-
-static int stack_of(void *ctx, int stack_id, __u64 *ips, int max)
-{
-	struct detect_env *env = ctx;
-
-	return env->s && env->s->coll ? session__stack(env->s, stack_id, ips, max) : -ENOENT;
-}
-
 static int tick(struct session *s, void *ctx)
 {
 	struct detect_env *env = ctx;
@@ -216,9 +193,6 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	err = cli_check_output(env.output);
 	if (err)
 		return err;
-	env.sa.so.hook_event = hook_event;
-	env.sa.so.hook_meta = hook_meta;
-	env.sa.so.hook_ctx = &env;
 	if (leaks)
 		env.sa.so.stacks_all = true;	/* grouping by stack needs every allocation's */
 
@@ -227,19 +201,12 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	dopts.leaks = leaks;
 	dopts.bad_frees = leaks;
 	dopts.misuse = !leaks || !env.no_misuse;
-	dopts.stack = stack_of;
-	dopts.stack_ctx = &env;
-	env.d = detect__new(&dopts);
-	if (!env.d) {
-		kms_error("Failed to set up the detectors: %s\n", strerror(ENOMEM));
-		return 1;
-	}
+	env.sa.so.detect = &dopts;
 	env.s = &s;
 	err = session__start(&s, &env.sa.so);
+	env.d = s.detect;
 	if (err)
 		goto out;
-	detect__set_env(env.d, s.ksyms, s.baseline_pc,
-			s.gfp ? gfp_table__value(s.gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	env.ro.ksyms = s.ksyms;
 	env.ro.gfp = s.gfp;
 	env.ro.kernel = cli_kernel_release();
@@ -281,7 +248,6 @@ int detect_cmd(int argc, char **argv, bool leaks)
 out:
 	session__free(&s);
 	env.s = NULL;
-	detect__free(env.d);
 	return err;
 }
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include "session.h"
 #include "collector.h"
+#include "detect.h"
 #include "frames.h"
 #include "gfp.h"
 #include "ksyms.h"
@@ -50,6 +51,13 @@ static __u64 resolve_site(struct session *s, int stack_id)
 	return i >= 0 ? ips[i] : 0;
 }
 
+static int detect_stack(void *ctx, int stack_id, __u64 *ips, int max)
+{
+	struct session *s = ctx;
+
+	return s->coll ? collector__stack(s->coll, stack_id, ips, max) : -ENOENT;
+}
+
 /* the calibration workload's own allocations measure the tracer's baseline */
 static bool calibration_event(struct session *s, const struct kms_event *e)
 {
@@ -77,8 +85,8 @@ static void sink_event(void *ctx, struct kms_event *e)
 	if (calibration_event(s, e))
 		return;
 	agg__event(s->agg, e);
-	if (s->hook_event)
-		s->hook_event(s->hook_ctx, e);
+	if (s->detect)
+		detect__event(s->detect, e);
 }
 
 static void sink_meta(void *ctx, const struct kms_meta *m)
@@ -86,8 +94,8 @@ static void sink_meta(void *ctx, const struct kms_meta *m)
 	struct session *s = ctx;
 
 	agg__meta(s->agg, m);
-	if (s->hook_meta)
-		s->hook_meta(s->hook_ctx, m);
+	if (s->detect)
+		detect__meta(s->detect, m);
 }
 
 /* allocations from plain process context, in as many families as user space can reach */
@@ -171,9 +179,6 @@ int session__start(struct session *s, const struct session_opts *o)
 	memset(s, 0, sizeof(*s));
 	s->cmd.go_fd = -1;
 	s->self = getpid();
-	s->hook_event = o->hook_event;
-	s->hook_meta = o->hook_meta;
-	s->hook_ctx = o->hook_ctx;
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		s->baseline_pc[f] = -1;
 	err = cli_preflight();
@@ -185,6 +190,17 @@ int session__start(struct session *s, const struct session_opts *o)
 	s->agg = agg__new(&ao);
 	if (!s->agg)
 		return 1;
+	if (o->detect) {
+		struct detect_opts dopts = *o->detect;
+
+		dopts.stack = detect_stack;
+		dopts.stack_ctx = s;
+		s->detect = detect__new(&dopts);
+		if (!s->detect) {
+			kms_error("Failed to set up the detectors: %s\n", strerror(ENOMEM));
+			return 1;
+		}
+	}
 	s->ksyms = ksyms__load(NULL);
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
@@ -251,6 +267,9 @@ int session__start(struct session *s, const struct session_opts *o)
 	s->context = collector__context(s->coll);
 	if (s->context)
 		calibrate(s, co.filter_pids);
+	if (s->detect)
+		detect__set_env(s->detect, s->ksyms, s->baseline_pc,
+				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
 	cli_cmd_go(&s->cmd);
 	return 0;
@@ -318,6 +337,7 @@ void session__free(struct session *s)
 {
 	cli_cmd_abort(&s->cmd);
 	collector__free(s->coll);
+	detect__free(s->detect);
 	plan__free(s->plan);
 	agg__free(s->agg);
 	ksyms__free(s->ksyms);

@@ -18,6 +18,8 @@ struct plan;
 struct collector;
 struct ksyms;
 struct gfp_table;
+struct detect;
+struct detect_opts;
 
 enum session_order {
 	SESSION_ORDER_AUTO = 0,	/* seq on up to 8 CPUs, else time */
@@ -38,10 +40,12 @@ struct session_opts {
 	bool context;		/* capture allocation context (atomic-context checks) */
 	bool stacks_all;	/* a stack for every allocation (leak detection) */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
-	/* a second consumer of the ordered stream (the detectors) */
-	void (*hook_event)(void *ctx, const struct kms_event *e);
-	void (*hook_meta)(void *ctx, const struct kms_meta *m);
-	void *hook_ctx;
+	/*
+	 * Detectors to run on the same ordered stream (NULL: none). The session
+	 * makes them, gives them its stacks, symbols, GFP names and calibrated
+	 * baselines, and frees them: see session.detect.
+	 */
+	const struct detect_opts *detect;
 };
 
 #define SESSION_MAX_PIDS 64
@@ -77,9 +81,7 @@ struct session {
 	 * measured at start-up (-1: unknown): what the tracer itself adds
 	 */
 	int baseline_pc[KMS_FAM_MAX];
-	void (*hook_event)(void *ctx, const struct kms_event *e);
-	void (*hook_meta)(void *ctx, const struct kms_meta *m);
-	void *hook_ctx;
+	struct detect *detect;	/* when session_opts.detect asked for one */
 	pid_t self;
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];

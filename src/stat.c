@@ -78,28 +78,9 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 
 /* stat's misuse summary: the detectors' context checks, no leak tracking */
 struct stat_misuse {
-	struct session *s;
 	struct detect *d;
 	struct detect_report_opts ro;
 };
-
-static void misuse_event(void *ctx, const struct kms_event *e)
-{
-	detect__event(((struct stat_misuse *)ctx)->d, e);
-}
-
-static void misuse_meta(void *ctx, const struct kms_meta *m)
-{
-	detect__meta(((struct stat_misuse *)ctx)->d, m);
-}
-
-/* page allocations under slab/vmalloc are judged at the outer allocation: their stacks say */
-static int misuse_stack(void *ctx, int stack_id, __u64 *ips, int max)
-{
-	struct stat_misuse *m = ctx;
-
-	return m->s ? session__stack(m->s, stack_id, ips, max) : -ENOENT;
-}
 
 static int misuse_text(void *ctx, FILE *out)
 {
@@ -135,6 +116,7 @@ int cmd_stat(int argc, char **argv)
 	struct stat_env env = { .top = 20, .sa.so.context = true };
 	struct report_opts ro = {};
 	struct stat_misuse mis = {};
+	struct detect_opts dopts = { .misuse = true };
 	struct kms_quality q;
 	struct session s;
 	const char *bad;
@@ -153,27 +135,13 @@ int cmd_stat(int argc, char **argv)
 			report__sort_keys());
 		return 2;
 	}
-	if (env.sa.so.context) {
-		struct detect_opts dopts = { .misuse = true, .stack = misuse_stack, .stack_ctx = &mis };
-
-		for (int f = 0; f < KMS_FAM_MAX; f++)
-			dopts.baseline_pc[f] = -1;
-		mis.d = detect__new(&dopts);
-		if (!mis.d) {
-			kms_error("Failed to set up the context checks: %s\n", strerror(ENOMEM));
-			return 1;
-		}
-		env.sa.so.hook_event = misuse_event;
-		env.sa.so.hook_meta = misuse_meta;
-		env.sa.so.hook_ctx = &mis;
-	}
-	mis.s = &s;
+	if (env.sa.so.context)
+		env.sa.so.detect = &dopts;
 	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
+	mis.d = s.detect;
 	if (mis.d) {
-		detect__set_env(mis.d, s.ksyms, s.baseline_pc,
-				s.gfp ? gfp_table__value(s.gfp, "__GFP_DIRECT_RECLAIM") : 0);
 		mis.ro.ksyms = s.ksyms;
 		mis.ro.gfp = s.gfp;
 		mis.ro.kernel = cli_kernel_release();
@@ -209,6 +177,5 @@ int cmd_stat(int argc, char **argv)
 	err = err ? 1 : 0;
 out:
 	session__free(&s);
-	detect__free(mis.d);
 	return err;
 }

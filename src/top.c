@@ -780,23 +780,6 @@ static SCREEN *tty_open(void)
 	return scr;
 }
 
-static void top_hook_event(void *ctx, const struct kms_event *e)
-{
-	detect__event(((struct top *)ctx)->d, e);
-}
-
-static void top_hook_meta(void *ctx, const struct kms_meta *m)
-{
-	detect__meta(((struct top *)ctx)->d, m);
-}
-
-static int top_stack(void *ctx, int stack_id, __u64 *ips, int max)
-{
-	struct top *t = ctx;
-
-	return t->s ? session__stack(t->s, stack_id, ips, max) : -ENOENT;
-}
-
 int cmd_top(int argc, char **argv)
 {
 	static const struct argp argp = {
@@ -819,6 +802,7 @@ int cmd_top(int argc, char **argv)
 		session_argp_children,
 	};
 	struct top_env env = { .interval = 1, .key = TOP_KEY_BYTES, .rows = -1 };
+	struct detect_opts dopts = { .misuse = true };
 	struct top t = {};
 	struct session s;
 	SCREEN *scr = NULL;
@@ -830,19 +814,8 @@ int cmd_top(int argc, char **argv)
 	env.sa.so.pids = env.sa.pids;
 	/* the atomic-context checks, counted on the quality line */
 	if (!env.no_context) {
-		struct detect_opts dopts = { .misuse = true, .stack = top_stack, .stack_ctx = &t };
-
-		for (int f = 0; f < KMS_FAM_MAX; f++)
-			dopts.baseline_pc[f] = -1;
-		t.d = detect__new(&dopts);
-		if (!t.d) {
-			kms_error("Failed to set up the context checks: %s\n", strerror(ENOMEM));
-			return 1;
-		}
 		env.sa.so.context = true;
-		env.sa.so.hook_event = top_hook_event;
-		env.sa.so.hook_meta = top_hook_meta;
-		env.sa.so.hook_ctx = &t;
+		env.sa.so.detect = &dopts;
 	}
 	t.env = &env;
 	t.s = &s;
@@ -850,11 +823,9 @@ int cmd_top(int argc, char **argv)
 	t.tty = !env.batch && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
 
 	err = session__start(&s, &env.sa.so);
+	t.d = s.detect;
 	if (err)
 		goto out;
-	if (t.d)
-		detect__set_env(t.d, s.ksyms, s.baseline_pc,
-				s.gfp ? gfp_table__value(s.gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	session__quality(&s, &t.q);
 	if (top__snap_take(&t.now, s.agg, s.start_ns, t.q.events, t.q.lost) ||
 	    top__snap_copy(&t.reset, &t.now) || top__snap_copy(&t.old, &t.now)) {
@@ -893,6 +864,5 @@ out:
 	top__snap_free(&t.reset);
 	free(t.rows);
 	session__free(&s);
-	detect__free(t.d);
 	return err;
 }
