@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include "agg.h"
 #include "cli.h"
 #include "kmemscope.h"
 #include "log.h"
@@ -57,10 +58,6 @@ int cli_parse_seconds(const char *s, const char *what, double *out)
 	return 0;
 }
 
-static const char *fam_names[KMS_FAM_MAX] = {
-	"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu",
-};
-
 int cli_parse_families(const char *list, unsigned int *out)
 {
 	char *dup = strdup(list), *tok, *save = NULL;
@@ -72,7 +69,7 @@ int cli_parse_families(const char *list, unsigned int *out)
 		int f;
 
 		for (f = 0; f < KMS_FAM_MAX; f++)
-			if (!strcmp(tok, fam_names[f]) ||
+			if (!strcmp(tok, kms_family_name(f)) ||
 			    (!strcmp(tok, "slab") && f <= KMS_FAM_CACHE) ||
 			    (!strcmp(tok, "cache") && f == KMS_FAM_CACHE))
 				mask |= 1u << f;
@@ -82,7 +79,7 @@ int cli_parse_families(const char *list, unsigned int *out)
 			continue;
 		else {
 			for (f = 0; f < KMS_FAM_MAX; f++)
-				if (!strcmp(tok, fam_names[f]))
+				if (!strcmp(tok, kms_family_name(f)))
 					break;
 			if (f == KMS_FAM_MAX) {
 				fprintf(stderr, "kmemscope: unknown family '%s' (one of: kmalloc, "

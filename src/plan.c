@@ -19,6 +19,7 @@
 #include <bpf/btf.h>
 #include <jansson.h>
 #include "kmemscope.skel.h"
+#include "agg.h"
 #include "plan.h"
 #include "log.h"
 #include "tracefs.h"
@@ -672,10 +673,6 @@ static const char *result_names[] = {
 	[CR_REJECTED] = "rejected",
 };
 
-static const char *fam_names[KMS_FAM_MAX] = {
-	"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu",
-};
-
 int plan__print_text(const struct plan *p, FILE *out)
 {
 	fprintf(out, "%-20s %-8s %-34s %s\n", "EVENT", "METHOD", "TARGET", "NOTES");
@@ -697,7 +694,7 @@ int plan__print_text(const struct plan *p, FILE *out)
 	}
 	fprintf(out, "\nfamilies:");
 	for (int f = 0; f < KMS_FAM_MAX; f++)
-		fprintf(out, " %s=%s", fam_names[f],
+		fprintf(out, " %s=%s", kms_family_name(f),
 			p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
 	fprintf(out, "\n");
 	return 0;
@@ -718,7 +715,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 
 		json_object_set_new(e, "event", json_string(ev->name));
 		json_object_set_new(e, "family", ev->family >= 0 ?
-				    json_string(fam_names[ev->family]) : json_null());
+				    json_string(kms_family_name(ev->family)) : json_null());
 		json_object_set_new(e, "method", sel ? json_string(method_names[sel->method]) :
 				    json_null());
 		json_object_set_new(e, "target", sel ? json_string(sel->target) : json_null());
@@ -741,7 +738,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		json_t *fj = json_object();
 
-		json_object_set_new(fj, "family", json_string(fam_names[f]));
+		json_object_set_new(fj, "family", json_string(kms_family_name(f)));
 		json_object_set_new(fj, "traced", json_boolean(p->fam_traced[f]));
 		json_object_set_new(fj, "method", p->fam_method[f] ?
 				    json_string(p->fam_method[f]) : json_null());

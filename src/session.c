@@ -219,10 +219,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f])
 			kms_warn("family %s cannot be traced on this kernel (see 'kmemscope "
-				 "probe'); reports mark it NOT TRACED\n",
-				 f == KMS_FAM_KMALLOC ? "kmalloc" : f == KMS_FAM_CACHE ? "kmem_cache" :
-				 f == KMS_FAM_PAGE ? "page" : f == KMS_FAM_VMALLOC ? "vmalloc" :
-				 f == KMS_FAM_DMA ? "dma" : "percpu");
+				 "probe'); reports mark it NOT TRACED\n", kms_family_name(f));
 
 	co.ring_mb = o->ring_mb;
 	co.families = o->families;
