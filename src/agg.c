@@ -9,151 +9,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hash.h"
+#include "htab.h"
 #include "agg.h"
 
 #define PAGE_SHIFT_BPF	12	/* the BPF side sizes pages as 4096 << order */
 #define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
 
-/* ---- generic open-addressing hash table ----
- * A slot is { __u64 hash; key; value } laid out by the caller's slot struct.
- * hash 0 marks an empty slot, so stored hashes have their top bit set.
- * Functions are always inlined so the key compare has a constant size.
- */
-struct htab {
-	char *slots;
-	__u32 slot_size;
-	__u32 mask;		/* capacity - 1, capacity a power of two */
-	__u32 count;
-	__u32 grow_at;
-};
-
-/* the tables' hash: never 0, which marks an empty slot */
 #define mix64 kms_hash64
-
-static int htab__init(struct htab *h, __u32 slot_size, __u32 cap)
-{
-	h->slots = calloc(cap, slot_size);
-	if (!h->slots)
-		return -ENOMEM;
-	h->slot_size = slot_size;
-	h->mask = cap - 1;
-	h->count = 0;
-	h->grow_at = cap / 10 * 7;	/* 70 % load */
-	return 0;
-}
-
-static void htab__fini(struct htab *h)
-{
-	free(h->slots);
-	h->slots = NULL;
-}
-
-static inline __u64 *htab__at(const struct htab *h, __u32 i)
-{
-	return (__u64 *)(h->slots + (size_t)i * h->slot_size);
-}
-
-static __attribute__((always_inline)) inline void *
-htab__lookup(const struct htab *h, __u64 hash, const void *key, size_t ksz)
-{
-	__u32 i = hash & h->mask;
-
-	for (;;) {
-		__u64 *s = htab__at(h, i);
-
-		if (!*s)
-			return NULL;
-		if (*s == hash && !memcmp(s + 1, key, ksz))
-			return s;
-		i = (i + 1) & h->mask;
-	}
-}
-
-static int htab__grow(struct htab *h)
-{
-	struct htab n;
-	__u32 i, j;
-
-	if (htab__init(&n, h->slot_size, (h->mask + 1) * 2))
-		return -ENOMEM;
-	for (i = 0; i <= h->mask; i++) {
-		__u64 *s = htab__at(h, i);
-
-		if (!*s)
-			continue;
-		/* the stored hash places the slot: no key rehash */
-		for (j = *s & n.mask; *htab__at(&n, j); j = (j + 1) & n.mask)
-			;
-		memcpy(htab__at(&n, j), s, h->slot_size);
-	}
-	n.count = h->count;
-	free(h->slots);
-	*h = n;
-	return 0;
-}
-
-/*
- * The slot of key, created zeroed (hash and key set) if missing; NULL: no
- * memory. ksz and ssz (key and slot sizes) are constants at every call site.
- */
-static __attribute__((always_inline)) inline void *
-htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, size_t ssz, bool *created)
-{
-	__u32 i = hash & h->mask;
-	__u64 *s;
-
-	for (;;) {
-		s = htab__at(h, i);
-		if (!*s)
-			break;
-		if (*s == hash && !memcmp(s + 1, key, ksz)) {
-			*created = false;
-			return s;
-		}
-		i = (i + 1) & h->mask;
-	}
-	if (h->count >= h->grow_at) {
-		if (htab__grow(h))
-			return NULL;
-		/* one more probe run in the bigger table: the key is not there */
-		for (i = hash & h->mask; *htab__at(h, i); i = (i + 1) & h->mask)
-			;
-		s = htab__at(h, i);
-	}
-	memset(s, 0, ssz);
-	*s = hash;
-	memcpy(s + 1, key, ksz);
-	h->count++;
-	*created = true;
-	return s;
-}
-
-/* backward-shift deletion: no tombstones, probe runs stay short */
-static __attribute__((always_inline)) inline void
-htab__delete(struct htab *h, void *slot, size_t ssz)
-{
-	__u32 i = ((char *)slot - h->slots) / h->slot_size;
-	__u32 j = i;
-
-	for (;;) {
-		__u64 *s;
-		__u32 home;
-
-		j = (j + 1) & h->mask;
-		s = htab__at(h, j);
-		if (!*s)
-			break;
-		home = *s & h->mask;
-		/* move s back to the hole unless its home lies cyclically in (i, j] */
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			memcpy(htab__at(h, i), s, ssz);
-			i = j;
-		}
-	}
-	memset(htab__at(h, i), 0, ssz);
-	h->count--;
-}
 
 /* ---- growable dense arrays ---- */
 
@@ -231,8 +93,6 @@ struct proc {
 };
 
 struct agg {
-	char *comm;
-	unsigned int families;
 
 	struct agg_stats stats;
 	struct agg_counts fam[KMS_FAM_MAX];
@@ -347,21 +207,22 @@ bool kms_ev_is_alloc(int type)
 	return ev_info[type].alloc;
 }
 
+bool kms_ev_is_free(int type)
+{
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return false;
+	return ev_info[type].free;
+}
+
 /* ---- lifetime ---- */
 
-struct agg *agg__new(const struct agg_opts *opts)
+struct agg *agg__new(void)
 {
 	struct agg *a = calloc(1, sizeof(*a));
 	int i, err = 0;
 
 	if (!a)
 		return NULL;
-	if (opts && opts->comm) {
-		a->comm = strdup(opts->comm);
-		if (!a->comm)
-			goto fail;
-	}
-	a->families = opts ? opts->families : 0;
 	a->last_proc = -1;
 	a->last_gfp_idx = -1;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024);
@@ -399,7 +260,6 @@ void agg__free(struct agg *a)
 	free(a->procs);
 	free(a->gfps);
 	free(a->cpu_node);
-	free(a->comm);
 	free(a);
 }
 
@@ -423,11 +283,6 @@ int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus)
 
 /* ---- lookups that create ---- */
 
-static bool comm_matches(const struct agg *a, const char *comm)
-{
-	return !a->comm || !strncmp(comm, a->comm, KMS_COMM_LEN - 1);
-}
-
 static struct agg_proc *proc_get(struct agg *a, __u32 pid)
 {
 	struct u64_slot *s;
@@ -447,8 +302,6 @@ static struct agg_proc *proc_get(struct agg *a, __u32 pid)
 		}
 		s->idx = a->nr_procs++;
 		a->procs[s->idx].pid = pid;
-		/* no TASK meta yet: the comm is unknown, so a comm filter excludes it */
-		a->procs[s->idx].excluded = a->comm != NULL;
 	}
 	a->last_pid = pid;
 	a->last_proc = s->idx;
@@ -781,11 +634,6 @@ static bool on_free(struct agg *a, const struct kms_event *e, int cls)
 	return true;
 }
 
-static inline bool family_wanted(const struct agg *a, int fam)
-{
-	return !a->families || (a->families & (1U << fam));
-}
-
 void agg__event(struct agg *a, const struct kms_event *e)
 {
 	unsigned int type = e->type;
@@ -811,15 +659,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 	else
 		a->stats.last_ts = e->ts;
 
-	/* a slab free may free a kmem_cache object through kfree */
-	if (a->families && !family_wanted(a, fam) &&
-	    !(ei->free && fam_class[fam] == LC_SLAB &&
-	      family_wanted(a, fam == KMS_FAM_KMALLOC ? KMS_FAM_CACHE : KMS_FAM_KMALLOC))) {
-		a->stats.skipped++;
-		return;
-	}
-
-	/* a free by a process outside -p/-- CMD counts only if it frees one of ours */
+	/* a free by a process outside the filters counts only if it frees one of ours */
 	if (e->ctx & KMS_CTX_OUTSIDE) {
 		if (!ei->free || !e->ptr || !on_free(a, e, ei->cls))
 			a->stats.filtered++;
@@ -831,26 +671,15 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		a->stats.nomem++;
 		return;
 	}
-	if (p->excluded) {
-		/*
-		 * outside the comm filter. A free that matches a live object is
-		 * still counted: that object was allocated inside the filter
-		 * (an RCU callback or a worker often frees it).
-		 */
-		if (!ei->free || !e->ptr || !on_free(a, e, ei->cls))
-			a->stats.filtered++;
-		return;
-	}
 	p->events[type]++;
 	if (ei->cls == LC_PAGE && ei->free)
 		a->orders[type == KMS_EV_PAGE_FREE ? clamp_order(e->order) : 0].frees++;
 
 	if (ei->alloc) {
-		if (family_wanted(a, fam))
-			on_alloc(a, e, fam, p);
+		on_alloc(a, e, fam, p);
 	} else if (ei->free) {
 		/* kfree(NULL) is an event the kernel counts, but frees nothing */
-		if (e->ptr && !on_free(a, e, ei->cls) && family_wanted(a, fam))
+		if (e->ptr && !on_free(a, e, ei->cls))
 			unmatched_free(a, e, fam);
 	} else {
 		/* allocation failure */
@@ -894,7 +723,6 @@ void agg__meta(struct agg *a, const struct kms_meta *m)
 		}
 		memcpy(p->comm, m->name, KMS_COMM_LEN - 1);
 		p->comm[KMS_COMM_LEN - 1] = '\0';
-		p->excluded = !comm_matches(a, p->comm);
 		break;
 	case KMS_EV_META_CACHE:
 		c = cache_get(a, m->key);

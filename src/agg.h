@@ -14,12 +14,8 @@
 
 struct agg;
 
-struct agg_opts {
-	const char *comm;	/* only events of processes with this comm (NULL: all) */
-	unsigned int families;	/* bit (1 << KMS_FAM_*): families to count (0: all) */
-};
-
-struct agg *agg__new(const struct agg_opts *opts);
+/* records come through the filter stage (filter.h): the aggregator counts all it is fed */
+struct agg *agg__new(void);
 void agg__free(struct agg *a);
 
 /* e->cpu is set and e->site already resolved (from the stack when the event had none) */
@@ -36,6 +32,7 @@ int kms_ev_family(int type);
 const char *kms_ev_name(int type);
 const char *kms_family_name(int fam);
 bool kms_ev_is_alloc(int type);
+bool kms_ev_is_free(int type);
 
 /* ---- read side, for reports: valid until the next agg__event/agg__meta ---- */
 
@@ -106,7 +103,6 @@ struct agg_cache {
 
 struct agg_proc {
 	__u32 pid;		/* tgid */
-	bool excluded;		/* outside the comm filter: not reported */
 	char comm[KMS_COMM_LEN];	/* latest TASK meta, "" when none was seen */
 	__u64 allocs;
 	__u64 bytes_alloc;
@@ -122,8 +118,7 @@ struct agg_stats {
 	__u64 events;		/* kms_event records fed */
 	__u64 metas;		/* kms_meta records fed */
 	__u64 invalid;		/* records of unknown type or family */
-	__u64 filtered;		/* events outside agg_opts.comm */
-	__u64 skipped;		/* events of families outside agg_opts.families */
+	__u64 filtered;		/* frees from outside the filters that freed none of ours */
 	__u64 unmatched_frees;	/* all families */
 	__u64 realloc_without_free;	/* all families */
 	__u64 page_split_frees;	/* page frees that freed part of a higher-order allocation */

@@ -264,7 +264,7 @@ static bool proc_keep(const void *r)
 
 	for (int t = 0; t < KMS_EV_NR_EVENTS; t++)
 		n += p->events[t];
-	return !p->excluded && n;
+	return n;
 }
 
 /* ---- shared helpers ---- */
@@ -325,7 +325,6 @@ struct quality_view {
 	__u64 unmatched_frees;
 	__u64 realloc_without_free;
 	__u64 page_split_frees;
-	__u64 agg_filtered;
 	bool complete;
 };
 
@@ -345,8 +344,7 @@ static void quality_view(const struct agg *a, const struct report_opts *o,
 		for (f = 0; f < KMS_FAM_MAX; f++)
 			v->q.traced[f] = true;
 	}
-	/* the comm filter runs here, not in the kernel: add its exclusions */
-	v->agg_filtered = st->filtered;
+	/* frees from outside the filters that freed nothing of ours */
 	v->q.filtered += st->filtered;
 	v->unmatched_frees = st->unmatched_frees;
 	v->realloc_without_free = st->realloc_without_free;

@@ -9,6 +9,7 @@
 #include "session.h"
 #include "collector.h"
 #include "detect.h"
+#include "filter.h"
 #include "frames.h"
 #include "gfp.h"
 #include "ksyms.h"
@@ -82,7 +83,7 @@ static void sink_event(void *ctx, struct kms_event *e)
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
-	if (calibration_event(s, e))
+	if (calibration_event(s, e) || !filter__event(s->filter, e))
 		return;
 	agg__event(s->agg, e);
 	if (s->detect)
@@ -93,6 +94,7 @@ static void sink_meta(void *ctx, const struct kms_meta *m)
 {
 	struct session *s = ctx;
 
+	filter__meta(s->filter, m);
 	agg__meta(s->agg, m);
 	if (s->detect)
 		detect__meta(s->detect, m);
@@ -172,7 +174,7 @@ static void calibrate(struct session *s, bool filtering)
 int session__start(struct session *s, const struct session_opts *o)
 {
 	struct collector_opts co = {};
-	struct agg_opts ao = {};
+	struct filter_opts fo = {};
 	struct collector_sink sink = { sink_event, sink_meta, s };
 	int err;
 
@@ -185,11 +187,14 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (err)
 		return err;
 
-	ao.comm = o->comm;
-	ao.families = o->families;
-	s->agg = agg__new(&ao);
-	if (!s->agg)
+	fo.comm = o->comm;
+	fo.families = o->families;
+	s->filter = filter__new(&fo);
+	s->agg = agg__new();
+	if (!s->filter || !s->agg) {
+		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
 		return 1;
+	}
 	if (o->detect) {
 		struct detect_opts dopts = *o->detect;
 
@@ -322,6 +327,8 @@ void session__quality(struct session *s, struct kms_quality *q)
 {
 	memset(q, 0, sizeof(*q));
 	collector__quality(s->coll, q);
+	if (s->filter)
+		q->filtered += filter__stats(s->filter)->filtered + filter__stats(s->filter)->skipped;
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 
@@ -337,6 +344,7 @@ void session__free(struct session *s)
 	detect__free(s->detect);
 	plan__free(s->plan);
 	agg__free(s->agg);
+	filter__free(s->filter);
 	ksyms__free(s->ksyms);
 	gfp_table__free(s->gfp);
 	free(s->site_cache);

@@ -18,6 +18,7 @@ struct plan;
 struct collector;
 struct ksyms;
 struct gfp_table;
+struct filter;
 struct detect;
 struct detect_opts;
 
@@ -69,6 +70,7 @@ struct session {
 	struct collector *coll;
 	struct ksyms *ksyms;
 	struct gfp_table *gfp;
+	struct filter *filter;	/* the one filter stage: before agg and detect */
 	struct agg *agg;
 	struct cli_cmd cmd;
 	__u64 *site_cache;	/* per stack id: resolved site + 1, 0 = not yet */

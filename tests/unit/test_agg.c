@@ -88,7 +88,7 @@ static void test_names(void **state)
 
 static void test_kmalloc_match(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	const struct agg_counts *f;
 	const struct agg_site *s;
 
@@ -128,7 +128,7 @@ static void test_kmalloc_match(void **state)
 
 static void test_cache_meta_sizes(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	const struct agg_cache *c;
 	const struct agg_site *s;
 	struct kms_event e;
@@ -195,7 +195,7 @@ static struct kms_event page_ev(int type, __u64 key, unsigned int order)
 
 static void test_page_split(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	const struct agg_counts *f;
 	int i;
 
@@ -247,7 +247,7 @@ static void test_page_split(void **state)
 
 static void test_other_families(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	struct kms_event e;
 
 	meta(a, KMS_EV_META_DEVICE, DEV1, "0000:00:04.0", 0, 0);
@@ -278,7 +278,7 @@ static void test_other_families(void **state)
 
 static void test_realloc_without_free(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	const struct agg_counts *f;
 
 	feed(a, ev(KMS_EV_KMALLOC, 0x1000, SITE_A, 8, 8));
@@ -297,80 +297,11 @@ static void test_realloc_without_free(void **state)
 	agg__free(a);
 }
 
-static void test_comm_filter(void **state)
-{
-	struct agg_opts o = { .comm = "bash" };
-	struct agg *a = agg__new(&o);
-	struct kms_event e;
-
-	meta(a, KMS_EV_META_TASK, 1, "bash", 0, 0);
-	meta(a, KMS_EV_META_TASK, 2, "sshd", 0, 0);
-	e = ev(KMS_EV_KMALLOC, 0x1000, SITE_A, 8, 8);
-	e.pid = 1;
-	feed(a, e);
-	e = ev(KMS_EV_KMALLOC, 0x2000, SITE_A, 8, 8);
-	e.pid = 2;
-	feed(a, e);
-	/* sshd frees bash's object: still a matched free */
-	e = ev(KMS_EV_KFREE, 0x1000, 0, 0, 0);
-	e.pid = 2;
-	feed(a, e);
-	e = ev(KMS_EV_KFREE, 0x2000, 0, 0, 0);
-	e.pid = 2;
-	feed(a, e);
-	/* pid 3 has no TASK meta: unknown comm, excluded */
-	e = ev(KMS_EV_KMALLOC, 0x3000, SITE_A, 8, 8);
-	e.pid = 3;
-	feed(a, e);
-
-	assert_int_equal(agg__family(a, KMS_FAM_KMALLOC)->allocs, 1);
-	assert_int_equal(agg__family(a, KMS_FAM_KMALLOC)->frees, 1);
-	assert_int_equal(agg__family(a, KMS_FAM_KMALLOC)->unmatched_frees, 0);
-	assert_int_equal(agg__stats(a)->filtered, 3);
-	assert_false(find_proc(a, 1)->excluded);
-	assert_true(find_proc(a, 2)->excluded);
-	assert_int_equal(find_proc(a, 1)->events[KMS_EV_KMALLOC], 1);
-	assert_int_equal(find_proc(a, 2)->events[KMS_EV_KFREE], 0);
-
-	/* exec into bash: included from then on */
-	meta(a, KMS_EV_META_TASK, 2, "bash", 0, 0);
-	e = ev(KMS_EV_KMALLOC, 0x4000, SITE_A, 8, 8);
-	e.pid = 2;
-	feed(a, e);
-	assert_int_equal(agg__family(a, KMS_FAM_KMALLOC)->allocs, 2);
-	assert_string_equal(find_proc(a, 2)->comm, "bash");
-	agg__free(a);
-}
-
-static void test_family_mask(void **state)
-{
-	struct agg_opts o = { .families = 1U << KMS_FAM_CACHE };
-	struct agg *a = agg__new(&o);
-	struct kms_event e;
-
-	meta(a, KMS_EV_META_CACHE, CACHE1, "files_cache", 700, 704);
-	e = ev(KMS_EV_CACHE_ALLOC, 0x1000, SITE_A, 0, 0);
-	e.obj = CACHE1;
-	feed(a, e);
-	feed(a, ev(KMS_EV_KMALLOC, 0x2000, SITE_A, 8, 8));
-	feed(a, ev(KMS_EV_VMALLOC, 0x3000, SITE_A, 8, 8));
-	feed(a, ev(KMS_EV_KFREE, 0x1000, 0, 0, 0));	/* frees the cache object */
-	feed(a, ev(KMS_EV_KFREE, 0x2000, 0, 0, 0));	/* kmalloc: not counted */
-	assert_int_equal(agg__family(a, KMS_FAM_CACHE)->allocs, 1);
-	assert_int_equal(agg__family(a, KMS_FAM_CACHE)->frees, 1);
-	assert_int_equal(agg__family(a, KMS_FAM_CACHE)->bytes_alloc, 704);
-	assert_int_equal(agg__family(a, KMS_FAM_KMALLOC)->allocs, 0);
-	assert_int_equal(agg__family(a, KMS_FAM_KMALLOC)->unmatched_frees, 0);
-	assert_int_equal(agg__family(a, KMS_FAM_VMALLOC)->allocs, 0);
-	assert_int_equal(agg__stats(a)->skipped, 2);
-	agg__free(a);
-}
-
 static void test_gfp_nodes_sizes_procs(void **state)
 {
 	static const __u32 gfps[] = { 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x10 };
 	const int cpu_node[] = { 0, 1, 1, 0 };
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	const struct agg_site *s;
 	const struct agg_proc *p;
 	struct kms_event e;
@@ -443,7 +374,7 @@ static int count_live(const struct agg_live *l, void *ctx)
 static void test_stress(void **state)
 {
 	enum { N = 200000 };
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	__u64 *ptrs = malloc(N * sizeof(*ptrs));
 	const struct agg_counts *f;
 	__u64 live[2] = {};
@@ -486,7 +417,7 @@ static void test_stress(void **state)
 
 static void test_invalid(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	struct kms_event e = ev(KMS_EV_ALLOC_FAIL, 0, 0, 0, 0);
 
 	e.order = KMS_FAM_MAX;
@@ -509,8 +440,6 @@ int main(void)
 		cmocka_unit_test(test_page_split),
 		cmocka_unit_test(test_other_families),
 		cmocka_unit_test(test_realloc_without_free),
-		cmocka_unit_test(test_comm_filter),
-		cmocka_unit_test(test_family_mask),
 		cmocka_unit_test(test_gfp_nodes_sizes_procs),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_invalid),

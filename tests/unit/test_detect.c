@@ -583,8 +583,7 @@ static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
 {
 	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 4, .now = now,
 					.quality = q, .misuse = true };
-	struct agg_opts ao = {};
-	struct agg *a = agg__new(&ao);
+	struct agg *a = agg__new();
 	json_error_t jerr;
 	char *buf = NULL;
 	size_t len = 0;
@@ -662,8 +661,7 @@ static void test_report_merge_depth(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
 	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 1, .now = now };
-	struct agg_opts ao = {};
-	struct agg *a = agg__new(&ao);
+	struct agg *a = agg__new();
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);

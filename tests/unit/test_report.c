@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include "report.h"
+#include "filter.h"
 #include "gfp.h"
 #include "ksyms.h"
 
@@ -59,7 +60,7 @@ static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, 
  */
 static struct agg *sample(void)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	int i;
 
 	assert_non_null(a);
@@ -487,18 +488,31 @@ static void test_text(void **state)
 
 static void test_comm_filter_quality(void **state)
 {
-	struct agg_opts ao = { .comm = "bash" };
+	struct filter_opts fo = { .comm = "bash" };
+	struct filter *f = filter__new(&fo);
 	struct kms_quality q = quality();
 	struct report_opts o = { .quality = &q };
-	struct agg *a = agg__new(&ao);
+	struct agg *a = agg__new();
+	struct kms_meta m = { .type = KMS_EV_META_TASK };
+	struct kms_event e = { .type = KMS_EV_KMALLOC, .site = SITE_A, .bytes_req = 8,
+			       .bytes_alloc = 8, .gfp = 0xcc0, .stack_id = -1 };
 	json_t *root, *arr;
 
-	q.filtered = 10;	/* the kernel-side pid filter */
-	meta(a, KMS_EV_META_TASK, 42, "bash", 0, 0);
-	meta(a, KMS_EV_META_TASK, 43, "sshd", 0, 0);
-	feed(a, KMS_EV_KMALLOC, 0x1000, SITE_A, 8, 8, 0xcc0, 0, 42);
-	feed(a, KMS_EV_KMALLOC, 0x2000, SITE_A, 8, 8, 0xcc0, 0, 43);
-	feed(a, KMS_EV_KMALLOC, 0x3000, SITE_A, 8, 8, 0xcc0, 0, 43);
+	/* what the session does: task records and events through the filter first */
+	for (int i = 0; i < 2; i++) {
+		m.key = 42 + i;
+		strcpy(m.name, i ? "sshd" : "bash");
+		filter__meta(f, &m);
+		agg__meta(a, &m);
+	}
+	for (int i = 0; i < 3; i++) {
+		e.ptr = 0x1000 * (i + 1);
+		e.pid = i ? 43 : 42;
+		if (filter__event(f, &e))
+			agg__event(a, &e);
+	}
+	/* the kernel-side pid filter's 10, and the comm filter's 2 */
+	q.filtered = 10 + filter__stats(f)->filtered;
 	root = render_json(a, &o);
 	assert_int_equal(jint(json_object_get(root, "quality"), "filtered"), 12);
 	arr = json_object_get(root, "processes");
@@ -506,12 +520,13 @@ static void test_comm_filter_quality(void **state)
 	assert_int_equal(jint(json_array_get(arr, 0), "pid"), 42);
 	json_decref(root);
 	agg__free(a);
+	filter__free(f);
 }
 
 static void test_empty(void **state)
 {
 	struct report_opts o = {};
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	json_t *root;
 	char *t;
 

@@ -41,7 +41,7 @@ static const struct top_row *find(const struct top_row *rows, long nr, __u64 add
 /* the window is the difference of two snapshots of the cumulative agg */
 static void test_window_from_agg(void **state)
 {
-	struct agg *a = agg__new(NULL);
+	struct agg *a = agg__new();
 	struct top_snap s0 = {}, s1 = {};
 	struct top_row *rows = NULL;
 	const struct top_row *r;
