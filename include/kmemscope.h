@@ -45,6 +45,11 @@ enum kms_ev_type {
 	KMS_EV_META_TASK = 64,	/* key = tgid, name = comm */
 	KMS_EV_META_CACHE,	/* key = struct kmem_cache *, name, a = object_size, b = size */
 	KMS_EV_META_DEVICE,	/* key = struct device *, name = dev_name() */
+	/*
+	 * Made by the collector, not BPF: records of the families in key (bit
+	 * per KMS_FAM_*) may have been lost before this point of the stream.
+	 */
+	KMS_EV_META_LOSS,
 };
 
 /* kms_event.ctx: what the program knew about the context it ran in */
@@ -87,13 +92,16 @@ struct kms_meta {
 	__u8 type;		/* KMS_EV_META_* */
 	__u8 pad0;
 	__u16 cpu;
-	__u32 pad1;
+	__u32 flags;		/* KMS_META_*: set by the collector, 0 from BPF */
 	__u64 ts;
 	__u64 key;
 	__u32 a;
 	__u32 b;
 	char name[KMS_NAME_LEN];
 };
+
+/* kms_meta.flags of a META_CACHE record */
+#define KMS_META_RECLAIMABLE	0x1	/* a reclaimable cache (SLAB_RECLAIM_ACCOUNT) */
 
 /* kms_batch.flags */
 #define KMS_BATCH_NESTED	0x1	/* a direct record: not ordered with its CPU's batches */

@@ -734,6 +734,7 @@ void agg__meta(struct agg *a, const struct kms_meta *m)
 		a->caches[c].name[KMS_NAME_LEN - 1] = '\0';
 		a->caches[c].object_size = m->a;
 		a->caches[c].size = m->b;
+		a->caches[c].flags = m->flags;
 		a->caches[c].known = true;
 		break;
 	case KMS_EV_META_DEVICE:
@@ -845,14 +846,21 @@ const struct agg_node *agg__node(const struct agg *a, int node)
 	return &a->nodes[node];
 }
 
-const char *agg__cache_name(const struct agg *a, __u64 cache)
+const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache)
 {
 	const struct u64_slot *s;
 
 	s = htab__lookup(&a->cache_tab, mix64(cache), &cache, sizeof(cache));
 	if (!s || !a->caches[s->idx].known)
 		return NULL;
-	return a->caches[s->idx].name;
+	return &a->caches[s->idx];
+}
+
+const char *agg__cache_name(const struct agg *a, __u64 cache)
+{
+	const struct agg_cache *c = agg__find_cache(a, cache);
+
+	return c ? c->name : NULL;
 }
 
 const char *agg__device_name(const struct agg *a, __u64 dev)

@@ -94,6 +94,7 @@ struct agg_cache {
 	char name[KMS_NAME_LEN];
 	__u32 object_size;
 	__u32 size;
+	__u32 flags;		/* KMS_META_* */
 	__u64 allocs;
 	__u64 frees;
 	__u64 unmatched_frees;
@@ -161,6 +162,8 @@ int agg__nr_nodes(const struct agg *a);
 const struct agg_node *agg__node(const struct agg *a, int node);
 /* names from META records, NULL when none was seen */
 const char *agg__cache_name(const struct agg *a, __u64 cache);
+/* a cache a META record named, NULL when none did */
+const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache);
 const char *agg__device_name(const struct agg *a, __u64 dev);
 /* calls fn for every live object until it returns non-zero, which is returned */
 int agg__live_foreach(const struct agg *a, int (*fn)(const struct agg_live *l, void *ctx),

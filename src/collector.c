@@ -47,6 +47,17 @@ struct collector {
 	bool context;
 	bool rescue;
 	unsigned int families;	/* requested (-F), 0: all */
+	/*
+	 * Loss markers. A loss seen at a poll happened before the order key read
+	 * then; the marker goes into the stream right after every record with a
+	 * smaller key, so a consumer knows which objects a lost free could be of.
+	 */
+	__u64 all_losses;	/* records lost or late, any family */
+	__u64 *prog_misses;	/* per program of the object, in its order */
+	unsigned int *free_fams; /* ... families whose frees it handles, 0: none */
+	bool marked;		/* a marker is pending */
+	__u64 mark_key;
+	unsigned int mark_fams;	/* families it covers */
 };
 
 static __u64 now_ns(void)
@@ -79,7 +90,110 @@ static int on_sample(void *ctx, void *data, size_t size)
 
 static void deliver(struct collector *c, __u64 limit)
 {
+	if (c->marked && c->mark_key <= limit) {
+		struct kms_meta m = { .type = KMS_EV_META_LOSS, .key = c->mark_fams };
+
+		merge__deliver(c->m, c->mark_key, deliver_one, c);
+		if (c->sink.meta)
+			c->sink.meta(c->sink.ctx, &m);
+		c->marked = false;
+		c->mark_fams = 0;
+	}
 	merge__deliver(c->m, limit, deliver_one, c);
+}
+
+/* the order key a record made now would get at least */
+static __u64 current_key(struct collector *c)
+{
+	if (c->skel->rodata->use_seq)
+		return __atomic_load_n(&c->skel->data_seq->seq_counter, __ATOMIC_SEQ_CST);
+	return now_ns();
+}
+
+static __u64 percpu_sum(struct collector *c, __u32 idx)
+{
+	__u64 vals[c->nr_cpus], sum = 0;
+
+	if (bpf_map__lookup_elem(c->skel->maps.counters, &idx, sizeof(idx), vals, sizeof(vals), 0))
+		return 0;
+	for (int i = 0; i < c->nr_cpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+/*
+ * What could hide a free, and of which families: records the ring buffer
+ * could not take or that came too late (any family), and runs of a free
+ * handler the kernel skipped (its family). Lost allocations hide no free.
+ */
+static void check_losses(struct collector *c, bool final)
+{
+	const struct merge_stats *ms = merge__stats(c->m);
+	__u64 all = percpu_sum(c, KMS_CNT_LOST) + percpu_sum(c, KMS_CNT_LOST_NESTED) +
+		    ms->bad_records + ms->out_of_order;
+	unsigned int fams = 0, all_fams = (1U << KMS_FAM_MAX) - 1;
+	struct bpf_program *prog;
+	__u64 key;
+	int i = 0;
+
+	if (all != c->all_losses)
+		fams = all_fams;
+	c->all_losses = all;
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (c->free_fams[i] && fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			if (info.recursion_misses != c->prog_misses[i])
+				fams |= c->free_fams[i];
+			c->prog_misses[i] = info.recursion_misses;
+		}
+		i++;
+	}
+	if (!fams)
+		return;
+	/* read after the counters: every record made before the loss has a smaller key */
+	key = final ? ~0ULL : current_key(c);
+	c->mark_key = c->marked && c->mark_key > key ? c->mark_key : key;
+	c->mark_fams |= fams;
+	c->marked = true;
+}
+
+/* which programs handle frees, and of which families (see check_losses()) */
+static int find_free_handlers(struct collector *c)
+{
+	struct bpf_program *prog;
+	int n = 0, i = 0;
+
+	bpf_object__for_each_program(prog, c->skel->obj)
+		n++;
+	c->prog_misses = calloc(n, sizeof(*c->prog_misses));
+	c->free_fams = calloc(n, sizeof(*c->free_fams));
+	if (!c->prog_misses || !c->free_fams)
+		return -ENOMEM;
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		const char *name = bpf_program__name(prog);
+
+		for (int k = 0; k < c->plan->nr_events; k++) {
+			const struct plan_event *ev = &c->plan->events[k];
+			const struct plan_cand *cd;
+			int fam = ev->family;
+
+			if (fam < 0 || ev->alloc || ev->selected < 0)
+				continue;
+			cd = &ev->cands[ev->selected];
+			if (strcmp(name, cd->prog) && (!cd->prog_ret || strcmp(name, cd->prog_ret)))
+				continue;
+			/* kfree frees kmem_cache objects too, and the reverse */
+			if (fam == KMS_FAM_KMALLOC || fam == KMS_FAM_CACHE)
+				c->free_fams[i] |= (1U << KMS_FAM_KMALLOC) | (1U << KMS_FAM_CACHE);
+			else
+				c->free_fams[i] |= 1U << fam;
+		}
+		i++;
+	}
+	return 0;
 }
 
 static int read_online(bool *online, int nr)
@@ -221,6 +335,11 @@ int collector__open(struct collector **out, const struct plan *plan,
 		kms_error("Failed to load BPF programs: %s\n", strerror(-err));
 		goto fail;
 	}
+	err = find_free_handlers(c);
+	if (err) {
+		kms_error("Failed to set up the collector: %s\n", strerror(-err));
+		goto fail;
+	}
 	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.rb), on_sample, c, NULL);
 	if (!c->rb) {
 		err = -errno;
@@ -309,6 +428,7 @@ int collector__poll(struct collector *c)
 	n = ring_buffer__consume(c->rb);
 	if (n < 0)
 		return n;
+	check_losses(c, false);
 	deliver(c, watermark(c));
 	return 0;
 }
@@ -321,6 +441,7 @@ int collector__sync(struct collector *c)
 	n = ring_buffer__consume(c->rb);
 	if (n < 0)
 		return n;
+	check_losses(c, false);
 	deliver(c, watermark(c));
 	return 0;
 }
@@ -337,6 +458,7 @@ int collector__stop(struct collector *c)
 	n = ring_buffer__consume(c->rb);
 	flush_stale(c, true);
 	n = ring_buffer__consume(c->rb);
+	check_losses(c, true);
 	deliver(c, ~0ULL);
 	c->stopped = true;
 	return n < 0 ? n : 0;
@@ -458,5 +580,7 @@ void collector__free(struct collector *c)
 	kmemscope_bpf__destroy(c->skel);
 	merge__free(c->m);
 	free(c->online);
+	free(c->prog_misses);
+	free(c->free_fams);
 	free(c);
 }

@@ -89,6 +89,39 @@ static const char *const nest_names[] = {
 	[NEST_DMA] = "dma",
 };
 
+static const char *const retained_names[] = {
+	[RET_NONE] = NULL,
+	[RET_GFP] = "movable_or_reclaimable_gfp",
+	[RET_CACHE] = "reclaimable_cache",
+};
+
+static const struct {
+	const char *name;
+	const char *text;
+} doubts[DOUBT_NR_BITS] = {
+	{ "records_lost", "records that could hold its free were lost after it was allocated" },
+	{ "frees_untraced", "no free of this site's objects was traced, and this kernel's RCU "
+			    "and bulk slab frees are not traced" },
+	{ "few_frees_traced", "fewer of this site's objects were seen freed than are still "
+			      "outstanding, and this kernel's RCU and bulk slab frees are not "
+			      "traced" },
+};
+
+const char *detect_retained_name(int r)
+{
+	return r > RET_NONE && r <= RET_CACHE ? retained_names[r] : NULL;
+}
+
+const char *detect_doubt_name(int bit)
+{
+	return bit >= 0 && bit < DOUBT_NR_BITS ? doubts[bit].name : NULL;
+}
+
+const char *detect_doubt_text(int bit)
+{
+	return bit >= 0 && bit < DOUBT_NR_BITS ? doubts[bit].text : NULL;
+}
+
 const char *detect_ctx_name(int ctx)
 {
 	return ctx >= 0 && ctx < DCTX_NR ? ctx_names[ctx] : NULL;
@@ -342,6 +375,7 @@ static long kvec__get(struct kvec *v, const void *key, bool *created)
 struct name_item {
 	__u64 key;
 	char name[KMS_NAME_LEN];
+	__u32 flags;		/* KMS_META_* */
 };
 
 struct ring_ent {
@@ -378,6 +412,15 @@ struct detect {
 	__u64 dmap;
 	signed char *nest;		/* per stack id: 0 unknown, 1 none, 2 + enum nest_kind */
 	size_t nest_cap;
+	/*
+	 * Loss markers (KMS_EV_META_LOSS): an object of family f allocated at or
+	 * before loss_cut[f] may have had its free lost. Records are nearly in
+	 * time order, so the newest time seen when the marker came is the cut:
+	 * every record before the marker is at or before it.
+	 */
+	__u64 max_ts;
+	__u64 loss_cut[KMS_FAM_MAX];
+	bool lossy[KMS_FAM_MAX];
 };
 
 struct detect *detect__new(const struct detect_opts *o)
@@ -715,6 +758,20 @@ static long site_get(struct detect *d, int fam, __u64 site, __u64 obj)
 	return kvec__get(&d->sites, &key, &created);
 }
 
+static int retained_kind(const struct detect *d, const struct kms_event *e, int fam)
+{
+	if (e->gfp & d->o.gfp_retained)
+		return RET_GFP;
+	if (fam == KMS_FAM_CACHE) {
+		long i = kvec__find(&d->objnames, &e->obj);
+
+		if (i >= 0 && (((const struct name_item *)kvec__at(&d->objnames, i))->flags &
+			       KMS_META_RECLAIMABLE))
+			return RET_CACHE;
+	}
+	return RET_NONE;
+}
+
 static long group_get(struct detect *d, const struct kms_event *e, int fam)
 {
 	struct detect_group key;
@@ -733,6 +790,7 @@ static long group_get(struct detect *d, const struct kms_event *e, int fam)
 	s = site_get(d, fam, key.site, key.obj);
 	g = kvec__at(&d->groups, i);
 	g->nested = fam == KMS_FAM_PAGE ? page_nested(d, key.stack_id) : -1;
+	g->retained = retained_kind(d, e, fam);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;
 	g->pid = e->pid;
@@ -968,6 +1026,8 @@ void detect__event(struct detect *d, const struct kms_event *e)
 		return;
 	fam = ev_tab[e->type].family;
 	cls = ev_tab[e->type].cls;
+	if (e->ts > d->max_ts)
+		d->max_ts = e->ts;
 	/* the last page allocation is only "just before" for the next record of the CPU */
 	lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
 	prev = *lp;
@@ -986,6 +1046,15 @@ void detect__meta(struct detect *d, const struct kms_meta *m)
 	__u64 key = m->key;
 	long i;
 
+	if (m->type == KMS_EV_META_LOSS) {
+		for (int f = 0; f < KMS_FAM_MAX; f++) {
+			if (!(m->key & (1U << f)))
+				continue;
+			d->loss_cut[f] = d->max_ts;
+			d->lossy[f] = true;
+		}
+		return;
+	}
 	if (m->type == KMS_EV_META_TASK)
 		v = &d->comms;
 	else if (m->type == KMS_EV_META_CACHE || m->type == KMS_EV_META_DEVICE)
@@ -996,6 +1065,7 @@ void detect__meta(struct detect *d, const struct kms_meta *m)
 	if (i < 0)
 		return;
 	n = kvec__at(v, i);
+	n->flags = m->flags;
 	memcpy(n->name, m->name, sizeof(n->name) - 1);
 	n->name[sizeof(n->name) - 1] = '\0';
 }
@@ -1059,6 +1129,31 @@ bool detect__site_unobservable(const struct detect *d, size_t site_idx)
 	return s && s->implicit_frees > 0;
 }
 
+/*
+ * The rule (docs/detectors.md). Records lost after an object was allocated
+ * could hold its free. Slab objects are also freed through RCU and in bulk,
+ * which no tracepoint reports: where those paths are not traced, a site
+ * vouches for its outstanding objects only if most of its objects that
+ * went away did so through a traced free. Other families have no untraced
+ * free path (their deferred frees end in a traced free, which the settle
+ * period after the trace waits for).
+ */
+unsigned int detect__doubts(const struct detect *d, const struct detect_group *g, __u64 exposed)
+{
+	const struct detect_site *s = g->site_idx < d->sites.nr ? kvec__at(&d->sites, g->site_idx) :
+				      NULL;
+	unsigned int why = exposed ? DOUBT_RECORDS_LOST : 0;
+	__u64 out;
+
+	if (d->o.deferred_frees || (g->family != KMS_FAM_KMALLOC && g->family != KMS_FAM_CACHE))
+		return why;
+	if (!s || !s->frees)
+		return why | DOUBT_FREES_UNTRACED;
+	out = s->allocs - s->frees - (s->implicit_frees < s->allocs - s->frees ?
+				      s->implicit_frees : s->allocs - s->frees);
+	return s->frees < out ? why | DOUBT_FEW_FREES : why;
+}
+
 __u64 detect__nr_live(const struct detect *d)
 {
 	return d->live.count;
@@ -1079,6 +1174,8 @@ int detect__leaks(const struct detect *d, __u64 now, __u64 min_age_ns,
 		const struct orec *r = &d->live.slots[i];
 		struct detect_leak *l;
 
+		int fam;
+
 		if (!r->hash || r->group >= n)
 			continue;
 		l = &all[r->group];
@@ -1090,6 +1187,9 @@ int detect__leaks(const struct detect *d, __u64 now, __u64 min_age_ns,
 			l->oldest_ts = r->ts;
 		l->count++;
 		l->bytes += r->bytes;
+		fam = ((const struct detect_group *)kvec__at(&d->groups, r->group))->family;
+		if (d->lossy[fam] && r->ts <= d->loss_cut[fam])
+			l->exposed++;
 	}
 	/* compact in place: rows for groups with anything outstanding */
 	out = all;

@@ -39,6 +39,13 @@ struct detect_opts {
 	/* preempt count of a plain process-context allocation per family, -1 unknown */
 	int baseline_pc[KMS_FAM_MAX];
 	__u32 gfp_direct_reclaim;	/* value of __GFP_DIRECT_RECLAIM; 0: unknown */
+	/* __GFP_MOVABLE | __GFP_RECLAIMABLE of this kernel (0: unknown): see detect_retained */
+	__u32 gfp_retained;
+	/*
+	 * The kernel's RCU and bulk slab frees (kfree_rcu(), kmem_cache_free_bulk())
+	 * are traced: a slab object without a free event was not freed.
+	 */
+	bool deferred_frees;
 	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT */
 };
 
@@ -132,6 +139,31 @@ struct detect_free_stats {
 
 /* ---- leaks ---- */
 
+/*
+ * Memory that outlives a trace by design, not a leak: user and page-cache
+ * pages (movable), reclaimable pages and slab (dentries, inodes: freed under
+ * memory pressure, not when their user is done).
+ */
+enum detect_retained {
+	RET_NONE = 0,
+	RET_GFP,		/* allocated with __GFP_MOVABLE or __GFP_RECLAIMABLE */
+	RET_CACHE,		/* from a reclaimable slab cache */
+};
+
+const char *detect_retained_name(int r);
+
+/* why an outstanding object is not a certain leak: bits */
+enum detect_doubt {
+	DOUBT_RECORDS_LOST = 1 << 0,	/* lost records could hold its free */
+	DOUBT_FREES_UNTRACED = 1 << 1,	/* no free of its site's objects was traced, and
+					 * RCU/bulk slab frees are not traced here */
+	DOUBT_FEW_FREES = 1 << 2,	/* ... fewer seen freed than still outstanding */
+	DOUBT_NR_BITS = 3,
+};
+
+const char *detect_doubt_name(int bit);
+const char *detect_doubt_text(int bit);
+
 /* allocations of one (family, stack or site, cache or device): what leak reports group */
 struct detect_group {
 	int family;
@@ -139,6 +171,7 @@ struct detect_group {
 	__u64 site;
 	__u64 obj;
 	int nested;		/* family index the page was allocated under, -1: not nested */
+	int retained;		/* enum detect_retained */
 	size_t site_idx;	/* detect__site() */
 	__u64 allocs;
 	__u64 frees;		/* traced frees */
@@ -170,6 +203,8 @@ struct detect_leak {
 	__u64 bytes;
 	__u64 oldest_ts;
 	__u64 young;		/* outstanding but younger than min_age */
+	__u64 exposed;		/* of count: allocated before records that could hold
+				 * their free were lost (KMS_EV_META_LOSS) */
 };
 
 struct detect *detect__new(const struct detect_opts *o);
@@ -200,6 +235,11 @@ size_t detect__nr_sites(const struct detect *d);
 const struct detect_site *detect__site(const struct detect *d, size_t i);
 /* a site whose objects were freed without a trace event (implicit frees seen) */
 bool detect__site_unobservable(const struct detect *d, size_t site_idx);
+/*
+ * Why a leak row of group g is not certain (enum detect_doubt bits, 0:
+ * certain); exposed as in struct detect_leak. docs/detectors.md gives the rule.
+ */
+unsigned int detect__doubts(const struct detect *d, const struct detect_group *g, __u64 exposed);
 /* live objects */
 __u64 detect__nr_live(const struct detect *d);
 /*

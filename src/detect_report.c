@@ -109,6 +109,9 @@ struct lrow {
 	__u64 pid_count;	/* count of the row the example pid came from */
 	unsigned int stacks;	/* distinct kernel stacks merged */
 	unsigned int growth;	/* intervals in a row of growth (best merged stack) */
+	unsigned int doubts;	/* enum detect_doubt bits of any merged group: 0 certain */
+	__u64 exposed;		/* objects allocated before records were lost */
+	int retained;		/* enum detect_retained */
 };
 
 static int lrow_key_cmp(const struct lrow *a, const struct lrow *b)
@@ -143,6 +146,7 @@ static int lrow_bytes_order(const void *pa, const void *pb)
 enum lclass {
 	LC_LEAK = 0,
 	LC_UNOBSERVABLE,
+	LC_RETAINED,
 	LC_NESTED,
 	LC_NR,
 };
@@ -153,6 +157,9 @@ struct leak_view {
 	__u64 count[LC_NR];
 	__u64 bytes[LC_NR];
 	__u64 young;
+	/* of the leak candidates: those nothing casts a doubt on */
+	__u64 certain_count, certain_bytes;
+	size_t certain_rows;
 };
 
 static void leak_view_free(struct leak_view *v)
@@ -188,7 +195,8 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 		if (!rows[i].count)
 			continue;
 		c = g->nested >= 0 ? LC_NESTED :
-		    detect__site_unobservable(d, g->site_idx) ? LC_UNOBSERVABLE : LC_LEAK;
+		    detect__site_unobservable(d, g->site_idx) ? LC_UNOBSERVABLE :
+		    g->retained && !o->include_retained ? LC_RETAINED : LC_LEAK;
 		r = &v->rows[c][v->nr[c]++];
 		r->family = g->family;
 		r->nested = g->nested;
@@ -205,6 +213,9 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 		r->pid_count = rows[i].count;
 		r->stacks = 1;
 		r->growth = detect__growth_run(g);
+		r->exposed = rows[i].exposed;
+		r->doubts = detect__doubts(d, g, r->exposed);
+		r->retained = g->retained;
 		v->count[c] += r->count;
 		v->bytes[c] += r->bytes;
 	}
@@ -234,10 +245,21 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 			}
 			if (a[i].growth > m->growth)
 				m->growth = a[i].growth;
+			m->doubts |= a[i].doubts;
+			m->exposed += a[i].exposed;
 			m->stacks++;
 		}
 		v->nr[c] = k;
 		qsort(a, k, sizeof(*a), lrow_bytes_order);
+	}
+	for (i = 0; i < v->nr[LC_LEAK]; i++) {
+		const struct lrow *r = &v->rows[LC_LEAK][i];
+
+		if (r->doubts)
+			continue;
+		v->certain_count += r->count;
+		v->certain_bytes += r->bytes;
+		v->certain_rows++;
 	}
 	return 0;
 }
@@ -322,6 +344,30 @@ static void text_frames(const struct detect_report_opts *o, const __u64 *ips, in
 		fprintf(out, "%s[no stack, no site]\n", indent);
 }
 
+/* how sure a row is, and why not more */
+static void text_confidence(const struct lrow *r, FILE *out)
+{
+	const char *sep = "";
+
+	if (r->retained)
+		fprintf(out, "        retained by design: %s\n", detect_retained_name(r->retained));
+	if (!r->doubts) {
+		fprintf(out, "        confidence: certain\n");
+		return;
+	}
+	fprintf(out, "        confidence: UNCONFIRMED: ");
+	for (int b = 0; b < DOUBT_NR_BITS; b++) {
+		if (!(r->doubts & (1U << b)))
+			continue;
+		fprintf(out, "%s%s", sep, detect_doubt_text(b));
+		if (b == 0)
+			fprintf(out, " (%llu of %llu objects)", (unsigned long long)r->exposed,
+				(unsigned long long)r->count);
+		sep = "; ";
+	}
+	fputc('\n', out);
+}
+
 static void text_lrows(const struct detect *d, const struct detect_report_opts *o,
 		       const struct lrow *rows, size_t nr, FILE *out)
 {
@@ -341,6 +387,7 @@ static void text_lrows(const struct detect *d, const struct detect_report_opts *
 			(unsigned long long)r->count, (unsigned long long)r->bytes, age, gfp,
 			r->gfp_mixed ? " (and others)" : "", r->pid, comm_or(d, r->pid),
 			r->growth ? " GROWING" : "");
+		text_confidence(r, out);
 		text_frames(o, r->frames, r->nframes, "        ", out);
 	}
 	if (nr > shown(o, nr))
@@ -547,11 +594,11 @@ static int text_misuse(const struct detect *d, const struct detect_report_opts *
 static void text_verdict(const struct quality_sum *qs, FILE *out)
 {
 	if (qs->certain)
-		fprintf(out, "  verdicts              certain: no record was lost\n");
+		fprintf(out, "  records               complete: no record was lost\n");
 	else
-		fprintf(out, "  verdicts              UNCERTAIN: %llu records or program runs lost; "
-			"any of them may be a free, so any leak below may be one\n",
-			(unsigned long long)qs->possibly_lost);
+		fprintf(out, "  records               INCOMPLETE: %llu records or program runs lost; "
+			"any of them may be a free: objects allocated before a loss are "
+			"unconfirmed\n", (unsigned long long)qs->possibly_lost);
 }
 
 static void report_opts_for_quality(const struct detect_report_opts *o, struct report_opts *ro)
@@ -594,6 +641,17 @@ int detect_report__leaks_text(const struct detect *d, const struct agg *a,
 	fprintf(out, "  leak candidates       %llu objects, %llu bytes at %zu stacks\n",
 		(unsigned long long)v.count[LC_LEAK], (unsigned long long)v.bytes[LC_LEAK],
 		v.nr[LC_LEAK]);
+	fprintf(out, "    certain             %llu objects, %llu bytes at %zu stacks\n",
+		(unsigned long long)v.certain_count, (unsigned long long)v.certain_bytes,
+		v.certain_rows);
+	fprintf(out, "    unconfirmed         %llu objects, %llu bytes at %zu stacks (each row "
+		"says why)\n", (unsigned long long)(v.count[LC_LEAK] - v.certain_count),
+		(unsigned long long)(v.bytes[LC_LEAK] - v.certain_bytes),
+		v.nr[LC_LEAK] - v.certain_rows);
+	fprintf(out, "  retained by design    %llu objects, %llu bytes at %zu stacks (user and "
+		"page-cache pages, reclaimable slab: not leaks)\n",
+		(unsigned long long)v.count[LC_RETAINED], (unsigned long long)v.bytes[LC_RETAINED],
+		v.nr[LC_RETAINED]);
 	fprintf(out, "  frees not observable  %llu objects, %llu bytes at %zu sites (not leaks)\n",
 		(unsigned long long)v.count[LC_UNOBSERVABLE],
 		(unsigned long long)v.bytes[LC_UNOBSERVABLE], nu);
@@ -601,16 +659,27 @@ int detect_report__leaks_text(const struct detect *d, const struct agg *a,
 		"(not in the totals above)\n", (unsigned long long)v.count[LC_NESTED],
 		(unsigned long long)v.bytes[LC_NESTED]);
 	fprintf(out, "  younger than min age  %llu objects\n", (unsigned long long)v.young);
+	if (o->settle_ns)
+		fprintf(out, "  settle                %llu ms of frees after the window; %llu "
+			"allocations then not tracked\n", (unsigned long long)(o->settle_ns / 1000000),
+			(unsigned long long)o->after_window);
 	fprintf(out, "  implicit frees        %llu (a live address allocated again)\n",
 		(unsigned long long)sum_fam(fs->implicit));
 	fprintf(out, "  allocated before trace %llu (freed, allocation not seen: expected)\n",
 		(unsigned long long)sum_fam(fs->unmatched));
 	text_verdict(&qs, out);
 
-	fprintf(out, "\nOutstanding by stack (%zu of %zu)\n", shown(o, v.nr[LC_LEAK]), v.nr[LC_LEAK]);
+	fprintf(out, "\nLeak candidates by stack (%zu of %zu)\n", shown(o, v.nr[LC_LEAK]),
+		v.nr[LC_LEAK]);
 	if (!v.nr[LC_LEAK])
 		fprintf(out, "  (none)\n");
 	text_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], out);
+
+	fprintf(out, "\nRetained by design (%zu of %zu stacks)\n", shown(o, v.nr[LC_RETAINED]),
+		v.nr[LC_RETAINED]);
+	if (!v.nr[LC_RETAINED])
+		fprintf(out, "  (none)\n");
+	text_lrows(d, o, v.rows[LC_RETAINED], v.nr[LC_RETAINED], out);
 
 	fprintf(out, "\nFrees not observable (%zu of %zu sites)\n", shown(o, nu), nu);
 	if (nu)
@@ -784,8 +853,22 @@ static json_t *j_proc(const struct detect *d, __u32 pid, bool *fail)
 	return j;
 }
 
+static json_t *j_doubts(unsigned int doubts, bool *fail)
+{
+	json_t *arr = json_array();
+
+	if (!arr) {
+		*fail = true;
+		return NULL;
+	}
+	for (int b = 0; b < DOUBT_NR_BITS; b++)
+		if (doubts & (1U << b))
+			jpush(arr, json_string(detect_doubt_name(b)), fail);
+	return arr;
+}
+
 static json_t *j_lrows(const struct detect *d, const struct detect_report_opts *o,
-		       const struct lrow *rows, size_t nr, bool uncertain, bool *fail)
+		       const struct lrow *rows, size_t nr, bool *fail)
 {
 	json_t *arr = json_array();
 	size_t i;
@@ -820,7 +903,11 @@ static json_t *j_lrows(const struct detect *d, const struct detect_report_opts *
 		jset(j, "gfp_mixed", json_boolean(r->gfp_mixed), fail);
 		jset(j, "example", j_proc(d, r->pid, fail), fail);
 		jset(j, "growth_intervals", json_integer(r->growth), fail);
-		jset(j, "uncertain", json_boolean(uncertain), fail);
+		jset(j, "confidence", json_string(r->doubts ? "unconfirmed" : "certain"), fail);
+		jset(j, "reasons", j_doubts(r->doubts, fail), fail);
+		jset(j, "exposed_to_loss", j_u64(r->exposed), fail);
+		jset(j, "retained", j_str_or_null(detect_retained_name(r->retained)), fail);
+		jset(j, "uncertain", json_boolean(r->doubts), fail);
 		jpush(arr, j, fail);
 	}
 	return arr;
@@ -1018,7 +1105,8 @@ static json_t *j_verdict(const struct quality_sum *qs, bool *fail)
 	jset(j, "certain", json_boolean(qs->certain), fail);
 	jset(j, "records_lost", j_u64(qs->possibly_lost), fail);
 	jset(j, "reason", qs->certain ? json_null() :
-	     json_string("records were lost: a lost free looks like a leak"), fail);
+	     json_string("records were lost: a lost free looks like a leak, so objects "
+			 "allocated before a loss are unconfirmed"), fail);
 	return j;
 }
 
@@ -1061,6 +1149,14 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 	jset(sum, "leak_objects", j_u64(v.count[LC_LEAK]), &fail);
 	jset(sum, "leak_bytes", j_u64(v.bytes[LC_LEAK]), &fail);
 	jset(sum, "leak_stacks", j_u64(v.nr[LC_LEAK]), &fail);
+	jset(sum, "certain_leak_objects", j_u64(v.certain_count), &fail);
+	jset(sum, "certain_leak_bytes", j_u64(v.certain_bytes), &fail);
+	jset(sum, "certain_leak_stacks", j_u64(v.certain_rows), &fail);
+	jset(sum, "retained_objects", j_u64(v.count[LC_RETAINED]), &fail);
+	jset(sum, "retained_bytes", j_u64(v.bytes[LC_RETAINED]), &fail);
+	jset(sum, "retained_stacks", j_u64(v.nr[LC_RETAINED]), &fail);
+	jset(sum, "settle_ms", j_u64(o->settle_ns / 1000000), &fail);
+	jset(sum, "allocated_while_settling", j_u64(o->after_window), &fail);
 	jset(sum, "unobservable_objects", j_u64(v.count[LC_UNOBSERVABLE]), &fail);
 	jset(sum, "unobservable_bytes", j_u64(v.bytes[LC_UNOBSERVABLE]), &fail);
 	jset(sum, "unobservable_sites", j_u64(nu), &fail);
@@ -1072,7 +1168,8 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 	jset(sum, "allocated_before_trace", j_fam_counts(fs->unmatched, &fail), &fail);
 	jset(sum, "page_split_frees", j_u64(fs->page_split_frees), &fail);
 	jset(root, "summary", sum, &fail);
-	jset(root, "leaks", j_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], !qs.certain, &fail),
+	jset(root, "leaks", j_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], &fail), &fail);
+	jset(root, "retained", j_lrows(d, o, v.rows[LC_RETAINED], v.nr[LC_RETAINED], &fail),
 	     &fail);
 	for (i = 0; i < shown(o, nu) && !fail; i++) {
 		const struct detect_site *s = detect__site(d, u[i].site_idx);
@@ -1096,8 +1193,7 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 		jpush(un, r, &fail);
 	}
 	jset(root, "frees_not_observable", un, &fail);
-	jset(root, "nested", j_lrows(d, o, v.rows[LC_NESTED], v.nr[LC_NESTED], !qs.certain, &fail),
-	     &fail);
+	jset(root, "nested", j_lrows(d, o, v.rows[LC_NESTED], v.nr[LC_NESTED], &fail), &fail);
 	for (i = 0; i < v.nr[LC_LEAK] && o->snapshots && !fail; i++) {
 		const struct lrow *r = &v.rows[LC_LEAK][i];
 		json_t *g;

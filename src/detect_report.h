@@ -28,6 +28,9 @@ struct detect_report_opts {
 	unsigned int growth_min;	/* intervals in a row of growth to report a stack */
 	unsigned int snapshots;		/* interval snapshots taken (0: no growth data) */
 	bool misuse;			/* include the misuse section */
+	bool include_retained;		/* memory retained by design counts as leak candidates */
+	__u64 settle_ns;		/* frees applied this long after the window */
+	__u64 after_window;		/* allocations made while settling (not tracked) */
 };
 
 int detect_report__leaks_text(const struct detect *d, const struct agg *a,

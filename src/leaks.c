@@ -22,6 +22,8 @@ struct detect_env {
 	double duration;
 	double interval;
 	unsigned long min_age_ms;
+	double settle;
+	bool include_retained;
 	unsigned long growth;
 	unsigned long depth;
 	unsigned long top;
@@ -44,6 +46,11 @@ static const struct argp_option leaks_options[] = {
 	{ "interval", 'i', "SEC", 0, "snapshot outstanding bytes every SEC seconds; report stacks "
 				     "that grow across consecutive intervals" },
 	{ "growth", 1011, "N", 0, "intervals in a row a stack must grow to be reported (default 3)" },
+	{ "settle", 1015, "SEC", 0, "after the trace, go on applying frees for SEC seconds, so "
+				    "that objects freed after an RCU grace period are not reported "
+				    "(default 1, 0: none)" },
+	{ "include-retained", 1016, NULL, 0, "count memory retained by design (user and page-cache "
+					     "pages, reclaimable slab) as leak candidates" },
 	{ "no-misuse", 1012, NULL, 0, "leave out the atomic-context section" },
 	{ NULL, 0, NULL, 0, "Output:", 3 },
 	{ "stack-depth", 1013, "N", 0, "frames shown per stack, 1 to 32 (default 8)" },
@@ -97,6 +104,13 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 1012:
 		env->no_misuse = true;
+		break;
+	case 1015:
+		if (cli_parse_seconds(arg, "settle time", &env->settle))
+			return EINVAL;
+		break;
+	case 1016:
+		env->include_retained = true;
 		break;
 	case 1013:
 		if (cli_parse_uint(arg, "stack depth", KMS_MAX_STACK, &env->depth))
@@ -177,7 +191,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"error.",
 		session_argp_children,
 	};
-	struct detect_env env = { .leaks = leaks, .top = 20, .depth = 8 };
+	struct detect_env env = { .leaks = leaks, .top = 20, .depth = 8, .settle = 1 };
 	struct detect_opts dopts = {};
 	struct kms_quality q;
 	struct session s;
@@ -216,6 +230,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.ro.min_age_ns = env.min_age_ms * 1000000ULL;
 	env.ro.growth_min = env.growth ? env.growth : 3;
 	env.ro.misuse = dopts.misuse;
+	env.ro.include_retained = env.include_retained;
 	if (!s.context)
 		kms_warn("no allocation context on this kernel: atomic-context checks report "
 			 "\"context unknown\"\n");
@@ -223,6 +238,8 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 	err = session__run(&s, env.duration, leaks ? env.interval : 0, leaks && env.interval ?
 			   tick : NULL, &env);
+	if (!err && leaks)
+		err = session__settle(&s, env.settle);
 	err = session__stop(&s) || err;
 	if (err)
 		goto out;
@@ -230,6 +247,8 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.ro.quality = &q;
 	env.ro.now = s.stop_ns;
 	env.ro.snapshots = env.ticks;
+	env.ro.settle_ns = s.settling ? s.stop_ns - s.start_ns - s.window_ns : 0;
+	env.ro.after_window = s.after_window;
 	out = cli_open_output(env.output);
 	if (!out) {
 		err = 1;

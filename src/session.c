@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <signal.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include "session.h"
 #include "collector.h"
 #include "detect.h"
@@ -85,15 +87,59 @@ static void sink_event(void *ctx, struct kms_event *e)
 		e->site = resolve_site(s, e->stack_id);
 	if (calibration_event(s, e) || !filter__event(s->filter, e))
 		return;
+	if (s->settling) {
+		if (!kms_ev_is_free(e->type)) {
+			s->after_window++;
+			return;
+		}
+		e->ctx |= KMS_CTX_OUTSIDE;
+	}
 	agg__event(s->agg, e);
 	if (s->detect)
 		detect__event(s->detect, e);
 }
 
-static void sink_meta(void *ctx, const struct kms_meta *m)
+/*
+ * Whether a slab cache is reclaimable (SLAB_RECLAIM_ACCOUNT: dentries, inodes),
+ * from SLUB's sysfs: the flag's bit moves between kernel versions, the file
+ * does not. Merged caches keep reclaimable ones apart, and every alias has
+ * an entry there.
+ */
+static bool cache_reclaimable(const char *name)
+{
+	char path[96], v = '0';
+	FILE *f;
+
+	if (!*name || strchr(name, '/'))
+		return false;
+	snprintf(path, sizeof(path), "/sys/kernel/slab/%s/reclaim_account", name);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (fread(&v, 1, 1, f) != 1)
+		v = '0';
+	fclose(f);
+	return v == '1';
+}
+
+static void sink_meta(void *ctx, const struct kms_meta *in)
 {
 	struct session *s = ctx;
+	struct kms_meta copy;
+	const struct kms_meta *m = in;
 
+	if (in->type == KMS_EV_META_CACHE) {
+		/* every CPU names a cache again: ask sysfs once per cache */
+		const struct agg_cache *known = agg__find_cache(s->agg, in->key);
+
+		copy = *in;
+		copy.name[KMS_NAME_LEN - 1] = '\0';
+		if (known && !strcmp(known->name, copy.name))
+			copy.flags = known->flags;
+		else if (cache_reclaimable(copy.name))
+			copy.flags |= KMS_META_RECLAIMABLE;
+		m = &copy;
+	}
 	filter__meta(s->filter, m);
 	agg__meta(s->agg, m);
 	if (s->detect)
@@ -195,17 +241,6 @@ int session__start(struct session *s, const struct session_opts *o)
 		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
 		return 1;
 	}
-	if (o->detect) {
-		struct detect_opts dopts = *o->detect;
-
-		dopts.stack = detect_stack;
-		dopts.stack_ctx = s;
-		s->detect = detect__new(&dopts);
-		if (!s->detect) {
-			kms_error("Failed to set up the detectors: %s\n", strerror(ENOMEM));
-			return 1;
-		}
-	}
 	s->ksyms = ksyms__load(NULL);
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
@@ -220,6 +255,20 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
+	}
+	if (o->detect) {
+		struct detect_opts dopts = *o->detect;
+
+		dopts.stack = detect_stack;
+		dopts.stack_ctx = s;
+		if (s->gfp)
+			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
+					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");
+		s->detect = detect__new(&dopts);
+		if (!s->detect) {
+			kms_error("Failed to set up the detectors: %s\n", strerror(ENOMEM));
+			return 1;
+		}
 	}
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f])
@@ -305,6 +354,43 @@ int session__run(struct session *s, double duration, double interval,
 			break;
 		if (s->cmd.pid > 0 && cli_cmd_done(&s->cmd))
 			break;
+		nanosleep(&pause, NULL);
+	}
+	return 0;
+}
+
+/*
+ * After the window, frees go on: call_rcu() callbacks, RCU-deferred page
+ * tables, task structs and the like are freed by a traced free a grace
+ * period later. Everything made in the window is delivered first; from then
+ * on allocations are after the window (dropped, counted), and a free counts
+ * only when it frees one of the window's objects.
+ */
+int session__settle(struct session *s, double seconds)
+{
+	struct timespec pause = { 0, POLL_NS };
+	__u64 until;
+	int err;
+
+	if (seconds <= 0)
+		return 0;
+	err = collector__sync(s->coll);
+	if (err) {
+		kms_error("Failed to read events: %s\n", strerror(-err));
+		return 1;
+	}
+	s->settling = true;
+	s->window_ns = cli_now_ns() - s->start_ns;
+	/* MEMBARRIER_CMD_GLOBAL returns after an RCU grace period (synchronize_rcu()) */
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		kms_debug("membarrier: %s\n", strerror(errno));
+	until = cli_now_ns() + (__u64)(seconds * 1e9);
+	while (cli_now_ns() < until && !cli_exiting()) {
+		err = collector__poll(s->coll);
+		if (err) {
+			kms_error("Failed to read events: %s\n", strerror(-err));
+			return 1;
+		}
 		nanosleep(&pause, NULL);
 	}
 	return 0;

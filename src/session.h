@@ -85,6 +85,9 @@ struct session {
 	int baseline_pc[KMS_FAM_MAX];
 	struct detect *detect;	/* when session_opts.detect asked for one */
 	pid_t self;
+	bool settling;		/* after the window: frees only (session__settle) */
+	__u64 window_ns;	/* the window's length when settling, else 0 */
+	__u64 after_window;	/* allocations made while settling: not counted */
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];
 };
@@ -94,6 +97,8 @@ int session__start(struct session *s, const struct session_opts *o);
 /* poll until duration (0: none) is over, the command exits, or a signal */
 int session__run(struct session *s, double duration, double interval,
 		 int (*tick)(struct session *s, void *ctx), void *ctx);
+/* after session__run: apply the frees of seconds more (see session.c), 0 or 1 */
+int session__settle(struct session *s, double seconds);
 int session__stop(struct session *s);
 void session__quality(struct session *s, struct kms_quality *q);
 void session__free(struct session *s);

@@ -631,7 +631,11 @@ static void test_report_quality(void **state)
 	leaks = json_object_get(j, "leaks");
 	assert_int_equal(json_array_size(leaks), 2);	/* two stacks at depth 4 */
 	l = json_array_get(leaks, 0);
-	assert_true(json_is_false(json_object_get(l, "uncertain")));
+	/* no traced free at its site, and RCU/bulk frees are not traced: unconfirmed */
+	assert_true(json_is_true(json_object_get(l, "uncertain")));
+	assert_string_equal(json_string_value(json_object_get(l, "confidence")), "unconfirmed");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(l, "reasons"), 0)),
+			    "frees_untraced");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(l, "site"),
 							       "function")), "caller_a");
 	assert_int_equal(json_array_size(json_object_get(j, "frees_not_observable")), 1);
@@ -643,16 +647,142 @@ static void test_report_quality(void **state)
 	assert_non_null(json_object_get(j, "quality"));
 	json_decref(j);
 
-	/* lost records: every verdict uncertain, and by how many */
+	/* lost records: the run is incomplete, and by how many */
 	q.lost = 7;
 	j = leaks_json(d, &q);
 	assert_true(json_is_false(json_object_get(json_object_get(j, "verdict"), "certain")));
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "verdict"),
 							    "records_lost")), 7);
-	leaks = json_object_get(j, "leaks");
-	for (i = 0; i < (int)json_array_size(leaks); i++)
-		assert_true(json_is_true(json_object_get(json_array_get(leaks, i), "uncertain")));
 	assert_false(json_is_true(json_object_get(json_object_get(j, "quality"), "complete")));
+	json_decref(j);
+	detect__free(d);
+}
+
+#define GFP_MOV	0x8U	/* __GFP_MOVABLE in this synthetic kernel */
+
+static struct detect *verdict_detect(bool deferred)
+{
+	struct detect_opts o = {
+		.leaks = true, .ksyms = ks, .stack = fake_stack, .gfp_direct_reclaim = GFP_DR,
+		.gfp_retained = GFP_MOV, .deferred_frees = deferred,
+	};
+	struct detect *d = detect__new(&o);
+
+	assert_non_null(d);
+	return d;
+}
+
+static void loss_marker(struct detect *d, unsigned int fams)
+{
+	struct kms_meta m = { .type = KMS_EV_META_LOSS, .key = fams };
+
+	detect__meta(d, &m);
+}
+
+/* the leak row of a site in a leaks report */
+static json_t *row_of(json_t *rows, const char *function)
+{
+	for (size_t i = 0; i < json_array_size(rows); i++) {
+		json_t *r = json_array_get(rows, i);
+		const char *f = json_string_value(json_object_get(json_object_get(r, "site"),
+								  "function"));
+
+		if (f && !strcmp(f, function))
+			return r;
+	}
+	fail_msg("no row for %s", function);
+	return NULL;
+}
+
+static bool has_reason(json_t *row, const char *why)
+{
+	json_t *a = json_object_get(row, "reasons");
+
+	for (size_t i = 0; i < json_array_size(a); i++)
+		if (!strcmp(json_string_value(json_array_get(a, i)), why))
+			return true;
+	return false;
+}
+
+/* docs/detectors.md: when an outstanding object is a certain leak */
+static void test_verdict_rule(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(false);
+	json_t *j, *leaks, *r;
+	int i;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	/* caller_a: 10 slab objects, none seen freed */
+	for (i = 0; i < 10; i++)
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64));
+	/* caller_b: 10, 6 freed by a traced free: it vouches for its 4 others */
+	for (i = 0; i < 10; i++)
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x10000 + i * 64, SITE_B, 64));
+	for (i = 0; i < 6; i++)
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + 0x10000 + i * 64, 0, 0));
+	/* pipe_write: 10, 2 freed: most left without a traced free */
+	for (i = 0; i < 10; i++)
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x20000 + i * 64, IP_PIPE_WRITE, 64));
+	for (i = 0; i < 2; i++)
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + 0x20000 + i * 64, 0, 0));
+	/* __x64_sys_foo: vmalloc has no untraced free path: certain */
+	feed(d, ev(KMS_EV_VMALLOC, VMA1, IP_SYS_FOO, 8192));
+	/* do_epoll_create: a page-cache-like movable page: retained, not a leak */
+	{
+		struct kms_event e = ev(KMS_EV_PAGE_ALLOC, 0x77, SITE_E, 4096);
+
+		e.gfp = GFP_MOV | GFP_K;
+		feed(d, e);
+	}
+
+	j = leaks_json(d, &q);
+	leaks = json_object_get(j, "leaks");
+	assert_int_equal(json_array_size(leaks), 4);
+	r = row_of(leaks, "caller_a");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
+	assert_true(has_reason(r, "frees_untraced"));
+	r = row_of(leaks, "caller_b");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	assert_int_equal(json_integer_value(json_object_get(r, "count")), 4);
+	r = row_of(leaks, "pipe_write");
+	assert_true(has_reason(r, "few_frees_traced"));
+	assert_int_equal(json_integer_value(json_object_get(r, "count")), 8);
+	r = row_of(leaks, "__x64_sys_foo");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	assert_int_equal(json_array_size(json_object_get(j, "retained")), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
+							    "certain_leak_objects")), 5);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
+							    "retained_objects")), 1);
+	json_decref(j);
+
+	/*
+	 * A loss of vmalloc records: the vmalloc object allocated before it is
+	 * exposed, one allocated after it is not; slab rows are not touched.
+	 */
+	loss_marker(d, 1U << KMS_FAM_VMALLOC);
+	feed(d, ev(KMS_EV_VMALLOC, VMA1 + 0x10000, IP_SYS_FOO, 8192));
+	j = leaks_json(d, &q);
+	leaks = json_object_get(j, "leaks");
+	r = row_of(leaks, "__x64_sys_foo");
+	assert_int_equal(json_integer_value(json_object_get(r, "count")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "exposed_to_loss")), 1);
+	assert_true(has_reason(r, "records_lost"));
+	r = row_of(leaks, "caller_b");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	json_decref(j);
+	detect__free(d);
+
+	/* where RCU and bulk slab frees are traced, a site needs no traced frees of its own */
+	d = verdict_detect(true);
+	for (i = 0; i < 3; i++)
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64));
+	j = leaks_json(d, &q);
+	r = row_of(json_object_get(j, "leaks"), "caller_a");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	assert_int_equal(json_array_size(json_object_get(r, "reasons")), 0);
 	json_decref(j);
 	detect__free(d);
 }
@@ -704,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_cache),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_report_quality),
+		cmocka_unit_test(test_verdict_rule),
 		cmocka_unit_test(test_report_merge_depth),
 	};
 
