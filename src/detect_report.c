@@ -349,8 +349,6 @@ static void text_confidence(const struct lrow *r, FILE *out)
 {
 	const char *sep = "";
 
-	if (r->retained)
-		fprintf(out, "        retained by design: %s\n", detect_retained_name(r->retained));
 	if (!r->doubts) {
 		fprintf(out, "        confidence: certain\n");
 		return;
@@ -369,7 +367,7 @@ static void text_confidence(const struct lrow *r, FILE *out)
 }
 
 static void text_lrows(const struct detect *d, const struct detect_report_opts *o,
-		       const struct lrow *rows, size_t nr, FILE *out)
+		       const struct lrow *rows, size_t nr, bool judged, FILE *out)
 {
 	char gfp[GFP_LEN], age[32];
 	size_t i;
@@ -387,7 +385,11 @@ static void text_lrows(const struct detect *d, const struct detect_report_opts *
 			(unsigned long long)r->count, (unsigned long long)r->bytes, age, gfp,
 			r->gfp_mixed ? " (and others)" : "", r->pid, comm_or(d, r->pid),
 			r->growth ? " GROWING" : "");
-		text_confidence(r, out);
+		if (judged)
+			text_confidence(r, out);
+		if (r->retained)
+			fprintf(out, "        retained by design: %s\n",
+				detect_retained_name(r->retained));
 		text_frames(o, r->frames, r->nframes, "        ", out);
 	}
 	if (nr > shown(o, nr))
@@ -673,13 +675,13 @@ int detect_report__leaks_text(const struct detect *d, const struct agg *a,
 		v.nr[LC_LEAK]);
 	if (!v.nr[LC_LEAK])
 		fprintf(out, "  (none)\n");
-	text_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], out);
+	text_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], true, out);
 
 	fprintf(out, "\nRetained by design (%zu of %zu stacks)\n", shown(o, v.nr[LC_RETAINED]),
 		v.nr[LC_RETAINED]);
 	if (!v.nr[LC_RETAINED])
 		fprintf(out, "  (none)\n");
-	text_lrows(d, o, v.rows[LC_RETAINED], v.nr[LC_RETAINED], out);
+	text_lrows(d, o, v.rows[LC_RETAINED], v.nr[LC_RETAINED], false, out);
 
 	fprintf(out, "\nFrees not observable (%zu of %zu sites)\n", shown(o, nu), nu);
 	if (nu)
@@ -702,7 +704,7 @@ int detect_report__leaks_text(const struct detect *d, const struct agg *a,
 		v.nr[LC_NESTED]);
 	if (!v.nr[LC_NESTED])
 		fprintf(out, "  (none)\n");
-	text_lrows(d, o, v.rows[LC_NESTED], v.nr[LC_NESTED], out);
+	text_lrows(d, o, v.rows[LC_NESTED], v.nr[LC_NESTED], false, out);
 
 	if (o->snapshots) {
 		size_t g = 0;
@@ -867,8 +869,9 @@ static json_t *j_doubts(unsigned int doubts, bool *fail)
 	return arr;
 }
 
+/* judged: leak candidates, with a confidence; other classes are not leaks */
 static json_t *j_lrows(const struct detect *d, const struct detect_report_opts *o,
-		       const struct lrow *rows, size_t nr, bool *fail)
+		       const struct lrow *rows, size_t nr, bool judged, bool *fail)
 {
 	json_t *arr = json_array();
 	size_t i;
@@ -903,11 +906,12 @@ static json_t *j_lrows(const struct detect *d, const struct detect_report_opts *
 		jset(j, "gfp_mixed", json_boolean(r->gfp_mixed), fail);
 		jset(j, "example", j_proc(d, r->pid, fail), fail);
 		jset(j, "growth_intervals", json_integer(r->growth), fail);
-		jset(j, "confidence", json_string(r->doubts ? "unconfirmed" : "certain"), fail);
-		jset(j, "reasons", j_doubts(r->doubts, fail), fail);
+		jset(j, "confidence", !judged ? json_null() :
+		     json_string(r->doubts ? "unconfirmed" : "certain"), fail);
+		jset(j, "reasons", j_doubts(judged ? r->doubts : 0, fail), fail);
 		jset(j, "exposed_to_loss", j_u64(r->exposed), fail);
 		jset(j, "retained", j_str_or_null(detect_retained_name(r->retained)), fail);
-		jset(j, "uncertain", json_boolean(r->doubts), fail);
+		jset(j, "uncertain", json_boolean(judged && r->doubts), fail);
 		jpush(arr, j, fail);
 	}
 	return arr;
@@ -1168,8 +1172,8 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 	jset(sum, "allocated_before_trace", j_fam_counts(fs->unmatched, &fail), &fail);
 	jset(sum, "page_split_frees", j_u64(fs->page_split_frees), &fail);
 	jset(root, "summary", sum, &fail);
-	jset(root, "leaks", j_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], &fail), &fail);
-	jset(root, "retained", j_lrows(d, o, v.rows[LC_RETAINED], v.nr[LC_RETAINED], &fail),
+	jset(root, "leaks", j_lrows(d, o, v.rows[LC_LEAK], v.nr[LC_LEAK], true, &fail), &fail);
+	jset(root, "retained", j_lrows(d, o, v.rows[LC_RETAINED], v.nr[LC_RETAINED], false, &fail),
 	     &fail);
 	for (i = 0; i < shown(o, nu) && !fail; i++) {
 		const struct detect_site *s = detect__site(d, u[i].site_idx);
@@ -1193,7 +1197,7 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 		jpush(un, r, &fail);
 	}
 	jset(root, "frees_not_observable", un, &fail);
-	jset(root, "nested", j_lrows(d, o, v.rows[LC_NESTED], v.nr[LC_NESTED], &fail), &fail);
+	jset(root, "nested", j_lrows(d, o, v.rows[LC_NESTED], v.nr[LC_NESTED], false, &fail), &fail);
 	for (i = 0; i < v.nr[LC_LEAK] && o->snapshots && !fail; i++) {
 		const struct lrow *r = &v.rows[LC_LEAK][i];
 		json_t *g;

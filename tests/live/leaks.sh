@@ -118,6 +118,41 @@ elif what.startswith("epoll"):
           f"{sum(u['frees'] for u in un)} traced frees, "
           f"{sum(u['outstanding'] for u in un)} outstanding"
           f"{'' if certain else f' (uncertain: {lost} records lost)'}")
+elif what.startswith("never-certain"):
+    # objects the kernel frees through RCU: never a certain leak, whatever the class
+    func = args[0]
+    rows = [r for r in d["leaks"] if r["site"]["function"] == func]
+    sure = sum(r["count"] for r in rows if r["confidence"] == "certain")
+    print(f"{'PASS' if sure == 0 else 'FAIL'} {what}: {sure} objects at {func} called "
+          f"certain leaks (want 0; {sum(r['count'] for r in rows)} outstanding in all)")
+    ok = all(r["reasons"] for r in rows if r["confidence"] != "certain")
+    print(f"{'PASS' if ok else 'FAIL'} {what}: every unconfirmed row gives its reasons")
+elif what.startswith("filter-none"):
+    rows = {k: len(d[k]) for k in ("leaks", "retained", "nested", "frees_not_observable")}
+    rows["bad_frees"] = len(d["bad_frees"]["findings"])
+    ok = not any(rows.values())
+    print(f"{'PASS' if ok else 'FAIL'} {what}: no rows for a comm that never ran: {rows}")
+    m = d.get("misuse", {})
+    print(f"{'PASS' if not m.get('checked') else 'FAIL'} {what}: {m.get('checked')} "
+          f"allocations judged for misuse (want 0)")
+elif what.startswith("filter-comm"):
+    comm = args[0]
+    rows = [r for k in ("leaks", "retained", "nested") for r in d[k]]
+    others = sorted({r["example"]["comm"] for r in rows} - {comm})
+    ok = rows and not others
+    print(f"{'PASS' if ok else 'FAIL'} {what}: {len(rows)} rows, all of {comm}"
+          + (f"; others: {others}" if others else ""))
+elif what.startswith("filter-family"):
+    fams = set(args[0].split(","))
+    rows = [r for k in ("leaks", "retained", "nested") for r in d[k]]
+    others = sorted({r["family"] for r in rows} - fams)
+    print(f"{'PASS' if not others else 'FAIL'} {what}: families {sorted(fams)} only"
+          + (f"; others: {others}" if others else ""))
+elif what.startswith("misuse-none"):
+    m = d.get("misuse", {})
+    ok = d.get("schema") == "kmemscope.misuse" and m.get("checked") == 0 and not m.get("findings")
+    print(f"{'PASS' if ok else 'FAIL'} {what}: {m.get('checked')} allocations judged, "
+          f"{len(m.get('findings', []))} findings for a comm that never ran (want 0, 0)")
 elif what.startswith("misuse"):
     m = d.get("misuse", {})
     sch = d.get("schema") == "kmemscope.misuse"
@@ -177,6 +212,62 @@ if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
 	fail "epoll $EPOLLS: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else
 	check "epoll $EPOLLS" "$WORK/epoll.json" "$EPOLLS"
+	check "never-certain epoll $EPOLLS" "$WORK/epoll.json" do_epoll_create
+fi
+
+# --- epoll in one wave: whether addresses come back is chance; no certain leak
+RC=0
+timeout 120 "$KMS" leaks --json -o "$WORK/epoll1.json" -n 0 -- \
+	"$TRIGGER" epoll-once 3000 >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
+	fail "never-certain epoll-once: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "never-certain epoll-once 3000" "$WORK/epoll1.json" do_epoll_create
+fi
+
+# --- filters: what a filter leaves out appears nowhere ------------------------
+# a comm that never runs, system-wide, while allocations happen
+RC=0
+timeout 60 "$KMS" leaks --json -o "$WORK/nomatch.json" -n 0 -c kms-no-such -d 2 \
+	>"$WORK/out" 2>"$WORK/err" </dev/null &
+kpid=$!
+sleep 0.5
+"$TRIGGER" pipes 2000 >/dev/null 2>&1
+"$TRIGGER" epoll-once 200 >/dev/null 2>&1
+wait $kpid || RC=$?
+if [ "$RC" -ne 0 ] || [ ! -s "$WORK/nomatch.json" ]; then
+	fail "filter-none leaks -c: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "filter-none leaks -c kms-no-such" "$WORK/nomatch.json"
+fi
+RC=0
+timeout 60 "$KMS" misuse --json -o "$WORK/nomatch-m.json" -c kms-no-such -d 2 \
+	>"$WORK/out" 2>"$WORK/err" </dev/null &
+kpid=$!
+sleep 0.5
+"$TRIGGER" pipes 2000 >/dev/null 2>&1
+wait $kpid || RC=$?
+if [ "$RC" -ne 0 ] || [ ! -s "$WORK/nomatch-m.json" ]; then
+	fail "misuse-none misuse -c: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "misuse-none misuse -c kms-no-such" "$WORK/nomatch-m.json"
+fi
+# the command's tree holds a shell and the trigger: only the trigger's rows stay
+RC=0
+echo x | timeout 120 "$KMS" leaks --json -o "$WORK/comm.json" -n 0 -c trigger -- \
+	sh -c "'$TRIGGER' eventfd 100 & wait" >"$WORK/out" 2>"$WORK/err" || RC=$?
+if [ "$RC" -ne 0 ] || [ ! -s "$WORK/comm.json" ]; then
+	fail "filter-comm leaks -c trigger: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "filter-comm leaks -c trigger" "$WORK/comm.json" trigger
+fi
+RC=0
+timeout 120 "$KMS" leaks --json -o "$WORK/fam.json" -n 0 -F page,vmalloc -- \
+	"$TRIGGER" bpfmap 20 >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+if [ "$RC" -ne 0 ] || [ ! -s "$WORK/fam.json" ]; then
+	fail "filter-family leaks -F: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "filter-family leaks -F page,vmalloc" "$WORK/fam.json" page,vmalloc
 fi
 
 # --- misuse: a process-context workload judged, nothing blocking in atomic ---

@@ -13,6 +13,7 @@
  *              signal (SIGINT, SIGTERM, SIGUSR1), then close them
  *   epoll N    epoll_create1()+close() N times: a kmalloc the kernel frees
  *              after an RCU grace period without a kfree event
+ *   epoll-once N  the same in one wave
  *
  * The work runs in a forked worker process, so that the worker's whole life
  * is seen both by tracers that start counting at exec (perf) and by those
@@ -52,6 +53,7 @@ static __attribute__((noreturn)) void usage(FILE *f, int code)
 		"             or SIGINT/SIGTERM/SIGUSR1, then close them\n"
 		"  epoll N    epoll_create1()+close() N times in two waves 6 s apart (kmalloc freed\n"
 		"             by RCU, untraced)\n"
+		"  epoll-once N  the same, in one wave\n"
 		"Last line: trigger mode=MODE n=N worker=PID status=S\n");
 	exit(code);
 }
@@ -183,6 +185,12 @@ static void do_epoll(long n)
 	epoll_wave(n - n / 2);
 }
 
+/* one wave: whether the addresses come back in the window is left to chance */
+static void do_epoll_once(long n)
+{
+	epoll_wave(n);
+}
+
 static void on_signal(int sig)
 {
 	got_signal = sig;
@@ -238,6 +246,7 @@ int main(int argc, char **argv)
 		{ "pages", do_pages },
 		{ "eventfd", do_eventfd },
 		{ "epoll", do_epoll },
+		{ "epoll-once", do_epoll_once },
 	};
 	struct sigaction sa = {};
 	int status, m, nmodes = sizeof(modes) / sizeof(modes[0]);
