@@ -17,7 +17,9 @@
 
 #define SCHEMA_LEAKS	"kmemscope.leaks"
 #define SCHEMA_MISUSE	"kmemscope.misuse"
-#define SCHEMA_VERSION	1
+/* leaks 2: rows judged one by one (confidence, reasons), retained memory apart */
+#define SCHEMA_LEAKS_VERSION	2
+#define SCHEMA_MISUSE_VERSION	1
 #define SYM_LEN		256
 #define GFP_LEN		512
 
@@ -1068,7 +1070,8 @@ static json_t *j_misuse(const struct detect *d, const struct detect_report_opts 
 	return j;
 }
 
-static json_t *j_root(const char *schema, const struct detect_report_opts *o, bool *fail)
+static json_t *j_root(const char *schema, int version, const struct detect_report_opts *o,
+		      bool *fail)
 {
 	json_t *root = json_object();
 
@@ -1077,7 +1080,7 @@ static json_t *j_root(const char *schema, const struct detect_report_opts *o, bo
 		return NULL;
 	}
 	jset(root, "schema", json_string(schema), fail);
-	jset(root, "version", json_integer(SCHEMA_VERSION), fail);
+	jset(root, "version", json_integer(version), fail);
 	jset(root, "kernel", j_str_or_null(o->kernel), fail);
 	jset(root, "source", json_string("live"), fail);
 	jset(root, "duration_ns", j_u64(o->quality ? o->quality->duration_ns : 0), fail);
@@ -1132,7 +1135,7 @@ int detect_report__leaks_json(const struct detect *d, const struct agg *a,
 	if (err)
 		return err;
 	u = unobservable_sites(&v, &nu);
-	root = j_root(SCHEMA_LEAKS, o, &fail);
+	root = j_root(SCHEMA_LEAKS, SCHEMA_LEAKS_VERSION, o, &fail);
 	sum = json_object();
 	un = json_array();
 	growth = json_array();
@@ -1242,7 +1245,7 @@ int detect_report__misuse_json(const struct detect *d, const struct agg *a,
 	json_t *root;
 
 	quality_sum(o, &qs);
-	root = j_root(SCHEMA_MISUSE, o, &fail);
+	root = j_root(SCHEMA_MISUSE, SCHEMA_MISUSE_VERSION, o, &fail);
 	if (!root)
 		return -ENOMEM;
 	jset(root, "stack_depth", json_integer(depth(o)), &fail);

@@ -97,8 +97,8 @@ if what.startswith("eventfd-held"):
           + ("" if ok else f"; quality {d['quality']}, implicit {d['summary']['implicit_frees']}"))
     unobs = [u for u in d["frees_not_observable"] if u["site"]["function"] == "do_eventfd"]
     print(f"{'FAIL' if unobs else 'PASS'} {what}: do_eventfd not under frees_not_observable")
-    sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 1
-    print(f"{'PASS' if sch else 'FAIL'} {what}: schema kmemscope.leaks v1, quality present"
+    sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 2
+    print(f"{'PASS' if sch else 'FAIL'} {what}: schema kmemscope.leaks v2, quality present"
           if sch and "quality" in d else f"FAIL {what}: schema or quality missing")
 elif what.startswith("eventfd-closed"):
     got = count_at(d["leaks"], "do_eventfd", "kmalloc")
