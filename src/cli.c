@@ -197,39 +197,78 @@ bool cli_exiting(void)
 /*
  * `-- CMD`: fork now, let the child wait until tracing is attached, then exec.
  * The child blocks on a pipe so that its pid can be put in the filter first.
+ * A second pipe, closed by a successful exec, carries exec's errno back, so
+ * that a command that cannot run is reported by kmemscope, not traced.
  */
 int cli_cmd_start(struct cli_cmd *cmd, char **argv)
 {
-	int pfd[2];
+	int pfd[2], efd[2];
 
 	if (pipe2(pfd, O_CLOEXEC))
 		return -errno;
+	if (pipe2(efd, O_CLOEXEC)) {
+		int err = -errno;
+
+		close(pfd[0]);
+		close(pfd[1]);
+		return err;
+	}
+	cmd->name = argv[0];
 	cmd->pid = fork();
-	if (cmd->pid < 0)
-		return -errno;
+	if (cmd->pid < 0) {
+		int err = -errno;
+
+		close(pfd[0]);
+		close(pfd[1]);
+		close(efd[0]);
+		close(efd[1]);
+		return err;
+	}
 	if (cmd->pid == 0) {
 		char c;
+		int e;
 
 		close(pfd[1]);
+		close(efd[0]);
 		if (read(pfd[0], &c, 1) != 1)
 			_exit(127);
 		execvp(argv[0], argv);
-		fprintf(stderr, "kmemscope: cannot run %s: %s\n", argv[0], strerror(errno));
+		e = errno;
+		(void)!write(efd[1], &e, sizeof(e));
 		_exit(127);
 	}
 	close(pfd[0]);
+	close(efd[1]);
 	cmd->go_fd = pfd[1];
+	cmd->err_fd = efd[0];
 	return 0;
 }
 
-void cli_cmd_go(struct cli_cmd *cmd)
+/* let the command exec; 127 (reported) when it cannot run, else 0 */
+int cli_cmd_go(struct cli_cmd *cmd)
 {
-	if (cmd->go_fd > 0) {
-		if (write(cmd->go_fd, "g", 1) != 1)
-			kms_warn("could not start the command\n");
-		close(cmd->go_fd);
-		cmd->go_fd = -1;
-	}
+	ssize_t n;
+	int e = 0;
+
+	/* 0 is what a zeroed session holds: never one of these pipes */
+	if (cmd->go_fd <= 0)
+		return 0;
+	if (write(cmd->go_fd, "g", 1) != 1)
+		kms_warn("could not start the command\n");
+	close(cmd->go_fd);
+	cmd->go_fd = -1;
+	/* end of file: the exec worked and closed the pipe */
+	do
+		n = read(cmd->err_fd, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(cmd->err_fd);
+	cmd->err_fd = -1;
+	if (n != sizeof(e))
+		return 0;
+	fprintf(stderr, "kmemscope: cannot run %s: %s\n", cmd->name, strerror(e));
+	if (waitpid(cmd->pid, &cmd->status, 0) == cmd->pid)
+		cmd->done = true;
+	return 127;
 }
 
 /* true once the command has exited; its status is kept */
@@ -246,15 +285,39 @@ bool cli_cmd_done(struct cli_cmd *cmd)
 	return cmd->done;
 }
 
+/* tracing ended first: the command is killed, and that is its fate */
 void cli_cmd_abort(struct cli_cmd *cmd)
 {
+	if (cmd->go_fd > 0) {
+		close(cmd->go_fd);
+		cmd->go_fd = -1;
+	}
+	if (cmd->err_fd > 0) {
+		close(cmd->err_fd);
+		cmd->err_fd = -1;
+	}
 	if (cmd->pid > 0 && !cmd->done) {
 		kill(cmd->pid, SIGKILL);
-		waitpid(cmd->pid, NULL, 0);
-		cmd->done = true;
+		if (waitpid(cmd->pid, &cmd->status, 0) == cmd->pid)
+			cmd->done = true;
 	}
 }
 
+/*
+ * A tracing command's exit status, as time(1) and perf stat give it: its own
+ * failure (1 runtime, 2 usage or environment) first, else CMD's: its exit
+ * status, or 128 + N when signal N killed it.
+ */
+int cli_cmd_status(const struct cli_cmd *cmd, int err)
+{
+	if (err || cmd->pid <= 0 || !cmd->done)
+		return err;
+	if (WIFEXITED(cmd->status))
+		return WEXITSTATUS(cmd->status);
+	if (WIFSIGNALED(cmd->status))
+		return 128 + WTERMSIG(cmd->status);
+	return 1;
+}
 
 /* ---- argp with one-line errors ---- */
 
@@ -288,18 +351,20 @@ int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input)
 	FILE *cap;
 	int saved, err;
 
+	/* in order: getopt must not move words from before -- to after it */
 	if (wants_help(argc, argv))
-		return argp_parse(argp, argc, argv, 0, NULL, input) ? 2 : 0;
+		return argp_parse(argp, argc, argv, ARGP_IN_ORDER, NULL, input) ? 2 : 0;
 	cap = tmpfile();
 	saved = dup(STDERR_FILENO);
 	if (!cap || saved < 0) {
 		if (cap)
 			fclose(cap);
-		return argp_parse(argp, argc, argv, 0, NULL, input) ? 2 : 0;
+		return argp_parse(argp, argc, argv, ARGP_IN_ORDER, NULL, input) ? 2 : 0;
 	}
 	fflush(stderr);
 	dup2(fileno(cap), STDERR_FILENO);
-	err = argp_parse(&wrap, argc, argv, ARGP_NO_EXIT | ARGP_NO_HELP, NULL, input);
+	err = argp_parse(&wrap, argc, argv, ARGP_NO_EXIT | ARGP_NO_HELP | ARGP_IN_ORDER, NULL,
+			 input);
 	fflush(stderr);
 	dup2(saved, STDERR_FILENO);
 	close(saved);

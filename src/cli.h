@@ -10,9 +10,11 @@
 
 struct cli_cmd {
 	pid_t pid;
-	int go_fd;
+	const char *name;
+	int go_fd;		/* the child execs when this is written */
+	int err_fd;		/* exec's errno, or end of file when it worked */
 	bool done;
-	int status;
+	int status;		/* from waitpid(), once done */
 };
 
 struct argp;
@@ -39,9 +41,10 @@ __u64 cli_now_ns(void);
 bool cli_exiting(void);
 
 int cli_cmd_start(struct cli_cmd *cmd, char **argv);
-void cli_cmd_go(struct cli_cmd *cmd);
+int cli_cmd_go(struct cli_cmd *cmd);
 bool cli_cmd_done(struct cli_cmd *cmd);
 void cli_cmd_abort(struct cli_cmd *cmd);
+int cli_cmd_status(const struct cli_cmd *cmd, int err);
 
 int cmd_stat(int argc, char **argv);
 int cmd_top(int argc, char **argv);

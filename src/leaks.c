@@ -171,8 +171,9 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"  kmemscope leaks -d 60 -i 5 --json       growth over 5 s intervals, as JSON\n\n"
 		"A stack is captured for every allocation (~1 us each): expect overhead. Lost "
 		"records mark every verdict uncertain (a lost free looks like a leak).\n"
-		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
-		"error.",
+		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
+		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
+		"it cannot run), else 0.",
 		session_argp_children,
 	};
 	static const struct argp misuse_argp = {
@@ -187,8 +188,9 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"Context comes from the preempt count, compared with a baseline calibrated at "
 		"start-up. IRQs disabled without preemption disabled (bare local_irq_save) do "
 		"not show in it.\n"
-		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
-		"error.",
+		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
+		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
+		"it cannot run), else 0.",
 		session_argp_children,
 	};
 	struct detect_env env = { .leaks = leaks, .top = 20, .depth = 8, .settle = 1 };
@@ -265,6 +267,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		kms_error("Failed to write the report: %s\n", strerror(-err));
 	err = err ? 1 : 0;
 out:
+	err = cli_cmd_status(&s.cmd, err);
 	session__free(&s);
 	env.s = NULL;
 	return err;

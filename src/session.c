@@ -226,6 +226,7 @@ int session__start(struct session *s, const struct session_opts *o)
 
 	memset(s, 0, sizeof(*s));
 	s->cmd.go_fd = -1;
+	s->cmd.err_fd = -1;
 	s->self = getpid();
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		s->baseline_pc[f] = -1;
@@ -322,8 +323,8 @@ int session__start(struct session *s, const struct session_opts *o)
 		detect__set_env(s->detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
-	cli_cmd_go(&s->cmd);
-	return 0;
+	/* 127 when CMD cannot run: nothing to report */
+	return cli_cmd_go(&s->cmd);
 }
 
 int session__run(struct session *s, double duration, double interval,
@@ -513,11 +514,20 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 		log_set_level(log_get_level() + 1);
 		break;
 	case ARGP_KEY_ARG:
-		/* the command and everything after it belong to the command */
+		/*
+		 * Only words after -- form the command (cli_argp_parse keeps the
+		 * order, so state->quoted tells): a stray word is a usage error,
+		 * not a program to run.
+		 */
+		if (!state->quoted || state->next - 1 < state->quoted)
+			cli_argp_fail(state, "unexpected argument '%s' (a command goes after --)",
+				      arg);
 		sa->so.cmd = state->argv + state->next - 1;
 		state->next = state->argc;
 		break;
 	case ARGP_KEY_END:
+		if (state->quoted && !sa->so.cmd)
+			cli_argp_fail(state, "-- needs a command");
 		if (sa->so.all_cpus && !sa->so.cmd)
 			cli_argp_fail(state, "-a goes with -- CMD");
 		if (sa->so.cmd && sa->so.nr_pids)

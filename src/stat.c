@@ -109,8 +109,9 @@ int cmd_stat(int argc, char **argv)
 		"  kmemscope stat -a -- sleep 5          whole system while 'sleep 5' runs\n"
 		"  kmemscope stat -p 1234 -s waste -n 10 waste of pid 1234, top 10 sites\n"
 		"  kmemscope stat -F slab --json -o out.json -d 5\n\n"
-		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
-		"error (not root, no BTF, no tracefs).",
+		"Exit status: 1 on a runtime failure, 2 on a usage or environment error (not "
+		"root, no BTF, no tracefs); otherwise CMD's exit status with -- CMD (128+N if "
+		"signal N killed it, 127 if it cannot run), else 0.",
 		session_argp_children,
 	};
 	struct stat_env env = { .top = 20, .sa.so.context = true };
@@ -176,6 +177,7 @@ int cmd_stat(int argc, char **argv)
 	cli_close_output(out);
 	err = err ? 1 : 0;
 out:
+	err = cli_cmd_status(&s.cmd, err);
 	session__free(&s);
 	return err;
 }

@@ -797,8 +797,9 @@ int cmd_top(int argc, char **argv)
 		"  kmemscope top -i 0.5 --count 3 | less  three text blocks\n"
 		"  kmemscope top --once -n 10             one block, top 10 sites\n"
 		"  kmemscope top -- make -j4              sites of a build, until it ends\n\n"
-		"Exit status: 0 on success, 1 on a runtime failure, 2 on a usage or environment "
-		"error.",
+		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
+		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
+		"it cannot run), else 0.",
 		session_argp_children,
 	};
 	struct top_env env = { .interval = 1, .key = TOP_KEY_BYTES, .rows = -1 };
@@ -863,6 +864,7 @@ out:
 	top__snap_free(&t.now);
 	top__snap_free(&t.reset);
 	free(t.rows);
+	err = cli_cmd_status(&s.cmd, err);
 	session__free(&s);
 	return err;
 }

@@ -101,6 +101,40 @@ bad_arg "kmemscope stat -s nosuch" stat -s nosuch
 bad_arg "kmemscope stat -a (no command)" stat -a
 bad_arg "kmemscope stat -o unwritable" stat -d 1 -o /nonexistent-dir/out.json
 bad_arg "kmemscope nosuchcommand" nosuchcommand
+bad_arg "kmemscope stat -d 1 extra (a command only after --)" stat -d 1 extra
+bad_arg "kmemscope leaks -d 1 extra (a command only after --)" leaks -d 1 extra
+
+# --- exit status: CMD's fate, as time(1) and perf stat give it ----------------
+
+# cmd_status WANT NAME KMS_ARGS...: kmemscope exits with WANT; a command that
+# cannot run (127) gets exactly one line on stderr
+cmd_status() {
+	want=$1
+	name=$2
+	shift 2
+	run timeout 60 "$KMS" "$@"
+	lines=$(wc -l <"$WORK/err")
+	if [ "$RC" -eq "$want" ] && { [ "$want" -ne 127 ] || [ "$lines" -eq 1 ]; }; then
+		pass "$name: exit $want"
+	else
+		fail "$name: exit $RC (want $want), $lines stderr lines:" \
+			"$(head -c 200 "$WORK/err" | tr '\n' '|')"
+	fi
+}
+for c in stat leaks; do
+	cmd_status 1 "$c -- false" "$c" -- false
+	cmd_status 3 "$c -- sh -c 'exit 3'" "$c" -- sh -c 'exit 3'
+	cmd_status 143 "$c -- CMD killed by SIGTERM" "$c" -- sh -c 'kill -TERM $$'
+	cmd_status 137 "$c -- CMD killed by SIGKILL" "$c" -- sh -c 'kill -KILL $$'
+	cmd_status 127 "$c -- /nonexistent" "$c" -- /nonexistent
+done
+cmd_status 0 "stat -- true" stat -- true
+# what CI relies on: kmemscope stat -- make test fails when the build fails
+printf 'all:\n\t@exit 4\n' >"$WORK/Makefile"
+RC=0
+make -s -C "$WORK" >/dev/null 2>&1 || RC=$?
+cmd_status "$RC" "stat -- make (a failing build, make exits $RC)" stat -- make -s -C "$WORK"
+[ "$RC" -ne 0 ] || fail "stat -- make: the failing Makefile did not fail"
 
 # kmemscope top in batch mode: tests/live/top.sh prints PASS/FAIL lines
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || true
