@@ -32,7 +32,7 @@ OBJS := $(patsubst src/%.c,$(OUTPUT)/obj/%.o,$(SRCS))
 LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
-TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/bench/gen
+TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/bench/gen
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor
 
 .PHONY: all deps run test unit live qemu bench static clean help vmlinux
@@ -88,6 +88,11 @@ $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+# checks of the pure modules against the running kernel's files (live tier)
+$(OUTPUT)/tests/kernel: tests/live/kernel.c $(LIB_OBJS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+
 $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
@@ -136,4 +141,4 @@ clean:
 	$(call msg,CLEAN)
 	$(Q)rm -rf $(OUTPUT)
 
--include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d) $(OUTPUT)/tests/kernel.d

@@ -13,6 +13,7 @@ BUILD=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 KMS=$BUILD/kmemscope
 TRIGGER=$BUILD/tests/trigger
+KERNEL_CHECKS=$BUILD/tests/kernel
 PASSED=0
 FAILED=0
 
@@ -43,6 +44,7 @@ fatal() {
 [ "$(id -u)" -eq 0 ] || fatal "must run as root (BPF, perf tracepoints)"
 [ -x "$KMS" ] || fatal "$KMS not built (make)"
 [ -x "$TRIGGER" ] || fatal "$TRIGGER not built (make $TRIGGER)"
+[ -x "$KERNEL_CHECKS" ] || fatal "$KERNEL_CHECKS not built (make $KERNEL_CHECKS)"
 command -v perf >/dev/null || fatal "perf not found (apt-get install linux-perf)"
 command -v python3 >/dev/null || fatal "python3 not found"
 [ -r /sys/kernel/btf/vmlinux ] || fatal "kernel BTF /sys/kernel/btf/vmlinux missing"
@@ -103,6 +105,32 @@ bad_arg "kmemscope stat -o unwritable" stat -d 1 -o /nonexistent-dir/out.json
 bad_arg "kmemscope nosuchcommand" nosuchcommand
 bad_arg "kmemscope stat -d 1 extra (a command only after --)" stat -d 1 extra
 bad_arg "kmemscope leaks -d 1 extra (a command only after --)" leaks -d 1 extra
+
+# --- the pure modules on this kernel's own files ------------------------------
+
+# sub_checks NAME EXPECTED FILE RC: count FILE's PASS/FAIL lines; a check that
+# did not report, or a bad exit with no FAIL line, is a failure
+sub_checks() {
+	name=$1
+	want=$2
+	file=$3
+	src=$4
+	got=0
+	bad=0
+	while read -r verdict rest; do
+		case $verdict in
+		PASS) pass "$rest"; got=$((got + 1)) ;;
+		FAIL) fail "$rest"; got=$((got + 1)); bad=$((bad + 1)) ;;
+		esac
+	done <"$file"
+	[ "$got" -eq "$want" ] ||
+		fail "$name: $got of $want checks reported: $(tail -n 1 "$file")"
+	[ "$src" -eq 0 ] || [ "$bad" -gt 0 ] || fail "$name: exit status $src with no FAIL line"
+}
+
+RC=0
+"$KERNEL_CHECKS" >"$WORK/kernel" 2>&1 || RC=$?
+sub_checks "tests/kernel" 3 "$WORK/kernel" "$RC"
 
 # --- exit status: CMD's fate, as time(1) and perf stat give it ----------------
 

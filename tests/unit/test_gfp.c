@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * GFP table: the live 6.18 kmem:kmalloc format, a 6.1 format (print fmt
- * taken from Debian's 6.1.0-56 kernel image), synthetic BTF enums, and the
- * running kernel when it is there.
+ * taken from Debian's 6.1.0-56 kernel image) and synthetic BTF enums. The
+ * running kernel's own table is checked in the live tier (tests/live/kernel.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -402,23 +402,6 @@ static void test_btf_without_enum(void **state)
 	btf__free(btf);
 }
 
-/* the running kernel: tracefs and BTF must agree where both exist */
-static void test_live_kernel(void **state)
-{
-	struct gfp_table *tr = NULL, *bt = NULL;
-
-	if (gfp_table__load(&tr, NULL)) {
-		skip();
-		return;
-	}
-	assert_int_equal(gfp_table__value(tr, "GFP_KERNEL") & 0xc0, 0xc0);
-	if (gfp_table__source(tr) == GFP_SRC_TRACEFS && !gfp_table__load_btf(&bt, NULL)) {
-		assert_same_table(bt, tr);
-		gfp_table__free(bt);
-	}
-	gfp_table__free(tr);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,7 +416,6 @@ int main(void)
 		cmocka_unit_test(test_btf_matches_618),
 		cmocka_unit_test(test_btf_shifted_bits),
 		cmocka_unit_test(test_btf_without_enum),
-		cmocka_unit_test(test_live_kernel),
 	};
 
 	libbpf_set_print(NULL);

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -229,49 +228,6 @@ static void test_load_errors(void **state)
 	ksyms__free(NULL);
 }
 
-/* the running kernel: full load well under 100 ms, names round-trip */
-static void test_live_kallsyms(void **state)
-{
-	static const char *const names[] = {
-		"__kmalloc_noprof", "__kmalloc", "kmem_cache_alloc_noprof", "kmem_cache_alloc",
-	};
-	struct timespec a, b;
-	const struct ksym *s, *r;
-	struct ksyms *k = NULL;
-	double ms, best = 1e9;
-	size_t i;
-	int run;
-
-	/* best of three: other work on the machine only ever adds time */
-	for (run = 0; run < 3; run++) {
-		ksyms__free(k);
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		k = ksyms__load(NULL);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		if (!k) {
-			print_message("no /proc/kallsyms: %s\n", strerror(errno));
-			skip();
-			return;
-		}
-		ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
-		if (ms < best)
-			best = ms;
-	}
-	print_message("/proc/kallsyms: %zu text symbols, best load %.1f ms\n",
-		      ksyms__count(k), best);
-	assert_true(ksyms__count(k) > 1000);
-	assert_true(best < 100.0);
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		s = ksyms__find(k, names[i]);
-		if (!s)
-			continue;
-		r = ksyms__resolve(k, s->addr + 1);
-		assert_non_null(r);
-		assert_int_equal(r->addr, s->addr);
-	}
-	ksyms__free(k);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,7 +240,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_format_truncates, setup, teardown),
 		cmocka_unit_test(test_unsorted),
 		cmocka_unit_test(test_load_errors),
-		cmocka_unit_test(test_live_kallsyms),
 	};
 
 	return cmocka_run_group_tests_name("ksyms", tests, NULL, NULL);
