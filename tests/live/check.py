@@ -6,8 +6,9 @@
 
 WORKER is the pid of trigger's worker process, the one whose whole life both
 tools saw. Prints one "PASS name" or "FAIL name: why" line per check; the
-caller counts them. Exits 0 even when checks fail (the lines say so) and 1
-only when it could not check at all.
+caller counts them. A check not reached (an exception, an early return) is
+one more FAIL. Exits 0 even when checks fail (the lines say so) and 1 only
+when it could not check at all.
 """
 import json
 import subprocess
@@ -47,11 +48,22 @@ NONZERO = {
 FAMILIES = ("kmalloc", "kmem_cache", "page", "vmalloc", "percpu")
 
 
+# checks reported so far; main() must report every one it expects
+reported = 0
+
+
 def out(ok, name, why=""):
+    global reported
+    reported += 1
     if ok:
         print(f"PASS {name}")
     else:
         print(f"FAIL {name}: {why}")
+
+
+def expected(mode):
+    """mode, json schema, lost, families, worker, perf lost, counts, then the mode's own."""
+    return 7 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, []))
 
 
 def perf_counts(data, worker):
@@ -98,6 +110,7 @@ def main():
     mode, n, worker, kms_json, data = sys.argv[1:]
     n, worker = int(n), int(worker)
     t = f"{mode}:"
+    out(mode in AT_LEAST_N, f"{t} known mode", f"no checks for mode {mode!r} in check.py")
     try:
         with open(kms_json) as f:
             doc = json.load(f)
@@ -143,7 +156,7 @@ def main():
     misses = int(q.get("misses") or 0)
     if not missing and not over and short and misses and short <= misses:
         print(f"RETRY {t} counts short by {short}, within the {misses} reported misses")
-        return
+        return True
     diffs = [f"{k} kmemscope={kms.get(k)} perf={perf[k]}"
              for k in EVENTS.values() if kms.get(k, 0) != perf[k]]
     out(not missing and not diffs, f"{t} counts equal perf for worker {worker}",
@@ -164,4 +177,12 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    # an exception or an early return must not make checks disappear
+    retry = False
+    try:
+        retry = main()
+    except Exception as e:
+        out(False, f"{sys.argv[1]}: check.py", f"raised {type(e).__name__}: {e}")
+    if not retry and reported < expected(sys.argv[1]):
+        out(False, f"{sys.argv[1]}: check.py",
+            f"{reported} of {expected(sys.argv[1])} checks reported")

@@ -20,13 +20,28 @@ TRIGGER=$BUILD/tests/trigger
 N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
-pass() { echo "PASS $*"; }
-fail() { echo "FAIL $*"; }
+# checks this script reports, whatever happens: one that goes missing fails
+EXPECTED=23
+REPORTED=0
+FAILED=0
+pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
+fail() { echo "FAIL $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
+WORK=
+cleanup() {
+	exec 3>&- 2>/dev/null
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	if [ "$REPORTED" -ne "$EXPECTED" ]; then
+		echo "FAIL leaks: $REPORTED of $EXPECTED checks reported"
+		FAILED=$((FAILED + 1))
+	fi
+	[ "$FAILED" -eq 0 ] && exit 0
+	exit 1
+}
+trap cleanup EXIT
 
 [ -x "$KMS" ] || { fail "leaks: $KMS not built"; exit 1; }
 [ -x "$TRIGGER" ] || { fail "leaks: $TRIGGER not built"; exit 1; }
 WORK=$(mktemp -d /tmp/kmemscope-leaks.XXXXXX) || exit 1
-trap 'exec 3>&- 2>/dev/null; rm -rf "$WORK"' EXIT
 
 # run CMD... with stdout/stderr to $WORK/out, $WORK/err; sets RC
 run() {
@@ -62,13 +77,15 @@ bad_arg "kmemscope leaks --stack-depth 0" leaks --stack-depth 0
 bad_arg "kmemscope leaks --stack-depth 33" leaks --stack-depth 33
 bad_arg "kmemscope misuse --min-age 5" misuse --min-age 5
 
-# python3 CHECK JSON ARGS...: prints PASS/FAIL lines
+# check WHAT JSON ARGS...: the report's checks, counted through pass and fail;
+# a Python error is a FAIL line too (and the checks it skipped go missing)
 check() {
-	python3 - "$@" <<'EOF'
+	python3 - "$@" >"$WORK/check" 2>"$WORK/check.err" <<'EOF'
 import json, sys
 
 what, path = sys.argv[1], sys.argv[2]
 args = sys.argv[3:]
+sys.excepthook = lambda t, e, tb: print(f"FAIL {what}: check raised {t.__name__}: {e}")
 try:
     d = json.load(open(path))
 except Exception as e:
@@ -166,6 +183,13 @@ elif what.startswith("misuse"):
           + (f": {errs[0]['kind']} {errs[0]['context']} {errs[0]['site']['symbol']}"
              if errs else ""))
 EOF
+	while read -r verdict rest; do
+		case $verdict in
+		PASS) pass "$rest" ;;
+		FAIL) fail "$rest" ;;
+		esac
+	done <"$WORK/check"
+	[ -s "$WORK/check" ] || fail "$1: check printed nothing: $(tail -n 1 "$WORK/check.err")"
 }
 
 # --- eventfd held: N outstanding at do_eventfd -------------------------------
@@ -279,4 +303,3 @@ if [ "$RC" -ne 0 ]; then
 else
 	check "misuse pipes" "$WORK/misuse.json"
 fi
-exit 0

@@ -12,14 +12,24 @@ set -u
 KMS=$1/kmemscope
 WORK=$(mktemp -d /tmp/kmemscope-top.XXXXXX)
 LOAD=
+# checks this script reports, whatever happens: one that goes missing fails
+EXPECTED=14
+REPORTED=0
+FAILED=0
 cleanup() {
 	[ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
 	rm -rf "$WORK"
+	if [ "$REPORTED" -ne "$EXPECTED" ]; then
+		echo "FAIL top: $REPORTED of $EXPECTED checks reported"
+		FAILED=$((FAILED + 1))
+	fi
+	[ "$FAILED" -eq 0 ] && exit 0
+	exit 1
 }
 trap cleanup EXIT
 
-pass() { echo "PASS top: $*"; }
-fail() { echo "FAIL top: $*"; }
+pass() { echo "PASS top: $*"; REPORTED=$((REPORTED + 1)); }
+fail() { echo "FAIL top: $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
 # check NAME CONDITION...: PASS when the condition holds, else FAIL with NAME
 check() {
 	name=$1

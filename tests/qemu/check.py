@@ -22,6 +22,20 @@ FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
 FUNC_METHODS = {"fentry", "fexit", "kprobe", "kretprobe"}
 
 
+def guarded(fallback):
+    """A checker that raises reports an error in its row instead of ending the run
+    (and with it every row after it); fallback(msg, *args) builds that result."""
+    def wrap(fn):
+        def run(*args):
+            try:
+                return fn(*args)
+            except Exception as e:
+                return fallback("check.py: %s raised %s: %s" % (fn.__name__, type(e).__name__, e),
+                                *args)
+        return run
+    return wrap
+
+
 def split_serial(path, outdir):
     files, status, cur, buf = {}, [], None, []
     with open(path, "rb") as f:
@@ -86,6 +100,7 @@ def load_json(files, name):
         return None, "%s is not JSON: %s" % (name, e)
 
 
+@guarded(lambda m, *a: [m])
 def check_probe(doc):
     errs = []
     if doc.get("schema") != "kmemscope.probe":
@@ -117,6 +132,7 @@ def gfp_entries(rows):
     return out
 
 
+@guarded(lambda m, *a: [m])
 def check_line(doc, L):
     """Compare one ledger line with the matching site rows of one stat report."""
     errs = []
@@ -284,6 +300,7 @@ def frames(row):
     return out
 
 
+@guarded(lambda m, *a: ([m], []))
 def check_leaks(doc, lines):
     """kmemscope leaks against the ledger's leaked objects (family kmalloc, bytes_alloc)."""
     errs, notes = [], []
@@ -389,6 +406,7 @@ def ftrace_totals(text):
     return tot
 
 
+@guarded(lambda m, *a: ([m], []))
 def selftest_scenario(text, lines):
     """The ledger against the kernel's own events; vmalloc/dma have none on 6.1."""
     errs, notes = [], []
@@ -501,6 +519,7 @@ def main():
     report(results, rcs)
 
 
+@guarded(lambda m, name, *a: [(name + ".misuse", [m], [])])
 def misuse_rows(name, misuse, lines, errs):
     """Misuse findings at the module's sites: unexpected ones fail the scenario's own row;
     expected ones get a NAME.misuse row, an XFAIL row where kmemscope is blind by design."""
@@ -557,4 +576,10 @@ def report(results, rcs):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:
+        # a crash counts as a failure: the tier line must never go missing
+        print("qemu: check.py raised %s: %s" % (type(e).__name__, e))
+        print("qemu: 0 passed, 1 failed")
+        sys.exit(1)
