@@ -510,6 +510,9 @@ static __always_inline int on_cache_alloc(void *ctx, __u64 site, __u64 ptr, __u6
 	return 0;
 }
 
+/* the running kernel's page size (sysconf(_SC_PAGESIZE)), set by the collector */
+const volatile __u32 page_size = 4096;
+
 /* struct page pointers divided by the struct size: a frame key that keeps pfn alignment */
 static __always_inline __u64 page_key(__u64 page)
 {
@@ -526,7 +529,7 @@ static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u
 		return 0;
 	e->ptr = page ? page_key(page) : 0;
 	e->order = page ? order : KMS_FAM_PAGE;
-	e->bytes_req = e->bytes_alloc = 4096U << (order & 31);
+	e->bytes_req = e->bytes_alloc = page_size << (order & 31);
 	e->gfp = gfp;
 	e->extra = migratetype;
 	ev_end(&es, e);
@@ -545,7 +548,7 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 		return 0;
 	e->ptr = page_key(page);
 	e->order = order;
-	e->bytes_alloc = 4096U << (order & 31);
+	e->bytes_alloc = page_size << (order & 31);
 	ev_end(&es, e);
 	return 0;
 }

@@ -319,6 +319,7 @@ int collector__open(struct collector **out, const struct plan *plan,
 	c->skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
 	c->skel->rodata->use_seq = o->order_seq;
 	c->skel->rodata->rescue = o->rescue;
+	c->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	c->rescue = o->rescue;
 	if (o->context) {
 		c->context = setup_context(c->skel);

@@ -14,7 +14,6 @@
 
 #define NR_ORDERS	16
 #define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
-#define PAGE_SHIFT_K	12
 #define LAST_PAGE_CPUS	1024
 #define DMAP_VOTES	2	/* agreeing large kmallocs before the direct map base is used */
 #define DMAP_ALIGN	(1ULL << 21)
@@ -432,6 +431,8 @@ struct detect *detect__new(const struct detect_opts *o)
 	d->o = *o;
 	if (!d->o.freed_max)
 		d->o.freed_max = DETECT_FREED_DEFAULT;
+	if (!d->o.page_shift)
+		d->o.page_shift = 12;
 	if (d->o.bad_frees)
 		d->o.leaks = true;	/* bad frees are judged against the live set */
 	if (otab__init(&d->live, 1024) || otab__init(&d->freed, 1024))
@@ -832,10 +833,10 @@ static void learn_direct_map(struct detect *d, const struct kms_event *e, const 
 	__u64 base;
 
 	/* a large kmalloc is one page block: its page event comes just before it */
-	if (!lp->valid || e->bytes_alloc < (2U << PAGE_SHIFT_K) ||
-	    e->bytes_alloc != (1U << PAGE_SHIFT_K) << lp->order)
+	if (!lp->valid || e->bytes_alloc < (2U << d->o.page_shift) ||
+	    e->bytes_alloc != (1U << d->o.page_shift) << lp->order)
 		return;
-	base = e->ptr - (lp->pfn << PAGE_SHIFT_K);
+	base = e->ptr - (lp->pfn << d->o.page_shift);
 	if (base & (DMAP_ALIGN - 1))
 		return;
 	if (base == d->dmap_cand) {
@@ -954,8 +955,8 @@ static struct orec *wrong_class(struct detect *d, const struct kms_event *e, int
 			return r;
 	}
 	/* a direct-map address of a page block, once the base is known */
-	if (d->dmap && e->ptr >= d->dmap && !((e->ptr - d->dmap) & ((1ULL << PAGE_SHIFT_K) - 1))) {
-		r = otab__find(&d->live, OC_PAGE, (e->ptr - d->dmap) >> PAGE_SHIFT_K);
+	if (d->dmap && e->ptr >= d->dmap && !((e->ptr - d->dmap) & ((1ULL << d->o.page_shift) - 1))) {
+		r = otab__find(&d->live, OC_PAGE, (e->ptr - d->dmap) >> d->o.page_shift);
 		if (r)
 			return r;
 	}
@@ -976,7 +977,7 @@ static void on_free(struct detect *d, const struct kms_event *e, int fam, int cl
 		    e->obj && r->obj && e->obj != r->obj)
 			badfree_add(d, BF_WRONG_CACHE, r, e, 0);
 		if (cls == OC_PAGE && m < r->order) {
-			__u64 part = (__u64)(1U << PAGE_SHIFT_K) << m;
+			__u64 part = (__u64)(1U << d->o.page_shift) << m;
 
 			d->fs.page_split_frees++;
 			if (part < r->bytes) {

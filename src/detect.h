@@ -47,6 +47,7 @@ struct detect_opts {
 	 */
 	bool deferred_frees;
 	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT */
+	unsigned int page_shift;	/* the running kernel's page size, log2; 0: 12 */
 };
 
 /* ---- context of one allocation, from its preempt count ---- */

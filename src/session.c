@@ -262,6 +262,7 @@ int session__start(struct session *s, const struct session_opts *o)
 
 		dopts.stack = detect_stack;
 		dopts.stack_ctx = s;
+		dopts.page_shift = __builtin_ctzl(sysconf(_SC_PAGESIZE));
 		if (s->gfp)
 			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
 					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");

@@ -351,6 +351,22 @@ static void test_page_split_free(void **state)
 	detect__free(d);
 }
 
+/* 64 KiB pages (arm64, ppc64): a split free releases one page of the kernel's size */
+static void test_page_split_free_64k(void **state)
+{
+	struct detect_opts o = { .leaks = true, .page_shift = 16 };
+	struct detect *d = detect__new(&o);
+	struct kms_event e = ev(KMS_EV_PAGE_ALLOC, 0x4000, SITE_A, 4 << 16);
+
+	assert_non_null(d);
+	e.order = 2;
+	feed(d, e);
+	feed(d, ev(KMS_EV_PAGE_FREE, 0x4001, 0, 0));
+	assert_int_equal(detect__nr_live(d), 1);
+	assert_int_equal(find_group(d, KMS_FAM_PAGE, SITE_A)->outstanding_bytes, 3 << 16);
+	detect__free(d);
+}
+
 static void test_growth(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
@@ -827,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_untraced_frees),
 		cmocka_unit_test(test_nested_pages),
 		cmocka_unit_test(test_page_split_free),
+		cmocka_unit_test(test_page_split_free_64k),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_double_free),
 		cmocka_unit_test(test_freed_set_bounded),
