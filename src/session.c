@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include "session.h"
 #include "collector.h"
+#include "cpu_nodes.h"
 #include "detect.h"
 #include "filter.h"
 #include "frames.h"
@@ -167,6 +168,25 @@ static void calibration_workload(void)
 	}
 }
 
+/* records with node -1 (NUMA_NO_NODE) count on the node of the CPU they ran on */
+static void set_cpu_nodes(struct session *s)
+{
+	int nr = libbpf_num_possible_cpus(), *nodes, err = -ENOMEM;
+
+	if (nr <= 0)
+		return;
+	nodes = calloc(nr, sizeof(*nodes));
+	if (nodes) {
+		err = cpu_nodes__read(NULL, nodes, nr);
+		if (err >= 0)
+			err = agg__set_cpu_nodes(s->agg, nodes, nr);
+	}
+	if (err < 0)
+		kms_warn("cannot read the CPUs' NUMA nodes (%s/node): %s; records without a "
+			 "node count as node 0\n", CPU_NODES_SYSFS, strerror(-err));
+	free(nodes);
+}
+
 static bool is_tracepoint_method(const char *m)
 {
 	return m && (!strcmp(m, "tp_btf") || !strcmp(m, "raw_tp"));
@@ -242,6 +262,7 @@ int session__start(struct session *s, const struct session_opts *o)
 		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
 		return 1;
 	}
+	set_cpu_nodes(s);
 	s->ksyms = ksyms__load(NULL);
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",

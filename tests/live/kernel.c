@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Checks of the pure modules against the running kernel's own files
- * (/proc/kallsyms, the kmalloc tracepoint format, the kernel BTF). They need
+ * (/proc/kallsyms, the kmalloc tracepoint format, the kernel BTF, sysfs). They need
  * this kernel, so they belong to the live tier, not to the unit tests; no
  * timing is asserted here (speed is make bench's business). One PASS or FAIL
  * line per check; tests/live/run.sh counts them.
@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <bpf/libbpf.h>
+#include "cpu_nodes.h"
 #include "gfp.h"
 #include "ksyms.h"
 
@@ -95,10 +97,41 @@ static void check_gfp(void)
 	gfp_table__free(tr);
 }
 
+/* the node lists agree with the other sysfs view: the cpuN/nodeM links */
+static void check_cpu_nodes(void)
+{
+	int nr = libbpf_num_possible_cpus(), nodes[4096], n;
+	char why[256] = "";
+
+	if (nr <= 0 || nr > 4096) {
+		snprintf(why, sizeof(why), "%d possible CPUs", nr);
+		out(0, "CPU nodes from sysfs", why);
+		return;
+	}
+	n = cpu_nodes__read(NULL, nodes, nr);
+	if (n < 0)
+		snprintf(why, sizeof(why), "cannot read %s/node: %s", CPU_NODES_SYSFS,
+			 strerror(-n));
+	for (int cpu = 0; n > 0 && !why[0] && cpu < nr; cpu++) {
+		char path[128];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/cpu/cpu%d", CPU_NODES_SYSFS, cpu);
+		if (stat(path, &st))
+			continue;	/* possible, not present */
+		snprintf(path, sizeof(path), "%s/cpu/cpu%d/node%d", CPU_NODES_SYSFS, cpu,
+			 nodes[cpu]);
+		if (stat(path, &st))
+			snprintf(why, sizeof(why), "cpu%d: no %s link", cpu, path);
+	}
+	out(!why[0], "CPU nodes from sysfs (node cpulists match the cpuN/nodeM links)", why);
+}
+
 int main(void)
 {
 	libbpf_set_print(NULL);
 	check_kallsyms();
 	check_gfp();
+	check_cpu_nodes();
 	return failed ? 1 : 0;
 }

@@ -163,7 +163,7 @@ sub_checks() {
 
 RC=0
 "$KERNEL_CHECKS" >"$WORK/kernel" 2>&1 || RC=$?
-sub_checks "tests/kernel" 3 "$WORK/kernel" "$RC"
+sub_checks "tests/kernel" 4 "$WORK/kernel" "$RC"
 
 # kmemscope top in batch mode, leaks and misuse: the scripts print PASS/FAIL
 # lines and fail themselves when a check of theirs goes missing
