@@ -487,6 +487,19 @@ static __u64 stage_filtered(struct collector *c)
 	return sum;
 }
 
+static __u64 prog_misses(struct collector *c, const char *name)
+{
+	struct bpf_program *prog = name ? bpf_object__find_program_by_name(c->skel->obj, name) :
+					  NULL;
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int fd = prog ? bpf_program__fd(prog) : -1;
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+		return 0;
+	return info.recursion_misses;
+}
+
 void collector__quality(struct collector *c, struct kms_quality *q)
 {
 	__u64 *vals = calloc(c->nr_cpus, sizeof(__u64));
@@ -544,6 +557,20 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 	}
 	/* each rescued event was first a miss of the busy handler */
 	q->misses = q->misses > q->rescued ? q->misses - q->rescued : 0;
+	q->nr_event_misses = 0;
+	for (int i = 0; i < c->plan->nr_events && q->nr_event_misses < KMS_QUALITY_MAX_EVENTS;
+	     i++) {
+		const struct plan_event *ev = &c->plan->events[i];
+		const struct plan_cand *cand;
+		struct kms_event_misses *em;
+
+		if (ev->selected < 0)
+			continue;
+		cand = &ev->cands[ev->selected];
+		em = &q->event_misses[q->nr_event_misses++];
+		em->name = ev->name;
+		em->misses = prog_misses(c, cand->prog) + prog_misses(c, cand->prog_ret);
+	}
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q->traced[f] = c->plan->fam_traced[f];
 		q->method[f] = c->plan->fam_method[f];

@@ -7,6 +7,14 @@
 #include <linux/types.h>
 #include "kmemscope.h"
 
+#define KMS_QUALITY_MAX_EVENTS 32
+
+/* recursion misses of the programs of one event (kmalloc, kfree, ...) */
+struct kms_event_misses {
+	const char *name;	/* as in processes[].events */
+	__u64 misses;		/* before rescue: an upper bound of that event's loss */
+};
+
 struct kms_quality {
 	__u64 events;		/* records delivered to the aggregator */
 	__u64 lost;		/* records the kernel could not ship (ring buffer full) */
@@ -20,6 +28,9 @@ struct kms_quality {
 	bool traced[KMS_FAM_MAX];	/* family has working alloc and free events */
 	bool skipped[KMS_FAM_MAX];	/* family left out on request (-F): not a failure */
 	const char *method[KMS_FAM_MAX];/* attach method of the family's alloc event */
+	/* per traced event: a shortfall in one event is judged by its own programs' misses */
+	struct kms_event_misses event_misses[KMS_QUALITY_MAX_EVENTS];
+	int nr_event_misses;
 };
 
 static inline bool kms_quality_complete(const struct kms_quality *q)

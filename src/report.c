@@ -594,6 +594,10 @@ static void text_quality(const struct quality_view *v, FILE *out)
 	fprintf(out, "  events                %llu\n", (unsigned long long)q->events);
 	fprintf(out, "  lost                  %llu\n", (unsigned long long)q->lost);
 	fprintf(out, "  misses                %llu\n", (unsigned long long)q->misses);
+	for (int i = 0; i < q->nr_event_misses; i++)
+		if (q->event_misses[i].misses)
+			fprintf(out, "    %-19s %llu\n", q->event_misses[i].name,
+				(unsigned long long)q->event_misses[i].misses);
 	if (q->rescued)
 		fprintf(out, "  rescued               %llu (recorded by shadow programs, not missed)\n",
 			(unsigned long long)q->rescued);
@@ -975,18 +979,22 @@ static json_t *json_nodes(const struct agg *a, bool *fail)
 static json_t *json_quality(const struct quality_view *v, bool *fail)
 {
 	const struct kms_quality *q = &v->q;
-	json_t *j = json_object(), *nt = json_array();
+	json_t *j = json_object(), *nt = json_array(), *by_event = json_object();
 	int f;
 
-	if (!j || !nt) {
+	if (!j || !nt || !by_event) {
 		json_decref(j);
 		json_decref(nt);
+		json_decref(by_event);
 		*fail = true;
 		return NULL;
 	}
+	for (int i = 0; i < q->nr_event_misses; i++)
+		jset(by_event, q->event_misses[i].name, j_u64(q->event_misses[i].misses), fail);
 	jset(j, "events", j_u64(q->events), fail);
 	jset(j, "lost", j_u64(q->lost), fail);
 	jset(j, "misses", j_u64(q->misses), fail);
+	jset(j, "misses_by_event", by_event, fail);
 	jset(j, "rescued", j_u64(q->rescued), fail);
 	jset(j, "stack_failures", j_u64(q->stack_failures), fail);
 	jset(j, "unmatched_frees", j_u64(v->unmatched_frees), fail);

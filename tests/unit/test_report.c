@@ -371,6 +371,18 @@ static void test_json_schema(void **state)
 	assert_int_equal(jint(qj, "lost"), 7);
 	assert_true(json_is_false(json_object_get(qj, "complete")));
 	json_decref(root);
+
+	/* misses per event, each under its event's name */
+	q.misses = 5;
+	q.event_misses[0] = (struct kms_event_misses){ "kmalloc", 0 };
+	q.event_misses[1] = (struct kms_event_misses){ "kmem_cache_free", 5 };
+	q.nr_event_misses = 2;
+	root = render_json(a, &o);
+	qj = json_object_get(json_object_get(root, "quality"), "misses_by_event");
+	assert_int_equal(json_object_size(qj), 2);
+	assert_int_equal(jint(qj, "kmalloc"), 0);
+	assert_int_equal(jint(qj, "kmem_cache_free"), 5);
+	json_decref(root);
 	agg__free(a);
 }
 
