@@ -128,11 +128,9 @@ struct kms_batch {
 
 /* per-CPU counters, summed by the collector (index into the counters map) */
 enum kms_counter {
-	KMS_CNT_EVENTS = 0,	/* records staged */
-	KMS_CNT_LOST,		/* records lost: ring buffer full */
+	KMS_CNT_LOST = 0,	/* records lost: ring buffer full */
 	KMS_CNT_LOST_NESTED,	/* direct (nested) records lost: ring buffer full */
 	KMS_CNT_STACK_FAIL,	/* stack capture failed (table full or error) */
-	KMS_CNT_FILTERED,	/* events dropped by the pid filter */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
 	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
 	KMS_CNT_NR,

@@ -12,7 +12,6 @@
 #include "htab.h"
 #include "agg.h"
 
-#define PAGE_SHIFT_BPF	12	/* the BPF side sizes pages as 4096 << order */
 #define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
 
 #define mix64 kms_hash64
@@ -654,9 +653,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 	a->stats.events++;
 	if (!a->stats.first_ts)
 		a->stats.first_ts = e->ts;
-	if (e->ts < a->stats.last_ts)
-		a->stats.ts_backwards++;
-	else
+	if (e->ts > a->stats.last_ts)
 		a->stats.last_ts = e->ts;
 
 	/* a free by a process outside the filters counts only if it frees one of ours */
@@ -692,18 +689,6 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		else
 			a->stats.nomem++;
 	}
-}
-
-void agg__prefetch(const struct agg *a, const struct kms_event *e)
-{
-	const struct htab *h;
-	unsigned int type = e->type;
-
-	if (type <= KMS_EV_NONE || type >= KMS_EV_ALLOC_FAIL)
-		return;
-	/* the live slot is the one random access of every alloc and free */
-	h = &a->live[ev_info[type].cls];
-	__builtin_prefetch(htab__at(h, mix64(e->ptr) & h->mask), 1);
 }
 
 void agg__meta(struct agg *a, const struct kms_meta *m)

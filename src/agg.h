@@ -21,11 +21,6 @@ void agg__free(struct agg *a);
 /* e->cpu is set and e->site already resolved (from the stack when the event had none) */
 void agg__event(struct agg *a, const struct kms_event *e);
 void agg__meta(struct agg *a, const struct kms_meta *m);
-/*
- * Optional hint: call it for a record a few records ahead of the one passed
- * to agg__event (8 is a good distance) so its live-table slot is in cache.
- */
-void agg__prefetch(const struct agg *a, const struct kms_event *e);
 
 /* family of an event type, -1 for none; event name as in docs/json-schema.md */
 int kms_ev_family(int type);
@@ -123,7 +118,6 @@ struct agg_stats {
 	__u64 unmatched_frees;	/* all families */
 	__u64 realloc_without_free;	/* all families */
 	__u64 page_split_frees;	/* page frees that freed part of a higher-order allocation */
-	__u64 ts_backwards;	/* events older than the newest one seen */
 	__u64 nomem;		/* events not fully counted: a table could not grow */
 	__u64 first_ts;
 	__u64 last_ts;

@@ -524,9 +524,6 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_STACK_FAIL:
 				q->stack_failures = sum;
 				break;
-			case KMS_CNT_FILTERED:
-				q->filtered += sum;
-				break;
 			case KMS_CNT_PENDING_LOST:
 				q->pending_lost = sum;
 				break;

@@ -1113,11 +1113,6 @@ const struct detect_group *detect__group(const struct detect *d, size_t i)
 	return i < d->groups.nr ? kvec__at(&d->groups, i) : NULL;
 }
 
-size_t detect__nr_sites(const struct detect *d)
-{
-	return d->sites.nr;
-}
-
 const struct detect_site *detect__site(const struct detect *d, size_t i)
 {
 	return i < d->sites.nr ? kvec__at(&d->sites, i) : NULL;

@@ -232,7 +232,6 @@ const struct detect_free_stats *detect__free_stats(const struct detect *d);
 /* leaks */
 size_t detect__nr_groups(const struct detect *d);
 const struct detect_group *detect__group(const struct detect *d, size_t i);
-size_t detect__nr_sites(const struct detect *d);
 const struct detect_site *detect__site(const struct detect *d, size_t i);
 /* a site whose objects were freed without a trace event (implicit frees seen) */
 bool detect__site_unobservable(const struct detect *d, size_t site_idx);

@@ -43,7 +43,7 @@ static const struct pattern patterns[] = {
 	{ "__alloc_pages", PAT_VARIANT },
 	{ "alloc_pages_mpol", PAT_VARIANT },
 	{ "__alloc_frozen_pages", PAT_VARIANT },
-	{ "alloc_frozen_pages", PAT_VARIANT },	/* 6.14+, not in the brief's list */
+	{ "alloc_frozen_pages", PAT_VARIANT },	/* 6.14+ */
 	{ "folio_alloc", PAT_VARIANT },
 	{ "__folio_alloc", PAT_VARIANT },
 	{ "get_page_from_freelist", PAT_EXACT },
@@ -74,7 +74,7 @@ static const struct pattern patterns[] = {
 	/* percpu */
 	{ "pcpu_alloc", PAT_VARIANT },
 	{ "__alloc_percpu", PAT_VARIANT },
-	{ "__alloc_reserved_percpu", PAT_EXACT },	/* not in the brief's list */
+	{ "__alloc_reserved_percpu", PAT_EXACT },
 	/* mempool */
 	{ "mempool_alloc", PAT_VARIANT },
 	{ "mempool_alloc_slab", PAT_EXACT },

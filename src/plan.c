@@ -80,11 +80,6 @@ static const char *method_names[] = {
 	[PM_KPROBE] = "kprobe",
 };
 
-const char *plan__method_name(enum plan_method m)
-{
-	return method_names[m];
-}
-
 static bool is_tracepoint(enum plan_method m)
 {
 	return m == PM_TP_BTF || m == PM_RAW_TP;

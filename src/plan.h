@@ -66,7 +66,6 @@ int plan__apply(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 /* attach the selected programs; links are kept in the skeleton's links */
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 
-const char *plan__method_name(enum plan_method m);
 int plan__print_text(const struct plan *p, FILE *out);
 int plan__print_json(const struct plan *p, const char *kernel, FILE *out);
 

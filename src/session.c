@@ -441,11 +441,6 @@ void session__quality(struct session *s, struct kms_quality *q)
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 
-int session__stack(struct session *s, int stack_id, __u64 *ips, int max)
-{
-	return collector__stack(s->coll, stack_id, ips, max);
-}
-
 void session__free(struct session *s)
 {
 	cli_cmd_abort(&s->cmd);

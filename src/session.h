@@ -102,7 +102,5 @@ int session__settle(struct session *s, double seconds);
 int session__stop(struct session *s);
 void session__quality(struct session *s, struct kms_quality *q);
 void session__free(struct session *s);
-/* stack of a record, innermost first; frames or -errno */
-int session__stack(struct session *s, int stack_id, __u64 *ips, int max);
 
 #endif
