@@ -325,6 +325,7 @@ struct quality_view {
 	__u64 unmatched_frees;
 	__u64 realloc_without_free;
 	__u64 page_split_frees;
+	__u64 not_counted;	/* events a table could not grow for */
 	bool complete;
 };
 
@@ -349,7 +350,8 @@ static void quality_view(const struct agg *a, const struct report_opts *o,
 	v->unmatched_frees = st->unmatched_frees;
 	v->realloc_without_free = st->realloc_without_free;
 	v->page_split_frees = st->page_split_frees;
-	v->complete = kms_quality_complete(&v->q);
+	v->not_counted = st->nomem;
+	v->complete = kms_quality_complete(&v->q) && !v->not_counted;
 }
 
 static const char *method_name(const struct kms_quality *q, int f)
@@ -609,6 +611,9 @@ static void text_quality(const struct quality_view *v, FILE *out)
 		(unsigned long long)v->unmatched_frees);
 	fprintf(out, "  realloc without free  %llu (a live address allocated again)\n",
 		(unsigned long long)v->realloc_without_free);
+	if (v->not_counted)
+		fprintf(out, "  not counted           %llu (out of memory)\n",
+			(unsigned long long)v->not_counted);
 	fprintf(out, "  families not traced   ");
 	for (f = 0; f < KMS_FAM_MAX; f++) {
 		if (q->traced[f] || q->skipped[f])
@@ -620,10 +625,11 @@ static void text_quality(const struct quality_view *v, FILE *out)
 	fprintf(out, "  complete              %s\n", v->complete ? "yes" : "NO");
 	if (!v->complete)
 		fprintf(out, "\n!!! INCOMPLETE DATA: %llu records lost, %llu program runs missed, "
-			"%llu out of order, %llu returns without entry: every count above is a "
-			"lower bound and frees may show as unmatched !!!\n",
+			"%llu out of order, %llu returns without entry, %llu not counted: every "
+			"count above is a lower bound and frees may show as unmatched !!!\n",
 			(unsigned long long)q->lost, (unsigned long long)q->misses,
-			(unsigned long long)q->out_of_order, (unsigned long long)q->pending_lost);
+			(unsigned long long)q->out_of_order, (unsigned long long)q->pending_lost,
+			(unsigned long long)v->not_counted);
 }
 
 int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *out)
@@ -1008,6 +1014,7 @@ static json_t *json_quality(const struct quality_view *v, bool *fail)
 	jset(j, "pending_lost", j_u64(q->pending_lost), fail);
 	jset(j, "realloc_without_free", j_u64(v->realloc_without_free), fail);
 	jset(j, "page_split_frees", j_u64(v->page_split_frees), fail);
+	jset(j, "not_counted", j_u64(v->not_counted), fail);
 	return j;
 }
 
