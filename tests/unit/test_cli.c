@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Option parsing: the value parsers and the shared "What to trace" options. */
+/* Option parsing (the value parsers, the shared "What to trace" options) and -- CMD. */
 #include <argp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "cli.h"
@@ -158,6 +159,72 @@ static void test_trace_options(void **state)
 	assert_int_equal(parse(&env, 3, a8), 2);
 }
 
+/* only words after -- form the command: a stray word is a usage error */
+static void test_command_after_dashes(void **state)
+{
+	char *a1[] = { "kmemscope t", "-d", "1", "extra", NULL };
+	char *a2[] = { "kmemscope t", "extra", "-d", "1", NULL };
+	char *a3[] = { "kmemscope t", "-d", "1", "extra", "--", "ls", NULL };
+	char *a4[] = { "kmemscope t", "-d", "1", "--", NULL };
+	char *a5[] = { "kmemscope t", "-d", "1", "--", "ls", "-d", "2", NULL };
+	char *a6[] = { "kmemscope t", "-c", "--", "--", "x", NULL };
+	struct cmd_env env;
+
+	assert_int_equal(parse(&env, 4, a1), 2);
+	assert_int_equal(parse(&env, 4, a2), 2);
+	assert_int_equal(parse(&env, 6, a3), 2);
+	assert_int_equal(parse(&env, 4, a4), 2);
+	assert_int_equal(parse(&env, 7, a5), 0);
+	assert_true(env.duration > 0.99 && env.duration < 1.01);
+	assert_string_equal(env.sa.so.cmd[0], "ls");
+	assert_string_equal(env.sa.so.cmd[1], "-d");
+	assert_string_equal(env.sa.so.cmd[2], "2");
+	/* an option's argument may be "--" itself */
+	assert_int_equal(parse(&env, 5, a6), 0);
+	assert_string_equal(env.sa.so.comm, "--");
+	assert_string_equal(env.sa.so.cmd[0], "x");
+}
+
+/* run argv as -- CMD would, to its end; kmemscope's status (err 0) for it */
+static int fate(char **argv)
+{
+	struct cli_cmd cmd = { .go_fd = -1, .err_fd = -1 };
+	int r;
+
+	assert_int_equal(cli_cmd_start(&cmd, argv), 0);
+	r = cli_cmd_go(&cmd);
+	if (r)
+		return r;
+	while (!cli_cmd_done(&cmd))
+		usleep(1000);
+	return cli_cmd_status(&cmd, 0);
+}
+
+/* kmemscope's exit status is CMD's fate, as time(1) gives it */
+static void test_command_fate(void **state)
+{
+	char *ok[] = { "true", NULL };
+	char *fails[] = { "false", NULL };
+	char *three[] = { "sh", "-c", "exit 3", NULL };
+	char *term[] = { "sh", "-c", "kill -TERM $$", NULL };
+	char *kill9[] = { "sh", "-c", "kill -KILL $$", NULL };
+	char *none[] = { "/nonexistent/command", NULL };
+	struct cli_cmd cmd = { .pid = 1, .done = true, .status = 3 << 8 };
+
+	assert_int_equal(fate(ok), 0);
+	assert_int_equal(fate(fails), 1);
+	assert_int_equal(fate(three), 3);
+	assert_int_equal(fate(term), 128 + 15);
+	assert_int_equal(fate(kill9), 128 + 9);
+	assert_int_equal(fate(none), 127);
+	/* kmemscope's own failure comes first; no command: its own status */
+	assert_int_equal(cli_cmd_status(&cmd, 1), 1);
+	assert_int_equal(cli_cmd_status(&cmd, 2), 2);
+	assert_int_equal(cli_cmd_status(&cmd, 0), 3);
+	cmd.pid = 0;
+	assert_int_equal(cli_cmd_status(&cmd, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -166,6 +233,8 @@ int main(void)
 		cmocka_unit_test(test_families),
 		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_trace_options),
+		cmocka_unit_test(test_command_after_dashes),
+		cmocka_unit_test(test_command_fate),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
