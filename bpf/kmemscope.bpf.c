@@ -38,28 +38,12 @@ const volatile bool rescue = false;		/* shadow programs catch recursion misses *
 /* the global order counter (use_seq); one cache line of its own */
 __u64 seq_counter SEC(".data.seq") __attribute__((aligned(64)));
 
-#define NR_SEEN 64
-
-struct stage {
-	__u32 busy;		/* a handler on this CPU is staging */
-	__u32 last_pid;		/* tgid whose comm was last announced */
-	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
-	__u32 filter_ok;	/* ... this */
-	__u64 filtered;		/* events dropped by the pid filter */
-	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
-	__u32 pad;
-	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
-	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
-	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
-	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
-	struct kms_batch b;
-};
-
+/* struct kms_stage is in kmemscope.h: the collector reads it too */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct stage);
+	__type(value, struct kms_stage);
 } stage SEC(".maps");
 
 struct {
@@ -125,14 +109,14 @@ static __always_inline void cnt_add(__u32 idx, __u64 v)
 		*c += v;
 }
 
-static __always_inline struct stage *stage_get(void)
+static __always_inline struct kms_stage *stage_get(void)
 {
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&stage, &zero);
 }
 
-static __always_inline void flush(struct stage *s, __u16 flags)
+static __always_inline void flush(struct kms_stage *s, __u16 flags)
 {
 	__u32 n = s->b.count;
 	__u64 size;
@@ -154,7 +138,7 @@ static __always_inline void flush(struct stage *s, __u16 flags)
 	s->b.count = 0;
 }
 
-static __always_inline void put(struct stage *s, const void *rec)
+static __always_inline void put(struct kms_stage *s, const void *rec)
 {
 	__u32 i = s->b.count;
 
@@ -198,7 +182,7 @@ static __always_inline void put_nested(struct kms_event *e)
 		cnt_add(KMS_CNT_LOST_NESTED, 1);
 }
 
-static __always_inline void announce_task(struct stage *s, __u32 tgid, __u64 ts)
+static __always_inline void announce_task(struct kms_stage *s, __u32 tgid, __u64 ts)
 {
 	struct kms_meta m = {};
 
@@ -211,9 +195,9 @@ static __always_inline void announce_task(struct stage *s, __u32 tgid, __u64 ts)
 }
 
 /* name a cache or device the first time this CPU sees it, before its first event */
-static __always_inline void announce_obj(struct stage *s, __u8 type, __u64 obj, __u64 ts)
+static __always_inline void announce_obj(struct kms_stage *s, __u8 type, __u64 obj, __u64 ts)
 {
-	__u32 slot = ((obj >> 6) ^ (obj >> 12)) & (NR_SEEN - 1);
+	__u32 slot = ((obj >> 6) ^ (obj >> 12)) & (KMS_NR_SEEN - 1);
 	struct kms_meta m = {};
 
 	if (s->seen[slot] == obj)
@@ -241,7 +225,7 @@ static __always_inline void announce_obj(struct stage *s, __u8 type, __u64 obj, 
 __u32 filter_gen;
 
 /* the pid filter, with the last answer cached per CPU: events come in runs of one task */
-static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
+static __always_inline bool pid_ok(struct kms_stage *s, __u32 tgid)
 {
 	__u32 gen = *(volatile __u32 *)&filter_gen;
 
@@ -293,7 +277,7 @@ static __always_inline bool type_is_alloc(__u8 type)
 	       type == KMS_EV_ALLOC_FAIL;
 }
 
-static __always_inline void read_ctx(struct stage *s, struct kms_event *e)
+static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
 {
 	__u32 pc;
 
@@ -314,8 +298,8 @@ static __always_inline void read_ctx(struct stage *s, struct kms_event *e)
 
 /* where a handler writes its record: the stage slot, or tmp when nested */
 struct ev_slot {
-	struct stage *s;	/* NULL: nested, ship tmp directly */
-	struct stage *gs;	/* stage whose active bit this handler set, or NULL */
+	struct kms_stage *s;	/* NULL: nested, ship tmp directly */
+	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
 	__u32 guard;		/* the handler's event type, for its active bit */
 	struct kms_event tmp;
 };
@@ -329,7 +313,7 @@ struct ev_slot {
  * program on the same tracepoint handles exactly the events that arrive
  * while the mark is set. It costs one more program run per event.
  */
-static __always_inline void guard_set(struct stage *s, struct ev_slot *es)
+static __always_inline void guard_set(struct kms_stage *s, struct ev_slot *es)
 {
 	es->gs = NULL;
 	if (!rescue || s->in_shadow || es->guard >= 32)
@@ -353,7 +337,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 						  __u64 obj)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stage *s = stage_get();
+	struct kms_stage *s = stage_get();
 	struct kms_event *e;
 	__u8 outside = 0;
 	__u64 ts;
@@ -424,7 +408,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 
 static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 {
-	struct stage *s = es->s;
+	struct kms_stage *s = es->s;
 
 	if (e->stack_id < -1)
 		cnt_add(KMS_CNT_STACK_FAIL, 1);
@@ -444,7 +428,7 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 SEC("raw_tp")
 int flush_stage(void *ctx)
 {
-	struct stage *s = stage_get();
+	struct kms_stage *s = stage_get();
 
 	if (!s || s->busy)
 		return 1;
@@ -710,7 +694,7 @@ TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
 #define SHADOW(name, guard, call)						\
 	SEC("raw_tp/" #name) int sh_##name(__u64 *ctx)				\
 	{									\
-		struct stage *s = stage_get();					\
+		struct kms_stage *s = stage_get();					\
 		int r;								\
 										\
 		if (!s || !(s->active & (1U << (guard))))			\
@@ -770,7 +754,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stage *s = stage_get();
+	struct kms_stage *s = stage_get();
 
 	if (!s || s->busy || (filter_pids && !pid_ok(s, tgid)))
 		return 0;

@@ -126,6 +126,37 @@ struct kms_batch {
 	struct kms_event ev[KMS_BATCH];
 };
 
+/* caches and devices each CPU remembers having announced */
+#define KMS_NR_SEEN 64
+
+/*
+ * The per-CPU stage (BPF map "stage"): where records wait for their batch,
+ * and the per-CPU state of the handlers. The collector reads 'filtered'.
+ * Not stored in trace files, so not covered by KMS_ABI_VERSION.
+ */
+struct kms_stage {
+	__u32 busy;		/* a handler on this CPU is staging */
+	__u32 last_pid;		/* tgid whose comm was last announced */
+	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
+	__u32 filter_ok;	/* ... this */
+	__u64 filtered;		/* events dropped by the pid filter */
+	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
+	__u32 pad;
+	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
+	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
+	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
+	__u64 seen[KMS_NR_SEEN];	/* caches and devices announced from this CPU */
+	struct kms_batch b;
+};
+
+/* slot indices are masked with these: powers of two only */
+_Static_assert((KMS_BATCH & (KMS_BATCH - 1)) == 0, "KMS_BATCH must be a power of two");
+_Static_assert(KMS_BATCH <= 0xffff, "kms_batch.count is 16 bits");
+_Static_assert((KMS_NR_SEEN & (KMS_NR_SEEN - 1)) == 0, "KMS_NR_SEEN must be a power of two");
+_Static_assert(sizeof(struct kms_event) == 64, "kms_event is one cache line");
+_Static_assert(sizeof(struct kms_meta) == sizeof(struct kms_event),
+	       "metadata records share the event slots");
+
 /* per-CPU counters, summed by the collector (index into the counters map) */
 enum kms_counter {
 	KMS_CNT_EVENTS = 0,	/* records staged */

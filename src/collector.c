@@ -24,15 +24,6 @@
 /* a CPU whose watermark is older than this gets a forced flush */
 #define STALE_NS (20ULL * 1000 * 1000)
 
-/* the head of struct stage in kmemscope.bpf.c */
-struct stage_head {
-	__u32 busy;
-	__u32 last_pid;
-	__u32 filter_pid;
-	__u32 filter_ok;
-	__u64 filtered;
-};
-
 struct collector {
 	struct kmemscope_bpf *skel;
 	const struct plan *plan;
@@ -468,16 +459,19 @@ int collector__stop(struct collector *c)
 static __u64 stage_filtered(struct collector *c)
 {
 	size_t vsz = bpf_map__value_size(c->skel->maps.stage);
-	char *vals = calloc(c->nr_cpus, vsz);
+	char *vals;
 	__u64 sum = 0;
 	__u32 zero = 0;
 
+	if (vsz != sizeof(struct kms_stage))
+		return 0;
+	vals = calloc(c->nr_cpus, vsz);
 	if (!vals)
 		return 0;
 	if (!bpf_map__lookup_elem(c->skel->maps.stage, &zero, sizeof(zero), vals,
 				  vsz * c->nr_cpus, 0)) {
 		for (int i = 0; i < c->nr_cpus; i++) {
-			const struct stage_head *h = (const void *)(vals + vsz * i);
+			const struct kms_stage *h = (const void *)(vals + vsz * i);
 
 			sum += h->filtered;
 		}
