@@ -116,6 +116,11 @@ static __always_inline struct kms_stage *stage_get(void)
 	return bpf_map_lookup_elem(&stage, &zero);
 }
 
+/*
+ * Ship the stage. Called only with s->busy held by the caller and never
+ * between taking an order key and staging its record: flush_key promises
+ * that nothing older is left on this CPU.
+ */
 static __always_inline void flush(struct kms_stage *s, __u16 flags)
 {
 	__u32 n = s->b.count;
@@ -138,18 +143,32 @@ static __always_inline void flush(struct kms_stage *s, __u16 flags)
 	s->b.count = 0;
 }
 
-static __always_inline void put(struct kms_stage *s, const void *rec)
+/*
+ * Make room for n records before an order key is taken: once a handler holds
+ * a key, no flush may come before its records are staged, or the batch would
+ * promise (flush_key) that nothing older is left while one still is.
+ */
+static __always_inline void stage_room(struct kms_stage *s, __u32 n)
+{
+	if (s->b.count + n > KMS_BATCH)
+		flush(s, 0);
+}
+
+/* the next stage slot, counted at once; stage_room() made sure it is free */
+static __always_inline void *stage_slot(struct kms_stage *s)
 {
 	__u32 i = s->b.count;
 
-	if (i >= KMS_BATCH) {
-		flush(s, 0);
-		i = 0;
-	}
-	__builtin_memcpy(&s->b.ev[i & (KMS_BATCH - 1)], rec, sizeof(struct kms_event));
 	s->b.count = i + 1;
-	if (i + 1 >= KMS_BATCH)
+	return &s->b.ev[i & (KMS_BATCH - 1)];
+}
+
+/* a handler is done with the stage: ship it if full, let others in */
+static __always_inline void stage_done(struct kms_stage *s)
+{
+	if (s->b.count >= KMS_BATCH)
 		flush(s, 0);
+	s->busy = 0;
 }
 
 static __always_inline __u64 order_key(void)
@@ -182,43 +201,50 @@ static __always_inline void put_nested(struct kms_event *e)
 		cnt_add(KMS_CNT_LOST_NESTED, 1);
 }
 
-static __always_inline void announce_task(struct kms_stage *s, __u32 tgid, __u64 ts)
+static __always_inline void meta_task(struct kms_meta *m, __u32 tgid, __u64 ts)
 {
-	struct kms_meta m = {};
-
-	m.type = KMS_EV_META_TASK;
-	m.ts = ts;
-	m.key = tgid;
-	bpf_get_current_comm(m.name, sizeof(m.name));
-	put(s, &m);
-	s->last_pid = tgid;
+	m->type = KMS_EV_META_TASK;
+	m->pad0 = 0;
+	m->cpu = 0;
+	m->flags = 0;
+	m->ts = ts;
+	m->key = tgid;
+	m->a = 0;
+	m->b = 0;
+	bpf_get_current_comm(m->name, sizeof(m->name));
 }
 
-/* name a cache or device the first time this CPU sees it, before its first event */
-static __always_inline void announce_obj(struct kms_stage *s, __u8 type, __u64 obj, __u64 ts)
+/* name a cache or device (obj) for the events of type that refer to it */
+static __always_inline void meta_obj(struct kms_meta *m, __u8 type, __u64 obj, __u64 ts)
 {
-	__u32 slot = ((obj >> 6) ^ (obj >> 12)) & (KMS_NR_SEEN - 1);
-	struct kms_meta m = {};
-
-	if (s->seen[slot] == obj)
-		return;
-	m.ts = ts;
-	m.key = obj;
+	m->pad0 = 0;
+	m->cpu = 0;
+	m->flags = 0;
+	m->ts = ts;
+	m->key = obj;
+	/* the slot holds an older record: no stale bytes after the name */
+	__builtin_memset(m->name, 0, sizeof(m->name));
 	if (type == KMS_EV_CACHE_ALLOC || type == KMS_EV_CACHE_FREE) {
 		struct kmem_cache *c = (void *)obj;
 
-		m.type = KMS_EV_META_CACHE;
-		m.a = BPF_CORE_READ(c, object_size);
-		m.b = BPF_CORE_READ(c, size);
-		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(c, name));
+		m->type = KMS_EV_META_CACHE;
+		m->a = BPF_CORE_READ(c, object_size);
+		m->b = BPF_CORE_READ(c, size);
+		bpf_probe_read_kernel_str(m->name, sizeof(m->name), BPF_CORE_READ(c, name));
 	} else {
 		struct device *d = (void *)obj;
 
-		m.type = KMS_EV_META_DEVICE;
-		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(d, kobj.name));
+		m->type = KMS_EV_META_DEVICE;
+		m->a = 0;
+		m->b = 0;
+		bpf_probe_read_kernel_str(m->name, sizeof(m->name), BPF_CORE_READ(d, kobj.name));
 	}
-	put(s, &m);
-	s->seen[slot] = obj;
+}
+
+/* where this CPU remembers having named obj */
+static __always_inline __u32 seen_slot(__u64 obj)
+{
+	return ((obj >> 6) ^ (obj >> 12)) & (KMS_NR_SEEN - 1);
 }
 
 /* bumped by the collector when it takes a pid out of the filter */
@@ -340,8 +366,8 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	struct kms_stage *s = stage_get();
 	struct kms_event *e;
 	__u8 outside = 0;
+	__u32 slot = seen_slot(obj);
 	__u64 ts;
-	__u32 i;
 
 	if (!s)
 		return NULL;
@@ -368,19 +394,24 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 		e = &es->tmp;
 		ts = order_key();
 	} else {
+		bool new_task, new_obj;
+
 		s->busy = 1;
 		es->s = s;
+		new_task = s->last_pid != tgid;
+		new_obj = obj && s->seen[slot] != obj;
+		stage_room(s, 1 + new_task + new_obj);
 		ts = order_key();
-		if (s->last_pid != tgid)
-			announce_task(s, tgid, ts);
-		if (obj)
-			announce_obj(s, type, obj, ts);
-		i = s->b.count;
-		if (i >= KMS_BATCH) {
-			flush(s, 0);
-			i = 0;
+		if (new_task) {
+			meta_task(stage_slot(s), tgid, ts);
+			s->last_pid = tgid;
 		}
-		e = &s->b.ev[i & (KMS_BATCH - 1)];
+		if (new_obj) {
+			meta_obj(stage_slot(s), type, obj, ts);
+			s->seen[slot] = obj;
+		}
+		/* counted in ev_end(), once it is complete */
+		e = &s->b.ev[s->b.count & (KMS_BATCH - 1)];
 	}
 	e->type = type;
 	e->ctx = outside;
@@ -418,9 +449,7 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 		return;
 	}
 	s->b.count++;
-	if (s->b.count >= KMS_BATCH)
-		flush(s, 0);
-	s->busy = 0;
+	stage_done(s);
 	guard_clear(es);
 }
 
@@ -759,8 +788,10 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (!s || s->busy || (filter_pids && !pid_ok(s, tgid)))
 		return 0;
 	s->busy = 1;
-	announce_task(s, tgid, order_key());
-	s->busy = 0;
+	stage_room(s, 1);
+	meta_task(stage_slot(s), tgid, order_key());
+	s->last_pid = tgid;
+	stage_done(s);
 	return 0;
 }
 

@@ -114,7 +114,8 @@ struct kms_meta {
  * KMS_BATCH_SEQ) a number from one global counter, which costs ~4 ns instead
  * of ~29 ns per event here but bounces a cache line between busy CPUs.
  * flush_key says that every non-nested record of this CPU with a smaller key
- * has been shipped (in this batch or an earlier one); flush_ts is the time of
+ * has been shipped (in this batch or an earlier one): no flush comes between
+ * a handler taking its key and staging its record. flush_ts is the time of
  * the flush, which in SEQ mode dates the batch's records.
  */
 struct kms_batch {
