@@ -104,7 +104,7 @@ struct kms_meta {
 #define KMS_META_RECLAIMABLE	0x1	/* a reclaimable cache (SLAB_RECLAIM_ACCOUNT) */
 
 /* kms_batch.flags */
-#define KMS_BATCH_NESTED	0x1	/* a direct record: not ordered with its CPU's batches */
+#define KMS_BATCH_NESTED	0x1	/* a direct record (struct kms_direct): no watermark */
 #define KMS_BATCH_FORCED	0x2	/* flushed by the collector's flush program */
 #define KMS_BATCH_SEQ		0x4	/* order keys are a global sequence, not ns */
 
@@ -113,10 +113,11 @@ struct kms_meta {
  * CPU, in order. Records carry an order key: bpf_ktime_get_ns(), or (with
  * KMS_BATCH_SEQ) a number from one global counter, which costs ~4 ns instead
  * of ~29 ns per event here but bounces a cache line between busy CPUs.
- * flush_key says that every non-nested record of this CPU with a smaller key
- * has been shipped (in this batch or an earlier one): no flush comes between
- * a handler taking its key and staging its record. flush_ts is the time of
- * the flush, which in SEQ mode dates the batch's records.
+ * flush_key says that every staged record of this CPU with a smaller key has
+ * been shipped (in this batch or an earlier one): no flush comes between a
+ * handler taking its key and staging its record. flush_ts is the time of the
+ * flush, which in SEQ mode dates the batch's records. Direct records
+ * (KMS_BATCH_NESTED) are not staged; see merge.h for why they are safe.
  */
 struct kms_batch {
 	__u32 cpu;
@@ -125,6 +126,16 @@ struct kms_batch {
 	__u64 flush_ts;
 	__u64 flush_key;
 	struct kms_event ev[KMS_BATCH];
+};
+
+/* a direct record: a batch of one, shipped on its own (KMS_BATCH_NESTED) */
+struct kms_direct {
+	__u32 cpu;
+	__u16 count;
+	__u16 flags;
+	__u64 flush_ts;
+	__u64 flush_key;
+	struct kms_event ev;
 };
 
 /* caches and devices each CPU remembers having announced */
@@ -157,12 +168,14 @@ _Static_assert((KMS_NR_SEEN & (KMS_NR_SEEN - 1)) == 0, "KMS_NR_SEEN must be a po
 _Static_assert(sizeof(struct kms_event) == 64, "kms_event is one cache line");
 _Static_assert(sizeof(struct kms_meta) == sizeof(struct kms_event),
 	       "metadata records share the event slots");
+_Static_assert(__builtin_offsetof(struct kms_direct, ev) ==
+	       __builtin_offsetof(struct kms_batch, ev), "a direct record is a batch of one");
 
 /* per-CPU counters, summed by the collector (index into the counters map) */
 enum kms_counter {
 	KMS_CNT_EVENTS = 0,	/* records staged */
 	KMS_CNT_LOST,		/* records lost: ring buffer full */
-	KMS_CNT_LOST_NESTED,	/* direct (nested) records lost: ring buffer full */
+	KMS_CNT_LOST_NESTED,	/* direct records (nested, fentry/fexit) lost: ring full */
 	KMS_CNT_STACK_FAIL,	/* stack capture failed (table full or error) */
 	KMS_CNT_FILTERED,	/* events dropped by the pid filter */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
