@@ -124,7 +124,7 @@ static __always_inline struct kms_stage *stage_get(void)
  * between taking an order key and staging its record: flush_key promises
  * that nothing older is left on this CPU.
  */
-static __always_inline void flush(struct kms_stage *s, __u16 flags)
+static __noinline void flush(struct kms_stage *s, __u16 flags)
 {
 	__u32 n = s->b.count;
 	__u64 size;
