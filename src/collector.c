@@ -566,6 +566,20 @@ bool collector__context(const struct collector *c)
 	return c->context;
 }
 
+int collector__test_run(struct collector *c, const char *prog, int cpu, const __u64 *args,
+			unsigned int nr_args)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu,
+		    .ctx_in = args, .ctx_size_in = nr_args * sizeof(*args));
+	struct bpf_program *p = bpf_object__find_program_by_name(c->skel->obj, prog);
+
+	if (!p || bpf_program__fd(p) < 0)
+		return -ENOENT;
+	if (bpf_prog_test_run_opts(bpf_program__fd(p), &opts))
+		return -errno;
+	return opts.retval;
+}
+
 void collector__free(struct collector *c)
 {
 	if (!c)

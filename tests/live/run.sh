@@ -13,6 +13,7 @@ BUILD=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 KMS=$BUILD/kmemscope
 TRIGGER=$BUILD/tests/trigger
+ORDER=$BUILD/tests/order
 PASSED=0
 FAILED=0
 
@@ -43,6 +44,7 @@ fatal() {
 [ "$(id -u)" -eq 0 ] || fatal "must run as root (BPF, perf tracepoints)"
 [ -x "$KMS" ] || fatal "$KMS not built (make)"
 [ -x "$TRIGGER" ] || fatal "$TRIGGER not built (make $TRIGGER)"
+[ -x "$ORDER" ] || fatal "$ORDER not built (make $ORDER)"
 command -v perf >/dev/null || fatal "perf not found (apt-get install linux-perf)"
 command -v python3 >/dev/null || fatal "python3 not found"
 [ -r /sys/kernel/btf/vmlinux ] || fatal "kernel BTF /sys/kernel/btf/vmlinux missing"
@@ -101,6 +103,16 @@ bad_arg "kmemscope stat -s nosuch" stat -s nosuch
 bad_arg "kmemscope stat -a (no command)" stat -a
 bad_arg "kmemscope stat -o unwritable" stat -d 1 -o /nonexistent-dir/out.json
 bad_arg "kmemscope nosuchcommand" nosuchcommand
+
+# the BPF handlers run on CPU 0 and 1 into the collector: records in order
+"$ORDER" >"$WORK/order" 2>&1 || true
+while read -r verdict rest; do
+	case $verdict in
+	PASS) pass "$rest" ;;
+	FAIL) fail "$rest" ;;
+	esac
+done <"$WORK/order"
+grep -q '^\(PASS\|FAIL\) ' "$WORK/order" || fail "order: no result: $(tail -n 1 "$WORK/order")"
 
 # kmemscope top in batch mode: tests/live/top.sh prints PASS/FAIL lines
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || true
