@@ -32,7 +32,8 @@ OBJS := $(patsubst src/%.c,$(OUTPUT)/obj/%.o,$(SRCS))
 LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
-TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/bench/gen
+TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
+	      $(OUTPUT)/bench/gen
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor
 
 .PHONY: all deps run test unit live qemu bench static clean help vmlinux
@@ -91,6 +92,11 @@ $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 # checks of the pure modules against the running kernel's files (live tier)
 $(OUTPUT)/tests/kernel: tests/live/kernel.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+
+# drives the real BPF handlers into the real collector (BPF_PROG_TEST_RUN)
+$(OUTPUT)/tests/order: tests/live/order.c $(LIB_OBJS) | $(OUTPUT)/tests
+	$(call msg,TEST,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 
 $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench

@@ -7,11 +7,13 @@
  *
  * Records are staged per CPU and shipped KMS_BATCH at a time with one
  * bpf_ringbuf_output(..., BPF_RB_NO_WAKEUP): a reservation and a wakeup per
- * event cost more than the event itself. A record made while another one is
- * being staged on the same CPU (an interrupt during a handler) goes out
- * directly, flagged KMS_BATCH_NESTED. The collector merges per-CPU batches
- * by order key (a global sequence or the time), and runs flush_stage on a CPU
- * whose stage has gone quiet.
+ * event cost more than the event itself. Two kinds of record go out
+ * directly, as a batch of one flagged KMS_BATCH_NESTED: one made while
+ * another is being staged on the same CPU (an interrupt during a handler),
+ * and every record of an fentry/fexit handler, which runs preemptible and
+ * so must not hold the stage. The collector merges per-CPU batches by order
+ * key (a global sequence or the time), and runs flush_stage on a CPU whose
+ * stage has gone quiet.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -38,28 +40,12 @@ const volatile bool rescue = false;		/* shadow programs catch recursion misses *
 /* the global order counter (use_seq); one cache line of its own */
 __u64 seq_counter SEC(".data.seq") __attribute__((aligned(64)));
 
-#define NR_SEEN 64
-
-struct stage {
-	__u32 busy;		/* a handler on this CPU is staging */
-	__u32 last_pid;		/* tgid whose comm was last announced */
-	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
-	__u32 filter_ok;	/* ... this */
-	__u64 filtered;		/* events dropped by the pid filter */
-	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
-	__u32 pad;
-	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
-	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
-	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
-	__u64 seen[NR_SEEN];	/* caches and devices announced from this CPU */
-	struct kms_batch b;
-};
-
+/* struct kms_stage is in kmemscope.h: the collector reads it too */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct stage);
+	__type(value, struct kms_stage);
 } stage SEC(".maps");
 
 struct {
@@ -117,22 +103,28 @@ static __always_inline __u64 ptr_val(const void *p)
 	return ((__u64)hi << 32) | lo;
 }
 
+/* atomic: fentry/fexit handlers can be preempted by another task's handler */
 static __always_inline void cnt_add(__u32 idx, __u64 v)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
 
 	if (c)
-		*c += v;
+		__sync_fetch_and_add(c, v);
 }
 
-static __always_inline struct stage *stage_get(void)
+static __always_inline struct kms_stage *stage_get(void)
 {
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&stage, &zero);
 }
 
-static __always_inline void flush(struct stage *s, __u16 flags)
+/*
+ * Ship the stage. Called only with s->busy held by the caller and never
+ * between taking an order key and staging its record: flush_key promises
+ * that nothing older is left on this CPU.
+ */
+static __noinline void flush(struct kms_stage *s, __u16 flags)
 {
 	__u32 n = s->b.count;
 	__u64 size;
@@ -154,18 +146,32 @@ static __always_inline void flush(struct stage *s, __u16 flags)
 	s->b.count = 0;
 }
 
-static __always_inline void put(struct stage *s, const void *rec)
+/*
+ * Make room for n records before an order key is taken: once a handler holds
+ * a key, no flush may come before its records are staged, or the batch would
+ * promise (flush_key) that nothing older is left while one still is.
+ */
+static __always_inline void stage_room(struct kms_stage *s, __u32 n)
+{
+	if (s->b.count + n > KMS_BATCH)
+		flush(s, 0);
+}
+
+/* the next stage slot, counted at once; stage_room() made sure it is free */
+static __always_inline void *stage_slot(struct kms_stage *s)
 {
 	__u32 i = s->b.count;
 
-	if (i >= KMS_BATCH) {
-		flush(s, 0);
-		i = 0;
-	}
-	__builtin_memcpy(&s->b.ev[i & (KMS_BATCH - 1)], rec, sizeof(struct kms_event));
 	s->b.count = i + 1;
-	if (i + 1 >= KMS_BATCH)
+	return &s->b.ev[i & (KMS_BATCH - 1)];
+}
+
+/* a handler is done with the stage: ship it if full, let others in */
+static __always_inline void stage_done(struct kms_stage *s)
+{
+	if (s->b.count >= KMS_BATCH)
 		flush(s, 0);
+	s->busy = 0;
 }
 
 static __always_inline __u64 order_key(void)
@@ -173,75 +179,100 @@ static __always_inline __u64 order_key(void)
 	return use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns();
 }
 
-/* a direct single-record batch, for a handler that interrupted another */
-struct nested_rec {
-	__u32 cpu;
-	__u16 count;
-	__u16 flags;
-	__u64 flush_ts;
-	__u64 flush_key;
-	struct kms_event ev;
-};
-
-static __always_inline void put_nested(struct kms_event *e)
+/*
+ * A direct record is reserved in the ring before its order key is taken.
+ * The reader stops at a reserved record until it is submitted, and any batch
+ * whose flush_key passes this key is reserved after it, so it is read after
+ * it: the merge never delivers past a direct record still in the making,
+ * however long its handler is preempted. NULL if the ring is full.
+ */
+static __always_inline struct kms_direct *direct_new(void)
 {
-	struct nested_rec r;
+	struct kms_direct *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
 
-	r.cpu = bpf_get_smp_processor_id();
-	r.count = 1;
-	r.flags = KMS_BATCH_NESTED | (use_seq ? KMS_BATCH_SEQ : 0);
-	r.flush_ts = bpf_ktime_get_ns();
-	r.flush_key = e->ts;
-	__builtin_memcpy(&r.ev, e, sizeof(*e));
-	r.ev.ctx |= KMS_CTX_NESTED;
-	if (bpf_ringbuf_output(&rb, &r, sizeof(r), BPF_RB_NO_WAKEUP))
+	if (!r) {
 		cnt_add(KMS_CNT_LOST_NESTED, 1);
+		return NULL;
+	}
+	r->cpu = bpf_get_smp_processor_id();
+	r->count = 1;
+	r->flags = KMS_BATCH_NESTED | (use_seq ? KMS_BATCH_SEQ : 0);
+	return r;
 }
 
-static __always_inline void announce_task(struct stage *s, __u32 tgid, __u64 ts)
+static __always_inline void direct_ship(struct kms_direct *r)
 {
-	struct kms_meta m = {};
-
-	m.type = KMS_EV_META_TASK;
-	m.ts = ts;
-	m.key = tgid;
-	bpf_get_current_comm(m.name, sizeof(m.name));
-	put(s, &m);
-	s->last_pid = tgid;
+	r->flush_ts = bpf_ktime_get_ns();
+	r->flush_key = r->ev.ts;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
-/* name a cache or device the first time this CPU sees it, before its first event */
-static __always_inline void announce_obj(struct stage *s, __u8 type, __u64 obj, __u64 ts)
+static __always_inline void meta_task(struct kms_meta *m, __u32 tgid, __u64 ts)
 {
-	__u32 slot = ((obj >> 6) ^ (obj >> 12)) & (NR_SEEN - 1);
-	struct kms_meta m = {};
+	m->type = KMS_EV_META_TASK;
+	m->pad0 = 0;
+	m->cpu = 0;
+	m->flags = 0;
+	m->ts = ts;
+	m->key = tgid;
+	m->a = 0;
+	m->b = 0;
+	bpf_get_current_comm(m->name, sizeof(m->name));
+}
 
-	if (s->seen[slot] == obj)
-		return;
-	m.ts = ts;
-	m.key = obj;
+/* name a cache or device (obj) for the events of type that refer to it */
+static __always_inline void meta_obj(struct kms_meta *m, __u8 type, __u64 obj, __u64 ts)
+{
+	m->pad0 = 0;
+	m->cpu = 0;
+	m->flags = 0;
+	m->ts = ts;
+	m->key = obj;
+	/* the slot holds an older record: no stale bytes after the name */
+	__builtin_memset(m->name, 0, sizeof(m->name));
 	if (type == KMS_EV_CACHE_ALLOC || type == KMS_EV_CACHE_FREE) {
 		struct kmem_cache *c = (void *)obj;
 
-		m.type = KMS_EV_META_CACHE;
-		m.a = BPF_CORE_READ(c, object_size);
-		m.b = BPF_CORE_READ(c, size);
-		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(c, name));
+		m->type = KMS_EV_META_CACHE;
+		m->a = BPF_CORE_READ(c, object_size);
+		m->b = BPF_CORE_READ(c, size);
+		bpf_probe_read_kernel_str(m->name, sizeof(m->name), BPF_CORE_READ(c, name));
 	} else {
 		struct device *d = (void *)obj;
 
-		m.type = KMS_EV_META_DEVICE;
-		bpf_probe_read_kernel_str(m.name, sizeof(m.name), BPF_CORE_READ(d, kobj.name));
+		m->type = KMS_EV_META_DEVICE;
+		m->a = 0;
+		m->b = 0;
+		bpf_probe_read_kernel_str(m->name, sizeof(m->name), BPF_CORE_READ(d, kobj.name));
 	}
-	put(s, &m);
-	s->seen[slot] = obj;
+}
+
+/* where this CPU remembers having named obj */
+static __always_inline __u32 seen_slot(__u64 obj)
+{
+	return ((obj >> 6) ^ (obj >> 12)) & (KMS_NR_SEEN - 1);
+}
+
+/* a metadata record shipped directly; false if the ring was full */
+static __always_inline bool direct_meta(__u8 type, __u32 tgid, __u64 obj)
+{
+	struct kms_direct *r = direct_new();
+
+	if (!r)
+		return false;
+	if (obj)
+		meta_obj((void *)&r->ev, type, obj, order_key());
+	else
+		meta_task((void *)&r->ev, tgid, order_key());
+	direct_ship(r);
+	return true;
 }
 
 /* bumped by the collector when it takes a pid out of the filter */
 __u32 filter_gen;
 
 /* the pid filter, with the last answer cached per CPU: events come in runs of one task */
-static __always_inline bool pid_ok(struct stage *s, __u32 tgid)
+static __always_inline bool pid_ok(struct kms_stage *s, __u32 tgid)
 {
 	__u32 gen = *(volatile __u32 *)&filter_gen;
 
@@ -293,7 +324,7 @@ static __always_inline bool type_is_alloc(__u8 type)
 	       type == KMS_EV_ALLOC_FAIL;
 }
 
-static __always_inline void read_ctx(struct stage *s, struct kms_event *e)
+static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
 {
 	__u32 pc;
 
@@ -312,12 +343,24 @@ static __always_inline void read_ctx(struct stage *s, struct kms_event *e)
 	e->ctx |= KMS_CTX_KNOWN;
 }
 
-/* where a handler writes its record: the stage slot, or tmp when nested */
+/*
+ * How a handler may use the per-CPU stage, fixed per attach flavour at
+ * compile time. Tracepoint and kprobe programs run with preemption off and
+ * stage their records. fentry/fexit programs run with only migration off: a
+ * handler preempted while holding the stage would freeze the CPU's
+ * watermark, and two tasks could claim one slot, so they ship directly.
+ */
+enum ev_path {
+	EV_STAGED,
+	EV_DIRECT,
+};
+
+/* where a handler writes its record: a stage slot, or a direct record */
 struct ev_slot {
-	struct stage *s;	/* NULL: nested, ship tmp directly */
-	struct stage *gs;	/* stage whose active bit this handler set, or NULL */
+	struct kms_stage *s;	/* the stage holding the record, NULL: ... */
+	struct kms_direct *r;	/* ... the direct record */
+	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
 	__u32 guard;		/* the handler's event type, for its active bit */
-	struct kms_event tmp;
 };
 
 /*
@@ -329,10 +372,11 @@ struct ev_slot {
  * program on the same tracepoint handles exactly the events that arrive
  * while the mark is set. It costs one more program run per event.
  */
-static __always_inline void guard_set(struct stage *s, struct ev_slot *es)
+static __always_inline void guard_set(struct kms_stage *s, struct ev_slot *es, enum ev_path how)
 {
 	es->gs = NULL;
-	if (!rescue || s->in_shadow || es->guard >= 32)
+	/* shadows are tracepoint programs: nothing rescues an fentry handler */
+	if (!rescue || how == EV_DIRECT || s->in_shadow || es->guard >= 32)
 		return;
 	s->active |= 1U << es->guard;
 	es->gs = s;
@@ -347,59 +391,91 @@ static __always_inline void guard_clear(struct ev_slot *es)
 /*
  * Start a record of type for obj (cache/device, 0 if none): filter, announce
  * what the record refers to, and hand back the slot with the shared fields
- * filled. NULL when the event is filtered out.
+ * filled. NULL when the event is filtered out or cannot be shipped.
  */
 static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es, __u8 type,
-						  __u64 obj)
+						  __u64 obj, enum ev_path how)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stage *s = stage_get();
+	struct kms_stage *s = stage_get();
 	struct kms_event *e;
-	__u8 outside = 0;
+	__u8 flags = 0;
+	__u32 slot = seen_slot(obj);
 	__u64 ts;
-	__u32 i;
 
 	if (!s)
 		return NULL;
-	guard_set(s, es);
+	guard_set(s, es, how);
 	/*
 	 * Frees pass the pid filter: RCU callbacks and workers free what the
 	 * traced processes allocated. The collector keeps those that match.
+	 * The cached answer in the stage is for handlers that cannot be
+	 * preempted halfway through updating it.
 	 */
-	if (filter_pids && !pid_ok(s, tgid)) {
+	if (filter_pids && !(how == EV_DIRECT ? bpf_map_lookup_elem(&pids, &tgid) != NULL :
+				pid_ok(s, tgid))) {
 		if (!type_is_free(type)) {
-			s->filtered++;
+			if (how == EV_DIRECT)
+				cnt_add(KMS_CNT_FILTERED, 1);
+			else
+				s->filtered++;
 			guard_clear(es);
 			return NULL;
 		}
-		outside = KMS_CTX_OUTSIDE;
+		flags = KMS_CTX_OUTSIDE;
 	}
-	/*
-	 * The order key is taken only once the stage is marked busy: a forced
-	 * flush that lands in between would otherwise promise that nothing
-	 * older than its watermark is left on this CPU.
-	 */
-	if (s->busy) {
-		es->s = NULL;
-		e = &es->tmp;
+	es->s = NULL;
+	es->r = NULL;
+	if (how == EV_DIRECT || s->busy) {
+		/*
+		 * fentry/fexit records name their task and object in direct
+		 * records of their own, each with its own key, so they are
+		 * delivered first; a staged handler this one interrupted
+		 * rewrites last_pid or seen[] at worst: a name sent twice.
+		 * Nested records go unnamed, as before: they are rare, and
+		 * this code would be copied into every tracepoint program.
+		 */
+		if (how == EV_DIRECT) {
+			if (s->last_pid != tgid && direct_meta(KMS_EV_META_TASK, tgid, 0))
+				s->last_pid = tgid;
+			if (obj && s->seen[slot] != obj && direct_meta(type, tgid, obj))
+				s->seen[slot] = obj;
+		} else {
+			flags |= KMS_CTX_NESTED;
+		}
+		es->r = direct_new();
+		if (!es->r) {
+			guard_clear(es);
+			return NULL;
+		}
+		e = &es->r->ev;
 		ts = order_key();
 	} else {
+		bool new_task, new_obj;
+
+		/*
+		 * Busy before the key: a forced flush (flush_stage) landing
+		 * in between would promise that nothing older is left here.
+		 */
 		s->busy = 1;
 		es->s = s;
+		new_task = s->last_pid != tgid;
+		new_obj = obj && s->seen[slot] != obj;
+		stage_room(s, 1 + new_task + new_obj);
 		ts = order_key();
-		if (s->last_pid != tgid)
-			announce_task(s, tgid, ts);
-		if (obj)
-			announce_obj(s, type, obj, ts);
-		i = s->b.count;
-		if (i >= KMS_BATCH) {
-			flush(s, 0);
-			i = 0;
+		if (new_task) {
+			meta_task(stage_slot(s), tgid, ts);
+			s->last_pid = tgid;
 		}
-		e = &s->b.ev[i & (KMS_BATCH - 1)];
+		if (new_obj) {
+			meta_obj(stage_slot(s), type, obj, ts);
+			s->seen[slot] = obj;
+		}
+		/* counted in ev_end(), once it is complete */
+		e = &s->b.ev[s->b.count & (KMS_BATCH - 1)];
 	}
 	e->type = type;
-	e->ctx = outside;
+	e->ctx = flags;
 	e->order = 0;
 	e->extra = 0;
 	e->node = -1;
@@ -424,19 +500,19 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 
 static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 {
-	struct stage *s = es->s;
-
 	if (e->stack_id < -1)
 		cnt_add(KMS_CNT_STACK_FAIL, 1);
-	if (!s) {
-		put_nested(e);
-		guard_clear(es);
-		return;
+	/*
+	 * Branch on the stage, not on the reserved record: 6.1's verifier does
+	 * not know a ring-buffer record is non-NULL once checked, walks the
+	 * NULL branch and finds the record unreleased there.
+	 */
+	if (es->s) {
+		es->s->b.count++;
+		stage_done(es->s);
+	} else {
+		direct_ship(es->r);
 	}
-	s->b.count++;
-	if (s->b.count >= KMS_BATCH)
-		flush(s, 0);
-	s->busy = 0;
 	guard_clear(es);
 }
 
@@ -444,7 +520,7 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 SEC("raw_tp")
 int flush_stage(void *ctx)
 {
-	struct stage *s = stage_get();
+	struct kms_stage *s = stage_get();
 
 	if (!s || s->busy)
 		return 1;
@@ -460,7 +536,8 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 				      __u64 gfp, int node)
 {
 	struct ev_slot es = { .guard = KMS_EV_KMALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0);
+	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0,
+				       EV_STAGED);
 
 	if (!e)
 		return 0;
@@ -477,12 +554,13 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 }
 
 /* frees of NULL are recorded too: they are events the kernel counts */
-static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj)
+static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj,
+				   enum ev_path how)
 {
 	struct ev_slot es = { .guard = type };
 	struct kms_event *e;
 
-	e = ev_begin(ctx, &es, type, obj);
+	e = ev_begin(ctx, &es, type, obj, how);
 	if (!e)
 		return 0;
 	e->site = site;
@@ -496,7 +574,7 @@ static __always_inline int on_cache_alloc(void *ctx, __u64 site, __u64 ptr, __u6
 {
 	struct ev_slot es = { .guard = KMS_EV_CACHE_ALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_CACHE_ALLOC : KMS_EV_ALLOC_FAIL,
-				       cache);
+				       cache, EV_STAGED);
 
 	if (!e)
 		return 0;
@@ -523,7 +601,8 @@ static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u
 					 int migratetype)
 {
 	struct ev_slot es = { .guard = KMS_EV_PAGE_ALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, 0);
+	struct kms_event *e = ev_begin(ctx, &es, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, 0,
+				       EV_STAGED);
 
 	if (!e)
 		return 0;
@@ -543,7 +622,7 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 
 	if (!page)
 		return 0;
-	e = ev_begin(ctx, &es, type, 0);
+	e = ev_begin(ctx, &es, type, 0, EV_STAGED);
 	if (!e)
 		return 0;
 	e->ptr = page_key(page);
@@ -554,10 +633,11 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 }
 
 static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 size, __u64 gfp,
-				      bool failed, bool nested)
+				      bool failed, bool nested, enum ev_path how)
 {
 	struct ev_slot es = { .guard = KMS_EV_VMALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0);
+	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0,
+				       how);
 
 	if (!e)
 		return 0;
@@ -576,10 +656,11 @@ static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 s
 }
 
 static __always_inline int on_dma_alloc(void *ctx, __u64 site, __u64 dev, __u64 virt,
-					__u64 size, __u64 gfp)
+					__u64 size, __u64 gfp, enum ev_path how)
 {
 	struct ev_slot es = { .guard = KMS_EV_DMA_ALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, dev);
+	struct kms_event *e = ev_begin(ctx, &es, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, dev,
+				       how);
 
 	if (!e)
 		return 0;
@@ -597,7 +678,8 @@ static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u
 					   __u64 bytes_alloc, __u64 gfp, bool atomic, bool reserved)
 {
 	struct ev_slot es = { .guard = KMS_EV_PERCPU_ALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, 0);
+	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, 0,
+				       EV_STAGED);
 
 	if (!e)
 		return 0;
@@ -637,14 +719,14 @@ TP_PAIR(kmalloc, A(unsigned long site, const void *ptr, size_t req, size_t alloc
 	return on_kmalloc(ctx, site, ptr_val(ptr), req, alloc, gfp, node);)
 
 TP_PAIR(kfree, A(unsigned long site, const void *ptr),
-	return on_free(ctx, KMS_EV_KFREE, site, ptr_val(ptr), 0);)
+	return on_free(ctx, KMS_EV_KFREE, site, ptr_val(ptr), 0, EV_STAGED);)
 
 TP_RAW(kmem_cache_alloc, A(unsigned long site, const void *ptr, struct kmem_cache *s, gfp_t gfp,
 			    int node),
 	return on_cache_alloc(ctx, site, ptr_val(ptr), ptr_val(s), gfp, node);)
 
 TP_RAW(kmem_cache_free, A(unsigned long site, const void *ptr, const struct kmem_cache *s),
-	return on_free(ctx, KMS_EV_CACHE_FREE, site, ptr_val(ptr), ptr_val(s));)
+	return on_free(ctx, KMS_EV_CACHE_FREE, site, ptr_val(ptr), ptr_val(s), EV_STAGED);)
 
 TP_RAW(mm_page_alloc, A(struct page *page, unsigned int order, gfp_t gfp, int migratetype),
 	return on_page_alloc(ctx, ptr_val(page), order, gfp, migratetype);)
@@ -657,27 +739,27 @@ TP_RAW(mm_page_free_batched, A(struct page *page),
 
 TP_PAIR(alloc_vmap_area, A(unsigned long addr, unsigned long size, unsigned long align,
 			   unsigned long vstart, unsigned long vend, int failed),
-	return on_vmalloc(ctx, 0, addr, size, 0, failed, false);)
+	return on_vmalloc(ctx, 0, addr, size, 0, failed, false, EV_STAGED);)
 
 TP_PAIR(free_vmap_area_noflush, A(unsigned long va_start, unsigned long nr_lazy,
 				  unsigned long nr_lazy_max),
-	return on_free(ctx, KMS_EV_VFREE, 0, va_start, 0);)
+	return on_free(ctx, KMS_EV_VFREE, 0, va_start, 0, EV_STAGED);)
 
 TP_RAW(dma_alloc, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 		     gfp_t gfp, unsigned long attrs),
-	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp);)
+	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp, EV_STAGED);)
 
 TP_RAW(dma_alloc_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 			   gfp_t gfp, unsigned long attrs),
-	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp);)
+	return on_dma_alloc(ctx, 0, ptr_val(dev), ptr_val(virt), size, gfp, EV_STAGED);)
 
 TP_RAW(dma_free, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 		    unsigned long attrs),
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev));)
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev), EV_STAGED);)
 
 TP_RAW(dma_free_pages, A(struct device *dev, void *virt, dma_addr_t dma, size_t size, int dir,
 			  unsigned long attrs),
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev));)
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, ptr_val(virt), ptr_val(dev), EV_STAGED);)
 
 /*
  * percpu_alloc_percpu grew call_site, bytes_alloc and gfp_flags after 6.1;
@@ -707,13 +789,13 @@ int rt_percpu_alloc_percpu(__u64 *ctx)
 }
 
 TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
-	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, ptr_val(ptr), 0);)
+	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, ptr_val(ptr), 0, EV_STAGED);)
 
 /* rescue: shadows of the hot tracepoints (see guard_set()) */
 #define SHADOW(name, guard, call)						\
 	SEC("raw_tp/" #name) int sh_##name(__u64 *ctx)				\
 	{									\
-		struct stage *s = stage_get();					\
+		struct kms_stage *s = stage_get();					\
 		int r;								\
 										\
 		if (!s || !(s->active & (1U << (guard))))			\
@@ -727,10 +809,11 @@ TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
 
 SHADOW(kmalloc, KMS_EV_KMALLOC,
        on_kmalloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3], ctx[4], (int)ctx[5]))
-SHADOW(kfree, KMS_EV_KFREE, on_free(ctx, KMS_EV_KFREE, ctx[0], ctx[1], 0))
+SHADOW(kfree, KMS_EV_KFREE, on_free(ctx, KMS_EV_KFREE, ctx[0], ctx[1], 0, EV_STAGED))
 SHADOW(kmem_cache_alloc, KMS_EV_CACHE_ALLOC,
        on_cache_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3], (int)ctx[4]))
-SHADOW(kmem_cache_free, KMS_EV_CACHE_FREE, on_free(ctx, KMS_EV_CACHE_FREE, ctx[0], ctx[1], ctx[2]))
+SHADOW(kmem_cache_free, KMS_EV_CACHE_FREE,
+       on_free(ctx, KMS_EV_CACHE_FREE, ctx[0], ctx[1], ctx[2], EV_STAGED))
 SHADOW(mm_page_alloc, KMS_EV_PAGE_ALLOC, on_page_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3]))
 SHADOW(mm_page_free, KMS_EV_PAGE_FREE, on_page_free(ctx, KMS_EV_PAGE_FREE, ctx[0], ctx[1]))
 SHADOW(mm_page_free_batched, KMS_EV_PAGE_FREE_BATCHED,
@@ -773,13 +856,15 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct stage *s = stage_get();
+	struct kms_stage *s = stage_get();
 
 	if (!s || s->busy || (filter_pids && !pid_ok(s, tgid)))
 		return 0;
 	s->busy = 1;
-	announce_task(s, tgid, order_key());
-	s->busy = 0;
+	stage_room(s, 1);
+	meta_task(stage_slot(s), tgid, order_key());
+	s->last_pid = tgid;
+	stage_done(s);
 	return 0;
 }
 
@@ -799,7 +884,7 @@ int BPF_PROG(fx_vmalloc)
 	bpf_get_func_arg(ctx, 4, &gfp);
 	bpf_get_func_arg(ctx, 8, &caller);
 	bpf_get_func_ret(ctx, &ret);
-	return on_vmalloc(ctx, caller, ret, size, gfp, !ret, false);
+	return on_vmalloc(ctx, caller, ret, size, gfp, !ret, false, EV_DIRECT);
 }
 
 SEC("fentry/vfree")
@@ -808,7 +893,7 @@ int BPF_PROG(fe_vfree)
 	__u64 addr = 0;
 
 	bpf_get_func_arg(ctx, 0, &addr);
-	return on_free(ctx, KMS_EV_VFREE, 0, addr, 0);
+	return on_free(ctx, KMS_EV_VFREE, 0, addr, 0, EV_DIRECT);
 }
 
 SEC("fexit/dma_alloc_attrs")
@@ -820,7 +905,7 @@ int BPF_PROG(fx_dma_alloc)
 	bpf_get_func_arg(ctx, 1, &size);
 	bpf_get_func_arg(ctx, 3, &gfp);
 	bpf_get_func_ret(ctx, &ret);
-	return on_dma_alloc(ctx, 0, dev, ret, size, gfp);
+	return on_dma_alloc(ctx, 0, dev, ret, size, gfp, EV_DIRECT);
 }
 
 SEC("fentry/dma_free_attrs")
@@ -830,7 +915,7 @@ int BPF_PROG(fe_dma_free)
 
 	bpf_get_func_arg(ctx, 0, &dev);
 	bpf_get_func_arg(ctx, 2, &addr);
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, addr, dev);
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, addr, dev, EV_DIRECT);
 }
 
 static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
@@ -925,13 +1010,13 @@ int BPF_KRETPROBE(kr_vmalloc, void *ret)
 
 	if (!pend_pop(PEND_VMALLOC, &v))
 		return 0;
-	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret, v.nested);
+	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret, v.nested, EV_STAGED);
 }
 
 SEC("kprobe/vfree")
 int BPF_KPROBE(kp_vfree, const void *addr)
 {
-	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), ptr_val(addr), 0);
+	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), ptr_val(addr), 0, EV_STAGED);
 }
 
 SEC("kprobe/dma_alloc_attrs")
@@ -958,11 +1043,12 @@ int BPF_KRETPROBE(kr_dma_alloc, void *ret)
 
 	if (!pend_pop(PEND_DMA, &v))
 		return 0;
-	return on_dma_alloc(ctx, PT_REGS_IP(ctx), v.obj, ptr_val(ret), v.size, v.gfp);
+	return on_dma_alloc(ctx, PT_REGS_IP(ctx), v.obj, ptr_val(ret), v.size, v.gfp, EV_STAGED);
 }
 
 SEC("kprobe/dma_free_attrs")
 int BPF_KPROBE(kp_dma_free, struct device *dev, size_t size, void *cpu_addr)
 {
-	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), ptr_val(cpu_addr), ptr_val(dev));
+	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), ptr_val(cpu_addr), ptr_val(dev),
+		       EV_STAGED);
 }

@@ -104,7 +104,7 @@ struct kms_meta {
 #define KMS_META_RECLAIMABLE	0x1	/* a reclaimable cache (SLAB_RECLAIM_ACCOUNT) */
 
 /* kms_batch.flags */
-#define KMS_BATCH_NESTED	0x1	/* a direct record: not ordered with its CPU's batches */
+#define KMS_BATCH_NESTED	0x1	/* a direct record (struct kms_direct): no watermark */
 #define KMS_BATCH_FORCED	0x2	/* flushed by the collector's flush program */
 #define KMS_BATCH_SEQ		0x4	/* order keys are a global sequence, not ns */
 
@@ -113,9 +113,11 @@ struct kms_meta {
  * CPU, in order. Records carry an order key: bpf_ktime_get_ns(), or (with
  * KMS_BATCH_SEQ) a number from one global counter, which costs ~4 ns instead
  * of ~29 ns per event here but bounces a cache line between busy CPUs.
- * flush_key says that every non-nested record of this CPU with a smaller key
- * has been shipped (in this batch or an earlier one); flush_ts is the time of
- * the flush, which in SEQ mode dates the batch's records.
+ * flush_key says that every staged record of this CPU with a smaller key has
+ * been shipped (in this batch or an earlier one): no flush comes between a
+ * handler taking its key and staging its record. flush_ts is the time of the
+ * flush, which in SEQ mode dates the batch's records. Direct records
+ * (KMS_BATCH_NESTED) are not staged; see merge.h for why they are safe.
  */
 struct kms_batch {
 	__u32 cpu;
@@ -126,11 +128,56 @@ struct kms_batch {
 	struct kms_event ev[KMS_BATCH];
 };
 
+/* a direct record: a batch of one, shipped on its own (KMS_BATCH_NESTED) */
+struct kms_direct {
+	__u32 cpu;
+	__u16 count;
+	__u16 flags;
+	__u64 flush_ts;
+	__u64 flush_key;
+	struct kms_event ev;
+};
+
+/* caches and devices each CPU remembers having announced */
+#define KMS_NR_SEEN 64
+
+/*
+ * The per-CPU stage (BPF map "stage"): where records wait for their batch,
+ * and the per-CPU state of the handlers. The collector reads 'filtered'.
+ * Not stored in trace files, so not covered by KMS_ABI_VERSION.
+ */
+struct kms_stage {
+	__u32 busy;		/* a handler on this CPU is staging */
+	__u32 last_pid;		/* tgid whose comm was last announced */
+	__u32 filter_pid;	/* last pid-filter answer: for this tgid ... */
+	__u32 filter_ok;	/* ... this */
+	__u64 filtered;		/* events dropped by the pid filter */
+	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
+	__u32 pad;
+	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
+	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
+	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
+	__u64 seen[KMS_NR_SEEN];	/* caches and devices announced from this CPU */
+	struct kms_batch b;
+};
+
+/* slot indices are masked with these: powers of two only */
+_Static_assert((KMS_BATCH & (KMS_BATCH - 1)) == 0, "KMS_BATCH must be a power of two");
+_Static_assert(KMS_BATCH <= 0xffff, "kms_batch.count is 16 bits");
+_Static_assert((KMS_NR_SEEN & (KMS_NR_SEEN - 1)) == 0, "KMS_NR_SEEN must be a power of two");
+_Static_assert(sizeof(struct kms_event) == 64, "kms_event is one cache line");
+_Static_assert(sizeof(struct kms_meta) == sizeof(struct kms_event),
+	       "metadata records share the event slots");
+_Static_assert(__builtin_offsetof(struct kms_direct, ev) ==
+	       __builtin_offsetof(struct kms_batch, ev), "a direct record is a batch of one");
+
 /* per-CPU counters, summed by the collector (index into the counters map) */
 enum kms_counter {
 	KMS_CNT_LOST = 0,	/* records lost: ring buffer full */
-	KMS_CNT_LOST_NESTED,	/* direct (nested) records lost: ring buffer full */
+	KMS_CNT_LOST_NESTED,	/* direct records (nested, fentry/fexit) lost: ring full */
 	KMS_CNT_STACK_FAIL,	/* stack capture failed (table full or error) */
+	KMS_CNT_FILTERED,	/* events dropped by the pid filter in fentry/fexit handlers
+				 * (the staged handlers count in the stage) */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
 	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
 	KMS_CNT_NR,

@@ -24,15 +24,6 @@
 /* a CPU whose watermark is older than this gets a forced flush */
 #define STALE_NS (20ULL * 1000 * 1000)
 
-/* the head of struct stage in kmemscope.bpf.c */
-struct stage_head {
-	__u32 busy;
-	__u32 last_pid;
-	__u32 filter_pid;
-	__u32 filter_ok;
-	__u64 filtered;
-};
-
 struct collector {
 	struct kmemscope_bpf *skel;
 	const struct plan *plan;
@@ -469,16 +460,19 @@ int collector__stop(struct collector *c)
 static __u64 stage_filtered(struct collector *c)
 {
 	size_t vsz = bpf_map__value_size(c->skel->maps.stage);
-	char *vals = calloc(c->nr_cpus, vsz);
+	char *vals;
 	__u64 sum = 0;
 	__u32 zero = 0;
 
+	if (vsz != sizeof(struct kms_stage))
+		return 0;
+	vals = calloc(c->nr_cpus, vsz);
 	if (!vals)
 		return 0;
 	if (!bpf_map__lookup_elem(c->skel->maps.stage, &zero, sizeof(zero), vals,
 				  vsz * c->nr_cpus, 0)) {
 		for (int i = 0; i < c->nr_cpus; i++) {
-			const struct stage_head *h = (const void *)(vals + vsz * i);
+			const struct kms_stage *h = (const void *)(vals + vsz * i);
 
 			sum += h->filtered;
 		}
@@ -523,6 +517,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 				break;
 			case KMS_CNT_STACK_FAIL:
 				q->stack_failures = sum;
+				break;
+			case KMS_CNT_FILTERED:
+				q->filtered += sum;
 				break;
 			case KMS_CNT_PENDING_LOST:
 				q->pending_lost = sum;
@@ -595,6 +592,20 @@ int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max)
 bool collector__context(const struct collector *c)
 {
 	return c->context;
+}
+
+int collector__test_run(struct collector *c, const char *prog, int cpu, const __u64 *args,
+			unsigned int nr_args)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu,
+		    .ctx_in = args, .ctx_size_in = nr_args * sizeof(*args));
+	struct bpf_program *p = bpf_object__find_program_by_name(c->skel->obj, prog);
+
+	if (!p || bpf_program__fd(p) < 0)
+		return -ENOENT;
+	if (bpf_prog_test_run_opts(bpf_program__fd(p), &opts))
+		return -errno;
+	return opts.retval;
 }
 
 void collector__free(struct collector *c)

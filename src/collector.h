@@ -49,6 +49,13 @@ void collector__quality(struct collector *c, struct kms_quality *q);
 int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max);
 /* whether records carry their context (preempt count): asked for and possible */
 bool collector__context(const struct collector *c);
+/*
+ * Tests: run the loaded raw_tp program prog once on cpu with args as its
+ * context (BPF_PROG_TEST_RUN), as if its tracepoint had fired there. The
+ * program's return value, or -errno.
+ */
+int collector__test_run(struct collector *c, const char *prog, int cpu, const __u64 *args,
+			unsigned int nr_args);
 void collector__free(struct collector *c);
 
 #endif

@@ -4,10 +4,14 @@
  * says "all my records with a smaller key are out" (its flush_key watermark).
  * Records from different CPUs are merged by key up to the smallest watermark
  * over the online CPUs: past that point no CPU can still hold an older
- * record. Records made inside a handler on the same CPU (interrupts) come as
- * single nested batches and are sorted in. Order matters because an object
- * allocated on one CPU is often freed on another: matching frees to
- * allocations needs the allocation first.
+ * record. Records made inside a handler on the same CPU (interrupts), and all
+ * records of handlers that run preemptible (fentry/fexit), come as direct
+ * batches of one, with no watermark, and are sorted in. The BPF side reserves
+ * a direct record in the ring before it takes its key; the ring is read in
+ * reservation order and stops at a record not yet submitted, so any batch
+ * whose watermark passes that key is read after it. Order matters because
+ * an object allocated on one CPU is often freed on another: matching frees
+ * to allocations needs the allocation first.
  */
 #ifndef KMS_MERGE_H
 #define KMS_MERGE_H

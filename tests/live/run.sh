@@ -14,6 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 KMS=$BUILD/kmemscope
 TRIGGER=$BUILD/tests/trigger
 KERNEL_CHECKS=$BUILD/tests/kernel
+ORDER=$BUILD/tests/order
 PASSED=0
 FAILED=0
 
@@ -45,6 +46,7 @@ fatal() {
 [ -x "$KMS" ] || fatal "$KMS not built (make)"
 [ -x "$TRIGGER" ] || fatal "$TRIGGER not built (make $TRIGGER)"
 [ -x "$KERNEL_CHECKS" ] || fatal "$KERNEL_CHECKS not built (make $KERNEL_CHECKS)"
+[ -x "$ORDER" ] || fatal "$ORDER not built (make $ORDER)"
 command -v perf >/dev/null || fatal "perf not found (apt-get install linux-perf)"
 command -v python3 >/dev/null || fatal "python3 not found"
 [ -r /sys/kernel/btf/vmlinux ] || fatal "kernel BTF /sys/kernel/btf/vmlinux missing"
@@ -164,6 +166,11 @@ sub_checks() {
 RC=0
 "$KERNEL_CHECKS" >"$WORK/kernel" 2>&1 || RC=$?
 sub_checks "tests/kernel" 4 "$WORK/kernel" "$RC"
+
+# the BPF handlers run on CPU 0 and 1 into the collector: records in order
+RC=0
+"$ORDER" >"$WORK/order" 2>&1 || RC=$?
+sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
 # kmemscope top in batch mode, leaks and misuse: the scripts print PASS/FAIL
 # lines and fail themselves when a check of theirs goes missing
