@@ -106,7 +106,10 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 		env->no_misuse = true;
 		break;
 	case 1015:
-		if (cli_parse_seconds(arg, "settle time", &env->settle))
+		/* 0 switches the settle period off; any other value is a duration */
+		if (!strcmp(arg, "0"))
+			env->settle = 0;
+		else if (cli_parse_seconds(arg, "settle time", &env->settle))
 			return EINVAL;
 		break;
 	case 1016:
