@@ -34,7 +34,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
 	      $(OUTPUT)/bench/gen
-BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor
+BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/tests/trigger
 
 .PHONY: all deps run test unit live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
@@ -139,6 +139,7 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_TOOLS)
 	$(Q)bench/run.sh $(OUTPUT)
+	$(Q)bench/memory.sh $(OUTPUT)
 
 vmlinux:
 	$(Q)scripts/gen-vmlinux.sh $(VMLINUX_DIR)

@@ -5,7 +5,7 @@
 set -e
 PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev
 libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
-qemu-system-x86 busybox-static cpio kmod python3 bc"
+qemu-system-x86 busybox-static cpio kmod python3 bc time"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
