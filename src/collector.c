@@ -275,6 +275,16 @@ static bool setup_context(struct kmemscope_bpf *skel)
 	return true;
 }
 
+bool collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o)
+{
+	skel->rodata->filter_pids = o->filter_pids;
+	skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
+	skel->rodata->use_seq = o->order_seq;
+	skel->rodata->rescue = o->rescue;
+	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
+	return o->context && setup_context(skel);
+}
+
 int collector__open(struct collector **out, const struct plan *plan,
 		    const struct collector_opts *o, struct collector_sink sink)
 {
@@ -306,25 +316,20 @@ int collector__open(struct collector **out, const struct plan *plan,
 		kms_error("Failed to open BPF object: %s\n", strerror(-err));
 		goto fail;
 	}
-	c->skel->rodata->filter_pids = o->filter_pids;
-	c->skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
-	c->skel->rodata->use_seq = o->order_seq;
-	c->skel->rodata->rescue = o->rescue;
-	c->skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	c->rescue = o->rescue;
-	if (o->context) {
-		c->context = setup_context(c->skel);
-		if (!c->context)
-			kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
-				 "allocation context (atomic-context checks) is unknown\n");
-	}
+	c->context = collector__configure(c->skel, o);
+	if (o->context && !c->context)
+		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
+			 "allocation context (atomic-context checks) is unknown\n");
 	bpf_map__set_max_entries(c->skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
 	bpf_map__set_max_entries(c->skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
+	log_libbpf_reset();
 	err = plan__apply(plan, c->skel, o->rescue);
 	if (!err)
 		err = kmemscope_bpf__load(c->skel);
 	if (err) {
-		kms_error("Failed to load BPF programs: %s\n", strerror(-err));
+		kms_error("Failed to load BPF programs: %s%s%s (run with -vv for libbpf's log)\n",
+			  strerror(-err), *log_libbpf_first() ? ": " : "", log_libbpf_first());
 		goto fail;
 	}
 	err = find_free_handlers(c);

@@ -33,6 +33,15 @@ struct collector_opts {
 	bool rescue;			/* shadow programs catch recursion misses */
 };
 
+struct kmemscope_bpf;
+
+/*
+ * Write o's settings into a freshly opened skeleton (its read-only data):
+ * the collector and the plan's trial loads share this, so that what probe
+ * verifies is what the commands load. Returns whether context capture is on.
+ */
+bool collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o);
+
 int collector__open(struct collector **out, const struct plan *plan,
 		    const struct collector_opts *opts, struct collector_sink sink);
 int collector__add_pid(struct collector *c, pid_t pid);

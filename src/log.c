@@ -58,10 +58,36 @@ void kms_log(enum kms_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* libbpf's first complaint since log_libbpf_reset(), for error messages */
+static char libbpf_first[256];
+
+void log_libbpf_reset(void)
+{
+	libbpf_first[0] = 0;
+}
+
+const char *log_libbpf_first(void)
+{
+	return libbpf_first;
+}
+
 int kms_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	int need = level == LIBBPF_DEBUG ? 2 : 1;
 
+	/* the first line says what went wrong; later ones repeat it or give the log */
+	if (level != LIBBPF_DEBUG && !libbpf_first[0]) {
+		va_list aq;
+		int n;
+
+		va_copy(aq, ap);
+		n = vsnprintf(libbpf_first, sizeof(libbpf_first), fmt, aq);
+		va_end(aq);
+		if (n >= (int)sizeof(libbpf_first))
+			n = sizeof(libbpf_first) - 1;
+		while (n > 0 && libbpf_first[n - 1] == '\n')
+			libbpf_first[--n] = 0;
+	}
 	if (log_verbosity < need)
 		return 0;
 	/* libbpf prefixes its own lines with "libbpf: " */

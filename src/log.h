@@ -45,5 +45,11 @@ void kms_log(enum kms_log_level level, const char *fmt, ...)
 
 /* for libbpf_set_print(kms_libbpf_print) */
 int kms_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap);
+/*
+ * The first line libbpf printed (warning or info) since log_libbpf_reset(),
+ * "" when none: what a failed load or attach reports at verbosity 0.
+ */
+void log_libbpf_reset(void);
+const char *log_libbpf_first(void);
 
 #endif /* KMS_LOG_H */

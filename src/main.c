@@ -18,7 +18,9 @@
 #include <bpf/libbpf.h>
 #include "cli.h"
 #include "log.h"
+#include "collector.h"
 #include "plan.h"
+#include "session.h"
 #include "tracefs.h"
 
 const char *argp_program_version = "kmemscope 0.1";
@@ -61,29 +63,49 @@ static void usage(FILE *out)
 static struct {
 	bool json;
 	const char *output;
+	struct session_args sa;
 } probe_env;
 
 static const struct argp_option probe_options[] = {
+	{ NULL, 0, NULL, 0, "What to check:", 1 },
+	{ "for", 1001, "COMMAND", 0, "the configuration COMMAND loads with the tracing options "
+				     "given: stat (default), top, leaks or misuse" },
+	{ NULL, 0, NULL, 0, "Output:", 3 },
 	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
 	{ "output", 'o', "FILE", 0, "write the report to FILE" },
-	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
+
+/* the session options each command starts from (see their files) */
+static int probe_for(const char *cmd, struct session_opts *so)
+{
+	if (!strcmp(cmd, "stat") || !strcmp(cmd, "top")) {
+		so->context = true;
+	} else if (!strcmp(cmd, "leaks") || !strcmp(cmd, "misuse")) {
+		so->context = true;
+		so->stacks_all = true;
+	} else {
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static error_t probe_parse(int key, char *arg, struct argp_state *state)
 {
 	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &probe_env.sa;
+		probe_for("stat", &probe_env.sa.so);
+		break;
+	case 1001:
+		if (probe_for(arg, &probe_env.sa.so))
+			cli_argp_fail(state, "--for takes stat, top, leaks or misuse");
+		break;
 	case 'j':
 		probe_env.json = true;
 		break;
 	case 'o':
 		probe_env.output = arg;
-		break;
-	case 'v':
-		log_set_level(log_get_level() + 1);
-		break;
-	case ARGP_KEY_ARG:
-		cli_argp_fail(state, "unexpected argument '%s'", arg);
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -94,13 +116,18 @@ static error_t probe_parse(int key, char *arg, struct argp_state *state)
 static int cmd_probe(int argc, char **argv)
 {
 	static const struct argp argp = {
-		probe_options, probe_parse, NULL,
+		probe_options, probe_parse, "[-- CMD [ARGS]]",
 		"Show, for every allocator event, the attach method kmemscope uses on the "
 		"running kernel and why each better candidate was rejected.\v"
 		"Candidates are tried in order: tracepoint (tp_btf, then raw_tp), fentry/fexit, "
-		"kprobe. Each is loaded and attached for real, so what probe prints is what "
-		"stat, top and the other commands will use.",
+		"kprobe. Each is loaded and attached for real, in an object configured exactly "
+		"as the command named by --for configures its own with the same tracing options "
+		"(filters, ordering, stacks, context, rescue): what probe prints is what that "
+		"command uses. CMD is not run. Every command also probes its own configuration "
+		"when it starts.",
+		session_argp_children,
 	};
+	struct collector_opts co;
 	struct plan *plan = NULL;
 	FILE *out;
 	int err;
@@ -111,7 +138,8 @@ static int cmd_probe(int argc, char **argv)
 	err = cli_preflight();
 	if (err)
 		return err;
-	err = plan__probe(&plan, 0);
+	session__collector_opts(&probe_env.sa.so, &co);
+	err = plan__probe(&plan, &co);
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;

@@ -21,6 +21,7 @@
 #include "kmemscope.skel.h"
 #include "agg.h"
 #include "plan.h"
+#include "collector.h"
 #include "log.h"
 #include "tracefs.h"
 
@@ -98,6 +99,7 @@ struct probe_env {
 	struct btf *vmlinux;
 	bool kprobes;
 	char *kallsyms;		/* "\nname\n" list of text symbols, for kprobe targets */
+	const struct collector_opts *cfg;	/* how the commands will configure the object */
 };
 
 static bool btf_has(const struct probe_env *env, const char *name, int kind)
@@ -210,37 +212,15 @@ static int exists(const struct probe_env *env, const struct plan_cand *c, char *
 
 /* ---- trial load + attach, with libbpf's messages captured for the reason ---- */
 
-static char trial_log[256];
-static char trial_prog[64];	/* the program libbpf named in its first complaint */
-
-static int capture_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+/* the program libbpf names in a line such as "libbpf: prog 'tb_kmalloc': ..." */
+static void named_prog(const char *line, char *prog, size_t len)
 {
-	char line[256];
-	int n;
+	const char *q = strstr(line, "prog '");
+	const char *e = q ? strchr(q + 6, '\'') : NULL;
 
-	if (log_enabled(KMS_LOG_DEBUG)) {
-		va_list aq;
-
-		va_copy(aq, ap);
-		kms_vlog(KMS_LOG_DEBUG, fmt, aq);
-		va_end(aq);
-	}
-	if (level == LIBBPF_DEBUG)
-		return 0;
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	if (n >= (int)sizeof(line))
-		n = sizeof(line) - 1;
-	while (n > 0 && line[n - 1] == '\n')
-		line[--n] = 0;
-	/* keep the first error line: later ones only repeat it */
-	if (!trial_log[0] && n > 0) {
-		const char *q = strstr(line, "prog '");
-
-		snprintf(trial_log, sizeof(trial_log), "%s", line);
-		if (q && sscanf(q, "prog '%63[^']'", trial_prog) != 1)
-			trial_prog[0] = 0;
-	}
-	return 0;
+	prog[0] = 0;
+	if (e && (size_t)(e - q - 6) < len)
+		snprintf(prog, len, "%.*s", (int)(e - q - 6), q + 6);
 }
 
 static struct bpf_link *attach_one(struct bpf_program *prog, const struct plan_cand *c, bool ret)
@@ -272,20 +252,26 @@ static bool cand_has_prog(const struct plan_cand *c, const char *name)
  * object. 0 if all work; else the index of the first that failed in *failed
  * (-1 if it cannot be told) and the reason in why.
  */
-static int trial_set(struct plan_cand **cands, int n, int *failed, char *why, size_t len)
+/*
+ * Load and attach a set of candidates in one object configured as the
+ * commands will configure theirs (cfg: filters, ordering, stacks, context,
+ * rescue with the shadows of tracepoint candidates), so that what probe
+ * verifies is what runs. *failed: the index of the candidate a failure is
+ * pinned on, -1 when it cannot be.
+ */
+static int trial_set(struct plan_cand **cands, const char **shadows, int n,
+		     const struct collector_opts *cfg, int *failed, char *why, size_t len)
 {
 	struct bpf_link **links = calloc(2 * n + 1, sizeof(*links));
 	struct kmemscope_bpf *skel = NULL;
 	struct bpf_program *p;
-	libbpf_print_fn_t old;
+	char prog[64];
 	int err, nl = 0;
 
 	*failed = -1;
 	if (!links)
 		return -ENOMEM;
-	trial_log[0] = 0;
-	trial_prog[0] = 0;
-	old = libbpf_set_print(capture_print);
+	log_libbpf_reset();
 	skel = kmemscope_bpf__open();
 	if (!skel) {
 		err = -errno;
@@ -293,17 +279,18 @@ static int trial_set(struct plan_cand **cands, int n, int *failed, char *why, si
 		goto out;
 	}
 	bpf_object__for_each_program(p, skel->obj) {
+		const char *name = bpf_program__name(p);
 		bool on = false;
 
 		for (int i = 0; i < n && !on; i++)
-			on = cand_has_prog(cands[i], bpf_program__name(p));
+			on = cand_has_prog(cands[i], name) ||
+			     (cfg->rescue && shadows[i] && !strcmp(shadows[i], name));
 		bpf_program__set_autoload(p, on);
 	}
-	/* smallest maps, every optional code path on: the verifier sees it all */
+	collector__configure(skel, cfg);
+	/* map sizes do not change what the verifier sees: the smallest will do */
 	bpf_map__set_max_entries(skel->maps.rb, getpagesize());
 	bpf_map__set_max_entries(skel->maps.stacks, 1);
-	skel->rodata->stack_types = ~0ULL;
-	skel->rodata->want_ctx = true;
 	for (int i = 0; i < n; i++) {
 		err = set_targets(skel, cands[i]);
 		if (err) {
@@ -314,10 +301,11 @@ static int trial_set(struct plan_cand **cands, int n, int *failed, char *why, si
 	}
 	err = kmemscope_bpf__load(skel);
 	if (err) {
-		snprintf(why, len, "load: %s%s%s", strerror(-err), trial_log[0] ? ": " : "",
-			 trial_log);
+		snprintf(why, len, "load: %s%s%s", strerror(-err), *log_libbpf_first() ? ": " : "",
+			 log_libbpf_first());
+		named_prog(log_libbpf_first(), prog, sizeof(prog));
 		for (int i = 0; i < n; i++)
-			if (trial_prog[0] && cand_has_prog(cands[i], trial_prog))
+			if (prog[0] && cand_has_prog(cands[i], prog))
 				*failed = i;
 		goto out;
 	}
@@ -351,15 +339,15 @@ out:
 		bpf_link__destroy(links[--nl]);
 	free(links);
 	kmemscope_bpf__destroy(skel);
-	libbpf_set_print(old);
 	return err;
 }
 
-static int trial(struct plan_cand *c, char *why, size_t len)
+static int trial(struct plan_cand *c, const char *shadow, const struct collector_opts *cfg,
+		 char *why, size_t len)
 {
 	int failed;
 
-	return trial_set(&c, 1, &failed, why, len);
+	return trial_set(&c, &shadow, 1, cfg, &failed, why, len);
 }
 
 /* vmalloc and dma must pair allocs and frees at the same level */
@@ -415,8 +403,9 @@ static void probe_all(const struct probe_env *env, struct plan *p, const bool *w
 	int *tent = calloc(n, sizeof(*tent));
 	struct plan_cand **set = calloc(n, sizeof(*set));
 	int *owner = calloc(n, sizeof(*owner));
+	const char **shadows = calloc(n, sizeof(*shadows));
 
-	if (!tent || !set || !owner)
+	if (!tent || !set || !owner || !shadows)
 		goto out;
 	for (int round = 0; round < n * PLAN_MAX_CANDS + 1; round++) {
 		int ns = 0, failed;
@@ -432,11 +421,13 @@ static void probe_all(const struct probe_env *env, struct plan *p, const bool *w
 				tent[i] = wanted[i] ? next_cand(env, p, ev, tent) : -1;
 				if (tent[i] >= 0) {
 					owner[ns] = i;
+					shadows[ns] = is_tracepoint(ev->cands[tent[i]].method) ?
+						      ev->shadow : NULL;
 					set[ns++] = &ev->cands[tent[i]];
 				}
 			}
 		}
-		if (!ns || !trial_set(set, ns, &failed, why, sizeof(why)))
+		if (!ns || !trial_set(set, shadows, ns, env->cfg, &failed, why, sizeof(why)))
 			break;
 		if (failed >= 0) {
 			set[failed]->result = CR_REJECTED;
@@ -447,7 +438,8 @@ static void probe_all(const struct probe_env *env, struct plan *p, const bool *w
 		}
 		/* not attributable: try each alone, reject those that fail */
 		for (int k = 0; k < ns; k++)
-			if (trial(set[k], set[k]->reason, sizeof(set[k]->reason)))
+			if (trial(set[k], shadows[k], env->cfg, set[k]->reason,
+				  sizeof(set[k]->reason)))
 				set[k]->result = CR_REJECTED;
 	}
 	for (int i = 0; i < n; i++) {
@@ -483,11 +475,13 @@ out:
 	free(tent);
 	free(set);
 	free(owner);
+	free(shadows);
 }
 
-int plan__probe(struct plan **out, unsigned int families)
+int plan__probe(struct plan **out, const struct collector_opts *cfg)
 {
-	struct probe_env env = {};
+	unsigned int families = cfg->families;
+	struct probe_env env = { .cfg = cfg };
 	bool *wanted;
 	struct plan *p;
 	char path[256];
@@ -495,6 +489,7 @@ int plan__probe(struct plan **out, unsigned int families)
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
+	p->cfg = *cfg;
 	p->nr_events = sizeof(plan_template) / sizeof(plan_template[0]);
 	p->events = malloc(sizeof(plan_template));
 	if (!p->events) {
@@ -668,6 +663,14 @@ static const char *result_names[] = {
 	[CR_REJECTED] = "rejected",
 };
 
+static const char *stacks_name(const struct collector_opts *cfg)
+{
+	if (!cfg->stack_entries || !cfg->stack_types)
+		return "none";
+	/* leaks and misuse want one per allocation; the others where a site is missing */
+	return cfg->stack_types & (1ULL << KMS_EV_KMALLOC) ? "all" : "sites";
+}
+
 int plan__print_text(const struct plan *p, FILE *out)
 {
 	fprintf(out, "%-20s %-8s %-34s %s\n", "EVENT", "METHOD", "TARGET", "NOTES");
@@ -691,9 +694,12 @@ int plan__print_text(const struct plan *p, FILE *out)
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		fprintf(out, " %s=%s", kms_family_name(f),
 			p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
-	fprintf(out, "\n");
+	fprintf(out, "\nchecked as loaded with: pid filter %s, order %s, stacks %s, context %s, "
+		"rescue %s\n", p->cfg.filter_pids ? "on" : "off", p->cfg.order_seq ? "seq" : "time",
+		stacks_name(&p->cfg), p->cfg.context ? "on" : "off", p->cfg.rescue ? "on" : "off");
 	return 0;
 }
+
 
 int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 {
@@ -703,6 +709,11 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	json_object_set_new(root, "schema", json_string("kmemscope.probe"));
 	json_object_set_new(root, "version", json_integer(1));
 	json_object_set_new(root, "kernel", json_string(kernel));
+	json_object_set_new(root, "configuration",
+			    json_pack("{s:b, s:s, s:s, s:b, s:b}", "pid_filter", p->cfg.filter_pids,
+				      "order", p->cfg.order_seq ? "seq" : "time",
+				      "stacks", stacks_name(&p->cfg), "context", p->cfg.context,
+				      "rescue", p->cfg.rescue));
 	for (int i = 0; i < p->nr_events; i++) {
 		const struct plan_event *ev = &p->events[i];
 		const struct plan_cand *sel = ev->selected >= 0 ? &ev->cands[ev->selected] : NULL;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include "kmemscope.h"
+#include "collector.h"
 
 struct kmemscope_bpf;
 
@@ -49,14 +50,19 @@ struct plan_event {
 };
 
 struct plan {
+	struct collector_opts cfg;	/* the configuration every trial load had */
 	int nr_events;
 	struct plan_event *events;
 	bool fam_traced[KMS_FAM_MAX];
 	const char *fam_method[KMS_FAM_MAX];
 };
 
-/* which families to plan for (bit per KMS_FAM_*; 0 = all) */
-int plan__probe(struct plan **out, unsigned int families);
+/*
+ * Probe every event's candidates on the running kernel, each trial object
+ * configured as cfg (the collector's options: families, filters, ordering,
+ * stacks, context, rescue), so the plan holds for a collector opened with cfg.
+ */
+int plan__probe(struct plan **out, const struct collector_opts *cfg);
 void plan__free(struct plan *p);
 /*
  * switch on exactly the selected programs of a freshly opened skeleton, and

@@ -237,6 +237,23 @@ static void calibrate(struct session *s, bool filtering)
 	}
 }
 
+void session__collector_opts(const struct session_opts *o, struct collector_opts *co)
+{
+	memset(co, 0, sizeof(*co));
+	co->ring_mb = o->ring_mb;
+	co->families = o->families;
+	/* a shared counter is cheapest on small machines; ktime scales on big ones */
+	co->order_seq = o->order == SESSION_ORDER_SEQ ||
+			(o->order == SESSION_ORDER_AUTO && libbpf_num_possible_cpus() <= 8);
+	co->filter_pids = o->nr_pids > 0 || (o->cmd && !o->all_cpus);
+	co->context = o->context;
+	co->rescue = o->rescue;
+	if (!o->no_stacks || o->stacks_all) {
+		co->stack_entries = STACK_ENTRIES;
+		co->stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
+	}
+}
+
 int session__start(struct session *s, const struct session_opts *o)
 {
 	struct collector_opts co = {};
@@ -273,7 +290,8 @@ int session__start(struct session *s, const struct session_opts *o)
 			 strerror(-err));
 		s->gfp = NULL;
 	}
-	err = plan__probe(&s->plan, o->families);
+	session__collector_opts(o, &co);
+	err = plan__probe(&s->plan, &co);
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
@@ -298,19 +316,9 @@ int session__start(struct session *s, const struct session_opts *o)
 			kms_warn("family %s cannot be traced on this kernel (see 'kmemscope "
 				 "probe'); reports mark it NOT TRACED\n", kms_family_name(f));
 
-	co.ring_mb = o->ring_mb;
-	co.families = o->families;
-	/* a shared counter is cheapest on small machines; ktime scales on big ones */
-	co.order_seq = o->order == SESSION_ORDER_SEQ ||
-		       (o->order == SESSION_ORDER_AUTO && libbpf_num_possible_cpus() <= 8);
-	co.filter_pids = o->nr_pids > 0 || (o->cmd && !o->all_cpus);
-	co.context = o->context;
-	co.rescue = o->rescue;
-	if (!o->no_stacks || o->stacks_all) {
-		co.stack_entries = STACK_ENTRIES;
-		co.stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
-		s->stack_entries = STACK_ENTRIES;
-		s->site_cache = calloc(STACK_ENTRIES, sizeof(*s->site_cache));
+	if (co.stack_entries) {
+		s->stack_entries = co.stack_entries;
+		s->site_cache = calloc(co.stack_entries, sizeof(*s->site_cache));
 		if (!s->site_cache)
 			return 1;
 	}

@@ -92,6 +92,10 @@ struct session {
 	int calib_min[KMS_FAM_MAX];
 };
 
+struct collector_opts;
+
+/* the collector's configuration for these options: the session's, and what probe checks */
+void session__collector_opts(const struct session_opts *o, struct collector_opts *co);
 /* exit status on failure (2: environment or usage, 1: runtime), 0 on success */
 int session__start(struct session *s, const struct session_opts *o);
 /* poll until duration (0: none) is over, the command exits, or a signal */

@@ -148,7 +148,7 @@ static void *run_cpu(void *arg)
 	return NULL;
 }
 
-static void run_mode(const struct plan *plan, bool seq, bool at_once, unsigned int runs)
+static void run_mode(bool seq, bool at_once, unsigned int runs)
 {
 	char mode[32];
 	struct collector_opts o = {
@@ -162,6 +162,7 @@ static void run_mode(const struct plan *plan, bool seq, bool at_once, unsigned i
 	struct runner r[2] = {};
 	struct kms_quality q = {};
 	struct collector *c = NULL;
+	struct plan *plan = NULL;
 	pthread_t th[2];
 	int err;
 
@@ -172,6 +173,13 @@ static void run_mode(const struct plan *plan, bool seq, bool at_once, unsigned i
 	if (!k.named) {
 		verdict(false, "%s: out of memory", mode);
 		return;
+	}
+	/* the plan is probed with the configuration the collector loads, as kmemscope does */
+	err = plan__probe(&plan, &o);
+	if (err || !plan->fam_traced[KMS_FAM_CACHE]) {
+		verdict(false, "%s: kmem_cache events cannot be traced here (%s)", mode,
+			err ? strerror(-err) : "see kmemscope probe");
+		goto out;
 	}
 	err = collector__open(&c, plan, &o, sink);
 	if (err) {
@@ -237,14 +245,13 @@ static void run_mode(const struct plan *plan, bool seq, bool at_once, unsigned i
 		mode, (unsigned long long)k.unnamed);
 out:
 	collector__free(c);
+	plan__free(plan);
 	free(k.named);
 }
 
 int main(int argc, char **argv)
 {
 	unsigned int runs = argc > 1 ? strtoul(argv[1], NULL, 0) : 20000;
-	struct plan *plan = NULL;
-	int err;
 
 	libbpf_set_print(kms_libbpf_print);
 	if (libbpf_num_possible_cpus() < 2) {
@@ -252,17 +259,9 @@ int main(int argc, char **argv)
 			libbpf_num_possible_cpus());
 		return 1;
 	}
-	err = plan__probe(&plan, 1u << KMS_FAM_CACHE);
-	if (err || !plan->fam_traced[KMS_FAM_CACHE]) {
-		verdict(false, "setup: kmem_cache events cannot be traced here (%s)",
-			err ? strerror(-err) : "see kmemscope probe");
-		plan__free(plan);
-		return 1;
-	}
 	for (int at_once = 0; at_once < 2; at_once++) {
-		run_mode(plan, true, at_once, runs);
-		run_mode(plan, false, at_once, runs);
+		run_mode(true, at_once, runs);
+		run_mode(false, at_once, runs);
 	}
-	plan__free(plan);
 	return failed ? 1 : 0;
 }

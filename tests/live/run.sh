@@ -105,6 +105,21 @@ bad_arg "kmemscope stat -s nosuch" stat -s nosuch
 bad_arg "kmemscope stat -a (no command)" stat -a
 bad_arg "kmemscope stat -o unwritable" stat -d 1 -o /nonexistent-dir/out.json
 bad_arg "kmemscope nosuchcommand" nosuchcommand
+bad_arg "kmemscope probe --for nosuch" probe --for nosuch
+
+# probe checks the configuration a command loads: leaks with a pid filter and rescue
+run "$KMS" probe --for leaks -p 1 --rescue on --json -o "$WORK/probe.json"
+if [ "$RC" -eq 0 ] && python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["configuration"]
+sys.exit(not (c["pid_filter"] and c["stacks"] == "all" and c["context"] and c["rescue"]
+              and c["order"] in ("seq", "time") and all(f["traced"] for f in d["families"])))
+' "$WORK/probe.json"; then
+	pass "probe --for leaks -p 1 --rescue on: that configuration loads, every family traced"
+else
+	fail "probe --for leaks -p 1 --rescue on: exit $RC, $(head -c 300 "$WORK/probe.json" | tr '\n' ' ')"
+fi
 bad_arg "kmemscope stat -d 1 extra (a command only after --)" stat -d 1 extra
 bad_arg "kmemscope leaks -d 1 extra (a command only after --)" leaks -d 1 extra
 
