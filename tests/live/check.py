@@ -62,9 +62,9 @@ def out(ok, name, why=""):
 
 
 def expected(mode):
-    """mode, json schema, lost, families, worker, perf lost, misses_by_event, counts,
-    then the mode's own."""
-    return 8 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, []))
+    """mode, json schema, lost, out of order, families, worker, perf lost,
+    misses_by_event, counts, then the mode's own."""
+    return 9 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, []))
 
 
 def perf_counts(data, worker):
@@ -123,6 +123,9 @@ def main():
 
     q = doc.get("quality", {})
     out(q.get("lost") == 0, f"{t} quality.lost == 0", f"quality.lost = {q.get('lost')}")
+    # records reach the consumers in order: a free before its allocation is a false leak
+    out(q.get("out_of_order") == 0, f"{t} quality.out_of_order == 0",
+        f"quality.out_of_order = {q.get('out_of_order')}")
 
     fams = {f.get("family"): f for f in doc.get("families", [])}
     bad = [fam for fam in FAMILIES if not fams.get(fam, {}).get("traced")]

@@ -10,7 +10,13 @@
 #   kmallocs at do_eventfd, in the worker; once closed, none.
 # epoll: 10000 epoll_create1()+close() in two waves 6 s apart: the kernel frees the eventpoll objects
 #   after an RCU grace period without a kfree event; do_epoll_create must show
-#   under frees_not_observable with 10000 allocations, not as a leak.
+#   under frees_not_observable with 10000 allocations, not as a leak, and no
+#   row there (nor after one wave of epoll-once) may be a certain leak.
+# misuse: pipes judged with nothing blocking in atomic context; mmap() makes
+#   GFP_NOWAIT maple-tree allocations in process context (an info finding).
+# filters: -c with a comm that never runs reports nothing; -c trigger under a
+#   shell only the trigger's rows; -F only the families asked for.
+# Every JSON report also has quality.out_of_order == 0.
 set -u
 
 [ $# -eq 1 ] || { echo "usage: tests/live/leaks.sh BUILD_DIR" >&2; exit 2; }
@@ -21,7 +27,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=23
+EXPECTED=35
 REPORTED=0
 FAILED=0
 pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
@@ -103,6 +109,8 @@ def count_at(rows, func, family, pid=None):
 
 certain = d["verdict"]["certain"]
 lost = d["verdict"]["records_lost"]
+ooo = d["quality"]["out_of_order"]
+print(f"{'PASS' if ooo == 0 else 'FAIL'} {what}: quality.out_of_order == 0 (got {ooo})")
 if what.startswith("eventfd-held"):
     n, worker = int(args[0]), int(args[1])
     got = count_at(d["leaks"], "do_eventfd", "kmalloc")
@@ -170,6 +178,17 @@ elif what.startswith("misuse-none"):
     ok = d.get("schema") == "kmemscope.misuse" and m.get("checked") == 0 and not m.get("findings")
     print(f"{'PASS' if ok else 'FAIL'} {what}: {m.get('checked')} allocations judged, "
           f"{len(m.get('findings', []))} findings for a comm that never ran (want 0, 0)")
+elif what.startswith("misuse-positive"):
+    # mmap() inserts into the maple tree with GFP_NOWAIT from plain process
+    # context: a real, harmless atomic_gfp_in_process finding, once per call
+    n = int(args[0])
+    m = d.get("misuse", {})
+    hits = [f for f in m.get("findings", []) if f["kind"] == "atomic_gfp_in_process"
+            and f["context"] == "process" and f["severity"] == "info"
+            and "GFP_NOWAIT" in (f.get("gfp") or "")]
+    most = max((f["count"] for f in hits), default=0)
+    print(f"{'PASS' if most >= n else 'FAIL'} {what}: atomic_gfp_in_process (GFP_NOWAIT, "
+          f"process context) found, {most} at its busiest site (want >= {n})")
 elif what.startswith("misuse"):
     m = d.get("misuse", {})
     sch = d.get("schema") == "kmemscope.misuse"
@@ -247,6 +266,20 @@ if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
 	fail "never-certain epoll-once: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else
 	check "never-certain epoll-once 3000" "$WORK/epoll1.json" do_epoll_create
+fi
+
+# --- misuse, a positive case user space can produce ---------------------------
+# A blocking GFP in atomic context is a kernel bug no system call can be asked
+# to make: those findings are checked against the companion module in QEMU
+# (tests/qemu). What user space can produce is the info finding: mmap() makes
+# the kernel insert into the maple tree with GFP_NOWAIT where it could sleep.
+RC=0
+timeout 120 "$KMS" misuse --json -o "$WORK/misuse-pos.json" -- \
+	"$TRIGGER" pages 1000 >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+if [ "$RC" -ne 0 ]; then
+	fail "misuse-positive pages: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "misuse-positive pages 1000" "$WORK/misuse-pos.json" 1000
 fi
 
 # --- filters: what a filter leaves out appears nowhere ------------------------
