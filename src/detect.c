@@ -92,6 +92,7 @@ static const char *const retained_names[] = {
 	[RET_NONE] = NULL,
 	[RET_GFP] = "movable_or_reclaimable_gfp",
 	[RET_CACHE] = "reclaimable_cache",
+	[RET_PAGE_CACHE] = "page_cache",
 };
 
 static const struct {
@@ -108,7 +109,7 @@ static const struct {
 
 const char *detect_retained_name(int r)
 {
-	return r > RET_NONE && r <= RET_CACHE ? retained_names[r] : NULL;
+	return r > RET_NONE && r < RET_NR ? retained_names[r] : NULL;
 }
 
 const char *detect_doubt_name(int bit)
@@ -759,10 +760,31 @@ static long site_get(struct detect *d, int fam, __u64 site, __u64 obj)
 	return kvec__get(&d->sites, &key, &created);
 }
 
+/*
+ * Functions that fill the page cache. Most page-cache pages are movable and
+ * caught by their GFP; a block device's (buffer heads, metadata) are not.
+ */
+static const char *const page_cache_funcs[] = {
+	"__filemap_get_folio", "filemap_alloc_folio", "__page_cache_alloc",
+	"page_cache_ra_", "grow_dev_folio", "grow_dev_page",
+};
+
+static bool page_cache_site(const struct detect *d, __u64 site)
+{
+	const struct ksym *s = d->o.ksyms && site ? ksyms__resolve(d->o.ksyms, site) : NULL;
+
+	for (size_t i = 0; s && i < sizeof(page_cache_funcs) / sizeof(page_cache_funcs[0]); i++)
+		if (!strncmp(s->name, page_cache_funcs[i], strlen(page_cache_funcs[i])))
+			return true;
+	return false;
+}
+
 static int retained_kind(const struct detect *d, const struct kms_event *e, int fam)
 {
 	if (e->gfp & d->o.gfp_retained)
 		return RET_GFP;
+	if (fam == KMS_FAM_PAGE && page_cache_site(d, e->site))
+		return RET_PAGE_CACHE;
 	if (fam == KMS_FAM_CACHE) {
 		long i = kvec__find(&d->objnames, &e->obj);
 

@@ -142,13 +142,16 @@ struct detect_free_stats {
 
 /*
  * Memory that outlives a trace by design, not a leak: user and page-cache
- * pages (movable), reclaimable pages and slab (dentries, inodes: freed under
- * memory pressure, not when their user is done).
+ * pages (movable, or allocated by the page cache's own functions),
+ * reclaimable pages and slab (dentries, inodes: freed under memory pressure,
+ * not when their user is done).
  */
 enum detect_retained {
 	RET_NONE = 0,
 	RET_GFP,		/* allocated with __GFP_MOVABLE or __GFP_RECLAIMABLE */
 	RET_CACHE,		/* from a reclaimable slab cache */
+	RET_PAGE_CACHE,		/* a page allocated where the page cache is filled */
+	RET_NR,
 };
 
 const char *detect_retained_name(int r);

@@ -35,6 +35,7 @@ static const char kallsyms_text[] =
 	"ffffffff81003000 t do_epoll_create\n"
 	"ffffffff81004000 T pipe_write\n"
 	"ffffffff81005000 T __x64_sys_foo\n"
+	"ffffffff81006000 T __filemap_get_folio\n"
 	"ffffffff81010000 T __alloc_pages_noprof\n"
 	"ffffffff81011000 T alloc_pages_noprof\n"
 	"ffffffff81012000 t allocate_slab\n"
@@ -753,6 +754,9 @@ static void test_verdict_rule(void **state)
 		feed(d, e);
 	}
 
+	/* a page the page cache allocated without __GFP_MOVABLE (a block device's) */
+	feed(d, ev(KMS_EV_PAGE_ALLOC, 0x99, 0xffffffff81006020ULL, 4096));
+
 	j = leaks_json(d, &q);
 	leaks = json_object_get(j, "leaks");
 	assert_int_equal(json_array_size(leaks), 4);
@@ -767,11 +771,17 @@ static void test_verdict_rule(void **state)
 	assert_int_equal(json_integer_value(json_object_get(r, "count")), 8);
 	r = row_of(leaks, "__x64_sys_foo");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
-	assert_int_equal(json_array_size(json_object_get(j, "retained")), 1);
+	assert_int_equal(json_array_size(json_object_get(j, "retained")), 2);
+	r = row_of(json_object_get(j, "retained"), "do_epoll_create");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")),
+			    "movable_or_reclaimable_gfp");
+	assert_true(json_is_null(json_object_get(r, "confidence")));
+	r = row_of(json_object_get(j, "retained"), "__filemap_get_folio");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "page_cache");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
 							    "certain_leak_objects")), 5);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
-							    "retained_objects")), 1);
+							    "retained_objects")), 2);
 	json_decref(j);
 
 	/*
