@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Reports of the detectors: `kmemscope leaks` and `kmemscope misuse`, text and
- * versioned JSON (docs/json-schema.md), each with the data-quality block.
+ * Reports of the detectors: `kmemscope leaks` and `kmemscope misuse`, built as rows
+ * (rows.h) and rendered as text or versioned JSON (docs/json-schema.md), each with the
+ * data-quality block.
  */
 #ifndef KMS_DETECT_REPORT_H
 #define KMS_DETECT_REPORT_H
@@ -14,6 +15,7 @@
 
 struct ksyms;
 struct gfp_table;
+struct rows;
 
 struct detect_report_opts {
 	const struct ksyms *ksyms;	/* NULL: addresses stay hex */
@@ -45,11 +47,25 @@ int detect_report__misuse_json(const struct detect *d, const struct agg *a,
 void detect_report__growth_tick(const struct detect *d, const struct detect_report_opts *o,
 				unsigned int tick, FILE *out);
 
-/* the misuse section alone, for other reports (stat) */
-int detect_report__misuse_section_text(const struct detect *d, const struct detect_report_opts *o,
-				       FILE *out);
-struct json_t *detect_report__misuse_section_json(const struct detect *d,
-						  const struct detect_report_opts *o);
+/* the two documents as rows (rows.h), for the renderers and the tests */
+struct rows *detect_report__leaks(const struct detect *d, const struct agg *a,
+				  const struct detect_report_opts *o);
+struct rows *detect_report__misuse_doc(const struct detect *d, const struct agg *a,
+				       const struct detect_report_opts *o);
+/* sections as rows (rows.h), for other reports: stat embeds misuse, leaks all three */
+struct rows *detect_report__misuse(const struct detect *d, const struct detect_report_opts *o);
+struct rows *detect_report__badfrees(const struct detect *d, const struct detect_report_opts *o);
+/* the bad-free notes (0, 1), which the leaks document lists with its own */
+const char *detect_report__badfree_note(int i);
+/* "verdict": is the record stream complete */
+struct rows *detect_report__verdict(const struct detect_report_opts *o);
+/* frames shown per stack */
+int detect_report__depth(const struct detect_report_opts *o);
+/* the family names, kept in t: keys of per-family counts (RK_COUNTS) */
+const char *const *detect_report__family_names(struct rows *t);
+/* renders doc as text or JSON with o's symbols, then frees it */
+int detect_report__out(struct rows *doc, const struct detect_report_opts *o, bool json,
+		       FILE *out);
 
 /* the body of `kmemscope leaks` (leaks true) and `kmemscope misuse` (false) */
 int detect_cmd(int argc, char **argv, bool leaks);

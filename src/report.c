@@ -1,23 +1,18 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * `kmemscope stat` reports: a perf-kmem-like text layout and the versioned
- * JSON of docs/json-schema.md. Both read the aggregation through agg.h and
- * both always carry the data-quality block.
+ * `kmemscope stat`: the sections of the report as rows (rows.h), built once from
+ * the aggregation and rendered as a perf-kmem-like text layout or as the versioned
+ * JSON of docs/json-schema.md. Both always carry the data-quality block.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <jansson.h>
-#include "jsonw.h"
 #include "report.h"
-#include "gfp.h"
-#include "ksyms.h"
+#include "rows.h"
 
 #define SCHEMA_STAT	"kmemscope.stat"
 #define SCHEMA_VERSION	1
 #define ORDERS_ALWAYS	11	/* orders 0..10 are always listed */
-#define SYM_LEN		256
-#define GFP_LEN		512
 #define TEXT_SYM_WIDTH	40
 
 /* ---- sort keys (perf kmem style: a table of {name, compare}) ---- */
@@ -267,45 +262,6 @@ static bool proc_keep(const void *r)
 	return n;
 }
 
-/* ---- shared helpers ---- */
-
-struct site_sym {
-	char symbol[SYM_LEN];	/* "func+0x1f", "" when unresolved */
-	char text[SYM_LEN];	/* "func+0x1f [mod]" or "0xffff..." */
-	const char *function;
-	const char *module;
-};
-
-static void site_symbol(const struct report_opts *o, __u64 addr, struct site_sym *s)
-{
-	const struct ksym *k = NULL;
-
-	s->symbol[0] = '\0';
-	s->function = NULL;
-	s->module = NULL;
-	if (o->ksyms && addr)
-		k = ksyms__resolve(o->ksyms, addr);
-	if (k) {
-		snprintf(s->symbol, sizeof(s->symbol), "%s+0x%lx", k->name,
-			 (unsigned long)(addr - k->addr));
-		s->function = k->name;
-		s->module = k->module;
-		ksyms__format(o->ksyms, addr, s->text, sizeof(s->text));
-	} else if (addr) {
-		snprintf(s->text, sizeof(s->text), "0x%llx", (unsigned long long)addr);
-	} else {
-		snprintf(s->text, sizeof(s->text), "[unknown]");
-	}
-}
-
-static void gfp_name(const struct report_opts *o, __u32 value, char *buf, size_t len)
-{
-	if (o->gfp)
-		gfp_table__decode(o->gfp, value, buf, len);
-	else
-		snprintf(buf, len, "0x%x", value);
-}
-
 static const char *site_obj_name(const struct agg *a, const struct agg_site *s)
 {
 	if (!s->obj)
@@ -317,73 +273,6 @@ static const char *site_obj_name(const struct agg *a, const struct agg_site *s)
 	if (s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED)
 		return "(nested)";
 	return NULL;
-}
-
-/* the quality the report prints: the collector's, plus what only agg knows */
-struct quality_view {
-	struct kms_quality q;
-	__u64 unmatched_frees;
-	__u64 realloc_without_free;
-	__u64 page_split_frees;
-	__u64 not_counted;	/* events a table could not grow for */
-	bool complete;
-};
-
-static void quality_view(const struct agg *a, const struct report_opts *o,
-			 struct quality_view *v)
-{
-	const struct agg_stats *st = agg__stats(a);
-	int f;
-
-	memset(v, 0, sizeof(*v));
-	if (o->quality) {
-		v->q = *o->quality;
-	} else {
-		/* no collector numbers (a bare aggregation): what agg saw */
-		v->q.events = st->events + st->metas;
-		v->q.duration_ns = st->last_ts > st->first_ts ? st->last_ts - st->first_ts : 0;
-		for (f = 0; f < KMS_FAM_MAX; f++)
-			v->q.traced[f] = true;
-	}
-	/* frees from outside the filters that freed nothing of ours */
-	v->q.filtered += st->filtered;
-	v->unmatched_frees = st->unmatched_frees;
-	v->realloc_without_free = st->realloc_without_free;
-	v->page_split_frees = st->page_split_frees;
-	v->not_counted = st->nomem;
-	v->complete = kms_quality_complete(&v->q) && !v->not_counted;
-}
-
-static const char *method_name(const struct kms_quality *q, int f)
-{
-	return q->method[f] ? q->method[f] : "-";
-}
-
-/* ---- text ---- */
-
-static void text_families(const struct agg *a, const struct quality_view *v, FILE *out)
-{
-	int f;
-
-	fprintf(out, "Families\n");
-	fprintf(out, "  %-10s %-6s %-7s %10s %10s %9s %7s %13s %13s %12s %11s %13s\n",
-		"family", "traced", "method", "allocs", "frees", "unmatched", "fails",
-		"bytes_req", "bytes_alloc", "waste", "outstanding", "outst_bytes");
-	for (f = 0; f < KMS_FAM_MAX; f++) {
-		const struct agg_counts *c = agg__family(a, f);
-
-		fprintf(out, "  %-10s %-6s %-7s %10llu %10llu %9llu %7llu %13llu %13llu %12llu "
-			"%11llu %13llu\n",
-			kms_family_name(f), v->q.traced[f] ? "yes" : v->q.skipped[f] ? "off" : "NO",
-			method_name(&v->q, f),
-			(unsigned long long)c->allocs, (unsigned long long)c->frees,
-			(unsigned long long)c->unmatched_frees, (unsigned long long)c->fails,
-			(unsigned long long)c->bytes_req, (unsigned long long)c->bytes_alloc,
-			(unsigned long long)(c->bytes_alloc > c->bytes_req ?
-					     c->bytes_alloc - c->bytes_req : 0),
-			(unsigned long long)c->outstanding,
-			(unsigned long long)c->outstanding_bytes);
-	}
 }
 
 static void sort_desc(const struct report_opts *o, char *buf, size_t len)
@@ -404,680 +293,470 @@ static void sort_desc(const struct report_opts *o, char *buf, size_t len)
 	}
 }
 
-static int text_sites(const struct agg *a, const struct report_opts *o, FILE *out)
+/* ---- sections ---- */
+
+enum { H_SCHEMA, H_VERSION, H_KERNEL, H_SOURCE, H_DURATION, H_NR };
+
+static const struct row_col header_cols[H_NR] = {
+	[H_SCHEMA] = { "schema", "schema", RK_STR },
+	[H_VERSION] = { "version", "version", RK_INT },
+	[H_KERNEL] = { "kernel", "kernel", RK_STR },
+	[H_SOURCE] = { "source", "source", RK_STR },
+	[H_DURATION] = { "duration_ns", "duration", RK_NS },
+};
+
+enum {
+	F_FAMILY, F_TRACED, F_REQUESTED, F_METHOD, F_ALLOCS, F_FREES, F_UNMATCHED, F_FAILS,
+	F_REQ, F_ALLOC, F_WASTE, F_OUTST, F_OUTST_BYTES, F_REALLOC, F_NR,
+};
+
+static const struct row_col family_cols[F_NR] = {
+	[F_FAMILY] = { "family", "family", RK_STR },
+	[F_TRACED] = { "traced", "traced", RK_BOOL },
+	[F_REQUESTED] = { "requested", "requested", RK_BOOL },
+	[F_METHOD] = { "method", "method", RK_STR },
+	[F_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[F_FREES] = { "frees", "frees", RK_U64 },
+	[F_UNMATCHED] = { "unmatched_frees", "unmatched", RK_U64 },
+	[F_FAILS] = { "fails", "fails", RK_U64 },
+	[F_REQ] = { "bytes_req", "bytes_req", RK_U64 },
+	[F_ALLOC] = { "bytes_alloc", "bytes_alloc", RK_U64 },
+	[F_WASTE] = { "waste", "waste", RK_U64 },
+	[F_OUTST] = { "outstanding", "outstanding", RK_U64 },
+	[F_OUTST_BYTES] = { "outstanding_bytes", "outst_bytes", RK_U64 },
+	[F_REALLOC] = { "realloc_without_free", "realloc_no_free", RK_U64 },
+};
+
+static struct rows *families(const struct agg *a, const struct kms_quality *q)
+{
+	struct rows *t = rows__new("families", "Families", RS_TABLE, false, family_cols, F_NR);
+	int f;
+
+	for (f = 0; f < KMS_FAM_MAX; f++) {
+		const struct agg_counts *c = agg__family(a, f);
+		struct row_cell *r = rows__add(t);
+
+		if (!r)
+			break;
+		r[F_FAMILY].s = kms_family_name(f);
+		/* a bare aggregation (no collector): every family counts as traced */
+		r[F_TRACED].u = q ? q->traced[f] : true;
+		r[F_REQUESTED].u = q ? !q->skipped[f] : true;
+		r[F_METHOD].s = q ? q->method[f] : NULL;
+		r[F_METHOD].null = !r[F_METHOD].s;
+		r[F_ALLOCS].u = c->allocs;
+		r[F_FREES].u = c->frees;
+		r[F_UNMATCHED].u = c->unmatched_frees;
+		r[F_FAILS].u = c->fails;
+		r[F_REQ].u = c->bytes_req;
+		r[F_ALLOC].u = c->bytes_alloc;
+		r[F_WASTE].u = c->bytes_alloc > c->bytes_req ? c->bytes_alloc - c->bytes_req : 0;
+		r[F_OUTST].u = c->outstanding;
+		r[F_OUTST_BYTES].u = c->outstanding_bytes;
+		r[F_REALLOC].u = c->realloc_without_free;
+	}
+	return t;
+}
+
+enum { SG_FLAGS, SG_VALUE, SG_ALLOCS, SG_NR };
+
+static const struct row_col site_gfp_cols[SG_NR] = {
+	[SG_FLAGS] = { "flags", "flags", RK_GFP },
+	[SG_VALUE] = { "value", "value", RK_HEX },
+	[SG_ALLOCS] = { "allocs", "allocs", RK_U64 },
+};
+
+enum { SO_ORDER, SO_ALLOCS, SO_NR };
+
+static const struct row_col site_order_cols[SO_NR] = {
+	[SO_ORDER] = { "order", "order", RK_INT },
+	[SO_ALLOCS] = { "allocs", "allocs", RK_U64 },
+};
+
+enum {
+	S_SITE, S_FAMILY, S_CACHE, S_DEVICE, S_NESTED, S_OBJ, S_ALLOCS, S_FREES, S_FAILS,
+	S_REQ, S_ALLOC, S_WASTE, S_OUTST, S_OUTST_BYTES, S_GFP_OTHER, S_GFP, S_ORDERS, S_NR,
+};
+
+static const struct row_col site_cols[S_NR] = {
+	[S_SITE] = { "addr", "call site", RK_SITE_FLAT, .max_width = TEXT_SYM_WIDTH },
+	[S_FAMILY] = { "family", "family", RK_STR },
+	[S_CACHE] = { "cache", "cache", RK_STR },
+	[S_DEVICE] = { "device", "device", RK_STR },
+	[S_NESTED] = { "nested", "nested", RK_BOOL },
+	/* the cache or device pointer, for those without a name */
+	[S_OBJ] = { "obj", "obj", RK_HEX, ROW_OMIT_NULL },
+	[S_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[S_FREES] = { "frees", "frees", RK_U64 },
+	[S_FAILS] = { "fails", "fails", RK_U64 },
+	[S_REQ] = { "bytes_req", "bytes_req", RK_U64 },
+	[S_ALLOC] = { "bytes_alloc", "bytes_alloc", RK_U64 },
+	[S_WASTE] = { "waste", "waste", RK_U64 },
+	[S_OUTST] = { "outstanding", "outstanding", RK_U64 },
+	[S_OUTST_BYTES] = { "outstanding_bytes", "outst_bytes", RK_U64 },
+	[S_GFP_OTHER] = { "gfp_other", "gfp_other", RK_U64 },
+	[S_GFP] = { "gfp", "gfp (flags value allocs)", RK_ROWS, .sub = site_gfp_cols,
+		    .nsub = SG_NR },
+	[S_ORDERS] = { "orders", "orders (order allocs)", RK_ROWS, .sub = site_order_cols,
+		       .nsub = SO_NR },
+};
+
+static struct rows *site_gfp(const struct agg_site *s)
+{
+	struct rows *t = rows__new("gfp", NULL, RS_TABLE, false, site_gfp_cols, SG_NR);
+
+	for (unsigned int i = 0; i < s->nr_gfp; i++) {
+		struct row_cell *r = rows__add(t);
+
+		if (!r)
+			break;
+		r[SG_FLAGS].u = s->gfp[i].value;
+		r[SG_VALUE].u = s->gfp[i].value;
+		r[SG_ALLOCS].u = s->gfp[i].allocs;
+	}
+	return t;
+}
+
+static struct rows *site_orders(const struct agg_site *s)
+{
+	struct rows *t = rows__new("orders", NULL, RS_TABLE, false, site_order_cols, SO_NR);
+
+	for (int i = 0; i < AGG_NR_ORDERS; i++) {
+		struct row_cell *r;
+
+		if (!s->orders[i])
+			continue;
+		r = rows__add(t);
+		if (!r)
+			break;
+		r[SO_ORDER].i = i;
+		r[SO_ALLOCS].u = s->orders[i];
+	}
+	return t;
+}
+
+static struct rows *sites(const struct agg *a, const struct report_opts *o)
 {
 	const struct agg_site **v;
 	size_t nr, total, i;
-	char keys[128];
+	struct rows *t;
+	char keys[128], title[160];
 
-	v = sorted_sites(a, o, &nr, &total);
-	if (!v)
-		return -ENOMEM;
 	sort_desc(o, keys, sizeof(keys));
-	fprintf(out, "\nTop call sites by %s (%zu of %zu)\n", keys, nr, total);
-	fprintf(out, "  %-*s %-10s %-20s %10s %10s %13s %13s %12s %11s %13s\n",
-		TEXT_SYM_WIDTH, "call site", "family", "cache/device", "allocs", "frees",
-		"bytes_req", "bytes_alloc", "waste", "outstanding", "outst_bytes");
+	snprintf(title, sizeof(title), "Top call sites by %s", keys);
+	t = rows__new("sites", title, RS_TABLE, false, site_cols, S_NR);
+	v = sorted_sites(a, o, &nr, &total);
+	if (!v) {
+		rows__fail(t);
+		return t;
+	}
+	rows__total(t, total);
+	rows__empty(t, "(no allocations)");
 	for (i = 0; i < nr; i++) {
 		const struct agg_site *s = v[i];
+		struct row_cell *r = rows__add(t);
 		const char *obj = site_obj_name(a, s);
-		struct site_sym sym;
-		char objbuf[24];
 
-		site_symbol(o, s->addr, &sym);
-		if (!obj && s->obj) {
-			snprintf(objbuf, sizeof(objbuf), "0x%llx", (unsigned long long)s->obj);
-			obj = objbuf;
-		}
-		fprintf(out, "  %-*.*s %-10s %-20.20s %10llu %10llu %13llu %13llu %12llu %11llu "
-			"%13llu\n",
-			TEXT_SYM_WIDTH, TEXT_SYM_WIDTH, sym.text, kms_family_name(s->family),
-			obj ? obj : "-",
-			(unsigned long long)s->allocs, (unsigned long long)s->frees,
-			(unsigned long long)s->bytes_req, (unsigned long long)s->bytes_alloc,
-			(unsigned long long)site_waste(s), (unsigned long long)s->outstanding,
-			(unsigned long long)s->outstanding_bytes);
+		if (!r)
+			break;
+		r[S_SITE].u = s->addr;
+		r[S_FAMILY].s = kms_family_name(s->family);
+		r[S_CACHE].s = s->family == KMS_FAM_CACHE ? obj : NULL;
+		r[S_CACHE].null = !r[S_CACHE].s;
+		r[S_DEVICE].s = s->family == KMS_FAM_DMA ? obj : NULL;
+		r[S_DEVICE].null = !r[S_DEVICE].s;
+		r[S_NESTED].u = s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED;
+		r[S_OBJ].u = s->obj;
+		r[S_OBJ].null = !s->obj;
+		r[S_ALLOCS].u = s->allocs;
+		r[S_FREES].u = s->frees;
+		r[S_FAILS].u = s->fails;
+		r[S_REQ].u = s->bytes_req;
+		r[S_ALLOC].u = s->bytes_alloc;
+		r[S_WASTE].u = site_waste(s);
+		r[S_OUTST].u = s->outstanding;
+		r[S_OUTST_BYTES].u = s->outstanding_bytes;
+		r[S_GFP_OTHER].u = s->gfp_other;
+		r[S_GFP].sub = site_gfp(s);
+		r[S_ORDERS].sub = site_orders(s);
+		if (!r[S_GFP].sub || !r[S_ORDERS].sub)
+			rows__fail(t);
 	}
-	if (!total)
-		fprintf(out, "  (no allocations)\n");
 	free(v);
-	return 0;
+	return t;
 }
 
-static int text_gfp(const struct agg *a, const struct report_opts *o, FILE *out)
+enum { G_ALLOCS, G_BYTES, G_VALUE, G_FLAGS, G_NR };
+
+static const struct row_col gfp_cols[G_NR] = {
+	[G_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[G_BYTES] = { "bytes_alloc", "bytes_alloc", RK_U64 },
+	[G_VALUE] = { "value", "value", RK_HEX },
+	[G_FLAGS] = { "flags", "flags", RK_GFP },
+};
+
+static struct rows *gfps(const struct agg *a, const struct report_opts *o)
 {
+	struct rows *t = rows__new("gfp", "GFP flags", RS_TABLE, false, gfp_cols, G_NR);
 	const void **v;
 	size_t nr, i;
-	char buf[GFP_LEN];
 
 	v = sorted_rows(a, agg__nr_gfp(a), get_gfp, NULL, gfp_order, o->top, &nr);
-	if (!v)
-		return -ENOMEM;
-	fprintf(out, "\nGFP flags (%zu of %zu)\n", nr, agg__nr_gfp(a));
-	fprintf(out, "  %10s %13s %-10s %s\n", "allocs", "bytes_alloc", "value", "flags");
+	if (!v) {
+		rows__fail(t);
+		return t;
+	}
+	rows__total(t, agg__nr_gfp(a));
 	for (i = 0; i < nr; i++) {
 		const struct agg_gfp *g = v[i];
-		char hex[16];
+		struct row_cell *r = rows__add(t);
 
-		gfp_name(o, g->value, buf, sizeof(buf));
-		snprintf(hex, sizeof(hex), "0x%x", g->value);
-		fprintf(out, "  %10llu %13llu %-10s %s\n", (unsigned long long)g->allocs,
-			(unsigned long long)g->bytes_alloc, hex, buf);
+		if (!r)
+			break;
+		r[G_ALLOCS].u = g->allocs;
+		r[G_BYTES].u = g->bytes_alloc;
+		r[G_VALUE].u = g->value;
+		r[G_FLAGS].u = g->value;
 	}
 	free(v);
-	return 0;
+	return t;
 }
 
-static void text_orders(const struct agg *a, FILE *out)
+enum { O_ORDER, O_ALLOCS, O_FREES, O_NR };
+
+static const struct row_col order_cols[O_NR] = {
+	[O_ORDER] = { "order", "order", RK_INT },
+	[O_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[O_FREES] = { "frees", "frees", RK_U64 },
+};
+
+static struct rows *orders(const struct agg *a)
 {
-	__u64 any = 0;
-	int i;
+	struct rows *t = rows__new("orders", "Page orders", RS_TABLE, false, order_cols, O_NR);
 
-	fprintf(out, "\nPage orders\n");
-	for (i = 0; i < AGG_NR_ORDERS; i++)
-		any |= agg__order(a, i)->allocs | agg__order(a, i)->frees;
-	if (!any) {
-		fprintf(out, "  (no page events)\n");
-		return;
-	}
-	fprintf(out, "  %5s %10s %10s\n", "order", "allocs", "frees");
-	for (i = 0; i < AGG_NR_ORDERS; i++) {
-		const struct agg_order *r = agg__order(a, i);
+	for (int i = 0; i < AGG_NR_ORDERS; i++) {
+		const struct agg_order *o = agg__order(a, i);
+		struct row_cell *r;
 
-		if (i >= ORDERS_ALWAYS && !r->allocs && !r->frees)
+		if (i >= ORDERS_ALWAYS && !o->allocs && !o->frees)
 			continue;
-		fprintf(out, "  %5d %10llu %10llu\n", i, (unsigned long long)r->allocs,
-			(unsigned long long)r->frees);
+		r = rows__add(t);
+		if (!r)
+			break;
+		r[O_ORDER].i = i;
+		r[O_ALLOCS].u = o->allocs;
+		r[O_FREES].u = o->frees;
 	}
+	return t;
 }
 
-static void text_sizes(const struct agg *a, FILE *out)
-{
-	bool any = false;
-	int i;
+enum { Z_MIN, Z_MAX, Z_ALLOCS, Z_NR };
 
-	fprintf(out, "\nAllocation sizes (bytes_alloc)\n");
-	fprintf(out, "  %23s %10s\n", "bytes", "allocs");
-	for (i = 0; i < AGG_NR_SIZES; i++) {
+static const struct row_col size_cols[Z_NR] = {
+	[Z_MIN] = { "min", "min", RK_U64 },
+	[Z_MAX] = { "max", "max", RK_U64 },
+	[Z_ALLOCS] = { "allocs", "allocs", RK_U64 },
+};
+
+static struct rows *sizes(const struct agg *a)
+{
+	struct rows *t = rows__new("sizes", "Allocation sizes (bytes_alloc)", RS_TABLE, false,
+				   size_cols, Z_NR);
+
+	rows__empty(t, "(no allocations)");
+	for (int i = 0; i < AGG_NR_SIZES; i++) {
 		__u64 min, max, n = agg__size_bucket(a, i, &min, &max);
-		char range[32];
+		struct row_cell *r;
 
 		if (!n)
 			continue;
-		snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)min,
-			 (unsigned long long)max);
-		fprintf(out, "  %23s %10llu\n", range, (unsigned long long)n);
-		any = true;
+		r = rows__add(t);
+		if (!r)
+			break;
+		r[Z_MIN].u = min;
+		r[Z_MAX].u = max;
+		r[Z_ALLOCS].u = n;
 	}
-	if (!any)
-		fprintf(out, "  (no allocations)\n");
+	return t;
 }
 
-static int text_caches(const struct agg *a, const struct report_opts *o, FILE *out)
+enum {
+	C_NAME, C_ADDR, C_OBJSIZE, C_SIZE, C_ALLOCS, C_FREES, C_UNMATCHED, C_OUTST,
+	C_OUTST_BYTES, C_NR,
+};
+
+static const struct row_col cache_cols[C_NR] = {
+	[C_NAME] = { "name", "cache", RK_STR },
+	[C_ADDR] = { "addr", "addr", RK_HEX },
+	[C_OBJSIZE] = { "object_size", "objsize", RK_U64 },
+	[C_SIZE] = { "size", "size", RK_U64 },
+	[C_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[C_FREES] = { "frees", "frees", RK_U64 },
+	[C_UNMATCHED] = { "unmatched_frees", "unmatched", RK_U64 },
+	[C_OUTST] = { "outstanding", "outstanding", RK_U64 },
+	[C_OUTST_BYTES] = { "outstanding_bytes", "outst_bytes", RK_U64 },
+};
+
+static struct rows *caches(const struct agg *a, const struct report_opts *o)
 {
+	struct rows *t = rows__new("caches", "Slab caches", RS_TABLE, false, cache_cols, C_NR);
 	const void **v;
 	size_t nr, i;
 
 	v = sorted_rows(a, agg__nr_caches(a), get_cache, NULL, cache_order, o->top, &nr);
-	if (!v)
-		return -ENOMEM;
-	fprintf(out, "\nSlab caches (%zu of %zu)\n", nr, agg__nr_caches(a));
-	fprintf(out, "  %-24s %8s %8s %10s %10s %11s %13s\n", "cache", "objsize", "size",
-		"allocs", "frees", "outstanding", "outst_bytes");
+	if (!v) {
+		rows__fail(t);
+		return t;
+	}
+	rows__total(t, agg__nr_caches(a));
 	for (i = 0; i < nr; i++) {
 		const struct agg_cache *c = v[i];
-		char name[KMS_NAME_LEN + 4];
+		struct row_cell *r = rows__add(t);
 
-		if (c->known)
-			snprintf(name, sizeof(name), "%s", c->name);
-		else
-			snprintf(name, sizeof(name), "0x%llx", (unsigned long long)c->ptr);
-		fprintf(out, "  %-24s %8u %8u %10llu %10llu %11llu %13llu\n", name,
-			c->object_size, c->size, (unsigned long long)c->allocs,
-			(unsigned long long)c->frees, (unsigned long long)c->outstanding,
-			(unsigned long long)c->outstanding_bytes);
+		if (!r)
+			break;
+		r[C_NAME].s = c->known ? c->name : NULL;
+		r[C_NAME].null = !c->known;
+		r[C_ADDR].u = c->ptr;
+		r[C_OBJSIZE].u = c->object_size;
+		r[C_SIZE].u = c->size;
+		r[C_ALLOCS].u = c->allocs;
+		r[C_FREES].u = c->frees;
+		r[C_UNMATCHED].u = c->unmatched_frees;
+		r[C_OUTST].u = c->outstanding;
+		r[C_OUTST_BYTES].u = c->outstanding_bytes;
 	}
 	free(v);
-	return 0;
+	return t;
 }
 
-static int text_procs(const struct agg *a, const struct report_opts *o, FILE *out)
+enum { P_PID, P_COMM, P_ALLOCS, P_BYTES, P_EVENTS, P_NR };
+
+static const struct row_col proc_cols[P_NR] = {
+	[P_PID] = { "pid", "pid", RK_U64 },
+	[P_COMM] = { "comm", "comm", RK_STR },
+	[P_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[P_BYTES] = { "bytes_alloc", "bytes_alloc", RK_U64 },
+	[P_EVENTS] = { "events", "events", RK_COUNTS },
+};
+
+static struct rows *procs(const struct agg *a, const struct report_opts *o)
 {
+	struct rows *t = rows__new("processes", "Processes", RS_TABLE, false, proc_cols, P_NR);
+	const char *names[KMS_EV_NR_EVENTS];
+	const char *const *kept;
 	const void **v;
 	size_t nr, i, total = 0;
+	int n = 0;
 
+	/* every event name, zeros included: scripts index it without a default */
+	for (int e = KMS_EV_NONE + 1; e < KMS_EV_NR_EVENTS; e++)
+		names[n++] = kms_ev_name(e);
+	kept = rows__keep(t, names, n * sizeof(names[0]));
 	v = sorted_rows(a, agg__nr_procs(a), get_proc, proc_keep, proc_order, o->top, &nr);
-	if (!v)
-		return -ENOMEM;
+	if (!v || !kept) {
+		free(v);
+		rows__fail(t);
+		return t;
+	}
 	for (i = 0; i < agg__nr_procs(a); i++)
 		total += proc_keep(agg__proc(a, i));
-	fprintf(out, "\nProcesses (%zu of %zu)\n", nr, total);
-	fprintf(out, "  %8s %-16s %10s %13s %10s\n", "pid", "comm", "allocs", "bytes_alloc",
-		"events");
+	rows__total(t, total);
 	for (i = 0; i < nr; i++) {
 		const struct agg_proc *p = v[i];
-		__u64 events = 0;
-		int t;
+		struct row_cell *r = rows__add(t);
 
-		for (t = 0; t < KMS_EV_NR_EVENTS; t++)
-			events += p->events[t];
-		fprintf(out, "  %8u %-16s %10llu %13llu %10llu\n", p->pid,
-			p->comm[0] ? p->comm : "?", (unsigned long long)p->allocs,
-			(unsigned long long)p->bytes_alloc, (unsigned long long)events);
+		if (!r)
+			break;
+		r[P_PID].u = p->pid;
+		r[P_COMM].s = p->comm;
+		r[P_ALLOCS].u = p->allocs;
+		r[P_BYTES].u = p->bytes_alloc;
+		r[P_EVENTS].names = kept;
+		r[P_EVENTS].v = &p->events[KMS_EV_NONE + 1];
+		r[P_EVENTS].n = n;
 	}
 	free(v);
-	return 0;
+	return t;
 }
 
-static void text_nodes(const struct agg *a, FILE *out)
+enum { N_NODE, N_ALLOCS, N_BYTES, N_NR };
+
+static const struct row_col node_cols[N_NR] = {
+	[N_NODE] = { "node", "node", RK_INT },
+	[N_ALLOCS] = { "allocs", "allocs", RK_U64 },
+	[N_BYTES] = { "bytes_alloc", "bytes_alloc", RK_U64 },
+};
+
+static struct rows *nodes(const struct agg *a)
 {
-	int n;
+	struct rows *t = rows__new("nodes", "NUMA nodes", RS_TABLE, false, node_cols, N_NR);
 
-	fprintf(out, "\nNUMA nodes\n");
-	fprintf(out, "  %4s %10s %13s\n", "node", "allocs", "bytes_alloc");
-	for (n = 0; n < agg__nr_nodes(a); n++) {
-		const struct agg_node *r = agg__node(a, n);
+	for (int n = 0; n < agg__nr_nodes(a); n++) {
+		const struct agg_node *nd = agg__node(a, n);
+		struct row_cell *r = rows__add(t);
 
-		fprintf(out, "  %4d %10llu %13llu\n", n, (unsigned long long)r->allocs,
-			(unsigned long long)r->bytes_alloc);
+		if (!r)
+			break;
+		r[N_NODE].i = n;
+		r[N_ALLOCS].u = nd->allocs;
+		r[N_BYTES].u = nd->bytes_alloc;
 	}
+	return t;
 }
 
-static void text_quality(const struct quality_view *v, FILE *out)
+struct rows *report__stat(const struct agg *a, const struct report_opts *o)
 {
-	const struct kms_quality *q = &v->q;
-	bool any = false;
-	int f;
+	const struct agg_stats *st = agg__stats(a);
+	struct rows *doc = rows__new(NULL, "kmemscope stat", RS_INLINE, true, header_cols, H_NR);
+	struct row_cell *r = rows__add(doc);
 
-	fprintf(out, "\nData quality\n");
-	fprintf(out, "  duration              %llu.%03llu s\n",
-		(unsigned long long)(q->duration_ns / 1000000000ULL),
-		(unsigned long long)(q->duration_ns % 1000000000ULL / 1000000ULL));
-	fprintf(out, "  events                %llu\n", (unsigned long long)q->events);
-	fprintf(out, "  lost                  %llu\n", (unsigned long long)q->lost);
-	fprintf(out, "  misses                %llu\n", (unsigned long long)q->misses);
-	for (int i = 0; i < q->nr_event_misses; i++)
-		if (q->event_misses[i].misses)
-			fprintf(out, "    %-19s %llu\n", q->event_misses[i].name,
-				(unsigned long long)q->event_misses[i].misses);
-	if (q->rescued)
-		fprintf(out, "  rescued               %llu (recorded by shadow programs, not missed)\n",
-			(unsigned long long)q->rescued);
-	fprintf(out, "  stack failures        %llu\n", (unsigned long long)q->stack_failures);
-	fprintf(out, "  out of order          %llu\n", (unsigned long long)q->out_of_order);
-	fprintf(out, "  returns without entry %llu\n", (unsigned long long)q->pending_lost);
-	fprintf(out, "  filtered              %llu\n", (unsigned long long)q->filtered);
-	fprintf(out, "  unmatched frees       %llu (allocated before tracing, or alloc lost)\n",
-		(unsigned long long)v->unmatched_frees);
-	fprintf(out, "  realloc without free  %llu (a live address allocated again)\n",
-		(unsigned long long)v->realloc_without_free);
-	if (v->not_counted)
-		fprintf(out, "  not counted           %llu (out of memory)\n",
-			(unsigned long long)v->not_counted);
-	fprintf(out, "  families not traced   ");
-	for (f = 0; f < KMS_FAM_MAX; f++) {
-		if (q->traced[f] || q->skipped[f])
-			continue;
-		fprintf(out, "%s%s", any ? ", " : "", kms_family_name(f));
-		any = true;
+	if (!r) {
+		rows__free(doc);
+		return NULL;
 	}
-	fprintf(out, "%s\n", any ? "" : "none");
-	fprintf(out, "  complete              %s\n", v->complete ? "yes" : "NO");
-	if (!v->complete)
-		fprintf(out, "\n!!! INCOMPLETE DATA: %llu records lost, %llu program runs missed, "
-			"%llu out of order, %llu returns without entry, %llu not counted: every "
-			"count above is a lower bound and frees may show as unmatched !!!\n",
-			(unsigned long long)q->lost, (unsigned long long)q->misses,
-			(unsigned long long)q->out_of_order, (unsigned long long)q->pending_lost,
-			(unsigned long long)v->not_counted);
+	r[H_SCHEMA].s = SCHEMA_STAT;
+	r[H_VERSION].i = SCHEMA_VERSION;
+	r[H_KERNEL].s = o->kernel;
+	r[H_KERNEL].null = !o->kernel;
+	r[H_SOURCE].s = o->source ? o->source : "live";
+	r[H_DURATION].u = o->quality ? o->quality->duration_ns :
+			  st->last_ts > st->first_ts ? st->last_ts - st->first_ts : 0;
+	rows__child(doc, families(a, o->quality));
+	rows__child(doc, sites(a, o));
+	rows__child(doc, gfps(a, o));
+	rows__child(doc, orders(a));
+	rows__child(doc, sizes(a));
+	rows__child(doc, caches(a, o));
+	rows__child(doc, procs(a, o));
+	rows__child(doc, nodes(a));
+	if (o->extra)
+		rows__child(doc, o->extra(o->extra_ctx));
+	rows__child(doc, report__quality(a, o->quality));
+	return doc;
+}
+
+static int stat_out(const struct agg *a, const struct report_opts *o, bool json, FILE *out)
+{
+	const struct rows_ctx c = { .ksyms = o->ksyms, .gfp = o->gfp };
+	struct rows *doc = report__stat(a, o);
+	int err;
+
+	if (!doc)
+		return -ENOMEM;
+	err = json ? rows__json_dump(doc, &c, out) : rows__text(doc, &c, out);
+	rows__free(doc);
+	if (!err && (fflush(out) || ferror(out)))
+		err = -EIO;
+	return err;
 }
 
 int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *out)
 {
-	struct quality_view v;
-	int err;
-
-	quality_view(a, o, &v);
-	fprintf(out, "kmemscope stat: kernel %s, %s, %llu.%03llu s\n\n",
-		o->kernel ? o->kernel : "?", o->source ? o->source : "live",
-		(unsigned long long)(v.q.duration_ns / 1000000000ULL),
-		(unsigned long long)(v.q.duration_ns % 1000000000ULL / 1000000ULL));
-	text_families(a, &v, out);
-	err = text_sites(a, o, out);
-	if (!err)
-		err = text_gfp(a, o, out);
-	if (err)
-		return err;
-	text_orders(a, out);
-	text_sizes(a, out);
-	err = text_caches(a, o, out);
-	if (!err)
-		err = text_procs(a, o, out);
-	if (err)
-		return err;
-	text_nodes(a, out);
-	if (o->extra_text) {
-		err = o->extra_text(o->extra_ctx, out);
-		if (err)
-			return err;
-	}
-	text_quality(&v, out);
-	fflush(out);
-	return ferror(out) ? -EIO : 0;
-}
-
-/* ---- JSON ---- */
-
-static json_t *json_families(const struct agg *a, const struct quality_view *v, bool *fail)
-{
-	json_t *arr = json_array();
-	int f;
-
-	if (!arr) {
-		*fail = true;
-		return NULL;
-	}
-	for (f = 0; f < KMS_FAM_MAX; f++) {
-		const struct agg_counts *c = agg__family(a, f);
-		json_t *o = json_object();
-
-		if (!o) {
-			*fail = true;
-			break;
-		}
-		jset(o, "family", json_string(kms_family_name(f)), fail);
-		jset(o, "traced", json_boolean(v->q.traced[f]), fail);
-		jset(o, "requested", json_boolean(!v->q.skipped[f]), fail);
-		jset(o, "method", j_str_or_null(v->q.method[f]), fail);
-		jset(o, "allocs", j_u64(c->allocs), fail);
-		jset(o, "frees", j_u64(c->frees), fail);
-		jset(o, "fails", j_u64(c->fails), fail);
-		jset(o, "unmatched_frees", j_u64(c->unmatched_frees), fail);
-		jset(o, "bytes_req", j_u64(c->bytes_req), fail);
-		jset(o, "bytes_alloc", j_u64(c->bytes_alloc), fail);
-		jset(o, "waste", j_u64(c->bytes_alloc > c->bytes_req ?
-				       c->bytes_alloc - c->bytes_req : 0), fail);
-		jset(o, "outstanding", j_u64(c->outstanding), fail);
-		jset(o, "outstanding_bytes", j_u64(c->outstanding_bytes), fail);
-		jset(o, "realloc_without_free", j_u64(c->realloc_without_free), fail);
-		jpush(arr, o, fail);
-	}
-	return arr;
-}
-
-static json_t *json_site(const struct agg *a, const struct report_opts *o,
-			 const struct agg_site *s, bool *fail)
-{
-	json_t *j = json_object(), *gfp = json_array(), *orders = json_array();
-	char buf[GFP_LEN];
-	struct site_sym sym;
-	unsigned int i;
-
-	if (!j || !gfp || !orders) {
-		json_decref(j);
-		json_decref(gfp);
-		json_decref(orders);
-		*fail = true;
-		return NULL;
-	}
-	site_symbol(o, s->addr, &sym);
-	jset(j, "family", json_string(kms_family_name(s->family)), fail);
-	jset(j, "addr", j_hex(s->addr), fail);
-	jset(j, "symbol", sym.symbol[0] ? json_string(sym.symbol) : json_null(), fail);
-	jset(j, "function", j_str_or_null(sym.function), fail);
-	jset(j, "module", j_str_or_null(sym.module), fail);
-	jset(j, "cache", j_str_or_null(s->family == KMS_FAM_CACHE ? site_obj_name(a, s) : NULL),
-	     fail);
-	jset(j, "nested", json_boolean(s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED),
-	     fail);
-	jset(j, "device", j_str_or_null(s->family == KMS_FAM_DMA ? site_obj_name(a, s) : NULL),
-	     fail);
-	jset(j, "allocs", j_u64(s->allocs), fail);
-	jset(j, "frees", j_u64(s->frees), fail);
-	jset(j, "bytes_req", j_u64(s->bytes_req), fail);
-	jset(j, "bytes_alloc", j_u64(s->bytes_alloc), fail);
-	jset(j, "waste", j_u64(site_waste(s)), fail);
-	jset(j, "outstanding", j_u64(s->outstanding), fail);
-	jset(j, "outstanding_bytes", j_u64(s->outstanding_bytes), fail);
-	jset(j, "fails", j_u64(s->fails), fail);
-	if (s->obj)
-		jset(j, "obj", j_hex(s->obj), fail);
-	for (i = 0; i < s->nr_gfp; i++) {
-		json_t *g = json_object();
-
-		if (!g) {
-			*fail = true;
-			break;
-		}
-		gfp_name(o, s->gfp[i].value, buf, sizeof(buf));
-		jset(g, "flags", json_string(buf), fail);
-		jset(g, "value", j_hex(s->gfp[i].value), fail);
-		jset(g, "allocs", j_u64(s->gfp[i].allocs), fail);
-		jpush(gfp, g, fail);
-	}
-	jset(j, "gfp", gfp, fail);
-	jset(j, "gfp_other", j_u64(s->gfp_other), fail);
-	for (i = 0; i < AGG_NR_ORDERS; i++) {
-		json_t *r;
-
-		if (!s->orders[i])
-			continue;
-		r = json_object();
-		if (!r) {
-			*fail = true;
-			break;
-		}
-		jset(r, "order", json_integer(i), fail);
-		jset(r, "allocs", j_u64(s->orders[i]), fail);
-		jpush(orders, r, fail);
-	}
-	jset(j, "orders", orders, fail);
-	return j;
-}
-
-static json_t *json_sites(const struct agg *a, const struct report_opts *o, bool *fail)
-{
-	const struct agg_site **v;
-	json_t *arr = json_array();
-	size_t nr, total, i;
-
-	v = sorted_sites(a, o, &nr, &total);
-	if (!v || !arr) {
-		free(v);
-		json_decref(arr);
-		*fail = true;
-		return NULL;
-	}
-	for (i = 0; i < nr && !*fail; i++)
-		jpush(arr, json_site(a, o, v[i], fail), fail);
-	free(v);
-	return arr;
-}
-
-static json_t *json_gfp(const struct agg *a, const struct report_opts *o, bool *fail)
-{
-	json_t *arr = json_array();
-	char buf[GFP_LEN];
-	const void **v;
-	size_t nr, i;
-
-	v = sorted_rows(a, agg__nr_gfp(a), get_gfp, NULL, gfp_order, o->top, &nr);
-	if (!v || !arr) {
-		free(v);
-		json_decref(arr);
-		*fail = true;
-		return NULL;
-	}
-	for (i = 0; i < nr; i++) {
-		const struct agg_gfp *g = v[i];
-		json_t *j = json_object();
-
-		if (!j) {
-			*fail = true;
-			break;
-		}
-		gfp_name(o, g->value, buf, sizeof(buf));
-		jset(j, "flags", json_string(buf), fail);
-		jset(j, "value", j_hex(g->value), fail);
-		jset(j, "allocs", j_u64(g->allocs), fail);
-		jset(j, "bytes_alloc", j_u64(g->bytes_alloc), fail);
-		jpush(arr, j, fail);
-	}
-	free(v);
-	return arr;
-}
-
-static json_t *json_orders(const struct agg *a, bool *fail)
-{
-	json_t *arr = json_array();
-	int i;
-
-	if (!arr) {
-		*fail = true;
-		return NULL;
-	}
-	for (i = 0; i < AGG_NR_ORDERS; i++) {
-		const struct agg_order *r = agg__order(a, i);
-		json_t *j;
-
-		if (i >= ORDERS_ALWAYS && !r->allocs && !r->frees)
-			continue;
-		j = json_object();
-		if (!j) {
-			*fail = true;
-			break;
-		}
-		jset(j, "order", json_integer(i), fail);
-		jset(j, "allocs", j_u64(r->allocs), fail);
-		jset(j, "frees", j_u64(r->frees), fail);
-		jpush(arr, j, fail);
-	}
-	return arr;
-}
-
-static json_t *json_sizes(const struct agg *a, bool *fail)
-{
-	json_t *arr = json_array();
-	int i;
-
-	if (!arr) {
-		*fail = true;
-		return NULL;
-	}
-	for (i = 0; i < AGG_NR_SIZES; i++) {
-		__u64 min, max, n = agg__size_bucket(a, i, &min, &max);
-		json_t *j;
-
-		if (!n)
-			continue;
-		j = json_object();
-		if (!j) {
-			*fail = true;
-			break;
-		}
-		jset(j, "min", j_u64(min), fail);
-		jset(j, "max", j_u64(max), fail);
-		jset(j, "allocs", j_u64(n), fail);
-		jpush(arr, j, fail);
-	}
-	return arr;
-}
-
-static json_t *json_caches(const struct agg *a, const struct report_opts *o, bool *fail)
-{
-	json_t *arr = json_array();
-	const void **v;
-	size_t nr, i;
-
-	v = sorted_rows(a, agg__nr_caches(a), get_cache, NULL, cache_order, o->top, &nr);
-	if (!v || !arr) {
-		free(v);
-		json_decref(arr);
-		*fail = true;
-		return NULL;
-	}
-	for (i = 0; i < nr; i++) {
-		const struct agg_cache *c = v[i];
-		json_t *j = json_object();
-
-		if (!j) {
-			*fail = true;
-			break;
-		}
-		jset(j, "name", c->known ? json_string(c->name) : json_null(), fail);
-		jset(j, "addr", j_hex(c->ptr), fail);
-		jset(j, "object_size", j_u64(c->object_size), fail);
-		jset(j, "size", j_u64(c->size), fail);
-		jset(j, "allocs", j_u64(c->allocs), fail);
-		jset(j, "frees", j_u64(c->frees), fail);
-		jset(j, "unmatched_frees", j_u64(c->unmatched_frees), fail);
-		jset(j, "outstanding", j_u64(c->outstanding), fail);
-		jset(j, "outstanding_bytes", j_u64(c->outstanding_bytes), fail);
-		jpush(arr, j, fail);
-	}
-	free(v);
-	return arr;
-}
-
-static json_t *json_procs(const struct agg *a, const struct report_opts *o, bool *fail)
-{
-	json_t *arr = json_array();
-	const void **v;
-	size_t nr, i;
-
-	v = sorted_rows(a, agg__nr_procs(a), get_proc, proc_keep, proc_order, o->top, &nr);
-	if (!v || !arr) {
-		free(v);
-		json_decref(arr);
-		*fail = true;
-		return NULL;
-	}
-	for (i = 0; i < nr; i++) {
-		const struct agg_proc *p = v[i];
-		json_t *j = json_object(), *ev = json_object();
-		int t;
-
-		if (!j || !ev) {
-			json_decref(j);
-			json_decref(ev);
-			*fail = true;
-			break;
-		}
-		jset(j, "pid", json_integer(p->pid), fail);
-		jset(j, "comm", json_string(p->comm), fail);
-		jset(j, "allocs", j_u64(p->allocs), fail);
-		jset(j, "bytes_alloc", j_u64(p->bytes_alloc), fail);
-		/* every event name, zeros included: scripts index it without a default */
-		for (t = KMS_EV_NONE + 1; t < KMS_EV_NR_EVENTS; t++)
-			jset(ev, kms_ev_name(t), j_u64(p->events[t]), fail);
-		jset(j, "events", ev, fail);
-		jpush(arr, j, fail);
-	}
-	free(v);
-	return arr;
-}
-
-static json_t *json_nodes(const struct agg *a, bool *fail)
-{
-	json_t *arr = json_array();
-	int n;
-
-	if (!arr) {
-		*fail = true;
-		return NULL;
-	}
-	for (n = 0; n < agg__nr_nodes(a); n++) {
-		const struct agg_node *r = agg__node(a, n);
-		json_t *j = json_object();
-
-		if (!j) {
-			*fail = true;
-			break;
-		}
-		jset(j, "node", json_integer(n), fail);
-		jset(j, "allocs", j_u64(r->allocs), fail);
-		jset(j, "bytes_alloc", j_u64(r->bytes_alloc), fail);
-		jpush(arr, j, fail);
-	}
-	return arr;
-}
-
-static json_t *json_quality(const struct quality_view *v, bool *fail)
-{
-	const struct kms_quality *q = &v->q;
-	json_t *j = json_object(), *nt = json_array(), *by_event = json_object();
-	int f;
-
-	if (!j || !nt || !by_event) {
-		json_decref(j);
-		json_decref(nt);
-		json_decref(by_event);
-		*fail = true;
-		return NULL;
-	}
-	for (int i = 0; i < q->nr_event_misses; i++)
-		jset(by_event, q->event_misses[i].name, j_u64(q->event_misses[i].misses), fail);
-	jset(j, "events", j_u64(q->events), fail);
-	jset(j, "lost", j_u64(q->lost), fail);
-	jset(j, "misses", j_u64(q->misses), fail);
-	jset(j, "misses_by_event", by_event, fail);
-	jset(j, "rescued", j_u64(q->rescued), fail);
-	jset(j, "stack_failures", j_u64(q->stack_failures), fail);
-	jset(j, "unmatched_frees", j_u64(v->unmatched_frees), fail);
-	jset(j, "out_of_order", j_u64(q->out_of_order), fail);
-	jset(j, "filtered", j_u64(q->filtered), fail);
-	for (f = 0; f < KMS_FAM_MAX; f++)
-		if (!q->traced[f] && !q->skipped[f])
-			jpush(nt, json_string(kms_family_name(f)), fail);
-	jset(j, "families_not_traced", nt, fail);
-	jset(j, "complete", json_boolean(v->complete), fail);
-	jset(j, "pending_lost", j_u64(q->pending_lost), fail);
-	jset(j, "realloc_without_free", j_u64(v->realloc_without_free), fail);
-	jset(j, "page_split_frees", j_u64(v->page_split_frees), fail);
-	jset(j, "not_counted", j_u64(v->not_counted), fail);
-	return j;
-}
-
-/* the data-quality block alone, for the detectors' reports */
-void report__quality_text(const struct agg *a, const struct report_opts *o, FILE *out)
-{
-	struct quality_view v;
-
-	quality_view(a, o, &v);
-	text_quality(&v, out);
-}
-
-json_t *report__quality_json(const struct agg *a, const struct report_opts *o)
-{
-	struct quality_view v;
-	bool fail = false;
-	json_t *j;
-
-	quality_view(a, o, &v);
-	j = json_quality(&v, &fail);
-	if (fail) {
-		json_decref(j);
-		return NULL;
-	}
-	return j;
+	return stat_out(a, o, false, out);
 }
 
 int report__stat_json(const struct agg *a, const struct report_opts *o, FILE *out)
 {
-	struct quality_view v;
-	bool fail = false;
-	json_t *root;
-	int err = 0;
-
-	quality_view(a, o, &v);
-	root = json_object();
-	if (!root)
-		return -ENOMEM;
-	jset(root, "schema", json_string(SCHEMA_STAT), &fail);
-	jset(root, "version", json_integer(SCHEMA_VERSION), &fail);
-	jset(root, "kernel", j_str_or_null(o->kernel), &fail);
-	jset(root, "source", json_string(o->source ? o->source : "live"), &fail);
-	jset(root, "duration_ns", j_u64(v.q.duration_ns), &fail);
-	jset(root, "families", json_families(a, &v, &fail), &fail);
-	jset(root, "sites", json_sites(a, o, &fail), &fail);
-	jset(root, "gfp", json_gfp(a, o, &fail), &fail);
-	jset(root, "orders", json_orders(a, &fail), &fail);
-	jset(root, "sizes", json_sizes(a, &fail), &fail);
-	jset(root, "caches", json_caches(a, o, &fail), &fail);
-	jset(root, "processes", json_procs(a, o, &fail), &fail);
-	jset(root, "nodes", json_nodes(a, &fail), &fail);
-	if (o->extra_key)
-		jset(root, o->extra_key, o->extra_json(o->extra_ctx), &fail);
-	jset(root, "quality", json_quality(&v, &fail), &fail);
-	if (fail) {
-		err = -ENOMEM;
-		goto out;
-	}
-	if (json_dumpf(root, out, JSON_INDENT(2)) || fputc('\n', out) == EOF)
-		err = -EIO;
-	else if (fflush(out) || ferror(out))
-		err = -EIO;
-out:
-	json_decref(root);
-	return err;
+	return stat_out(a, o, true, out);
 }

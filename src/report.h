@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Reports over an aggregation: text tables and versioned JSON (docs/json-schema.md). */
+/* Reports over an aggregation, as rows (rows.h): text and versioned JSON (docs/json-schema.md). */
 #ifndef KMS_REPORT_H
 #define KMS_REPORT_H
 
@@ -9,6 +9,7 @@
 
 struct ksyms;
 struct gfp_table;
+struct rows;
 
 #define REPORT_MAX_SORT 4
 
@@ -22,9 +23,7 @@ struct report_opts {
 	int nr_sort;
 	int top;			/* rows per table, 0: all */
 	/* a section another module adds (stat's misuse summary), before the quality block */
-	int (*extra_text)(void *ctx, FILE *out);
-	const char *extra_key;		/* JSON member for extra_json(), NULL: none */
-	struct json_t *(*extra_json)(void *ctx);
+	struct rows *(*extra)(void *ctx);
 	void *extra_ctx;
 };
 
@@ -36,10 +35,12 @@ const char *report__sort_keys(void);
 int report__stat_text(const struct agg *a, const struct report_opts *o, FILE *out);
 int report__stat_json(const struct agg *a, const struct report_opts *o, FILE *out);
 
-/* the data-quality block of every report, for other reports to embed */
-struct json_t;
-void report__quality_text(const struct agg *a, const struct report_opts *o, FILE *out);
-/* a new "quality" object (docs/json-schema.md), NULL on allocation failure */
-struct json_t *report__quality_json(const struct agg *a, const struct report_opts *o);
+/* the whole report as rows (rows.h), for the two renderers and the tests */
+struct rows *report__stat(const struct agg *a, const struct report_opts *o);
+/*
+ * The data-quality block of every report ("quality"), for other reports to embed;
+ * quality NULL: what the aggregation saw alone.
+ */
+struct rows *report__quality(const struct agg *a, const struct kms_quality *quality);
 
 #endif

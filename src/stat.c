@@ -82,18 +82,11 @@ struct stat_misuse {
 	struct detect_report_opts ro;
 };
 
-static int misuse_text(void *ctx, FILE *out)
+static struct rows *misuse_rows(void *ctx)
 {
 	struct stat_misuse *m = ctx;
 
-	return detect_report__misuse_section_text(m->d, &m->ro, out);
-}
-
-static json_t *misuse_json(void *ctx)
-{
-	struct stat_misuse *m = ctx;
-
-	return detect_report__misuse_section_json(m->d, &m->ro);
+	return detect_report__misuse(m->d, &m->ro);
 }
 
 int cmd_stat(int argc, char **argv)
@@ -150,9 +143,7 @@ int cmd_stat(int argc, char **argv)
 		mis.ro.stack_depth = 1;
 		mis.ro.top = env.top;
 		mis.ro.misuse = true;
-		ro.extra_text = misuse_text;
-		ro.extra_key = "misuse";
-		ro.extra_json = misuse_json;
+		ro.extra = misuse_rows;
 		ro.extra_ctx = &mis;
 	}
 	if (!env.duration && !env.sa.so.cmd && !env.json)

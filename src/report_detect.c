@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What the detectors' reports share: the verdict on the record stream and the
+ * rendering. Lost records make every verdict uncertain, because a lost free looks
+ * exactly like a leak.
+ */
+#include <errno.h>
+#include "detect_report.h"
+#include "rows.h"
+
+int detect_report__depth(const struct detect_report_opts *o)
+{
+	if (o->stack_depth <= 0)
+		return 8;
+	return o->stack_depth > KMS_MAX_STACK ? KMS_MAX_STACK : o->stack_depth;
+}
+
+enum { V_CERTAIN, V_LOST, V_REASON, V_NR };
+
+static const struct row_col verdict_cols[V_NR] = {
+	[V_CERTAIN] = { "certain", "records complete", RK_BOOL, ROW_LOUD_FALSE },
+	[V_LOST] = { "records_lost", "records lost", RK_U64, .note = "(records or program runs)" },
+	[V_REASON] = { "reason", "reason", RK_STR },
+};
+
+struct rows *detect_report__verdict(const struct detect_report_opts *o)
+{
+	const struct kms_quality *q = o->quality;
+	struct rows *t = rows__new("verdict", "Verdict", RS_LINES, true, verdict_cols, V_NR);
+	struct row_cell *r = rows__add(t);
+
+	if (!r)
+		return t;
+	r[V_CERTAIN].u = !q || kms_quality_complete(q);
+	r[V_LOST].u = q ? q->lost + q->misses + q->pending_lost : 0;
+	r[V_REASON].s = r[V_CERTAIN].u ? NULL :
+			"records were lost: a lost free looks like a leak, so objects "
+			"allocated before a loss are unconfirmed";
+	r[V_REASON].null = !r[V_REASON].s;
+	return t;
+}
+
+int detect_report__out(struct rows *doc, const struct detect_report_opts *o, bool json,
+		       FILE *out)
+{
+	const struct rows_ctx c = { .ksyms = o->ksyms, .gfp = o->gfp };
+	int err;
+
+	if (!doc)
+		return -ENOMEM;
+	err = json ? rows__json_dump(doc, &c, out) : rows__text(doc, &c, out);
+	rows__free(doc);
+	if (!err && (fflush(out) || ferror(out)))
+		err = -EIO;
+	return err;
+}
+
+const char *const *detect_report__family_names(struct rows *t)
+{
+	const char *names[KMS_FAM_MAX];
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		names[f] = kms_family_name(f);
+	return rows__keep(t, names, sizeof(names));
+}

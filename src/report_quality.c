@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* The data-quality block every report carries (docs/json-schema.md, QUALITY). */
+#include <string.h>
+#include "report.h"
+#include "rows.h"
+
+enum {
+	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
+	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
+	Q_NOT_COUNTED, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
+};
+
+static const struct row_col quality_cols[Q_NR] = {
+	[Q_DURATION] = { "duration_ns", "duration", RK_NS },
+	[Q_EVENTS] = { "events", "events", RK_U64 },
+	[Q_LOST] = { "lost", "lost", RK_U64, .note = "(ring buffer full)" },
+	[Q_MISSES] = { "misses", "misses", RK_U64, .note = "(program runs the kernel skipped)" },
+	[Q_BY_EVENT] = { "misses_by_event", "misses by event", RK_COUNTS },
+	[Q_RESCUED] = { "rescued", "rescued", RK_U64,
+			.note = "(recorded by shadow programs, not missed)" },
+	[Q_STACK_FAILURES] = { "stack_failures", "stack failures", RK_U64 },
+	[Q_OUT_OF_ORDER] = { "out_of_order", "out of order", RK_U64 },
+	[Q_PENDING_LOST] = { "pending_lost", "returns without entry", RK_U64 },
+	[Q_FILTERED] = { "filtered", "filtered", RK_U64, .note = "(excluded, not lost)" },
+	[Q_UNMATCHED] = { "unmatched_frees", "unmatched frees", RK_U64,
+			  .note = "(allocated before tracing, or alloc lost)" },
+	[Q_REALLOC] = { "realloc_without_free", "realloc without free", RK_U64,
+			.note = "(a live address allocated again)" },
+	[Q_SPLIT] = { "page_split_frees", "page split frees", RK_U64,
+		      .note = "(order-0 frees inside a larger allocation)" },
+	[Q_NOT_COUNTED] = { "not_counted", "not counted", RK_U64, .note = "(out of memory)" },
+	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
+	[Q_COMPLETE] = { "complete", "complete", RK_BOOL, ROW_LOUD_FALSE },
+};
+
+struct rows *report__quality(const struct agg *a, const struct kms_quality *quality)
+{
+	const struct agg_stats *st = agg__stats(a);
+	struct rows *t = rows__new("quality", "Data quality", RS_LINES, true, quality_cols, Q_NR);
+	const char *not_traced[KMS_FAM_MAX], *ev_names[KMS_QUALITY_MAX_EVENTS];
+	__u64 ev_misses[KMS_QUALITY_MAX_EVENTS];
+	struct kms_quality q;
+	struct row_cell *r;
+	int f, n = 0;
+
+	r = rows__add(t);
+	if (!r)
+		return t;
+	if (quality) {
+		q = *quality;
+	} else {
+		/* no collector numbers (a bare aggregation): what agg saw */
+		memset(&q, 0, sizeof(q));
+		q.events = st->events + st->metas;
+		q.duration_ns = st->last_ts > st->first_ts ? st->last_ts - st->first_ts : 0;
+		for (f = 0; f < KMS_FAM_MAX; f++)
+			q.traced[f] = true;
+	}
+	for (f = 0; f < KMS_FAM_MAX; f++)
+		if (!q.traced[f] && !q.skipped[f])
+			not_traced[n++] = kms_family_name(f);
+	for (f = 0; f < q.nr_event_misses; f++) {
+		ev_names[f] = q.event_misses[f].name;
+		ev_misses[f] = q.event_misses[f].misses;
+	}
+	r[Q_DURATION].u = q.duration_ns;
+	r[Q_EVENTS].u = q.events;
+	r[Q_LOST].u = q.lost;
+	r[Q_MISSES].u = q.misses;
+	r[Q_BY_EVENT].n = q.nr_event_misses;
+	r[Q_BY_EVENT].names = rows__keep(t, ev_names, f * sizeof(ev_names[0]));
+	r[Q_BY_EVENT].v = rows__keep(t, ev_misses, f * sizeof(ev_misses[0]));
+	r[Q_RESCUED].u = q.rescued;
+	r[Q_STACK_FAILURES].u = q.stack_failures;
+	r[Q_OUT_OF_ORDER].u = q.out_of_order;
+	r[Q_PENDING_LOST].u = q.pending_lost;
+	/* frees from outside the filters that freed nothing of ours */
+	r[Q_FILTERED].u = q.filtered + st->filtered;
+	r[Q_UNMATCHED].u = st->unmatched_frees;
+	r[Q_REALLOC].u = st->realloc_without_free;
+	r[Q_SPLIT].u = st->page_split_frees;
+	r[Q_NOT_COUNTED].u = st->nomem;
+	r[Q_NOT_TRACED].n = n;
+	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
+	r[Q_COMPLETE].u = kms_quality_complete(&q) && !st->nomem;
+	if (!r[Q_COMPLETE].u)
+		rows__remark(t, "\n!!! INCOMPLETE DATA: %llu records lost, %llu program runs "
+			     "missed, %llu out of order, %llu returns without entry, %llu not "
+			     "counted: every count above is a lower bound and frees may show as "
+			     "unmatched !!!", (unsigned long long)q.lost,
+			     (unsigned long long)q.misses, (unsigned long long)q.out_of_order,
+			     (unsigned long long)q.pending_lost, (unsigned long long)st->nomem);
+	return t;
+}
