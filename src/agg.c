@@ -38,12 +38,12 @@ static int vec__reserve(void **arr, size_t *cap, size_t nr, size_t elem)
 /* ---- tables of the aggregation ---- */
 
 enum live_class {
-	LC_SLAB = 0,	/* kmalloc and kmem_cache: kfree may free a cache object */
-	LC_PAGE,
-	LC_VMALLOC,
-	LC_DMA,
-	LC_PERCPU,
-	LC_NR,
+	LC_SLAB = KMS_OC_SLAB,	/* kmalloc and kmem_cache: kfree may free a cache object */
+	LC_PAGE = KMS_OC_PAGE,
+	LC_VMALLOC = KMS_OC_VMALLOC,
+	LC_DMA = KMS_OC_DMA,
+	LC_PERCPU = KMS_OC_PERCPU,
+	LC_NR = KMS_OC_NR,
 };
 
 struct site_key {
@@ -211,6 +211,13 @@ bool kms_ev_is_free(int type)
 	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
 		return false;
 	return ev_info[type].free;
+}
+
+int kms_ev_class(int type)
+{
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return -1;
+	return ev_info[type].cls;
 }
 
 /* ---- lifetime ---- */

@@ -22,12 +22,27 @@ void agg__free(struct agg *a);
 void agg__event(struct agg *a, const struct kms_event *e);
 void agg__meta(struct agg *a, const struct kms_meta *m);
 
-/* family of an event type, -1 for none; event name as in docs/json-schema.md */
+/* what a free event can free: kfree takes kmalloc and kmem_cache objects alike */
+enum kms_obj_class {
+	KMS_OC_SLAB = 0,
+	KMS_OC_PAGE,
+	KMS_OC_VMALLOC,
+	KMS_OC_DMA,
+	KMS_OC_PERCPU,
+	KMS_OC_NR,
+};
+
+/*
+ * The one table of event types, read through these. Family of an event type,
+ * -1 for none; event name as in docs/json-schema.md; object class, -1 for
+ * none.
+ */
 int kms_ev_family(int type);
 const char *kms_ev_name(int type);
 const char *kms_family_name(int fam);
 bool kms_ev_is_alloc(int type);
 bool kms_ev_is_free(int type);
+int kms_ev_class(int type);
 
 /* ---- read side, for reports: valid until the next agg__event/agg__meta ---- */
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "hash.h"
+#include "agg.h"
 #include "detect.h"
 #include "frames.h"
 #include "ksyms.h"
@@ -19,14 +20,14 @@
 #define DMAP_ALIGN	(1ULL << 21)
 #define HIGH_ORDER	3
 
-/* what a free event can free: kfree takes kmalloc and kmem_cache objects alike */
+/* object classes of the event table (agg.h) */
 enum obj_class {
-	OC_SLAB = 0,
-	OC_PAGE,
-	OC_VMALLOC,
-	OC_DMA,
-	OC_PERCPU,
-	OC_NR,
+	OC_SLAB = KMS_OC_SLAB,
+	OC_PAGE = KMS_OC_PAGE,
+	OC_VMALLOC = KMS_OC_VMALLOC,
+	OC_DMA = KMS_OC_DMA,
+	OC_PERCPU = KMS_OC_PERCPU,
+	OC_NR = KMS_OC_NR,
 };
 
 enum nest_kind {
@@ -34,28 +35,6 @@ enum nest_kind {
 	NEST_VMALLOC,
 	NEST_PERCPU,
 	NEST_DMA,
-};
-
-static const struct {
-	signed char family;
-	signed char cls;
-	bool alloc;
-	bool free;
-} ev_tab[KMS_EV_NR_EVENTS] = {
-	[KMS_EV_KMALLOC]	   = { KMS_FAM_KMALLOC, OC_SLAB, true, false },
-	[KMS_EV_KFREE]		   = { KMS_FAM_KMALLOC, OC_SLAB, false, true },
-	[KMS_EV_CACHE_ALLOC]	   = { KMS_FAM_CACHE, OC_SLAB, true, false },
-	[KMS_EV_CACHE_FREE]	   = { KMS_FAM_CACHE, OC_SLAB, false, true },
-	[KMS_EV_PAGE_ALLOC]	   = { KMS_FAM_PAGE, OC_PAGE, true, false },
-	[KMS_EV_PAGE_FREE]	   = { KMS_FAM_PAGE, OC_PAGE, false, true },
-	[KMS_EV_PAGE_FREE_BATCHED] = { KMS_FAM_PAGE, OC_PAGE, false, true },
-	[KMS_EV_VMALLOC]	   = { KMS_FAM_VMALLOC, OC_VMALLOC, true, false },
-	[KMS_EV_VFREE]		   = { KMS_FAM_VMALLOC, OC_VMALLOC, false, true },
-	[KMS_EV_DMA_ALLOC]	   = { KMS_FAM_DMA, OC_DMA, true, false },
-	[KMS_EV_DMA_FREE]	   = { KMS_FAM_DMA, OC_DMA, false, true },
-	[KMS_EV_PERCPU_ALLOC]	   = { KMS_FAM_PERCPU, OC_PERCPU, true, false },
-	[KMS_EV_PERCPU_FREE]	   = { KMS_FAM_PERCPU, OC_PERCPU, false, true },
-	[KMS_EV_ALLOC_FAIL]	   = { -1, -1, false, false },
 };
 
 static const char *const ctx_names[DCTX_NR] = {
@@ -1045,19 +1024,19 @@ void detect__event(struct detect *d, const struct kms_event *e)
 	struct last_page *lp, prev;
 	int fam, cls;
 
-	if (e->type <= KMS_EV_NONE || e->type >= KMS_EV_NR_EVENTS || e->type == KMS_EV_ALLOC_FAIL)
+	fam = kms_ev_family(e->type);
+	cls = kms_ev_class(e->type);
+	if (fam < 0 || cls < 0)
 		return;
-	fam = ev_tab[e->type].family;
-	cls = ev_tab[e->type].cls;
 	if (e->ts > d->max_ts)
 		d->max_ts = e->ts;
 	/* the last page allocation is only "just before" for the next record of the CPU */
 	lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
 	prev = *lp;
 	lp->valid = false;
-	if (ev_tab[e->type].alloc)
+	if (kms_ev_is_alloc(e->type))
 		on_alloc(d, e, fam, cls, &prev);
-	else if (ev_tab[e->type].free)
+	else if (kms_ev_is_free(e->type))
 		on_free(d, e, fam, cls);
 }
 
