@@ -230,7 +230,8 @@ static __always_inline void meta_obj(struct kms_meta *m, __u8 type, __u64 obj, _
 	m->key = obj;
 	/* the slot holds an older record: no stale bytes after the name */
 	__builtin_memset(m->name, 0, sizeof(m->name));
-	if (type == KMS_EV_CACHE_ALLOC || type == KMS_EV_CACHE_FREE) {
+	if (type == KMS_EV_CACHE_ALLOC || type == KMS_EV_CACHE_FREE ||
+	    type == KMS_EV_CACHE_BULK_FREE) {
 		struct kmem_cache *c = (void *)obj;
 
 		m->type = KMS_EV_META_CACHE;
@@ -313,7 +314,9 @@ static __always_inline bool type_is_free(__u8 type)
 {
 	return type == KMS_EV_KFREE || type == KMS_EV_CACHE_FREE || type == KMS_EV_PAGE_FREE ||
 	       type == KMS_EV_PAGE_FREE_BATCHED || type == KMS_EV_VFREE ||
-	       type == KMS_EV_DMA_FREE || type == KMS_EV_PERCPU_FREE;
+	       type == KMS_EV_DMA_FREE || type == KMS_EV_PERCPU_FREE ||
+	       type == KMS_EV_RCU_FREE || type == KMS_EV_BULK_FREE ||
+	       type == KMS_EV_CACHE_BULK_FREE;
 }
 
 static __always_inline bool type_is_alloc(__u8 type)
@@ -1051,4 +1054,100 @@ int BPF_KPROBE(kp_dma_free, struct device *dev, size_t size, void *cpu_addr)
 {
 	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), ptr_val(cpu_addr), ptr_val(dev),
 		       EV_STAGED);
+}
+
+/*
+ * ---- deferred frees: objects freed with no per-object tracepoint ----
+ * kfree_rcu()/kvfree_rcu() hand the object to RCU through kvfree_call_rcu(),
+ * and the RCU worker frees it later in bulk (kfree_bulk() on 6.1). Both
+ * points are functions: fentry or kprobes only, so nothing here runs on a
+ * kernel that refuses both. Every pointer becomes one on_free() record.
+ */
+
+/*
+ * kvfree_call_rcu(head, func) up to 6.1: the object is head - func (func
+ * carries the offset of the rcu_head), or func itself when head is NULL
+ * (one-argument kvfree_rcu()). 6.2 (04a522b7da3d, "rcu: Refactor
+ * kvfree_call_rcu() and high-level helpers") passes the object: (head, ptr).
+ * The collector reads which from the function's BTF prototype.
+ */
+const volatile bool rcu_ptr_arg = false;
+
+static __always_inline __u64 rcu_obj(__u64 head, __u64 arg)
+{
+	if (rcu_ptr_arg || !head)
+		return arg;
+	return head - arg;
+}
+
+SEC("fentry/kvfree_call_rcu")
+int BPF_PROG(fe_rcu_free)
+{
+	__u64 head = 0, arg = 0;
+
+	bpf_get_func_arg(ctx, 0, &head);
+	bpf_get_func_arg(ctx, 1, &arg);
+	return on_free(ctx, KMS_EV_RCU_FREE, 0, rcu_obj(head, arg), 0, EV_DIRECT);
+}
+
+SEC("kprobe/kvfree_call_rcu")
+int BPF_KPROBE(kp_rcu_free, void *head, void *arg)
+{
+	return on_free(ctx, KMS_EV_RCU_FREE, entry_ret_addr(ctx), rcu_obj((__u64)head, (__u64)arg),
+		       0, EV_STAGED);
+}
+
+/*
+ * kmem_cache_free_bulk(s, n, p): n pointers in p, s NULL for kfree_bulk().
+ * A kfree_rcu() batch is one page of pointers (~510 on 4K pages): the bound
+ * covers two. Pointers past it are not recorded, only counted.
+ */
+#define BULK_MAX 1024
+
+struct bulk_ctx {
+	void *ctx;
+	__u64 p;
+	__u64 s;
+	__u64 site;
+	enum ev_path how;	/* fentry: direct, kprobe: staged (see ev_begin()) */
+};
+
+static long bulk_one(__u32 i, struct bulk_ctx *b)
+{
+	__u64 ptr = 0;
+
+	bpf_probe_read_kernel(&ptr, sizeof(ptr), (void *)(b->p + (__u64)i * sizeof(ptr)));
+	on_free(b->ctx, b->s ? KMS_EV_CACHE_BULK_FREE : KMS_EV_BULK_FREE, b->site, ptr, b->s,
+		b->how);
+	return 0;
+}
+
+static __always_inline int bulk_free(void *ctx, __u64 s, __u64 n, __u64 p, __u64 site,
+				     enum ev_path how)
+{
+	struct bulk_ctx b = { .ctx = ctx, .p = p, .s = s, .site = site, .how = how };
+
+	if (n > BULK_MAX) {
+		cnt_add(KMS_CNT_BULK_LOST, n - BULK_MAX);
+		n = BULK_MAX;
+	}
+	bpf_loop(n, bulk_one, &b, 0);
+	return 0;
+}
+
+SEC("fentry/kmem_cache_free_bulk")
+int BPF_PROG(fe_bulk_free)
+{
+	__u64 s = 0, n = 0, p = 0;
+
+	bpf_get_func_arg(ctx, 0, &s);
+	bpf_get_func_arg(ctx, 1, &n);
+	bpf_get_func_arg(ctx, 2, &p);
+	return bulk_free(ctx, s, n, p, 0, EV_DIRECT);
+}
+
+SEC("kprobe/kmem_cache_free_bulk")
+int BPF_KPROBE(kp_bulk_free, void *s, size_t n, void **p)
+{
+	return bulk_free(ctx, (__u64)s, n, (__u64)p, entry_ret_addr(ctx), EV_STAGED);
 }

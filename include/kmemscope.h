@@ -7,7 +7,7 @@
 #ifndef KMEMSCOPE_H
 #define KMEMSCOPE_H
 
-#define KMS_ABI_VERSION 1
+#define KMS_ABI_VERSION 2
 
 /* records staged per CPU before one bpf_ringbuf_output() ships them */
 #define KMS_BATCH 128
@@ -41,6 +41,13 @@ enum kms_ev_type {
 	KMS_EV_PERCPU_ALLOC,	/* percpu:percpu_alloc_percpu */
 	KMS_EV_PERCPU_FREE,	/* percpu:percpu_free_percpu */
 	KMS_EV_ALLOC_FAIL,	/* an allocation that returned NULL; family in ->order */
+	/*
+	 * Deferred frees: no per-object tracepoint fires for them, so they come
+	 * from function probes where the kernel allows those (fentry, kprobes).
+	 */
+	KMS_EV_RCU_FREE,	/* kvfree_call_rcu(): kfree_rcu()/kvfree_rcu() hands ptr to RCU */
+	KMS_EV_BULK_FREE,	/* kmem_cache_free_bulk(NULL, ...) (kfree_bulk): one per pointer */
+	KMS_EV_CACHE_BULK_FREE,	/* kmem_cache_free_bulk(s, ...); obj = struct kmem_cache * */
 	KMS_EV_NR_EVENTS,	/* last real event; metadata types follow */
 	KMS_EV_META_TASK = 64,	/* key = tgid, name = comm */
 	KMS_EV_META_CACHE,	/* key = struct kmem_cache *, name, a = object_size, b = size */
@@ -180,6 +187,7 @@ enum kms_counter {
 				 * (the staged handlers count in the stage) */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
 	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
+	KMS_CNT_BULK_LOST,	/* pointers of a bulk free past the handler's bound: not recorded */
 	KMS_CNT_NR,
 };
 

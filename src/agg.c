@@ -140,6 +140,7 @@ struct ev_info {
 	signed char cls;
 	bool alloc;
 	bool free;
+	bool deferred;
 };
 
 static const struct ev_info ev_info[KMS_EV_NR_EVENTS] = {
@@ -158,6 +159,11 @@ static const struct ev_info ev_info[KMS_EV_NR_EVENTS] = {
 	[KMS_EV_PERCPU_ALLOC]	   = { "percpu_alloc", KMS_FAM_PERCPU, LC_PERCPU, true, false },
 	[KMS_EV_PERCPU_FREE]	   = { "percpu_free", KMS_FAM_PERCPU, LC_PERCPU, false, true },
 	[KMS_EV_ALLOC_FAIL]	   = { "alloc_fail", -1, -1, false, false },
+	/* kvfree_rcu() may hand over a vmalloc object too: see on_free() */
+	[KMS_EV_RCU_FREE]	   = { "kfree_rcu", KMS_FAM_KMALLOC, LC_SLAB, false, true, true },
+	[KMS_EV_BULK_FREE]	   = { "kfree_bulk", KMS_FAM_KMALLOC, LC_SLAB, false, true, true },
+	[KMS_EV_CACHE_BULK_FREE]   = { "kmem_cache_free_bulk", KMS_FAM_CACHE, LC_SLAB, false, true,
+				       true },
 };
 
 static const char *const fam_names[KMS_FAM_MAX] = {
@@ -211,6 +217,13 @@ bool kms_ev_is_free(int type)
 	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
 		return false;
 	return ev_info[type].free;
+}
+
+bool kms_ev_is_deferred(int type)
+{
+	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return false;
+	return ev_info[type].deferred;
 }
 
 int kms_ev_class(int type)
@@ -629,13 +642,24 @@ static bool on_free(struct agg *a, const struct kms_event *e, int cls)
 {
 	struct htab *h = &a->live[cls];
 	struct live_slot *ls;
+	struct site *s;
 
 	if (cls == LC_PAGE)
 		return page_free(a, e);
 	ls = htab__lookup(h, mix64(e->ptr), &e->ptr, sizeof(e->ptr));
+	/* kvfree_rcu() takes vmalloc objects too */
+	if (!ls && e->type == KMS_EV_RCU_FREE) {
+		h = &a->live[LC_VMALLOC];
+		ls = htab__lookup(h, mix64(e->ptr), &e->ptr, sizeof(e->ptr));
+	}
 	if (!ls)
 		return false;
 	account_free(a, ls->v.site, ls->v.bytes_alloc, true);
+	if (ev_info[e->type].deferred) {
+		s = &a->sites[ls->v.site];
+		s->pub.deferred_frees++;
+		a->fam[s->pub.family].deferred_frees++;
+	}
 	htab__delete(h, ls, sizeof(*ls));
 	return true;
 }

@@ -35,13 +35,15 @@ enum kms_obj_class {
 /*
  * The one table of event types, read through these. Family of an event type,
  * -1 for none; event name as in docs/json-schema.md; object class, -1 for
- * none.
+ * none; deferred: a free the kernel makes with no per-object tracepoint
+ * (RCU, bulk), seen through function probes.
  */
 int kms_ev_family(int type);
 const char *kms_ev_name(int type);
 const char *kms_family_name(int fam);
 bool kms_ev_is_alloc(int type);
 bool kms_ev_is_free(int type);
+bool kms_ev_is_deferred(int type);
 int kms_ev_class(int type);
 
 /* ---- read side, for reports: valid until the next agg__event/agg__meta ---- */
@@ -62,6 +64,7 @@ struct agg_counts {
 	__u64 outstanding;
 	__u64 outstanding_bytes;
 	__u64 realloc_without_free;	/* live object allocated again: its free was lost */
+	__u64 deferred_frees;	/* of frees: through RCU or a bulk free (kms_ev_is_deferred) */
 };
 
 struct agg_site_gfp {
@@ -76,6 +79,7 @@ struct agg_site {
 	__u64 obj;		/* kmem_cache (kmem_cache) or device (dma), 0 for the others */
 	__u64 allocs;
 	__u64 frees;		/* frees of allocations made here, wherever freed */
+	__u64 deferred_frees;	/* of frees: through RCU or a bulk free */
 	__u64 fails;
 	__u64 bytes_req;
 	__u64 bytes_alloc;

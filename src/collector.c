@@ -318,6 +318,7 @@ int collector__open(struct collector **out, const struct plan *plan,
 	}
 	c->rescue = o->rescue;
 	c->context = collector__configure(c->skel, o);
+	c->skel->rodata->rcu_ptr_arg = plan->rcu_ptr_arg;
 	if (o->context && !c->context)
 		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
 			 "allocation context (atomic-context checks) is unknown\n");
@@ -532,6 +533,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_RESCUED:
 				q->rescued = sum;
 				break;
+			case KMS_CNT_BULK_LOST:
+				q->bulk_lost = sum;
+				break;
 			}
 		}
 		free(vals);
@@ -575,6 +579,8 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 		q->method[f] = c->plan->fam_method[f];
 		q->skipped[f] = c->families && !(c->families & (1u << f));
 	}
+	q->deferred_traced = c->plan->deferred_traced;
+	q->deferred_method = c->plan->deferred_method;
 }
 
 int collector__stack(struct collector *c, int stack_id, __u64 *ips, int max)

@@ -971,6 +971,9 @@ static void on_free(struct detect *d, const struct kms_event *e, int fam, int cl
 	if (!d->o.leaks || !e->ptr)
 		return;	/* kfree(NULL) frees nothing */
 	r = cls == OC_PAGE ? page_lookup(d, e->ptr) : otab__find(&d->live, cls, e->ptr);
+	/* kvfree_rcu() takes vmalloc objects too */
+	if (!r && e->type == KMS_EV_RCU_FREE)
+		r = otab__find(&d->live, OC_VMALLOC, e->ptr);
 	if (r) {
 		unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
 

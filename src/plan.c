@@ -69,6 +69,17 @@ static const struct plan_event plan_template[] = {
 	{ "dma_free_pages", KMS_FAM_DMA, false, true, 0, { TPR("dma", "dma_free_pages") } },
 	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 0, { TP("percpu", "percpu_alloc_percpu") } },
 	{ "percpu_free", KMS_FAM_PERCPU, false, false, 0, { TP("percpu", "percpu_free_percpu") } },
+	/*
+	 * Deferred frees fire no tracepoint on any kernel: function probes or
+	 * nothing. kmem_cache_free_bulk() also serves kfree_bulk() (s = NULL),
+	 * which is how the RCU worker frees kfree_rcu() batches (6.1).
+	 */
+	{ "kfree_rcu", KMS_FAM_KMALLOC, false, true, 0, {
+		{ PM_FENTRY, "kvfree_call_rcu", "fe_rcu_free", NULL },
+		{ PM_KPROBE, "kvfree_call_rcu", "kp_rcu_free", NULL } }, 0, NULL, true },
+	{ "kmem_cache_free_bulk", KMS_FAM_CACHE, false, true, 0, {
+		{ PM_FENTRY, "kmem_cache_free_bulk", "fe_bulk_free", NULL },
+		{ PM_KPROBE, "kmem_cache_free_bulk", "kp_bulk_free", NULL } }, 0, NULL, true },
 	{ "fork", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_fork", "follow_fork" } } },
 	{ "exec", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
 	{ "free", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_free", "forget_pid" } } },
@@ -350,9 +361,11 @@ static int trial(struct plan_cand *c, const char *shadow, const struct collector
 	return trial_set(&c, &shadow, 1, cfg, &failed, why, len);
 }
 
-/* vmalloc and dma must pair allocs and frees at the same level */
+/* vmalloc and dma must pair allocs and frees at the same level; deferred frees need not */
 static const struct plan_event *alloc_of(const struct plan *p, const struct plan_event *ev)
 {
+	if (ev->deferred || (ev->alloc && !ev->optional))
+		return NULL;
 	for (int i = 0; i < p->nr_events; i++) {
 		const struct plan_event *a = &p->events[i];
 
@@ -370,7 +383,7 @@ static const struct plan_event *alloc_of(const struct plan *p, const struct plan
 static int next_cand(const struct probe_env *env, struct plan *p, struct plan_event *ev,
 		     const int *tent)
 {
-	const struct plan_event *a = ev->alloc && !ev->optional ? NULL : alloc_of(p, ev);
+	const struct plan_event *a = alloc_of(p, ev);
 	const struct plan_cand *ac = NULL;
 
 	if (a && tent[a - p->events] >= 0)
@@ -444,7 +457,7 @@ static void probe_all(const struct probe_env *env, struct plan *p, const bool *w
 	}
 	for (int i = 0; i < n; i++) {
 		struct plan_event *ev = &p->events[i];
-		const struct plan_event *a = ev->alloc && !ev->optional ? NULL : alloc_of(p, ev);
+		const struct plan_event *a = alloc_of(p, ev);
 		const struct plan_cand *ac = a && tent[a - p->events] >= 0 ?
 					     &a->cands[tent[a - p->events]] : NULL;
 
@@ -478,10 +491,47 @@ out:
 	free(shadows);
 }
 
+/*
+ * kvfree_call_rcu()'s second argument is an rcu_callback_t carrying the
+ * object's offset up to 6.1, and the object itself since 6.2 (04a522b7da3d,
+ * "rcu: Refactor kvfree_call_rcu() and high-level helpers"). The prototype
+ * in BTF tells which: a pointer to a function, or not.
+ */
+static bool rcu_ptr_arg(const struct btf *btf)
+{
+	const struct btf_type *t;
+	int id;
+
+	id = btf ? btf__find_by_name_kind(btf, "kvfree_call_rcu", BTF_KIND_FUNC) : -1;
+	if (id <= 0)
+		return true;
+	t = btf__type_by_id(btf, btf__type_by_id(btf, id)->type);
+	if (!t || !btf_is_func_proto(t) || btf_vlen(t) < 2)
+		return true;
+	id = btf__resolve_type(btf, btf_params(t)[1].type);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	if (!t || !btf_is_ptr(t) || !t->type)
+		return true;
+	id = btf__resolve_type(btf, t->type);
+	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	return !t || !btf_is_func_proto(t);
+}
+
+/* deferred frees free objects of either slab family */
+static bool family_on(const struct plan_event *ev, const bool *fam_on)
+{
+	if (ev->family < 0)
+		return true;
+	if (ev->deferred)
+		return fam_on[KMS_FAM_KMALLOC] || fam_on[KMS_FAM_CACHE];
+	return fam_on[ev->family];
+}
+
 int plan__probe(struct plan **out, const struct collector_opts *cfg)
 {
 	unsigned int families = cfg->families;
 	struct probe_env env = { .cfg = cfg };
+	bool fam_wanted[KMS_FAM_MAX];
 	bool *wanted;
 	struct plan *p;
 	char path[256];
@@ -520,13 +570,27 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg)
 		free(env.kallsyms);
 		return -ENOMEM;
 	}
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		fam_wanted[f] = !families || (families & (1u << f));
+	for (int i = 0; i < p->nr_events; i++) {
+		p->events[i].selected = -1;
+		wanted[i] = family_on(&p->events[i], fam_wanted);
+	}
+	probe_all(&env, p, wanted);
+	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
+	p->deferred_traced = true;
 	for (int i = 0; i < p->nr_events; i++) {
 		const struct plan_event *ev = &p->events[i];
 
-		p->events[i].selected = -1;
-		wanted[i] = ev->family < 0 || !families || (families & (1u << ev->family));
+		if (!ev->deferred)
+			continue;
+		if (ev->selected < 0)
+			p->deferred_traced = false;
+		else if (!p->deferred_method)
+			p->deferred_method = method_names[ev->cands[ev->selected].method];
 	}
-	probe_all(&env, p, wanted);
+	if (!p->deferred_traced)
+		p->deferred_method = NULL;
 	free(wanted);
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		bool ok = true, any = false;
@@ -567,7 +631,7 @@ static const struct plan_event *live_event(const struct plan *p, int i)
 	if (ev->selected < 0)
 		return NULL;
 	/* a family that is not traced as a whole is not loaded at all */
-	if (ev->family >= 0 && !p->fam_traced[ev->family])
+	if (!family_on(ev, p->fam_traced))
 		return NULL;
 	return ev;
 }
@@ -680,7 +744,8 @@ int plan__print_text(const struct plan *p, FILE *out)
 
 		fprintf(out, "%-20s %-8s %-34s %s\n", ev->name,
 			sel ? method_names[sel->method] : "-", sel ? sel->target : "-",
-			sel ? "" : (ev->optional ? "not traced (optional)" : "NOT TRACED"));
+			sel ? "" : ev->deferred ? "not traced: these frees look like leaks" :
+			(ev->optional ? "not traced (optional)" : "NOT TRACED"));
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
 
@@ -694,6 +759,10 @@ int plan__print_text(const struct plan *p, FILE *out)
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		fprintf(out, " %s=%s", kms_family_name(f),
 			p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
+	fprintf(out, " deferred=%s\n", p->deferred_traced ? p->deferred_method : "NOT-TRACED");
+	if (p->deferred_traced)
+		fprintf(out, "kvfree_call_rcu(): the object is %s\n", p->rcu_ptr_arg ?
+			"its second argument (6.2+)" : "head - func, or func when head is NULL (<= 6.1)");
 	fprintf(out, "\nchecked as loaded with: pid filter %s, order %s, stacks %s, context %s, "
 		"rescue %s\n", p->cfg.filter_pids ? "on" : "off", p->cfg.order_seq ? "seq" : "time",
 		stacks_name(&p->cfg), p->cfg.context ? "on" : "off", p->cfg.rescue ? "on" : "off");
@@ -727,6 +796,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 		json_object_set_new(e, "target", sel ? json_string(sel->target) : json_null());
 		json_object_set_new(e, "traced", json_boolean(sel != NULL));
 		json_object_set_new(e, "optional", json_boolean(ev->optional));
+		json_object_set_new(e, "deferred", json_boolean(ev->deferred));
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
 			json_t *cj = json_object();
@@ -752,6 +822,9 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	}
 	json_object_set_new(root, "events", evs);
 	json_object_set_new(root, "families", fams);
+	json_object_set_new(root, "deferred_frees", json_pack("{s:b,s:s?,s:s}",
+			    "traced", p->deferred_traced, "method", p->deferred_method,
+			    "rcu_object_arg", p->rcu_ptr_arg ? "ptr" : "head-offset"));
 	err = json_dumpf(root, out, JSON_INDENT(2));
 	fputc('\n', out);
 	json_decref(root);

@@ -47,6 +47,11 @@ struct plan_event {
 	struct plan_cand cands[PLAN_MAX_CANDS];
 	int selected;		/* index into cands, -1 if none */
 	const char *shadow;	/* rescue program for a tracepoint (bpf/: guard_set()) */
+	/*
+	 * a deferred free: matched by address at any level, and loaded when
+	 * either slab family is traced (it frees kmalloc and cache objects)
+	 */
+	bool deferred;
 };
 
 struct plan {
@@ -55,6 +60,9 @@ struct plan {
 	struct plan_event *events;
 	bool fam_traced[KMS_FAM_MAX];
 	const char *fam_method[KMS_FAM_MAX];
+	bool rcu_ptr_arg;	/* kvfree_call_rcu(head, ptr) (6.2+), not (head, func) */
+	bool deferred_traced;	/* every deferred-free event has an attach point */
+	const char *deferred_method;
 };
 
 /*

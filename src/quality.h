@@ -24,6 +24,7 @@ struct kms_quality {
 	__u64 out_of_order;	/* records that arrived after their time slot */
 	__u64 filtered;		/* events excluded by -p/-c/-- filters */
 	__u64 pending_lost;	/* function returns whose entry was not seen */
+	__u64 bulk_lost;	/* pointers of bulk frees past the BPF handler's bound */
 	__u64 duration_ns;
 	bool traced[KMS_FAM_MAX];	/* family has working alloc and free events */
 	bool skipped[KMS_FAM_MAX];	/* family left out on request (-F): not a failure */
@@ -31,11 +32,13 @@ struct kms_quality {
 	/* per traced event: a shortfall in one event is judged by its own programs' misses */
 	struct kms_event_misses event_misses[KMS_QUALITY_MAX_EVENTS];
 	int nr_event_misses;
+	bool deferred_traced;	/* RCU handoffs and bulk frees are seen (function probes) */
+	const char *deferred_method;
 };
 
 static inline bool kms_quality_complete(const struct kms_quality *q)
 {
-	return !q->lost && !q->misses && !q->out_of_order && !q->pending_lost;
+	return !q->lost && !q->misses && !q->out_of_order && !q->pending_lost && !q->bulk_lost;
 }
 
 #endif

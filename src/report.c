@@ -306,8 +306,8 @@ static const struct row_col header_cols[H_NR] = {
 };
 
 enum {
-	F_FAMILY, F_TRACED, F_REQUESTED, F_METHOD, F_ALLOCS, F_FREES, F_UNMATCHED, F_FAILS,
-	F_REQ, F_ALLOC, F_WASTE, F_OUTST, F_OUTST_BYTES, F_REALLOC, F_NR,
+	F_FAMILY, F_TRACED, F_REQUESTED, F_METHOD, F_ALLOCS, F_FREES, F_DEFERRED, F_UNMATCHED,
+	F_FAILS, F_REQ, F_ALLOC, F_WASTE, F_OUTST, F_OUTST_BYTES, F_REALLOC, F_NR,
 };
 
 static const struct row_col family_cols[F_NR] = {
@@ -317,6 +317,8 @@ static const struct row_col family_cols[F_NR] = {
 	[F_METHOD] = { "method", "method", RK_STR },
 	[F_ALLOCS] = { "allocs", "allocs", RK_U64 },
 	[F_FREES] = { "frees", "frees", RK_U64 },
+	/* of frees: through RCU or a bulk free, seen by function probes */
+	[F_DEFERRED] = { "deferred_frees", "deferred", RK_U64 },
 	[F_UNMATCHED] = { "unmatched_frees", "unmatched", RK_U64 },
 	[F_FAILS] = { "fails", "fails", RK_U64 },
 	[F_REQ] = { "bytes_req", "bytes_req", RK_U64 },
@@ -346,6 +348,7 @@ static struct rows *families(const struct agg *a, const struct kms_quality *q)
 		r[F_METHOD].null = !r[F_METHOD].s;
 		r[F_ALLOCS].u = c->allocs;
 		r[F_FREES].u = c->frees;
+		r[F_DEFERRED].u = c->deferred_frees;
 		r[F_UNMATCHED].u = c->unmatched_frees;
 		r[F_FAILS].u = c->fails;
 		r[F_REQ].u = c->bytes_req;
@@ -374,8 +377,9 @@ static const struct row_col site_order_cols[SO_NR] = {
 };
 
 enum {
-	S_SITE, S_FAMILY, S_CACHE, S_DEVICE, S_NESTED, S_OBJ, S_ALLOCS, S_FREES, S_FAILS,
-	S_REQ, S_ALLOC, S_WASTE, S_OUTST, S_OUTST_BYTES, S_GFP_OTHER, S_GFP, S_ORDERS, S_NR,
+	S_SITE, S_FAMILY, S_CACHE, S_DEVICE, S_NESTED, S_OBJ, S_ALLOCS, S_FREES, S_DEFERRED,
+	S_FAILS, S_REQ, S_ALLOC, S_WASTE, S_OUTST, S_OUTST_BYTES, S_GFP_OTHER, S_GFP, S_ORDERS,
+	S_NR,
 };
 
 static const struct row_col site_cols[S_NR] = {
@@ -388,6 +392,7 @@ static const struct row_col site_cols[S_NR] = {
 	[S_OBJ] = { "obj", "obj", RK_HEX, ROW_OMIT_NULL },
 	[S_ALLOCS] = { "allocs", "allocs", RK_U64 },
 	[S_FREES] = { "frees", "frees", RK_U64 },
+	[S_DEFERRED] = { "deferred_frees", "deferred", RK_U64 },
 	[S_FAILS] = { "fails", "fails", RK_U64 },
 	[S_REQ] = { "bytes_req", "bytes_req", RK_U64 },
 	[S_ALLOC] = { "bytes_alloc", "bytes_alloc", RK_U64 },
@@ -470,6 +475,7 @@ static struct rows *sites(const struct agg *a, const struct report_opts *o)
 		r[S_OBJ].null = !s->obj;
 		r[S_ALLOCS].u = s->allocs;
 		r[S_FREES].u = s->frees;
+		r[S_DEFERRED].u = s->deferred_frees;
 		r[S_FAILS].u = s->fails;
 		r[S_REQ].u = s->bytes_req;
 		r[S_ALLOC].u = s->bytes_alloc;

@@ -7,7 +7,7 @@
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
-	Q_NOT_COUNTED, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
+	Q_NOT_COUNTED, Q_DEFERRED, Q_BULK_LOST, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
 };
 
 static const struct row_col quality_cols[Q_NR] = {
@@ -29,6 +29,10 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_SPLIT] = { "page_split_frees", "page split frees", RK_U64,
 		      .note = "(order-0 frees inside a larger allocation)" },
 	[Q_NOT_COUNTED] = { "not_counted", "not counted", RK_U64, .note = "(out of memory)" },
+	[Q_DEFERRED] = { "deferred_traced", "deferred frees traced", RK_BOOL,
+			 .note = "(kfree_rcu, bulk frees: see 'kmemscope probe')" },
+	[Q_BULK_LOST] = { "bulk_lost", "bulk pointers lost", RK_U64,
+			  .note = "(bulk-freed pointers not recorded)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
 	[Q_COMPLETE] = { "complete", "complete", RK_BOOL, ROW_LOUD_FALSE },
 };
@@ -80,15 +84,18 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_REALLOC].u = st->realloc_without_free;
 	r[Q_SPLIT].u = st->page_split_frees;
 	r[Q_NOT_COUNTED].u = st->nomem;
+	r[Q_DEFERRED].u = quality ? q.deferred_traced : false;
+	r[Q_BULK_LOST].u = q.bulk_lost;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
 	r[Q_COMPLETE].u = kms_quality_complete(&q) && !st->nomem;
 	if (!r[Q_COMPLETE].u)
 		rows__remark(t, "\n!!! INCOMPLETE DATA: %llu records lost, %llu program runs "
 			     "missed, %llu out of order, %llu returns without entry, %llu not "
-			     "counted: every count above is a lower bound and frees may show as "
-			     "unmatched !!!", (unsigned long long)q.lost,
-			     (unsigned long long)q.misses, (unsigned long long)q.out_of_order,
-			     (unsigned long long)q.pending_lost, (unsigned long long)st->nomem);
+			     "counted, %llu bulk-freed pointers not recorded: every count above is "
+			     "a lower bound and frees may show as unmatched !!!",
+			     (unsigned long long)q.lost, (unsigned long long)q.misses,
+			     (unsigned long long)q.out_of_order, (unsigned long long)q.pending_lost,
+			     (unsigned long long)st->nomem, (unsigned long long)q.bulk_lost);
 	return t;
 }
