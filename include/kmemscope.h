@@ -61,6 +61,8 @@ enum kms_ev_type {
 
 /* kms_event.ctx: what the program knew about the context it ran in */
 #define KMS_CTX_KNOWN		0x01	/* ->pc holds the raw preempt_count (context capture) */
+#define KMS_CTX_RCU_DONE	0x20	/* set by user space, not BPF: the real free of an
+					 * object already handed to RCU (KMS_EV_RCU_FREE) */
 #define KMS_CTX_OUTSIDE		0x40	/* a free by a process outside the pid filter */
 #define KMS_CTX_NESTED		0x80	/* emitted while another record was being staged */
 

@@ -687,6 +687,12 @@ void agg__event(struct agg *a, const struct kms_event *e)
 	if (e->ts > a->stats.last_ts)
 		a->stats.last_ts = e->ts;
 
+	/* the real free of an object handed to RCU earlier: it was freed at the handoff */
+	if (e->ctx & KMS_CTX_RCU_DONE) {
+		a->stats.rcu_completed++;
+		return;
+	}
+
 	/* a free by a process outside the filters counts only if it frees one of ours */
 	if (e->ctx & KMS_CTX_OUTSIDE) {
 		if (!ei->free || !e->ptr || !on_free(a, e, ei->cls))

@@ -136,6 +136,7 @@ struct agg_stats {
 	__u64 filtered;		/* frees from outside the filters that freed none of ours */
 	__u64 unmatched_frees;	/* all families */
 	__u64 realloc_without_free;	/* all families */
+	__u64 rcu_completed;	/* real frees of objects already handed to RCU: not counted again */
 	__u64 page_split_frees;	/* page frees that freed part of a higher-order allocation */
 	__u64 nomem;		/* events not fully counted: a table could not grow */
 	__u64 first_ts;

@@ -1033,6 +1033,9 @@ void detect__event(struct detect *d, const struct kms_event *e)
 		return;
 	if (e->ts > d->max_ts)
 		d->max_ts = e->ts;
+	/* the real free of an object handed to RCU: freed once already, at the handoff */
+	if (e->ctx & KMS_CTX_RCU_DONE)
+		return;
 	/* the last page allocation is only "just before" for the next record of the CPU */
 	lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
 	prev = *lp;

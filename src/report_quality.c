@@ -7,7 +7,7 @@
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
-	Q_NOT_COUNTED, Q_DEFERRED, Q_BULK_LOST, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
+	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
 };
 
 static const struct row_col quality_cols[Q_NR] = {
@@ -31,6 +31,8 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_NOT_COUNTED] = { "not_counted", "not counted", RK_U64, .note = "(out of memory)" },
 	[Q_DEFERRED] = { "deferred_traced", "deferred frees traced", RK_BOOL,
 			 .note = "(kfree_rcu, bulk frees: see 'kmemscope probe')" },
+	[Q_RCU_DONE] = { "rcu_completed", "rcu frees completed", RK_U64,
+			 .note = "(real frees of objects handed to RCU, not counted again)" },
 	[Q_BULK_LOST] = { "bulk_lost", "bulk pointers lost", RK_U64,
 			  .note = "(bulk-freed pointers not recorded)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
@@ -85,6 +87,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_SPLIT].u = st->page_split_frees;
 	r[Q_NOT_COUNTED].u = st->nomem;
 	r[Q_DEFERRED].u = quality ? q.deferred_traced : false;
+	r[Q_RCU_DONE].u = st->rcu_completed;
 	r[Q_BULK_LOST].u = q.bulk_lost;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));

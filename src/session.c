@@ -11,6 +11,7 @@
 #include "session.h"
 #include "collector.h"
 #include "cpu_nodes.h"
+#include "deferred.h"
 #include "detect.h"
 #include "filter.h"
 #include "frames.h"
@@ -86,6 +87,8 @@ static void sink_event(void *ctx, struct kms_event *e)
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
+	/* before anything drops a record: a handoff must be known when its real free comes */
+	deferred__event(s->defer, e);
 	if (calibration_event(s, e) || !filter__event(s->filter, e))
 		return;
 	if (s->settling) {
@@ -275,7 +278,8 @@ int session__start(struct session *s, const struct session_opts *o)
 	fo.families = o->families;
 	s->filter = filter__new(&fo);
 	s->agg = agg__new();
-	if (!s->filter || !s->agg) {
+	s->defer = deferred__new();
+	if (!s->filter || !s->agg || !s->defer) {
 		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
 		return 1;
 	}
@@ -457,6 +461,7 @@ void session__free(struct session *s)
 	plan__free(s->plan);
 	agg__free(s->agg);
 	filter__free(s->filter);
+	deferred__free(s->defer);
 	ksyms__free(s->ksyms);
 	gfp_table__free(s->gfp);
 	free(s->site_cache);

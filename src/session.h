@@ -21,6 +21,7 @@ struct gfp_table;
 struct filter;
 struct detect;
 struct detect_opts;
+struct deferred;
 
 enum session_order {
 	SESSION_ORDER_AUTO = 0,	/* seq on up to 8 CPUs, else time */
@@ -84,6 +85,7 @@ struct session {
 	 */
 	int baseline_pc[KMS_FAM_MAX];
 	struct detect *detect;	/* when session_opts.detect asked for one */
+	struct deferred *defer;	/* marks the real frees of objects handed to RCU */
 	pid_t self;
 	bool settling;		/* after the window: frees only (session__settle) */
 	__u64 window_ns;	/* the window's length when settling, else 0 */

@@ -84,6 +84,14 @@ static void test_names(void **state)
 	assert_true(kms_ev_is_alloc(KMS_EV_DMA_ALLOC));
 	assert_false(kms_ev_is_alloc(KMS_EV_DMA_FREE));
 	assert_false(kms_ev_is_alloc(KMS_EV_ALLOC_FAIL));
+	/* deferred frees: slab class, like kfree, and marked */
+	assert_string_equal(kms_ev_name(KMS_EV_RCU_FREE), "kfree_rcu");
+	assert_string_equal(kms_ev_name(KMS_EV_CACHE_BULK_FREE), "kmem_cache_free_bulk");
+	assert_int_equal(kms_ev_family(KMS_EV_BULK_FREE), KMS_FAM_KMALLOC);
+	assert_int_equal(kms_ev_class(KMS_EV_RCU_FREE), KMS_OC_SLAB);
+	assert_true(kms_ev_is_free(KMS_EV_CACHE_BULK_FREE));
+	assert_true(kms_ev_is_deferred(KMS_EV_BULK_FREE));
+	assert_false(kms_ev_is_deferred(KMS_EV_KFREE));
 }
 
 static void test_kmalloc_match(void **state)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include "agg.h"
+#include "deferred.h"
 #include "detect.h"
 #include "detect_report.h"
 #include "ksyms.h"
@@ -844,6 +845,89 @@ static void test_report_merge_depth(void **state)
 	detect__free(d);
 }
 
+/* ---- deferred frees: one stage, then both consumers, as the session runs them ---- */
+
+struct pipe3 {
+	struct deferred *df;
+	struct detect *d;
+	struct agg *a;
+};
+
+static void feed3(struct pipe3 *p, struct kms_event e)
+{
+	deferred__event(p->df, &e);
+	agg__event(p->a, &e);
+	detect__event(p->d, &e);
+}
+
+static void test_rcu_handoff(void **state)
+{
+	struct pipe3 p = { deferred__new(), new_detect(true, false, 0), agg__new() };
+	const struct agg_counts *km, *vm, *kc;
+	const struct detect_group *g;
+	struct kms_event e;
+
+	assert_non_null(p.df);
+	assert_non_null(p.a);
+	/* kfree_rcu(): the handoff frees, the RCU worker's kfree_bulk() later is the same free */
+	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1, SITE_B, 0));
+	feed3(&p, ev(KMS_EV_BULK_FREE, SLAB1, 0, 0));
+	/* kvfree_rcu() of a vmalloc object, really freed by vfree() */
+	feed3(&p, ev(KMS_EV_VMALLOC, VMA1, SITE_A, 8192));
+	feed3(&p, ev(KMS_EV_RCU_FREE, VMA1, SITE_B, 0));
+	feed3(&p, ev(KMS_EV_VFREE, VMA1, 0, 0));
+	/* kmem_cache_free_bulk() with no RCU in front: a plain deferred free */
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 128, SITE_A, 0);
+	e.obj = CACHE1;
+	feed3(&p, e);
+	e = ev(KMS_EV_CACHE_BULK_FREE, SLAB1 + 128, 0, 0);
+	e.obj = CACHE1;
+	feed3(&p, e);
+
+	km = agg__family(p.a, KMS_FAM_KMALLOC);
+	vm = agg__family(p.a, KMS_FAM_VMALLOC);
+	kc = agg__family(p.a, KMS_FAM_CACHE);
+	assert_int_equal(km->frees, 1);
+	assert_int_equal(km->deferred_frees, 1);
+	assert_int_equal(vm->frees, 1);
+	assert_int_equal(vm->deferred_frees, 1);
+	assert_int_equal(kc->frees, 1);
+	assert_int_equal(kc->deferred_frees, 1);
+	assert_int_equal(agg__stats(p.a)->unmatched_frees, 0);
+	assert_int_equal(agg__stats(p.a)->rcu_completed, 2);
+	assert_int_equal(deferred__stats(p.df)->completed, 2);
+	assert_int_equal(deferred__stats(p.df)->pending, 0);
+	assert_int_equal(detect__nr_badfree(p.d), 0);
+	assert_int_equal(detect__free_stats(p.d)->unmatched[KMS_FAM_KMALLOC], 0);
+	assert_int_equal(detect__free_stats(p.d)->unmatched[KMS_FAM_VMALLOC], 0);
+	g = find_group(p.d, KMS_FAM_KMALLOC, SITE_A);
+	assert_non_null(g);
+	assert_int_equal(g->frees, 1);
+	assert_int_equal(g->outstanding, 0);
+
+	/* the real free was never seen, the address comes back: no lost free, no leak */
+	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
+	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1 + 64, SITE_B, 0));
+	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
+	assert_int_equal(deferred__stats(p.df)->reused, 1);
+	assert_int_equal(agg__stats(p.a)->realloc_without_free, 0);
+	feed3(&p, ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
+	assert_int_equal(km->frees, 3);
+	assert_int_equal(km->deferred_frees, 2);
+	assert_int_equal(km->outstanding, 0);
+
+	/* kfree_rcu() twice on one object is still a double free */
+	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1 + 192, SITE_A, 64));
+	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1 + 192, SITE_B, 0));
+	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1 + 192, SITE_E, 0));
+	assert_int_equal(badfree_count(p.d, BF_DOUBLE_FREE), 1);
+
+	deferred__free(p.df);
+	detect__free(p.d);
+	agg__free(p.a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -863,6 +947,7 @@ int main(void)
 		cmocka_unit_test(test_report_quality),
 		cmocka_unit_test(test_verdict_rule),
 		cmocka_unit_test(test_report_merge_depth),
+		cmocka_unit_test(test_rcu_handoff),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
