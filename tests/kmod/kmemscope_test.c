@@ -32,6 +32,8 @@
 #include <linux/uaccess.h>
 #include <linux/string.h>
 #include <linux/kallsyms.h>
+#include <linux/rcupdate.h>
+#include <linux/delay.h>
 
 /* a clone (.constprop/.isra) would carry another symbol name */
 #define KMS_FN noinline __attribute__((__noclone__))
@@ -40,6 +42,7 @@
 #define KMS_LEDGER_SIZE	(256 * 1024)
 #define KMS_MAX_COUNT	100000
 #define KMS_CACHE_NAME	"kms_test_cache"
+#define KMS_BULK_MAX	256	/* objects per bulk-free scenario run */
 
 static unsigned int cache_size = 200;
 module_param(cache_size, uint, 0444);
@@ -68,6 +71,7 @@ struct kms_line {
 	const char *family;
 	unsigned long ip;	/* an address inside the allocating function */
 	unsigned long allocs, frees, fails, bytes_req, bytes_alloc, leaked, leaked_bytes;
+	unsigned long deferred;	/* of frees: through RCU or a bulk free */
 	gfp_t gfp[2];
 	int ngfp;
 	const char *gfpname;
@@ -790,6 +794,130 @@ static KMS_FN int kms_do_atomic_order3(struct kms_run *r)
 	return 0;
 }
 
+/*
+ * ---- deferred frees: no per-object free tracepoint fires for these ----
+ * The objects are freed a grace period (and a batching delay) later by the
+ * RCU worker: kfree_bulk() of a page of pointers on 6.1, or kvfree() one by
+ * one when that page could not be had. rcu_barrier() alone does not wait for
+ * kfree_rcu() batches before 6.12 (kvfree_rcu_barrier()): wait out the batch
+ * delay (KFREE_DRAIN_JIFFIES, 5 * HZ since 6.0), then the grace period of the
+ * batch (its rcu_work is a call_rcu()), then the work that frees it. The host
+ * checks that the real frees were seen.
+ */
+#define KMS_KFREE_DRAIN_MS	5000
+
+static void kms_rcu_settle(void)
+{
+	int i;
+
+	msleep(KMS_KFREE_DRAIN_MS + 500);
+	for (i = 0; i < 3; i++) {
+		rcu_barrier();
+		msleep(100);
+	}
+}
+
+struct kms_rcu_obj {
+	struct rcu_head rcu;
+	char data[];
+};
+
+static KMS_FN int kms_do_kfree_rcu(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = max_t(size_t, r->a->size, sizeof(struct kms_rcu_obj));
+	gfp_t gfp = r->a->gfp;
+	struct kms_rcu_obj *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kms_line(r, "kmalloc", ip)->deferred++;
+		kfree_rcu(p, rcu);
+	}
+	kms_rcu_settle();
+	return 0;
+}
+
+/* one-argument form: kvfree_call_rcu(NULL, ptr), may sleep */
+static KMS_FN int kms_do_kvfree_rcu(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kms_line(r, "kmalloc", ip)->deferred++;
+		kvfree_rcu_mightsleep(p);
+	}
+	kms_rcu_settle();
+	return 0;
+}
+
+static void *kms_bulk[KMS_BULK_MAX];
+
+static KMS_FN int kms_do_kfree_bulk(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i, n = 0;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		kms_note_kfree(r, ip, p);
+		kms_line(r, "kmalloc", ip)->deferred++;
+		kms_bulk[n++] = p;
+	}
+	kfree_bulk(n, kms_bulk);
+	return 0;
+}
+
+static KMS_FN int kms_do_cache_free_bulk(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i, n = 0;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	void *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = kmem_cache_alloc(kms_cache, gfp);
+		l = kms_line(r, "kmem_cache", ip);
+		if (!p) {
+			l->fails++;
+			continue;
+		}
+		l->allocs++;
+		l->bytes_req += kmem_cache_size(kms_cache);
+		l->bytes_alloc += ksize(p);
+		l->cache = KMS_CACHE_NAME;
+		kms_line_gfp(l, gfp, r->a->gfpname);
+		l->frees++;
+		l->deferred++;
+		kms_bulk[n++] = p;
+	}
+	kmem_cache_free_bulk(kms_cache, n, kms_bulk);
+	return 0;
+}
+
 /* ---- command parsing and the ledger ---- */
 
 struct kms_scenario {
@@ -823,6 +951,10 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "softirq", kms_do_softirq, 64 },
 	{ "atomic", kms_do_atomic, 64 },
 	{ "atomic_order3", kms_do_atomic_order3, 0, true },
+	{ "kfree_rcu", kms_do_kfree_rcu, 96 },
+	{ "kvfree_rcu", kms_do_kvfree_rcu, 64 },
+	{ "kfree_bulk", kms_do_kfree_bulk, 64 },
+	{ "kmem_cache_free_bulk", kms_do_cache_free_bulk, 0 },
 };
 
 static const struct {
@@ -905,6 +1037,9 @@ static int kms_parse(char *buf, struct kms_args *a, const struct kms_scenario **
 		a->size = (*sc)->def_size;
 	if (a->count > KMS_MAX_COUNT || a->order > 3)
 		return -EINVAL;
+	/* the bulk scenarios free from one array */
+	if (strstr(a->scenario, "_bulk") && a->count > KMS_BULK_MAX)
+		return -EINVAL;
 	/* kmalloc() with __GFP_DMA32 is a slab bug (kmalloc_fix_flags warns) */
 	if ((a->gfp & __GFP_DMA32) && !(*sc)->pages)
 		return -EINVAL;
@@ -952,15 +1087,15 @@ static void kms_ledger_run(struct kms_run *r, int ret)
 		/* the symbol kallsyms gives the code, without the " [module]" suffix */
 		snprintf(fn, sizeof(fn), "%ps", (void *)l->ip);
 		fn[strcspn(fn, " ")] = 0;
-		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s blocking=%s gfpname=%s order=%d context=%s leaked=%lu leaked_bytes=%lu cache=%s device=%s ret=%d\n",
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu deferred=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s blocking=%s gfpname=%s order=%d context=%s leaked=%lu leaked_bytes=%lu cache=%s device=%s ret=%d\n",
 			       kms_runs, r->a->tag, r->a->scenario, fn, l->family,
-			       l->allocs, l->frees, l->fails, l->bytes_req, l->bytes_alloc,
+			       l->allocs, l->frees, l->deferred, l->fails, l->bytes_req, l->bytes_alloc,
 			       gfp[0] ? gfp : "-", blk[0] ? blk : "-", l->gfpname ?: "-", l->order,
 			       r->context,
 			       l->leaked, l->leaked_bytes, l->cache ?: "-", l->device ?: "-", ret);
 	}
 	if (!r->nlines)
-		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- blocking=- gfpname=- order=-1 context=%s leaked=0 leaked_bytes=0 cache=- device=- ret=%d\n",
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 deferred=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- blocking=- gfpname=- order=-1 context=%s leaked=0 leaked_bytes=0 cache=- device=- ret=%d\n",
 			       kms_runs, r->a->tag, r->a->scenario, r->context, ret);
 }
 

@@ -20,6 +20,11 @@ MODULE = "kmemscope_test"
 FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
 # 6.1 has no vmalloc:/dma: tracepoints: these must come from function probes
 FUNC_METHODS = {"fentry", "fexit", "kprobe", "kretprobe"}
+# deferred frees have no tracepoint anywhere: function probes, on every kernel tested here
+DEFERRED_EVENTS = ("kfree_rcu", "kmem_cache_free_bulk")
+# scenarios whose frees are deferred: each gets a NAME.deferred row, and all must run
+DEFERRED_SCENARIOS = ("kfree_rcu", "kvfree_rcu", "kfree_bulk", "kmem_cache_free_bulk",
+                      "kfree_rcu_leaks", "kfree_bulk_leaks", "kmem_cache_free_bulk_leaks")
 
 
 def guarded(fallback):
@@ -109,6 +114,24 @@ def check_probe(doc):
     for fam in FAMILIES:
         if not fams.get(fam, {}).get("traced"):
             errs.append("probe: family %s not traced" % fam)
+    evs = {e.get("event"): e for e in doc.get("events", [])}
+    for name in DEFERRED_EVENTS:
+        e = evs.get(name)
+        if not e:
+            errs.append("probe: no %s event" % name)
+        elif not e.get("traced") or e.get("method") not in FUNC_METHODS:
+            errs.append("probe: %s not traced through fentry or kprobe (%s)" %
+                        (name, e.get("method")))
+    dfr = doc.get("deferred_frees") or {}
+    if not dfr.get("traced"):
+        errs.append("probe: deferred_frees.traced is false")
+    # kvfree_call_rcu(head, func) up to 6.1, (head, ptr) since 6.2: read from BTF
+    m = re.match(r"(\d+)\.(\d+)", str(doc.get("kernel") or ""))
+    if m:
+        want = "head-offset" if (int(m.group(1)), int(m.group(2))) < (6, 2) else "ptr"
+        if dfr.get("rcu_object_arg") != want:
+            errs.append("probe: rcu_object_arg %r on %s, expected %s" %
+                        (dfr.get("rcu_object_arg"), doc.get("kernel"), want))
     for fam in ("vmalloc", "dma"):
         sel = [e for e in doc.get("events", []) if e.get("family") == fam and e.get("traced")]
         if not sel:
@@ -155,6 +178,11 @@ def check_line(doc, L):
         want, got = int(L[key]), total(key)
         if want != got:
             errs.append("%s %s: %s=%d, ledger %d" % (fam, fn, key, got, want))
+    if "deferred" not in L:
+        errs.append("ledger line without deferred=: rebuild the module")
+    elif int(L["deferred"]) != total("deferred_frees"):
+        errs.append("%s %s: deferred_frees=%d, ledger deferred %s" %
+                    (fam, fn, total("deferred_frees"), L["deferred"]))
     if all("outstanding" in r for r in rows):
         want, got = int(L["leaked"]), total("outstanding")
         if want != got:
@@ -313,7 +341,7 @@ def check_leaks(doc, lines):
     if (doc.get("quality") or {}).get("lost", 0) != 0:
         errs.append("quality.lost=%s" % doc["quality"]["lost"])
     leaky = [L for L in lines if int(L.get("leaked", 0)) > 0]
-    if not leaky:
+    if not leaky and not any(int(L.get("deferred", 0)) for L in lines):
         return errs + ["the ledger has no leaked objects for this run"], notes
     rows = doc.get("leaks") or []
     claimed = set()
@@ -344,6 +372,44 @@ def check_leaks(doc, lines):
         if (r.get("site") or {}).get("module") == MODULE:
             errs.append("module site under frees_not_observable: %s %s" %
                         (r.get("family"), (r.get("site") or {}).get("symbol")))
+    for b in (doc.get("bad_frees") or {}).get("findings") or []:
+        if any((b.get(k) or {}).get("module") == MODULE for k in ("alloc_site", "free_site")):
+            errs.append("bad free at a module site: %s %s -> %s" %
+                        (b.get("kind"), b.get("alloc_event"), b.get("free_event")))
+    return errs, notes
+
+
+def check_deferred(doc, lines, tool):
+    """Deferred frees: every real free of an object handed to RCU seen and folded into the
+    handoff (quality.rcu_completed), none of the module's objects left over."""
+    errs, notes = [], []
+    q = doc.get("quality") or {}
+    if not q.get("deferred_traced"):
+        errs.append("quality.deferred_traced is false")
+    n = sum(int(L.get("deferred", 0)) for L in lines)
+    if not n:
+        return errs + ["the ledger has no deferred frees for this run"], notes
+    rcu = any(L.get("scenario") in ("kfree_rcu", "kvfree_rcu") for L in lines)
+    if rcu:
+        # whole system (-a): other RCU frees may complete too, ours all must
+        if int(q.get("rcu_completed", 0)) < n:
+            errs.append("quality.rcu_completed=%s < %d: real frees of the handed-over "
+                        "objects not seen (or counted twice)" % (q.get("rcu_completed"), n))
+        notes.append("rcu_completed=%s" % q.get("rcu_completed"))
+    if int(q.get("bulk_lost", 0)):
+        errs.append("quality.bulk_lost=%s" % q.get("bulk_lost"))
+    if tool == "stat":
+        # the ledger's own rows: slab refill pages at the same function stay outstanding
+        want = {(L["family"], L["function"]) for L in lines}
+        rows = [s for s in doc.get("sites") or [] if s.get("module") == MODULE and
+                (s.get("family"), s.get("function")) in want]
+        got = sum(int(s.get("deferred_frees") or 0) for s in rows)
+        if got != n:
+            errs.append("deferred_frees at module sites %d, ledger %d" % (got, n))
+        out = sum(int(s.get("outstanding") or 0) for s in rows)
+        if out:
+            errs.append("%d module objects outstanding after their deferred free" % out)
+    notes.append("deferred=%d" % n)
     return errs, notes
 
 
@@ -421,6 +487,10 @@ def selftest_scenario(text, lines):
             errs.append("ftrace: no %s events from %s" % (fam, fn))
             continue
         for key in ("allocs", "frees", "bytes_req", "bytes_alloc"):
+            # deferred frees fire no per-object free event: that is the point of them
+            if key == "frees" and int(L.get("deferred", 0)):
+                notes.append("%s frees deferred (no event)" % fn)
+                continue
             if t[key] != int(L[key]):
                 errs.append("ftrace: %s %s %s=%d, ledger %s" % (fam, fn, key, t[key], L[key]))
         if L.get("gfpname", "-") != "-" and not any(L["gfpname"] in g.split("|")
@@ -476,6 +546,7 @@ def main():
             errs.insert(0, "kmemscope probe exited %d" % rcs.get("probe", (-1,))[0])
         results.append(("probe", errs, []))
 
+    deferred_run = set()
     for name, cmd in scenarios(os.path.join(here, "scenarios.txt")):
         errs, notes, extra_rows = [], [], []
         tool = "leaks" if name.endswith("_leaks") else "stat"
@@ -514,8 +585,17 @@ def main():
                     errs.extend(check_line(doc, L))
             if not err:
                 extra_rows = misuse_rows(name, doc.get("misuse"), lines, errs)
+                if name in DEFERRED_SCENARIOS:
+                    e, n = check_deferred(doc, lines, tool)
+                    extra_rows.append((name + ".deferred", e, n))
+                    deferred_run.add(name)
         results.append((name, errs, notes))
         results.extend(extra_rows)
+    # a deferred-free check that never ran is a failure, not a silent pass
+    missing = [n for n in DEFERRED_SCENARIOS if n not in deferred_run]
+    results.append(("deferred.coverage",
+                    ["deferred checks not run: %s" % ", ".join(missing)] if missing else [],
+                    ["%d of %d" % (len(deferred_run), len(DEFERRED_SCENARIOS))]))
     report(results, rcs)
 
 

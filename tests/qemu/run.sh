@@ -12,7 +12,7 @@ OUT=${1:?usage: tests/qemu/run.sh OUTPUT_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 CACHE=${KMS_QEMU_CACHE:-$HERE/cache}
-TIMEOUT=${KMS_QEMU_TIMEOUT:-330}
+TIMEOUT=${KMS_QEMU_TIMEOUT:-480}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RES=$OUT/qemu
