@@ -181,6 +181,9 @@ static int find_free_handlers(struct collector *c)
 				c->free_fams[i] |= (1U << KMS_FAM_KMALLOC) | (1U << KMS_FAM_CACHE);
 			else
 				c->free_fams[i] |= 1U << fam;
+			/* kvfree_rcu() hands over vmalloc objects too */
+			if (ev->deferred)
+				c->free_fams[i] |= 1U << KMS_FAM_VMALLOC;
 		}
 		i++;
 	}

@@ -306,6 +306,8 @@ int session__start(struct session *s, const struct session_opts *o)
 		dopts.stack = detect_stack;
 		dopts.stack_ctx = s;
 		dopts.page_shift = __builtin_ctzl(sysconf(_SC_PAGESIZE));
+		/* kfree_rcu() and bulk frees attached: an unfreed slab object was not freed */
+		dopts.deferred_frees = s->plan->deferred_traced;
 		if (s->gfp)
 			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
 					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");
