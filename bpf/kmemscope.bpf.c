@@ -1116,7 +1116,11 @@ static long bulk_one(__u32 i, struct bulk_ctx *b)
 {
 	__u64 ptr = 0;
 
-	bpf_probe_read_kernel(&ptr, sizeof(ptr), (void *)(b->p + (__u64)i * sizeof(ptr)));
+	/* an unreadable slot is a pointer not recorded: counted like those past the bound */
+	if (bpf_probe_read_kernel(&ptr, sizeof(ptr), (void *)(b->p + (__u64)i * sizeof(ptr)))) {
+		cnt_add(KMS_CNT_BULK_LOST, 1);
+		return 0;
+	}
 	on_free(b->ctx, b->s ? KMS_EV_CACHE_BULK_FREE : KMS_EV_BULK_FREE, b->site, ptr, b->s,
 		b->how);
 	return 0;

@@ -189,7 +189,7 @@ enum kms_counter {
 				 * (the staged handlers count in the stage) */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
 	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
-	KMS_CNT_BULK_LOST,	/* pointers of a bulk free past the handler's bound: not recorded */
+	KMS_CNT_BULK_LOST,	/* pointers of a bulk free not recorded (past the bound, unreadable) */
 	KMS_CNT_NR,
 };
 
