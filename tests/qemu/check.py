@@ -379,6 +379,7 @@ def check_leaks(doc, lines):
     return errs, notes
 
 
+@guarded(lambda m, *a: ([m], []))
 def check_deferred(doc, lines, tool):
     """Deferred frees: every real free of an object handed to RCU seen and folded into the
     handoff (quality.rcu_completed), none of the module's objects left over."""
