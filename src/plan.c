@@ -744,7 +744,7 @@ int plan__print_text(const struct plan *p, FILE *out)
 
 		fprintf(out, "%-20s %-8s %-34s %s\n", ev->name,
 			sel ? method_names[sel->method] : "-", sel ? sel->target : "-",
-			sel ? "" : ev->deferred ? "not traced: these frees look like leaks" :
+			sel ? "" : ev->deferred ? "not traced: these frees go unseen" :
 			(ev->optional ? "not traced (optional)" : "NOT TRACED"));
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
