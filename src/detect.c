@@ -1,57 +1,26 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The detectors over one ordered record stream. Live objects sit in an
- * open-addressing table keyed by (class, address); the groups, sites and
- * findings the reports read are dense arrays behind insert-only indexes.
+ * The detectors over one ordered record stream: leaks and bad frees here,
+ * atomic-context misuse in detect_misuse.c. Live objects sit in htab.h
+ * tables, one per object class, keyed by address; the groups, sites and
+ * findings the reports read are keyed vectors (kvec.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include "hash.h"
-#include "agg.h"
-#include "detect.h"
+#include "detect_int.h"
 #include "frames.h"
 #include "ksyms.h"
 
-#define NR_ORDERS	16
 #define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
-#define LAST_PAGE_CPUS	1024
 #define DMAP_VOTES	2	/* agreeing large kmallocs before the direct map base is used */
 #define DMAP_ALIGN	(1ULL << 21)
-#define HIGH_ORDER	3
-
-/* object classes of the event table (agg.h) */
-enum obj_class {
-	OC_SLAB = KMS_OC_SLAB,
-	OC_PAGE = KMS_OC_PAGE,
-	OC_VMALLOC = KMS_OC_VMALLOC,
-	OC_DMA = KMS_OC_DMA,
-	OC_PERCPU = KMS_OC_PERCPU,
-	OC_NR = KMS_OC_NR,
-};
 
 enum nest_kind {
 	NEST_SLAB = 0,
 	NEST_VMALLOC,
 	NEST_PERCPU,
 	NEST_DMA,
-};
-
-static const char *const ctx_names[DCTX_NR] = {
-	[DCTX_PROCESS] = "process",
-	[DCTX_PREEMPT_OFF] = "preempt_disabled",
-	[DCTX_BH_OFF] = "bh_disabled",
-	[DCTX_SOFTIRQ] = "softirq",
-	[DCTX_HARDIRQ] = "hardirq",
-	[DCTX_NMI] = "nmi",
-	[DCTX_UNKNOWN] = "unknown",
-};
-
-static const char *const misuse_names[MIS_NR] = {
-	[MIS_BLOCKING_IN_ATOMIC] = "blocking_gfp_in_atomic",
-	[MIS_VMALLOC_IN_ATOMIC] = "vmalloc_in_atomic",
-	[MIS_ATOMIC_IN_PROCESS] = "atomic_gfp_in_process",
-	[MIS_HIGH_ORDER_ATOMIC] = "high_order_atomic",
 };
 
 static const char *const badfree_names[BF_NR] = {
@@ -101,21 +70,6 @@ const char *detect_doubt_text(int bit)
 	return bit >= 0 && bit < DOUBT_NR_BITS ? doubts[bit].text : NULL;
 }
 
-const char *detect_ctx_name(int ctx)
-{
-	return ctx >= 0 && ctx < DCTX_NR ? ctx_names[ctx] : NULL;
-}
-
-const char *detect_misuse_name(int kind)
-{
-	return kind >= 0 && kind < MIS_NR ? misuse_names[kind] : NULL;
-}
-
-bool detect_misuse_is_info(int kind)
-{
-	return kind == MIS_ATOMIC_IN_PROCESS || kind == MIS_HIGH_ORDER_ATOMIC;
-}
-
 const char *detect_badfree_name(int kind)
 {
 	return kind >= 0 && kind < BF_NR ? badfree_names[kind] : NULL;
@@ -130,277 +84,58 @@ const char *detect_nest_name(int nest)
 /* the tables' hash: never 0, which marks an empty slot */
 #define mix64 kms_hash64
 
-/* ---- object table: live objects and the recently-freed set ---- */
-
-struct orec {
+/*
+ * ---- object tables: live objects and the recently-freed set ----
+ * One table per object class (kfree takes kmalloc and kmem_cache objects
+ * alike, so they share one), in the open-addressing table of htab.h keyed by
+ * address. A live slot keeps only what its group does not already hold:
+ * there is one per outstanding object, millions in a long leaks run.
+ */
+struct live_slot {
 	__u64 hash;		/* 0: empty slot */
+	__u64 ptr;		/* address; page frame key for pages */
+	__u64 ts;		/* allocation time */
+	__u32 group;		/* detect_group index: family, site, cache, stack */
+	__u32 bytes;		/* still allocated (pages: what split frees left) */
+	__u32 pid;
+	__u8 type;		/* KMS_EV_* of the allocation */
+	__u8 order;
+	__u16 pad;
+};
+
+/* a free remembered for double frees: bounded, so it can afford the detail */
+struct freed_slot {
+	__u64 hash;
 	__u64 ptr;
-	__u64 ts;		/* allocation (live) or free (freed set) time */
 	__u64 site;		/* allocation site */
 	__u64 obj;		/* allocation's cache or device */
-	__u64 free_site;	/* freed set: the free's call site */
-	size_t group;		/* live: detect_group index */
-	__u32 bytes;
-	__u32 gfp;
-	__u32 pid;
-	__u32 free_pid;
-	__u32 seq;		/* freed set: position in the eviction ring */
+	__u64 free_site;
+	__u32 pid;		/* allocating process */
+	__u32 seq;		/* position in the eviction ring */
 	__s32 stack_id;
-	__u8 cls;
-	__u8 type;		/* allocation's KMS_EV_* */
-	__u8 order;
+	__u8 type;
 };
 
-struct otab {
-	struct orec *slots;
-	__u32 mask;
-	__u32 count;
+/* what a bad-free finding says of the allocation, from either table */
+struct alloc_view {
+	int type;
+	int stack_id;
+	__u64 site;
+	__u64 obj;
+	__u32 pid;
 };
 
-static __u64 okey(int cls, __u64 ptr)
+static struct live_slot *live_find(const struct htab *t, __u64 ptr)
 {
-	return mix64(ptr * 0x9e3779b97f4a7c15ULL + cls);
+	return htab__lookup(t, mix64(ptr), &ptr, sizeof(ptr));
 }
 
-static int otab__init(struct otab *t, __u32 cap)
+static struct freed_slot *freed_find(const struct htab *t, __u64 ptr)
 {
-	t->slots = calloc(cap, sizeof(*t->slots));
-	if (!t->slots)
-		return -ENOMEM;
-	t->mask = cap - 1;
-	t->count = 0;
-	return 0;
-}
-
-static struct orec *otab__find(const struct otab *t, int cls, __u64 ptr)
-{
-	__u64 h = okey(cls, ptr);
-	__u32 i;
-
-	for (i = h & t->mask; t->slots[i].hash; i = (i + 1) & t->mask)
-		if (t->slots[i].hash == h && t->slots[i].ptr == ptr && t->slots[i].cls == cls)
-			return &t->slots[i];
-	return NULL;
-}
-
-static int otab__grow(struct otab *t)
-{
-	struct otab n;
-	__u32 i, j;
-
-	if (otab__init(&n, (t->mask + 1) * 2))
-		return -ENOMEM;
-	for (i = 0; i <= t->mask; i++) {
-		if (!t->slots[i].hash)
-			continue;
-		for (j = t->slots[i].hash & n.mask; n.slots[j].hash; j = (j + 1) & n.mask)
-			;
-		n.slots[j] = t->slots[i];
-	}
-	n.count = t->count;
-	free(t->slots);
-	*t = n;
-	return 0;
-}
-
-/* the record of (cls, ptr), created zeroed if missing; NULL: no memory */
-static struct orec *otab__get(struct otab *t, int cls, __u64 ptr, bool *created)
-{
-	struct orec *r = otab__find(t, cls, ptr);
-	__u32 i;
-
-	*created = false;
-	if (r)
-		return r;
-	if (t->count + 1 > (t->mask + 1) / 10 * 7 && otab__grow(t))
-		return NULL;
-	for (i = okey(cls, ptr) & t->mask; t->slots[i].hash; i = (i + 1) & t->mask)
-		;
-	r = &t->slots[i];
-	memset(r, 0, sizeof(*r));
-	r->hash = okey(cls, ptr);
-	r->ptr = ptr;
-	r->cls = cls;
-	t->count++;
-	*created = true;
-	return r;
-}
-
-/* backward-shift deletion keeps probe runs short without tombstones */
-static void otab__delete(struct otab *t, struct orec *r)
-{
-	__u32 i = r - t->slots, j = i;
-
-	for (;;) {
-		__u32 home;
-
-		j = (j + 1) & t->mask;
-		if (!t->slots[j].hash)
-			break;
-		home = t->slots[j].hash & t->mask;
-		if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
-			t->slots[i] = t->slots[j];
-			i = j;
-		}
-	}
-	memset(&t->slots[i], 0, sizeof(t->slots[i]));
-	t->count--;
-}
-
-/* ---- insert-only keyed vectors: the key is the first ksz bytes of an item ---- */
-
-struct kvec {
-	char *items;
-	size_t isz, ksz, nr, cap;
-	__u32 *slots;		/* item index + 1, 0: empty */
-	__u32 mask;
-};
-
-static void kvec__init(struct kvec *v, size_t isz, size_t ksz)
-{
-	memset(v, 0, sizeof(*v));
-	v->isz = isz;
-	v->ksz = ksz;
-}
-
-static void kvec__fini(struct kvec *v)
-{
-	free(v->items);
-	free(v->slots);
-}
-
-static __u64 kvec__hash(const void *key, size_t ksz)
-{
-	const unsigned char *p = key;
-	__u64 h = 0x84222325cbf29ce4ULL, w;
-	size_t i;
-
-	for (i = 0; i + 8 <= ksz; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = mix64(h ^ w);
-	}
-	for (; i < ksz; i++)
-		h = mix64(h ^ p[i]);
-	return h;
-}
-
-static void *kvec__at(const struct kvec *v, size_t i)
-{
-	return v->items + i * v->isz;
-}
-
-static long kvec__find(const struct kvec *v, const void *key)
-{
-	__u32 i;
-
-	if (!v->slots)
-		return -1;
-	for (i = kvec__hash(key, v->ksz) & v->mask; v->slots[i]; i = (i + 1) & v->mask)
-		if (!memcmp(kvec__at(v, v->slots[i] - 1), key, v->ksz))
-			return v->slots[i] - 1;
-	return -1;
-}
-
-static int kvec__rehash(struct kvec *v, __u32 cap)
-{
-	__u32 *s = calloc(cap, sizeof(*s)), i, j;
-
-	if (!s)
-		return -ENOMEM;
-	for (i = 0; i < v->nr; i++) {
-		for (j = kvec__hash(kvec__at(v, i), v->ksz) & (cap - 1); s[j]; j = (j + 1) & (cap - 1))
-			;
-		s[j] = i + 1;
-	}
-	free(v->slots);
-	v->slots = s;
-	v->mask = cap - 1;
-	return 0;
-}
-
-/* index of the item with key, appended zeroed (key copied) if missing; -1: no memory */
-static long kvec__get(struct kvec *v, const void *key, bool *created)
-{
-	long i = kvec__find(v, key);
-	__u32 j;
-
-	*created = false;
-	if (i >= 0)
-		return i;
-	if (v->nr + 1 >= v->cap) {
-		size_t ncap = v->cap ? v->cap * 2 : 64;
-		char *n = realloc(v->items, ncap * v->isz);
-
-		if (!n)
-			return -1;
-		v->items = n;
-		v->cap = ncap;
-	}
-	if (!v->slots || (v->nr + 1) * 10 > (size_t)(v->mask + 1) * 7) {
-		if (kvec__rehash(v, v->slots ? (v->mask + 1) * 2 : 128))
-			return -1;
-	}
-	memset(kvec__at(v, v->nr), 0, v->isz);
-	memcpy(kvec__at(v, v->nr), key, v->ksz);
-	for (j = kvec__hash(key, v->ksz) & v->mask; v->slots[j]; j = (j + 1) & v->mask)
-		;
-	v->slots[j] = v->nr + 1;
-	*created = true;
-	return v->nr++;
+	return htab__lookup(t, mix64(ptr), &ptr, sizeof(ptr));
 }
 
 /* ---- the detector ---- */
-
-struct name_item {
-	__u64 key;
-	char name[KMS_NAME_LEN];
-	__u32 flags;		/* KMS_META_* */
-};
-
-struct ring_ent {
-	__u64 ptr;
-	__u32 seq;
-	__u8 cls;
-};
-
-struct last_page {
-	__u64 pfn;
-	__u8 order;
-	bool valid;
-};
-
-struct detect {
-	struct detect_opts o;
-	struct otab live;
-	struct otab freed;
-	struct ring_ent *ring;		/* FIFO of the freed set, for eviction */
-	unsigned int ring_cap, ring_head, ring_nr;
-	__u32 seq;
-	struct kvec groups;		/* struct detect_group, key: family..obj */
-	struct kvec sites;		/* struct detect_site */
-	struct kvec misuse;		/* struct detect_misuse */
-	struct kvec badfree;		/* struct detect_badfree */
-	struct kvec comms;		/* struct name_item by tgid */
-	struct kvec objnames;		/* struct name_item by cache/device pointer */
-	struct detect_misuse_stats ms;
-	struct detect_free_stats fs;
-	__u64 live_pages_by_order[NR_ORDERS];
-	struct last_page last_page[LAST_PAGE_CPUS];
-	__u64 dmap_cand;
-	int dmap_votes;
-	__u64 dmap;
-	signed char *nest;		/* per stack id: 0 unknown, 1 none, 2 + enum nest_kind */
-	size_t nest_cap;
-	/*
-	 * Loss markers (KMS_EV_META_LOSS): an object of family f allocated at or
-	 * before loss_cut[f] may have had its free lost. Records are nearly in
-	 * time order, so the newest time seen when the marker came is the cut:
-	 * every record before the marker is at or before it.
-	 */
-	__u64 max_ts;
-	__u64 loss_cut[KMS_FAM_MAX];
-	bool lossy[KMS_FAM_MAX];
-};
 
 struct detect *detect__new(const struct detect_opts *o)
 {
@@ -415,8 +150,10 @@ struct detect *detect__new(const struct detect_opts *o)
 		d->o.page_shift = 12;
 	if (d->o.bad_frees)
 		d->o.leaks = true;	/* bad frees are judged against the live set */
-	if (otab__init(&d->live, 1024) || otab__init(&d->freed, 1024))
-		goto fail;
+	for (int c = 0; c < OC_NR; c++)
+		if (htab__init(&d->live[c], sizeof(struct live_slot), 1024) ||
+		    htab__init(&d->freed[c], sizeof(struct freed_slot), 64))
+			goto fail;
 	if (d->o.bad_frees) {
 		d->ring_cap = d->o.freed_max;
 		d->ring = calloc(d->ring_cap, sizeof(*d->ring));
@@ -440,8 +177,10 @@ void detect__free(struct detect *d)
 {
 	if (!d)
 		return;
-	free(d->live.slots);
-	free(d->freed.slots);
+	for (int c = 0; c < OC_NR; c++) {
+		htab__fini(&d->live[c]);
+		htab__fini(&d->freed[c]);
+	}
 	free(d->ring);
 	kvec__fini(&d->groups);
 	kvec__fini(&d->sites);
@@ -460,27 +199,6 @@ void detect__set_env(struct detect *d, const struct ksyms *ksyms, const int *bas
 	if (baseline_pc)
 		memcpy(d->o.baseline_pc, baseline_pc, sizeof(d->o.baseline_pc));
 	d->o.gfp_direct_reclaim = gfp_direct_reclaim;
-}
-
-int detect__classify(__u8 ctx_flags, __u32 pc, int baseline)
-{
-	if (!(ctx_flags & KMS_CTX_KNOWN))
-		return DCTX_UNKNOWN;
-	/* interrupt bits are absolute: the tracer adds none of them */
-	if (pc & DETECT_PC_NMI)
-		return DCTX_NMI;
-	if (pc & DETECT_PC_HARDIRQ)
-		return DCTX_HARDIRQ;
-	if (pc & DETECT_PC_SOFTIRQ_SERVING)
-		return DCTX_SOFTIRQ;
-	if (pc & DETECT_PC_SOFTIRQ)
-		return DCTX_BH_OFF;
-	/* the depth includes what the tracer itself adds: only the baseline tells */
-	if (baseline < 0)
-		return DCTX_UNKNOWN;
-	if ((int)(pc & DETECT_PC_PREEMPT) > baseline)
-		return DCTX_PREEMPT_OFF;
-	return DCTX_PROCESS;
 }
 
 static const char *strip_name(const char *f, char *buf, size_t len)
@@ -586,81 +304,10 @@ int detect__frames(const struct detect *d, int stack_id, __u64 site, __u64 *ips,
 	return i;
 }
 
-/* ---- misuse ---- */
-
-static void misuse_add(struct detect *d, int kind, int ctx, int fam, const struct kms_event *e)
-{
-	struct detect_misuse key;
-	struct detect_misuse *m;
-	bool created;
-	long i;
-
-	memset(&key, 0, sizeof(key));
-	key.kind = kind;
-	key.ctx = ctx;
-	key.family = fam;
-	key.stack_id = e->stack_id < 0 ? -1 : e->stack_id;
-	key.site = e->site;
-	key.obj = e->obj;
-	key.gfp = e->gfp;
-	i = kvec__get(&d->misuse, &key, &created);
-	if (i < 0)
-		return;
-	m = kvec__at(&d->misuse, i);
-	if (created) {
-		m->pc = e->pc;
-		m->pid = e->pid;
-		m->order = e->order;
-		m->first_ts = e->ts;
-	}
-	m->count++;
-}
-
-static void misuse_check(struct detect *d, const struct kms_event *e, int fam, int nested)
-{
-	int base = d->o.baseline_pc[fam];
-	int ctx = detect__classify(e->ctx, e->pc, base);
-	bool atomic, blocking, gfp_known;
-
-	if (!(e->ctx & KMS_CTX_KNOWN))
-		d->ms.no_context++;
-	else if (ctx == DCTX_UNKNOWN)
-		d->ms.no_baseline++;
-	d->ms.by_ctx[ctx]++;
-	if (ctx == DCTX_UNKNOWN)
-		return;
-	/* the outer slab/vmalloc allocation carries the verdict for its pages */
-	if (nested >= 0) {
-		d->ms.nested_skipped++;
-		return;
-	}
-	d->ms.checked++;
-	atomic = ctx != DCTX_PROCESS;
-	/* vmalloc's tracepoint has no GFP (0): vmalloc may sleep whatever was asked */
-	gfp_known = d->o.gfp_direct_reclaim && e->gfp;
-	blocking = gfp_known && (e->gfp & d->o.gfp_direct_reclaim);
-	if (!d->o.gfp_direct_reclaim)
-		d->ms.gfp_unknown++;
-
-	if (fam == KMS_FAM_VMALLOC) {
-		if (atomic && (!gfp_known || blocking))
-			misuse_add(d, MIS_VMALLOC_IN_ATOMIC, ctx, fam, e);
-		return;
-	}
-	if (!gfp_known)
-		return;
-	if (atomic && blocking)
-		misuse_add(d, MIS_BLOCKING_IN_ATOMIC, ctx, fam, e);
-	else if (!atomic && !blocking)
-		misuse_add(d, MIS_ATOMIC_IN_PROCESS, ctx, fam, e);
-	if (fam == KMS_FAM_PAGE && e->order >= HIGH_ORDER && !blocking)
-		misuse_add(d, MIS_HIGH_ORDER_ATOMIC, ctx, fam, e);
-}
-
 /* ---- bad frees ---- */
 
-static void badfree_add(struct detect *d, int kind, const struct orec *a, const struct kms_event *e,
-			__u64 first_free_site)
+static void badfree_add(struct detect *d, int kind, const struct alloc_view *a,
+			const struct kms_event *e, __u64 first_free_site)
 {
 	struct detect_badfree key;
 	struct detect_badfree *b;
@@ -689,38 +336,37 @@ static void badfree_add(struct detect *d, int kind, const struct orec *a, const 
 	b->count++;
 }
 
-static void freed_remember(struct detect *d, const struct orec *a, const struct kms_event *e)
+static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct alloc_view *a,
+			   const struct kms_event *e)
 {
 	struct ring_ent *slot;
-	struct orec *r;
+	struct freed_slot *r;
 	bool created;
 
 	if (d->ring_nr == d->ring_cap) {
 		/* bounded: the oldest free is forgotten */
 		struct ring_ent *old = &d->ring[d->ring_head];
 
-		r = otab__find(&d->freed, old->cls, old->ptr);
+		r = freed_find(&d->freed[old->cls], old->ptr);
 		if (r && r->seq == old->seq)
-			otab__delete(&d->freed, r);
+			htab__delete(&d->freed[old->cls], r, sizeof(*r));
 		d->ring_head = (d->ring_head + 1) % d->ring_cap;
 		d->ring_nr--;
 		d->fs.freed_evicted++;
 	}
-	r = otab__get(&d->freed, a->cls, a->ptr, &created);
+	r = htab__get(&d->freed[cls], mix64(ptr), &ptr, sizeof(ptr), sizeof(*r), &created);
 	if (!r)
 		return;
-	r->ts = e->ts;
 	r->site = a->site;
 	r->obj = a->obj;
 	r->pid = a->pid;
 	r->stack_id = a->stack_id;
 	r->type = a->type;
 	r->free_site = e->site;
-	r->free_pid = e->pid;
 	r->seq = ++d->seq;
 	slot = &d->ring[(d->ring_head + d->ring_nr) % d->ring_cap];
-	slot->ptr = a->ptr;
-	slot->cls = a->cls;
+	slot->ptr = ptr;
+	slot->cls = cls;
 	slot->seq = r->seq;
 	d->ring_nr++;
 }
@@ -805,7 +451,8 @@ static struct detect_site *group_site(struct detect *d, const struct detect_grou
 }
 
 /* an object stops being outstanding; bytes: how much of it */
-static void release(struct detect *d, struct orec *r, __u64 bytes, bool whole, bool implicit)
+static void release(struct detect *d, int cls, const struct live_slot *r, __u64 bytes, bool whole,
+		    bool implicit)
 {
 	struct detect_group *g = kvec__at(&d->groups, r->group);
 	struct detect_site *s = group_site(d, g);
@@ -825,8 +472,20 @@ static void release(struct detect *d, struct orec *r, __u64 bytes, bool whole, b
 		if (s)
 			s->frees++;
 	}
-	if (r->cls == OC_PAGE && r->order < NR_ORDERS && d->live_pages_by_order[r->order])
+	if (cls == OC_PAGE && r->order < NR_ORDERS && d->live_pages_by_order[r->order])
 		d->live_pages_by_order[r->order]--;
+}
+
+/* a live object as a bad-free finding names it: its group holds the rest */
+static struct alloc_view live_view(const struct detect *d, const struct live_slot *r)
+{
+	const struct detect_group *g = kvec__at(&d->groups, r->group);
+	struct alloc_view v = {
+		.type = r->type, .stack_id = g->stack_id, .site = g->site, .obj = g->obj,
+		.pid = r->pid,
+	};
+
+	return v;
 }
 
 static void learn_direct_map(struct detect *d, const struct kms_event *e, const struct last_page *lp)
@@ -853,7 +512,9 @@ static void on_alloc(struct detect *d, const struct kms_event *e, int fam, int c
 		     const struct last_page *prev)
 {
 	struct detect_group *g;
-	struct orec *r;
+	struct live_slot *r;
+	struct freed_slot *f;
+	__u64 ptr = e->ptr;
 	int nested = -1;
 	bool created;
 	long gi;
@@ -869,34 +530,30 @@ static void on_alloc(struct detect *d, const struct kms_event *e, int fam, int c
 		learn_direct_map(d, e, prev);
 	}
 	if (d->o.misuse)
-		misuse_check(d, e, fam, nested);
+		detect_misuse_check(d, e, fam, nested);
 	if (!d->o.leaks || !e->ptr)
 		return;
 
 	if (d->ring) {
 		/* allocated again: an earlier free of this address is no longer a double free */
-		r = otab__find(&d->freed, cls, e->ptr);
-		if (r)
-			otab__delete(&d->freed, r);
+		f = freed_find(&d->freed[cls], ptr);
+		if (f)
+			htab__delete(&d->freed[cls], f, sizeof(*f));
 	}
 	gi = group_get(d, e, fam);
 	if (gi < 0)
 		return;
-	r = otab__get(&d->live, cls, e->ptr, &created);
+	r = htab__get(&d->live[cls], mix64(ptr), &ptr, sizeof(ptr), sizeof(*r), &created);
 	if (!r)
 		return;
 	if (!created) {
 		/* a live address handed out again: it was freed without a trace event */
-		release(d, r, r->bytes, true, true);
+		release(d, cls, r, r->bytes, true, true);
 	}
 	r->ts = e->ts;
-	r->site = e->site;
-	r->obj = e->obj;
 	r->group = gi;
 	r->bytes = e->bytes_alloc;
-	r->gfp = e->gfp;
 	r->pid = e->pid;
-	r->stack_id = e->stack_id;
 	r->type = e->type;
 	r->order = cls == OC_PAGE ? e->order : 0;
 	if (cls == OC_PAGE && r->order < NR_ORDERS)
@@ -913,9 +570,9 @@ static void on_alloc(struct detect *d, const struct kms_event *e, int fam, int c
 }
 
 /* split_page() frees the pages of a higher-order block one by one */
-static struct orec *page_lookup(struct detect *d, __u64 pfn)
+static struct live_slot *page_lookup(struct detect *d, __u64 pfn)
 {
-	struct orec *r = otab__find(&d->live, OC_PAGE, pfn);
+	struct live_slot *r = live_find(&d->live[OC_PAGE], pfn);
 	unsigned int o, max_live = 0;
 
 	if (r)
@@ -933,7 +590,7 @@ static struct orec *page_lookup(struct detect *d, __u64 pfn)
 		if (!(pfn & (1ULL << (o - 1))))
 			continue;
 		head = pfn & ~((1ULL << o) - 1);
-		r = otab__find(&d->live, OC_PAGE, head);
+		r = live_find(&d->live[OC_PAGE], head);
 		if (r && pfn - head < (1ULL << r->order))
 			return r;
 	}
@@ -941,9 +598,9 @@ static struct orec *page_lookup(struct detect *d, __u64 pfn)
 }
 
 /* a free whose address is live in another class: freed through the wrong API */
-static struct orec *wrong_class(struct detect *d, const struct kms_event *e, int cls)
+static struct live_slot *wrong_class(struct detect *d, const struct kms_event *e, int cls)
 {
-	struct orec *r;
+	struct live_slot *r;
 	int c;
 
 	if (cls == OC_PAGE)
@@ -951,13 +608,13 @@ static struct orec *wrong_class(struct detect *d, const struct kms_event *e, int
 	for (c = 0; c < OC_NR; c++) {
 		if (c == cls || c == OC_PAGE)
 			continue;
-		r = otab__find(&d->live, c, e->ptr);
+		r = live_find(&d->live[c], e->ptr);
 		if (r)
 			return r;
 	}
 	/* a direct-map address of a page block, once the base is known */
 	if (d->dmap && e->ptr >= d->dmap && !((e->ptr - d->dmap) & ((1ULL << d->o.page_shift) - 1))) {
-		r = otab__find(&d->live, OC_PAGE, (e->ptr - d->dmap) >> d->o.page_shift);
+		r = live_find(&d->live[OC_PAGE], (e->ptr - d->dmap) >> d->o.page_shift);
 		if (r)
 			return r;
 	}
@@ -966,40 +623,41 @@ static struct orec *wrong_class(struct detect *d, const struct kms_event *e, int
 
 static void on_free(struct detect *d, const struct kms_event *e, int fam, int cls)
 {
-	struct orec *r;
+	struct live_slot *r;
+	struct freed_slot *f;
+	int rcls = cls;
 
 	if (!d->o.leaks || !e->ptr)
 		return;	/* kfree(NULL) frees nothing */
-	r = cls == OC_PAGE ? page_lookup(d, e->ptr) : otab__find(&d->live, cls, e->ptr);
+	r = cls == OC_PAGE ? page_lookup(d, e->ptr) : live_find(&d->live[cls], e->ptr);
 	/* kvfree_rcu() takes vmalloc objects too */
-	if (!r && e->type == KMS_EV_RCU_FREE)
-		r = otab__find(&d->live, OC_VMALLOC, e->ptr);
+	if (!r && e->type == KMS_EV_RCU_FREE) {
+		rcls = OC_VMALLOC;
+		r = live_find(&d->live[rcls], e->ptr);
+	}
 	if (r) {
+		struct alloc_view a = live_view(d, r);
 		unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
+		__u64 ptr = r->ptr;
 
 		if (d->o.bad_frees && e->type == KMS_EV_CACHE_FREE && r->type == KMS_EV_CACHE_ALLOC &&
-		    e->obj && r->obj && e->obj != r->obj)
-			badfree_add(d, BF_WRONG_CACHE, r, e, 0);
-		if (cls == OC_PAGE && m < r->order) {
+		    e->obj && a.obj && e->obj != a.obj)
+			badfree_add(d, BF_WRONG_CACHE, &a, e, 0);
+		if (rcls == OC_PAGE && m < r->order) {
 			__u64 part = (__u64)(1U << d->o.page_shift) << m;
 
 			d->fs.page_split_frees++;
 			if (part < r->bytes) {
 				r->bytes -= part;
-				release(d, r, part, false, false);
+				release(d, rcls, r, part, false, false);
 				return;
 			}
 		}
-		release(d, r, r->bytes, true, false);
+		release(d, rcls, r, r->bytes, true, false);
+		htab__delete(&d->live[rcls], r, sizeof(*r));
 		/* page frames come back through untraced bulk allocations: no double-free check */
-		if (d->ring && cls != OC_PAGE) {
-			struct orec a = *r;
-
-			otab__delete(&d->live, r);
-			freed_remember(d, &a, e);
-			return;
-		}
-		otab__delete(&d->live, r);
+		if (d->ring && rcls != OC_PAGE)
+			freed_remember(d, rcls, ptr, &a, e);
 		return;
 	}
 	/* a free by a process outside -p/-- CMD matters only if it frees one of ours */
@@ -1008,13 +666,20 @@ static void on_free(struct detect *d, const struct kms_event *e, int fam, int cl
 	if (d->o.bad_frees) {
 		r = wrong_class(d, e, cls);
 		if (r) {
+			struct alloc_view a = live_view(d, r);
+
 			/* the kernel did not free it either: it stays live */
-			badfree_add(d, BF_WRONG_API, r, e, 0);
+			badfree_add(d, BF_WRONG_API, &a, e, 0);
 			return;
 		}
-		r = cls == OC_PAGE ? NULL : otab__find(&d->freed, cls, e->ptr);
-		if (r) {
-			badfree_add(d, BF_DOUBLE_FREE, r, e, r->free_site);
+		f = cls == OC_PAGE ? NULL : freed_find(&d->freed[cls], e->ptr);
+		if (f) {
+			struct alloc_view a = {
+				.type = f->type, .stack_id = f->stack_id, .site = f->site,
+				.obj = f->obj, .pid = f->pid,
+			};
+
+			badfree_add(d, BF_DOUBLE_FREE, &a, e, f->free_site);
 			return;
 		}
 	}
@@ -1080,21 +745,6 @@ void detect__meta(struct detect *d, const struct kms_meta *m)
 
 /* ---- read side ---- */
 
-size_t detect__nr_misuse(const struct detect *d)
-{
-	return d->misuse.nr;
-}
-
-const struct detect_misuse *detect__misuse(const struct detect *d, size_t i)
-{
-	return i < d->misuse.nr ? kvec__at(&d->misuse, i) : NULL;
-}
-
-const struct detect_misuse_stats *detect__misuse_stats(const struct detect *d)
-{
-	return &d->ms;
-}
-
 size_t detect__nr_badfree(const struct detect *d)
 {
 	return d->badfree.nr;
@@ -1159,7 +809,11 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 
 __u64 detect__nr_live(const struct detect *d)
 {
-	return d->live.count;
+	__u64 n = 0;
+
+	for (int c = 0; c < OC_NR; c++)
+		n += d->live[c].count;
+	return n;
 }
 
 int detect__leaks(const struct detect *d, __u64 now, __u64 min_age_ns,
@@ -1173,26 +827,27 @@ int detect__leaks(const struct detect *d, __u64 now, __u64 min_age_ns,
 	all = calloc(n ? n : 1, sizeof(*all));
 	if (!all)
 		return -ENOMEM;
-	for (i = 0; i <= d->live.mask; i++) {
-		const struct orec *r = &d->live.slots[i];
-		struct detect_leak *l;
+	for (int c = 0; c < OC_NR; c++) {
+		for (i = 0; i <= d->live[c].mask; i++) {
+			const struct live_slot *r = (const void *)htab__at(&d->live[c], i);
+			struct detect_leak *l;
+			int fam;
 
-		int fam;
-
-		if (!r->hash || r->group >= n)
-			continue;
-		l = &all[r->group];
-		if (r->ts + min_age_ns > now) {
-			l->young++;
-			continue;
+			if (!r->hash || r->group >= n)
+				continue;
+			l = &all[r->group];
+			if (r->ts + min_age_ns > now) {
+				l->young++;
+				continue;
+			}
+			if (!l->count || r->ts < l->oldest_ts)
+				l->oldest_ts = r->ts;
+			l->count++;
+			l->bytes += r->bytes;
+			fam = ((const struct detect_group *)kvec__at(&d->groups, r->group))->family;
+			if (d->lossy[fam] && r->ts <= d->loss_cut[fam])
+				l->exposed++;
 		}
-		if (!l->count || r->ts < l->oldest_ts)
-			l->oldest_ts = r->ts;
-		l->count++;
-		l->bytes += r->bytes;
-		fam = ((const struct detect_group *)kvec__at(&d->groups, r->group))->family;
-		if (d->lossy[fam] && r->ts <= d->loss_cut[fam])
-			l->exposed++;
 	}
 	/* compact in place: rows for groups with anything outstanding */
 	out = all;

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The detector's state, shared by its files: detect.c (leaks, bad frees,
+ * names) and detect_misuse.c (atomic-context checks). Not for other users:
+ * they read the detector through detect.h.
+ */
+#ifndef KMS_DETECT_INT_H
+#define KMS_DETECT_INT_H
+
+#include "agg.h"
+#include "detect.h"
+#include "htab.h"
+#include "kvec.h"
+
+#define NR_ORDERS	16
+#define LAST_PAGE_CPUS	1024
+
+/* object classes of the event table (agg.h) */
+enum obj_class {
+	OC_SLAB = KMS_OC_SLAB,
+	OC_PAGE = KMS_OC_PAGE,
+	OC_VMALLOC = KMS_OC_VMALLOC,
+	OC_DMA = KMS_OC_DMA,
+	OC_PERCPU = KMS_OC_PERCPU,
+	OC_NR = KMS_OC_NR,
+};
+
+struct name_item {
+	__u64 key;
+	char name[KMS_NAME_LEN];
+	__u32 flags;		/* KMS_META_* */
+};
+
+struct ring_ent {
+	__u64 ptr;
+	__u32 seq;
+	__u8 cls;
+};
+
+struct last_page {
+	__u64 pfn;
+	__u8 order;
+	bool valid;
+};
+
+struct detect {
+	struct detect_opts o;
+	struct htab live[OC_NR];	/* struct live_slot */
+	struct htab freed[OC_NR];	/* struct freed_slot */
+	struct ring_ent *ring;		/* FIFO of the freed set, for eviction */
+	unsigned int ring_cap, ring_head, ring_nr;
+	__u32 seq;
+	struct kvec groups;		/* struct detect_group, key: family..obj */
+	struct kvec sites;		/* struct detect_site */
+	struct kvec misuse;		/* struct detect_misuse */
+	struct kvec badfree;		/* struct detect_badfree */
+	struct kvec comms;		/* struct name_item by tgid */
+	struct kvec objnames;		/* struct name_item by cache/device pointer */
+	struct detect_misuse_stats ms;
+	struct detect_free_stats fs;
+	__u64 live_pages_by_order[NR_ORDERS];
+	struct last_page last_page[LAST_PAGE_CPUS];
+	__u64 dmap_cand;
+	int dmap_votes;
+	__u64 dmap;
+	signed char *nest;		/* per stack id: 0 unknown, 1 none, 2 + enum nest_kind */
+	size_t nest_cap;
+	/*
+	 * Loss markers (KMS_EV_META_LOSS): an object of family f allocated at or
+	 * before loss_cut[f] may have had its free lost. Records are nearly in
+	 * time order, so the newest time seen when the marker came is the cut:
+	 * every record before the marker is at or before it.
+	 */
+	__u64 max_ts;
+	__u64 loss_cut[KMS_FAM_MAX];
+	bool lossy[KMS_FAM_MAX];
+};
+
+/* atomic-context checks of one allocation (detect_misuse.c); nested: page under another */
+void detect_misuse_check(struct detect *d, const struct kms_event *e, int fam, int nested);
+
+#endif

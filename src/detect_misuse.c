@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Atomic-context misuse: each allocation's context, from its preempt count
+ * against the family's calibrated baseline, and the findings a context and
+ * a GFP make (detect.h).
+ */
+#include <string.h>
+#include "detect_int.h"
+
+#define HIGH_ORDER	3	/* page orders from here on are "high order" */
+
+static const char *const ctx_names[DCTX_NR] = {
+	[DCTX_PROCESS] = "process",
+	[DCTX_PREEMPT_OFF] = "preempt_disabled",
+	[DCTX_BH_OFF] = "bh_disabled",
+	[DCTX_SOFTIRQ] = "softirq",
+	[DCTX_HARDIRQ] = "hardirq",
+	[DCTX_NMI] = "nmi",
+	[DCTX_UNKNOWN] = "unknown",
+};
+
+static const char *const misuse_names[MIS_NR] = {
+	[MIS_BLOCKING_IN_ATOMIC] = "blocking_gfp_in_atomic",
+	[MIS_VMALLOC_IN_ATOMIC] = "vmalloc_in_atomic",
+	[MIS_ATOMIC_IN_PROCESS] = "atomic_gfp_in_process",
+	[MIS_HIGH_ORDER_ATOMIC] = "high_order_atomic",
+};
+
+const char *detect_ctx_name(int ctx)
+{
+	return ctx >= 0 && ctx < DCTX_NR ? ctx_names[ctx] : NULL;
+}
+
+const char *detect_misuse_name(int kind)
+{
+	return kind >= 0 && kind < MIS_NR ? misuse_names[kind] : NULL;
+}
+
+bool detect_misuse_is_info(int kind)
+{
+	return kind == MIS_ATOMIC_IN_PROCESS || kind == MIS_HIGH_ORDER_ATOMIC;
+}
+
+int detect__classify(__u8 ctx_flags, __u32 pc, int baseline)
+{
+	if (!(ctx_flags & KMS_CTX_KNOWN))
+		return DCTX_UNKNOWN;
+	/* interrupt bits are absolute: the tracer adds none of them */
+	if (pc & DETECT_PC_NMI)
+		return DCTX_NMI;
+	if (pc & DETECT_PC_HARDIRQ)
+		return DCTX_HARDIRQ;
+	if (pc & DETECT_PC_SOFTIRQ_SERVING)
+		return DCTX_SOFTIRQ;
+	if (pc & DETECT_PC_SOFTIRQ)
+		return DCTX_BH_OFF;
+	/* the depth includes what the tracer itself adds: only the baseline tells */
+	if (baseline < 0)
+		return DCTX_UNKNOWN;
+	if ((int)(pc & DETECT_PC_PREEMPT) > baseline)
+		return DCTX_PREEMPT_OFF;
+	return DCTX_PROCESS;
+}
+
+static void misuse_add(struct detect *d, int kind, int ctx, int fam, const struct kms_event *e)
+{
+	struct detect_misuse key;
+	struct detect_misuse *m;
+	bool created;
+	long i;
+
+	memset(&key, 0, sizeof(key));
+	key.kind = kind;
+	key.ctx = ctx;
+	key.family = fam;
+	key.stack_id = e->stack_id < 0 ? -1 : e->stack_id;
+	key.site = e->site;
+	key.obj = e->obj;
+	key.gfp = e->gfp;
+	i = kvec__get(&d->misuse, &key, &created);
+	if (i < 0)
+		return;
+	m = kvec__at(&d->misuse, i);
+	if (created) {
+		m->pc = e->pc;
+		m->pid = e->pid;
+		m->order = e->order;
+		m->first_ts = e->ts;
+	}
+	m->count++;
+}
+
+void detect_misuse_check(struct detect *d, const struct kms_event *e, int fam, int nested)
+{
+	int base = d->o.baseline_pc[fam];
+	int ctx = detect__classify(e->ctx, e->pc, base);
+	bool atomic, blocking, gfp_known;
+
+	if (!(e->ctx & KMS_CTX_KNOWN))
+		d->ms.no_context++;
+	else if (ctx == DCTX_UNKNOWN)
+		d->ms.no_baseline++;
+	d->ms.by_ctx[ctx]++;
+	if (ctx == DCTX_UNKNOWN)
+		return;
+	/* the outer slab/vmalloc allocation carries the verdict for its pages */
+	if (nested >= 0) {
+		d->ms.nested_skipped++;
+		return;
+	}
+	d->ms.checked++;
+	atomic = ctx != DCTX_PROCESS;
+	/* vmalloc's tracepoint has no GFP (0): vmalloc may sleep whatever was asked */
+	gfp_known = d->o.gfp_direct_reclaim && e->gfp;
+	blocking = gfp_known && (e->gfp & d->o.gfp_direct_reclaim);
+	if (!d->o.gfp_direct_reclaim)
+		d->ms.gfp_unknown++;
+
+	if (fam == KMS_FAM_VMALLOC) {
+		if (atomic && (!gfp_known || blocking))
+			misuse_add(d, MIS_VMALLOC_IN_ATOMIC, ctx, fam, e);
+		return;
+	}
+	if (!gfp_known)
+		return;
+	if (atomic && blocking)
+		misuse_add(d, MIS_BLOCKING_IN_ATOMIC, ctx, fam, e);
+	else if (!atomic && !blocking)
+		misuse_add(d, MIS_ATOMIC_IN_PROCESS, ctx, fam, e);
+	if (fam == KMS_FAM_PAGE && e->order >= HIGH_ORDER && !blocking)
+		misuse_add(d, MIS_HIGH_ORDER_ATOMIC, ctx, fam, e);
+}
+
+size_t detect__nr_misuse(const struct detect *d)
+{
+	return d->misuse.nr;
+}
+
+const struct detect_misuse *detect__misuse(const struct detect *d, size_t i)
+{
+	return i < d->misuse.nr ? kvec__at(&d->misuse, i) : NULL;
+}
+
+const struct detect_misuse_stats *detect__misuse_stats(const struct detect *d)
+{
+	return &d->ms;
+}
+
