@@ -223,7 +223,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.sa.so.detect = &dopts;
 	env.s = &s;
 	err = session__start(&s, &env.sa.so);
-	env.d = s.detect;
+	env.d = s.pipe.detect;
 	if (err)
 		goto out;
 	env.ro.ksyms = s.ksyms;
@@ -252,19 +252,19 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.ro.quality = &q;
 	env.ro.now = s.stop_ns;
 	env.ro.snapshots = env.ticks;
-	env.ro.settle_ns = s.settling ? s.stop_ns - s.start_ns - s.window_ns : 0;
-	env.ro.after_window = s.after_window;
+	env.ro.settle_ns = s.pipe.settling ? s.stop_ns - s.start_ns - s.window_ns : 0;
+	env.ro.after_window = s.pipe.after_window;
 	out = cli_open_output(env.output);
 	if (!out) {
 		err = 1;
 		goto out;
 	}
 	if (leaks)
-		err = env.json ? detect_report__leaks_json(env.d, s.agg, &env.ro, out) :
-				 detect_report__leaks_text(env.d, s.agg, &env.ro, out);
+		err = env.json ? detect_report__leaks_json(env.d, s.pipe.agg, &env.ro, out) :
+				 detect_report__leaks_text(env.d, s.pipe.agg, &env.ro, out);
 	else
-		err = env.json ? detect_report__misuse_json(env.d, s.agg, &env.ro, out) :
-				 detect_report__misuse_text(env.d, s.agg, &env.ro, out);
+		err = env.json ? detect_report__misuse_json(env.d, s.pipe.agg, &env.ro, out) :
+				 detect_report__misuse_text(env.d, s.pipe.agg, &env.ro, out);
 	cli_close_output(out);
 	if (err)
 		kms_error("Failed to write the report: %s\n", strerror(-err));

@@ -11,9 +11,8 @@
 #include "session.h"
 #include "collector.h"
 #include "cpu_nodes.h"
-#include "deferred.h"
 #include "detect.h"
-#include "filter.h"
+#include "pipeline.h"
 #include "frames.h"
 #include "gfp.h"
 #include "ksyms.h"
@@ -87,20 +86,10 @@ static void sink_event(void *ctx, struct kms_event *e)
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
-	/* before anything drops a record: a handoff must be known when its real free comes */
-	deferred__event(s->defer, e);
-	if (calibration_event(s, e) || !filter__event(s->filter, e))
-		return;
-	if (s->settling) {
-		if (!kms_ev_is_free(e->type)) {
-			s->after_window++;
-			return;
-		}
-		e->ctx |= KMS_CTX_OUTSIDE;
-	}
-	agg__event(s->agg, e);
-	if (s->detect)
-		detect__event(s->detect, e);
+	if (calibration_event(s, e))
+		pipeline__observe(&s->pipe, e);
+	else
+		pipeline__event(&s->pipe, e);
 }
 
 /*
@@ -134,7 +123,7 @@ static void sink_meta(void *ctx, const struct kms_meta *in)
 
 	if (in->type == KMS_EV_META_CACHE) {
 		/* every CPU names a cache again: ask sysfs once per cache */
-		const struct agg_cache *known = agg__find_cache(s->agg, in->key);
+		const struct agg_cache *known = agg__find_cache(s->pipe.agg, in->key);
 
 		copy = *in;
 		copy.name[KMS_NAME_LEN - 1] = '\0';
@@ -144,10 +133,7 @@ static void sink_meta(void *ctx, const struct kms_meta *in)
 			copy.flags |= KMS_META_RECLAIMABLE;
 		m = &copy;
 	}
-	filter__meta(s->filter, m);
-	agg__meta(s->agg, m);
-	if (s->detect)
-		detect__meta(s->detect, m);
+	pipeline__meta(&s->pipe, m);
 }
 
 /* allocations from plain process context, in as many families as user space can reach */
@@ -182,7 +168,7 @@ static void set_cpu_nodes(struct session *s)
 	if (nodes) {
 		err = cpu_nodes__read(NULL, nodes, nr);
 		if (err >= 0)
-			err = agg__set_cpu_nodes(s->agg, nodes, nr);
+			err = agg__set_cpu_nodes(s->pipe.agg, nodes, nr);
 	}
 	if (err < 0)
 		kms_warn("cannot read the CPUs' NUMA nodes (%s/node): %s; records without a "
@@ -260,7 +246,8 @@ void session__collector_opts(const struct session_opts *o, struct collector_opts
 int session__start(struct session *s, const struct session_opts *o)
 {
 	struct collector_opts co = {};
-	struct filter_opts fo = {};
+	struct pipeline_opts po = {};
+	struct detect_opts dopts;
 	struct collector_sink sink = { sink_event, sink_meta, s };
 	int err;
 
@@ -274,16 +261,6 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (err)
 		return err;
 
-	fo.comm = o->comm;
-	fo.families = o->families;
-	s->filter = filter__new(&fo);
-	s->agg = agg__new();
-	s->defer = deferred__new();
-	if (!s->filter || !s->agg || !s->defer) {
-		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
-		return 1;
-	}
-	set_cpu_nodes(s);
 	s->ksyms = ksyms__load(NULL);
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
@@ -300,9 +277,10 @@ int session__start(struct session *s, const struct session_opts *o)
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
 	}
+	po.filter.comm = o->comm;
+	po.filter.families = o->families;
 	if (o->detect) {
-		struct detect_opts dopts = *o->detect;
-
+		dopts = *o->detect;
 		dopts.stack = detect_stack;
 		dopts.stack_ctx = s;
 		dopts.page_shift = __builtin_ctzl(sysconf(_SC_PAGESIZE));
@@ -311,12 +289,13 @@ int session__start(struct session *s, const struct session_opts *o)
 		if (s->gfp)
 			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
 					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");
-		s->detect = detect__new(&dopts);
-		if (!s->detect) {
-			kms_error("Failed to set up the detectors: %s\n", strerror(ENOMEM));
-			return 1;
-		}
+		po.detect = &dopts;
 	}
+	if (pipeline__init(&s->pipe, &po)) {
+		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
+		return 1;
+	}
+	set_cpu_nodes(s);
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f])
 			kms_warn("family %s cannot be traced on this kernel (see 'kmemscope "
@@ -355,8 +334,8 @@ int session__start(struct session *s, const struct session_opts *o)
 	s->context = collector__context(s->coll);
 	if (s->context)
 		calibrate(s, co.filter_pids);
-	if (s->detect)
-		detect__set_env(s->detect, s->ksyms, s->baseline_pc,
+	if (s->pipe.detect)
+		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
 	/* 127 when CMD cannot run: nothing to report */
@@ -416,7 +395,7 @@ int session__settle(struct session *s, double seconds)
 		kms_error("Failed to read events: %s\n", strerror(-err));
 		return 1;
 	}
-	s->settling = true;
+	pipeline__settle(&s->pipe);
 	s->window_ns = cli_now_ns() - s->start_ns;
 	/* MEMBARRIER_CMD_GLOBAL returns after an RCU grace period (synchronize_rcu()) */
 	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
@@ -450,8 +429,8 @@ void session__quality(struct session *s, struct kms_quality *q)
 {
 	memset(q, 0, sizeof(*q));
 	collector__quality(s->coll, q);
-	if (s->filter)
-		q->filtered += filter__stats(s->filter)->filtered + filter__stats(s->filter)->skipped;
+	if (s->pipe.filter)
+		q->filtered += pipeline__filtered(&s->pipe);
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 
@@ -459,11 +438,8 @@ void session__free(struct session *s)
 {
 	cli_cmd_abort(&s->cmd);
 	collector__free(s->coll);
-	detect__free(s->detect);
 	plan__free(s->plan);
-	agg__free(s->agg);
-	filter__free(s->filter);
-	deferred__free(s->defer);
+	pipeline__fini(&s->pipe);
 	ksyms__free(s->ksyms);
 	gfp_table__free(s->gfp);
 	free(s->site_cache);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "agg.h"
 #include "cli.h"
+#include "pipeline.h"
 #include "quality.h"
 
 struct argp;
@@ -18,10 +19,8 @@ struct plan;
 struct collector;
 struct ksyms;
 struct gfp_table;
-struct filter;
 struct detect;
 struct detect_opts;
-struct deferred;
 
 enum session_order {
 	SESSION_ORDER_AUTO = 0,	/* seq on up to 8 CPUs, else time */
@@ -71,8 +70,8 @@ struct session {
 	struct collector *coll;
 	struct ksyms *ksyms;
 	struct gfp_table *gfp;
-	struct filter *filter;	/* the one filter stage: before agg and detect */
-	struct agg *agg;
+	/* filter stage, aggregator, detectors: see pipeline.h */
+	struct pipeline pipe;
 	struct cli_cmd cmd;
 	__u64 *site_cache;	/* per stack id: resolved site + 1, 0 = not yet */
 	unsigned int stack_entries;
@@ -84,12 +83,8 @@ struct session {
 	 * measured at start-up (-1: unknown): what the tracer itself adds
 	 */
 	int baseline_pc[KMS_FAM_MAX];
-	struct detect *detect;	/* when session_opts.detect asked for one */
-	struct deferred *defer;	/* marks the real frees of objects handed to RCU */
 	pid_t self;
-	bool settling;		/* after the window: frees only (session__settle) */
 	__u64 window_ns;	/* the window's length when settling, else 0 */
-	__u64 after_window;	/* allocations made while settling: not counted */
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];
 };

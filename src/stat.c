@@ -134,7 +134,7 @@ int cmd_stat(int argc, char **argv)
 	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
-	mis.d = s.detect;
+	mis.d = s.pipe.detect;
 	if (mis.d) {
 		mis.ro.ksyms = s.ksyms;
 		mis.ro.gfp = s.gfp;
@@ -164,7 +164,7 @@ int cmd_stat(int argc, char **argv)
 		err = 1;
 		goto out;
 	}
-	err = env.json ? report__stat_json(s.agg, &ro, out) : report__stat_text(s.agg, &ro, out);
+	err = env.json ? report__stat_json(s.pipe.agg, &ro, out) : report__stat_text(s.pipe.agg, &ro, out);
 	cli_close_output(out);
 	err = err ? 1 : 0;
 out:

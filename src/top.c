@@ -440,7 +440,7 @@ static int top_sample(struct top *t)
 	tmp = t->old;
 	t->old = t->now;
 	t->now = tmp;
-	err = top__snap_take(&t->now, t->s->agg, cli_now_ns(), t->q.events, t->q.lost);
+	err = top__snap_take(&t->now, t->s->pipe.agg, cli_now_ns(), t->q.events, t->q.lost);
 	if (err)
 		return err;
 	t->window = top__window(&t->old, &t->now);
@@ -473,9 +473,9 @@ static void site_text(struct top *t, const struct top_row *r, char *buf, size_t 
 static const char *obj_text(struct top *t, const struct top_row *r)
 {
 	if (r->family == KMS_FAM_CACHE)
-		return agg__cache_name(t->s->agg, r->obj);
+		return agg__cache_name(t->s->pipe.agg, r->obj);
 	if (r->family == KMS_FAM_DMA)
-		return agg__device_name(t->s->agg, r->obj);
+		return agg__device_name(t->s->pipe.agg, r->obj);
 	return NULL;
 }
 
@@ -824,11 +824,11 @@ int cmd_top(int argc, char **argv)
 	t.tty = !env.batch && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
 
 	err = session__start(&s, &env.sa.so);
-	t.d = s.detect;
+	t.d = s.pipe.detect;
 	if (err)
 		goto out;
 	session__quality(&s, &t.q);
-	if (top__snap_take(&t.now, s.agg, s.start_ns, t.q.events, t.q.lost) ||
+	if (top__snap_take(&t.now, s.pipe.agg, s.start_ns, t.q.events, t.q.lost) ||
 	    top__snap_copy(&t.reset, &t.now) || top__snap_copy(&t.old, &t.now)) {
 		err = 1;
 		goto out_stop;

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The record path from a source to the reports, one for every source: the
+ * live collector (session.c) feeds it, and so will a trace file. In order:
+ * the deferred-free stage (first: a hand-off to RCU must be known when its
+ * real free comes, whatever is dropped), the filter stage, the settle gate,
+ * then the consumers: the aggregator, and the detectors when asked for.
+ */
+#ifndef KMS_PIPELINE_H
+#define KMS_PIPELINE_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include "filter.h"
+#include "kmemscope.h"
+
+struct agg;
+struct deferred;
+struct detect;
+struct detect_opts;
+
+struct pipeline_opts {
+	struct filter_opts filter;
+	const struct detect_opts *detect;	/* NULL: no detectors */
+};
+
+struct pipeline {
+	struct deferred *defer;
+	struct filter *filter;
+	struct agg *agg;
+	struct detect *detect;		/* NULL unless pipeline_opts.detect */
+	bool settling;			/* after the window: frees only (pipeline__settle) */
+	__u64 after_window;		/* allocations seen while settling: not counted */
+};
+
+/* 0 or -ENOMEM; pipeline__fini() cleans up either way */
+int pipeline__init(struct pipeline *p, const struct pipeline_opts *o);
+void pipeline__fini(struct pipeline *p);
+/* one record, in stream order */
+void pipeline__event(struct pipeline *p, struct kms_event *e);
+/* a record the reports must not count (before the trace began): only the stages learn */
+void pipeline__observe(struct pipeline *p, struct kms_event *e);
+void pipeline__meta(struct pipeline *p, const struct kms_meta *m);
+/*
+ * The window is over: from now on allocations are not counted, and a free
+ * counts only when it frees an object of the window.
+ */
+void pipeline__settle(struct pipeline *p);
+/* records the filter stage kept out */
+__u64 pipeline__filtered(const struct pipeline *p);
+
+#endif
