@@ -27,7 +27,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=35
+EXPECTED=37
 REPORTED=0
 FAILED=0
 pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
@@ -82,6 +82,8 @@ fi
 bad_arg "kmemscope leaks --stack-depth 0" leaks --stack-depth 0
 bad_arg "kmemscope leaks --stack-depth 33" leaks --stack-depth 33
 bad_arg "kmemscope misuse --min-age 5" misuse --min-age 5
+bad_arg "kmemscope leaks --settle -1" leaks --settle -1
+bad_arg "kmemscope leaks --settle 0.5x" leaks --settle 0.5x
 
 # check WHAT JSON ARGS...: the report's checks, counted through pass and fail;
 # a Python error is a FAIL line too (and the checks it skipped go missing)
