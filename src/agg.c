@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The aggregation core. One pass over records in time order; everything is
- * counted in open-addressing tables (one implementation, below) that map a
- * key to a dense array index, except the live-object tables, which hold their
- * entries inline and delete with backward shift. No allocation per event
+ * The aggregation core: counters. One pass over records in time order;
+ * everything is counted in htab.h tables that map a key to a dense array
+ * index. Which allocation a free frees is the live-object store's answer
+ * (live.h), given through the agg__on_*() hooks. No allocation per event
  * once the tables are warm, no string work per event.
  */
 #include <errno.h>
@@ -11,8 +11,8 @@
 #include <string.h>
 #include "htab.h"
 #include "agg.h"
+#include "live.h"
 
-#define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
 
 #define mix64 kms_hash64
 
@@ -65,21 +65,6 @@ struct u64_slot {		/* caches, devices, processes, gfp values */
 	__u32 idx;
 };
 
-struct live_val {
-	__u32 site;
-	__u32 pid : 24;		/* pid_max is at most 2^22 */
-	__u32 order : 8;	/* page class: order of the allocation */
-	__u32 bytes_req;
-	__u32 bytes_alloc;	/* page class: bytes still allocated */
-	__u64 ts;
-};
-
-struct live_slot {
-	__u64 hash;
-	__u64 ptr;
-	struct live_val v;
-};
-
 struct site {
 	struct agg_site pub;
 	int cache;		/* index into caches, -1 when none */
@@ -100,8 +85,6 @@ struct agg {
 	struct site *sites;
 	size_t nr_sites, cap_sites;
 
-	struct htab live[LC_NR];
-	__u64 live_pages_by_order[AGG_NR_ORDERS];
 
 	struct htab cache_tab;
 	struct agg_cache *caches;
@@ -159,7 +142,7 @@ static const struct ev_info ev_info[KMS_EV_NR_EVENTS] = {
 	[KMS_EV_PERCPU_ALLOC]	   = { "percpu_alloc", KMS_FAM_PERCPU, LC_PERCPU, true, false },
 	[KMS_EV_PERCPU_FREE]	   = { "percpu_free", KMS_FAM_PERCPU, LC_PERCPU, false, true },
 	[KMS_EV_ALLOC_FAIL]	   = { "alloc_fail", -1, -1, false, false },
-	/* kvfree_rcu() may hand over a vmalloc object too: see on_free() */
+	/* kvfree_rcu() may hand over a vmalloc object too: see pipeline.c */
 	[KMS_EV_RCU_FREE]	   = { "kfree_rcu", KMS_FAM_KMALLOC, LC_SLAB, false, true, true },
 	[KMS_EV_BULK_FREE]	   = { "kfree_bulk", KMS_FAM_KMALLOC, LC_SLAB, false, true, true },
 	[KMS_EV_CACHE_BULK_FREE]   = { "kmem_cache_free_bulk", KMS_FAM_CACHE, LC_SLAB, false, true,
@@ -175,14 +158,6 @@ static const char *const fam_names[KMS_FAM_MAX] = {
 	[KMS_FAM_PERCPU] = "percpu",
 };
 
-static const signed char fam_class[KMS_FAM_MAX] = {
-	[KMS_FAM_KMALLOC] = LC_SLAB,
-	[KMS_FAM_CACHE] = LC_SLAB,
-	[KMS_FAM_PAGE] = LC_PAGE,
-	[KMS_FAM_VMALLOC] = LC_VMALLOC,
-	[KMS_FAM_DMA] = LC_DMA,
-	[KMS_FAM_PERCPU] = LC_PERCPU,
-};
 
 int kms_ev_family(int type)
 {
@@ -238,15 +213,13 @@ int kms_ev_class(int type)
 struct agg *agg__new(void)
 {
 	struct agg *a = calloc(1, sizeof(*a));
-	int i, err = 0;
+	int err = 0;
 
 	if (!a)
 		return NULL;
 	a->last_proc = -1;
 	a->last_gfp_idx = -1;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024);
-	for (i = 0; i < LC_NR; i++)
-		err |= htab__init(&a->live[i], sizeof(struct live_slot), 1024);
 	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256);
 	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64);
 	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256);
@@ -262,13 +235,9 @@ fail:
 
 void agg__free(struct agg *a)
 {
-	int i;
-
 	if (!a)
 		return;
 	htab__fini(&a->site_tab);
-	for (i = 0; i < LC_NR; i++)
-		htab__fini(&a->live[i]);
 	htab__fini(&a->cache_tab);
 	htab__fini(&a->dev_tab);
 	htab__fini(&a->proc_tab);
@@ -473,8 +442,10 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 		a->caches[s->cache].frees++;
 }
 
-static void on_alloc(struct agg *a, const struct kms_event *e, int fam, struct agg_proc *p)
+void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 {
+	int fam = kms_ev_family(e->type);
+	struct agg_proc *p = proc_get(a, e->pid);
 	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
 
 	/* the allocator's own nested vmalloc gets a row of its own at the same site */
@@ -482,15 +453,13 @@ static void on_alloc(struct agg *a, const struct kms_event *e, int fam, struct a
 		obj = KMS_OBJ_NESTED;
 	__u32 req = e->bytes_req, alloc = e->bytes_alloc;
 	unsigned int order = 0;
-	struct live_slot *ls;
 	struct agg_counts *f;
 	struct site *s;
 	__s64 idx;
-	bool created;
 	int node;
 
 	idx = site_get(a, fam, e->site, obj);
-	if (idx < 0) {
+	if (idx < 0 || !p) {
 		a->stats.nomem++;
 		return;
 	}
@@ -545,34 +514,36 @@ static void on_alloc(struct agg *a, const struct kms_event *e, int fam, struct a
 	p->allocs++;
 	p->bytes_alloc += alloc;
 
-	ls = htab__get(&a->live[fam_class[fam]], mix64(e->ptr), &e->ptr, sizeof(e->ptr),
-		       sizeof(*ls), &created);
-	if (!ls) {
-		/* not tracked: undo the outstanding part so totals stay consistent */
+	if (!o) {
+		/* not tracked (no memory, or no address): totals stay consistent */
 		account_release(a, idx, alloc, true);
-		a->stats.nomem++;
+		if (e->ptr)
+			a->stats.nomem++;
 		return;
 	}
-	if (!created) {
-		/* the object's free was lost: drop the old allocation from the live set */
-		account_release(a, ls->v.site, ls->v.bytes_alloc, true);
-		a->fam[a->sites[ls->v.site].pub.family].realloc_without_free++;
-		a->stats.realloc_without_free++;
-		if (fam_class[fam] == LC_PAGE)
-			a->live_pages_by_order[ls->v.order]--;
-	}
-	ls->v.site = idx;
-	ls->v.pid = e->pid;
-	ls->v.order = order;
-	ls->v.bytes_req = req;
-	ls->v.bytes_alloc = alloc;
-	ls->v.ts = e->ts;
-	if (fam == KMS_FAM_PAGE)
-		a->live_pages_by_order[order]++;
+	o->site = idx;
+	o->pid = e->pid;
+	o->bytes_req = req;
+	o->bytes_alloc = alloc;
+	o->ts = e->ts;
 }
 
-static void unmatched_free(struct agg *a, const struct kms_event *e, int fam)
+void agg__on_implicit_free(struct agg *a, const struct live_obj *old)
 {
+	account_release(a, old->site, old->bytes_alloc, true);
+	a->fam[a->sites[old->site].pub.family].realloc_without_free++;
+	a->stats.realloc_without_free++;
+}
+
+void agg__on_unmatched(struct agg *a, const struct kms_event *e)
+{
+	int fam = kms_ev_family(e->type);
+
+	/* a free by a process outside the filters counts only if it frees one of ours */
+	if (e->ctx & KMS_CTX_OUTSIDE) {
+		a->stats.filtered++;
+		return;
+	}
 	a->fam[fam].unmatched_frees++;
 	a->stats.unmatched_frees++;
 	if (e->type == KMS_EV_CACHE_FREE && e->obj) {
@@ -583,85 +554,22 @@ static void unmatched_free(struct agg *a, const struct kms_event *e, int fam)
 	}
 }
 
-/*
- * Page frees: the exact frame first. split_page() turns an order-N block
- * into order-0 pages freed one by one, so a miss also tries the aligned
- * heads of live higher-order blocks that could contain the frame.
- */
-static bool page_free(struct agg *a, const struct kms_event *e)
+void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_obj *o,
+		  __u32 bytes, bool whole, bool split)
 {
-	struct htab *h = &a->live[LC_PAGE];
-	unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
-	struct live_slot *ls;
-	__u64 key = e->ptr, bytes;
-	unsigned int o, max_live = 0;
+	struct site *s = &a->sites[o->site];
 
-	ls = htab__lookup(h, mix64(key), &key, sizeof(key));
-	if (!ls) {
-		for (o = AGG_NR_ORDERS - 1; o > 0; o--) {
-			if (a->live_pages_by_order[o]) {
-				max_live = o;
-				break;
-			}
-		}
-		if (max_live > SPLIT_MAX_ORDER)
-			max_live = SPLIT_MAX_ORDER;
-		for (o = 1; o <= max_live && !ls; o++) {
-			/* the head only changes when bit o-1 of the frame is set */
-			if (!(e->ptr & (1ULL << (o - 1))))
-				continue;
-			key = e->ptr & ~((1ULL << o) - 1);
-			ls = htab__lookup(h, mix64(key), &key, sizeof(key));
-			if (ls && e->ptr - key >= (1ULL << ls->v.order))
-				ls = NULL;
-		}
-		if (!ls)
-			return false;
+	if (split)
+		a->stats.page_split_frees++;
+	if (!whole) {
+		account_release(a, o->site, bytes, false);
+		return;
 	}
-	if (m >= ls->v.order) {
-		account_free(a, ls->v.site, ls->v.bytes_alloc, true);
-		a->live_pages_by_order[ls->v.order]--;
-		htab__delete(h, ls, sizeof(*ls));
-		return true;
-	}
-	/* part of a bigger block: one page (or 2^m) at a time */
-	a->stats.page_split_frees++;
-	bytes = ((__u64)(ls->v.bytes_req >> ls->v.order)) << m;
-	if (bytes >= ls->v.bytes_alloc) {
-		account_free(a, ls->v.site, ls->v.bytes_alloc, true);
-		a->live_pages_by_order[ls->v.order]--;
-		htab__delete(h, ls, sizeof(*ls));
-		return true;
-	}
-	ls->v.bytes_alloc -= bytes;
-	account_release(a, ls->v.site, bytes, false);
-	return true;
-}
-
-static bool on_free(struct agg *a, const struct kms_event *e, int cls)
-{
-	struct htab *h = &a->live[cls];
-	struct live_slot *ls;
-	struct site *s;
-
-	if (cls == LC_PAGE)
-		return page_free(a, e);
-	ls = htab__lookup(h, mix64(e->ptr), &e->ptr, sizeof(e->ptr));
-	/* kvfree_rcu() takes vmalloc objects too */
-	if (!ls && e->type == KMS_EV_RCU_FREE) {
-		h = &a->live[LC_VMALLOC];
-		ls = htab__lookup(h, mix64(e->ptr), &e->ptr, sizeof(e->ptr));
-	}
-	if (!ls)
-		return false;
-	account_free(a, ls->v.site, ls->v.bytes_alloc, true);
+	account_free(a, o->site, o->bytes_alloc, true);
 	if (ev_info[e->type].deferred) {
-		s = &a->sites[ls->v.site];
 		s->pub.deferred_frees++;
 		a->fam[s->pub.family].deferred_frees++;
 	}
-	htab__delete(h, ls, sizeof(*ls));
-	return true;
 }
 
 void agg__event(struct agg *a, const struct kms_event *e)
@@ -693,12 +601,9 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		return;
 	}
 
-	/* a free by a process outside the filters counts only if it frees one of ours */
-	if (e->ctx & KMS_CTX_OUTSIDE) {
-		if (!ei->free || !e->ptr || !on_free(a, e, ei->cls))
-			a->stats.filtered++;
+	/* a free from outside the filters: agg__on_free() or agg__on_unmatched() count it */
+	if (e->ctx & KMS_CTX_OUTSIDE)
 		return;
-	}
 
 	p = proc_get(a, e->pid);
 	if (!p) {
@@ -709,13 +614,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 	if (ei->cls == LC_PAGE && ei->free)
 		a->orders[type == KMS_EV_PAGE_FREE ? clamp_order(e->order) : 0].frees++;
 
-	if (ei->alloc) {
-		on_alloc(a, e, fam, p);
-	} else if (ei->free) {
-		/* kfree(NULL) is an event the kernel counts, but frees nothing */
-		if (e->ptr && !on_free(a, e, ei->cls))
-			unmatched_free(a, e, fam);
-	} else {
+	if (!ei->alloc && !ei->free) {
 		/* allocation failure */
 		__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
 		__s64 idx = site_get(a, fam, e->site, obj);
@@ -893,32 +792,3 @@ const char *agg__device_name(const struct agg *a, __u64 dev)
 	return s ? a->devs[s->idx].name : NULL;
 }
 
-int agg__live_foreach(const struct agg *a, int (*fn)(const struct agg_live *l, void *ctx),
-		      void *ctx)
-{
-	struct agg_live l;
-	__u32 i;
-	int c, err;
-
-	for (c = 0; c < LC_NR; c++) {
-		const struct htab *h = &a->live[c];
-
-		for (i = 0; i <= h->mask; i++) {
-			const struct live_slot *s = (const void *)htab__at(h, i);
-
-			if (!s->hash)
-				continue;
-			l.family = a->sites[s->v.site].pub.family;
-			l.ptr = s->ptr;
-			l.site = s->v.site;
-			l.pid = s->v.pid;
-			l.bytes_req = s->v.bytes_req;
-			l.bytes_alloc = s->v.bytes_alloc;
-			l.ts = s->v.ts;
-			err = fn(&l, ctx);
-			if (err)
-				return err;
-		}
-	}
-	return 0;
-}

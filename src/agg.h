@@ -20,6 +20,21 @@ void agg__free(struct agg *a);
 
 /* e->cpu is set and e->site already resolved (from the stack when the event had none) */
 void agg__event(struct agg *a, const struct kms_event *e);
+
+/*
+ * What the live-object store (live.h) found for the record agg__event() was
+ * just given: the pipeline calls these.
+ */
+struct live_obj;
+/* an allocation added to the store as o (NULL: not tracked): sets o's site and sizes */
+void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o);
+/* a free of o: bytes of it when not whole (split: part of a split page block) */
+void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_obj *o,
+		  __u32 bytes, bool whole, bool split);
+/* old was still live when its address was allocated again: its free was not traced */
+void agg__on_implicit_free(struct agg *a, const struct live_obj *old);
+/* a free of nothing the store holds */
+void agg__on_unmatched(struct agg *a, const struct kms_event *e);
 void agg__meta(struct agg *a, const struct kms_meta *m);
 
 /* what a free event can free: kfree takes kmalloc and kmem_cache objects alike */
@@ -143,16 +158,6 @@ struct agg_stats {
 	__u64 last_ts;
 };
 
-/* one live (allocated, not yet freed) object, for leak reports */
-struct agg_live {
-	int family;
-	__u64 ptr;		/* address; page frame key for the page family */
-	size_t site;		/* index for agg__site() */
-	__u32 pid;
-	__u32 bytes_req;
-	__u32 bytes_alloc;	/* still allocated (pages: what split frees left) */
-	__u64 ts;
-};
 
 /* node_of_cpu[cpu] for events with no node (default: node 0); copied */
 int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus);
@@ -179,8 +184,5 @@ const char *agg__cache_name(const struct agg *a, __u64 cache);
 /* a cache a META record named, NULL when none did */
 const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache);
 const char *agg__device_name(const struct agg *a, __u64 dev);
-/* calls fn for every live object until it returns non-zero, which is returned */
-int agg__live_foreach(const struct agg *a, int (*fn)(const struct agg_live *l, void *ctx),
-		      void *ctx);
 
 #endif

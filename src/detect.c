@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The detectors over one ordered record stream: leaks and bad frees here,
- * atomic-context misuse in detect_misuse.c. Live objects sit in htab.h
- * tables, one per object class, keyed by address; the groups, sites and
- * findings the reports read are keyed vectors (kvec.h).
+ * atomic-context misuse in detect_misuse.c. Live objects are the pipeline's
+ * store (live.h), each holding the index of its group; the groups, sites
+ * and findings the reports read are keyed vectors (kvec.h).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,7 +12,6 @@
 #include "frames.h"
 #include "ksyms.h"
 
-#define SPLIT_MAX_ORDER	10	/* split_page() frees searched up to this order */
 #define DMAP_VOTES	2	/* agreeing large kmallocs before the direct map base is used */
 #define DMAP_ALIGN	(1ULL << 21)
 
@@ -85,24 +84,11 @@ const char *detect_nest_name(int nest)
 #define mix64 kms_hash64
 
 /*
- * ---- object tables: live objects and the recently-freed set ----
- * One table per object class (kfree takes kmalloc and kmem_cache objects
- * alike, so they share one), in the open-addressing table of htab.h keyed by
- * address. A live slot keeps only what its group does not already hold:
- * there is one per outstanding object, millions in a long leaks run.
+ * ---- the recently-freed set ----
+ * Live objects are the pipeline's store (live.h); each holds the index of
+ * its group here. Frees are remembered, one table per object class, for the
+ * double frees that come after them.
  */
-struct live_slot {
-	__u64 hash;		/* 0: empty slot */
-	__u64 ptr;		/* address; page frame key for pages */
-	__u64 ts;		/* allocation time */
-	__u32 group;		/* detect_group index: family, site, cache, stack */
-	__u32 bytes;		/* still allocated (pages: what split frees left) */
-	__u32 pid;
-	__u8 type;		/* KMS_EV_* of the allocation */
-	__u8 order;
-	__u16 pad;
-};
-
 /* a free remembered for double frees: bounded, so it can afford the detail */
 struct freed_slot {
 	__u64 hash;
@@ -125,11 +111,6 @@ struct alloc_view {
 	__u32 pid;
 };
 
-static struct live_slot *live_find(const struct htab *t, __u64 ptr)
-{
-	return htab__lookup(t, mix64(ptr), &ptr, sizeof(ptr));
-}
-
 static struct freed_slot *freed_find(const struct htab *t, __u64 ptr)
 {
 	return htab__lookup(t, mix64(ptr), &ptr, sizeof(ptr));
@@ -151,8 +132,7 @@ struct detect *detect__new(const struct detect_opts *o)
 	if (d->o.bad_frees)
 		d->o.leaks = true;	/* bad frees are judged against the live set */
 	for (int c = 0; c < OC_NR; c++)
-		if (htab__init(&d->live[c], sizeof(struct live_slot), 1024) ||
-		    htab__init(&d->freed[c], sizeof(struct freed_slot), 64))
+		if (htab__init(&d->freed[c], sizeof(struct freed_slot), 64))
 			goto fail;
 	if (d->o.bad_frees) {
 		d->ring_cap = d->o.freed_max;
@@ -178,7 +158,6 @@ void detect__free(struct detect *d)
 	if (!d)
 		return;
 	for (int c = 0; c < OC_NR; c++) {
-		htab__fini(&d->live[c]);
 		htab__fini(&d->freed[c]);
 	}
 	free(d->ring);
@@ -451,7 +430,7 @@ static struct detect_site *group_site(struct detect *d, const struct detect_grou
 }
 
 /* an object stops being outstanding; bytes: how much of it */
-static void release(struct detect *d, int cls, const struct live_slot *r, __u64 bytes, bool whole,
+static void release(struct detect *d, const struct live_obj *r, __u64 bytes, bool whole,
 		    bool implicit)
 {
 	struct detect_group *g = kvec__at(&d->groups, r->group);
@@ -472,12 +451,10 @@ static void release(struct detect *d, int cls, const struct live_slot *r, __u64 
 		if (s)
 			s->frees++;
 	}
-	if (cls == OC_PAGE && r->order < NR_ORDERS && d->live_pages_by_order[r->order])
-		d->live_pages_by_order[r->order]--;
 }
 
 /* a live object as a bad-free finding names it: its group holds the rest */
-static struct alloc_view live_view(const struct detect *d, const struct live_slot *r)
+static struct alloc_view live_view(const struct detect *d, const struct live_obj *r)
 {
 	const struct detect_group *g = kvec__at(&d->groups, r->group);
 	struct alloc_view v = {
@@ -508,16 +485,11 @@ static void learn_direct_map(struct detect *d, const struct kms_event *e, const 
 	}
 }
 
-static void on_alloc(struct detect *d, const struct kms_event *e, int fam, int cls,
-		     const struct last_page *prev)
+/* what an allocation tells before any live object: context, page bookkeeping */
+static void on_alloc_record(struct detect *d, const struct kms_event *e, int fam, int cls,
+			    const struct last_page *prev)
 {
-	struct detect_group *g;
-	struct live_slot *r;
-	struct freed_slot *f;
-	__u64 ptr = e->ptr;
 	int nested = -1;
-	bool created;
-	long gi;
 
 	if (cls == OC_PAGE) {
 		struct last_page *lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
@@ -531,9 +503,18 @@ static void on_alloc(struct detect *d, const struct kms_event *e, int fam, int c
 	}
 	if (d->o.misuse)
 		detect_misuse_check(d, e, fam, nested);
-	if (!d->o.leaks || !e->ptr)
-		return;
+}
 
+void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_obj *o)
+{
+	int fam = kms_ev_family(e->type), cls = kms_ev_class(e->type);
+	struct detect_group *g;
+	struct freed_slot *f;
+	__u64 ptr = e->ptr;
+	long gi;
+
+	if (!d->o.leaks || !o)
+		return;
 	if (d->ring) {
 		/* allocated again: an earlier free of this address is no longer a double free */
 		f = freed_find(&d->freed[cls], ptr);
@@ -543,64 +524,28 @@ static void on_alloc(struct detect *d, const struct kms_event *e, int fam, int c
 	gi = group_get(d, e, fam);
 	if (gi < 0)
 		return;
-	r = htab__get(&d->live[cls], mix64(ptr), &ptr, sizeof(ptr), sizeof(*r), &created);
-	if (!r)
-		return;
-	if (!created) {
-		/* a live address handed out again: it was freed without a trace event */
-		release(d, cls, r, r->bytes, true, true);
-	}
-	r->ts = e->ts;
-	r->group = gi;
-	r->bytes = e->bytes_alloc;
-	r->pid = e->pid;
-	r->type = e->type;
-	r->order = cls == OC_PAGE ? e->order : 0;
-	if (cls == OC_PAGE && r->order < NR_ORDERS)
-		d->live_pages_by_order[r->order]++;
-
+	o->group = gi;
 	g = kvec__at(&d->groups, gi);
 	g->allocs++;
 	g->outstanding++;
-	g->outstanding_bytes += e->bytes_alloc;
+	g->outstanding_bytes += o->bytes_alloc;
 	if (e->gfp != g->gfp)
 		g->gfp_mixed = true;
 	if (g->site_idx < d->sites.nr)
 		((struct detect_site *)kvec__at(&d->sites, g->site_idx))->allocs++;
 }
 
-/* split_page() frees the pages of a higher-order block one by one */
-static struct live_slot *page_lookup(struct detect *d, __u64 pfn)
+void detect__on_implicit_free(struct detect *d, const struct live_obj *old)
 {
-	struct live_slot *r = live_find(&d->live[OC_PAGE], pfn);
-	unsigned int o, max_live = 0;
-
-	if (r)
-		return r;
-	for (o = NR_ORDERS - 1; o > 0; o--)
-		if (d->live_pages_by_order[o]) {
-			max_live = o;
-			break;
-		}
-	if (max_live > SPLIT_MAX_ORDER)
-		max_live = SPLIT_MAX_ORDER;
-	for (o = 1; o <= max_live; o++) {
-		__u64 head;
-
-		if (!(pfn & (1ULL << (o - 1))))
-			continue;
-		head = pfn & ~((1ULL << o) - 1);
-		r = live_find(&d->live[OC_PAGE], head);
-		if (r && pfn - head < (1ULL << r->order))
-			return r;
-	}
-	return NULL;
+	/* a live address handed out again: it was freed without a trace event */
+	if (old->group != LIVE_NO_GROUP)
+		release(d, old, old->bytes_alloc, true, true);
 }
 
 /* a free whose address is live in another class: freed through the wrong API */
-static struct live_slot *wrong_class(struct detect *d, const struct kms_event *e, int cls)
+static const struct live_obj *wrong_class(struct detect *d, const struct kms_event *e, int cls)
 {
-	struct live_slot *r;
+	const struct live_obj *r;
 	int c;
 
 	if (cls == OC_PAGE)
@@ -608,59 +553,47 @@ static struct live_slot *wrong_class(struct detect *d, const struct kms_event *e
 	for (c = 0; c < OC_NR; c++) {
 		if (c == cls || c == OC_PAGE)
 			continue;
-		r = live_find(&d->live[c], e->ptr);
-		if (r)
+		r = live__find(d->o.live, c, e->ptr);
+		if (r && r->group != LIVE_NO_GROUP)
 			return r;
 	}
 	/* a direct-map address of a page block, once the base is known */
 	if (d->dmap && e->ptr >= d->dmap && !((e->ptr - d->dmap) & ((1ULL << d->o.page_shift) - 1))) {
-		r = live_find(&d->live[OC_PAGE], (e->ptr - d->dmap) >> d->o.page_shift);
-		if (r)
+		r = live__find(d->o.live, OC_PAGE, (e->ptr - d->dmap) >> d->o.page_shift);
+		if (r && r->group != LIVE_NO_GROUP)
 			return r;
 	}
 	return NULL;
 }
 
-static void on_free(struct detect *d, const struct kms_event *e, int fam, int cls)
+void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const struct live_obj *o,
+		     __u32 bytes, bool whole, bool split)
 {
-	struct live_slot *r;
-	struct freed_slot *f;
-	int rcls = cls;
+	struct alloc_view a;
 
-	if (!d->o.leaks || !e->ptr)
-		return;	/* kfree(NULL) frees nothing */
-	r = cls == OC_PAGE ? page_lookup(d, e->ptr) : live_find(&d->live[cls], e->ptr);
-	/* kvfree_rcu() takes vmalloc objects too */
-	if (!r && e->type == KMS_EV_RCU_FREE) {
-		rcls = OC_VMALLOC;
-		r = live_find(&d->live[rcls], e->ptr);
-	}
-	if (r) {
-		struct alloc_view a = live_view(d, r);
-		unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
-		__u64 ptr = r->ptr;
-
-		if (d->o.bad_frees && e->type == KMS_EV_CACHE_FREE && r->type == KMS_EV_CACHE_ALLOC &&
-		    e->obj && a.obj && e->obj != a.obj)
-			badfree_add(d, BF_WRONG_CACHE, &a, e, 0);
-		if (rcls == OC_PAGE && m < r->order) {
-			__u64 part = (__u64)(1U << d->o.page_shift) << m;
-
-			d->fs.page_split_frees++;
-			if (part < r->bytes) {
-				r->bytes -= part;
-				release(d, rcls, r, part, false, false);
-				return;
-			}
-		}
-		release(d, rcls, r, r->bytes, true, false);
-		htab__delete(&d->live[rcls], r, sizeof(*r));
-		/* page frames come back through untraced bulk allocations: no double-free check */
-		if (d->ring && rcls != OC_PAGE)
-			freed_remember(d, rcls, ptr, &a, e);
+	if (!d->o.leaks || o->group == LIVE_NO_GROUP)
 		return;
-	}
-	/* a free by a process outside -p/-- CMD matters only if it frees one of ours */
+	a = live_view(d, o);
+	if (d->o.bad_frees && e->type == KMS_EV_CACHE_FREE && o->type == KMS_EV_CACHE_ALLOC &&
+	    e->obj && a.obj && e->obj != a.obj)
+		badfree_add(d, BF_WRONG_CACHE, &a, e, 0);
+	if (split)
+		d->fs.page_split_frees++;
+	release(d, o, bytes, whole, false);
+	/* page frames come back through untraced bulk allocations: no double-free check */
+	if (whole && d->ring && cls != OC_PAGE)
+		freed_remember(d, cls, o->ptr, &a, e);
+}
+
+void detect__on_unmatched(struct detect *d, const struct kms_event *e)
+{
+	int fam = kms_ev_family(e->type), cls = kms_ev_class(e->type);
+	const struct live_obj *r;
+	struct freed_slot *f;
+
+	if (!d->o.leaks)
+		return;
+	/* a free by a process outside the filters matters only if it frees one of ours */
 	if (e->ctx & KMS_CTX_OUTSIDE)
 		return;
 	if (d->o.bad_frees) {
@@ -706,9 +639,7 @@ void detect__event(struct detect *d, const struct kms_event *e)
 	prev = *lp;
 	lp->valid = false;
 	if (kms_ev_is_alloc(e->type))
-		on_alloc(d, e, fam, cls, &prev);
-	else if (kms_ev_is_free(e->type))
-		on_free(d, e, fam, cls);
+		on_alloc_record(d, e, fam, cls, &prev);
 }
 
 void detect__meta(struct detect *d, const struct kms_meta *m)
@@ -809,52 +740,60 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 
 __u64 detect__nr_live(const struct detect *d)
 {
-	__u64 n = 0;
+	return d->o.live ? live__count(d->o.live) : 0;
+}
 
-	for (int c = 0; c < OC_NR; c++)
-		n += d->live[c].count;
-	return n;
+struct leaks_walk {
+	const struct detect *d;
+	struct detect_leak *all;
+	size_t n;
+	__u64 now, min_age_ns;
+};
+
+static int leaks_add(int cls, const struct live_obj *r, void *ctx)
+{
+	struct leaks_walk *w = ctx;
+	const struct detect *d = w->d;
+	struct detect_leak *l;
+	int fam;
+
+	if (r->group >= w->n)
+		return 0;
+	l = &w->all[r->group];
+	if (r->ts + w->min_age_ns > w->now) {
+		l->young++;
+		return 0;
+	}
+	if (!l->count || r->ts < l->oldest_ts)
+		l->oldest_ts = r->ts;
+	l->count++;
+	l->bytes += r->bytes_alloc;
+	fam = ((const struct detect_group *)kvec__at(&d->groups, r->group))->family;
+	if (d->lossy[fam] && r->ts <= d->loss_cut[fam])
+		l->exposed++;
+	return 0;
 }
 
 int detect__leaks(const struct detect *d, __u64 now, __u64 min_age_ns,
 		  struct detect_leak **rows, size_t *nr)
 {
-	struct detect_leak *all, *out;
-	size_t i, n = d->groups.nr, k = 0;
+	struct leaks_walk w = { .d = d, .n = d->groups.nr, .now = now, .min_age_ns = min_age_ns };
+	struct detect_leak *out;
+	size_t i, k = 0;
 
 	*rows = NULL;
 	*nr = 0;
-	all = calloc(n ? n : 1, sizeof(*all));
-	if (!all)
+	w.all = calloc(w.n ? w.n : 1, sizeof(*w.all));
+	if (!w.all)
 		return -ENOMEM;
-	for (int c = 0; c < OC_NR; c++) {
-		for (i = 0; i <= d->live[c].mask; i++) {
-			const struct live_slot *r = (const void *)htab__at(&d->live[c], i);
-			struct detect_leak *l;
-			int fam;
-
-			if (!r->hash || r->group >= n)
-				continue;
-			l = &all[r->group];
-			if (r->ts + min_age_ns > now) {
-				l->young++;
-				continue;
-			}
-			if (!l->count || r->ts < l->oldest_ts)
-				l->oldest_ts = r->ts;
-			l->count++;
-			l->bytes += r->bytes;
-			fam = ((const struct detect_group *)kvec__at(&d->groups, r->group))->family;
-			if (d->lossy[fam] && r->ts <= d->loss_cut[fam])
-				l->exposed++;
-		}
-	}
+	if (d->o.live)
+		live__foreach(d->o.live, leaks_add, &w);
 	/* compact in place: rows for groups with anything outstanding */
-	out = all;
-	for (i = 0; i < n; i++) {
-		if (!all[i].count && !all[i].young)
+	out = w.all;
+	for (i = 0; i < w.n; i++) {
+		if (!w.all[i].count && !w.all[i].young)
 			continue;
-		out[k] = all[i];
+		out[k] = w.all[i];
 		out[k].group = i;
 		k++;
 	}

@@ -17,6 +17,7 @@
 
 struct ksyms;
 struct detect;
+struct live;
 
 /* preempt_count() layout (include/linux/preempt.h), the same on every arch */
 #define DETECT_PC_PREEMPT	0x000000ffU
@@ -47,6 +48,8 @@ struct detect_opts {
 	 */
 	bool deferred_frees;
 	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT */
+	/* the store allocations and frees are matched in (the pipeline's): leaks read it */
+	const struct live *live;
 	unsigned int page_shift;	/* the running kernel's page size, log2; 0: 12 */
 };
 
@@ -219,7 +222,18 @@ void detect__free(struct detect *d);
  */
 void detect__set_env(struct detect *d, const struct ksyms *ksyms, const int *baseline_pc,
 		     __u32 gfp_direct_reclaim);
+/* every record, first: what needs no live object (context, page bookkeeping) */
 void detect__event(struct detect *d, const struct kms_event *e);
+/*
+ * What the live-object store (live.h) found for that record: the pipeline
+ * calls these after the aggregator's, which set the object's sizes.
+ */
+struct live_obj;
+void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_obj *o);
+void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const struct live_obj *o,
+		     __u32 bytes, bool whole, bool split);
+void detect__on_implicit_free(struct detect *d, const struct live_obj *old);
+void detect__on_unmatched(struct detect *d, const struct kms_event *e);
 void detect__meta(struct detect *d, const struct kms_meta *m);
 
 /* misuse */

@@ -11,8 +11,8 @@
 #include "detect.h"
 #include "htab.h"
 #include "kvec.h"
+#include "live.h"
 
-#define NR_ORDERS	16
 #define LAST_PAGE_CPUS	1024
 
 /* object classes of the event table (agg.h) */
@@ -45,7 +45,6 @@ struct last_page {
 
 struct detect {
 	struct detect_opts o;
-	struct htab live[OC_NR];	/* struct live_slot */
 	struct htab freed[OC_NR];	/* struct freed_slot */
 	struct ring_ent *ring;		/* FIFO of the freed set, for eviction */
 	unsigned int ring_cap, ring_head, ring_nr;
@@ -58,7 +57,6 @@ struct detect {
 	struct kvec objnames;		/* struct name_item by cache/device pointer */
 	struct detect_misuse_stats ms;
 	struct detect_free_stats fs;
-	__u64 live_pages_by_order[NR_ORDERS];
 	struct last_page last_page[LAST_PAGE_CPUS];
 	__u64 dmap_cand;
 	int dmap_votes;

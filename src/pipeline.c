@@ -5,18 +5,24 @@
 #include "agg.h"
 #include "deferred.h"
 #include "detect.h"
+#include "live.h"
 #include "pipeline.h"
 
 int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 {
 	memset(p, 0, sizeof(*p));
+	if (live__init(&p->live))
+		return -ENOMEM;
 	p->defer = deferred__new();
 	p->filter = filter__new(&o->filter);
 	p->agg = agg__new();
 	if (!p->defer || !p->filter || !p->agg)
 		return -ENOMEM;
 	if (o->detect) {
-		p->detect = detect__new(o->detect);
+		struct detect_opts dopts = *o->detect;
+
+		dopts.live = &p->live;
+		p->detect = detect__new(&dopts);
 		if (!p->detect)
 			return -ENOMEM;
 	}
@@ -29,6 +35,7 @@ void pipeline__fini(struct pipeline *p)
 	agg__free(p->agg);
 	filter__free(p->filter);
 	deferred__free(p->defer);
+	live__fini(&p->live);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -37,8 +44,71 @@ void pipeline__observe(struct pipeline *p, struct kms_event *e)
 	deferred__event(p->defer, e);
 }
 
+static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
+{
+	struct live_obj *o = NULL, old;
+	bool replaced = false;
+
+	if (e->ptr)
+		o = live__add(&p->live, cls, e->ptr, e->type, e->order, &old, &replaced);
+	if (replaced) {
+		/* a live address handed out again: its free was not traced */
+		agg__on_implicit_free(p->agg, &old);
+		if (p->detect)
+			detect__on_implicit_free(p->detect, &old);
+	}
+	/* the aggregator first: it sets the object's sizes (a cache's, from its record) */
+	agg__on_alloc(p->agg, e, o);
+	if (p->detect)
+		detect__on_alloc(p->detect, e, o);
+}
+
+static void on_free(struct pipeline *p, struct kms_event *e, int cls)
+{
+	unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
+	struct live_obj *o = NULL;
+	bool whole = true, split = false;
+	__u32 bytes;
+
+	/* kfree(NULL) is an event the kernel counts, but frees nothing */
+	if (!e->ptr)
+		return;
+	o = cls == KMS_OC_PAGE ? live__page(&p->live, e->ptr) : live__find(&p->live, cls, e->ptr);
+	/* kvfree_rcu() takes vmalloc objects too */
+	if (!o && e->type == KMS_EV_RCU_FREE) {
+		cls = KMS_OC_VMALLOC;
+		o = live__find(&p->live, cls, e->ptr);
+	}
+	if (!o) {
+		agg__on_unmatched(p->agg, e);
+		if (p->detect)
+			detect__on_unmatched(p->detect, e);
+		return;
+	}
+	bytes = o->bytes_alloc;
+	/* part of a bigger page block (split_page()): one page, or 2^m, at a time */
+	if (cls == KMS_OC_PAGE && m < o->order) {
+		__u32 part = (o->bytes_req >> o->order) << m;
+
+		split = true;
+		if (part < o->bytes_alloc) {
+			bytes = part;
+			whole = false;
+		}
+	}
+	agg__on_free(p->agg, e, o, bytes, whole, split);
+	if (p->detect)
+		detect__on_free(p->detect, e, cls, o, bytes, whole, split);
+	if (whole)
+		live__remove(&p->live, cls, o);
+	else
+		o->bytes_alloc -= bytes;
+}
+
 void pipeline__event(struct pipeline *p, struct kms_event *e)
 {
+	int cls;
+
 	deferred__event(p->defer, e);
 	if (!filter__event(p->filter, e))
 		return;
@@ -52,6 +122,16 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	agg__event(p->agg, e);
 	if (p->detect)
 		detect__event(p->detect, e);
+	/* the real free of an object handed to RCU: it was freed at the hand-off */
+	if (e->ctx & KMS_CTX_RCU_DONE)
+		return;
+	cls = kms_ev_class(e->type);
+	if (cls < 0)
+		return;
+	if (kms_ev_is_alloc(e->type))
+		on_alloc(p, e, cls);
+	else if (kms_ev_is_free(e->type))
+		on_free(p, e, cls);
 }
 
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)

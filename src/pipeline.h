@@ -4,7 +4,9 @@
  * live collector (session.c) feeds it, and so will a trace file. In order:
  * the deferred-free stage (first: a hand-off to RCU must be known when its
  * real free comes, whatever is dropped), the filter stage, the settle gate,
- * then the consumers: the aggregator, and the detectors when asked for.
+ * then the live-object store (live.h), which matches every free with its
+ * allocation once and tells the consumers, the aggregator and the detectors
+ * (when asked for), what happened.
  */
 #ifndef KMS_PIPELINE_H
 #define KMS_PIPELINE_H
@@ -13,6 +15,7 @@
 #include <linux/types.h>
 #include "filter.h"
 #include "kmemscope.h"
+#include "live.h"
 
 struct agg;
 struct deferred;
@@ -25,6 +28,7 @@ struct pipeline_opts {
 };
 
 struct pipeline {
+	struct live live;		/* every object allocated and not yet freed */
 	struct deferred *defer;
 	struct filter *filter;
 	struct agg *agg;

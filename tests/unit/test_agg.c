@@ -8,6 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 #include "agg.h"
+#include "live.h"
+#include "pipe.h"
 
 #define SITE_A	0xffffffff81001000ULL
 #define SITE_B	0xffffffff81002000ULL
@@ -31,7 +33,7 @@ static struct kms_event ev(int type, __u64 ptr, __u64 site, __u32 req, __u32 all
 
 static void feed(struct agg *a, struct kms_event e)
 {
-	agg__event(a, &e);
+	pipe_event(&e);
 }
 
 static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, __u32 y)
@@ -39,7 +41,7 @@ static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, 
 	struct kms_meta m = { .type = type, .key = key, .a = x, .b = y };
 
 	strncpy(m.name, name, sizeof(m.name) - 1);
-	agg__meta(a, &m);
+	pipe_meta(&m);
 }
 
 static const struct agg_site *find_site(const struct agg *a, int fam, __u64 addr, __u64 obj)
@@ -96,7 +98,7 @@ static void test_names(void **state)
 
 static void test_kmalloc_match(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	const struct agg_counts *f;
 	const struct agg_site *s;
 
@@ -131,12 +133,12 @@ static void test_kmalloc_match(void **state)
 	assert_int_equal(agg__nr_sites(a), 2);
 	assert_int_equal(agg__stats(a)->unmatched_frees, 2);
 	assert_int_equal(agg__stats(a)->events, 7);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_cache_meta_sizes(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	const struct agg_cache *c;
 	const struct agg_site *s;
 	struct kms_event e;
@@ -187,7 +189,7 @@ static void test_cache_meta_sizes(void **state)
 	assert_int_equal(c->outstanding_bytes, 200);
 	assert_string_equal(agg__cache_name(a, CACHE1), "dentry");
 	assert_null(agg__cache_name(a, 0x1234));
-	agg__free(a);
+	pipe_done();
 }
 
 static struct kms_event page_ev(int type, __u64 key, unsigned int order)
@@ -203,7 +205,7 @@ static struct kms_event page_ev(int type, __u64 key, unsigned int order)
 
 static void test_page_split(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	const struct agg_counts *f;
 	int i;
 
@@ -250,12 +252,12 @@ static void test_page_split(void **state)
 	assert_int_equal(agg__order(a, 1)->frees, 2);
 	assert_non_null(find_site(a, KMS_FAM_PAGE, 0, 0));
 	assert_int_equal(find_site(a, KMS_FAM_PAGE, 0, 0)->orders[3], 1);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_other_families(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	struct kms_event e;
 
 	meta(a, KMS_EV_META_DEVICE, DEV1, "0000:00:04.0", 0, 0);
@@ -281,12 +283,12 @@ static void test_other_families(void **state)
 	assert_non_null(find_site(a, KMS_FAM_DMA, SITE_B, DEV1));
 	assert_string_equal(agg__device_name(a, DEV1), "0000:00:04.0");
 	assert_null(agg__device_name(a, CACHE1));
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_realloc_without_free(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	const struct agg_counts *f;
 
 	feed(a, ev(KMS_EV_KMALLOC, 0x1000, SITE_A, 8, 8));
@@ -302,14 +304,14 @@ static void test_realloc_without_free(void **state)
 	assert_int_equal(find_site(a, KMS_FAM_KMALLOC, SITE_B, 0)->frees, 1);
 	assert_int_equal(find_site(a, KMS_FAM_KMALLOC, SITE_A, 0)->frees, 0);
 	assert_int_equal(f->outstanding, 0);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_gfp_nodes_sizes_procs(void **state)
 {
 	static const __u32 gfps[] = { 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x10 };
 	const int cpu_node[] = { 0, 1, 1, 0 };
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	const struct agg_site *s;
 	const struct agg_proc *p;
 	struct kms_event e;
@@ -366,15 +368,15 @@ static void test_gfp_nodes_sizes_procs(void **state)
 	assert_int_equal(p->events[KMS_EV_KMALLOC], 7);
 	assert_int_equal(p->events[KMS_EV_KFREE], 1);
 	assert_int_equal(p->events[KMS_EV_ALLOC_FAIL], 1);
-	agg__free(a);
+	pipe_done();
 }
 
-static int count_live(const struct agg_live *l, void *ctx)
+static int count_live(int cls, const struct live_obj *o, void *ctx)
 {
 	__u64 *n = ctx;
 
 	n[0]++;
-	n[1] += l->bytes_alloc;
+	n[1] += o->bytes_alloc;
 	return 0;
 }
 
@@ -382,7 +384,7 @@ static int count_live(const struct agg_live *l, void *ctx)
 static void test_stress(void **state)
 {
 	enum { N = 200000 };
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	__u64 *ptrs = malloc(N * sizeof(*ptrs));
 	const struct agg_counts *f;
 	__u64 live[2] = {};
@@ -410,7 +412,7 @@ static void test_stress(void **state)
 	assert_int_equal(f->outstanding, N / 4);
 	assert_int_equal(f->outstanding_bytes, (N / 4) * 64);
 	assert_int_equal(agg__nr_sites(a), 37);
-	assert_int_equal(agg__live_foreach(a, count_live, live), 0);
+	assert_int_equal(live__foreach(&test_pipe.live, count_live, live), 0);
 	assert_int_equal(live[0], N / 4);
 	assert_int_equal(live[1], (N / 4) * 64);
 	/* the rest still match after all that shifting */
@@ -420,12 +422,12 @@ static void test_stress(void **state)
 	assert_int_equal(f->outstanding, 0);
 	assert_int_equal(f->unmatched_frees, 0);
 	free(ptrs);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_invalid(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	struct kms_event e = ev(KMS_EV_ALLOC_FAIL, 0, 0, 0, 0);
 
 	e.order = KMS_FAM_MAX;
@@ -436,7 +438,7 @@ static void test_invalid(void **state)
 	assert_int_equal(agg__stats(a)->events, 0);
 	assert_null(agg__family(a, -1));
 	assert_null(agg__order(a, AGG_NR_ORDERS));
-	agg__free(a);
+	pipe_done();
 }
 
 int main(void)

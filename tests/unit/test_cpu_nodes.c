@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 #include "agg.h"
+#include "pipe.h"
 #include "cpu_nodes.h"
 
 static const char *fixture(const char *name)
@@ -76,7 +77,7 @@ static void test_parse_list(void **state)
 /* what the session does with the map: a node -1 record counts on its CPU's node */
 static void test_agg_counts_cpu_node(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	struct kms_event e = {
 		.type = KMS_EV_PAGE_ALLOC, .ptr = 1, .bytes_req = 4096, .bytes_alloc = 4096,
 		.node = -1, .stack_id = -1, .cpu = 5, .ts = 1,
@@ -86,11 +87,11 @@ static void test_agg_counts_cpu_node(void **state)
 	assert_non_null(a);
 	assert_int_equal(cpu_nodes__read(fixture("sysfs-2nodes"), nodes, 8), 3);
 	assert_int_equal(agg__set_cpu_nodes(a, nodes, 8), 0);
-	agg__event(a, &e);
+	pipe_event(&e);
 	assert_int_equal(agg__nr_nodes(a), 2);
 	assert_int_equal(agg__node(a, 0)->allocs, 0);
 	assert_int_equal(agg__node(a, 1)->allocs, 1);
-	agg__free(a);
+	pipe_done();
 }
 
 int main(void)

@@ -16,6 +16,7 @@
 #include "detect.h"
 #include "detect_report.h"
 #include "ksyms.h"
+#include "pipe.h"
 
 #define SITE_A	0xffffffff81001010ULL	/* in caller_a */
 #define SITE_B	0xffffffff81002010ULL	/* in caller_b */
@@ -129,7 +130,7 @@ static struct detect *new_detect(bool leaks, bool misuse, unsigned int freed_max
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		o.baseline_pc[f] = 1;
-	d = detect__new(&o);
+	d = pipe_detect(&o);
 	assert_non_null(d);
 	return d;
 }
@@ -148,7 +149,7 @@ static struct kms_event ev(int type, __u64 ptr, __u64 site, __u32 bytes)
 
 static void feed(struct detect *d, struct kms_event e)
 {
-	detect__event(d, &e);
+	pipe_event(&e);
 }
 
 static const struct detect_group *find_group(const struct detect *d, int fam, __u64 site)
@@ -244,7 +245,7 @@ static void test_leaks_outstanding(void **state)
 		assert_int_equal(young, 1);
 	}
 	free(rows);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_before_trace(void **state)
@@ -259,7 +260,7 @@ static void test_before_trace(void **state)
 	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_VMALLOC], 1);
 	/* never an error */
 	assert_int_equal(detect__nr_badfree(d), 0);
-	detect__free(d);
+	pipe_done();
 }
 
 /* epoll: 10000 kmallocs, addresses reused by the slab, no kfree ever traced */
@@ -288,7 +289,7 @@ static void test_untraced_frees(void **state)
 	assert_false(detect__site_unobservable(d, a->site_idx));
 	assert_int_equal(a->outstanding, 1);
 	assert_int_equal(detect__free_stats(d)->implicit[KMS_FAM_KMALLOC], 9700);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_nested_pages(void **state)
@@ -332,7 +333,7 @@ static void test_nested_pages(void **state)
 	n = detect__frames(d, -1, SITE_B, ips, 8);
 	assert_int_equal(n, 1);
 	assert_int_equal(ips[0], SITE_B);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_page_split_free(void **state)
@@ -350,14 +351,14 @@ static void test_page_split_free(void **state)
 	assert_int_equal(detect__nr_live(d), 0);
 	assert_int_equal(find_group(d, KMS_FAM_PAGE, SITE_A)->outstanding, 0);
 	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_PAGE], 0);
-	detect__free(d);
+	pipe_done();
 }
 
 /* 64 KiB pages (arm64, ppc64): a split free releases one page of the kernel's size */
 static void test_page_split_free_64k(void **state)
 {
 	struct detect_opts o = { .leaks = true, .page_shift = 16 };
-	struct detect *d = detect__new(&o);
+	struct detect *d = pipe_detect(&o);
 	struct kms_event e = ev(KMS_EV_PAGE_ALLOC, 0x4000, SITE_A, 4 << 16);
 
 	assert_non_null(d);
@@ -366,7 +367,7 @@ static void test_page_split_free_64k(void **state)
 	feed(d, ev(KMS_EV_PAGE_FREE, 0x4001, 0, 0));
 	assert_int_equal(detect__nr_live(d), 1);
 	assert_int_equal(find_group(d, KMS_FAM_PAGE, SITE_A)->outstanding_bytes, 3 << 16);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_growth(void **state)
@@ -389,7 +390,7 @@ static void test_growth(void **state)
 	/* one flat interval ends the run */
 	detect__snapshot(d);
 	assert_int_equal(detect__growth_run(g), 0);
-	detect__free(d);
+	pipe_done();
 }
 
 /* ---- bad frees ---- */
@@ -414,7 +415,7 @@ static void test_double_free(void **state)
 	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
 	feed(d, ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
 	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_freed_set_bounded(void **state)
@@ -434,7 +435,7 @@ static void test_freed_set_bounded(void **state)
 	/* the last one is still remembered */
 	feed(d, ev(KMS_EV_KFREE, SLAB1 + 4 * 64, SITE_B, 0));
 	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_wrong_api(void **state)
@@ -478,7 +479,7 @@ static void test_wrong_api(void **state)
 	/* the large kmalloc itself is a slab object: kfree of it is fine */
 	feed(d, ev(KMS_EV_KFREE, DMAP + (0x100ULL << 12), SITE_B, 0));
 	assert_int_equal(badfree_count(d, BF_WRONG_API), 3);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_wrong_cache(void **state)
@@ -507,7 +508,7 @@ static void test_wrong_cache(void **state)
 	feed(d, e);
 	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_B, 0));
 	assert_int_equal(detect__nr_badfree(d), 1);
-	detect__free(d);
+	pipe_done();
 }
 
 /* ---- misuse ---- */
@@ -573,7 +574,7 @@ static void test_misuse(void **state)
 	assert_int_equal(ms->no_context, 1);
 	assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, -1), 5);
 	assert_int_equal(ms->by_ctx[DCTX_UNKNOWN], 1);
-	detect__free(d);
+	pipe_done();
 
 	/* baseline unknown for the family */
 	{
@@ -581,7 +582,7 @@ static void test_misuse(void **state)
 
 		for (int f = 0; f < KMS_FAM_MAX; f++)
 			o.baseline_pc[f] = -1;
-		d = detect__new(&o);
+		d = pipe_detect(&o);
 		assert_non_null(d);
 		e = ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64);
 		e.pc = 3;
@@ -591,7 +592,7 @@ static void test_misuse(void **state)
 		assert_int_equal(detect__misuse_stats(d)->no_baseline, 1);
 		assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, DCTX_HARDIRQ), 1);
 		assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, -1), 1);
-		detect__free(d);
+		pipe_done();
 	}
 }
 
@@ -601,14 +602,13 @@ static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
 {
 	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 4, .now = now,
 					.quality = q, .misuse = true };
-	struct agg *a = agg__new();
+	struct agg *a = test_pipe.agg;
 	json_error_t jerr;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	json_t *j;
 
-	assert_non_null(a);
 	assert_non_null(f);
 	for (int i = 0; i < KMS_FAM_MAX; i++)
 		o.baseline_pc[i] = 1;
@@ -616,7 +616,6 @@ static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
 	fclose(f);
 	j = json_loads(buf, 0, &jerr);
 	free(buf);
-	agg__free(a);
 	assert_non_null(j);
 	return j;
 }
@@ -673,7 +672,7 @@ static void test_report_quality(void **state)
 							    "records_lost")), 7);
 	assert_false(json_is_true(json_object_get(json_object_get(j, "quality"), "complete")));
 	json_decref(j);
-	detect__free(d);
+	pipe_done();
 }
 
 #define GFP_MOV	0x8U	/* __GFP_MOVABLE in this synthetic kernel */
@@ -684,7 +683,7 @@ static struct detect *verdict_detect(bool deferred)
 		.leaks = true, .ksyms = ks, .stack = fake_stack, .gfp_direct_reclaim = GFP_DR,
 		.gfp_retained = GFP_MOV, .deferred_frees = deferred,
 	};
-	struct detect *d = detect__new(&o);
+	struct detect *d = pipe_detect(&o);
 
 	assert_non_null(d);
 	return d;
@@ -694,7 +693,7 @@ static void loss_marker(struct detect *d, unsigned int fams)
 {
 	struct kms_meta m = { .type = KMS_EV_META_LOSS, .key = fams };
 
-	detect__meta(d, &m);
+	pipe_meta(&m);
 }
 
 /* the leak row of a site in a leaks report */
@@ -800,7 +799,7 @@ static void test_verdict_rule(void **state)
 	r = row_of(leaks, "caller_b");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
 	json_decref(j);
-	detect__free(d);
+	pipe_done();
 
 	/* where RCU and bulk slab frees are traced, a site needs no traced frees of its own */
 	d = verdict_detect(true);
@@ -811,14 +810,14 @@ static void test_verdict_rule(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
 	assert_int_equal(json_array_size(json_object_get(r, "reasons")), 0);
 	json_decref(j);
-	detect__free(d);
+	pipe_done();
 }
 
 static void test_report_merge_depth(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
 	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 1, .now = now };
-	struct agg *a = agg__new();
+	struct agg *a = test_pipe.agg;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
@@ -841,91 +840,81 @@ static void test_report_merge_depth(void **state)
 	assert_null(strstr(buf, "#2 "));
 	assert_non_null(strstr(buf, "Data quality"));
 	free(buf);
-	agg__free(a);
-	detect__free(d);
+	pipe_done();
 }
 
 /* ---- deferred frees: one stage, then both consumers, as the session runs them ---- */
 
-struct pipe3 {
-	struct deferred *df;
-	struct detect *d;
-	struct agg *a;
-};
-
-static void feed3(struct pipe3 *p, struct kms_event e)
+/* the session's order: the deferred-free stage, then the store and both consumers */
+static void feed3(struct kms_event e)
 {
-	deferred__event(p->df, &e);
-	agg__event(p->a, &e);
-	detect__event(p->d, &e);
+	pipe_event(&e);
 }
 
 static void test_rcu_handoff(void **state)
 {
-	struct pipe3 p = { deferred__new(), new_detect(true, false, 0), agg__new() };
+	struct detect *d = new_detect(true, false, 0);
+	struct agg *a = test_pipe.agg;
 	const struct agg_counts *km, *vm, *kc;
 	const struct detect_group *g;
 	struct kms_event e;
 
-	assert_non_null(p.df);
-	assert_non_null(p.a);
+	assert_non_null(a);
 	/* kfree_rcu(): the handoff frees, the RCU worker's kfree_bulk() later is the same free */
-	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
-	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1, SITE_B, 0));
-	feed3(&p, ev(KMS_EV_BULK_FREE, SLAB1, 0, 0));
+	feed3(ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed3(ev(KMS_EV_RCU_FREE, SLAB1, SITE_B, 0));
+	feed3(ev(KMS_EV_BULK_FREE, SLAB1, 0, 0));
 	/* kvfree_rcu() of a vmalloc object, really freed by vfree() */
-	feed3(&p, ev(KMS_EV_VMALLOC, VMA1, SITE_A, 8192));
-	feed3(&p, ev(KMS_EV_RCU_FREE, VMA1, SITE_B, 0));
-	feed3(&p, ev(KMS_EV_VFREE, VMA1, 0, 0));
+	feed3(ev(KMS_EV_VMALLOC, VMA1, SITE_A, 8192));
+	feed3(ev(KMS_EV_RCU_FREE, VMA1, SITE_B, 0));
+	feed3(ev(KMS_EV_VFREE, VMA1, 0, 0));
 	/* kmem_cache_free_bulk() with no RCU in front: a plain deferred free */
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 128, SITE_A, 0);
 	e.obj = CACHE1;
-	feed3(&p, e);
+	feed3(e);
 	e = ev(KMS_EV_CACHE_BULK_FREE, SLAB1 + 128, 0, 0);
 	e.obj = CACHE1;
-	feed3(&p, e);
+	feed3(e);
 
-	km = agg__family(p.a, KMS_FAM_KMALLOC);
-	vm = agg__family(p.a, KMS_FAM_VMALLOC);
-	kc = agg__family(p.a, KMS_FAM_CACHE);
+	km = agg__family(a, KMS_FAM_KMALLOC);
+	vm = agg__family(a, KMS_FAM_VMALLOC);
+	kc = agg__family(a, KMS_FAM_CACHE);
 	assert_int_equal(km->frees, 1);
 	assert_int_equal(km->deferred_frees, 1);
 	assert_int_equal(vm->frees, 1);
 	assert_int_equal(vm->deferred_frees, 1);
 	assert_int_equal(kc->frees, 1);
 	assert_int_equal(kc->deferred_frees, 1);
-	assert_int_equal(agg__stats(p.a)->unmatched_frees, 0);
-	assert_int_equal(agg__stats(p.a)->rcu_completed, 2);
-	assert_int_equal(deferred__stats(p.df)->completed, 2);
-	assert_int_equal(deferred__stats(p.df)->pending, 0);
-	assert_int_equal(detect__nr_badfree(p.d), 0);
-	assert_int_equal(detect__free_stats(p.d)->unmatched[KMS_FAM_KMALLOC], 0);
-	assert_int_equal(detect__free_stats(p.d)->unmatched[KMS_FAM_VMALLOC], 0);
-	g = find_group(p.d, KMS_FAM_KMALLOC, SITE_A);
+	assert_int_equal(agg__stats(a)->unmatched_frees, 0);
+	assert_int_equal(agg__stats(a)->rcu_completed, 2);
+	assert_int_equal(deferred__stats(test_pipe.defer)->completed, 2);
+	assert_int_equal(deferred__stats(test_pipe.defer)->pending, 0);
+	assert_int_equal(detect__nr_badfree(d), 0);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_KMALLOC], 0);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_VMALLOC], 0);
+	g = find_group(d, KMS_FAM_KMALLOC, SITE_A);
 	assert_non_null(g);
 	assert_int_equal(g->frees, 1);
 	assert_int_equal(g->outstanding, 0);
 
 	/* the real free was never seen, the address comes back: no lost free, no leak */
-	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
-	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1 + 64, SITE_B, 0));
-	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
-	assert_int_equal(deferred__stats(p.df)->reused, 1);
-	assert_int_equal(agg__stats(p.a)->realloc_without_free, 0);
-	feed3(&p, ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
+	feed3(ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
+	feed3(ev(KMS_EV_RCU_FREE, SLAB1 + 64, SITE_B, 0));
+	feed3(ev(KMS_EV_KMALLOC, SLAB1 + 64, SITE_A, 64));
+	assert_int_equal(deferred__stats(test_pipe.defer)->reused, 1);
+	assert_int_equal(agg__stats(a)->realloc_without_free, 0);
+	feed3(ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
 	assert_int_equal(km->frees, 3);
 	assert_int_equal(km->deferred_frees, 2);
 	assert_int_equal(km->outstanding, 0);
 
 	/* kfree_rcu() twice on one object is still a double free */
-	feed3(&p, ev(KMS_EV_KMALLOC, SLAB1 + 192, SITE_A, 64));
-	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1 + 192, SITE_B, 0));
-	feed3(&p, ev(KMS_EV_RCU_FREE, SLAB1 + 192, SITE_E, 0));
-	assert_int_equal(badfree_count(p.d, BF_DOUBLE_FREE), 1);
+	feed3(ev(KMS_EV_KMALLOC, SLAB1 + 192, SITE_A, 64));
+	feed3(ev(KMS_EV_RCU_FREE, SLAB1 + 192, SITE_B, 0));
+	feed3(ev(KMS_EV_RCU_FREE, SLAB1 + 192, SITE_E, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
 
-	deferred__free(p.df);
-	detect__free(p.d);
-	agg__free(p.a);
+	pipe_done();
 }
 
 int main(void)

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include "report.h"
 #include "filter.h"
+#include "pipe.h"
 #include "gfp.h"
 #include "ksyms.h"
 
@@ -41,7 +42,7 @@ static void feed(struct agg *a, int type, __u64 ptr, __u64 site, __u32 req, __u3
 	};
 
 	e.ts = now++;
-	agg__event(a, &e);
+	pipe_event(&e);
 }
 
 static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, __u32 y)
@@ -49,7 +50,7 @@ static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, 
 	struct kms_meta m = { .type = type, .key = key, .a = x, .b = y };
 
 	strncpy(m.name, name, sizeof(m.name) - 1);
-	agg__meta(a, &m);
+	pipe_meta(&m);
 }
 
 /*
@@ -60,7 +61,7 @@ static void meta(struct agg *a, int type, __u64 key, const char *name, __u32 x, 
  */
 static struct agg *sample(void)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	int i;
 
 	assert_non_null(a);
@@ -82,7 +83,7 @@ static struct agg *sample(void)
 			.bytes_req = 16384, .bytes_alloc = 16384, .gfp = 0xcc0, .node = 1,
 		};
 
-		agg__event(a, &e);
+		pipe_event(&e);
 	}
 	feed(a, KMS_EV_DMA_ALLOC, 0xffff888010000000ULL, 0, 4096, 4096, 0xcc0, DEV1, 42);
 	return a;
@@ -224,7 +225,7 @@ static void test_sort_order(void **state)
 	site_order(root, ad, 1);
 	assert_int_equal(ad[0], SITE_M);
 	json_decref(root);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_json_schema(void **state)
@@ -383,7 +384,7 @@ static void test_json_schema(void **state)
 	assert_int_equal(jint(qj, "kmalloc"), 0);
 	assert_int_equal(jint(qj, "kmem_cache_free"), 5);
 	json_decref(root);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_json_symbols_gfp(void **state)
@@ -457,7 +458,7 @@ static void test_json_symbols_gfp(void **state)
 		assert_non_null(strstr(text, "GFP_KERNEL|__GFP_ZERO"));
 		free(text);
 	}
-	agg__free(a);
+	pipe_done();
 	ksyms__free(ks);
 	gfp_table__free(gt);
 }
@@ -528,44 +529,40 @@ static void test_text(void **state)
 	assert_non_null(strstr(t, "!!! INCOMPLETE DATA: 5 records lost, 2 program runs missed"));
 	assert_non_null(strstr(t, "(1 of 5)"));
 	free(t);
-	agg__free(a);
+	pipe_done();
 }
 
 static void test_comm_filter_quality(void **state)
 {
-	struct filter_opts fo = { .comm = "bash" };
-	struct filter *f = filter__new(&fo);
+	struct pipeline_opts po = { .filter = { .comm = "bash" } };
 	struct kms_quality q = quality();
 	struct report_opts o = { .quality = &q };
-	struct agg *a = agg__new();
 	struct kms_meta m = { .type = KMS_EV_META_TASK };
 	struct kms_event e = { .type = KMS_EV_KMALLOC, .site = SITE_A, .bytes_req = 8,
 			       .bytes_alloc = 8, .gfp = 0xcc0, .stack_id = -1 };
 	json_t *root, *arr;
 
-	/* what the session does: task records and events through the filter first */
+	/* what the session does: task records and events through the pipeline's filter */
+	assert_int_equal(pipeline__init(&test_pipe, &po), 0);
 	for (int i = 0; i < 2; i++) {
 		m.key = 42 + i;
 		strcpy(m.name, i ? "sshd" : "bash");
-		filter__meta(f, &m);
-		agg__meta(a, &m);
+		pipe_meta(&m);
 	}
 	for (int i = 0; i < 3; i++) {
 		e.ptr = 0x1000 * (i + 1);
 		e.pid = i ? 43 : 42;
-		if (filter__event(f, &e))
-			agg__event(a, &e);
+		pipe_event(&e);
 	}
 	/* the kernel-side pid filter's 10, and the comm filter's 2 */
-	q.filtered = 10 + filter__stats(f)->filtered;
-	root = render_json(a, &o);
+	q.filtered = 10 + pipeline__filtered(&test_pipe);
+	root = render_json(test_pipe.agg, &o);
 	assert_int_equal(jint(json_object_get(root, "quality"), "filtered"), 12);
 	arr = json_object_get(root, "processes");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_int_equal(jint(json_array_get(arr, 0), "pid"), 42);
 	json_decref(root);
-	agg__free(a);
-	filter__free(f);
+	pipe_done();
 }
 
 static void test_empty(void **state)

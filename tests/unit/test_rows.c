@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include "pipe.h"
 #include "agg.h"
 #include "detect.h"
 #include "detect_report.h"
@@ -105,24 +106,21 @@ static struct kms_event ev(int type, __u64 ptr, __u64 site, __u32 bytes, __u32 g
 }
 
 /* one stream into the aggregation and the detectors, as the session does */
-static void feed(struct agg *a, struct detect *d, struct kms_event e)
+static void feed(struct kms_event e)
 {
-	agg__event(a, &e);
-	detect__event(d, &e);
+	pipe_event(&e);
 }
 
-static void meta(struct agg *a, struct detect *d, int type, __u64 key, const char *name,
-		 __u32 x, __u32 y)
+static void meta(int type, __u64 key, const char *name, __u32 x, __u32 y)
 {
 	struct kms_meta m = { .type = type, .key = key, .a = x, .b = y };
 
 	strncpy(m.name, name, sizeof(m.name) - 1);
-	agg__meta(a, &m);
-	detect__meta(d, &m);
+	pipe_meta(&m);
 }
 
 /* a stream that gives every section of stat, leaks and misuse at least one row */
-static struct detect *stream(struct agg *a)
+static struct detect *stream(void)
 {
 	struct detect_opts o = {
 		.leaks = true, .bad_frees = true, .misuse = true, .ksyms = ks,
@@ -134,41 +132,40 @@ static struct detect *stream(struct agg *a)
 
 	for (i = 0; i < KMS_FAM_MAX; i++)
 		o.baseline_pc[i] = 1;
-	d = detect__new(&o);
-	assert_non_null(d);
-	meta(a, d, KMS_EV_META_TASK, 42, "bash", 0, 0);
-	meta(a, d, KMS_EV_META_CACHE, CACHE1, "dentry", 192, 200);
-	meta(a, d, KMS_EV_META_DEVICE, DEV1, "virtio0", 0, 0);
+	d = pipe_detect(&o);
+	meta(KMS_EV_META_TASK, 42, "bash", 0, 0);
+	meta(KMS_EV_META_CACHE, CACHE1, "dentry", 192, 200);
+	meta(KMS_EV_META_DEVICE, DEV1, "virtio0", 0, 0);
 	/* leak candidates, growing over three snapshots */
 	for (i = 0; i < 4; i++) {
 		e = ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64, GFP_K, 1);
 		e.stack_id = STK_KMALLOC_A;
-		feed(a, d, e);
+		feed(e);
 		detect__snapshot(d);
 	}
 	/* frees not observable: addresses handed out again while live */
 	for (i = 0; i < 20; i++)
-		feed(a, d, ev(KMS_EV_KMALLOC, SLAB1 + 0x1000 + (i % 4) * 64, SITE_B, 64, GFP_K, 1));
+		feed(ev(KMS_EV_KMALLOC, SLAB1 + 0x1000 + (i % 4) * 64, SITE_B, 64, GFP_K, 1));
 	/* nested: a page under a slab allocation */
 	e = ev(KMS_EV_PAGE_ALLOC, 0x1000, 0, 4096, GFP_K, 1);
 	e.stack_id = STK_SLAB_PAGE;
-	feed(a, d, e);
+	feed(e);
 	/* retained: movable pages; and a blocking page allocation in atomic context */
 	e = ev(KMS_EV_PAGE_ALLOC, 0x2000, SITE_M, 16384, GFP_K | GFP_MOV, 2);
 	e.order = 2;
-	feed(a, d, e);
+	feed(e);
 	/* info: an atomic GFP where it could sleep */
-	feed(a, d, ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x8000, SITE_M, 192, GFP_NOWAIT_, 1));
+	feed(ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x8000, SITE_M, 192, GFP_NOWAIT_, 1));
 	/* a double free, and dma */
-	feed(a, d, ev(KMS_EV_KMALLOC, SLAB1 + 0x9000, SITE_A, 64, GFP_K, 1));
-	feed(a, d, ev(KMS_EV_KFREE, SLAB1 + 0x9000, SITE_B, 0, 0, 1));
-	feed(a, d, ev(KMS_EV_KFREE, SLAB1 + 0x9000, SITE_A, 0, 0, 1));
+	feed(ev(KMS_EV_KMALLOC, SLAB1 + 0x9000, SITE_A, 64, GFP_K, 1));
+	feed(ev(KMS_EV_KFREE, SLAB1 + 0x9000, SITE_B, 0, 0, 1));
+	feed(ev(KMS_EV_KFREE, SLAB1 + 0x9000, SITE_A, 0, 0, 1));
 	e = ev(KMS_EV_DMA_ALLOC, 0xffff888010000000ULL, SITE_B, 4096, GFP_K, 1);
 	e.obj = DEV1;
-	feed(a, d, e);
+	feed(e);
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0xa000, SITE_M, 192, GFP_K, 1);
 	e.obj = CACHE1;
-	feed(a, d, e);
+	feed(e);
 	return d;
 }
 
@@ -281,7 +278,7 @@ static void test_every_column_in_both(void **state)
 		.ksyms = ks, .kernel = "6.1.0", .quality = &q, .stack_depth = 4, .misuse = true,
 		.snapshots = 4, .growth_min = 2,
 	};
-	struct agg *a = agg__new();
+	struct agg *a;
 	struct stat_extra x = { .o = &dro };
 	struct report_opts ro = {
 		.ksyms = ks, .kernel = "6.1.0", .source = "live", .quality = &q,
@@ -289,7 +286,6 @@ static void test_every_column_in_both(void **state)
 	};
 	struct rows *doc;
 
-	assert_non_null(a);
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q.traced[f] = f != KMS_FAM_PERCPU;
 		q.method[f] = "tp_btf";
@@ -297,7 +293,8 @@ static void test_every_column_in_both(void **state)
 	}
 	q.event_misses[0] = (struct kms_event_misses){ "kmalloc", 1 };
 	q.nr_event_misses = 1;
-	x.d = stream(a);
+	x.d = stream();
+	a = test_pipe.agg;
 	dro.now = now + 1000;
 
 	doc = report__stat(a, &ro);
@@ -324,8 +321,7 @@ static void test_every_column_in_both(void **state)
 	check_section(doc, &c, "misuse");
 	rows__free(doc);
 	assert_int_equal(sections, 6);
-	agg__free(a);
-	detect__free(x.d);
+	pipe_done();
 }
 
 int main(void)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "top.h"
+#include "pipe.h"
 
 #define SITE_A	0xffffffff81001010ULL
 #define SITE_B	0xffffffff81002020ULL
@@ -27,7 +28,7 @@ static void feed(struct agg *a, int type, __u64 ptr, __u64 site, __u32 req, __u3
 	};
 
 	e.ts = now++;
-	agg__event(a, &e);
+	pipe_event(&e);
 }
 
 static const struct top_row *find(const struct top_row *rows, long nr, __u64 addr)
@@ -41,7 +42,7 @@ static const struct top_row *find(const struct top_row *rows, long nr, __u64 add
 /* the window is the difference of two snapshots of the cumulative agg */
 static void test_window_from_agg(void **state)
 {
-	struct agg *a = agg__new();
+	struct agg *a = pipe_agg();
 	struct top_snap s0 = {}, s1 = {};
 	struct top_row *rows = NULL;
 	const struct top_row *r;
@@ -96,7 +97,7 @@ static void test_window_from_agg(void **state)
 	free(rows);
 	top__snap_free(&s0);
 	top__snap_free(&s1);
-	agg__free(a);
+	pipe_done();
 }
 
 static struct top_site site(int fam, __u64 addr, __u64 allocs, __u64 frees, __u64 bytes,
