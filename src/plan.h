@@ -32,7 +32,7 @@ enum cand_result {
 struct plan_cand {
 	enum plan_method method;
 	const char *target;	/* tracepoint or kernel function */
-	const char *prog;	/* BPF program name in kmemscope.bpf.c */
+	const char *prog;	/* BPF program name (bpf/kmemscope.bpf.c and its headers) */
 	const char *prog_ret;	/* kretprobe program, or NULL */
 	enum cand_result result;
 	char reason[128];

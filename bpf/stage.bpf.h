@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Per-CPU staging, included by kmemscope.bpf.c (its settings and maps).
+ *
+ * Records are staged per CPU and shipped KMS_BATCH at a time with one
+ * bpf_ringbuf_output(..., BPF_RB_NO_WAKEUP): a reservation and a wakeup per
+ * event cost more than the event itself. Two kinds of record go out
+ * directly, as a batch of one flagged KMS_BATCH_NESTED: one made while
+ * another is being staged on the same CPU (an interrupt during a handler),
+ * and every record of an fentry/fexit handler, which runs preemptible and
+ * so must not hold the stage. The collector merges per-CPU batches by order
+ * key (a global sequence or the time), and runs flush_stage on a CPU whose
+ * stage has gone quiet.
+ *
+ * Also here: the pid filter, context capture (the preempt count), and
+ * ev_begin()/ev_end(), which every handler uses to write its record.
+ */
+#ifndef __KMS_STAGE_BPF_H
+#define __KMS_STAGE_BPF_H
+
+#ifndef barrier
+#define barrier() asm volatile("" ::: "memory")
+#endif
+
+#ifndef barrier_var
+#define barrier_var(var) asm volatile("" : "+r"(var))
+#endif
+
+/* atomic: fentry/fexit handlers can be preempted by another task's handler */
+static __always_inline void cnt_add(__u32 idx, __u64 v)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		__sync_fetch_and_add(c, v);
+}
+
+static __always_inline struct kms_stage *stage_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stage, &zero);
+}
+
+/*
+ * Ship the stage. Called only with s->busy held by the caller and never
+ * between taking an order key and staging its record: flush_key promises
+ * that nothing older is left on this CPU.
+ */
+static __noinline void flush(struct kms_stage *s, __u16 flags)
+{
+	__u32 n = s->b.count;
+	__u64 size;
+
+	/* keep the bound where older verifiers (6.1) can see it */
+	barrier_var(n);
+	if (n > KMS_BATCH)
+		n = KMS_BATCH;
+	s->b.cpu = bpf_get_smp_processor_id();
+	s->b.flags = flags | (use_seq ? KMS_BATCH_SEQ : 0);
+	s->b.flush_ts = bpf_ktime_get_ns();
+	s->b.flush_key = use_seq ? *(volatile __u64 *)&seq_counter : s->b.flush_ts;
+	size = offsetof(struct kms_batch, ev) + (__u64)n * sizeof(struct kms_event);
+	barrier_var(size);
+	if (size > sizeof(s->b))
+		size = sizeof(s->b);
+	if (bpf_ringbuf_output(&rb, &s->b, size, BPF_RB_NO_WAKEUP))
+		cnt_add(KMS_CNT_LOST, n);
+	s->b.count = 0;
+}
+
+/*
+ * Make room for n records before an order key is taken: once a handler holds
+ * a key, no flush may come before its records are staged, or the batch would
+ * promise (flush_key) that nothing older is left while one still is.
+ */
+static __always_inline void stage_room(struct kms_stage *s, __u32 n)
+{
+	if (s->b.count + n > KMS_BATCH)
+		flush(s, 0);
+}
+
+/* the next stage slot, counted at once; stage_room() made sure it is free */
+static __always_inline void *stage_slot(struct kms_stage *s)
+{
+	__u32 i = s->b.count;
+
+	s->b.count = i + 1;
+	return &s->b.ev[i & (KMS_BATCH - 1)];
+}
+
+/* a handler is done with the stage: ship it if full, let others in */
+static __always_inline void stage_done(struct kms_stage *s)
+{
+	if (s->b.count >= KMS_BATCH)
+		flush(s, 0);
+	s->busy = 0;
+}
+
+static __always_inline __u64 order_key(void)
+{
+	return use_seq ? __sync_fetch_and_add(&seq_counter, 1) : bpf_ktime_get_ns();
+}
+
+/*
+ * A direct record is reserved in the ring before its order key is taken.
+ * The reader stops at a reserved record until it is submitted, and any batch
+ * whose flush_key passes this key is reserved after it, so it is read after
+ * it: the merge never delivers past a direct record still in the making,
+ * however long its handler is preempted. NULL if the ring is full.
+ */
+static __always_inline struct kms_direct *direct_new(void)
+{
+	struct kms_direct *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+
+	if (!r) {
+		cnt_add(KMS_CNT_LOST_NESTED, 1);
+		return NULL;
+	}
+	r->cpu = bpf_get_smp_processor_id();
+	r->count = 1;
+	r->flags = KMS_BATCH_NESTED | (use_seq ? KMS_BATCH_SEQ : 0);
+	return r;
+}
+
+static __always_inline void direct_ship(struct kms_direct *r)
+{
+	r->flush_ts = bpf_ktime_get_ns();
+	r->flush_key = r->ev.ts;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void meta_task(struct kms_meta *m, __u32 tgid, __u64 ts)
+{
+	m->type = KMS_EV_META_TASK;
+	m->pad0 = 0;
+	m->cpu = 0;
+	m->flags = 0;
+	m->ts = ts;
+	m->key = tgid;
+	m->a = 0;
+	m->b = 0;
+	bpf_get_current_comm(m->name, sizeof(m->name));
+}
+
+/* name a cache or device (obj) for the events of type that refer to it */
+static __always_inline void meta_obj(struct kms_meta *m, __u8 type, __u64 obj, __u64 ts)
+{
+	m->pad0 = 0;
+	m->cpu = 0;
+	m->flags = 0;
+	m->ts = ts;
+	m->key = obj;
+	/* the slot holds an older record: no stale bytes after the name */
+	__builtin_memset(m->name, 0, sizeof(m->name));
+	if (type == KMS_EV_CACHE_ALLOC || type == KMS_EV_CACHE_FREE ||
+	    type == KMS_EV_CACHE_BULK_FREE) {
+		struct kmem_cache *c = (void *)obj;
+
+		m->type = KMS_EV_META_CACHE;
+		m->a = BPF_CORE_READ(c, object_size);
+		m->b = BPF_CORE_READ(c, size);
+		bpf_probe_read_kernel_str(m->name, sizeof(m->name), BPF_CORE_READ(c, name));
+	} else {
+		struct device *d = (void *)obj;
+
+		m->type = KMS_EV_META_DEVICE;
+		m->a = 0;
+		m->b = 0;
+		bpf_probe_read_kernel_str(m->name, sizeof(m->name), BPF_CORE_READ(d, kobj.name));
+	}
+}
+
+/* where this CPU remembers having named obj */
+static __always_inline __u32 seen_slot(__u64 obj)
+{
+	return ((obj >> 6) ^ (obj >> 12)) & (KMS_NR_SEEN - 1);
+}
+
+/* a metadata record shipped directly; false if the ring was full */
+static __always_inline bool direct_meta(__u8 type, __u32 tgid, __u64 obj)
+{
+	struct kms_direct *r = direct_new();
+
+	if (!r)
+		return false;
+	if (obj)
+		meta_obj((void *)&r->ev, type, obj, order_key());
+	else
+		meta_task((void *)&r->ev, tgid, order_key());
+	direct_ship(r);
+	return true;
+}
+
+/* the pid filter, with the last answer cached per CPU: events come in runs of one task */
+static __always_inline bool pid_ok(struct kms_stage *s, __u32 tgid)
+{
+	__u32 gen = *(volatile __u32 *)&filter_gen;
+
+	if (s->filter_pid != tgid || s->filter_gen != gen) {
+		bool ok = bpf_map_lookup_elem(&pids, &tgid) != NULL;
+
+		/*
+		 * The answer first, the key last: an interrupt landing in between
+		 * must not find this tgid's key next to another tgid's answer.
+		 */
+		s->filter_pid = 0;
+		barrier();
+		s->filter_ok = ok;
+		s->filter_gen = gen;
+		barrier();
+		s->filter_pid = tgid;
+		return ok;
+	}
+	return s->filter_ok;
+}
+
+/*
+ * ---- context capture ----
+ * Whether an allocation ran with preemption disabled or in an interrupt is
+ * what the atomic-context detector needs: the per-CPU preempt count. BPF can
+ * reach a per-CPU variable only through its kallsyms address, and kernels
+ * built without CONFIG_KALLSYMS_ALL (the 6.18 host) have none. So find this
+ * CPU's per-CPU base another way: the running task's CFS runqueue is this
+ * CPU's 'runqueues' instance, and its offset in the per-CPU section comes
+ * from BTF (the collector passes it, and that of __preempt_count, in rodata:
+ * pcpu_rq_off, pcpu_pc_off). The base is found once per CPU and kept in the
+ * stage.
+ */
+
+static __always_inline bool type_is_free(__u8 type)
+{
+	return type == KMS_EV_KFREE || type == KMS_EV_CACHE_FREE || type == KMS_EV_PAGE_FREE ||
+	       type == KMS_EV_PAGE_FREE_BATCHED || type == KMS_EV_VFREE ||
+	       type == KMS_EV_DMA_FREE || type == KMS_EV_PERCPU_FREE ||
+	       type == KMS_EV_RCU_FREE || type == KMS_EV_BULK_FREE ||
+	       type == KMS_EV_CACHE_BULK_FREE;
+}
+
+static __always_inline bool type_is_alloc(__u8 type)
+{
+	return type == KMS_EV_KMALLOC || type == KMS_EV_CACHE_ALLOC ||
+	       type == KMS_EV_PAGE_ALLOC || type == KMS_EV_VMALLOC ||
+	       type == KMS_EV_DMA_ALLOC || type == KMS_EV_PERCPU_ALLOC ||
+	       type == KMS_EV_ALLOC_FAIL;
+}
+
+static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
+{
+	__u32 pc;
+
+	if (!s->pcpu_base) {
+		struct task_struct *t = (void *)bpf_get_current_task();
+		struct rq *rq = BPF_CORE_READ(t, se.cfs_rq, rq);
+
+		/* an RT or idle task may point at another CPU's runqueue: check */
+		if (!rq || BPF_CORE_READ(rq, cpu) != bpf_get_smp_processor_id())
+			return;
+		s->pcpu_base = (__u64)rq - pcpu_rq_off;
+	}
+	if (bpf_probe_read_kernel(&pc, sizeof(pc), (void *)(s->pcpu_base + pcpu_pc_off)))
+		return;
+	e->pc = pc;
+	e->ctx |= KMS_CTX_KNOWN;
+}
+
+/*
+ * How a handler may use the per-CPU stage, fixed per attach flavour at
+ * compile time. Tracepoint and kprobe programs run with preemption off and
+ * stage their records. fentry/fexit programs run with only migration off: a
+ * handler preempted while holding the stage would freeze the CPU's
+ * watermark, and two tasks could claim one slot, so they ship directly.
+ */
+enum ev_path {
+	EV_STAGED,
+	EV_DIRECT,
+};
+
+/* where a handler writes its record: a stage slot, or a direct record */
+struct ev_slot {
+	struct kms_stage *s;	/* the stage holding the record, NULL: ... */
+	struct kms_direct *r;	/* ... the direct record */
+	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
+	__u32 guard;		/* the handler's event type, for its active bit */
+};
+
+/*
+ * Rescue. The kernel runs one BPF program at most once per CPU at a time: an
+ * interrupt that allocates or frees while a handler runs (a softirq freeing
+ * RCU-deferred objects on its way out, say) finds the program busy, and the
+ * event is lost as a recursion miss. With rescue on, every handler marks its
+ * event type active in the stage while it runs, and a second, "shadow"
+ * program on the same tracepoint handles exactly the events that arrive
+ * while the mark is set. It costs one more program run per event.
+ */
+static __always_inline void guard_set(struct kms_stage *s, struct ev_slot *es, enum ev_path how)
+{
+	es->gs = NULL;
+	/* shadows are tracepoint programs: nothing rescues an fentry handler */
+	if (!rescue || how == EV_DIRECT || s->in_shadow || es->guard >= 32)
+		return;
+	s->active |= 1U << es->guard;
+	es->gs = s;
+}
+
+static __always_inline void guard_clear(struct ev_slot *es)
+{
+	if (rescue && es->gs)
+		es->gs->active &= ~(1U << (es->guard & 31));
+}
+
+/*
+ * Start a record of type for obj (cache/device, 0 if none): filter, announce
+ * what the record refers to, and hand back the slot with the shared fields
+ * filled. NULL when the event is filtered out or cannot be shipped.
+ */
+static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es, __u8 type,
+						  __u64 obj, enum ev_path how)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct kms_stage *s = stage_get();
+	struct kms_event *e;
+	__u8 flags = 0;
+	__u32 slot = seen_slot(obj);
+	__u64 ts;
+
+	if (!s)
+		return NULL;
+	guard_set(s, es, how);
+	/*
+	 * Frees pass the pid filter: RCU callbacks and workers free what the
+	 * traced processes allocated. The collector keeps those that match.
+	 * The cached answer in the stage is for handlers that cannot be
+	 * preempted halfway through updating it.
+	 */
+	if (filter_pids && !(how == EV_DIRECT ? bpf_map_lookup_elem(&pids, &tgid) != NULL :
+				pid_ok(s, tgid))) {
+		if (!type_is_free(type)) {
+			if (how == EV_DIRECT)
+				cnt_add(KMS_CNT_FILTERED, 1);
+			else
+				s->filtered++;
+			guard_clear(es);
+			return NULL;
+		}
+		flags = KMS_CTX_OUTSIDE;
+	}
+	es->s = NULL;
+	es->r = NULL;
+	if (how == EV_DIRECT || s->busy) {
+		/*
+		 * fentry/fexit records name their task and object in direct
+		 * records of their own, each with its own key, so they are
+		 * delivered first; a staged handler this one interrupted
+		 * rewrites last_pid or seen[] at worst: a name sent twice.
+		 * Nested records go unnamed, as before: they are rare, and
+		 * this code would be copied into every tracepoint program.
+		 */
+		if (how == EV_DIRECT) {
+			if (s->last_pid != tgid && direct_meta(KMS_EV_META_TASK, tgid, 0))
+				s->last_pid = tgid;
+			if (obj && s->seen[slot] != obj && direct_meta(type, tgid, obj))
+				s->seen[slot] = obj;
+		} else {
+			flags |= KMS_CTX_NESTED;
+		}
+		es->r = direct_new();
+		if (!es->r) {
+			guard_clear(es);
+			return NULL;
+		}
+		e = &es->r->ev;
+		ts = order_key();
+	} else {
+		bool new_task, new_obj;
+
+		/*
+		 * Busy before the key: a forced flush (flush_stage) landing
+		 * in between would promise that nothing older is left here.
+		 */
+		s->busy = 1;
+		es->s = s;
+		new_task = s->last_pid != tgid;
+		new_obj = obj && s->seen[slot] != obj;
+		stage_room(s, 1 + new_task + new_obj);
+		ts = order_key();
+		if (new_task) {
+			meta_task(stage_slot(s), tgid, ts);
+			s->last_pid = tgid;
+		}
+		if (new_obj) {
+			meta_obj(stage_slot(s), type, obj, ts);
+			s->seen[slot] = obj;
+		}
+		/* counted in ev_end(), once it is complete */
+		e = &s->b.ev[s->b.count & (KMS_BATCH - 1)];
+	}
+	e->type = type;
+	e->ctx = flags;
+	e->order = 0;
+	e->extra = 0;
+	e->node = -1;
+	e->cpu = 0;
+	e->ts = ts;
+	e->ptr = 0;
+	e->site = 0;
+	e->obj = obj;
+	e->bytes_req = 0;
+	e->bytes_alloc = 0;
+	e->gfp = 0;
+	e->pid = tgid;
+	e->pc = 0;
+	if (want_ctx && type_is_alloc(type))
+		read_ctx(s, e);
+	if (stack_types & (1ULL << type))
+		e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
+	else
+		e->stack_id = -1;
+	return e;
+}
+
+static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
+{
+	if (e->stack_id < -1)
+		cnt_add(KMS_CNT_STACK_FAIL, 1);
+	/*
+	 * Branch on the stage, not on the reserved record: 6.1's verifier does
+	 * not know a ring-buffer record is non-NULL once checked, walks the
+	 * NULL branch and finds the record unreleased there.
+	 */
+	if (es->s) {
+		es->s->b.count++;
+		stage_done(es->s);
+	} else {
+		direct_ship(es->r);
+	}
+	guard_clear(es);
+}
+
+/* the collector runs this on a CPU (BPF_F_TEST_RUN_ON_CPU) to ship a quiet stage */
+SEC("raw_tp")
+int flush_stage(void *ctx)
+{
+	struct kms_stage *s = stage_get();
+
+	if (!s || s->busy)
+		return 1;
+	s->busy = 1;
+	flush(s, KMS_BATCH_FORCED);
+	s->busy = 0;
+	return 0;
+}
+
+#endif /* __KMS_STAGE_BPF_H */
