@@ -16,6 +16,7 @@
 #include "detect.h"
 #include "detect_report.h"
 #include "ksyms.h"
+#include "kallsyms_text.h"
 #include "pipe.h"
 
 #define SITE_A	0xffffffff81001010ULL	/* in caller_a */
@@ -99,18 +100,7 @@ static __u64 now = 1000;
 
 static int group_setup(void **state)
 {
-	char path[] = "/tmp/kms-detect-kallsyms.XXXXXX";
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		return -1;
-	if (write(fd, kallsyms_text, sizeof(kallsyms_text) - 1) != sizeof(kallsyms_text) - 1) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	ks = ksyms__load(path);
-	unlink(path);
+	ks = ksyms_from_text(kallsyms_text);
 	return ks ? 0 : -1;
 }
 

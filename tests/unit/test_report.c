@@ -14,6 +14,7 @@
 #include "report.h"
 #include "filter.h"
 #include "pipe.h"
+#include "kallsyms_text.h"
 #include "gfp.h"
 #include "ksyms.h"
 
@@ -389,7 +390,6 @@ static void test_json_schema(void **state)
 
 static void test_json_symbols_gfp(void **state)
 {
-	char path[] = "/tmp/kms-test-kallsyms-XXXXXX";
 	const char *dir = getenv("KMS_UNIT_DATA");
 	struct report_opts o = { .source = "live" };
 	struct gfp_table *gt = NULL;
@@ -398,14 +398,8 @@ static void test_json_symbols_gfp(void **state)
 	json_t *root, *arr, *s;
 	struct agg *a;
 	const char *bad;
-	int fd;
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, kallsyms, sizeof(kallsyms) - 1), (ssize_t)sizeof(kallsyms) - 1);
-	close(fd);
-	ks = ksyms__load(path);
-	unlink(path);
+	ks = ksyms_from_text(kallsyms);
 	assert_non_null(ks);
 
 	snprintf(fmt, sizeof(fmt), "%s/kmalloc-6.18.format", dir ? dir : "tests/unit/data");

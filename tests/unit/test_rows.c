@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include "pipe.h"
+#include "kallsyms_text.h"
 #include "agg.h"
 #include "detect.h"
 #include "detect_report.h"
@@ -73,18 +74,7 @@ static __u64 now = 1000;
 
 static int setup(void **state)
 {
-	char path[] = "/tmp/kms-rows-kallsyms.XXXXXX";
-	int fd = mkstemp(path);
-
-	if (fd < 0)
-		return -1;
-	if (write(fd, kallsyms_text, sizeof(kallsyms_text) - 1) != sizeof(kallsyms_text) - 1) {
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	ks = ksyms__load(path);
-	unlink(path);
+	ks = ksyms_from_text(kallsyms_text);
 	return ks ? 0 : -1;
 }
 
