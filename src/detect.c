@@ -567,7 +567,7 @@ static const struct live_obj *wrong_class(struct detect *d, const struct kms_eve
 }
 
 void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const struct live_obj *o,
-		     __u32 bytes, bool whole, bool split)
+		     __u32 bytes, bool whole)
 {
 	struct alloc_view a;
 
@@ -577,8 +577,6 @@ void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const
 	if (d->o.bad_frees && e->type == KMS_EV_CACHE_FREE && o->type == KMS_EV_CACHE_ALLOC &&
 	    e->obj && a.obj && e->obj != a.obj)
 		badfree_add(d, BF_WRONG_CACHE, &a, e, 0);
-	if (split)
-		d->fs.page_split_frees++;
 	release(d, o, bytes, whole, false);
 	/* page frames come back through untraced bulk allocations: no double-free check */
 	if (whole && d->ring && cls != OC_PAGE)

@@ -138,7 +138,6 @@ struct detect_free_stats {
 	__u64 unmatched[KMS_FAM_MAX];	/* frees of objects allocated before tracing */
 	__u64 implicit[KMS_FAM_MAX];	/* live address allocated again: untraced free */
 	__u64 freed_evicted;		/* recently-freed entries pushed out (bounded set) */
-	__u64 page_split_frees;
 };
 
 /* ---- leaks ---- */
@@ -231,7 +230,7 @@ void detect__event(struct detect *d, const struct kms_event *e);
 struct live_obj;
 void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_obj *o);
 void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const struct live_obj *o,
-		     __u32 bytes, bool whole, bool split);
+		     __u32 bytes, bool whole);
 void detect__on_implicit_free(struct detect *d, const struct live_obj *old);
 void detect__on_unmatched(struct detect *d, const struct kms_event *e);
 void detect__meta(struct detect *d, const struct kms_meta *m);

@@ -98,7 +98,7 @@ static void on_free(struct pipeline *p, struct kms_event *e, int cls)
 	}
 	agg__on_free(p->agg, e, o, bytes, whole, split);
 	if (p->detect)
-		detect__on_free(p->detect, e, cls, o, bytes, whole, split);
+		detect__on_free(p->detect, e, cls, o, bytes, whole);
 	if (whole)
 		live__remove(&p->live, cls, o);
 	else

@@ -466,8 +466,8 @@ static const struct row_col summary_cols[S_NR] = {
 	[S_SPLIT] = { "page_split_frees", "page split frees", RK_U64 },
 };
 
-static struct rows *summary(const struct detect *d, const struct detect_report_opts *o,
-			    const struct leak_view *v, size_t nu)
+static struct rows *summary(const struct detect *d, const struct agg *a,
+			    const struct detect_report_opts *o, const struct leak_view *v, size_t nu)
 {
 	const struct detect_free_stats *fs = detect__free_stats(d);
 	struct rows *t = rows__new("summary", "Summary", RS_LINES, true, summary_cols, S_NR);
@@ -499,7 +499,8 @@ static struct rows *summary(const struct detect *d, const struct detect_report_o
 	r[S_BEFORE].names = r[S_IMPLICIT].names;
 	r[S_BEFORE].v = fs->unmatched;
 	r[S_BEFORE].n = KMS_FAM_MAX;
-	r[S_SPLIT].u = fs->page_split_frees;
+	/* the store splits page blocks; the aggregator counts it */
+	r[S_SPLIT].u = agg__stats(a)->page_split_frees;
 	return t;
 }
 
@@ -565,7 +566,7 @@ static struct rows *leaks_doc(const struct detect *d, const struct agg *a,
 	r[H_DEPTH].i = detect_report__depth(o);
 	r[H_SNAPSHOTS].u = o->snapshots;
 	rows__child(doc, detect_report__verdict(o));
-	rows__child(doc, summary(d, o, v, nu));
+	rows__child(doc, summary(d, a, o, v, nu));
 	rows__child(doc, lrows(d, o, "leaks", "Leak candidates by stack", v->rows[LC_LEAK],
 			       v->nr[LC_LEAK], true));
 	rows__child(doc, lrows(d, o, "retained", "Retained by design", v->rows[LC_RETAINED],
