@@ -47,7 +47,11 @@ int collector__open(struct collector **out, const struct plan *plan,
 int collector__add_pid(struct collector *c, pid_t pid);
 int collector__del_pid(struct collector *c, pid_t pid);
 int collector__attach(struct collector *c);
-/* drain what the kernel has shipped and deliver what is safely ordered */
+/*
+ * Read what the kernel has shipped and deliver what is safely ordered, for at
+ * most a bounded time: 1 when that time ran out with records still waiting
+ * (poll again at once), 0 when the ring was drained, or -errno.
+ */
 int collector__poll(struct collector *c);
 /* flush every CPU now and deliver all that is ordered: everything made before the call */
 int collector__sync(struct collector *c);
