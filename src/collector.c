@@ -22,9 +22,10 @@
 #include "log.h"
 
 /*
- * Pacing. A quiet CPU whose watermark is older than STALE_NS gets a forced
- * flush (one IPI to it): that bounds how long the busy CPUs' records wait in
- * the merge queues, so the queues stay small and hot in cache. Losses are
+ * Pacing. A quiet CPU whose watermark holds back a waiting record gets a
+ * forced flush (one IPI to it) when its last batch is older than STALE_NS:
+ * that bounds how long the busy CPUs' records wait in the merge queues, so
+ * the queues stay small and hot in cache. Losses are
  * looked for every CHECK_NS (a few syscalls). One poll reads the ring for at
  * most POLL_BUDGET_NS: at a rate the collector only just keeps up with the
  * ring never runs empty, and the session must still see its deadline.
@@ -421,17 +422,25 @@ static int flush_cpu(struct collector *c, int cpu)
 	return opts.retval;
 }
 
+/*
+ * Flush the CPUs that hold delivery back: those whose watermark is below a
+ * waiting record, flushed longer than STALE_NS ago. On a quiet system nothing
+ * waits and no CPU is disturbed. all: every online CPU, now.
+ */
 static void flush_stale(struct collector *c, bool all)
 {
-	__u64 now = now_ns();
+	__u64 now = now_ns(), oldest = all ? ~0ULL : merge__oldest(c->m);
 
+	if (oldest == ~0ULL && !all)
+		return;
 	for (int i = 0; i < c->nr_cpus; i++) {
 		/* a flush asked for is in the ring, maybe not read yet: once is enough */
 		__u64 last = merge__flushed_at(c->m, i);
 
 		if (c->flush_asked[i] > last)
 			last = c->flush_asked[i];
-		if (!c->online[i] || (!all && last + STALE_NS > now))
+		if (!c->online[i] ||
+		    (!all && (merge__cpu_watermark(c->m, i) >= oldest || last + STALE_NS > now)))
 			continue;
 		c->flush_asked[i] = now;
 		if (flush_cpu(c, i) == -ENXIO)

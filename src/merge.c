@@ -224,6 +224,21 @@ __u64 merge__watermark(const struct merge *m, const bool *online)
 	return w;
 }
 
+__u64 merge__oldest(const struct merge *m)
+{
+	__u64 k = ~0ULL;
+
+	for (int i = 0; i <= m->nr_cpus; i++)
+		if (m->q[i].head != m->q[i].tail && head_key(m, i) < k)
+			k = head_key(m, i);
+	return k;
+}
+
+__u64 merge__cpu_watermark(const struct merge *m, int cpu)
+{
+	return m->wm[cpu];
+}
+
 __u64 merge__flushed_at(const struct merge *m, int cpu)
 {
 	return m->flushed_at[cpu];
