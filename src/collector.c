@@ -34,6 +34,8 @@
 #define STALE_NS	(1ULL * 1000 * 1000)
 #define CHECK_NS	(10ULL * 1000 * 1000)
 #define POLL_BUDGET_NS	(50ULL * 1000 * 1000)
+/* a sync gives up on a CPU that never ships (its flushes keep failing) after this */
+#define SYNC_MAX_NS	(1000ULL * 1000 * 1000)
 /* ring records between two looks at the clock (direct records come one event each) */
 #define TICK_RECORDS	16
 
@@ -54,6 +56,7 @@ struct collector {
 	__u64 *flush_asked;	/* per CPU: when its last forced flush was asked */
 	__u64 next_check;	/* time of the next look for losses */
 	__u64 poll_until;	/* the running poll's budget ends then */
+	__u64 sync_key;		/* a running sync reads up to this order key, 0: none */
 	unsigned int records;	/* ring records since the last look at the clock */
 	/*
 	 * Loss markers. A loss seen at a poll happened before the order key read
@@ -103,13 +106,16 @@ static int on_sample(void *ctx, void *data, size_t size)
 		return err;
 	if (++c->records < TICK_RECORDS) {
 		deliver(c, watermark(c));
-		return 0;
+	} else {
+		c->records = 0;
+		now = now_ns();
+		tick(c, now);
+		/* stops ring_buffer__consume() after this record (it counts as read) */
+		if (now >= c->poll_until)
+			return -EAGAIN;
 	}
-	c->records = 0;
-	now = now_ns();
-	tick(c, now);
-	/* stops ring_buffer__consume() after this record (it counts as read) */
-	return now >= c->poll_until ? -EAGAIN : 0;
+	/* a sync is done once every CPU's watermark passed its key */
+	return c->sync_key && watermark(c) >= c->sync_key ? -EAGAIN : 0;
 }
 
 static void deliver(struct collector *c, __u64 limit)
@@ -423,24 +429,23 @@ static int flush_cpu(struct collector *c, int cpu)
 }
 
 /*
- * Flush the CPUs that hold delivery back: those whose watermark is below a
- * waiting record, flushed longer than STALE_NS ago. On a quiet system nothing
- * waits and no CPU is disturbed. all: every online CPU, now.
+ * Flush the online CPUs whose watermark is below key: every one at once
+ * (paced false), or those whose last batch is older than STALE_NS. The
+ * collector's tick asks for the CPUs that hold a waiting record back, so on
+ * a quiet system no CPU is disturbed.
  */
-static void flush_stale(struct collector *c, bool all)
+static void flush_below(struct collector *c, __u64 key, bool paced)
 {
-	__u64 now = now_ns(), oldest = all ? ~0ULL : merge__oldest(c->m);
+	__u64 now = now_ns();
 
-	if (oldest == ~0ULL && !all)
-		return;
 	for (int i = 0; i < c->nr_cpus; i++) {
 		/* a flush asked for is in the ring, maybe not read yet: once is enough */
 		__u64 last = merge__flushed_at(c->m, i);
 
 		if (c->flush_asked[i] > last)
 			last = c->flush_asked[i];
-		if (!c->online[i] ||
-		    (!all && (merge__cpu_watermark(c->m, i) >= oldest || last + STALE_NS > now)))
+		if (!c->online[i] || merge__cpu_watermark(c->m, i) >= key ||
+		    (paced && last + STALE_NS > now))
 			continue;
 		c->flush_asked[i] = now;
 		if (flush_cpu(c, i) == -ENXIO)
@@ -455,7 +460,7 @@ int collector__attach(struct collector *c)
 	if (err)
 		return err;
 	c->attached = true;
-	flush_stale(c, true);
+	flush_below(c, ~0ULL, false);
 	return 0;
 }
 
@@ -467,7 +472,7 @@ static __u64 watermark(struct collector *c)
 /* the collector's periodic work; on_sample() runs it too, while the ring is read */
 static void tick(struct collector *c, __u64 now)
 {
-	flush_stale(c, false);
+	flush_below(c, merge__oldest(c->m), true);
 	if (now >= c->next_check) {
 		check_losses(c, false);
 		c->next_check = now + CHECK_NS;
@@ -491,12 +496,24 @@ int collector__poll(struct collector *c)
 
 int collector__sync(struct collector *c)
 {
+	__u64 until = now_ns() + SYNC_MAX_NS;
 	int n;
 
-	flush_stale(c, true);
-	/* no budget: everything shipped before the flush is read */
-	c->poll_until = ~0ULL;
-	n = ring_buffer__consume(c->rb);
+	/* every record made before this point has a smaller key */
+	c->sync_key = current_key(c);
+	flush_below(c, ~0ULL, false);
+	do {
+		c->poll_until = now_ns() + POLL_BUDGET_NS;
+		n = ring_buffer__consume(c->rb);
+		if (n < 0 && n != -EAGAIN)
+			break;
+		n = 0;
+		if (watermark(c) >= c->sync_key)
+			break;
+		/* a CPU busy at the flush ships when its handler is done, or at the next one */
+		flush_below(c, c->sync_key, true);
+	} while (now_ns() < until);
+	c->sync_key = 0;
 	if (n < 0)
 		return n;
 	check_losses(c, false);
@@ -515,7 +532,7 @@ int collector__stop(struct collector *c)
 	c->attached = false;
 	c->poll_until = ~0ULL;
 	n = ring_buffer__consume(c->rb);
-	flush_stale(c, true);
+	flush_below(c, ~0ULL, false);
 	n = ring_buffer__consume(c->rb);
 	check_losses(c, true);
 	deliver(c, ~0ULL);

@@ -53,7 +53,11 @@ int collector__attach(struct collector *c);
  * (poll again at once), 0 when the ring was drained, or -errno.
  */
 int collector__poll(struct collector *c);
-/* flush every CPU now and deliver all that is ordered: everything made before the call */
+/*
+ * Flush every CPU now and deliver everything made before the call, however
+ * busy the ring: it reads until every CPU's watermark passes the order key of
+ * the call (at most a second, for a CPU that never ships).
+ */
 int collector__sync(struct collector *c);
 /* detach, flush every CPU and deliver everything */
 int collector__stop(struct collector *c);
