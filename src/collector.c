@@ -21,8 +21,23 @@
 #include "plan.h"
 #include "log.h"
 
-/* a CPU whose watermark is older than this gets a forced flush */
-#define STALE_NS (20ULL * 1000 * 1000)
+/*
+ * Pacing. A quiet CPU whose watermark holds back a waiting record gets a
+ * forced flush (one IPI to it) when its last batch is older than STALE_NS:
+ * that bounds how long the busy CPUs' records wait in the merge queues, so
+ * the queues stay small and hot in cache. Losses are
+ * looked for every CHECK_NS (a few syscalls). One poll reads the ring for at
+ * most POLL_BUDGET_NS: at a rate the collector only just keeps up with the
+ * ring never runs empty, and the session must still see its deadline.
+ * Records are delivered as soon as the watermark passes them, batch by batch.
+ */
+#define STALE_NS	(1ULL * 1000 * 1000)
+#define CHECK_NS	(10ULL * 1000 * 1000)
+#define POLL_BUDGET_NS	(50ULL * 1000 * 1000)
+/* a sync gives up on a CPU that never ships (its flushes keep failing) after this */
+#define SYNC_MAX_NS	(1000ULL * 1000 * 1000)
+/* ring records between two looks at the clock (direct records come one event each) */
+#define TICK_RECORDS	16
 
 struct collector {
 	struct kmemscope_bpf *skel;
@@ -38,6 +53,11 @@ struct collector {
 	bool context;
 	bool rescue;
 	unsigned int families;	/* requested (-F), 0: all */
+	__u64 *flush_asked;	/* per CPU: when its last forced flush was asked */
+	__u64 next_check;	/* time of the next look for losses */
+	__u64 poll_until;	/* the running poll's budget ends then */
+	__u64 sync_key;		/* a running sync reads up to this order key, 0: none */
+	unsigned int records;	/* ring records since the last look at the clock */
 	/*
 	 * Loss markers. A loss seen at a poll happened before the order key read
 	 * then; the marker goes into the stream right after every record with a
@@ -72,11 +92,30 @@ static void deliver_one(void *ctx, struct kms_event *e)
 	c->sink.event(c->sink.ctx, e);
 }
 
+static void tick(struct collector *c, __u64 now);
+static void deliver(struct collector *c, __u64 limit);
+static __u64 watermark(struct collector *c);
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct collector *c = ctx;
+	int err = merge__batch(c->m, data, size);
+	__u64 now;
 
-	return merge__batch(c->m, data, size);
+	if (err)
+		return err;
+	if (++c->records < TICK_RECORDS) {
+		deliver(c, watermark(c));
+	} else {
+		c->records = 0;
+		now = now_ns();
+		tick(c, now);
+		/* stops ring_buffer__consume() after this record (it counts as read) */
+		if (now >= c->poll_until)
+			return -EAGAIN;
+	}
+	/* a sync is done once every CPU's watermark passed its key */
+	return c->sync_key && watermark(c) >= c->sync_key ? -EAGAIN : 0;
 }
 
 static void deliver(struct collector *c, __u64 limit)
@@ -306,8 +345,9 @@ int collector__open(struct collector **out, const struct plan *plan,
 		goto fail;
 	}
 	c->online = calloc(c->nr_cpus, sizeof(*c->online));
+	c->flush_asked = calloc(c->nr_cpus, sizeof(*c->flush_asked));
 	c->m = merge__new(c->nr_cpus);
-	if (!c->online || !c->m) {
+	if (!c->online || !c->flush_asked || !c->m) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -388,13 +428,26 @@ static int flush_cpu(struct collector *c, int cpu)
 	return opts.retval;
 }
 
-static void flush_stale(struct collector *c, bool all)
+/*
+ * Flush the online CPUs whose watermark is below key: every one at once
+ * (paced false), or those whose last batch is older than STALE_NS. The
+ * collector's tick asks for the CPUs that hold a waiting record back, so on
+ * a quiet system no CPU is disturbed.
+ */
+static void flush_below(struct collector *c, __u64 key, bool paced)
 {
 	__u64 now = now_ns();
 
 	for (int i = 0; i < c->nr_cpus; i++) {
-		if (!c->online[i] || (!all && merge__flushed_at(c->m, i) + STALE_NS > now))
+		/* a flush asked for is in the ring, maybe not read yet: once is enough */
+		__u64 last = merge__flushed_at(c->m, i);
+
+		if (c->flush_asked[i] > last)
+			last = c->flush_asked[i];
+		if (!c->online[i] || merge__cpu_watermark(c->m, i) >= key ||
+		    (paced && last + STALE_NS > now))
 			continue;
+		c->flush_asked[i] = now;
 		if (flush_cpu(c, i) == -ENXIO)
 			c->online[i] = false;	/* went offline: it ships nothing more */
 	}
@@ -407,7 +460,7 @@ int collector__attach(struct collector *c)
 	if (err)
 		return err;
 	c->attached = true;
-	flush_stale(c, true);
+	flush_below(c, ~0ULL, false);
 	return 0;
 }
 
@@ -416,30 +469,51 @@ static __u64 watermark(struct collector *c)
 	return merge__watermark(c->m, c->online);
 }
 
+/* the collector's periodic work; on_sample() runs it too, while the ring is read */
+static void tick(struct collector *c, __u64 now)
+{
+	flush_below(c, merge__oldest(c->m), true);
+	if (now >= c->next_check) {
+		check_losses(c, false);
+		c->next_check = now + CHECK_NS;
+	}
+	deliver(c, watermark(c));
+}
+
 int collector__poll(struct collector *c)
 {
 	int n;
 
 	if (c->stopped)
 		return 0;
+	c->poll_until = now_ns() + POLL_BUDGET_NS;
 	n = ring_buffer__consume(c->rb);
-	if (n < 0)
+	if (n < 0 && n != -EAGAIN)
 		return n;
-	flush_stale(c, false);
-	n = ring_buffer__consume(c->rb);
-	if (n < 0)
-		return n;
-	check_losses(c, false);
-	deliver(c, watermark(c));
-	return 0;
+	tick(c, now_ns());
+	return n == -EAGAIN;
 }
 
 int collector__sync(struct collector *c)
 {
+	__u64 until = now_ns() + SYNC_MAX_NS;
 	int n;
 
-	flush_stale(c, true);
-	n = ring_buffer__consume(c->rb);
+	/* every record made before this point has a smaller key */
+	c->sync_key = current_key(c);
+	flush_below(c, ~0ULL, false);
+	do {
+		c->poll_until = now_ns() + POLL_BUDGET_NS;
+		n = ring_buffer__consume(c->rb);
+		if (n < 0 && n != -EAGAIN)
+			break;
+		n = 0;
+		if (watermark(c) >= c->sync_key)
+			break;
+		/* a CPU busy at the flush ships when its handler is done, or at the next one */
+		flush_below(c, c->sync_key, true);
+	} while (now_ns() < until);
+	c->sync_key = 0;
 	if (n < 0)
 		return n;
 	check_losses(c, false);
@@ -456,8 +530,9 @@ int collector__stop(struct collector *c)
 	/* after detach returns no handler runs: the final flush sees everything */
 	kmemscope_bpf__detach(c->skel);
 	c->attached = false;
+	c->poll_until = ~0ULL;
 	n = ring_buffer__consume(c->rb);
-	flush_stale(c, true);
+	flush_below(c, ~0ULL, false);
 	n = ring_buffer__consume(c->rb);
 	check_losses(c, true);
 	deliver(c, ~0ULL);
@@ -630,6 +705,7 @@ void collector__free(struct collector *c)
 	kmemscope_bpf__destroy(c->skel);
 	merge__free(c->m);
 	free(c->online);
+	free(c->flush_asked);
 	free(c->prog_misses);
 	free(c->free_fams);
 	free(c);

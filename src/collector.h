@@ -47,9 +47,17 @@ int collector__open(struct collector **out, const struct plan *plan,
 int collector__add_pid(struct collector *c, pid_t pid);
 int collector__del_pid(struct collector *c, pid_t pid);
 int collector__attach(struct collector *c);
-/* drain what the kernel has shipped and deliver what is safely ordered */
+/*
+ * Read what the kernel has shipped and deliver what is safely ordered, for at
+ * most a bounded time: 1 when that time ran out with records still waiting
+ * (poll again at once), 0 when the ring was drained, or -errno.
+ */
 int collector__poll(struct collector *c);
-/* flush every CPU now and deliver all that is ordered: everything made before the call */
+/*
+ * Flush every CPU now and deliver everything made before the call, however
+ * busy the ring: it reads until every CPU's watermark passes the order key of
+ * the call (at most a second, for a CPU that never ships).
+ */
 int collector__sync(struct collector *c);
 /* detach, flush every CPU and deliver everything */
 int collector__stop(struct collector *c);

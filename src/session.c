@@ -349,14 +349,14 @@ int session__run(struct session *s, double duration, double interval,
 	__u64 every = interval > 0 ? (__u64)(interval * 1e9) : 0;
 	__u64 next_tick = every ? s->start_ns + every : ~0ULL;
 	struct timespec pause = { 0, POLL_NS };
-	int err;
+	int err, busy;
 
 	for (;;) {
 		__u64 now;
 
-		err = collector__poll(s->coll);
-		if (err) {
-			kms_error("Failed to read events: %s\n", strerror(-err));
+		busy = collector__poll(s->coll);
+		if (busy < 0) {
+			kms_error("Failed to read events: %s\n", strerror(-busy));
 			return 1;
 		}
 		now = cli_now_ns();
@@ -370,7 +370,8 @@ int session__run(struct session *s, double duration, double interval,
 			break;
 		if (s->cmd.pid > 0 && cli_cmd_done(&s->cmd))
 			break;
-		nanosleep(&pause, NULL);
+		if (!busy)
+			nanosleep(&pause, NULL);
 	}
 	return 0;
 }
@@ -403,11 +404,12 @@ int session__settle(struct session *s, double seconds)
 	until = cli_now_ns() + (__u64)(seconds * 1e9);
 	while (cli_now_ns() < until && !cli_exiting()) {
 		err = collector__poll(s->coll);
-		if (err) {
+		if (err < 0) {
 			kms_error("Failed to read events: %s\n", strerror(-err));
 			return 1;
 		}
-		nanosleep(&pause, NULL);
+		if (!err)
+			nanosleep(&pause, NULL);
 	}
 	return 0;
 }
