@@ -115,16 +115,22 @@ def run(kms, mode, args, seconds, work, gen=None, ngen=0, sample_every=0):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
     samples = []
-    if sample_every:
-        next_t = t0 + sample_every
-        while p.poll() is None:
-            time.sleep(0.2)
-            if time.monotonic() >= next_t:
-                samples.append((round(time.monotonic() - t0), rss_kb(p.pid)))
-                next_t += sample_every
+    ru = None
+    next_t = t0 + sample_every
+    # stat and leaks write to a file: their stdout cannot fill while this waits
+    while sample_every:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        ru = None
+        time.sleep(0.2)
+        if time.monotonic() >= next_t:
+            samples.append((round(time.monotonic() - t0), rss_kb(p.pid)))
+            next_t += sample_every
     text = p.stdout.read()
     # this child's own rusage: the generators are children too
-    _, status, ru = os.wait4(p.pid, 0)
+    if ru is None:
+        _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
     errf.seek(0)
