@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include "kmemscope.skel.h"
 #include "collector.h"
 #include "merge.h"
@@ -218,77 +217,26 @@ static int read_online(bool *online, int nr)
 	return n;
 }
 
-/* offset of a variable in the kernel's per-CPU section, from BTF; -1 if absent */
-static long percpu_off(const struct btf *btf, const char *name, const char *member)
+void collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o,
+			  const struct plan *p)
 {
-	int n = btf__type_cnt(btf);
-
-	for (int i = 1; i < n; i++) {
-		const struct btf_type *t = btf__type_by_id(btf, i);
-		const struct btf_var_secinfo *v;
-
-		if (!btf_is_datasec(t) || strcmp(btf__name_by_offset(btf, t->name_off),
-						  ".data..percpu"))
-			continue;
-		v = btf_var_secinfos(t);
-		for (int j = 0; j < btf_vlen(t); j++, v++) {
-			const struct btf_type *vt = btf__type_by_id(btf, v->type);
-			const struct btf_type *st;
-			const struct btf_member *m;
-
-			if (strcmp(btf__name_by_offset(btf, vt->name_off), name))
-				continue;
-			if (!member)
-				return v->offset;
-			/* a field of a per-CPU struct (pcpu_hot.preempt_count, 6.2 to 6.14) */
-			st = btf__type_by_id(btf, btf__resolve_type(btf, vt->type));
-			if (!st || !btf_is_struct(st))
-				return -1;
-			m = btf_members(st);
-			for (int k = 0; k < btf_vlen(st); k++, m++)
-				if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
-					return v->offset + btf_member_bit_offset(st, k) / 8;
-			return -1;
-		}
-	}
-	return -1;
-}
-
-/*
- * Context capture needs the per-CPU offsets of the runqueue and of the
- * preempt count (see read_ctx() in bpf/). false when this kernel lacks them.
- */
-static bool setup_context(struct kmemscope_bpf *skel)
-{
-	struct btf *btf = btf__load_vmlinux_btf();
-	long rq, pc;
-
-	if (!btf)
-		return false;
-	rq = percpu_off(btf, "runqueues", NULL);
-	pc = percpu_off(btf, "__preempt_count", NULL);
-	if (pc < 0)
-		pc = percpu_off(btf, "pcpu_hot", "preempt_count");
-	btf__free(btf);
-	if (rq < 0 || pc < 0)
-		return false;
-	skel->rodata->want_ctx = true;
-	skel->rodata->pcpu_rq_off = rq;
-	skel->rodata->pcpu_pc_off = pc;
-	return true;
-}
-
-bool collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o)
-{
+	bpf_map__set_max_entries(skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
+	bpf_map__set_max_entries(skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
 	skel->rodata->filter_pids = o->filter_pids;
 	skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
 	skel->rodata->use_seq = o->order_seq;
 	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
-	return o->context && setup_context(skel);
+	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
+	/* context capture needs both per-CPU offsets (see read_ctx() in bpf/) */
+	if (!o->context || p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
+		return;
+	skel->rodata->want_ctx = true;
+	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
+	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 }
 
-int collector__open(struct collector **out, const struct plan *plan,
+int collector__open(struct collector **out, struct plan *plan,
 		    const struct collector_opts *o, struct collector_sink sink)
 {
 	struct collector *c;
@@ -313,29 +261,19 @@ int collector__open(struct collector **out, const struct plan *plan,
 	}
 	read_online(c->online, c->nr_cpus);
 
-	c->skel = kmemscope_bpf__open();
+	/* the plan loaded it, configured as o, while it probed */
+	c->skel = plan->obj;
+	plan->obj = NULL;
 	if (!c->skel) {
-		err = -errno;
-		kms_error("Failed to open BPF object: %s\n", strerror(-err));
+		err = -ENOENT;
+		kms_error("Failed to load BPF programs: the plan holds none\n");
 		goto fail;
 	}
 	c->rescue = o->rescue;
-	c->context = collector__configure(c->skel, o);
-	c->skel->rodata->rcu_ptr_arg = plan->rcu_ptr_arg;
+	c->context = c->skel->rodata->want_ctx;
 	if (o->context && !c->context)
 		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
 			 "allocation context (atomic-context checks) is unknown\n");
-	bpf_map__set_max_entries(c->skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
-	bpf_map__set_max_entries(c->skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
-	log_libbpf_reset();
-	err = plan__apply(plan, c->skel, o->rescue);
-	if (!err)
-		err = kmemscope_bpf__load(c->skel);
-	if (err) {
-		kms_error("Failed to load BPF programs: %s%s%s (run with -vv for libbpf's log)\n",
-			  strerror(-err), *log_libbpf_first() ? ": " : "", log_libbpf_first());
-		goto fail;
-	}
 	err = find_free_handlers(c);
 	if (err) {
 		kms_error("Failed to set up the collector: %s\n", strerror(-err));

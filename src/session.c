@@ -199,14 +199,20 @@ static void calibrate(struct session *s, bool filtering)
 		collector__add_pid(s->coll, s->self);
 	s->calibrating = true;
 	calibration_workload();
+	/*
+	 * A sync flushes every CPU's stage: the workload's records are in
+	 * after the first one, unless the ring was slow to take them.
+	 */
 	until = cli_now_ns() + 300ULL * 1000 * 1000;
-	do {
-		struct timespec pause = { 0, 5 * 1000 * 1000 };
+	for (;;) {
+		struct timespec pause = { 0, 1000 * 1000 };
 
+		collector__sync(s->coll);
+		if ((s->calib_min[KMS_FAM_KMALLOC] >= 0 && s->calib_min[KMS_FAM_CACHE] >= 0) ||
+		    cli_now_ns() >= until)
+			break;
 		nanosleep(&pause, NULL);
-		collector__poll(s->coll);
-	} while (cli_now_ns() < until &&
-		 (s->calib_min[KMS_FAM_KMALLOC] < 0 || s->calib_min[KMS_FAM_CACHE] < 0));
+	}
 	if (filtering)
 		collector__del_pid(s->coll, s->self);
 	/* what the workload staged anywhere is delivered, and intercepted, now */
@@ -224,6 +230,11 @@ static void calibrate(struct session *s, bool filtering)
 				s->baseline_pc[f] = s->calib_min[g];
 		kms_debug("context baseline for family %d: %d\n", f, s->baseline_pc[f]);
 	}
+}
+
+static unsigned long long ms(__u64 ns)
+{
+	return ns / 1000000;
 }
 
 void session__collector_opts(const struct session_opts *o, struct collector_opts *co)
@@ -249,6 +260,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	struct pipeline_opts po = {};
 	struct detect_opts dopts;
 	struct collector_sink sink = { sink_event, sink_meta, s };
+	__u64 t0, t_plan, t_attach, t_syms;
 	int err;
 
 	memset(s, 0, sizeof(*s));
@@ -261,10 +273,9 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (err)
 		return err;
 
-	s->ksyms = ksyms__load(NULL);
-	if (!s->ksyms)
-		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
-			 strerror(errno));
+	t0 = cli_now_ns();
+	/* read while the programs load, on a second CPU: both take ~0.1 s */
+	ksyms__load_start(&s->syms, NULL);
 	err = gfp_table__load(&s->gfp, tracefs_root());
 	if (err) {
 		kms_warn("cannot read GFP flag names of this kernel: %s; GFP stays hex\n",
@@ -272,7 +283,8 @@ int session__start(struct session *s, const struct session_opts *o)
 		s->gfp = NULL;
 	}
 	session__collector_opts(o, &co);
-	err = plan__probe(&s->plan, &co);
+	err = plan__probe(&s->plan, &co, &s->syms);
+	t_plan = cli_now_ns();
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
@@ -331,6 +343,13 @@ int session__start(struct session *s, const struct session_opts *o)
 		cli_cmd_abort(&s->cmd);
 		return 1;
 	}
+	t_attach = cli_now_ns();
+	/* what arrives from now on is delivered with its site resolved */
+	s->ksyms = ksyms__wait(&s->syms);
+	if (!s->ksyms)
+		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
+			 strerror(errno));
+	t_syms = cli_now_ns();
 	s->context = collector__context(s->coll);
 	if (s->context)
 		calibrate(s, co.filter_pids);
@@ -338,6 +357,10 @@ int session__start(struct session *s, const struct session_opts *o)
 		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
+	kms_info("tracing, %llu ms after start-up began (plan %llu ms, load and attach %llu ms, "
+		 "waiting for symbols %llu ms, calibration %llu ms)\n", ms(s->start_ns - t0),
+		 ms(t_plan - t0), ms(t_attach - t_plan), ms(t_syms - t_attach),
+		 ms(s->start_ns - t_syms));
 	/* 127 when CMD cannot run: nothing to report */
 	return cli_cmd_go(&s->cmd);
 }
@@ -440,7 +463,7 @@ void session__free(struct session *s)
 	collector__free(s->coll);
 	plan__free(s->plan);
 	pipeline__fini(&s->pipe);
-	ksyms__free(s->ksyms);
+	ksyms__loader_fini(&s->syms);
 	gfp_table__free(s->gfp);
 	free(s->site_cache);
 	memset(s, 0, sizeof(*s));

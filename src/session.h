@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "agg.h"
 #include "cli.h"
+#include "ksyms.h"
 #include "pipeline.h"
 #include "quality.h"
 
@@ -17,7 +18,6 @@ struct argp_child;
 
 struct plan;
 struct collector;
-struct ksyms;
 struct gfp_table;
 struct detect;
 struct detect_opts;
@@ -68,7 +68,8 @@ extern const struct argp_child session_argp_children[];
 struct session {
 	struct plan *plan;
 	struct collector *coll;
-	struct ksyms *ksyms;
+	struct ksyms_loader syms;	/* reads kallsyms while the programs load */
+	struct ksyms *ksyms;		/* syms' symbols, once attached (NULL: none) */
 	struct gfp_table *gfp;
 	/* filter stage, aggregator, detectors: see pipeline.h */
 	struct pipeline pipe;
