@@ -300,6 +300,8 @@ int collector__add_pid(struct collector *c, pid_t pid)
 	if (bpf_map__update_elem(c->skel->maps.pids, &key, sizeof(key), &one, sizeof(one),
 				 BPF_ANY))
 		return -errno;
+	/* a CPU may hold a "no" for this pid from before (kmemscope's own, at calibration) */
+	__atomic_add_fetch(&c->skel->bss->filter_gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -312,6 +314,11 @@ int collector__del_pid(struct collector *c, pid_t pid)
 	/* invalidate the per-CPU cached answers */
 	__atomic_add_fetch(&c->skel->bss->filter_gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
+}
+
+void collector__exclude(struct collector *c, pid_t tgid)
+{
+	__atomic_store_n(&c->skel->bss->self_tgid, tgid, __ATOMIC_SEQ_CST);
 }
 
 /* ship CPU cpu's staged records; 0, 1 if it was busy, or -errno */
@@ -476,6 +483,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 				break;
 			case KMS_CNT_BULK_LOST:
 				q->bulk_lost = sum;
+				break;
+			case KMS_CNT_SELF:
+				q->self_excluded = sum;
 				break;
 			}
 		}

@@ -49,6 +49,11 @@ int collector__open(struct collector **out, struct plan *plan,
 		    const struct collector_opts *opts, struct collector_sink sink);
 int collector__add_pid(struct collector *c, pid_t pid);
 int collector__del_pid(struct collector *c, pid_t pid);
+/*
+ * Leave process tgid's allocations out (kmemscope's own): dropped in BPF
+ * and counted; its frees pass flagged KMS_CTX_OUTSIDE | KMS_CTX_SELF.
+ */
+void collector__exclude(struct collector *c, pid_t tgid);
 int collector__attach(struct collector *c);
 /* drain what the kernel has shipped and deliver what is safely ordered */
 int collector__poll(struct collector *c);

@@ -213,6 +213,9 @@ static void calibrate(struct session *s, bool filtering)
 			break;
 		nanosleep(&pause, NULL);
 	}
+	/* before the last sync: what kmemscope allocates later is left out in BPF */
+	if (!s->self_traced)
+		collector__exclude(s->coll, s->self);
 	if (filtering)
 		collector__del_pid(s->coll, s->self);
 	/* what the workload staged anywhere is delivered, and intercepted, now */
@@ -338,6 +341,11 @@ int session__start(struct session *s, const struct session_opts *o)
 		if (!o->all_cpus)
 			collector__add_pid(s->coll, s->cmd.pid);
 	}
+	s->context = collector__context(s->coll);
+	s->self_traced = o->trace_self;
+	/* with context, calibration measures kmemscope's own allocations first */
+	if (!s->self_traced && !s->context)
+		collector__exclude(s->coll, s->self);
 	err = collector__attach(s->coll);
 	if (err) {
 		cli_cmd_abort(&s->cmd);
@@ -350,7 +358,6 @@ int session__start(struct session *s, const struct session_opts *o)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
 			 strerror(errno));
 	t_syms = cli_now_ns();
-	s->context = collector__context(s->coll);
 	if (s->context)
 		calibrate(s, co.filter_pids);
 	if (s->pipe.detect)
@@ -454,6 +461,7 @@ void session__quality(struct session *s, struct kms_quality *q)
 	collector__quality(s->coll, q);
 	if (s->pipe.filter)
 		q->filtered += pipeline__filtered(&s->pipe);
+	q->self_traced = s->self_traced;
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 
@@ -484,6 +492,9 @@ static const struct argp_option session_options[] = {
 	{ "rescue", 1004, "on|off", 0, "shadow programs record some of the events the kernel skips "
 				     "because a handler was already running on that CPU (measured: 40-75% "
 				     "of them, at about +40% overhead; default off)" },
+	{ "trace-self", 1005, NULL, 0, "trace kmemscope's own process too: by default its "
+				     "allocations (its buffers growing) are left out and counted in "
+				     "the data quality block" },
 	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
@@ -540,6 +551,9 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			sa->so.rescue = false;
 		else
 			cli_argp_fail(state, "--rescue takes on or off");
+		break;
+	case 1005:
+		sa->so.trace_self = true;
 		break;
 	case 'v':
 		log_set_level(log_get_level() + 1);

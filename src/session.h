@@ -41,6 +41,7 @@ struct session_opts {
 	bool context;		/* capture allocation context (atomic-context checks) */
 	bool stacks_all;	/* a stack for every allocation (leak detection) */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
+	bool trace_self;	/* trace kmemscope's own process too (left out by default) */
 	/*
 	 * Detectors to run on the same ordered stream (NULL: none). The session
 	 * makes them, gives them its stacks, symbols, GFP names and calibrated
@@ -85,6 +86,7 @@ struct session {
 	 */
 	int baseline_pc[KMS_FAM_MAX];
 	pid_t self;
+	bool self_traced;	/* kmemscope's own allocations are reported (--trace-self) */
 	__u64 window_ns;	/* the window's length when settling, else 0 */
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];
