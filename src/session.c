@@ -364,7 +364,7 @@ int session__start(struct session *s, const struct session_opts *o)
 		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
-	kms_info("tracing, %llu ms after start-up began (plan %llu ms, load and attach %llu ms, "
+	kms_info("tracing, %llu ms after start-up began (plan and load %llu ms, attach %llu ms, "
 		 "waiting for symbols %llu ms, calibration %llu ms)\n", ms(s->start_ns - t0),
 		 ms(t_plan - t0), ms(t_attach - t_plan), ms(t_syms - t_attach),
 		 ms(s->start_ns - t_syms));
