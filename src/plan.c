@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -580,6 +582,30 @@ static bool family_on(const struct plan_event *ev, const bool *fam_on)
 
 static int load_live(const struct probe_env *env, struct plan *p);
 
+/*
+ * The kernel's BTF, mapped where the kernel allows it (6.16+, "btf: Allow
+ * mmap of vmlinux btf"): reading its 5 MB from sysfs goes a page per read(),
+ * and in this VM the read copy and its page faults cost more than the parse.
+ * libbpf's own reader elsewhere.
+ */
+static struct btf *kernel_btf(void)
+{
+	int fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
+	void *data = MAP_FAILED;
+	struct btf *btf = NULL;
+	struct stat st;
+
+	if (fd >= 0 && !fstat(fd, &st) && st.st_size > 0)
+		data = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (data != MAP_FAILED) {
+		btf = btf__new(data, st.st_size);
+		munmap(data, st.st_size);
+	}
+	if (fd >= 0)
+		close(fd);
+	return btf ? btf : btf__load_vmlinux_btf();
+}
+
 int plan__probe(struct plan **out, const struct collector_opts *cfg,
 		struct ksyms_loader *syms)
 {
@@ -610,8 +636,8 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 			ev->nr_cands++;
 	}
 
-	/* parsed once here (~50-80 ms on 6.18): the trial objects take the facts from p */
-	env.vmlinux = btf__load_vmlinux_btf();
+	/* parsed once, here: the trial objects take the facts they need from p */
+	env.vmlinux = kernel_btf();
 	env.kprobes = tracefs_path(path, sizeof(path), "kprobe_events") == 0 &&
 		      access(path, F_OK) == 0;
 	env.skel = kmemscope_bpf__open();
