@@ -44,6 +44,7 @@ struct collector {
 	 */
 	__u64 all_losses;	/* records lost or late, any family */
 	__u64 *prog_misses;	/* per program of the object, in its order */
+	__u64 *miss_base;	/* ... its recursion misses when the collector took the object */
 	unsigned int *free_fams; /* ... families whose frees it handles, 0: none */
 	bool marked;		/* a marker is pending */
 	__u64 mark_key;
@@ -159,11 +160,19 @@ static int find_free_handlers(struct collector *c)
 	bpf_object__for_each_program(prog, c->skel->obj)
 		n++;
 	c->prog_misses = calloc(n, sizeof(*c->prog_misses));
+	c->miss_base = calloc(n, sizeof(*c->miss_base));
 	c->free_fams = calloc(n, sizeof(*c->free_fams));
-	if (!c->prog_misses || !c->free_fams)
+	if (!c->prog_misses || !c->miss_base || !c->free_fams)
 		return -ENOMEM;
 	bpf_object__for_each_program(prog, c->skel->obj) {
 		const char *name = bpf_program__name(prog);
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		/* the plan's trial attach ran these programs: the kernel's counts start there */
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			c->miss_base[i] = c->prog_misses[i] = info.recursion_misses;
 
 		for (int k = 0; k < c->plan->nr_events; k++) {
 			const struct plan_event *ev = &c->plan->events[k];
@@ -236,6 +245,55 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 }
 
+static int discard_sample(void *ctx, void *data, size_t size)
+{
+	return 0;
+}
+
+/* a per-CPU map's value for every CPU, all zero */
+static int zero_percpu(struct collector *c, struct bpf_map *map, __u32 key)
+{
+	size_t sz = ((bpf_map__value_size(map) + 7) & ~7UL) * c->nr_cpus;
+	void *zero = calloc(1, sz);
+	int err = zero ? 0 : -ENOMEM;
+
+	if (zero && bpf_map__update_elem(map, &key, sizeof(key), zero, sz, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+/*
+ * The plan attached this object for a moment, to know that it attaches: what
+ * its programs did then is not part of the run. Staged and shipped records,
+ * counters and function entries waiting for their return are dropped (the
+ * recursion misses, which cannot be reset, are taken as the zero in
+ * find_free_handlers()).
+ */
+static int reset_object(struct collector *c)
+{
+	struct kmemscope_bpf *s = c->skel;
+	struct ring_buffer *rb;
+	__u64 key;
+	int err;
+
+	err = zero_percpu(c, s->maps.stage, 0);
+	for (__u32 k = 0; k < KMS_CNT_NR && !err; k++)
+		err = zero_percpu(c, s->maps.counters, k);
+	while (!err && !bpf_map__get_next_key(s->maps.pend, NULL, &key, sizeof(key)))
+		if (bpf_map__delete_elem(s->maps.pend, &key, sizeof(key), 0))
+			err = -errno;
+	if (err)
+		return err;
+	/* the consumer position lives in the map: the collector's reader starts after these */
+	rb = ring_buffer__new(bpf_map__fd(s->maps.rb), discard_sample, NULL, NULL);
+	if (!rb)
+		return -errno;
+	err = ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return err < 0 ? err : 0;
+}
+
 int collector__open(struct collector **out, struct plan *plan,
 		    const struct collector_opts *o, struct collector_sink sink)
 {
@@ -274,7 +332,9 @@ int collector__open(struct collector **out, struct plan *plan,
 	if (o->context && !c->context)
 		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
 			 "allocation context (atomic-context checks) is unknown\n");
-	err = find_free_handlers(c);
+	err = reset_object(c);
+	if (!err)
+		err = find_free_handlers(c);
 	if (err) {
 		kms_error("Failed to set up the collector: %s\n", strerror(-err));
 		goto fail;
@@ -435,23 +495,36 @@ static __u64 stage_filtered(struct collector *c)
 	return sum;
 }
 
-static __u64 prog_misses(struct collector *c, const char *name)
+/* runs of the i-th program the kernel skipped since the collector took the object */
+static __u64 run_misses(struct collector *c, struct bpf_program *prog, int i)
 {
-	struct bpf_program *prog = name ? bpf_object__find_program_by_name(c->skel->obj, name) :
-					  NULL;
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
-	int fd = prog ? bpf_program__fd(prog) : -1;
+	int fd = bpf_program__fd(prog);
 
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 		return 0;
-	return info.recursion_misses;
+	return info.recursion_misses - c->miss_base[i];
+}
+
+static __u64 prog_misses(struct collector *c, const char *name)
+{
+	struct bpf_program *prog;
+	int i = 0;
+
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		if (name && !strcmp(bpf_program__name(prog), name))
+			return run_misses(c, prog, i);
+		i++;
+	}
+	return 0;
 }
 
 void collector__quality(struct collector *c, struct kms_quality *q)
 {
 	__u64 *vals = calloc(c->nr_cpus, sizeof(__u64));
 	struct bpf_program *prog;
+	int i = 0;
 
 	q->events = c->events;
 	q->out_of_order = merge__stats(c->m)->out_of_order;
@@ -495,19 +568,13 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 	q->filtered += stage_filtered(c);
 	q->misses = 0;
 	bpf_object__for_each_program(prog, c->skel->obj) {
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(prog);
-
-		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
-			continue;
 		/*
 		 * A shadow skipped while it runs costs nothing: its handler runs
 		 * then. Only the handlers' misses are events lost.
 		 */
-		if (!strncmp(bpf_program__name(prog), "sh_", 3))
-			continue;
-		q->misses += info.recursion_misses;
+		if (strncmp(bpf_program__name(prog), "sh_", 3))
+			q->misses += run_misses(c, prog, i);
+		i++;
 	}
 	/* each rescued event was first a miss of the busy handler */
 	q->misses = q->misses > q->rescued ? q->misses - q->rescued : 0;
@@ -579,6 +646,7 @@ void collector__free(struct collector *c)
 	merge__free(c->m);
 	free(c->online);
 	free(c->prog_misses);
+	free(c->miss_base);
 	free(c->free_fams);
 	free(c);
 }
