@@ -174,9 +174,9 @@ def main():
     untraced = gen_ns(start_gens(gen, max(ncpu - 1, 1), seconds))
     print("peak rate, system-wide, %d s windows, %d CPUs; untraced gen: %.1f ns/iter"
           % (seconds, ncpu, untraced))
-    print("%-18s %-18s %12s %10s %9s %9s %8s %9s %7s %8s %9s"
+    print("%-18s %-18s %12s %10s %9s %9s %8s %9s %9s %7s %8s %9s"
           % ("mode", "load", "events", "events/s", "lost", "missed", "cpu s",
-             "ns/event", "% CPU", "RSS MB", "gen x"))
+             "ns/event", "ns/ev all", "% CPU", "RSS MB", "gen x"))
     for name, args in MODES:
         base = None
         for load, ngen in loads:
@@ -185,14 +185,14 @@ def main():
                 base = r
             ev = r["events"]
             nsev = "-"
-            if ngen and isinstance(ev, int) and isinstance(base["events"], int) and \
-                    ev > base["events"]:
+            if ngen and ev > base["events"] and r["cpu"] > base["cpu"]:
                 nsev = "%.1f" % ((r["cpu"] - base["cpu"]) * 1e9 / (ev - base["events"]))
-            rate = "%.2fM" % (ev / seconds / 1e6) if isinstance(ev, int) else "-"
+            nsall = "%.1f" % (r["cpu"] * 1e9 / ev) if ev else "-"
+            rate = "%.2fM" % (ev / seconds / 1e6)
             gx = "%.2f" % (r["gen_ns"] / untraced) if r["gen_ns"] and ngen < ncpu else \
                 ("%.2f*" % (r["gen_ns"] / untraced) if r["gen_ns"] else "-")
-            print("%-18s %-18s %12s %10s %9s %9s %8.2f %9s %6.1f%% %8.1f %9s"
-                  % (name, load, ev, rate, r["lost"], r["misses"], r["cpu"], nsev,
+            print("%-18s %-18s %12s %10s %9s %9s %8.2f %9s %9s %6.1f%% %8.1f %9s"
+                  % (name, load, ev, rate, r["lost"], r["misses"], r["cpu"], nsev, nsall,
                      100.0 * r["cpu"] / seconds, r["rss_kb"] / 1024.0, gx))
     print("(gen x: generator ns/iter over untraced; * = generators on every CPU, the "
           "collector competes with them, so that ratio includes the time it takes)")
