@@ -7,7 +7,7 @@
  * with its own home, and finds the byte in the line it reads anyway. The
  * live-object store holds millions of slots, hence:
  * - no stored hash: h->hash() recomputes it from the key when growth needs it;
- * - 80 % load at most, growth by 5/4 (64-80 % load), any capacity (the home
+ * - 75 % load at most, growth by 5/4 (60-75 % load), any capacity (the home
  *   is the hash scaled to it, not masked);
  * - memory from mmap (huge pages where the system gives them: a fault per
  *   4 KiB page costs more than the copy), returned to the system when the
@@ -69,7 +69,7 @@ static inline int htab__init(struct htab *h, __u32 slot_size, __u32 cap,
 	h->map_size = size;
 	h->slot_size = slot_size;
 	h->cap = size / slot_size;
-	h->grow_at = h->cap / 5 * 4;
+	h->grow_at = h->cap / 4 * 3;
 	h->hash = hash;
 	return 0;
 }

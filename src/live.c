@@ -36,7 +36,6 @@ _Static_assert(sizeof(struct live_slot) == 32, "a live object is 32 bytes");
 int live__init(struct live *l)
 {
 	memset(l, 0, sizeof(*l));
-	l->last_origin = -1;
 	kvec__init(&l->origins, sizeof(struct live_origin), sizeof(struct live_origin));
 	for (int c = 0; c < KMS_OC_NR; c++)
 		if (htab__init(&l->tab[c], sizeof(struct live_slot), 1024, htab__hash_u64))
@@ -137,16 +136,16 @@ struct live_slot *live__add(struct live *l, int cls, __u64 ptr, __u8 type, __u8 
 void live__set(struct live *l, struct live_slot *s, const struct live_obj *o)
 {
 	struct live_origin key = { .site = o->site, .group = o->group, .page_bytes = o->page_bytes };
-	const struct live_origin *last;
+	__u64 h = kms_hash64(((__u64)o->group << 32 | o->site) ^ o->page_bytes);
+	__u32 *c = &l->origin_cache[h % LIVE_ORIGIN_CACHE];
 	bool created;
 
-	/* allocations come in runs from one stack: the last origin first */
-	last = l->last_origin >= 0 ? kvec__at(&l->origins, l->last_origin) : NULL;
-	if (!last || memcmp(last, &key, sizeof(key)))
-		l->last_origin = kvec__get(&l->origins, &key, &created);
+	/* the busy origins are few: a cache in front of the kvec lookup */
+	if (!*c || memcmp(kvec__at(&l->origins, *c - 1), &key, sizeof(key)))
+		*c = kvec__get(&l->origins, &key, &created) + 1;
 	s->ts = o->ts;
 	s->bytes_alloc = o->bytes_alloc;
-	s->origin = l->last_origin;
+	s->origin = *c - 1;
 	s->pid = o->pid;
 }
 

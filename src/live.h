@@ -24,6 +24,7 @@
 #define LIVE_ORDERS	16	/* page orders counted; split frees look up to LIVE_SPLIT_MAX */
 #define LIVE_SPLIT_MAX	10
 #define LIVE_NO_GROUP	0xffffffffU
+#define LIVE_ORIGIN_CACHE 64	/* origins found without the kvec lookup */
 
 /* one live object as the consumers see it */
 struct live_obj {
@@ -43,7 +44,7 @@ struct live_slot;		/* an object in the store (live.c) */
 struct live {
 	struct htab tab[KMS_OC_NR];
 	struct kvec origins;	/* what objects share: site, group, page size */
-	long last_origin;	/* the origin last stored, -1: none */
+	__u32 origin_cache[LIVE_ORIGIN_CACHE];	/* origins index + 1 by origin hash, 0: none */
 	__u64 pages_by_order[LIVE_ORDERS];	/* live page blocks by order */
 };
 

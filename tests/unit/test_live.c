@@ -66,7 +66,7 @@ static void shuffle(unsigned int *a, unsigned int n, unsigned int seed)
 	}
 }
 
-/* filled to the growth point (80 %) without growing, then half deleted in random order */
+/* filled to the growth point (75 %) without growing, then half deleted in random order */
 static void test_high_load(void **state)
 {
 	struct htab h;
@@ -85,7 +85,7 @@ static void test_high_load(void **state)
 		order[i] = i;
 	}
 	assert_int_equal(h.cap, cap);
-	assert_true((double)h.count / h.cap > 0.79);
+	assert_true((double)h.count / h.cap > 0.74);
 	check_keys(&h, n + 1000, keep);
 	/* backward-shift deletion keeps every other key reachable */
 	shuffle(order, n, 7);
@@ -109,7 +109,7 @@ static void test_high_load(void **state)
 	htab__fini(&h);
 }
 
-/* growth by 5/4 past the load limit, every key kept; the load stays in 64-80 % */
+/* growth by 5/4 past the load limit, every key kept; the load stays in 60-75 % */
 static void test_growth(void **state)
 {
 	enum { N = 300000 };
@@ -124,17 +124,17 @@ static void test_growth(void **state)
 		kv_add(&h, KEY(i), i);
 		keep[i] = true;
 		if (h.cap != cap) {
-			/* grown when the count reached 80 % of the old capacity */
+			/* grown when the count reached 75 % of the old capacity */
 			assert_true(h.cap >= cap + cap / 4);
 			assert_true(h.cap <= cap + cap / 4 + 4096 / sizeof(struct kv_slot) + 1);
-			assert_int_equal(h.count, cap / 5 * 4 + 1);
+			assert_int_equal(h.count, cap / 4 * 3 + 1);
 			cap = h.cap;
 			grows++;
 		}
 		assert_true(h.count <= h.grow_at);
 	}
 	assert_true(grows > 10);
-	assert_true((double)h.count / h.cap >= 0.6);
+	assert_true((double)h.count / h.cap >= 0.59);
 	check_keys(&h, N, keep);
 	free(keep);
 	htab__fini(&h);
@@ -160,7 +160,7 @@ static void test_saturated(void **state)
 		order[i] = i;
 	}
 	/* it grew on the way, placing every slot by the recomputed hash */
-	assert_true(h.cap * 4 / 5 >= N);
+	assert_true(h.cap / 4 * 3 >= N);
 	for (i = 0; i < h.cap; i++)
 		if (*htab__meta(&h, i) == HTAB_DIST_MAX) {
 			assert_true(htab__dist(&h, i) >= HTAB_DIST_MAX - 1);
