@@ -228,11 +228,11 @@ struct agg *agg__new(void)
 		return NULL;
 	a->last_proc = -1;
 	a->last_gfp_idx = -1;
-	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, site_slot_hash);
-	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, htab__hash_u64);
-	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64, htab__hash_u64);
-	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256, htab__hash_u64);
-	err |= htab__init(&a->gfp_tab, sizeof(struct u64_slot), 64, htab__hash_u64);
+	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, HTAB_FAST, site_slot_hash);
+	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
+	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64, HTAB_FAST, htab__hash_u64);
+	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
+	err |= htab__init(&a->gfp_tab, sizeof(struct u64_slot), 64, HTAB_FAST, htab__hash_u64);
 	if (err)
 		goto fail;
 	return a;

@@ -23,7 +23,7 @@ struct deferred *deferred__new(void)
 
 	if (!d)
 		return NULL;
-	if (htab__init(&d->pending, sizeof(struct pend_slot), 1024, htab__hash_u64)) {
+	if (htab__init(&d->pending, sizeof(struct pend_slot), 1024, HTAB_FAST, htab__hash_u64)) {
 		free(d);
 		return NULL;
 	}

@@ -131,7 +131,7 @@ struct detect *detect__new(const struct detect_opts *o)
 	if (d->o.bad_frees)
 		d->o.leaks = true;	/* bad frees are judged against the live set */
 	for (int c = 0; c < OC_NR; c++)
-		if (htab__init(&d->freed[c], sizeof(struct freed_slot), 64, htab__hash_u64))
+		if (htab__init(&d->freed[c], sizeof(struct freed_slot), 64, HTAB_FAST, htab__hash_u64))
 			goto fail;
 	if (d->o.bad_frees) {
 		d->ring_cap = d->o.freed_max;

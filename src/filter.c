@@ -37,7 +37,7 @@ struct filter *filter__new(const struct filter_opts *o)
 	if (o && o->comm) {
 		f->by_comm = true;
 		strncpy(f->comm, o->comm, KMS_COMM_LEN - 1);
-		if (htab__init(&f->tasks, sizeof(struct task_slot), 256, htab__hash_u64)) {
+		if (htab__init(&f->tasks, sizeof(struct task_slot), 256, HTAB_FAST, htab__hash_u64)) {
 			free(f);
 			errno = ENOMEM;
 			return NULL;

@@ -7,8 +7,10 @@
  * with its own home, and finds the byte in the line it reads anyway. The
  * live-object store holds millions of slots, hence:
  * - no stored hash: h->hash() recomputes it from the key when growth needs it;
- * - 75 % load at most, growth by 5/4 (60-75 % load), any capacity (the home
- *   is the hash scaled to it, not masked);
+ * - dense tables (HTAB_DENSE) run at 60-75 % load, grown by 5/4; the
+ *   others (HTAB_FAST, a few slots each or bounded) at 25-50 %, doubled,
+ *   where probe runs are shorter; any capacity (the home is the hash scaled
+ *   to it, not masked);
  * - memory from mmap (huge pages where the system gives them: a fault per
  *   4 KiB page costs more than the copy), returned to the system when the
  *   table grows, and released as the growth copies it: the old and the new
@@ -30,6 +32,11 @@
 
 #define HTAB_DIST_MAX	255		/* meta byte: distance + 1, 255: 254 or more */
 #define HTAB_RELEASE	(256 << 10)	/* growth frees the old slots in steps of this */
+enum htab_shape {
+	HTAB_FAST,		/* at most 50 % full, doubled when it grows */
+	HTAB_DENSE,		/* at most 75 % full, grown by 5/4: millions of slots */
+};
+
 /* a slot struct ends with its meta byte, padding included */
 #define HTAB_SLOT(type) \
 	_Static_assert(offsetof(type, meta) == sizeof(type) - 1, #type ": meta is not last")
@@ -41,6 +48,7 @@ struct htab {
 	__u32 cap;
 	__u32 count;
 	__u32 grow_at;
+	enum htab_shape shape;
 	__u64 (*hash)(const void *slot);	/* the hash of a slot's key */
 };
 
@@ -54,7 +62,7 @@ static inline __u64 htab__hash_u64(const void *slot)
 }
 
 /* a table of at least cap slots (as many as fill its pages); 0 or -ENOMEM */
-static inline int htab__init(struct htab *h, __u32 slot_size, __u32 cap,
+static inline int htab__init(struct htab *h, __u32 slot_size, __u32 cap, enum htab_shape shape,
 			     __u64 (*hash)(const void *slot))
 {
 	size_t page = sysconf(_SC_PAGESIZE);
@@ -69,7 +77,8 @@ static inline int htab__init(struct htab *h, __u32 slot_size, __u32 cap,
 	h->map_size = size;
 	h->slot_size = slot_size;
 	h->cap = size / slot_size;
-	h->grow_at = h->cap / 4 * 3;
+	h->grow_at = shape == HTAB_DENSE ? h->cap / 4 * 3 : h->cap / 2;
+	h->shape = shape;
 	h->hash = hash;
 	return 0;
 }
@@ -150,7 +159,8 @@ static inline int htab__grow(struct htab *h)
 	size_t done = 0;
 	__u32 i, j;
 
-	if (htab__init(&n, h->slot_size, h->cap + h->cap / 4 + 1, h->hash))
+	if (htab__init(&n, h->slot_size, h->shape == HTAB_DENSE ? h->cap + h->cap / 4 + 1 : h->cap * 2,
+		       h->shape, h->hash))
 		return -ENOMEM;
 	for (i = 0; i < h->cap; i++) {
 		size_t upto;
@@ -176,6 +186,14 @@ static inline int htab__grow(struct htab *h)
 	return 0;
 }
 
+/* the slot after s, ssz bytes each: the hot loops step by a constant, not an index */
+static __attribute__((always_inline)) inline char *htab__step(const struct htab *h, char *s,
+							      size_t ssz)
+{
+	s += ssz;
+	return s == h->slots + (size_t)h->cap * ssz ? h->slots : s;
+}
+
 /*
  * The slot of key, created zeroed (key set) if missing; NULL: no memory.
  * ksz and ssz (key and slot sizes) are constants at every call site.
@@ -183,27 +201,25 @@ static inline int htab__grow(struct htab *h)
 static __attribute__((always_inline)) inline void *
 htab__get(struct htab *h, __u64 hash, const void *key, size_t ksz, size_t ssz, bool *created)
 {
-	__u32 i = htab__home(h, hash);
+	char *s = h->slots + (size_t)htab__home(h, hash) * ssz;
 	__u8 d = 1, m;
-	void *s;
 
-	while ((m = *htab__meta(h, i))) {
-		if (m == d && !memcmp(htab__at(h, i), key, ksz)) {
+	while ((m = s[ssz - 1])) {
+		if (m == d && !memcmp(s, key, ksz)) {
 			*created = false;
-			return htab__at(h, i);
+			return s;
 		}
-		i = htab__next(h, i);
+		s = htab__step(h, s, ssz);
 		d += d < HTAB_DIST_MAX;
 	}
 	if (h->count >= h->grow_at) {
 		if (htab__grow(h))
 			return NULL;
-		i = htab__empty(h, hash, &d);
+		s = htab__at(h, htab__empty(h, hash, &d));
 	}
-	s = htab__at(h, i);
 	memset(s, 0, ssz);
 	memcpy(s, key, ksz);
-	*htab__meta(h, i) = d;
+	s[ssz - 1] = d;
 	h->count++;
 	*created = true;
 	return s;
@@ -225,25 +241,28 @@ static inline __u32 htab__dist(const struct htab *h, __u32 i)
 static __attribute__((always_inline)) inline void
 htab__delete(struct htab *h, void *slot, size_t ssz)
 {
-	__u32 hole = ((char *)slot - h->slots) / ssz, j = hole, gap = 0;
+	char *hole = slot, *s = slot;
+	__u32 gap = 0;
+	__u8 m;
 
 	for (;;) {
 		__u32 dist;
 
-		j = htab__next(h, j);
+		s = htab__step(h, s, ssz);
 		gap++;
-		if (!*htab__meta(h, j))
+		m = s[ssz - 1];
+		if (!m)
 			break;
-		dist = htab__dist(h, j);
-		/* j's home is at or before the hole: it moves there, closer to home */
+		dist = m < HTAB_DIST_MAX ? m - 1u : htab__dist(h, (s - h->slots) / ssz);
+		/* s's home is at or before the hole: it moves there, closer to home */
 		if (dist >= gap) {
-			memcpy(htab__at(h, hole), htab__at(h, j), ssz);
-			*htab__meta(h, hole) = htab__dist_meta(dist - gap);
-			hole = j;
+			memcpy(hole, s, ssz);
+			hole[ssz - 1] = htab__dist_meta(dist - gap);
+			hole = s;
 			gap = 0;
 		}
 	}
-	*htab__meta(h, hole) = 0;
+	hole[ssz - 1] = 0;
 	h->count--;
 }
 

@@ -38,7 +38,7 @@ int live__init(struct live *l)
 	memset(l, 0, sizeof(*l));
 	kvec__init(&l->origins, sizeof(struct live_origin), sizeof(struct live_origin));
 	for (int c = 0; c < KMS_OC_NR; c++)
-		if (htab__init(&l->tab[c], sizeof(struct live_slot), 1024, htab__hash_u64))
+		if (htab__init(&l->tab[c], sizeof(struct live_slot), 1024, HTAB_DENSE, htab__hash_u64))
 			return -ENOMEM;
 	return 0;
 }
@@ -113,8 +113,9 @@ struct live_slot *live__add(struct live *l, int cls, __u64 ptr, __u8 type, __u8 
 
 	*replaced = false;
 	/* live__set() makes the object's origin: it must not fail then */
-	if (kvec__reserve(&l->origins))
+	if (!l->origin_room && kvec__reserve(&l->origins))
 		return NULL;
+	l->origin_room = true;
 	s = htab__get(&l->tab[cls], kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(*s), &created);
 	if (!s)
 		return NULL;
@@ -141,8 +142,11 @@ void live__set(struct live *l, struct live_slot *s, const struct live_obj *o)
 	bool created;
 
 	/* the busy origins are few: a cache in front of the kvec lookup */
-	if (!*c || memcmp(kvec__at(&l->origins, *c - 1), &key, sizeof(key)))
+	if (!*c || memcmp(kvec__at(&l->origins, *c - 1), &key, sizeof(key))) {
 		*c = kvec__get(&l->origins, &key, &created) + 1;
+		if (created)
+			l->origin_room = false;
+	}
 	s->ts = o->ts;
 	s->bytes_alloc = o->bytes_alloc;
 	s->origin = *c - 1;

@@ -44,6 +44,7 @@ struct live_slot;		/* an object in the store (live.c) */
 struct live {
 	struct htab tab[KMS_OC_NR];
 	struct kvec origins;	/* what objects share: site, group, page size */
+	bool origin_room;	/* origins has room for one more (kvec__reserve()) */
 	__u32 origin_cache[LIVE_ORIGIN_CACHE];	/* origins index + 1 by origin hash, 0: none */
 	__u64 pages_by_order[LIVE_ORDERS];	/* live page blocks by order */
 };

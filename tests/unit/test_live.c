@@ -73,7 +73,7 @@ static void test_high_load(void **state)
 	unsigned int i, n, cap, *order;
 	bool *keep;
 
-	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 100000, htab__hash_u64), 0);
+	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 100000, HTAB_DENSE, htab__hash_u64), 0);
 	cap = h.cap;
 	assert_true(cap >= 100000);
 	n = h.grow_at;
@@ -109,7 +109,7 @@ static void test_high_load(void **state)
 	htab__fini(&h);
 }
 
-/* growth by 5/4 past the load limit, every key kept; the load stays in 60-75 % */
+/* growth by 5/4 past the load limit, every key kept; the load stays in 60-75 % (dense) */
 static void test_growth(void **state)
 {
 	enum { N = 300000 };
@@ -118,7 +118,7 @@ static void test_growth(void **state)
 	unsigned int grows = 0;
 	__u32 cap;
 
-	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 16, htab__hash_u64), 0);
+	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 16, HTAB_DENSE, htab__hash_u64), 0);
 	cap = h.cap;
 	for (unsigned int i = 0; i < N; i++) {
 		kv_add(&h, KEY(i), i);
@@ -135,6 +135,20 @@ static void test_growth(void **state)
 	}
 	assert_true(grows > 10);
 	assert_true((double)h.count / h.cap >= 0.59);
+	check_keys(&h, N, keep);
+	htab__fini(&h);
+
+	/* the fast shape: doubled at half full */
+	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 16, HTAB_FAST, htab__hash_u64), 0);
+	cap = h.cap;
+	for (unsigned int i = 0; i < N; i++) {
+		kv_add(&h, KEY(i), i);
+		if (h.cap != cap) {
+			assert_int_equal(h.cap, cap * 2);
+			assert_int_equal(h.count, cap / 2 + 1);
+			cap = h.cap;
+		}
+	}
 	check_keys(&h, N, keep);
 	free(keep);
 	htab__fini(&h);
@@ -153,7 +167,7 @@ static void test_saturated(void **state)
 	bool keep[N + 50] = {};
 	struct htab h;
 
-	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 256, same_hash), 0);
+	assert_int_equal(htab__init(&h, sizeof(struct kv_slot), 256, HTAB_DENSE, same_hash), 0);
 	for (i = 0; i < N; i++) {
 		kv_add(&h, KEY(i), i);
 		keep[i] = true;
