@@ -24,7 +24,7 @@
 #define LIVE_ORDERS	16	/* page orders counted; split frees look up to LIVE_SPLIT_MAX */
 #define LIVE_SPLIT_MAX	10
 #define LIVE_NO_GROUP	0xffffffffU
-#define LIVE_ORIGIN_CACHE 64	/* origins found without the kvec lookup */
+#define LIVE_ORIGIN_CACHE 256	/* origins found without the kvec lookup */
 
 /* one live object as the consumers see it */
 struct live_obj {
