@@ -32,6 +32,7 @@
 
 #define HTAB_DIST_MAX	255		/* meta byte: distance + 1, 255: 254 or more */
 #define HTAB_RELEASE	(256 << 10)	/* growth frees the old slots in steps of this */
+
 enum htab_shape {
 	HTAB_FAST,		/* at most 50 % full, doubled when it grows */
 	HTAB_DENSE,		/* at most 75 % full, grown by 5/4: millions of slots */
