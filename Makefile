@@ -146,6 +146,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_TOOLS)
 	$(Q)bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
+	$(Q)bench/peak.py $(OUTPUT)
 	$(Q)$(OUTPUT)/bench/store
 
 vmlinux:

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Overhead benchmark: bench/gen untraced, under the count-only BPF floor, under
-# kmemscope stat and under perf kmem record, round-robin, medians. See bench/README.md.
+# kmemscope stat and under perf kmem record, round-robin, medians; then kmemscope's
+# start-up time (exec to tracing). See bench/README.md.
 #
 #   bench/run.sh BUILD_DIR
 #   BENCH_ITERS=N (default 100000)  BENCH_ROUNDS=N (default 5, at least 5)
@@ -134,3 +135,7 @@ echo "      perf: samples, slab+page kinds only). lost: kmemscope = quality.lost
 echo "      samples (whole system: perf kmem records -a). missed: BPF program runs skipped for"
 echo "      recursion, whole system (floor: bpf_prog_info, kmemscope: quality.misses)."
 echo "seen/floor: seen over the floor's median count of the same kinds for gen."
+if [ -x "$KMS" ]; then
+	echo
+	$LIB startup "$KMS" "$ROUNDS" || die "start-up: kmemscope failed"
+fi
