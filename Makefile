@@ -34,7 +34,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
 	      $(OUTPUT)/bench/gen
-BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/tests/trigger
+BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
+	       $(OUTPUT)/tests/trigger
 
 .PHONY: all deps run test unit live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
@@ -103,6 +104,11 @@ $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+# the record pipeline alone, on a synthetic stream (bench/store.c)
+$(OUTPUT)/bench/store: bench/store.c $(LIB_OBJS) | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+
 # count-only BPF floor for the benchmark (not part of kmemscope itself)
 $(OUTPUT)/bench/%.bpf.o: bench/%.bpf.c $(wildcard bench/*.h) | $(OUTPUT)/bench
 	$(call msg,BPF,$@)
@@ -141,6 +147,7 @@ bench: deps
 	$(Q)bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
 	$(Q)bench/peak.py $(OUTPUT)
+	$(Q)$(OUTPUT)/bench/store
 
 vmlinux:
 	$(Q)scripts/gen-vmlinux.sh $(VMLINUX_DIR)

@@ -13,9 +13,6 @@
 #include "agg.h"
 #include "live.h"
 
-
-#define mix64 kms_hash64
-
 /* ---- growable dense arrays ---- */
 
 static int vec__reserve(void **arr, size_t *cap, size_t nr, size_t elem)
@@ -54,16 +51,30 @@ struct site_key {
 };
 
 struct site_slot {
-	__u64 hash;
 	struct site_key key;
 	__u32 idx;
+	__u8 pad[3];
+	__u8 meta;		/* htab.h's */
 };
+HTAB_SLOT(struct site_slot);
 
 struct u64_slot {		/* caches, devices, processes, gfp values */
-	__u64 hash;
 	__u64 key;
 	__u32 idx;
+	__u8 pad[3];
+	__u8 meta;
 };
+HTAB_SLOT(struct u64_slot);
+
+static __u64 site_hash(const struct site_key *k)
+{
+	return kms_hash64(k->addr ^ (k->obj * 0x9e3779b97f4a7c15ULL) ^ ((__u64)k->family << 56));
+}
+
+static __u64 site_slot_hash(const void *slot)
+{
+	return site_hash(&((const struct site_slot *)slot)->key);
+}
 
 struct site {
 	struct agg_site pub;
@@ -84,7 +95,6 @@ struct agg {
 	struct htab site_tab;
 	struct site *sites;
 	size_t nr_sites, cap_sites;
-
 
 	struct htab cache_tab;
 	struct agg_cache *caches;
@@ -158,7 +168,6 @@ static const char *const fam_names[KMS_FAM_MAX] = {
 	[KMS_FAM_PERCPU] = "percpu",
 };
 
-
 int kms_ev_family(int type)
 {
 	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
@@ -219,11 +228,11 @@ struct agg *agg__new(void)
 		return NULL;
 	a->last_proc = -1;
 	a->last_gfp_idx = -1;
-	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024);
-	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256);
-	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64);
-	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256);
-	err |= htab__init(&a->gfp_tab, sizeof(struct u64_slot), 64);
+	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, HTAB_FAST, site_slot_hash);
+	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
+	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64, HTAB_FAST, htab__hash_u64);
+	err |= htab__init(&a->proc_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
+	err |= htab__init(&a->gfp_tab, sizeof(struct u64_slot), 64, HTAB_FAST, htab__hash_u64);
 	if (err)
 		goto fail;
 	return a;
@@ -279,7 +288,7 @@ static struct agg_proc *proc_get(struct agg *a, __u32 pid)
 
 	if (a->last_proc >= 0 && a->last_pid == pid)
 		return &a->procs[a->last_proc];
-	s = htab__get(&a->proc_tab, mix64(key), &key, sizeof(key), sizeof(*s), &created);
+	s = htab__get(&a->proc_tab, kms_hash64(key), &key, sizeof(key), sizeof(*s), &created);
 	if (!s)
 		return NULL;
 	if (created) {
@@ -301,7 +310,7 @@ static int cache_get(struct agg *a, __u64 ptr)
 	struct u64_slot *s;
 	bool created;
 
-	s = htab__get(&a->cache_tab, mix64(ptr), &ptr, sizeof(ptr), sizeof(*s), &created);
+	s = htab__get(&a->cache_tab, kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(*s), &created);
 	if (!s)
 		return -1;
 	if (created) {
@@ -322,10 +331,8 @@ static __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
 	struct site_slot *s;
 	struct site *st;
 	bool created;
-	__u64 h;
 
-	h = mix64(addr ^ (obj * 0x9e3779b97f4a7c15ULL) ^ ((__u64)fam << 56));
-	s = htab__get(&a->site_tab, h, &key, sizeof(key), sizeof(*s), &created);
+	s = htab__get(&a->site_tab, site_hash(&key), &key, sizeof(key), sizeof(*s), &created);
 	if (!s)
 		return -1;
 	if (!created)
@@ -350,7 +357,7 @@ static void gfp_count(struct agg *a, __u32 gfp, __u32 bytes)
 	bool created;
 
 	if (a->last_gfp_idx < 0 || a->last_gfp != gfp) {
-		s = htab__get(&a->gfp_tab, mix64(key), &key, sizeof(key), sizeof(*s), &created);
+		s = htab__get(&a->gfp_tab, kms_hash64(key), &key, sizeof(key), sizeof(*s), &created);
 		if (!s) {
 			a->stats.nomem++;
 			return;
@@ -523,7 +530,6 @@ void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 	}
 	o->site = idx;
 	o->pid = e->pid;
-	o->bytes_req = req;
 	o->bytes_alloc = alloc;
 	o->ts = e->ts;
 }
@@ -662,7 +668,7 @@ void agg__meta(struct agg *a, const struct kms_meta *m)
 		a->caches[c].known = true;
 		break;
 	case KMS_EV_META_DEVICE:
-		s = htab__get(&a->dev_tab, mix64(m->key), &m->key, sizeof(m->key), sizeof(*s), &created);
+		s = htab__get(&a->dev_tab, kms_hash64(m->key), &m->key, sizeof(m->key), sizeof(*s), &created);
 		if (!s) {
 			a->stats.nomem++;
 			return;
@@ -774,7 +780,7 @@ const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache)
 {
 	const struct u64_slot *s;
 
-	s = htab__lookup(&a->cache_tab, mix64(cache), &cache, sizeof(cache));
+	s = htab__lookup(&a->cache_tab, kms_hash64(cache), &cache, sizeof(cache));
 	if (!s || !a->caches[s->idx].known)
 		return NULL;
 	return &a->caches[s->idx];
@@ -791,7 +797,7 @@ const char *agg__device_name(const struct agg *a, __u64 dev)
 {
 	const struct u64_slot *s;
 
-	s = htab__lookup(&a->dev_tab, mix64(dev), &dev, sizeof(dev));
+	s = htab__lookup(&a->dev_tab, kms_hash64(dev), &dev, sizeof(dev));
 	return s ? a->devs[s->idx].name : NULL;
 }
 

@@ -6,9 +6,11 @@
 #include "deferred.h"
 
 struct pend_slot {
-	__u64 hash;
 	__u64 ptr;
+	__u8 pad[7];
+	__u8 meta;		/* htab.h's */
 };
+HTAB_SLOT(struct pend_slot);
 
 struct deferred {
 	struct htab pending;
@@ -21,7 +23,7 @@ struct deferred *deferred__new(void)
 
 	if (!d)
 		return NULL;
-	if (htab__init(&d->pending, sizeof(struct pend_slot), 1024)) {
+	if (htab__init(&d->pending, sizeof(struct pend_slot), 1024, HTAB_FAST, htab__hash_u64)) {
 		free(d);
 		return NULL;
 	}

@@ -80,9 +80,6 @@ const char *detect_nest_name(int nest)
 	       nest_names[nest] : NULL;
 }
 
-/* the tables' hash: never 0, which marks an empty slot */
-#define mix64 kms_hash64
-
 /*
  * ---- the recently-freed set ----
  * Live objects are the pipeline's store (live.h); each holds the index of
@@ -91,7 +88,6 @@ const char *detect_nest_name(int nest)
  */
 /* a free remembered for double frees: bounded, so it can afford the detail */
 struct freed_slot {
-	__u64 hash;
 	__u64 ptr;
 	__u64 site;		/* allocation site */
 	__u64 obj;		/* allocation's cache or device */
@@ -100,7 +96,10 @@ struct freed_slot {
 	__u32 seq;		/* position in the eviction ring */
 	__s32 stack_id;
 	__u8 type;
+	__u8 pad[2];
+	__u8 meta;		/* htab.h's */
 };
+HTAB_SLOT(struct freed_slot);
 
 /* what a bad-free finding says of the allocation, from either table */
 struct alloc_view {
@@ -113,7 +112,7 @@ struct alloc_view {
 
 static struct freed_slot *freed_find(const struct htab *t, __u64 ptr)
 {
-	return htab__lookup(t, mix64(ptr), &ptr, sizeof(ptr));
+	return htab__lookup(t, kms_hash64(ptr), &ptr, sizeof(ptr));
 }
 
 /* ---- the detector ---- */
@@ -132,7 +131,7 @@ struct detect *detect__new(const struct detect_opts *o)
 	if (d->o.bad_frees)
 		d->o.leaks = true;	/* bad frees are judged against the live set */
 	for (int c = 0; c < OC_NR; c++)
-		if (htab__init(&d->freed[c], sizeof(struct freed_slot), 64))
+		if (htab__init(&d->freed[c], sizeof(struct freed_slot), 64, HTAB_FAST, htab__hash_u64))
 			goto fail;
 	if (d->o.bad_frees) {
 		d->ring_cap = d->o.freed_max;
@@ -333,7 +332,7 @@ static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct al
 		d->ring_nr--;
 		d->fs.freed_evicted++;
 	}
-	r = htab__get(&d->freed[cls], mix64(ptr), &ptr, sizeof(ptr), sizeof(*r), &created);
+	r = htab__get(&d->freed[cls], kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(*r), &created);
 	if (!r)
 		return;
 	r->site = a->site;
@@ -542,28 +541,31 @@ void detect__on_implicit_free(struct detect *d, const struct live_obj *old)
 		release(d, old, old->bytes_alloc, true, true);
 }
 
-/* a free whose address is live in another class: freed through the wrong API */
-static const struct live_obj *wrong_class(struct detect *d, const struct kms_event *e, int cls)
+/* the tracked live object of class cls at ptr, copied to *r */
+static bool tracked(const struct detect *d, int cls, __u64 ptr, struct live_obj *r)
 {
-	const struct live_obj *r;
+	const struct live_slot *s = live__find(d->o.live, cls, ptr);
+
+	if (!s)
+		return false;
+	live__get(d->o.live, s, r);
+	return r->group != LIVE_NO_GROUP;
+}
+
+/* a free whose address is live in another class: freed through the wrong API */
+static bool wrong_class(struct detect *d, const struct kms_event *e, int cls, struct live_obj *r)
+{
 	int c;
 
 	if (cls == OC_PAGE)
-		return NULL;	/* page frees run inside every allocator: never "wrong" */
-	for (c = 0; c < OC_NR; c++) {
-		if (c == cls || c == OC_PAGE)
-			continue;
-		r = live__find(d->o.live, c, e->ptr);
-		if (r && r->group != LIVE_NO_GROUP)
-			return r;
-	}
+		return false;	/* page frees run inside every allocator: never "wrong" */
+	for (c = 0; c < OC_NR; c++)
+		if (c != cls && c != OC_PAGE && tracked(d, c, e->ptr, r))
+			return true;
 	/* a direct-map address of a page block, once the base is known */
-	if (d->dmap && e->ptr >= d->dmap && !((e->ptr - d->dmap) & ((1ULL << d->o.page_shift) - 1))) {
-		r = live__find(d->o.live, OC_PAGE, (e->ptr - d->dmap) >> d->o.page_shift);
-		if (r && r->group != LIVE_NO_GROUP)
-			return r;
-	}
-	return NULL;
+	return d->dmap && e->ptr >= d->dmap &&
+	       !((e->ptr - d->dmap) & ((1ULL << d->o.page_shift) - 1)) &&
+	       tracked(d, OC_PAGE, (e->ptr - d->dmap) >> d->o.page_shift, r);
 }
 
 void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const struct live_obj *o,
@@ -586,8 +588,8 @@ void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const
 void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 {
 	int fam = kms_ev_family(e->type), cls = kms_ev_class(e->type);
-	const struct live_obj *r;
 	struct freed_slot *f;
+	struct live_obj r;
 
 	if (!d->o.leaks)
 		return;
@@ -595,9 +597,8 @@ void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 	if (e->ctx & KMS_CTX_OUTSIDE)
 		return;
 	if (d->o.bad_frees) {
-		r = wrong_class(d, e, cls);
-		if (r) {
-			struct alloc_view a = live_view(d, r);
+		if (wrong_class(d, e, cls, &r)) {
+			struct alloc_view a = live_view(d, &r);
 
 			/* the kernel did not free it either: it stays live */
 			badfree_add(d, BF_WRONG_API, &a, e, 0);

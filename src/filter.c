@@ -9,10 +9,12 @@
 
 /* what the comm filter knows of one process: its name matched or not */
 struct task_slot {
-	__u64 hash;
 	__u64 tgid;
 	bool match;
+	__u8 pad[6];
+	__u8 meta;		/* htab.h's */
 };
+HTAB_SLOT(struct task_slot);
 
 struct filter {
 	char comm[KMS_COMM_LEN];
@@ -35,7 +37,7 @@ struct filter *filter__new(const struct filter_opts *o)
 	if (o && o->comm) {
 		f->by_comm = true;
 		strncpy(f->comm, o->comm, KMS_COMM_LEN - 1);
-		if (htab__init(&f->tasks, sizeof(struct task_slot), 256)) {
+		if (htab__init(&f->tasks, sizeof(struct task_slot), 256, HTAB_FAST, htab__hash_u64)) {
 			free(f);
 			errno = ENOMEM;
 			return NULL;

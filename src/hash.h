@@ -5,8 +5,8 @@
 #include <linux/types.h>
 
 /*
- * A 64-bit mixer (the murmur3 finalizer) for open-addressing tables. The top
- * bit is forced on so that a stored hash is never 0: 0 marks an empty slot.
+ * A 64-bit mixer (the murmur3 finalizer) for the hash tables: every output
+ * bit depends on every input bit (htab.h takes the high ones, kvec.c the low).
  */
 static inline __u64 kms_hash64(__u64 x)
 {
@@ -15,7 +15,7 @@ static inline __u64 kms_hash64(__u64 x)
 	x ^= x >> 33;
 	x *= 0xc4ceb9fe1a85ec53ULL;
 	x ^= x >> 33;
-	return x | (1ULL << 63);
+	return x;
 }
 
 #endif

@@ -68,6 +68,22 @@ static int kvec__rehash(struct kvec *v, __u32 cap)
 	return 0;
 }
 
+int kvec__reserve(struct kvec *v)
+{
+	if (v->nr + 1 >= v->cap) {
+		size_t ncap = v->cap ? v->cap * 2 : 64;
+		char *n = realloc(v->items, ncap * v->isz);
+
+		if (!n)
+			return -ENOMEM;
+		v->items = n;
+		v->cap = ncap;
+	}
+	if (!v->slots || (v->nr + 1) * 10 > (size_t)(v->mask + 1) * 7)
+		return kvec__rehash(v, v->slots ? (v->mask + 1) * 2 : 128);
+	return 0;
+}
+
 /* index of the item with key, appended zeroed (key copied) if missing; -1: no memory */
 long kvec__get(struct kvec *v, const void *key, bool *created)
 {
@@ -77,19 +93,8 @@ long kvec__get(struct kvec *v, const void *key, bool *created)
 	*created = false;
 	if (i >= 0)
 		return i;
-	if (v->nr + 1 >= v->cap) {
-		size_t ncap = v->cap ? v->cap * 2 : 64;
-		char *n = realloc(v->items, ncap * v->isz);
-
-		if (!n)
-			return -1;
-		v->items = n;
-		v->cap = ncap;
-	}
-	if (!v->slots || (v->nr + 1) * 10 > (size_t)(v->mask + 1) * 7) {
-		if (kvec__rehash(v, v->slots ? (v->mask + 1) * 2 : 128))
-			return -1;
-	}
+	if (kvec__reserve(v))
+		return -1;
 	memset(kvec__at(v, v->nr), 0, v->isz);
 	memcpy(kvec__at(v, v->nr), key, v->ksz);
 	for (j = kvec__hash(key, v->ksz) & v->mask; v->slots[j]; j = (j + 1) & v->mask)

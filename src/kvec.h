@@ -26,5 +26,7 @@ void *kvec__at(const struct kvec *v, size_t i);
 long kvec__find(const struct kvec *v, const void *key);
 /* index of the item with key, appended zeroed (key copied) if missing; -1: no memory */
 long kvec__get(struct kvec *v, const void *key, bool *created);
+/* room for one more item: the next kvec__get() cannot fail; 0 or -ENOMEM */
+int kvec__reserve(struct kvec *v);
 
 #endif

@@ -5,11 +5,40 @@
 #include <string.h>
 #include "live.h"
 
+/*
+ * One live object in its table: 32 bytes, the address first (the key, whose
+ * hash is recomputed rather than stored). The site and group indexes and the
+ * page size come in few combinations (per call stack, not per object): the
+ * object holds the index of its combination, its origin.
+ */
+struct live_slot {
+	__u64 ptr;
+	__u64 ts;
+	__u32 bytes_alloc;
+	__u32 origin;		/* index into live.origins */
+	__u32 pid;
+	__u8 type;
+	__u8 order;
+	__u8 pad;
+	__u8 meta;		/* htab.h's */
+};
+HTAB_SLOT(struct live_slot);
+
+struct live_origin {
+	__u32 site;
+	__u32 group;
+	__u32 page_bytes;
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct live_slot) == 32, "a live object is 32 bytes");
+
 int live__init(struct live *l)
 {
 	memset(l, 0, sizeof(*l));
+	kvec__init(&l->origins, sizeof(struct live_origin), sizeof(struct live_origin));
 	for (int c = 0; c < KMS_OC_NR; c++)
-		if (htab__init(&l->tab[c], sizeof(struct live_obj), 1024))
+		if (htab__init(&l->tab[c], sizeof(struct live_slot), 1024, HTAB_DENSE, htab__hash_u64))
 			return -ENOMEM;
 	return 0;
 }
@@ -18,9 +47,10 @@ void live__fini(struct live *l)
 {
 	for (int c = 0; c < KMS_OC_NR; c++)
 		htab__fini(&l->tab[c]);
+	kvec__fini(&l->origins);
 }
 
-struct live_obj *live__find(const struct live *l, int cls, __u64 ptr)
+struct live_slot *live__find(const struct live *l, int cls, __u64 ptr)
 {
 	return htab__lookup(&l->tab[cls], kms_hash64(ptr), &ptr, sizeof(ptr));
 }
@@ -30,13 +60,13 @@ struct live_obj *live__find(const struct live *l, int cls, __u64 ptr)
  * a frame with no block of its own may be inside a live higher-order block,
  * whose head is the frame with its low bits cleared.
  */
-struct live_obj *live__page(const struct live *l, __u64 pfn)
+struct live_slot *live__page(const struct live *l, __u64 pfn)
 {
-	struct live_obj *o = live__find(l, KMS_OC_PAGE, pfn);
+	struct live_slot *s = live__find(l, KMS_OC_PAGE, pfn);
 	unsigned int ord, max = 0;
 
-	if (o)
-		return o;
+	if (s)
+		return s;
 	for (ord = LIVE_ORDERS - 1; ord > 0; ord--)
 		if (l->pages_by_order[ord]) {
 			max = ord;
@@ -51,42 +81,82 @@ struct live_obj *live__page(const struct live *l, __u64 pfn)
 		if (!(pfn & (1ULL << (ord - 1))))
 			continue;
 		head = pfn & ~((1ULL << ord) - 1);
-		o = live__find(l, KMS_OC_PAGE, head);
-		if (o && pfn - head < (1ULL << o->order))
-			return o;
+		s = live__find(l, KMS_OC_PAGE, head);
+		if (s && pfn - head < (1ULL << s->order))
+			return s;
 	}
 	return NULL;
 }
 
-struct live_obj *live__add(struct live *l, int cls, __u64 ptr, __u8 type, __u8 order,
-			   struct live_obj *old, bool *replaced)
+void live__get(const struct live *l, const struct live_slot *s, struct live_obj *o)
 {
-	struct live_obj *o;
-	bool created;
+	const struct live_origin *org = kvec__at(&l->origins, s->origin);
 
-	o = htab__get(&l->tab[cls], kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(*o), &created);
-	*replaced = o && !created;
-	if (!o)
-		return NULL;
-	if (!created) {
-		*old = *o;
-		if (cls == KMS_OC_PAGE && old->order < LIVE_ORDERS)
-			l->pages_by_order[old->order]--;
-		memset(&o->ts, 0, sizeof(*o) - offsetof(struct live_obj, ts));
-	}
-	o->type = type;
-	o->order = cls == KMS_OC_PAGE ? order : 0;
-	o->group = LIVE_NO_GROUP;
-	if (cls == KMS_OC_PAGE && o->order < LIVE_ORDERS)
-		l->pages_by_order[o->order]++;
-	return o;
+	*o = (struct live_obj){
+		.ptr = s->ptr, .ts = s->ts, .site = org->site, .group = org->group,
+		.bytes_alloc = s->bytes_alloc, .page_bytes = org->page_bytes, .pid = s->pid,
+		.type = s->type, .order = s->order,
+	};
 }
 
-void live__remove(struct live *l, int cls, struct live_obj *o)
+static void count_page(struct live *l, int cls, __u8 order, int delta)
 {
-	if (cls == KMS_OC_PAGE && o->order < LIVE_ORDERS && l->pages_by_order[o->order])
-		l->pages_by_order[o->order]--;
-	htab__delete(&l->tab[cls], o, sizeof(*o));
+	if (cls == KMS_OC_PAGE && order < LIVE_ORDERS)
+		l->pages_by_order[order] += delta;
+}
+
+struct live_slot *live__add(struct live *l, int cls, __u64 ptr, __u8 type, __u8 order,
+			    struct live_obj *o, struct live_obj *old, bool *replaced)
+{
+	struct live_slot *s;
+	bool created;
+
+	*replaced = false;
+	/* live__set() makes the object's origin: it must not fail then */
+	if (!l->origin_room && kvec__reserve(&l->origins))
+		return NULL;
+	l->origin_room = true;
+	s = htab__get(&l->tab[cls], kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(*s), &created);
+	if (!s)
+		return NULL;
+	if (!created) {
+		live__get(l, s, old);
+		*replaced = true;
+		count_page(l, cls, old->order, -1);
+	}
+	*o = (struct live_obj){
+		.ptr = ptr, .type = type, .order = cls == KMS_OC_PAGE ? order : 0,
+		.group = LIVE_NO_GROUP,
+	};
+	s->type = o->type;
+	s->order = o->order;
+	count_page(l, cls, o->order, 1);
+	return s;
+}
+
+void live__set(struct live *l, struct live_slot *s, const struct live_obj *o)
+{
+	struct live_origin key = { .site = o->site, .group = o->group, .page_bytes = o->page_bytes };
+	__u64 h = kms_hash64(((__u64)o->group << 32 | o->site) ^ o->page_bytes);
+	__u32 *c = &l->origin_cache[h % LIVE_ORIGIN_CACHE];
+	bool created;
+
+	/* the busy origins are few: a cache in front of the kvec lookup */
+	if (!*c || memcmp(kvec__at(&l->origins, *c - 1), &key, sizeof(key))) {
+		*c = kvec__get(&l->origins, &key, &created) + 1;
+		if (created)
+			l->origin_room = false;
+	}
+	s->ts = o->ts;
+	s->bytes_alloc = o->bytes_alloc;
+	s->origin = *c - 1;
+	s->pid = o->pid;
+}
+
+void live__remove(struct live *l, int cls, struct live_slot *s)
+{
+	count_page(l, cls, s->order, -1);
+	htab__delete(&l->tab[cls], s, sizeof(*s));
 }
 
 __u64 live__count(const struct live *l)
@@ -102,13 +172,14 @@ int live__foreach(const struct live *l, int (*fn)(int cls, const struct live_obj
 		  void *ctx)
 {
 	for (int c = 0; c < KMS_OC_NR; c++) {
-		for (__u32 i = 0; i <= l->tab[c].mask; i++) {
-			const struct live_obj *o = (const void *)htab__at(&l->tab[c], i);
+		for (__u32 i = 0; i < l->tab[c].cap; i++) {
+			struct live_obj o;
 			int err;
 
-			if (!o->hash)
+			if (!htab__used(&l->tab[c], i))
 				continue;
-			err = fn(c, o, ctx);
+			live__get(l, htab__at(&l->tab[c], i), &o);
+			err = fn(c, &o, ctx);
 			if (err)
 				return err;
 		}

@@ -46,63 +46,72 @@ void pipeline__observe(struct pipeline *p, struct kms_event *e)
 
 static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
 {
-	struct live_obj *o = NULL, old;
+	struct live_slot *s = NULL;
+	struct live_obj o, old;
 	bool replaced = false;
 
 	if (e->ptr)
-		o = live__add(&p->live, cls, e->ptr, e->type, e->order, &old, &replaced);
+		s = live__add(&p->live, cls, e->ptr, e->type, e->order, &o, &old, &replaced);
 	if (replaced) {
 		/* a live address handed out again: its free was not traced */
 		agg__on_implicit_free(p->agg, &old);
 		if (p->detect)
 			detect__on_implicit_free(p->detect, &old);
 	}
+	if (s && cls == KMS_OC_PAGE && o.order < 32)
+		o.page_bytes = e->bytes_req >> o.order;
 	/* the aggregator first: it sets the object's sizes (a cache's, from its record) */
-	agg__on_alloc(p->agg, e, o);
+	agg__on_alloc(p->agg, e, s ? &o : NULL);
 	if (p->detect)
-		detect__on_alloc(p->detect, e, o);
+		detect__on_alloc(p->detect, e, s ? &o : NULL);
+	if (s)
+		live__set(&p->live, s, &o);
 }
 
 static void on_free(struct pipeline *p, struct kms_event *e, int cls)
 {
 	unsigned int m = e->type == KMS_EV_PAGE_FREE ? e->order : 0;
-	struct live_obj *o = NULL;
 	bool whole = true, split = false;
+	struct live_slot *s;
+	struct live_obj o;
 	__u32 bytes;
 
 	/* kfree(NULL) is an event the kernel counts, but frees nothing */
 	if (!e->ptr)
 		return;
-	o = cls == KMS_OC_PAGE ? live__page(&p->live, e->ptr) : live__find(&p->live, cls, e->ptr);
+	s = cls == KMS_OC_PAGE ? live__page(&p->live, e->ptr) : live__find(&p->live, cls, e->ptr);
 	/* kvfree_rcu() takes vmalloc objects too */
-	if (!o && e->type == KMS_EV_RCU_FREE) {
+	if (!s && e->type == KMS_EV_RCU_FREE) {
 		cls = KMS_OC_VMALLOC;
-		o = live__find(&p->live, cls, e->ptr);
+		s = live__find(&p->live, cls, e->ptr);
 	}
-	if (!o) {
+	if (!s) {
 		agg__on_unmatched(p->agg, e);
 		if (p->detect)
 			detect__on_unmatched(p->detect, e);
 		return;
 	}
-	bytes = o->bytes_alloc;
+	live__get(&p->live, s, &o);
+	bytes = o.bytes_alloc;
 	/* part of a bigger page block (split_page()): one page, or 2^m, at a time */
-	if (cls == KMS_OC_PAGE && m < o->order) {
-		__u32 part = (o->bytes_req >> o->order) << m;
+	if (cls == KMS_OC_PAGE && m < o.order) {
+		__u32 part = o.page_bytes << m;
 
 		split = true;
-		if (part < o->bytes_alloc) {
+		if (part < o.bytes_alloc) {
 			bytes = part;
 			whole = false;
 		}
 	}
-	agg__on_free(p->agg, e, o, bytes, whole, split);
+	agg__on_free(p->agg, e, &o, bytes, whole, split);
 	if (p->detect)
-		detect__on_free(p->detect, e, cls, o, bytes, whole);
-	if (whole)
-		live__remove(&p->live, cls, o);
-	else
-		o->bytes_alloc -= bytes;
+		detect__on_free(p->detect, e, cls, &o, bytes, whole);
+	if (whole) {
+		live__remove(&p->live, cls, s);
+	} else {
+		o.bytes_alloc -= bytes;
+		live__set(&p->live, s, &o);
+	}
 }
 
 void pipeline__event(struct pipeline *p, struct kms_event *e)
