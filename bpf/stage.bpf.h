@@ -265,6 +265,63 @@ static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
 }
 
 /*
+ * ---- stacks ----
+ * A kernel stack costs ~1 us here (bpf_get_stackid() runs the unwinder
+ * through its own frames and the BPF frame before the first one it records,
+ * so even 3 frames cost half of 32), a cache probe ~0.1 us. With stack_cache
+ * on, the first allocation at a call site in one context (the preempt count:
+ * process, softirq, locks held) captures the stack, and the next ones at the
+ * same site and context reuse its id; one reuse in KMS_STACK_CHECK captures
+ * again, and a site that shows a second stack is captured every time from
+ * then on (STACK_VARIED). So allocations reaching one site through different
+ * callers share the first stack until a check sees another: the price of the
+ * cache, documented with --stacks. Sites must be known (tracepoints that
+ * report call_site); page, vmalloc and dma events have none and are always
+ * captured.
+ *
+ * Only a handler holding the stage uses the slots: it cannot be preempted,
+ * and an interrupt's handler finds the stage busy and captures in full, so
+ * no slot is ever seen half written.
+ */
+#define STACK_VARIED (-1)
+
+static __always_inline __s32 stack_of(void *ctx, bool staged, __u64 site, __u32 pc)
+{
+	struct stack_slot *sl = NULL;
+	__u32 key;
+	__s32 id;
+
+	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
+	if (stack_cache && site && staged) {
+		key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
+		      (KMS_STACK_SLOTS - 1);
+		sl = bpf_map_lookup_elem(&stack_slots, &key);
+	}
+	if (sl && sl->site == site && sl->pc == pc && sl->id != STACK_VARIED && sl->left) {
+		sl->left--;
+		return sl->id;
+	}
+	/*
+	 * The one call: its return address in this program is the stack's first
+	 * frame, so a second call site would make one stack look like two.
+	 */
+	id = bpf_get_stackid(ctx, &stacks, 0);
+	/* a failed capture is not learnt: the next allocation tries again */
+	if (!sl || id < 0)
+		return id;
+	if (sl->site == site && sl->pc == pc) {
+		if (id != sl->id)
+			sl->id = STACK_VARIED;
+	} else {
+		sl->site = site;
+		sl->pc = pc;
+		sl->id = id;
+	}
+	sl->left = KMS_STACK_CHECK - 1;
+	return id;
+}
+
+/*
  * How a handler may use the per-CPU stage, fixed per attach flavour at
  * compile time. Tracepoint and kprobe programs run with preemption off and
  * stage their records. fentry/fexit programs run with only migration off: a
@@ -282,6 +339,8 @@ struct ev_slot {
 	struct kms_direct *r;	/* ... the direct record */
 	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
 	__u32 guard;		/* the handler's event type, for its active bit */
+	__u8 type;		/* the record's type (ev_begin()) */
+	void *ctx;		/* the program's context, for the stack (ev_end()) */
 };
 
 /*
@@ -410,19 +469,22 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	e->gfp = 0;
 	e->pid = tgid;
 	e->pc = 0;
+	e->stack_id = -1;
 	if (want_ctx && type_is_alloc(type))
 		read_ctx(s, e);
-	if (stack_types & (1ULL << type))
-		e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
-	else
-		e->stack_id = -1;
+	es->type = type;
+	es->ctx = ctx;
 	return e;
 }
 
 static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 {
-	if (e->stack_id < -1)
-		cnt_add(KMS_CNT_STACK_FAIL, 1);
+	/* here, once the handler has filled in the site the cache is keyed by */
+	if (stack_types & (1ULL << es->type)) {
+		e->stack_id = stack_of(es->ctx, es->s, e->site, e->pc);
+		if (e->stack_id < -1)
+			cnt_add(KMS_CNT_STACK_FAIL, 1);
+	}
 	/*
 	 * Branch on the stage, not on the reserved record: 6.1's verifier does
 	 * not know a ring-buffer record is non-NULL once checked, walks the
