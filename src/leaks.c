@@ -185,8 +185,9 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"  kmemscope leaks -d 30 --min-age 5000    outstanding for 5 s or more after 30 s\n"
 		"  kmemscope leaks -a -- ./stress          while ./stress runs, every free seen\n"
 		"  kmemscope leaks -d 60 -i 5 --json       growth over 5 s intervals, as JSON\n\n"
-		"A stack is captured for every allocation (~1 us each): expect overhead. Lost "
-		"records mark every verdict uncertain (a lost free looks like a leak).\n"
+		"Stacks are captured once per call site and context and reused (see --stacks); "
+		"each capture costs ~1 us. Lost records mark every verdict uncertain (a lost "
+		"free looks like a leak).\n"
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
 		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
 		"it cannot run), else 0.",
@@ -245,6 +246,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.ro.kernel = cli_kernel_release();
 	memcpy(env.ro.baseline_pc, s.baseline_pc, sizeof(env.ro.baseline_pc));
 	env.ro.stack_depth = env.depth;
+	env.ro.stacks_cached = env.sa.so.stack_cache;
 	env.ro.top = env.top;
 	env.ro.min_age_ns = env.min_age_ms * 1000000ULL;
 	env.ro.growth_min = env.growth ? env.growth : 3;
