@@ -265,6 +265,19 @@ static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
 }
 
 /*
+ * How a handler may use the per-CPU stage, fixed per attach flavour at
+ * compile time. Tracepoint and kprobe programs run with preemption off and
+ * stage their records. fentry/fexit programs run with only migration off: a
+ * handler preempted while holding the stage would freeze the CPU's
+ * watermark, and two tasks could claim one slot, so they ship directly.
+ */
+enum ev_path {
+	EV_STAGED,
+	EV_KPROBE,	/* staged, but ctx is the probed function's registers (stack_of()) */
+	EV_DIRECT,
+};
+
+/*
  * ---- stacks ----
  * A kernel stack costs ~1 us here (bpf_get_stackid() runs the unwinder
  * through its own frames and the BPF frame before the first one it records,
@@ -279,20 +292,28 @@ static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
  * report call_site); page, vmalloc and dma events have none and are always
  * captured.
  *
- * Only a handler holding the stage uses the slots: it cannot be preempted,
- * and an interrupt's handler finds the stage busy and captures in full, so
- * no slot is ever seen half written.
+ * Only a tracepoint handler holding the stage uses the slots: it cannot be
+ * preempted, and an interrupt's handler finds the stage busy and captures in
+ * full, so no slot is ever seen half written.
  */
 #define STACK_VARIED (-1)
 
-static __always_inline __s32 stack_of(void *ctx, bool staged, __u64 site, __u32 pc)
+static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, __u64 site,
+				      __u32 pc)
 {
+	/*
+	 * A tracepoint program's stack starts with its own frame, at whichever
+	 * of its calls the compiler made: skip it, or one stack gets two ids.
+	 * A kprobe's starts in the probed function (a return probe's, in the
+	 * caller: the site), an fentry program's in its trampoline: kept.
+	 */
+	__u64 skip = how == EV_STAGED ? 1 : 0;
 	struct stack_slot *sl = NULL;
 	__u32 key;
 	__s32 id;
 
 	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
-	if (stack_cache && site && staged) {
+	if (stack_cache && site && staged && how == EV_STAGED) {
 		key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
 		      (KMS_STACK_SLOTS - 1);
 		sl = bpf_map_lookup_elem(&stack_slots, &key);
@@ -301,11 +322,7 @@ static __always_inline __s32 stack_of(void *ctx, bool staged, __u64 site, __u32 
 		sl->left--;
 		return sl->id;
 	}
-	/*
-	 * The one call: its return address in this program is the stack's first
-	 * frame, so a second call site would make one stack look like two.
-	 */
-	id = bpf_get_stackid(ctx, &stacks, 0);
+	id = bpf_get_stackid(ctx, &stacks, skip);
 	/* a failed capture is not learnt: the next allocation tries again */
 	if (!sl || id < 0)
 		return id;
@@ -321,18 +338,6 @@ static __always_inline __s32 stack_of(void *ctx, bool staged, __u64 site, __u32 
 	return id;
 }
 
-/*
- * How a handler may use the per-CPU stage, fixed per attach flavour at
- * compile time. Tracepoint and kprobe programs run with preemption off and
- * stage their records. fentry/fexit programs run with only migration off: a
- * handler preempted while holding the stage would freeze the CPU's
- * watermark, and two tasks could claim one slot, so they ship directly.
- */
-enum ev_path {
-	EV_STAGED,
-	EV_DIRECT,
-};
-
 /* where a handler writes its record: a stage slot, or a direct record */
 struct ev_slot {
 	struct kms_stage *s;	/* the stage holding the record, NULL: ... */
@@ -340,6 +345,7 @@ struct ev_slot {
 	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
 	__u32 guard;		/* the handler's event type, for its active bit */
 	__u8 type;		/* the record's type (ev_begin()) */
+	enum ev_path how;
 	void *ctx;		/* the program's context, for the stack (ev_end()) */
 };
 
@@ -473,6 +479,7 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	if (want_ctx && type_is_alloc(type))
 		read_ctx(s, e);
 	es->type = type;
+	es->how = how;
 	es->ctx = ctx;
 	return e;
 }
@@ -481,7 +488,7 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 {
 	/* here, once the handler has filled in the site the cache is keyed by */
 	if (stack_types & (1ULL << es->type)) {
-		e->stack_id = stack_of(es->ctx, es->s, e->site, e->pc);
+		e->stack_id = stack_of(es->ctx, es->how, es->s, e->site, e->pc);
 		if (e->stack_id < -1)
 			cnt_add(KMS_CNT_STACK_FAIL, 1);
 	}
