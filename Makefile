@@ -140,6 +140,7 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_TOOLS)
 	$(Q)bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
+	$(Q)bench/peak.py $(OUTPUT)
 
 vmlinux:
 	$(Q)scripts/gen-vmlinux.sh $(VMLINUX_DIR)

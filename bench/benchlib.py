@@ -6,13 +6,18 @@
   benchlib.py kmsjson FILE COMM    kmemscope stat or leaks JSON: events of COMM (stat only:
                                    leaks has no per-process counts), lost, misses
   benchlib.py table RESULTS        the summary table from run.sh's results file
+  benchlib.py startup KMS RUNS     kmemscope's start-up: exec to "tracing", medians
 
-Every subcommand prints "key=value" words on one line, except table.
+Every subcommand prints "key=value" words on one line, except table and startup.
 """
 import json
+import os
+import re
 import statistics
 import struct
+import subprocess
 import sys
+import time
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_COMM = 3
@@ -160,6 +165,40 @@ def table(path):
         print("(no floor runs: seen/floor unavailable)")
 
 
+STARTUP_TARGET_MS = 300
+TRACING = re.compile(r"^tracing, (\d+) ms after start-up began \(plan and load (\d+) ms, "
+                     r"attach (\d+) ms, waiting for symbols (\d+) ms, calibration (\d+) ms\)")
+
+
+def startup(kms, runs):
+    """Wall time from exec to kmemscope's "tracing" line (-v), system-wide stat."""
+    walls, cpus, phases = [], [], []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        p = subprocess.Popen([kms, "stat", "-v", "-d", "0.01", "-o", "/dev/null"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        seen = None
+        for line in p.stderr:
+            m = TRACING.match(line)
+            if m and seen is None:
+                seen = time.monotonic()
+                phases.append([int(x) for x in m.groups()[1:]])
+        _, status, ru = os.wait4(p.pid, 0)
+        if status or seen is None:
+            die(f"startup: {kms} stat exited with {status} or printed no 'tracing' line")
+        walls.append((seen - t0) * 1000)
+        cpus.append((ru.ru_utime + ru.ru_stime) * 1000)
+    med = statistics.median(walls)
+    ph = [statistics.median(x) for x in zip(*phases)]
+    print(f"kmemscope start-up, exec to tracing (stat -d 0.01 system-wide, {runs} runs): "
+          f"median {med:.0f} ms (min {min(walls):.0f}, max {max(walls):.0f}), "
+          f"target {STARTUP_TARGET_MS} ms: {'met' if med <= STARTUP_TARGET_MS else 'NOT met'}")
+    print(f"  medians: plan+load {ph[0]:.0f} ms, attach {ph[1]:.0f} ms, waiting for symbols "
+          f"{ph[2]:.0f} ms, calibration {ph[3]:.0f} ms; CPU of the whole run (user+sys) "
+          f"{statistics.median(cpus):.0f} ms")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "perfdata":
         perfdata(sys.argv[2], sys.argv[3])
@@ -167,6 +206,8 @@ def main():
         kmsjson(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 3 and sys.argv[1] == "table":
         table(sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "startup":
+        startup(sys.argv[2], int(sys.argv[3]))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

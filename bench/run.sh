@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Overhead benchmark: bench/gen untraced, under the count-only BPF floor, under
 # kmemscope stat, kmemscope leaks (stacks cached and every) and perf kmem record,
-# round-robin, medians. See bench/README.md.
+# round-robin, medians; then kmemscope's start-up time (exec to tracing). See
+# bench/README.md.
 #
 #   bench/run.sh BUILD_DIR
 #   BENCH_ITERS=N (default 100000)  BENCH_ROUNDS=N (default 5, at least 5)
@@ -162,3 +163,7 @@ echo "      recursion, whole system (floor: bpf_prog_info, kmemscope: quality.mi
 echo "seen/floor: seen over the floor's median count of the same kinds for gen."
 echo "leaks: kmemscope leaks --settle 0, one stack per call site and context (default);"
 echo "      leaks_every: --stacks every, one stack per allocation. No per-process counts."
+if [ -x "$KMS" ]; then
+	echo
+	$LIB startup "$KMS" "$ROUNDS" || die "start-up: kmemscope failed"
+fi

@@ -94,8 +94,15 @@ struct {
 	__type(value, struct stack_slot);
 } stack_slots SEC(".maps");
 
-/* bumped by the collector when it takes a pid out of the filter */
+/* bumped by the collector when it changes the filter */
 __u32 filter_gen;
+
+/*
+ * kmemscope's own process, left out of what it traces (0: traced). Written
+ * by the collector once its calibration, which measures kmemscope's own
+ * allocations, is over.
+ */
+__u32 self_tgid;
 
 /*
  * A typed kernel pointer as a plain number. tp_btf arguments are typed and the

@@ -410,6 +410,20 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 		}
 		flags = KMS_CTX_OUTSIDE;
 	}
+	/*
+	 * kmemscope's own allocations (its buffers growing) are not the
+	 * subject. Its frees pass, as frees from outside the pid filter do:
+	 * one of them may free what a traced process allocated.
+	 */
+	/* tgid 0 is the idle task (interrupts on an idle CPU): traced */
+	if (tgid && tgid == *(volatile __u32 *)&self_tgid) {
+		if (!type_is_free(type)) {
+			cnt_add(KMS_CNT_SELF, 1);
+			guard_clear(es);
+			return NULL;
+		}
+		flags |= KMS_CTX_OUTSIDE | KMS_CTX_SELF;
+	}
 	es->s = NULL;
 	es->r = NULL;
 	if (how == EV_DIRECT || s->busy) {

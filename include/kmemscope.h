@@ -7,7 +7,7 @@
 #ifndef KMEMSCOPE_H
 #define KMEMSCOPE_H
 
-#define KMS_ABI_VERSION 2
+#define KMS_ABI_VERSION 3
 
 /* records staged per CPU before one bpf_ringbuf_output() ships them */
 #define KMS_BATCH 128
@@ -67,6 +67,7 @@ enum kms_ev_type {
 
 /* kms_event.ctx: what the program knew about the context it ran in */
 #define KMS_CTX_KNOWN		0x01	/* ->pc holds the raw preempt_count (context capture) */
+#define KMS_CTX_SELF		0x02	/* a free by kmemscope itself (with KMS_CTX_OUTSIDE) */
 #define KMS_CTX_RCU_DONE	0x20	/* set by user space, not BPF: the real free of an
 					 * object already handed to RCU (KMS_EV_RCU_FREE) */
 #define KMS_CTX_OUTSIDE		0x40	/* a free by a process outside the pid filter */
@@ -198,6 +199,7 @@ enum kms_counter {
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
 	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
 	KMS_CNT_BULK_LOST,	/* pointers of a bulk free not recorded (past the bound, unreadable) */
+	KMS_CNT_SELF,		/* kmemscope's own allocations, left out (self_tgid) */
 	KMS_CNT_NR,
 };
 

@@ -541,7 +541,10 @@ void agg__on_unmatched(struct agg *a, const struct kms_event *e)
 
 	/* a free by a process outside the filters counts only if it frees one of ours */
 	if (e->ctx & KMS_CTX_OUTSIDE) {
-		a->stats.filtered++;
+		if (e->ctx & KMS_CTX_SELF)
+			a->stats.self++;
+		else
+			a->stats.filtered++;
 		return;
 	}
 	a->fam[fam].unmatched_frees++;

@@ -149,6 +149,7 @@ struct agg_stats {
 	__u64 metas;		/* kms_meta records fed */
 	__u64 invalid;		/* records of unknown type or family */
 	__u64 filtered;		/* frees from outside the filters that freed none of ours */
+	__u64 self;		/* frees by kmemscope itself that freed none of ours */
 	__u64 unmatched_frees;	/* all families */
 	__u64 realloc_without_free;	/* all families */
 	__u64 rcu_completed;	/* real frees of objects already handed to RCU: not counted again */

@@ -14,15 +14,29 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include "kmemscope.skel.h"
 #include "collector.h"
 #include "merge.h"
 #include "plan.h"
 #include "log.h"
 
-/* a CPU whose watermark is older than this gets a forced flush */
-#define STALE_NS (20ULL * 1000 * 1000)
+/*
+ * Pacing. A quiet CPU whose watermark holds back a waiting record gets a
+ * forced flush (one IPI to it) when its last batch is older than STALE_NS:
+ * that bounds how long the busy CPUs' records wait in the merge queues, so
+ * the queues stay small and hot in cache. Losses are
+ * looked for every CHECK_NS (a few syscalls). One poll reads the ring for at
+ * most POLL_BUDGET_NS: at a rate the collector only just keeps up with the
+ * ring never runs empty, and the session must still see its deadline.
+ * Records are delivered as soon as the watermark passes them, batch by batch.
+ */
+#define STALE_NS	(1ULL * 1000 * 1000)
+#define CHECK_NS	(10ULL * 1000 * 1000)
+#define POLL_BUDGET_NS	(50ULL * 1000 * 1000)
+/* a sync gives up on a CPU that never ships (its flushes keep failing) after this */
+#define SYNC_MAX_NS	(1000ULL * 1000 * 1000)
+/* ring records between two looks at the clock (direct records come one event each) */
+#define TICK_RECORDS	16
 
 struct collector {
 	struct kmemscope_bpf *skel;
@@ -38,6 +52,11 @@ struct collector {
 	bool context;
 	bool rescue;
 	unsigned int families;	/* requested (-F), 0: all */
+	__u64 *flush_asked;	/* per CPU: when its last forced flush was asked */
+	__u64 next_check;	/* time of the next look for losses */
+	__u64 poll_until;	/* the running poll's budget ends then */
+	__u64 sync_key;		/* a running sync reads up to this order key, 0: none */
+	unsigned int records;	/* ring records since the last look at the clock */
 	/*
 	 * Loss markers. A loss seen at a poll happened before the order key read
 	 * then; the marker goes into the stream right after every record with a
@@ -45,6 +64,7 @@ struct collector {
 	 */
 	__u64 all_losses;	/* records lost or late, any family */
 	__u64 *prog_misses;	/* per program of the object, in its order */
+	__u64 *miss_base;	/* ... its recursion misses when the collector took the object */
 	unsigned int *free_fams; /* ... families whose frees it handles, 0: none */
 	bool marked;		/* a marker is pending */
 	__u64 mark_key;
@@ -72,11 +92,30 @@ static void deliver_one(void *ctx, struct kms_event *e)
 	c->sink.event(c->sink.ctx, e);
 }
 
+static void tick(struct collector *c, __u64 now);
+static void deliver(struct collector *c, __u64 limit);
+static __u64 watermark(struct collector *c);
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct collector *c = ctx;
+	int err = merge__batch(c->m, data, size);
+	__u64 now;
 
-	return merge__batch(c->m, data, size);
+	if (err)
+		return err;
+	if (++c->records < TICK_RECORDS) {
+		deliver(c, watermark(c));
+	} else {
+		c->records = 0;
+		now = now_ns();
+		tick(c, now);
+		/* stops ring_buffer__consume() after this record (it counts as read) */
+		if (now >= c->poll_until)
+			return -EAGAIN;
+	}
+	/* a sync is done once every CPU's watermark passed its key */
+	return c->sync_key && watermark(c) >= c->sync_key ? -EAGAIN : 0;
 }
 
 static void deliver(struct collector *c, __u64 limit)
@@ -160,11 +199,19 @@ static int find_free_handlers(struct collector *c)
 	bpf_object__for_each_program(prog, c->skel->obj)
 		n++;
 	c->prog_misses = calloc(n, sizeof(*c->prog_misses));
+	c->miss_base = calloc(n, sizeof(*c->miss_base));
 	c->free_fams = calloc(n, sizeof(*c->free_fams));
-	if (!c->prog_misses || !c->free_fams)
+	if (!c->prog_misses || !c->miss_base || !c->free_fams)
 		return -ENOMEM;
 	bpf_object__for_each_program(prog, c->skel->obj) {
 		const char *name = bpf_program__name(prog);
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		/* the plan's trial attach ran these programs: the kernel's counts start there */
+		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
+			c->miss_base[i] = c->prog_misses[i] = info.recursion_misses;
 
 		for (int k = 0; k < c->plan->nr_events; k++) {
 			const struct plan_event *ev = &c->plan->events[k];
@@ -218,78 +265,76 @@ static int read_online(bool *online, int nr)
 	return n;
 }
 
-/* offset of a variable in the kernel's per-CPU section, from BTF; -1 if absent */
-static long percpu_off(const struct btf *btf, const char *name, const char *member)
+void collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o,
+			  const struct plan *p)
 {
-	int n = btf__type_cnt(btf);
-
-	for (int i = 1; i < n; i++) {
-		const struct btf_type *t = btf__type_by_id(btf, i);
-		const struct btf_var_secinfo *v;
-
-		if (!btf_is_datasec(t) || strcmp(btf__name_by_offset(btf, t->name_off),
-						  ".data..percpu"))
-			continue;
-		v = btf_var_secinfos(t);
-		for (int j = 0; j < btf_vlen(t); j++, v++) {
-			const struct btf_type *vt = btf__type_by_id(btf, v->type);
-			const struct btf_type *st;
-			const struct btf_member *m;
-
-			if (strcmp(btf__name_by_offset(btf, vt->name_off), name))
-				continue;
-			if (!member)
-				return v->offset;
-			/* a field of a per-CPU struct (pcpu_hot.preempt_count, 6.2 to 6.14) */
-			st = btf__type_by_id(btf, btf__resolve_type(btf, vt->type));
-			if (!st || !btf_is_struct(st))
-				return -1;
-			m = btf_members(st);
-			for (int k = 0; k < btf_vlen(st); k++, m++)
-				if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
-					return v->offset + btf_member_bit_offset(st, k) / 8;
-			return -1;
-		}
-	}
-	return -1;
-}
-
-/*
- * Context capture needs the per-CPU offsets of the runqueue and of the
- * preempt count (see read_ctx() in bpf/). false when this kernel lacks them.
- */
-static bool setup_context(struct kmemscope_bpf *skel)
-{
-	struct btf *btf = btf__load_vmlinux_btf();
-	long rq, pc;
-
-	if (!btf)
-		return false;
-	rq = percpu_off(btf, "runqueues", NULL);
-	pc = percpu_off(btf, "__preempt_count", NULL);
-	if (pc < 0)
-		pc = percpu_off(btf, "pcpu_hot", "preempt_count");
-	btf__free(btf);
-	if (rq < 0 || pc < 0)
-		return false;
-	skel->rodata->want_ctx = true;
-	skel->rodata->pcpu_rq_off = rq;
-	skel->rodata->pcpu_pc_off = pc;
-	return true;
-}
-
-bool collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o)
-{
+	bpf_map__set_max_entries(skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
+	bpf_map__set_max_entries(skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
 	skel->rodata->filter_pids = o->filter_pids;
 	skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
 	skel->rodata->stack_cache = o->stack_cache;
 	skel->rodata->use_seq = o->order_seq;
 	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
-	return o->context && setup_context(skel);
+	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
+	/* context capture needs both per-CPU offsets (see read_ctx() in bpf/) */
+	if (!o->context || p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
+		return;
+	skel->rodata->want_ctx = true;
+	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
+	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 }
 
-int collector__open(struct collector **out, const struct plan *plan,
+static int discard_sample(void *ctx, void *data, size_t size)
+{
+	return 0;
+}
+
+/* a per-CPU map's value for every CPU, all zero */
+static int zero_percpu(struct collector *c, struct bpf_map *map, __u32 key)
+{
+	size_t sz = ((bpf_map__value_size(map) + 7) & ~7UL) * c->nr_cpus;
+	void *zero = calloc(1, sz);
+	int err = zero ? 0 : -ENOMEM;
+
+	if (zero && bpf_map__update_elem(map, &key, sizeof(key), zero, sz, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+/*
+ * The plan attached this object for a moment, to know that it attaches: what
+ * its programs did then is not part of the run. Staged and shipped records,
+ * counters and function entries waiting for their return are dropped (the
+ * recursion misses, which cannot be reset, are taken as the zero in
+ * find_free_handlers()).
+ */
+static int reset_object(struct collector *c)
+{
+	struct kmemscope_bpf *s = c->skel;
+	struct ring_buffer *rb;
+	__u64 key;
+	int err;
+
+	err = zero_percpu(c, s->maps.stage, 0);
+	for (__u32 k = 0; k < KMS_CNT_NR && !err; k++)
+		err = zero_percpu(c, s->maps.counters, k);
+	while (!err && !bpf_map__get_next_key(s->maps.pend, NULL, &key, sizeof(key)))
+		if (bpf_map__delete_elem(s->maps.pend, &key, sizeof(key), 0))
+			err = -errno;
+	if (err)
+		return err;
+	/* the consumer position lives in the map: the collector's reader starts after these */
+	rb = ring_buffer__new(bpf_map__fd(s->maps.rb), discard_sample, NULL, NULL);
+	if (!rb)
+		return -errno;
+	err = ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return err < 0 ? err : 0;
+}
+
+int collector__open(struct collector **out, struct plan *plan,
 		    const struct collector_opts *o, struct collector_sink sink)
 {
 	struct collector *c;
@@ -307,37 +352,30 @@ int collector__open(struct collector **out, const struct plan *plan,
 		goto fail;
 	}
 	c->online = calloc(c->nr_cpus, sizeof(*c->online));
+	c->flush_asked = calloc(c->nr_cpus, sizeof(*c->flush_asked));
 	c->m = merge__new(c->nr_cpus);
-	if (!c->online || !c->m) {
+	if (!c->online || !c->flush_asked || !c->m) {
 		err = -ENOMEM;
 		goto fail;
 	}
 	read_online(c->online, c->nr_cpus);
 
-	c->skel = kmemscope_bpf__open();
+	/* the plan loaded it, configured as o, while it probed */
+	c->skel = plan->obj;
+	plan->obj = NULL;
 	if (!c->skel) {
-		err = -errno;
-		kms_error("Failed to open BPF object: %s\n", strerror(-err));
+		err = -ENOENT;
+		kms_error("Failed to load BPF programs: the plan holds none\n");
 		goto fail;
 	}
 	c->rescue = o->rescue;
-	c->context = collector__configure(c->skel, o);
-	c->skel->rodata->rcu_ptr_arg = plan->rcu_ptr_arg;
+	c->context = c->skel->rodata->want_ctx;
 	if (o->context && !c->context)
 		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
 			 "allocation context (atomic-context checks) is unknown\n");
-	bpf_map__set_max_entries(c->skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
-	bpf_map__set_max_entries(c->skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
-	log_libbpf_reset();
-	err = plan__apply(plan, c->skel, o->rescue);
+	err = reset_object(c);
 	if (!err)
-		err = kmemscope_bpf__load(c->skel);
-	if (err) {
-		kms_error("Failed to load BPF programs: %s%s%s (run with -vv for libbpf's log)\n",
-			  strerror(-err), *log_libbpf_first() ? ": " : "", log_libbpf_first());
-		goto fail;
-	}
-	err = find_free_handlers(c);
+		err = find_free_handlers(c);
 	if (err) {
 		kms_error("Failed to set up the collector: %s\n", strerror(-err));
 		goto fail;
@@ -363,6 +401,8 @@ int collector__add_pid(struct collector *c, pid_t pid)
 	if (bpf_map__update_elem(c->skel->maps.pids, &key, sizeof(key), &one, sizeof(one),
 				 BPF_ANY))
 		return -errno;
+	/* a CPU may hold a "no" for this pid from before (kmemscope's own, at calibration) */
+	__atomic_add_fetch(&c->skel->bss->filter_gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -377,6 +417,11 @@ int collector__del_pid(struct collector *c, pid_t pid)
 	return 0;
 }
 
+void collector__exclude(struct collector *c, pid_t tgid)
+{
+	__atomic_store_n(&c->skel->bss->self_tgid, tgid, __ATOMIC_SEQ_CST);
+}
+
 /* ship CPU cpu's staged records; 0, 1 if it was busy, or -errno */
 static int flush_cpu(struct collector *c, int cpu)
 {
@@ -389,13 +434,26 @@ static int flush_cpu(struct collector *c, int cpu)
 	return opts.retval;
 }
 
-static void flush_stale(struct collector *c, bool all)
+/*
+ * Flush the online CPUs whose watermark is below key: every one at once
+ * (paced false), or those whose last batch is older than STALE_NS. The
+ * collector's tick asks for the CPUs that hold a waiting record back, so on
+ * a quiet system no CPU is disturbed.
+ */
+static void flush_below(struct collector *c, __u64 key, bool paced)
 {
 	__u64 now = now_ns();
 
 	for (int i = 0; i < c->nr_cpus; i++) {
-		if (!c->online[i] || (!all && merge__flushed_at(c->m, i) + STALE_NS > now))
+		/* a flush asked for is in the ring, maybe not read yet: once is enough */
+		__u64 last = merge__flushed_at(c->m, i);
+
+		if (c->flush_asked[i] > last)
+			last = c->flush_asked[i];
+		if (!c->online[i] || merge__cpu_watermark(c->m, i) >= key ||
+		    (paced && last + STALE_NS > now))
 			continue;
+		c->flush_asked[i] = now;
 		if (flush_cpu(c, i) == -ENXIO)
 			c->online[i] = false;	/* went offline: it ships nothing more */
 	}
@@ -408,7 +466,7 @@ int collector__attach(struct collector *c)
 	if (err)
 		return err;
 	c->attached = true;
-	flush_stale(c, true);
+	flush_below(c, ~0ULL, false);
 	return 0;
 }
 
@@ -417,30 +475,51 @@ static __u64 watermark(struct collector *c)
 	return merge__watermark(c->m, c->online);
 }
 
+/* the collector's periodic work; on_sample() runs it too, while the ring is read */
+static void tick(struct collector *c, __u64 now)
+{
+	flush_below(c, merge__oldest(c->m), true);
+	if (now >= c->next_check) {
+		check_losses(c, false);
+		c->next_check = now + CHECK_NS;
+	}
+	deliver(c, watermark(c));
+}
+
 int collector__poll(struct collector *c)
 {
 	int n;
 
 	if (c->stopped)
 		return 0;
+	c->poll_until = now_ns() + POLL_BUDGET_NS;
 	n = ring_buffer__consume(c->rb);
-	if (n < 0)
+	if (n < 0 && n != -EAGAIN)
 		return n;
-	flush_stale(c, false);
-	n = ring_buffer__consume(c->rb);
-	if (n < 0)
-		return n;
-	check_losses(c, false);
-	deliver(c, watermark(c));
-	return 0;
+	tick(c, now_ns());
+	return n == -EAGAIN;
 }
 
 int collector__sync(struct collector *c)
 {
+	__u64 until = now_ns() + SYNC_MAX_NS;
 	int n;
 
-	flush_stale(c, true);
-	n = ring_buffer__consume(c->rb);
+	/* every record made before this point has a smaller key */
+	c->sync_key = current_key(c);
+	flush_below(c, ~0ULL, false);
+	do {
+		c->poll_until = now_ns() + POLL_BUDGET_NS;
+		n = ring_buffer__consume(c->rb);
+		if (n < 0 && n != -EAGAIN)
+			break;
+		n = 0;
+		if (watermark(c) >= c->sync_key)
+			break;
+		/* a CPU busy at the flush ships when its handler is done, or at the next one */
+		flush_below(c, c->sync_key, true);
+	} while (now_ns() < until);
+	c->sync_key = 0;
 	if (n < 0)
 		return n;
 	check_losses(c, false);
@@ -457,8 +536,9 @@ int collector__stop(struct collector *c)
 	/* after detach returns no handler runs: the final flush sees everything */
 	kmemscope_bpf__detach(c->skel);
 	c->attached = false;
+	c->poll_until = ~0ULL;
 	n = ring_buffer__consume(c->rb);
-	flush_stale(c, true);
+	flush_below(c, ~0ULL, false);
 	n = ring_buffer__consume(c->rb);
 	check_losses(c, true);
 	deliver(c, ~0ULL);
@@ -491,23 +571,36 @@ static __u64 stage_filtered(struct collector *c)
 	return sum;
 }
 
-static __u64 prog_misses(struct collector *c, const char *name)
+/* runs of the i-th program the kernel skipped since the collector took the object */
+static __u64 run_misses(struct collector *c, struct bpf_program *prog, int i)
 {
-	struct bpf_program *prog = name ? bpf_object__find_program_by_name(c->skel->obj, name) :
-					  NULL;
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
-	int fd = prog ? bpf_program__fd(prog) : -1;
+	int fd = bpf_program__fd(prog);
 
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 		return 0;
-	return info.recursion_misses;
+	return info.recursion_misses - c->miss_base[i];
+}
+
+static __u64 prog_misses(struct collector *c, const char *name)
+{
+	struct bpf_program *prog;
+	int i = 0;
+
+	bpf_object__for_each_program(prog, c->skel->obj) {
+		if (name && !strcmp(bpf_program__name(prog), name))
+			return run_misses(c, prog, i);
+		i++;
+	}
+	return 0;
 }
 
 void collector__quality(struct collector *c, struct kms_quality *q)
 {
 	__u64 *vals = calloc(c->nr_cpus, sizeof(__u64));
 	struct bpf_program *prog;
+	int i = 0;
 
 	q->events = c->events;
 	q->out_of_order = merge__stats(c->m)->out_of_order;
@@ -540,6 +633,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_BULK_LOST:
 				q->bulk_lost = sum;
 				break;
+			case KMS_CNT_SELF:
+				q->self_excluded = sum;
+				break;
 			}
 		}
 		free(vals);
@@ -548,19 +644,13 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 	q->filtered += stage_filtered(c);
 	q->misses = 0;
 	bpf_object__for_each_program(prog, c->skel->obj) {
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
-		int fd = bpf_program__fd(prog);
-
-		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
-			continue;
 		/*
 		 * A shadow skipped while it runs costs nothing: its handler runs
 		 * then. Only the handlers' misses are events lost.
 		 */
-		if (!strncmp(bpf_program__name(prog), "sh_", 3))
-			continue;
-		q->misses += info.recursion_misses;
+		if (strncmp(bpf_program__name(prog), "sh_", 3))
+			q->misses += run_misses(c, prog, i);
+		i++;
 	}
 	/* each rescued event was first a miss of the busy handler */
 	q->misses = q->misses > q->rescued ? q->misses - q->rescued : 0;
@@ -631,7 +721,9 @@ void collector__free(struct collector *c)
 	kmemscope_bpf__destroy(c->skel);
 	merge__free(c->m);
 	free(c->online);
+	free(c->flush_asked);
 	free(c->prog_misses);
+	free(c->miss_base);
 	free(c->free_fams);
 	free(c);
 }

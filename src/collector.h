@@ -37,20 +37,36 @@ struct collector_opts {
 struct kmemscope_bpf;
 
 /*
- * Write o's settings into a freshly opened skeleton (its read-only data):
- * the collector and the plan's trial loads share this, so that what probe
- * verifies is what the commands load. Returns whether context capture is on.
+ * Write o's settings and the kernel facts the plan found (p) into a freshly
+ * opened skeleton (map sizes, read-only data): what the plan's trial loads
+ * verify is what the commands run, since the plan loads the object the
+ * collector takes.
  */
-bool collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o);
+void collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o,
+			  const struct plan *p);
 
-int collector__open(struct collector **out, const struct plan *plan,
+/* takes the object the plan loaded (plan->obj), which must be configured as opts */
+int collector__open(struct collector **out, struct plan *plan,
 		    const struct collector_opts *opts, struct collector_sink sink);
 int collector__add_pid(struct collector *c, pid_t pid);
 int collector__del_pid(struct collector *c, pid_t pid);
+/*
+ * Leave process tgid's allocations out (kmemscope's own): dropped in BPF
+ * and counted; its frees pass flagged KMS_CTX_OUTSIDE | KMS_CTX_SELF.
+ */
+void collector__exclude(struct collector *c, pid_t tgid);
 int collector__attach(struct collector *c);
-/* drain what the kernel has shipped and deliver what is safely ordered */
+/*
+ * Read what the kernel has shipped and deliver what is safely ordered, for at
+ * most a bounded time: 1 when that time ran out with records still waiting
+ * (poll again at once), 0 when the ring was drained, or -errno.
+ */
 int collector__poll(struct collector *c);
-/* flush every CPU now and deliver all that is ordered: everything made before the call */
+/*
+ * Flush every CPU now and deliver everything made before the call, however
+ * busy the ring: it reads until every CPU's watermark passes the order key of
+ * the call (at most a second, for a CPU that never ships).
+ */
 int collector__sync(struct collector *c);
 /* detach, flush every CPU and deliver everything */
 int collector__stop(struct collector *c);

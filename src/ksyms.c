@@ -221,6 +221,44 @@ fail:
 	return NULL;
 }
 
+static void *loader_main(void *arg)
+{
+	struct ksyms_loader *l = arg;
+
+	l->k = ksyms__load(l->path);
+	l->err = l->k ? 0 : errno;
+	return NULL;
+}
+
+void ksyms__load_start(struct ksyms_loader *l, const char *path)
+{
+	memset(l, 0, sizeof(*l));
+	l->path = path;
+	l->started = !pthread_create(&l->thread, NULL, loader_main, l);
+}
+
+struct ksyms *ksyms__wait(struct ksyms_loader *l)
+{
+	if (!l->done) {
+		if (l->started)
+			pthread_join(l->thread, NULL);
+		else
+			loader_main(l);
+		l->done = true;
+	}
+	errno = l->err;
+	return l->k;
+}
+
+void ksyms__loader_fini(struct ksyms_loader *l)
+{
+	/* a loader never started and never asked has nothing to free */
+	if (l->started && !l->done)
+		pthread_join(l->thread, NULL);
+	ksyms__free(l->k);
+	memset(l, 0, sizeof(*l));
+}
+
 void ksyms__free(struct ksyms *k)
 {
 	if (!k)

@@ -15,6 +15,8 @@
 #ifndef KMS_KSYMS_H
 #define KMS_KSYMS_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define KSYMS_TAIL_MAX	0x2000UL
@@ -34,6 +36,31 @@ struct ksyms;
  */
 struct ksyms *ksyms__load(const char *path);
 void ksyms__free(struct ksyms *k);
+
+/*
+ * Reading /proc/kallsyms costs ~0.1 s of kernel time (6.18, 122 k symbols),
+ * as long as loading the BPF programs: a loader reads it on a thread of its
+ * own from start-up on, and whoever needs the symbols first waits for them.
+ * A zeroed loader that was never started reads them in place when asked.
+ */
+struct ksyms_loader {
+	const char *path;	/* NULL: /proc/kallsyms */
+	pthread_t thread;
+	bool started;		/* the thread runs or ran */
+	bool done;		/* k and err are final */
+	struct ksyms *k;
+	int err;		/* errno of ksyms__load() when k is NULL */
+};
+
+/* start reading path (NULL: /proc/kallsyms) in the background (in place later if no thread starts) */
+void ksyms__load_start(struct ksyms_loader *l, const char *path);
+/*
+ * The symbols, as ksyms__load(l->path) gives them (NULL with errno set), once
+ * read; every call returns the same. The loader keeps them.
+ */
+struct ksyms *ksyms__wait(struct ksyms_loader *l);
+/* wait for a started reader, free the symbols */
+void ksyms__loader_fini(struct ksyms_loader *l);
 
 /* the text symbol that contains addr, NULL when none does */
 const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr);

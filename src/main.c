@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "ksyms.h"
 #include "log.h"
 #include "collector.h"
 #include "plan.h"
@@ -128,6 +129,7 @@ static int cmd_probe(int argc, char **argv)
 		"when it starts.",
 		session_argp_children,
 	};
+	struct ksyms_loader syms = {};	/* read only if kprobe targets are checked */
 	struct collector_opts co;
 	struct plan *plan = NULL;
 	FILE *out;
@@ -140,7 +142,8 @@ static int cmd_probe(int argc, char **argv)
 	if (err)
 		return err;
 	session__collector_opts(&probe_env.sa.so, &co);
-	err = plan__probe(&plan, &co);
+	err = plan__probe(&plan, &co, &syms);
+	ksyms__loader_fini(&syms);
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;

@@ -15,9 +15,14 @@ struct qent {
 	struct kms_event ev;
 };
 
+/*
+ * A ring of records: head and tail only grow, the slot is the index masked
+ * by cap - 1. Slots are reused as they drain, so at a steady rate the queue
+ * stays the same memory (no compaction, no page faults); it doubles when full.
+ */
 struct queue {
 	struct qent *v;
-	size_t head, tail, cap;
+	size_t head, tail, cap;	/* cap: a power of two, 0 before the first record */
 };
 
 struct merge {
@@ -30,33 +35,31 @@ struct merge {
 	struct merge_stats st;
 };
 
+static inline struct qent *q_at(const struct queue *q, size_t i)
+{
+	return &q->v[i & (q->cap - 1)];
+}
+
 /* make room for n more entries */
 static int q_reserve(struct queue *q, size_t n)
 {
-	if (q->tail + n > q->cap) {
-		size_t live = q->tail - q->head;
+	size_t live = q->tail - q->head, cap = q->cap ? q->cap : 4096;
+	struct qent *nv;
 
-		/* compact first; grow only if still short */
-		if (q->head && live + n <= q->cap) {
-			memmove(q->v, q->v + q->head, live * sizeof(*q->v));
-		} else {
-			size_t cap = q->cap ? q->cap : 4096;
-			struct qent *nv;
-
-			while (cap < live + n)
-				cap *= 2;
-			nv = malloc(cap * sizeof(*nv));
-			if (!nv)
-				return -ENOMEM;
-			if (live)
-				memcpy(nv, q->v + q->head, live * sizeof(*nv));
-			free(q->v);
-			q->v = nv;
-			q->cap = cap;
-		}
-		q->head = 0;
-		q->tail = live;
-	}
+	if (live + n <= q->cap)
+		return 0;
+	while (cap < live + n)
+		cap *= 2;
+	nv = malloc(cap * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	for (size_t i = 0; i < live; i++)
+		nv[i] = *q_at(q, q->head + i);
+	free(q->v);
+	q->v = nv;
+	q->cap = cap;
+	q->head = 0;
+	q->tail = live;
 	return 0;
 }
 
@@ -68,10 +71,10 @@ static int q_insert_sorted(struct queue *q, const struct qent *e)
 
 	if (err)
 		return err;
+	for (i = q->tail; i > q->head && q_at(q, i - 1)->key > e->key; i--)
+		*q_at(q, i) = *q_at(q, i - 1);
+	*q_at(q, i) = *e;
 	q->tail++;
-	for (i = q->tail - 1; i > q->head && q->v[i - 1].key > e->key; i--)
-		q->v[i] = q->v[i - 1];
-	q->v[i] = *e;
 	return 0;
 }
 
@@ -109,7 +112,7 @@ int merge__batch(struct merge *c, const void *data, size_t size)
 	if (err)
 		return err;
 	for (size_t i = 0; i < n; i++) {
-		struct qent *e = &q->v[q->tail++];
+		struct qent *e = q_at(q, q->tail++);
 
 		e->key = b->ev[i].ts;
 		e->ev = b->ev[i];
@@ -129,9 +132,7 @@ int merge__batch(struct merge *c, const void *data, size_t size)
 
 static __u64 head_key(const struct merge *c, int i)
 {
-	const struct queue *q = &c->q[i];
-
-	return q->v[q->head].key;
+	return q_at(&c->q[i], c->q[i].head)->key;
 }
 
 /* restore the heap order below slot k (a min-heap of queue indices by head key) */
@@ -170,20 +171,16 @@ void merge__deliver(struct merge *c, __u64 limit, merge_fn fn, void *ctx)
 		sift_down(c, heap, n, k);
 	while (n && head_key(c, heap[0]) <= limit) {
 		struct queue *q = &c->q[heap[0]];
-
-		struct qent *qe = &q->v[q->head++];
+		struct qent *qe = q_at(q, q->head++);
 
 		if (qe->key > c->delivered_key)
 			c->delivered_key = qe->key;
 		fn(ctx, &qe->ev);
-		if (q->head == q->tail) {
-			q->head = q->tail = 0;
+		if (q->head == q->tail)
 			heap[0] = heap[--n];
-		}
 		sift_down(c, heap, n, 0);
 	}
 }
-
 
 struct merge *merge__new(int nr_cpus)
 {
@@ -225,6 +222,21 @@ __u64 merge__watermark(const struct merge *m, const bool *online)
 		if ((!online || online[i]) && m->wm[i] < w)
 			w = m->wm[i];
 	return w;
+}
+
+__u64 merge__oldest(const struct merge *m)
+{
+	__u64 k = ~0ULL;
+
+	for (int i = 0; i <= m->nr_cpus; i++)
+		if (m->q[i].head != m->q[i].tail && head_key(m, i) < k)
+			k = head_key(m, i);
+	return k;
+}
+
+__u64 merge__cpu_watermark(const struct merge *m, int cpu)
+{
+	return m->wm[cpu];
 }
 
 __u64 merge__flushed_at(const struct merge *m, int cpu)

@@ -39,6 +39,10 @@ int merge__batch(struct merge *m, const void *data, size_t size);
 void merge__deliver(struct merge *m, __u64 limit, merge_fn fn, void *ctx);
 /* the smallest watermark over the CPUs marked online (NULL: all) */
 __u64 merge__watermark(const struct merge *m, const bool *online);
+/* the smallest key of a record waiting to be delivered, ~0 when none waits */
+__u64 merge__oldest(const struct merge *m);
+/* cpu's watermark: all its records with a smaller key have come */
+__u64 merge__cpu_watermark(const struct merge *m, int cpu);
 /* time (ns) of the last batch from cpu */
 __u64 merge__flushed_at(const struct merge *m, int cpu);
 size_t merge__pending(const struct merge *m);

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <bpf/btf.h>
 #include <jansson.h>
@@ -23,6 +26,7 @@
 #include "plan.h"
 #include "collector.h"
 #include "log.h"
+#include "ksyms.h"
 #include "tracefs.h"
 
 #define TP(sys, name) { PM_TP_BTF, sys ":" name, "tb_" name, NULL }, \
@@ -109,7 +113,9 @@ static const char *tp_name(const char *target)
 struct probe_env {
 	struct btf *vmlinux;
 	bool kprobes;
-	char *kallsyms;		/* "\nname\n" list of text symbols, for kprobe targets */
+	struct ksyms_loader *syms;	/* for kprobe targets */
+	struct kmemscope_bpf *skel;	/* opened, never loaded: what each program is */
+	const struct plan *p;		/* kernel facts the trial objects are configured with */
 	const struct collector_opts *cfg;	/* how the commands will configure the object */
 };
 
@@ -133,57 +139,57 @@ static bool tracepoint_exists(const struct probe_env *env, const char *target)
 	return btf_has(env, path, BTF_KIND_TYPEDEF);
 }
 
+/* kallsyms, read on the session's loader thread: asked for only where kprobes exist */
 static bool ksym_exists(const struct probe_env *env, const char *name)
 {
-	char needle[160];
+	const struct ksyms *k = ksyms__wait(env->syms);
 
-	if (!env->kallsyms)
-		return false;
-	snprintf(needle, sizeof(needle), "\n%s\n", name);
-	return strstr(env->kallsyms, needle) != NULL;
+	return k && ksyms__find(k, name);
 }
 
-static char *load_text_syms(void)
+/*
+ * Whether the kernel loads and attaches an empty program of the kind of prog
+ * (fentry or fexit) on func. A kernel that refuses even that (EPERM on a
+ * locked-down 6.18, -ENOTSUPP for too many arguments on 6.1) refuses the
+ * real one: the candidate is rejected for what the kernel said, without a
+ * trial load of the whole object. One that accepts it still has the real
+ * program verified in the trial.
+ */
+static int empty_prog_attaches(const struct probe_env *env, const struct plan_cand *c,
+			       char *why, size_t len)
 {
-	FILE *f = fopen("/proc/kallsyms", "r");
-	size_t cap = 1 << 20, len = 1;
-	char line[512], *buf;
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct bpf_program *prog = bpf_object__find_program_by_name(env->skel->obj, c->prog);
+	LIBBPF_OPTS(bpf_prog_load_opts, o);
+	enum bpf_attach_type type;
+	int fd, link, err;
 
-	if (!f)
-		return NULL;
-	buf = malloc(cap);
-	if (!buf)
-		goto out;
-	buf[0] = '\n';
-	while (fgets(line, sizeof(line), f)) {
-		char type, name[256];
-		unsigned long long addr;
-		size_t n;
-
-		if (sscanf(line, "%llx %c %255s", &addr, &type, name) != 3)
-			continue;
-		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
-			continue;
-		n = strlen(name);
-		if (len + n + 2 > cap) {
-			char *nb = realloc(buf, cap * 2);
-
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-		memcpy(buf + len, name, n);
-		len += n;
-		buf[len++] = '\n';
+	if (!prog) {
+		snprintf(why, len, "no program %s", c->prog);
+		return 0;
 	}
-	buf[len] = 0;
-out:
-	fclose(f);
-	return buf;
+	type = bpf_program__expected_attach_type(prog);
+	o.expected_attach_type = type;
+	o.attach_btf_id = btf__find_by_name_kind(env->vmlinux, c->target, BTF_KIND_FUNC);
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &o);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(why, len, "load: %s (an empty %s program)", strerror(-err),
+			 type == BPF_TRACE_FEXIT ? "fexit" : "fentry");
+		return 0;
+	}
+	link = bpf_link_create(fd, 0, type, NULL);
+	err = link < 0 ? -errno : 0;
+	if (link >= 0)
+		close(link);
+	close(fd);
+	if (err)
+		snprintf(why, len, "attach: %s (an empty %s program)", strerror(-err),
+			 type == BPF_TRACE_FEXIT ? "fexit" : "fentry");
+	return !err;
 }
 
 static int exists(const struct probe_env *env, const struct plan_cand *c, char *why, size_t len)
@@ -206,7 +212,7 @@ static int exists(const struct probe_env *env, const struct plan_cand *c, char *
 			snprintf(why, len, "no function %s in kernel BTF", c->target);
 			return 0;
 		}
-		return 1;
+		return empty_prog_attaches(env, c, why, len);
 	case PM_KPROBE:
 		if (!env->kprobes) {
 			snprintf(why, len, "kernel has no kprobe support (no kprobe_events in tracefs)");
@@ -259,19 +265,17 @@ static bool cand_has_prog(const struct plan_cand *c, const char *name)
 }
 
 /*
- * Load and attach a set of candidates together in a throw-away copy of the
- * object. 0 if all work; else the index of the first that failed in *failed
- * (-1 if it cannot be told) and the reason in why.
- */
-/*
  * Load and attach a set of candidates in one object configured as the
  * commands will configure theirs (cfg: filters, ordering, stacks, context,
- * rescue with the shadows of tracepoint candidates), so that what probe
- * verifies is what runs. *failed: the index of the candidate a failure is
- * pinned on, -1 when it cannot be.
+ * map sizes, rescue with the shadows of tracepoint candidates), so that what
+ * probe verifies is what runs. 0 if all work, and with keep the object, loaded
+ * and detached, in *keep: loading it again for the collector would cost as
+ * much once more. Else *failed: the index of the candidate a failure is pinned
+ * on, -1 when it cannot be, and the reason in why.
  */
-static int trial_set(struct plan_cand **cands, const char **shadows, int n,
-		     const struct collector_opts *cfg, int *failed, char *why, size_t len)
+static int trial_set(const struct probe_env *env, struct plan_cand **cands,
+		     const char **shadows, int n, struct kmemscope_bpf **keep, int *failed,
+		     char *why, size_t len)
 {
 	struct bpf_link **links = calloc(2 * n + 1, sizeof(*links));
 	struct kmemscope_bpf *skel = NULL;
@@ -291,17 +295,15 @@ static int trial_set(struct plan_cand **cands, const char **shadows, int n,
 	}
 	bpf_object__for_each_program(p, skel->obj) {
 		const char *name = bpf_program__name(p);
-		bool on = false;
+		/* the collector runs flush_stage on quiet CPUs */
+		bool on = !strcmp(name, "flush_stage");
 
 		for (int i = 0; i < n && !on; i++)
 			on = cand_has_prog(cands[i], name) ||
-			     (cfg->rescue && shadows[i] && !strcmp(shadows[i], name));
+			     (env->cfg->rescue && shadows[i] && !strcmp(shadows[i], name));
 		bpf_program__set_autoload(p, on);
 	}
-	collector__configure(skel, cfg);
-	/* map sizes do not change what the verifier sees: the smallest will do */
-	bpf_map__set_max_entries(skel->maps.rb, getpagesize());
-	bpf_map__set_max_entries(skel->maps.stacks, 1);
+	collector__configure(skel, env->cfg, env->p);
 	for (int i = 0; i < n; i++) {
 		err = set_targets(skel, cands[i]);
 		if (err) {
@@ -349,16 +351,20 @@ out:
 	while (nl > 0)
 		bpf_link__destroy(links[--nl]);
 	free(links);
-	kmemscope_bpf__destroy(skel);
+	/* loaded and detached: the object that passed is the one the collector runs */
+	if (!err && keep)
+		*keep = skel;
+	else
+		kmemscope_bpf__destroy(skel);
 	return err;
 }
 
-static int trial(struct plan_cand *c, const char *shadow, const struct collector_opts *cfg,
+static int trial(const struct probe_env *env, struct plan_cand *c, const char *shadow,
 		 char *why, size_t len)
 {
 	int failed;
 
-	return trial_set(&c, &shadow, 1, cfg, &failed, why, len);
+	return trial_set(env, &c, &shadow, 1, NULL, &failed, why, len);
 }
 
 /* vmalloc and dma must pair allocs and frees at the same level; deferred frees need not */
@@ -440,7 +446,7 @@ static void probe_all(const struct probe_env *env, struct plan *p, const bool *w
 				}
 			}
 		}
-		if (!ns || !trial_set(set, shadows, ns, env->cfg, &failed, why, sizeof(why)))
+		if (!ns || !trial_set(env, set, shadows, ns, &p->obj, &failed, why, sizeof(why)))
 			break;
 		if (failed >= 0) {
 			set[failed]->result = CR_REJECTED;
@@ -451,8 +457,7 @@ static void probe_all(const struct probe_env *env, struct plan *p, const bool *w
 		}
 		/* not attributable: try each alone, reject those that fail */
 		for (int k = 0; k < ns; k++)
-			if (trial(set[k], shadows[k], env->cfg, set[k]->reason,
-				  sizeof(set[k]->reason)))
+			if (trial(env, set[k], shadows[k], set[k]->reason, sizeof(set[k]->reason)))
 				set[k]->result = CR_REJECTED;
 	}
 	for (int i = 0; i < n; i++) {
@@ -517,6 +522,54 @@ static bool rcu_ptr_arg(const struct btf *btf)
 	return !t || !btf_is_func_proto(t);
 }
 
+/* offset of a variable in the kernel's per-CPU section, from BTF; -1 if absent */
+static long percpu_off(const struct btf *btf, const char *name, const char *member)
+{
+	int n = btf__type_cnt(btf);
+
+	for (int i = 1; i < n; i++) {
+		const struct btf_type *t = btf__type_by_id(btf, i);
+		const struct btf_var_secinfo *v;
+
+		if (!btf_is_datasec(t) || strcmp(btf__name_by_offset(btf, t->name_off),
+						  ".data..percpu"))
+			continue;
+		v = btf_var_secinfos(t);
+		for (int j = 0; j < btf_vlen(t); j++, v++) {
+			const struct btf_type *vt = btf__type_by_id(btf, v->type);
+			const struct btf_type *st;
+			const struct btf_member *m;
+
+			if (strcmp(btf__name_by_offset(btf, vt->name_off), name))
+				continue;
+			if (!member)
+				return v->offset;
+			/* a field of a per-CPU struct (pcpu_hot.preempt_count, 6.2 to 6.14) */
+			st = btf__type_by_id(btf, btf__resolve_type(btf, vt->type));
+			if (!st || !btf_is_struct(st))
+				return -1;
+			m = btf_members(st);
+			for (int k = 0; k < btf_vlen(st); k++, m++)
+				if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
+					return v->offset + btf_member_bit_offset(st, k) / 8;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Context capture reads the preempt count through the running task's
+ * runqueue (read_ctx() in bpf/): it needs the per-CPU offsets of both.
+ */
+static void find_context_offsets(struct plan *p, const struct btf *btf)
+{
+	p->pcpu_rq_off = btf ? percpu_off(btf, "runqueues", NULL) : -1;
+	p->pcpu_pc_off = btf ? percpu_off(btf, "__preempt_count", NULL) : -1;
+	if (btf && p->pcpu_pc_off < 0)
+		p->pcpu_pc_off = percpu_off(btf, "pcpu_hot", "preempt_count");
+}
+
 /* deferred frees free objects of either slab family */
 static bool family_on(const struct plan_event *ev, const bool *fam_on)
 {
@@ -527,14 +580,42 @@ static bool family_on(const struct plan_event *ev, const bool *fam_on)
 	return fam_on[ev->family];
 }
 
-int plan__probe(struct plan **out, const struct collector_opts *cfg)
+static int load_live(const struct probe_env *env, struct plan *p);
+
+/*
+ * The kernel's BTF, mapped where the kernel allows it (6.16+, "btf: Allow
+ * mmap of vmlinux btf"): reading its 5 MB from sysfs goes a page per read(),
+ * and in this VM the read copy and its page faults cost more than the parse.
+ * libbpf's own reader elsewhere.
+ */
+static struct btf *kernel_btf(void)
+{
+	int fd = open("/sys/kernel/btf/vmlinux", O_RDONLY | O_CLOEXEC);
+	void *data = MAP_FAILED;
+	struct btf *btf = NULL;
+	struct stat st;
+
+	if (fd >= 0 && !fstat(fd, &st) && st.st_size > 0)
+		data = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (data != MAP_FAILED) {
+		btf = btf__new(data, st.st_size);
+		munmap(data, st.st_size);
+	}
+	if (fd >= 0)
+		close(fd);
+	return btf ? btf : btf__load_vmlinux_btf();
+}
+
+int plan__probe(struct plan **out, const struct collector_opts *cfg,
+		struct ksyms_loader *syms)
 {
 	unsigned int families = cfg->families;
-	struct probe_env env = { .cfg = cfg };
+	struct probe_env env = { .cfg = cfg, .syms = syms };
 	bool fam_wanted[KMS_FAM_MAX];
-	bool *wanted;
+	bool *wanted = NULL;
 	struct plan *p;
 	char path[256];
+	int err = -ENOMEM;
 
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -542,10 +623,9 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg)
 	p->cfg = *cfg;
 	p->nr_events = sizeof(plan_template) / sizeof(plan_template[0]);
 	p->events = malloc(sizeof(plan_template));
-	if (!p->events) {
-		free(p);
-		return -ENOMEM;
-	}
+	wanted = calloc(p->nr_events, sizeof(*wanted));
+	if (!p->events || !wanted)
+		goto out;
 	memcpy(p->events, plan_template, sizeof(plan_template));
 	/* the tables leave the count to the compiler's zero-filled tail */
 	for (int i = 0; i < p->nr_events; i++) {
@@ -556,20 +636,19 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg)
 			ev->nr_cands++;
 	}
 
-	env.vmlinux = btf__load_vmlinux_btf();
-	if (!env.vmlinux)
-		env.vmlinux = NULL;
+	/* parsed once, here: the trial objects take the facts they need from p */
+	env.vmlinux = kernel_btf();
 	env.kprobes = tracefs_path(path, sizeof(path), "kprobe_events") == 0 &&
 		      access(path, F_OK) == 0;
-	env.kallsyms = load_text_syms();
-
-	wanted = calloc(p->nr_events, sizeof(*wanted));
-	if (!wanted) {
-		plan__free(p);
-		btf__free(env.vmlinux);
-		free(env.kallsyms);
-		return -ENOMEM;
+	env.skel = kmemscope_bpf__open();
+	if (!env.skel) {
+		err = -errno;
+		goto out;
 	}
+	env.p = p;
+	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
+	find_context_offsets(p, env.vmlinux);
+
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		fam_wanted[f] = !families || (families & (1u << f));
 	for (int i = 0; i < p->nr_events; i++) {
@@ -577,7 +656,6 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg)
 		wanted[i] = family_on(&p->events[i], fam_wanted);
 	}
 	probe_all(&env, p, wanted);
-	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
 	p->deferred_traced = true;
 	for (int i = 0; i < p->nr_events; i++) {
 		const struct plan_event *ev = &p->events[i];
@@ -591,7 +669,6 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg)
 	}
 	if (!p->deferred_traced)
 		p->deferred_method = NULL;
-	free(wanted);
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		bool ok = true, any = false;
 
@@ -610,16 +687,23 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg)
 		if (!p->fam_traced[f])
 			p->fam_method[f] = NULL;
 	}
+	err = load_live(&env, p);
+out:
+	kmemscope_bpf__destroy(env.skel);
 	btf__free(env.vmlinux);
-	free(env.kallsyms);
-	*out = p;
-	return 0;
+	free(wanted);
+	if (err)
+		plan__free(p);
+	else
+		*out = p;
+	return err;
 }
 
 void plan__free(struct plan *p)
 {
 	if (!p)
 		return;
+	kmemscope_bpf__destroy(p->obj);
 	free(p->events);
 	free(p);
 }
@@ -659,24 +743,47 @@ static bool prog_selected(const struct plan *p, const char *name, bool rescue,
 	return false;
 }
 
-int plan__apply(const struct plan *p, struct kmemscope_bpf *skel, bool rescue)
+/*
+ * The object the last trial kept holds the candidate of every event that has
+ * one; the collector runs only the events of families traced as a whole.
+ * Where the two differ (a family with an allocation event and no free event
+ * that works, say), the live set is loaded on its own.
+ */
+static int load_live(const struct probe_env *env, struct plan *p)
 {
-	struct bpf_program *prog;
-	int err;
+	struct plan_cand **set = calloc(p->nr_events, sizeof(*set));
+	const char **shadows = calloc(p->nr_events, sizeof(*shadows));
+	bool same = p->obj != NULL;
+	int ns = 0, failed, err = 0;
+	char why[128];
 
-	bpf_object__for_each_program(prog, skel->obj) {
-		const char *name = bpf_program__name(prog);
-		const struct plan_cand *c = NULL;
-		bool on = prog_selected(p, name, rescue, &c) || !strcmp(name, "flush_stage");
-
-		bpf_program__set_autoload(prog, on);
-		if (on && c && c->method == PM_FENTRY) {
-			err = bpf_program__set_attach_target(prog, 0, c->target);
-			if (err)
-				return err;
-		}
+	if (!set || !shadows) {
+		err = -ENOMEM;
+		goto out;
 	}
-	return 0;
+	for (int i = 0; i < p->nr_events; i++) {
+		struct plan_event *ev = &p->events[i];
+
+		if (ev->selected < 0)
+			continue;
+		if (!live_event(p, i)) {
+			same = false;
+			continue;
+		}
+		shadows[ns] = is_tracepoint(ev->cands[ev->selected].method) ? ev->shadow : NULL;
+		set[ns++] = &ev->cands[ev->selected];
+	}
+	if (same)
+		goto out;
+	kmemscope_bpf__destroy(p->obj);
+	p->obj = NULL;
+	err = trial_set(env, set, shadows, ns, &p->obj, &failed, why, sizeof(why));
+	if (err)
+		kms_error("Failed to load the planned BPF programs: %s\n", why);
+out:
+	free(set);
+	free(shadows);
+	return err;
 }
 
 static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,

@@ -61,22 +61,29 @@ struct plan {
 	bool fam_traced[KMS_FAM_MAX];
 	const char *fam_method[KMS_FAM_MAX];
 	bool rcu_ptr_arg;	/* kvfree_call_rcu(head, ptr) (6.2+), not (head, func) */
+	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
+	long pcpu_rq_off;
+	long pcpu_pc_off;
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
+	/*
+	 * The planned programs, loaded as cfg asks and not attached: the
+	 * collector takes this object (collector__open()).
+	 */
+	struct kmemscope_bpf *obj;
 };
+
+struct ksyms_loader;
 
 /*
  * Probe every event's candidates on the running kernel, each trial object
  * configured as cfg (the collector's options: families, filters, ordering,
  * stacks, context, rescue), so the plan holds for a collector opened with cfg.
+ * syms gives kallsyms, waited for only where kprobe targets are checked.
  */
-int plan__probe(struct plan **out, const struct collector_opts *cfg);
+int plan__probe(struct plan **out, const struct collector_opts *cfg,
+		struct ksyms_loader *syms);
 void plan__free(struct plan *p);
-/*
- * switch on exactly the selected programs of a freshly opened skeleton, and
- * with rescue the shadow programs of events traced through tracepoints
- */
-int plan__apply(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 /* attach the selected programs; links are kept in the skeleton's links */
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 

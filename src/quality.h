@@ -23,6 +23,8 @@ struct kms_quality {
 	__u64 stack_failures;	/* stack captures that failed */
 	__u64 out_of_order;	/* records that arrived after their time slot */
 	__u64 filtered;		/* events excluded by -p/-c/-- filters */
+	__u64 self_excluded;	/* kmemscope's own allocations, left out */
+	bool self_traced;	/* kmemscope's own process is traced (--trace-self) */
 	__u64 pending_lost;	/* function returns whose entry was not seen */
 	__u64 bulk_lost;	/* pointers of bulk frees past the BPF handler's bound */
 	__u64 duration_ns;

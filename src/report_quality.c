@@ -6,7 +6,7 @@
 
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
-	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
+	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
 	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
 };
 
@@ -22,6 +22,10 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_OUT_OF_ORDER] = { "out_of_order", "out of order", RK_U64 },
 	[Q_PENDING_LOST] = { "pending_lost", "returns without entry", RK_U64 },
 	[Q_FILTERED] = { "filtered", "filtered", RK_U64, .note = "(excluded, not lost)" },
+	[Q_SELF_TRACED] = { "self_traced", "kmemscope traced", RK_BOOL,
+			    .note = "(its own process; --trace-self puts it back)" },
+	[Q_SELF_EXCLUDED] = { "self_excluded", "kmemscope's own", RK_U64,
+			      .note = "(its events left out, not lost)" },
 	[Q_UNMATCHED] = { "unmatched_frees", "unmatched frees", RK_U64,
 			  .note = "(allocated before tracing, or alloc lost)" },
 	[Q_REALLOC] = { "realloc_without_free", "realloc without free", RK_U64,
@@ -61,6 +65,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 		q.duration_ns = st->last_ts > st->first_ts ? st->last_ts - st->first_ts : 0;
 		for (f = 0; f < KMS_FAM_MAX; f++)
 			q.traced[f] = true;
+		q.self_traced = true;
 	}
 	for (f = 0; f < KMS_FAM_MAX; f++)
 		if (!q.traced[f] && !q.skipped[f])
@@ -82,6 +87,9 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_PENDING_LOST].u = q.pending_lost;
 	/* frees from outside the filters that freed nothing of ours */
 	r[Q_FILTERED].u = q.filtered + st->filtered;
+	r[Q_SELF_TRACED].u = q.self_traced;
+	/* its allocations, and its frees that freed nothing traced */
+	r[Q_SELF_EXCLUDED].u = q.self_excluded + st->self;
 	r[Q_UNMATCHED].u = st->unmatched_frees;
 	r[Q_REALLOC].u = st->realloc_without_free;
 	r[Q_SPLIT].u = st->page_split_frees;

@@ -199,14 +199,23 @@ static void calibrate(struct session *s, bool filtering)
 		collector__add_pid(s->coll, s->self);
 	s->calibrating = true;
 	calibration_workload();
+	/*
+	 * A sync flushes every CPU's stage: the workload's records are in
+	 * after the first one, unless the ring was slow to take them.
+	 */
 	until = cli_now_ns() + 300ULL * 1000 * 1000;
-	do {
-		struct timespec pause = { 0, 5 * 1000 * 1000 };
+	for (;;) {
+		struct timespec pause = { 0, 1000 * 1000 };
 
+		collector__sync(s->coll);
+		if ((s->calib_min[KMS_FAM_KMALLOC] >= 0 && s->calib_min[KMS_FAM_CACHE] >= 0) ||
+		    cli_now_ns() >= until)
+			break;
 		nanosleep(&pause, NULL);
-		collector__poll(s->coll);
-	} while (cli_now_ns() < until &&
-		 (s->calib_min[KMS_FAM_KMALLOC] < 0 || s->calib_min[KMS_FAM_CACHE] < 0));
+	}
+	/* before the last sync: what kmemscope allocates later is left out in BPF */
+	if (!s->self_traced)
+		collector__exclude(s->coll, s->self);
 	if (filtering)
 		collector__del_pid(s->coll, s->self);
 	/* what the workload staged anywhere is delivered, and intercepted, now */
@@ -224,6 +233,11 @@ static void calibrate(struct session *s, bool filtering)
 				s->baseline_pc[f] = s->calib_min[g];
 		kms_debug("context baseline for family %d: %d\n", f, s->baseline_pc[f]);
 	}
+}
+
+static unsigned long long ms(__u64 ns)
+{
+	return ns / 1000000;
 }
 
 void session__collector_opts(const struct session_opts *o, struct collector_opts *co)
@@ -250,6 +264,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	struct pipeline_opts po = {};
 	struct detect_opts dopts;
 	struct collector_sink sink = { sink_event, sink_meta, s };
+	__u64 t0, t_plan, t_attach, t_syms;
 	int err;
 
 	memset(s, 0, sizeof(*s));
@@ -262,10 +277,9 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (err)
 		return err;
 
-	s->ksyms = ksyms__load(NULL);
-	if (!s->ksyms)
-		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
-			 strerror(errno));
+	t0 = cli_now_ns();
+	/* read while the programs load, on a second CPU: both take ~0.1 s */
+	ksyms__load_start(&s->syms, NULL);
 	err = gfp_table__load(&s->gfp, tracefs_root());
 	if (err) {
 		kms_warn("cannot read GFP flag names of this kernel: %s; GFP stays hex\n",
@@ -273,7 +287,8 @@ int session__start(struct session *s, const struct session_opts *o)
 		s->gfp = NULL;
 	}
 	session__collector_opts(o, &co);
-	err = plan__probe(&s->plan, &co);
+	err = plan__probe(&s->plan, &co, &s->syms);
+	t_plan = cli_now_ns();
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
@@ -327,18 +342,33 @@ int session__start(struct session *s, const struct session_opts *o)
 		if (!o->all_cpus)
 			collector__add_pid(s->coll, s->cmd.pid);
 	}
+	s->context = collector__context(s->coll);
+	s->self_traced = o->trace_self;
+	/* with context, calibration measures kmemscope's own allocations first */
+	if (!s->self_traced && !s->context)
+		collector__exclude(s->coll, s->self);
 	err = collector__attach(s->coll);
 	if (err) {
 		cli_cmd_abort(&s->cmd);
 		return 1;
 	}
-	s->context = collector__context(s->coll);
+	t_attach = cli_now_ns();
+	/* what arrives from now on is delivered with its site resolved */
+	s->ksyms = ksyms__wait(&s->syms);
+	if (!s->ksyms)
+		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
+			 strerror(errno));
+	t_syms = cli_now_ns();
 	if (s->context)
 		calibrate(s, co.filter_pids);
 	if (s->pipe.detect)
 		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
+	kms_info("tracing, %llu ms after start-up began (plan and load %llu ms, attach %llu ms, "
+		 "waiting for symbols %llu ms, calibration %llu ms)\n", ms(s->start_ns - t0),
+		 ms(t_plan - t0), ms(t_attach - t_plan), ms(t_syms - t_attach),
+		 ms(s->start_ns - t_syms));
 	/* 127 when CMD cannot run: nothing to report */
 	return cli_cmd_go(&s->cmd);
 }
@@ -350,14 +380,14 @@ int session__run(struct session *s, double duration, double interval,
 	__u64 every = interval > 0 ? (__u64)(interval * 1e9) : 0;
 	__u64 next_tick = every ? s->start_ns + every : ~0ULL;
 	struct timespec pause = { 0, POLL_NS };
-	int err;
+	int err, busy;
 
 	for (;;) {
 		__u64 now;
 
-		err = collector__poll(s->coll);
-		if (err) {
-			kms_error("Failed to read events: %s\n", strerror(-err));
+		busy = collector__poll(s->coll);
+		if (busy < 0) {
+			kms_error("Failed to read events: %s\n", strerror(-busy));
 			return 1;
 		}
 		now = cli_now_ns();
@@ -371,7 +401,8 @@ int session__run(struct session *s, double duration, double interval,
 			break;
 		if (s->cmd.pid > 0 && cli_cmd_done(&s->cmd))
 			break;
-		nanosleep(&pause, NULL);
+		if (!busy)
+			nanosleep(&pause, NULL);
 	}
 	return 0;
 }
@@ -404,11 +435,12 @@ int session__settle(struct session *s, double seconds)
 	until = cli_now_ns() + (__u64)(seconds * 1e9);
 	while (cli_now_ns() < until && !cli_exiting()) {
 		err = collector__poll(s->coll);
-		if (err) {
+		if (err < 0) {
 			kms_error("Failed to read events: %s\n", strerror(-err));
 			return 1;
 		}
-		nanosleep(&pause, NULL);
+		if (!err)
+			nanosleep(&pause, NULL);
 	}
 	return 0;
 }
@@ -432,6 +464,7 @@ void session__quality(struct session *s, struct kms_quality *q)
 	collector__quality(s->coll, q);
 	if (s->pipe.filter)
 		q->filtered += pipeline__filtered(&s->pipe);
+	q->self_traced = s->self_traced;
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 
@@ -441,7 +474,7 @@ void session__free(struct session *s)
 	collector__free(s->coll);
 	plan__free(s->plan);
 	pipeline__fini(&s->pipe);
-	ksyms__free(s->ksyms);
+	ksyms__loader_fini(&s->syms);
 	gfp_table__free(s->gfp);
 	free(s->site_cache);
 	memset(s, 0, sizeof(*s));
@@ -462,6 +495,9 @@ static const struct argp_option session_options[] = {
 	{ "rescue", 1004, "on|off", 0, "shadow programs record some of the events the kernel skips "
 				     "because a handler was already running on that CPU (measured: 40-75% "
 				     "of them, at about +40% overhead; default off)" },
+	{ "trace-self", 1005, NULL, 0, "trace kmemscope's own process too: by default its "
+				     "allocations (its buffers growing) are left out and counted in "
+				     "the data quality block" },
 	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
@@ -518,6 +554,9 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			sa->so.rescue = false;
 		else
 			cli_argp_fail(state, "--rescue takes on or off");
+		break;
+	case 1005:
+		sa->so.trace_self = true;
 		break;
 	case 'v':
 		log_set_level(log_get_level() + 1);

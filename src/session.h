@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "agg.h"
 #include "cli.h"
+#include "ksyms.h"
 #include "pipeline.h"
 #include "quality.h"
 
@@ -17,7 +18,6 @@ struct argp_child;
 
 struct plan;
 struct collector;
-struct ksyms;
 struct gfp_table;
 struct detect;
 struct detect_opts;
@@ -42,6 +42,7 @@ struct session_opts {
 	bool stacks_all;	/* a stack for every allocation (leak detection) */
 	bool stack_cache;	/* with stacks_all: reuse a stack per call site and context */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
+	bool trace_self;	/* trace kmemscope's own process too (left out by default) */
 	/*
 	 * Detectors to run on the same ordered stream (NULL: none). The session
 	 * makes them, gives them its stacks, symbols, GFP names and calibrated
@@ -69,7 +70,8 @@ extern const struct argp_child session_argp_children[];
 struct session {
 	struct plan *plan;
 	struct collector *coll;
-	struct ksyms *ksyms;
+	struct ksyms_loader syms;	/* reads kallsyms while the programs load */
+	struct ksyms *ksyms;		/* syms' symbols, once attached (NULL: none) */
 	struct gfp_table *gfp;
 	/* filter stage, aggregator, detectors: see pipeline.h */
 	struct pipeline pipe;
@@ -85,6 +87,7 @@ struct session {
 	 */
 	int baseline_pc[KMS_FAM_MAX];
 	pid_t self;
+	bool self_traced;	/* kmemscope's own allocations are reported (--trace-self) */
 	__u64 window_ns;	/* the window's length when settling, else 0 */
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];

@@ -24,6 +24,7 @@
 #include <bpf/libbpf.h>
 #include "collector.h"
 #include "log.h"
+#include "ksyms.h"
 #include "plan.h"
 
 /* fake cache pointers: user addresses, so the cache-name reads fail cleanly */
@@ -163,6 +164,7 @@ static void run_mode(bool seq, bool at_once, unsigned int runs)
 	struct kms_quality q = {};
 	struct collector *c = NULL;
 	struct plan *plan = NULL;
+	struct ksyms_loader syms = {};
 	pthread_t th[2];
 	int err;
 
@@ -175,7 +177,8 @@ static void run_mode(bool seq, bool at_once, unsigned int runs)
 		return;
 	}
 	/* the plan is probed with the configuration the collector loads, as kmemscope does */
-	err = plan__probe(&plan, &o);
+	err = plan__probe(&plan, &o, &syms);
+	ksyms__loader_fini(&syms);
 	if (err || !plan->fam_traced[KMS_FAM_CACHE]) {
 		verdict(false, "%s: kmem_cache events cannot be traced here (%s)", mode,
 			err ? strerror(-err) : "see kmemscope probe");

@@ -12,7 +12,7 @@ OUT=${1:?usage: tests/qemu/run.sh OUTPUT_DIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 CACHE=${KMS_QEMU_CACHE:-$HERE/cache}
-TIMEOUT=${KMS_QEMU_TIMEOUT:-480}
+TIMEOUT=${KMS_QEMU_TIMEOUT:-900}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RES=$OUT/qemu
@@ -102,15 +102,25 @@ start=$(date +%s)
 set +e
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
 	-kernel "$VMLINUZ" -initrd "$CACHE/initrd.gz" \
-	-append "console=ttyS0 quiet panic=-1 KMS_SELFTEST=${KMS_QEMU_SELFTEST:-0}" \
+	-append "console=ttyS0 quiet panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 KMS_SELFTEST=${KMS_QEMU_SELFTEST:-0}" \
 	-nographic -no-reboot -net none -monitor none </dev/null >"$RES/serial.log" 2>&1
 rc=$?
 set -e
 echo "qemu: guest ran $(( $(date +%s) - start ))s (serial log: $RES/serial.log)"
 
+# what the guest was doing when it stopped, and the kernel's own report of why
+guest_report() {
+	grep -a '^KMS-' "$RES/serial.log" | tail -n 3 >&2
+	awk '/soft lockup|rcu_.*stall|Kernel panic|BUG:|WARNING:/ { on = 1 } on && n++ < 120' \
+		"$RES/serial.log" >&2
+}
 if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-	tail -n 5 "$RES/serial.log" >&2
+	guest_report
 	die "guest hang: no power-off within ${TIMEOUT}s"
+fi
+if grep -aq 'Kernel panic' "$RES/serial.log"; then
+	guest_report
+	die "guest kernel panic (qemu exit $rc)"
 fi
 grep -q 'KMS-BEGIN' "$RES/serial.log" || die "boot failure: the guest never reached /init (qemu exit $rc)"
 grep -q '===KMS-DONE===' "$RES/serial.log" || die "guest died before printing its results (qemu exit $rc)"

@@ -228,6 +228,60 @@ static void test_load_errors(void **state)
 	ksyms__free(NULL);
 }
 
+/* the loader's thread reads the same file ksyms__load() does, once */
+static void test_loader_thread(void **state)
+{
+	struct ksyms_loader l;
+	struct ksyms *k;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s", fixture("kallsyms.txt"));
+	ksyms__load_start(&l, path);
+	k = ksyms__wait(&l);
+	assert_non_null(k);
+	assert_int_equal(ksyms__count(k), 62 - 3 - 1);
+	assert_ptr_equal(ksyms__wait(&l), k);
+	assert_string_equal(ksyms__resolve(k, 0xffffffff81000010UL)->name,
+			    ksyms__resolve(*state, 0xffffffff81000010UL)->name);
+	ksyms__loader_fini(&l);
+	assert_null(l.k);
+}
+
+/* a loader never started reads in place when first asked (kmemscope probe) */
+static void test_loader_in_place(void **state)
+{
+	char path[4096];
+	struct ksyms_loader l = { .path = path };
+
+	snprintf(path, sizeof(path), "%s", fixture("kallsyms.txt"));
+	assert_non_null(ksyms__wait(&l));
+	assert_false(l.started);
+	assert_int_equal(ksyms__count(ksyms__wait(&l)), 62 - 3 - 1);
+	ksyms__loader_fini(&l);
+}
+
+/* the reader's error comes back to every caller, whichever thread read */
+static void test_loader_errors(void **state)
+{
+	struct ksyms_loader l;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s", fixture("no-such-file"));
+	ksyms__load_start(&l, path);
+	errno = 0;
+	assert_null(ksyms__wait(&l));
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_null(ksyms__wait(&l));
+	assert_int_equal(errno, ENOENT);
+	ksyms__loader_fini(&l);
+	snprintf(path, sizeof(path), "%s", fixture("kallsyms-restricted.txt"));
+	l = (struct ksyms_loader){ .path = path };
+	assert_null(ksyms__wait(&l));
+	assert_int_equal(errno, EPERM);
+	ksyms__loader_fini(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +294,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_format_truncates, setup, teardown),
 		cmocka_unit_test(test_unsorted),
 		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test_setup_teardown(test_loader_thread, setup, teardown),
+		cmocka_unit_test(test_loader_in_place),
+		cmocka_unit_test(test_loader_errors),
 	};
 
 	return cmocka_run_group_tests_name("ksyms", tests, NULL, NULL);

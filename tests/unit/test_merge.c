@@ -182,6 +182,64 @@ static void test_bad_records(void **state)
 	free(b);
 }
 
+/* counts records and checks that their keys (in ptr) come in order, with no cap */
+struct seen {
+	__u64 n, last;
+	bool sorted;
+};
+
+static void count_sorted(void *ctx, struct kms_event *e)
+{
+	struct seen *s = ctx;
+
+	if (e->ptr < s->last)
+		s->sorted = false;
+	s->last = e->ptr;
+	s->n++;
+}
+
+/*
+ * A queue is a ring that is read while it fills: its records wrap around the
+ * end, and it grows while wrapped, without losing or reordering any.
+ * merge__oldest() names the record that waits, and the watermark holding it.
+ */
+static void test_ring_wrap(void **state)
+{
+	struct merge *m = merge__new(2);
+	struct kms_batch *b = malloc(sizeof(*b));
+	struct seen o = { .sorted = true };
+	__u64 k[KMS_BATCH], key = 1;
+
+	assert_int_equal(merge__oldest(m), ~0ULL);
+	for (int round = 0; round < 200; round++) {
+		int n = 100 + round % 28;
+
+		for (int i = 0; i < n; i++)
+			k[i] = key++;
+		assert_int_equal(merge__batch(m, b, batch(b, 0, k, n, key, 0)), 0);
+		/* CPU 1 holds everything back until it says otherwise */
+		assert_int_equal(merge__oldest(m), o.n + 1);
+		assert_true(merge__cpu_watermark(m, 1) < merge__oldest(m));
+		/* rounds 100-159 hold ~7000 records: the ring grows while wrapped */
+		if (round % 3 == 2 && (round < 100 || round >= 160)) {
+			/* deliver all but the last 59 records: the ring's head moves on */
+			merge__batch(m, b, batch(b, 1, NULL, 0, key - 60, KMS_BATCH_FORCED));
+			merge__deliver(m, merge__watermark(m, NULL), count_sorted, &o);
+			assert_int_equal(o.n, key - 60);
+			assert_int_equal(merge__pending(m), 59);
+		}
+	}
+	merge__batch(m, b, batch(b, 1, NULL, 0, key, KMS_BATCH_FORCED));
+	merge__deliver(m, merge__watermark(m, NULL), count_sorted, &o);
+	assert_int_equal(o.n, key - 1);
+	assert_true(o.sorted);
+	assert_int_equal(o.last, key - 1);
+	assert_int_equal(merge__oldest(m), ~0ULL);
+	assert_int_equal(merge__pending(m), 0);
+	merge__free(m);
+	free(b);
+}
+
 /* many CPUs, many batches, random interleaving: every record once, in order */
 static void test_many(void **state)
 {
@@ -231,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_seq_time),
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_ring_wrap),
 	};
 
 	return cmocka_run_group_tests_name("merge", tests, NULL, NULL);

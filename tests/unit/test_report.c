@@ -559,6 +559,54 @@ static void test_comm_filter_quality(void **state)
 	pipe_done();
 }
 
+/*
+ * kmemscope's own process (KMS_CTX_SELF, set in BPF): its free of a traced
+ * object counts as that object's free, one of nothing traced is counted as
+ * left out next to the allocations BPF dropped, and it is no process row.
+ */
+static void test_self_excluded(void **state)
+{
+	struct pipeline_opts po = {};
+	struct kms_quality q = quality();
+	struct report_opts o = { .quality = &q };
+	struct kms_meta m = { .type = KMS_EV_META_TASK, .key = 7, .name = "kmemscope" };
+	struct kms_event e = { .type = KMS_EV_KMALLOC, .site = SITE_A, .bytes_req = 8,
+			       .bytes_alloc = 8, .gfp = 0xcc0, .stack_id = -1, .pid = 42,
+			       .ptr = 0x1000 };
+	json_t *root, *qj, *arr;
+	char *text;
+
+	assert_int_equal(pipeline__init(&test_pipe, &po), 0);
+	pipe_meta(&m);
+	pipe_event(&e);
+	e.type = KMS_EV_KFREE;
+	e.pid = 7;
+	e.ctx = KMS_CTX_OUTSIDE | KMS_CTX_SELF;
+	pipe_event(&e);
+	e.ptr = 0x9000;
+	pipe_event(&e);
+	/* what the BPF side dropped: kmemscope's own allocations */
+	q.self_excluded = 5;
+	root = render_json(test_pipe.agg, &o);
+	qj = json_object_get(root, "quality");
+	assert_int_equal(jint(qj, "self_excluded"), 6);
+	assert_true(json_is_false(json_object_get(qj, "self_traced")));
+	assert_int_equal(jint(qj, "filtered"), 0);
+	assert_int_equal(jint(qj, "unmatched_frees"), 0);
+	assert_int_equal(jint(json_array_get(json_object_get(root, "families"), KMS_FAM_KMALLOC),
+			      "frees"), 1);
+	arr = json_object_get(root, "processes");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_int_equal(jint(json_array_get(arr, 0), "pid"), 42);
+	json_decref(root);
+	q.self_traced = true;
+	text = render(test_pipe.agg, &o, false);
+	assert_non_null(strstr(text, "kmemscope traced"));
+	assert_non_null(strstr(text, "kmemscope's own"));
+	free(text);
+	pipe_done();
+}
+
 static void test_empty(void **state)
 {
 	struct report_opts o = {};
@@ -588,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_json_symbols_gfp),
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_comm_filter_quality),
+		cmocka_unit_test(test_self_excluded),
 		cmocka_unit_test(test_empty),
 	};
 
