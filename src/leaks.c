@@ -55,7 +55,7 @@ static const struct argp_option leaks_options[] = {
 	{ "stacks", 1017, "cached|every", 0, "cached (default): one stack captured per call site "
 					      "and context, reused, checked again every 64th "
 					      "allocation; every: one per allocation (exact, ~1 us "
-					      "each, about 3x the cost)" },
+					      "each)" },
 	{ NULL, 0, NULL, 0, "Output:", 3 },
 	{ "stack-depth", 1013, "N", 0, "frames shown per stack, 1 to 32 (default 8)" },
 	{ "json", 'j', NULL, 0, "JSON output (docs/json-schema.md)" },
