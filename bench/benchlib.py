@@ -3,7 +3,8 @@
 """Helpers for bench/run.sh (stdlib only).
 
   benchlib.py perfdata FILE COMM   samples, samples of the process named COMM, lost
-  benchlib.py kmsjson FILE COMM    kmemscope stat JSON: events of COMM, lost, misses
+  benchlib.py kmsjson FILE COMM    kmemscope stat or leaks JSON: events of COMM (stat only:
+                                   leaks has no per-process counts), lost, misses
   benchlib.py table RESULTS        the summary table from run.sh's results file
   benchlib.py startup KMS RUNS     kmemscope's start-up: exec to "tracing", medians
 
@@ -99,13 +100,18 @@ def perfdata(path, comm):
 def kmsjson(path, comm):
     with open(path) as f:
         doc = json.load(f)
-    if doc.get("schema") != "kmemscope.stat":
-        die(f"{path}: not a kmemscope.stat document")
-    procs = [p for p in doc.get("processes", []) if p.get("comm") == comm]
-    target = sum(sum(p.get("events", {}).values()) for p in procs)
+    schema = doc.get("schema")
+    if schema not in ("kmemscope.stat", "kmemscope.leaks"):
+        die(f"{path}: not a kmemscope stat or leaks document")
     q = doc.get("quality", {})
+    if schema == "kmemscope.stat":
+        procs = [p for p in doc.get("processes", []) if p.get("comm") == comm]
+        target = sum(sum(p.get("events", {}).values()) for p in procs)
+        npids = len(procs)
+    else:
+        target = npids = "-"
     print(f"events={q.get('events', 0)} target_events={target} lost={q.get('lost', 0)} "
-          f"misses={q.get('misses', 0)} target_pids={len(procs)}")
+          f"misses={q.get('misses', 0)} target_pids={npids}")
 
 
 def fmt_int(v):
@@ -138,7 +144,7 @@ def table(path):
     floor_seen = med("floor", 2)
     hdr = ("config", "runs", "ns/iter", "x untraced", "seen (gen)", "lost", "missed",
            "seen/floor")
-    print("%-10s %4s %9s %10s %12s %10s %8s %10s" % hdr)
+    print("%-12s %4s %9s %10s %12s %10s %8s %10s" % hdr)
     for cfg in order:
         r = rows[cfg]
         per_iter = statistics.median([x[0] / x[1] for x in r])
@@ -152,7 +158,7 @@ def table(path):
             cmp = "%.4f" % (seen / ref)
         else:
             cmp = "-"
-        print("%-10s %4d %9.1f %10s %12s %10s %8s %10s" %
+        print("%-12s %4d %9.1f %10s %12s %10s %8s %10s" %
               (cfg, len(r), per_iter, ratio, fmt_int(seen), fmt_int(lost),
                fmt_int(med(cfg, 5)), cmp))
     if floor_seen is None:

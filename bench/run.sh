@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Overhead benchmark: bench/gen untraced, under the count-only BPF floor, under
-# kmemscope stat and under perf kmem record, round-robin, medians; then kmemscope's
-# start-up time (exec to tracing). See bench/README.md.
+# kmemscope stat, kmemscope leaks (stacks cached and every) and perf kmem record,
+# round-robin, medians; then kmemscope's start-up time (exec to tracing). See
+# bench/README.md.
 #
 #   bench/run.sh BUILD_DIR
 #   BENCH_ITERS=N (default 100000)  BENCH_ROUNDS=N (default 5, at least 5)
@@ -34,9 +35,9 @@ command -v python3 >/dev/null || die "python3 not found"
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing ||
 	die "cannot mount tracefs on /sys/kernel/tracing"
 
-CONFIGS="untraced floor kmemscope perf"
+CONFIGS="untraced floor kmemscope leaks leaks_every perf"
 if [ ! -x "$KMS" ]; then
-	echo "bench: $KMS not built: the kmemscope row is left out" >&2
+	echo "bench: $KMS not built: the kmemscope rows are left out" >&2
 	CONFIGS="untraced floor perf"
 fi
 
@@ -92,6 +93,31 @@ run_kmemscope() {
 	echo "  kmemscope round $1: $k" >&2
 }
 
+# run_leaks_as CONFIG ROUND [OPTIONS]: leaks JSON has no per-process counts, so its
+# rows show lost and missed, not seen
+run_leaks_as() {
+	name=$1
+	round=$2
+	shift 2
+	rm -f "$WORK/kms.json"
+	"$KMS" leaks --settle 0 --json -o "$WORK/kms.json" "$@" -- "$GEN" -n "$ITERS" -m "$MODE" \
+		>"$WORK/gen.out" 2>"$WORK/kms.err" ||
+		die "$name: exited with $? ($(head -n 1 "$WORK/kms.err"))"
+	g=$(gen_line "$WORK/gen.out" "$name")
+	k=$($LIB kmsjson "$WORK/kms.json" gen) || die "$name: unreadable JSON"
+	echo "$name $round $(field "$g" ns) $(field "$g" iters) - $(field "$k" lost) - $(field "$k" misses)" \
+		>>"$RESULTS"
+	echo "  $name round $round: $k" >&2
+}
+
+run_leaks() {
+	run_leaks_as leaks "$1"
+}
+
+run_leaks_every() {
+	run_leaks_as leaks_every "$1" --stacks every
+}
+
 run_perf() {
 	rm -f "$WORK/perf.data"
 	perf kmem --slab --page record -o "$WORK/perf.data" -- "$GEN" -n "$ITERS" -m "$MODE" \
@@ -135,6 +161,8 @@ echo "      perf: samples, slab+page kinds only). lost: kmemscope = quality.lost
 echo "      samples (whole system: perf kmem records -a). missed: BPF program runs skipped for"
 echo "      recursion, whole system (floor: bpf_prog_info, kmemscope: quality.misses)."
 echo "seen/floor: seen over the floor's median count of the same kinds for gen."
+echo "leaks: kmemscope leaks --settle 0, one stack per call site and context (default);"
+echo "      leaks_every: --stacks every, one stack per allocation. No per-process counts."
 if [ -x "$KMS" ]; then
 	echo
 	$LIB startup "$KMS" "$ROUNDS" || die "start-up: kmemscope failed"

@@ -169,13 +169,13 @@ int BPF_KRETPROBE(kr_vmalloc, void *ret)
 
 	if (!pend_pop(PEND_VMALLOC, &v))
 		return 0;
-	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret, v.nested, EV_STAGED);
+	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret, v.nested, EV_KPROBE);
 }
 
 SEC("kprobe/vfree")
 int BPF_KPROBE(kp_vfree, const void *addr)
 {
-	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), ptr_val(addr), 0, EV_STAGED);
+	return on_free(ctx, KMS_EV_VFREE, entry_ret_addr(ctx), ptr_val(addr), 0, EV_KPROBE);
 }
 
 SEC("kprobe/dma_alloc_attrs")
@@ -202,14 +202,14 @@ int BPF_KRETPROBE(kr_dma_alloc, void *ret)
 
 	if (!pend_pop(PEND_DMA, &v))
 		return 0;
-	return on_dma_alloc(ctx, PT_REGS_IP(ctx), v.obj, ptr_val(ret), v.size, v.gfp, EV_STAGED);
+	return on_dma_alloc(ctx, PT_REGS_IP(ctx), v.obj, ptr_val(ret), v.size, v.gfp, EV_KPROBE);
 }
 
 SEC("kprobe/dma_free_attrs")
 int BPF_KPROBE(kp_dma_free, struct device *dev, size_t size, void *cpu_addr)
 {
 	return on_free(ctx, KMS_EV_DMA_FREE, entry_ret_addr(ctx), ptr_val(cpu_addr), ptr_val(dev),
-		       EV_STAGED);
+		       EV_KPROBE);
 }
 
 /*
@@ -248,7 +248,7 @@ SEC("kprobe/kvfree_call_rcu")
 int BPF_KPROBE(kp_rcu_free, void *head, void *arg)
 {
 	return on_free(ctx, KMS_EV_RCU_FREE, entry_ret_addr(ctx), rcu_obj((__u64)head, (__u64)arg),
-		       0, EV_STAGED);
+		       0, EV_KPROBE);
 }
 
 /*
@@ -307,7 +307,7 @@ int BPF_PROG(fe_bulk_free)
 SEC("kprobe/kmem_cache_free_bulk")
 int BPF_KPROBE(kp_bulk_free, void *s, size_t n, void **p)
 {
-	return bulk_free(ctx, (__u64)s, n, (__u64)p, entry_ret_addr(ctx), EV_STAGED);
+	return bulk_free(ctx, (__u64)s, n, (__u64)p, entry_ret_addr(ctx), EV_KPROBE);
 }
 
 #endif /* __KMS_FUNCPROBE_BPF_H */

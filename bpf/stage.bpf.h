@@ -273,8 +273,70 @@ static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
  */
 enum ev_path {
 	EV_STAGED,
+	EV_KPROBE,	/* staged, but ctx is the probed function's registers (stack_of()) */
 	EV_DIRECT,
 };
+
+/*
+ * ---- stacks ----
+ * A kernel stack costs ~1 us here (bpf_get_stackid() runs the unwinder
+ * through its own frames and the BPF frame before the first one it records,
+ * so even 3 frames cost half of 32), a cache probe ~0.1 us. With stack_cache
+ * on, the first allocation at a call site in one context (the preempt count:
+ * process, softirq, locks held) captures the stack, and the next ones at the
+ * same site and context reuse its id; one reuse in KMS_STACK_CHECK captures
+ * again, and a site that shows a second stack is captured every time from
+ * then on (STACK_VARIED). So allocations reaching one site through different
+ * callers share the first stack until a check sees another: the price of the
+ * cache, documented with --stacks. Sites must be known (tracepoints that
+ * report call_site); page, vmalloc and dma events have none and are always
+ * captured.
+ *
+ * Only a tracepoint handler holding the stage uses the slots: it cannot be
+ * preempted, and an interrupt's handler finds the stage busy and captures in
+ * full, so no slot is ever seen half written.
+ */
+#define STACK_VARIED (-1)
+
+static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, __u64 site,
+				      __u32 pc)
+{
+	/*
+	 * A tracepoint program's stack starts with its own frame, at whichever
+	 * of its calls the compiler made: skip it, or one stack gets two ids.
+	 * A kprobe's starts in the probed function (a return probe's, in the
+	 * caller: the site), an fentry program's in its trampoline: kept.
+	 */
+	__u64 skip = how == EV_STAGED ? 1 : 0;
+	struct stack_slot *sl = NULL;
+	__u32 key;
+	__s32 id;
+
+	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
+	if (stack_cache && site && staged && how == EV_STAGED) {
+		key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
+		      (KMS_STACK_SLOTS - 1);
+		sl = bpf_map_lookup_elem(&stack_slots, &key);
+	}
+	if (sl && sl->site == site && sl->pc == pc && sl->id != STACK_VARIED && sl->left) {
+		sl->left--;
+		return sl->id;
+	}
+	id = bpf_get_stackid(ctx, &stacks, skip);
+	/* a failed capture is not learnt: the next allocation tries again */
+	if (!sl || id < 0)
+		return id;
+	if (sl->site == site && sl->pc == pc) {
+		if (id != sl->id)
+			sl->id = STACK_VARIED;
+	} else {
+		sl->site = site;
+		sl->pc = pc;
+		sl->id = id;
+	}
+	sl->left = KMS_STACK_CHECK - 1;
+	return id;
+}
 
 /* where a handler writes its record: a stage slot, or a direct record */
 struct ev_slot {
@@ -282,6 +344,9 @@ struct ev_slot {
 	struct kms_direct *r;	/* ... the direct record */
 	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
 	__u32 guard;		/* the handler's event type, for its active bit */
+	__u8 type;		/* the record's type (ev_begin()) */
+	enum ev_path how;
+	void *ctx;		/* the program's context, for the stack (ev_end()) */
 };
 
 /*
@@ -424,19 +489,23 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	e->gfp = 0;
 	e->pid = tgid;
 	e->pc = 0;
+	e->stack_id = -1;
 	if (want_ctx && type_is_alloc(type))
 		read_ctx(s, e);
-	if (stack_types & (1ULL << type))
-		e->stack_id = bpf_get_stackid(ctx, &stacks, 0);
-	else
-		e->stack_id = -1;
+	es->type = type;
+	es->how = how;
+	es->ctx = ctx;
 	return e;
 }
 
 static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 {
-	if (e->stack_id < -1)
-		cnt_add(KMS_CNT_STACK_FAIL, 1);
+	/* here, once the handler has filled in the site the cache is keyed by */
+	if (stack_types & (1ULL << es->type)) {
+		e->stack_id = stack_of(es->ctx, es->how, es->s, e->site, e->pc);
+		if (e->stack_id < -1)
+			cnt_add(KMS_CNT_STACK_FAIL, 1);
+	}
 	/*
 	 * Branch on the stage, not on the reserved record: 6.1's verifier does
 	 * not know a ring-buffer record is non-NULL once checked, walks the

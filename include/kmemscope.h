@@ -14,6 +14,12 @@
 #define KMS_COMM_LEN 16
 #define KMS_NAME_LEN 32
 #define KMS_MAX_STACK 32
+/*
+ * The per-site stack cache (leaks): slots per CPU, and how many reuses of a
+ * learnt stack id come between two full captures that check it.
+ */
+#define KMS_STACK_SLOTS 2048
+#define KMS_STACK_CHECK 64
 
 enum kms_family {
 	KMS_FAM_KMALLOC = 0,
@@ -175,6 +181,8 @@ struct kms_stage {
 _Static_assert((KMS_BATCH & (KMS_BATCH - 1)) == 0, "KMS_BATCH must be a power of two");
 _Static_assert(KMS_BATCH <= 0xffff, "kms_batch.count is 16 bits");
 _Static_assert((KMS_NR_SEEN & (KMS_NR_SEEN - 1)) == 0, "KMS_NR_SEEN must be a power of two");
+_Static_assert((KMS_STACK_SLOTS & (KMS_STACK_SLOTS - 1)) == 0,
+	       "KMS_STACK_SLOTS must be a power of two");
 _Static_assert(sizeof(struct kms_event) == 64, "kms_event is one cache line");
 _Static_assert(sizeof(struct kms_meta) == sizeof(struct kms_event),
 	       "metadata records share the event slots");

@@ -272,6 +272,7 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	bpf_map__set_max_entries(skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
 	skel->rodata->filter_pids = o->filter_pids;
 	skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
+	skel->rodata->stack_cache = o->stack_cache;
 	skel->rodata->use_seq = o->order_seq;
 	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);

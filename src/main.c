@@ -85,6 +85,7 @@ static int probe_for(const char *cmd, struct session_opts *so)
 	} else if (!strcmp(cmd, "leaks") || !strcmp(cmd, "misuse")) {
 		so->context = true;
 		so->stacks_all = true;
+		so->stack_cache = !strcmp(cmd, "leaks");
 	} else {
 		return -EINVAL;
 	}

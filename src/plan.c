@@ -839,7 +839,9 @@ static const char *stacks_name(const struct collector_opts *cfg)
 	if (!cfg->stack_entries || !cfg->stack_types)
 		return "none";
 	/* leaks and misuse want one per allocation; the others where a site is missing */
-	return cfg->stack_types & (1ULL << KMS_EV_KMALLOC) ? "all" : "sites";
+	if (cfg->stack_types & (1ULL << KMS_EV_KMALLOC))
+		return cfg->stack_cache ? "cached" : "all";
+	return "sites";
 }
 
 int plan__print_text(const struct plan *p, FILE *out)

@@ -27,6 +27,14 @@ static const char *const notes[] = {
 	"expected, never an error.",
 };
 
+static const char stacks_note[] =
+	"stacks cached: one stack is captured per call site and context (preempt count) and "
+	"reused for the next allocations there; every 64th is captured again, and a site found "
+	"with a second stack is captured every time from then on. Until then, allocations "
+	"reaching one site through different callers are grouped under the first stack seen. "
+	"--stacks every captures one per allocation: exact, at about 1 us each.";
+_Static_assert(KMS_STACK_CHECK == 64, "stacks_note says every 64th");
+
 /* ---- leak rows: groups merged by displayed stack ---- */
 
 struct lrow {
@@ -505,8 +513,8 @@ static struct rows *summary(const struct detect *d, const struct agg *a,
 }
 
 enum {
-	H_SCHEMA, H_VERSION, H_KERNEL, H_SOURCE, H_DURATION, H_MIN_AGE, H_DEPTH, H_SNAPSHOTS,
-	H_NR,
+	H_SCHEMA, H_VERSION, H_KERNEL, H_SOURCE, H_DURATION, H_MIN_AGE, H_DEPTH, H_STACKS,
+	H_SNAPSHOTS, H_NR,
 };
 
 static const struct row_col header_cols[H_NR] = {
@@ -517,6 +525,7 @@ static const struct row_col header_cols[H_NR] = {
 	[H_DURATION] = { "duration_ns", "duration", RK_NS },
 	[H_MIN_AGE] = { "min_age_ms", "min age ms", RK_U64 },
 	[H_DEPTH] = { "stack_depth", "stack depth", RK_INT },
+	[H_STACKS] = { "stacks", "stacks", RK_STR },
 	[H_SNAPSHOTS] = { "snapshots", "snapshots", RK_U64 },
 };
 
@@ -527,18 +536,19 @@ static const struct row_col notes_cols[N_NR] = {
 };
 
 /* the document's notes: the bad-free section says its own too, in text */
-static struct rows *doc_notes(void)
+static struct rows *doc_notes(const struct detect_report_opts *o)
 {
 	struct rows *t = rows__new(NULL, "Notes", RS_LINES, true, notes_cols, N_NR);
 	struct row_cell *r = rows__add(t);
-	const char *all[4] = {
+	const char *all[5] = {
 		notes[0], notes[1], detect_report__badfree_note(0), detect_report__badfree_note(1),
+		stacks_note,
 	};
 
 	if (!r)
 		return t;
 	r[N_NOTES].names = rows__keep(t, all, sizeof(all));
-	r[N_NOTES].n = 4;
+	r[N_NOTES].n = o->stacks_cached ? 5 : 4;
 	return t;
 }
 
@@ -564,6 +574,7 @@ static struct rows *leaks_doc(const struct detect *d, const struct agg *a,
 	r[H_DURATION].u = o->quality ? o->quality->duration_ns : 0;
 	r[H_MIN_AGE].u = o->min_age_ns / 1000000ULL;
 	r[H_DEPTH].i = detect_report__depth(o);
+	r[H_STACKS].s = o->stacks_cached ? "cached" : "every";
 	r[H_SNAPSHOTS].u = o->snapshots;
 	rows__child(doc, detect_report__verdict(o));
 	rows__child(doc, summary(d, a, o, v, nu));
@@ -579,7 +590,7 @@ static struct rows *leaks_doc(const struct detect *d, const struct agg *a,
 	if (o->misuse)
 		rows__child(doc, detect_report__misuse(d, o));
 	rows__child(doc, report__quality(a, o->quality));
-	rows__child(doc, doc_notes());
+	rows__child(doc, doc_notes(o));
 	free(u);
 	return doc;
 }

@@ -254,6 +254,7 @@ void session__collector_opts(const struct session_opts *o, struct collector_opts
 	if (!o->no_stacks || o->stacks_all) {
 		co->stack_entries = STACK_ENTRIES;
 		co->stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
+		co->stack_cache = o->stacks_all && o->stack_cache;
 	}
 }
 

@@ -40,6 +40,7 @@ struct session_opts {
 	enum session_order order;
 	bool context;		/* capture allocation context (atomic-context checks) */
 	bool stacks_all;	/* a stack for every allocation (leak detection) */
+	bool stack_cache;	/* with stacks_all: reuse a stack per call site and context */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
 	bool trace_self;	/* trace kmemscope's own process too (left out by default) */
 	/*

@@ -16,6 +16,8 @@
 #   GFP_NOWAIT maple-tree allocations in process context (an info finding).
 # filters: -c with a comm that never runs reports nothing; -c trigger under a
 #   shell only the trigger's rows; -F only the families asked for.
+# stacks: probe shows leaks caching stacks per site, misuse not; the eventfd rows'
+#   stacks (cached) are the eventfd2 syscall's.
 # Every JSON report also has quality.out_of_order == 0.
 set -u
 
@@ -27,7 +29,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=37
+EXPECTED=41
 REPORTED=0
 FAILED=0
 pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
@@ -84,6 +86,21 @@ bad_arg "kmemscope leaks --stack-depth 33" leaks --stack-depth 33
 bad_arg "kmemscope misuse --min-age 5" misuse --min-age 5
 bad_arg "kmemscope leaks --settle -1" leaks --settle -1
 bad_arg "kmemscope leaks --settle 0.5x" leaks --settle 0.5x
+bad_arg "kmemscope leaks --stacks some" leaks --stacks some
+
+# leaks loads the per-site stack cache, misuse one stack per allocation
+for cmd_want in leaks:cached misuse:all; do
+	cmd=${cmd_want%%:*}
+	want=${cmd_want#*:}
+	run "$KMS" probe --for "$cmd" --json
+	got=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["configuration"]["stacks"])' \
+		<"$WORK/out" 2>/dev/null)
+	if [ "$RC" -eq 0 ] && [ "$got" = "$want" ]; then
+		pass "probe --for $cmd: stacks $got"
+	else
+		fail "probe --for $cmd: exit $RC, stacks '$got' (want $want)"
+	fi
+done
 
 # check WHAT JSON ARGS...: the report's checks, counted through pass and fail;
 # a Python error is a FAIL line too (and the checks it skipped go missing)
@@ -122,6 +139,11 @@ if what.startswith("eventfd-held"):
           f"({mine} with the worker {worker} as example), {n} held"
           f"{'' if certain else f' (uncertain: {lost} records lost)'}"
           + ("" if ok else f"; quality {d['quality']}, implicit {d['summary']['implicit_frees']}"))
+    # stacks come from the per-site cache: the row's must still be the syscall's own
+    stacks = [r["stack"] for r in d["leaks"] if r["site"]["function"] == "do_eventfd"]
+    ok = bool(stacks) and all(any("eventfd2" in f for f in s) for s in stacks)
+    print(f"{'PASS' if ok else 'FAIL'} {what}: do_eventfd rows' stacks go through eventfd2: "
+          f"{stacks[:1]}")
     unobs = [u for u in d["frees_not_observable"] if u["site"]["function"] == "do_eventfd"]
     print(f"{'FAIL' if unobs else 'PASS'} {what}: do_eventfd not under frees_not_observable")
     sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 2

@@ -113,7 +113,7 @@ if [ "$RC" -eq 0 ] && python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["configuration"]
-sys.exit(not (c["pid_filter"] and c["stacks"] == "all" and c["context"] and c["rescue"]
+sys.exit(not (c["pid_filter"] and c["stacks"] == "cached" and c["context"] and c["rescue"]
               and c["order"] in ("seq", "time") and all(f["traced"] for f in d["families"])))
 ' "$WORK/probe.json"; then
 	pass "probe --for leaks -p 1 --rescue on: that configuration loads, every family traced"

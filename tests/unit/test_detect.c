@@ -588,10 +588,12 @@ static void test_misuse(void **state)
 
 /* ---- reports: lost records make every verdict uncertain ---- */
 
+static bool stacks_cached;	/* what leaks_json() tells the report */
+
 static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
 {
 	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 4, .now = now,
-					.quality = q, .misuse = true };
+					.quality = q, .misuse = true, .stacks_cached = stacks_cached };
 	struct agg *a = test_pipe.agg;
 	json_error_t jerr;
 	char *buf = NULL;
@@ -663,6 +665,33 @@ static void test_report_quality(void **state)
 	assert_false(json_is_true(json_object_get(json_object_get(j, "quality"), "complete")));
 	json_decref(j);
 	pipe_done();
+}
+
+/* the report says how stacks were captured, and what caching them means */
+static void test_report_stacks(void **state)
+{
+	struct kms_quality q = { .events = 1 };
+
+	for (int cached = 0; cached < 2; cached++) {
+		struct detect *d = new_detect(true, true, 0);
+		json_t *j, *notes;
+		bool said = false;
+		size_t i;
+
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+		stacks_cached = cached;
+		j = leaks_json(d, &q);
+		stacks_cached = false;
+		assert_string_equal(json_string_value(json_object_get(j, "stacks")),
+				    cached ? "cached" : "every");
+		notes = json_object_get(j, "notes");
+		for (i = 0; i < json_array_size(notes); i++)
+			said |= !strncmp(json_string_value(json_array_get(notes, i)),
+					 "stacks cached:", 14);
+		assert_int_equal(said, cached);
+		json_decref(j);
+		pipe_done();
+	}
 }
 
 #define GFP_MOV	0x8U	/* __GFP_MOVABLE in this synthetic kernel */
@@ -924,6 +953,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_cache),
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_report_quality),
+		cmocka_unit_test(test_report_stacks),
 		cmocka_unit_test(test_verdict_rule),
 		cmocka_unit_test(test_report_merge_depth),
 		cmocka_unit_test(test_rcu_handoff),
