@@ -34,15 +34,6 @@ static int vec__reserve(void **arr, size_t *cap, size_t nr, size_t elem)
 
 /* ---- tables of the aggregation ---- */
 
-enum live_class {
-	LC_SLAB = KMS_OC_SLAB,	/* kmalloc and kmem_cache: kfree may free a cache object */
-	LC_PAGE = KMS_OC_PAGE,
-	LC_VMALLOC = KMS_OC_VMALLOC,
-	LC_DMA = KMS_OC_DMA,
-	LC_PERCPU = KMS_OC_PERCPU,
-	LC_NR = KMS_OC_NR,
-};
-
 struct site_key {
 	__u64 addr;
 	__u64 obj;
@@ -127,35 +118,27 @@ struct agg {
 
 /* ---- event type table ---- */
 
-struct ev_info {
-	const char *name;
-	signed char family;
-	signed char cls;
-	bool alloc;
-	bool free;
-	bool deferred;
-};
-
-static const struct ev_info ev_info[KMS_EV_NR_EVENTS] = {
+/* kmalloc and kmem_cache share KMS_OC_SLAB: kfree may free a cache object */
+const struct kms_ev_info kms_ev_table[KMS_EV_NR_EVENTS] = {
 	[KMS_EV_NONE]		   = { NULL, -1, -1, false, false },
-	[KMS_EV_KMALLOC]	   = { "kmalloc", KMS_FAM_KMALLOC, LC_SLAB, true, false },
-	[KMS_EV_KFREE]		   = { "kfree", KMS_FAM_KMALLOC, LC_SLAB, false, true },
-	[KMS_EV_CACHE_ALLOC]	   = { "kmem_cache_alloc", KMS_FAM_CACHE, LC_SLAB, true, false },
-	[KMS_EV_CACHE_FREE]	   = { "kmem_cache_free", KMS_FAM_CACHE, LC_SLAB, false, true },
-	[KMS_EV_PAGE_ALLOC]	   = { "mm_page_alloc", KMS_FAM_PAGE, LC_PAGE, true, false },
-	[KMS_EV_PAGE_FREE]	   = { "mm_page_free", KMS_FAM_PAGE, LC_PAGE, false, true },
-	[KMS_EV_PAGE_FREE_BATCHED] = { "mm_page_free_batched", KMS_FAM_PAGE, LC_PAGE, false, true },
-	[KMS_EV_VMALLOC]	   = { "vmalloc", KMS_FAM_VMALLOC, LC_VMALLOC, true, false },
-	[KMS_EV_VFREE]		   = { "vfree", KMS_FAM_VMALLOC, LC_VMALLOC, false, true },
-	[KMS_EV_DMA_ALLOC]	   = { "dma_alloc", KMS_FAM_DMA, LC_DMA, true, false },
-	[KMS_EV_DMA_FREE]	   = { "dma_free", KMS_FAM_DMA, LC_DMA, false, true },
-	[KMS_EV_PERCPU_ALLOC]	   = { "percpu_alloc", KMS_FAM_PERCPU, LC_PERCPU, true, false },
-	[KMS_EV_PERCPU_FREE]	   = { "percpu_free", KMS_FAM_PERCPU, LC_PERCPU, false, true },
+	[KMS_EV_KMALLOC]	   = { "kmalloc", KMS_FAM_KMALLOC, KMS_OC_SLAB, true, false },
+	[KMS_EV_KFREE]		   = { "kfree", KMS_FAM_KMALLOC, KMS_OC_SLAB, false, true },
+	[KMS_EV_CACHE_ALLOC]	   = { "kmem_cache_alloc", KMS_FAM_CACHE, KMS_OC_SLAB, true, false },
+	[KMS_EV_CACHE_FREE]	   = { "kmem_cache_free", KMS_FAM_CACHE, KMS_OC_SLAB, false, true },
+	[KMS_EV_PAGE_ALLOC]	   = { "mm_page_alloc", KMS_FAM_PAGE, KMS_OC_PAGE, true, false },
+	[KMS_EV_PAGE_FREE]	   = { "mm_page_free", KMS_FAM_PAGE, KMS_OC_PAGE, false, true },
+	[KMS_EV_PAGE_FREE_BATCHED] = { "mm_page_free_batched", KMS_FAM_PAGE, KMS_OC_PAGE, false, true },
+	[KMS_EV_VMALLOC]	   = { "vmalloc", KMS_FAM_VMALLOC, KMS_OC_VMALLOC, true, false },
+	[KMS_EV_VFREE]		   = { "vfree", KMS_FAM_VMALLOC, KMS_OC_VMALLOC, false, true },
+	[KMS_EV_DMA_ALLOC]	   = { "dma_alloc", KMS_FAM_DMA, KMS_OC_DMA, true, false },
+	[KMS_EV_DMA_FREE]	   = { "dma_free", KMS_FAM_DMA, KMS_OC_DMA, false, true },
+	[KMS_EV_PERCPU_ALLOC]	   = { "percpu_alloc", KMS_FAM_PERCPU, KMS_OC_PERCPU, true, false },
+	[KMS_EV_PERCPU_FREE]	   = { "percpu_free", KMS_FAM_PERCPU, KMS_OC_PERCPU, false, true },
 	[KMS_EV_ALLOC_FAIL]	   = { "alloc_fail", -1, -1, false, false },
 	/* kvfree_rcu() may hand over a vmalloc object too: see pipeline.c */
-	[KMS_EV_RCU_FREE]	   = { "kfree_rcu", KMS_FAM_KMALLOC, LC_SLAB, false, true, true },
-	[KMS_EV_BULK_FREE]	   = { "kfree_bulk", KMS_FAM_KMALLOC, LC_SLAB, false, true, true },
-	[KMS_EV_CACHE_BULK_FREE]   = { "kmem_cache_free_bulk", KMS_FAM_CACHE, LC_SLAB, false, true,
+	[KMS_EV_RCU_FREE]	   = { "kfree_rcu", KMS_FAM_KMALLOC, KMS_OC_SLAB, false, true, true },
+	[KMS_EV_BULK_FREE]	   = { "kfree_bulk", KMS_FAM_KMALLOC, KMS_OC_SLAB, false, true, true },
+	[KMS_EV_CACHE_BULK_FREE]   = { "kmem_cache_free_bulk", KMS_FAM_CACHE, KMS_OC_SLAB, false, true,
 				       true },
 };
 
@@ -168,18 +151,11 @@ static const char *const fam_names[KMS_FAM_MAX] = {
 	[KMS_FAM_PERCPU] = "percpu",
 };
 
-int kms_ev_family(int type)
-{
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
-		return -1;
-	return ev_info[type].family;
-}
-
 const char *kms_ev_name(int type)
 {
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
-		return NULL;
-	return ev_info[type].name;
+	const struct kms_ev_info *i = kms_ev_info(type);
+
+	return i ? i->name : NULL;
 }
 
 const char *kms_family_name(int fam)
@@ -187,34 +163,6 @@ const char *kms_family_name(int fam)
 	if (fam < 0 || fam >= KMS_FAM_MAX)
 		return NULL;
 	return fam_names[fam];
-}
-
-bool kms_ev_is_alloc(int type)
-{
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
-		return false;
-	return ev_info[type].alloc;
-}
-
-bool kms_ev_is_free(int type)
-{
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
-		return false;
-	return ev_info[type].free;
-}
-
-bool kms_ev_is_deferred(int type)
-{
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
-		return false;
-	return ev_info[type].deferred;
-}
-
-int kms_ev_class(int type)
-{
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
-		return -1;
-	return ev_info[type].cls;
 }
 
 /* ---- lifetime ---- */
@@ -575,7 +523,7 @@ void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_ob
 		return;
 	}
 	account_free(a, o->site, o->bytes_alloc, true);
-	if (ev_info[e->type].deferred) {
+	if (kms_ev_is_deferred(e->type)) {
 		s->pub.deferred_frees++;
 		a->fam[s->pub.family].deferred_frees++;
 	}
@@ -584,15 +532,15 @@ void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_ob
 void agg__event(struct agg *a, const struct kms_event *e)
 {
 	unsigned int type = e->type;
-	const struct ev_info *ei;
+	const struct kms_ev_info *ei;
 	struct agg_proc *p;
 	int fam;
 
-	if (type <= KMS_EV_NONE || type >= KMS_EV_NR_EVENTS) {
+	ei = kms_ev_info(type);
+	if (!ei) {
 		a->stats.invalid++;
 		return;
 	}
-	ei = &ev_info[type];
 	fam = type == KMS_EV_ALLOC_FAIL ? e->order : ei->family;
 	if (fam >= KMS_FAM_MAX) {
 		a->stats.invalid++;
@@ -620,7 +568,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		return;
 	}
 	p->events[type]++;
-	if (ei->cls == LC_PAGE && ei->free)
+	if (ei->cls == KMS_OC_PAGE && ei->free)
 		a->orders[type == KMS_EV_PAGE_FREE ? clamp_order(e->order) : 0].frees++;
 
 	if (!ei->alloc && !ei->free) {

@@ -48,18 +48,64 @@ enum kms_obj_class {
 };
 
 /*
- * The one table of event types, read through these. Family of an event type,
- * -1 for none; event name as in docs/json-schema.md; object class, -1 for
- * none; deferred: a free the kernel makes with no per-object tracepoint
- * (RCU, bulk), seen through function probes.
+ * The one table of event types (agg.c), read through these: they are inline
+ * because every record asks several of them on its way through the pipeline.
  */
-int kms_ev_family(int type);
+struct kms_ev_info {
+	const char *name;	/* as in docs/json-schema.md */
+	signed char family;	/* KMS_FAM_*, -1 for none */
+	signed char cls;	/* KMS_OC_*, -1 for none */
+	bool alloc;
+	bool free;
+	bool deferred;		/* a free the kernel makes with no per-object tracepoint
+				 * (RCU, bulk), seen through function probes */
+};
+
+extern const struct kms_ev_info kms_ev_table[KMS_EV_NR_EVENTS];
+
+/* the row of an event type; NULL for KMS_EV_NONE, metadata and anything else */
+static inline const struct kms_ev_info *kms_ev_info(int type)
+{
+	return (unsigned int)type - 1 < KMS_EV_NR_EVENTS - 1 ? &kms_ev_table[type] : NULL;
+}
+
+static inline int kms_ev_family(int type)
+{
+	const struct kms_ev_info *i = kms_ev_info(type);
+
+	return i ? i->family : -1;
+}
+
+static inline int kms_ev_class(int type)
+{
+	const struct kms_ev_info *i = kms_ev_info(type);
+
+	return i ? i->cls : -1;
+}
+
+static inline bool kms_ev_is_alloc(int type)
+{
+	const struct kms_ev_info *i = kms_ev_info(type);
+
+	return i && i->alloc;
+}
+
+static inline bool kms_ev_is_free(int type)
+{
+	const struct kms_ev_info *i = kms_ev_info(type);
+
+	return i && i->free;
+}
+
+static inline bool kms_ev_is_deferred(int type)
+{
+	const struct kms_ev_info *i = kms_ev_info(type);
+
+	return i && i->deferred;
+}
+
 const char *kms_ev_name(int type);
 const char *kms_family_name(int fam);
-bool kms_ev_is_alloc(int type);
-bool kms_ev_is_free(int type);
-bool kms_ev_is_deferred(int type);
-int kms_ev_class(int type);
 
 /* ---- read side, for reports: valid until the next agg__event/agg__meta ---- */
 
