@@ -147,7 +147,10 @@ bench: deps
 	$(Q)bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
 	$(Q)bench/peak.py $(OUTPUT)
+	@echo "bench/store: the leaks pipeline"
 	$(Q)$(OUTPUT)/bench/store
+	@echo "bench/store -s: the stat pipeline"
+	$(Q)$(OUTPUT)/bench/store -s
 
 vmlinux:
 	$(Q)scripts/gen-vmlinux.sh $(VMLINUX_DIR)

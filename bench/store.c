@@ -2,9 +2,10 @@
 /*
  * store: the record pipeline's cost per event and memory per live object,
  * without BPF: a synthetic stream fed to the pipeline as `kmemscope leaks`
- * builds it (live-object store, aggregator, leak and bad-free detectors).
+ * builds it (live-object store, aggregator, leak and bad-free detectors), or
+ * with -s as `kmemscope stat` builds it (store, aggregator, misuse checks).
  *
- *   store [-n LIVE] [-c CHURN]
+ *   store [-s] [-n LIVE] [-c CHURN]
  *
  * Three phases, each timed in CPU time of this process:
  *   alloc:  LIVE kmalloc records (64 call sites, one stack each), all kept live;
@@ -29,9 +30,9 @@
 
 static __attribute__((noreturn)) void usage(FILE *f, int code)
 {
-	fprintf(f, "Usage: store [-n LIVE] [-c CHURN]\n"
-		   "Feed the leaks pipeline LIVE allocations, CHURN free+alloc pairs, then\n"
-		   "free all; print ns per event and bytes per live object.\n");
+	fprintf(f, "Usage: store [-s] [-n LIVE] [-c CHURN]\n"
+		   "Feed the leaks pipeline (-s: stat's) LIVE allocations, CHURN free+alloc\n"
+		   "pairs, then free all; print ns per event and bytes per live object.\n");
 	exit(code);
 }
 
@@ -96,8 +97,11 @@ int main(int argc, char **argv)
 	double t;
 	int c;
 
-	while ((c = getopt(argc, argv, "n:c:h")) != -1) {
+	while ((c = getopt(argc, argv, "sn:c:h")) != -1) {
 		switch (c) {
+		case 's':
+			dopts = (struct detect_opts){ .misuse = true };
+			break;
 		case 'n':
 			live = parse(optarg);
 			break;
