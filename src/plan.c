@@ -278,17 +278,6 @@ static void keep_link(struct kmemscope_bpf *skel, const struct bpf_program *prog
 	bpf_link__destroy(l);
 }
 
-/*
- * Load and attach a set of candidates in one object configured as the
- * commands will configure theirs (cfg: filters, ordering, stacks, context,
- * map sizes, rescue with the shadows of tracepoint candidates), so that what
- * probe verifies is what runs. 0 if all work, and with keep the object in
- * *keep, loaded and still attached (its handlers make no record until the
- * collector arms them): loading it again would cost as much once more, and
- * attaching again would patch kernel text again. Else *failed: the index of
- * the candidate a failure is pinned on, -1 when it cannot be, and the reason
- * in why.
- */
 /* attach a candidate's program (ret: its return probe), the link kept in the skeleton */
 static int attach_cand(struct kmemscope_bpf *skel, const struct plan_cand *c, bool ret)
 {
@@ -302,6 +291,17 @@ static int attach_cand(struct kmemscope_bpf *skel, const struct plan_cand *c, bo
 	return 0;
 }
 
+/*
+ * Load and attach a set of candidates in one object configured as the
+ * commands will configure theirs (cfg: filters, ordering, stacks, context,
+ * map sizes, rescue with the shadows of tracepoint candidates), so that what
+ * probe verifies is what runs. 0 if all work, and with keep the object in
+ * *keep, loaded and still attached (its handlers make no record until the
+ * collector arms them): loading it again would cost as much once more, and
+ * attaching again would patch kernel text again. Else *failed: the index of
+ * the candidate a failure is pinned on, -1 when it cannot be, and the reason
+ * in why.
+ */
 static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 		     const char **shadows, int n, struct kmemscope_bpf **keep, int *failed,
 		     char *why, size_t len)
