@@ -98,6 +98,14 @@ struct {
 __u32 filter_gen;
 
 /*
+ * 0 until the collector starts tracing: the plan's trial attaches the
+ * programs once and the run keeps those links (patching kernel text again
+ * for the run would race with the kernel, see issue 11), so handlers run
+ * from the trial on and make no record before this is set.
+ */
+__u32 armed;
+
+/*
  * kmemscope's own process, left out of what it traces (0: traced). Written
  * by the collector once its calibration, which measures kmemscope's own
  * allocations, is over.

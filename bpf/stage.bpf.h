@@ -383,12 +383,16 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 						  __u64 obj, enum ev_path how)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct kms_stage *s = stage_get();
+	struct kms_stage *s;
 	struct kms_event *e;
 	__u8 flags = 0;
 	__u32 slot = seen_slot(obj);
 	__u64 ts;
 
+	/* attached by the plan's trial, not yet tracing: the stage is the collector's */
+	if (!*(volatile __u32 *)&armed)
+		return NULL;
+	s = stage_get();
 	if (!s)
 		return NULL;
 	guard_set(s, es, how);

@@ -47,7 +47,6 @@ struct collector {
 	bool *online;
 	struct merge *m;	/* records of all CPUs, put in order */
 	__u64 events;
-	bool attached;
 	bool stopped;
 	bool context;
 	bool rescue;
@@ -304,11 +303,12 @@ static int zero_percpu(struct collector *c, struct bpf_map *map, __u32 key)
 }
 
 /*
- * The plan attached this object for a moment, to know that it attaches: what
- * its programs did then is not part of the run. Staged and shipped records,
- * counters and function entries waiting for their return are dropped (the
- * recursion misses, which cannot be reset, are taken as the zero in
- * find_free_handlers()).
+ * The plan's trial attached this object, and it stays attached: its handlers
+ * make no record until the collector arms them, but what they count outside
+ * a record (function entries waiting for their return, bulk pointers past the
+ * bound) and anything staged is not part of the run. Staged and shipped
+ * records, counters and waiting entries are dropped (the recursion misses,
+ * which cannot be reset, are taken as the zero in find_free_handlers()).
  */
 static int reset_object(struct collector *c)
 {
@@ -459,15 +459,27 @@ static void flush_below(struct collector *c, __u64 key, bool paced)
 	}
 }
 
+/* from here on the handlers record (see 'armed' in the BPF object) */
+static void arm(struct collector *c)
+{
+	__atomic_store_n(&c->skel->bss->armed, 1, __ATOMIC_SEQ_CST);
+	flush_below(c, ~0ULL, false);
+}
+
 int collector__attach(struct collector *c)
 {
 	int err = plan__attach(c->plan, c->skel, c->rescue);
 
 	if (err)
 		return err;
-	c->attached = true;
-	flush_below(c, ~0ULL, false);
+	arm(c);
 	return 0;
+}
+
+void collector__test_only(struct collector *c)
+{
+	kmemscope_bpf__detach(c->skel);
+	arm(c);
 }
 
 static __u64 watermark(struct collector *c)
@@ -535,7 +547,6 @@ int collector__stop(struct collector *c)
 		return 0;
 	/* after detach returns no handler runs: the final flush sees everything */
 	kmemscope_bpf__detach(c->skel);
-	c->attached = false;
 	c->poll_until = ~0ULL;
 	n = ring_buffer__consume(c->rb);
 	flush_below(c, ~0ULL, false);

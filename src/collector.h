@@ -82,6 +82,8 @@ bool collector__context(const struct collector *c);
  */
 int collector__test_run(struct collector *c, const char *prog, int cpu, const __u64 *args,
 			unsigned int nr_args);
+/* Tests: detach every program and record only what collector__test_run() makes */
+void collector__test_only(struct collector *c);
 void collector__free(struct collector *c);
 
 #endif

@@ -257,28 +257,61 @@ static bool cand_has_prog(const struct plan_cand *c, const char *name)
 	return !strcmp(c->prog, name) || (c->prog_ret && !strcmp(c->prog_ret, name));
 }
 
+static bool prog_linked(const struct kmemscope_bpf *skel, const struct bpf_program *prog)
+{
+	for (int i = 0; i < skel->skeleton->prog_cnt; i++)
+		if (*skel->skeleton->progs[i].prog == prog)
+			return *skel->skeleton->progs[i].link != NULL;
+	return false;
+}
+
+/* keep a link where the skeleton detaches and destroys it */
+static void keep_link(struct kmemscope_bpf *skel, const struct bpf_program *prog,
+		      struct bpf_link *l)
+{
+	for (int i = 0; i < skel->skeleton->prog_cnt; i++) {
+		if (*skel->skeleton->progs[i].prog == prog) {
+			*skel->skeleton->progs[i].link = l;
+			return;
+		}
+	}
+	bpf_link__destroy(l);
+}
+
+/* attach a candidate's program (ret: its return probe), the link kept in the skeleton */
+static int attach_cand(struct kmemscope_bpf *skel, const struct plan_cand *c, bool ret)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj,
+								     ret ? c->prog_ret : c->prog);
+	struct bpf_link *l = prog ? attach_one(prog, c, ret) : NULL;
+
+	if (!l)
+		return prog ? -errno : -ENOENT;
+	keep_link(skel, prog, l);
+	return 0;
+}
+
 /*
  * Load and attach a set of candidates in one object configured as the
  * commands will configure theirs (cfg: filters, ordering, stacks, context,
  * map sizes, rescue with the shadows of tracepoint candidates), so that what
- * probe verifies is what runs. 0 if all work, and with keep the object, loaded
- * and detached, in *keep: loading it again for the collector would cost as
- * much once more. Else *failed: the index of the candidate a failure is pinned
- * on, -1 when it cannot be, and the reason in why.
+ * probe verifies is what runs. 0 if all work, and with keep the object in
+ * *keep, loaded and still attached (its handlers make no record until the
+ * collector arms them): loading it again would cost as much once more, and
+ * attaching again would patch kernel text again. Else *failed: the index of
+ * the candidate a failure is pinned on, -1 when it cannot be, and the reason
+ * in why.
  */
 static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 		     const char **shadows, int n, struct kmemscope_bpf **keep, int *failed,
 		     char *why, size_t len)
 {
-	struct bpf_link **links = calloc(2 * n + 1, sizeof(*links));
 	struct kmemscope_bpf *skel = NULL;
 	struct bpf_program *p;
 	char prog[64];
-	int err, nl = 0;
+	int err;
 
 	*failed = -1;
-	if (!links)
-		return -ENOMEM;
 	log_libbpf_reset();
 	skel = kmemscope_bpf__open();
 	if (!skel) {
@@ -318,37 +351,28 @@ static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 	for (int i = 0; i < n; i++) {
 		struct plan_cand *c = cands[i];
 
-		links[nl] = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog), c,
-				       false);
-		if (!links[nl]) {
-			err = -errno;
+		err = attach_cand(skel, c, false);
+		if (err) {
 			*failed = i;
 			snprintf(why, len, "attach: %s", strerror(-err));
 			goto out;
 		}
-		nl++;
-		if (!c->prog_ret)
-			continue;
-		links[nl] = attach_one(bpf_object__find_program_by_name(skel->obj, c->prog_ret), c,
-				       true);
-		if (!links[nl]) {
-			err = -errno;
+		err = c->prog_ret ? attach_cand(skel, c, true) : 0;
+		if (err) {
 			*failed = i;
 			snprintf(why, len, "attach return probe: %s", strerror(-err));
 			goto out;
 		}
-		nl++;
 	}
 	err = 0;
-out:
-	while (nl > 0)
-		bpf_link__destroy(links[--nl]);
-	free(links);
-	/* loaded and detached: the object that passed is the one the collector runs */
-	if (!err && keep)
+	/* the object that passed is the one the collector runs, attached as it is */
+	if (keep) {
 		*keep = skel;
-	else
-		kmemscope_bpf__destroy(skel);
+		skel = NULL;
+	}
+out:
+	/* destroying the skeleton detaches what was attached */
+	kmemscope_bpf__destroy(skel);
 	return err;
 }
 
@@ -794,13 +818,7 @@ static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,
 			  c ? c->target : "", strerror(-err));
 		return err;
 	}
-	/* keep the link where the skeleton destroys it */
-	for (int i = 0; i < skel->skeleton->prog_cnt; i++) {
-		if (*skel->skeleton->progs[i].prog == prog) {
-			*skel->skeleton->progs[i].link = l;
-			break;
-		}
-	}
+	keep_link(skel, prog, l);
 	return 0;
 }
 
@@ -812,7 +830,8 @@ int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue)
 	bpf_object__for_each_program(prog, skel->obj) {
 		const struct plan_cand *c = NULL;
 
-		if (!prog_selected(p, bpf_program__name(prog), rescue, &c))
+		/* the trial's links stay: attaching again would patch kernel text again */
+		if (!prog_selected(p, bpf_program__name(prog), rescue, &c) || prog_linked(skel, prog))
 			continue;
 		err = attach_prog(skel, prog, c);
 		if (err)

@@ -84,7 +84,10 @@ struct ksyms_loader;
 int plan__probe(struct plan **out, const struct collector_opts *cfg,
 		struct ksyms_loader *syms);
 void plan__free(struct plan *p);
-/* attach the selected programs; links are kept in the skeleton's links */
+/*
+ * Attach the selected programs the trial did not (shadows, the process
+ * followers); links are kept in the skeleton's links.
+ */
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 
 int plan__print_text(const struct plan *p, FILE *out);

@@ -189,6 +189,8 @@ static void run_mode(bool seq, bool at_once, unsigned int runs)
 		verdict(false, "%s: cannot load the BPF programs: %s", mode, strerror(-err));
 		goto out;
 	}
+	/* the plan left the programs attached: only the runs below may record */
+	collector__test_only(c);
 	for (int i = 0; i < 2; i++) {
 		r[i].c = c;
 		r[i].cpu = i;
