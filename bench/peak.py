@@ -28,10 +28,8 @@ import sys
 import tempfile
 import time
 
-
-def die(msg):
-    print("bench: " + msg, file=sys.stderr)
-    sys.exit(1)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import die  # noqa: E402  (the bench scripts' one way to fail)
 
 
 def env_int(name, default, low):
