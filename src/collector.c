@@ -284,11 +284,6 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 }
 
-static int discard_sample(void *ctx, void *data, size_t size)
-{
-	return 0;
-}
-
 /* a per-CPU map's value for every CPU, all zero */
 static int zero_percpu(struct collector *c, struct bpf_map *map, __u32 key)
 {
@@ -304,34 +299,24 @@ static int zero_percpu(struct collector *c, struct bpf_map *map, __u32 key)
 
 /*
  * The plan's trial attached this object, and it stays attached: its handlers
- * make no record until the collector arms them, but what they count outside
- * a record (function entries waiting for their return, bulk pointers past the
- * bound) and anything staged is not part of the run. Staged and shipped
- * records, counters and waiting entries are dropped (the recursion misses,
+ * make no record, and so touch neither the stage nor the ring, until the
+ * collector arms them, but what they count outside a record (function entries
+ * waiting for their return, bulk pointers past the bound) is not part of the
+ * run. Those counters and waiting entries are dropped (the recursion misses,
  * which cannot be reset, are taken as the zero in find_free_handlers()).
  */
 static int reset_object(struct collector *c)
 {
 	struct kmemscope_bpf *s = c->skel;
-	struct ring_buffer *rb;
 	__u64 key;
-	int err;
+	int err = 0;
 
-	err = zero_percpu(c, s->maps.stage, 0);
 	for (__u32 k = 0; k < KMS_CNT_NR && !err; k++)
 		err = zero_percpu(c, s->maps.counters, k);
 	while (!err && !bpf_map__get_next_key(s->maps.pend, NULL, &key, sizeof(key)))
 		if (bpf_map__delete_elem(s->maps.pend, &key, sizeof(key), 0))
 			err = -errno;
-	if (err)
-		return err;
-	/* the consumer position lives in the map: the collector's reader starts after these */
-	rb = ring_buffer__new(bpf_map__fd(s->maps.rb), discard_sample, NULL, NULL);
-	if (!rb)
-		return -errno;
-	err = ring_buffer__consume(rb);
-	ring_buffer__free(rb);
-	return err < 0 ? err : 0;
+	return err;
 }
 
 int collector__open(struct collector **out, struct plan *plan,
