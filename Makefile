@@ -13,7 +13,7 @@ CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	  -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
-LIBS := -lbpf -lelf -lz -ljansson -lncursesw -ltinfo -lm
+LIBS := -lbpf -lelf -lz -lzstd -ljansson -lncursesw -ltinfo -lm
 STATIC_LIBS := -lbpf -lelf -lz -ljansson -lncursesw -ltinfo -lm -lzstd
 
 ifeq ($(V),1)

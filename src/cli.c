@@ -343,6 +343,15 @@ static bool wants_help(int argc, char **argv)
  * complaint plus a "Try --help" line straight to stderr, so stderr is
  * captured for the parse and only the first line goes out.
  */
+static int parsed_argc;
+static char **parsed_argv;
+
+char **cli_argv(int *argc)
+{
+	*argc = parsed_argc;
+	return parsed_argv;
+}
+
 int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input)
 {
 	struct argp_child children[] = { { argp, 0, NULL, 0 }, {} };
@@ -351,6 +360,8 @@ int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input)
 	FILE *cap;
 	int saved, err;
 
+	parsed_argc = argc;
+	parsed_argv = argv;
 	/* in order: getopt must not move words from before -- to after it */
 	if (wants_help(argc, argv))
 		return argp_parse(argp, argc, argv, ARGP_IN_ORDER, NULL, input) ? 2 : 0;

@@ -29,6 +29,8 @@ void cli_on_signal(int sig);
 
 /* argp_parse() with one-line errors; 0, or the exit status to return */
 int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input);
+/* the command line cli_argp_parse() parsed last (argv[0]: "kmemscope CMD") */
+char **cli_argv(int *argc);
 int cli_parse_uint(const char *s, const char *what, unsigned long max, unsigned long *out);
 int cli_parse_seconds(const char *s, const char *what, double *out);
 int cli_parse_families(const char *list, unsigned int *out);

@@ -52,6 +52,8 @@ static const struct {
 	{ "few_frees_traced", "fewer of this site's objects were seen freed than are still "
 			      "outstanding, and this kernel's RCU and bulk slab frees are not "
 			      "traced" },
+	{ "trace_cut_short", "the trace file was cut short: its frees after the last whole "
+			     "block are not in it" },
 };
 
 const char *detect_retained_name(int r)
@@ -725,7 +727,8 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 {
 	const struct detect_site *s = g->site_idx < d->sites.nr ? kvec__at(&d->sites, g->site_idx) :
 				      NULL;
-	unsigned int why = exposed ? DOUBT_RECORDS_LOST : 0;
+	unsigned int why = (exposed ? DOUBT_RECORDS_LOST : 0) |
+			   (d->o.trace_cut ? DOUBT_TRACE_CUT : 0);
 	__u64 out;
 
 	if (d->o.deferred_frees || (g->family != KMS_FAM_KMALLOC && g->family != KMS_FAM_CACHE))

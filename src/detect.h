@@ -47,6 +47,8 @@ struct detect_opts {
 	 * are traced: a slab object without a free event was not freed.
 	 */
 	bool deferred_frees;
+	/* the records come from a trace file cut short: frees after its end are unknown */
+	bool trace_cut;
 	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT */
 	/* the store allocations and frees are matched in (the pipeline's): leaks read it */
 	const struct live *live;
@@ -163,8 +165,9 @@ enum detect_doubt {
 	DOUBT_RECORDS_LOST = 1 << 0,	/* lost records could hold its free */
 	DOUBT_FREES_UNTRACED = 1 << 1,	/* no free of its site's objects was traced, and
 					 * RCU/bulk slab frees are not traced here */
-	DOUBT_FEW_FREES = 1 << 2,	/* ... fewer seen freed than still outstanding */
-	DOUBT_NR_BITS = 3,
+	DOUBT_FEW_FREES = 1 << 2,
+	DOUBT_TRACE_CUT = 1 << 3,	/* read from a trace file cut short (no settle, no end) */	/* ... fewer seen freed than still outstanding */
+	DOUBT_NR_BITS = 4,
 };
 
 const char *detect_doubt_name(int bit);

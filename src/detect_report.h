@@ -21,6 +21,7 @@ struct detect_report_opts {
 	const struct ksyms *ksyms;	/* NULL: addresses stay hex */
 	const struct gfp_table *gfp;	/* NULL: GFP values stay hex */
 	const char *kernel;
+	const char *source;		/* "live" or "file" */
 	const struct kms_quality *quality;	/* NULL: none known */
 	int baseline_pc[KMS_FAM_MAX];	/* as calibrated, -1 unknown */
 	int stack_depth;		/* frames shown per stack (1..KMS_MAX_STACK) */

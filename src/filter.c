@@ -16,8 +16,12 @@ struct task_slot {
 };
 HTAB_SLOT(struct task_slot);
 
+#define FILTER_MAX_PIDS 64
+
 struct filter {
 	char comm[KMS_COMM_LEN];
+	__u32 pids[FILTER_MAX_PIDS];
+	int nr_pids;
 	bool by_comm;
 	unsigned int families;
 	struct htab tasks;
@@ -34,6 +38,11 @@ struct filter *filter__new(const struct filter_opts *o)
 		return NULL;
 	f->families = o ? o->families : 0;
 	f->last_match = -1;
+	if (o && o->nr_pids) {
+		f->nr_pids = o->nr_pids < FILTER_MAX_PIDS ? o->nr_pids : FILTER_MAX_PIDS;
+		for (int i = 0; i < f->nr_pids; i++)
+			f->pids[i] = o->pids[i];
+	}
 	if (o && o->comm) {
 		f->by_comm = true;
 		strncpy(f->comm, o->comm, KMS_COMM_LEN - 1);
@@ -89,6 +98,14 @@ static bool comm_match(struct filter *f, __u32 tgid)
 	return f->last_match;
 }
 
+static bool pid_match(const struct filter *f, __u32 tgid)
+{
+	for (int i = 0; i < f->nr_pids; i++)
+		if (f->pids[i] == tgid)
+			return true;
+	return false;
+}
+
 static bool family_wanted(const struct filter *f, int fam)
 {
 	return !f->families || (f->families & (1U << fam));
@@ -112,7 +129,7 @@ bool filter__event(struct filter *f, struct kms_event *e)
 		}
 		e->ctx |= KMS_CTX_OUTSIDE;
 	}
-	if (f->by_comm && !comm_match(f, e->pid)) {
+	if ((f->by_comm && !comm_match(f, e->pid)) || (f->nr_pids && !pid_match(f, e->pid))) {
 		if (!is_free) {
 			f->st.filtered++;
 			return false;

@@ -13,6 +13,7 @@
 #define KMS_FILTER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <linux/types.h>
 #include "kmemscope.h"
 
@@ -21,10 +22,13 @@ struct filter;
 struct filter_opts {
 	const char *comm;	/* only processes with this comm (NULL: all) */
 	unsigned int families;	/* bit (1 << KMS_FAM_*): families to keep (0: all) */
+	/* only these processes (tgids; replay: live, BPF filters pids and their children) */
+	const pid_t *pids;
+	int nr_pids;
 };
 
 struct filter_stats {
-	__u64 filtered;		/* allocations of processes outside the comm filter */
+	__u64 filtered;		/* allocations of processes outside the comm or pid filter */
 	__u64 skipped;		/* records of families left out */
 };
 

@@ -201,16 +201,29 @@ static int parse(struct ksyms *k, size_t len)
 
 struct ksyms *ksyms__load(const char *path)
 {
-	struct ksyms *k;
+	char *buf = NULL;
 	size_t len = 0;
 	int err;
 
-	k = calloc(1, sizeof(*k));
-	if (!k)
+	err = read_all(path ? path : "/proc/kallsyms", &buf, &len);
+	if (err) {
+		errno = -err;
 		return NULL;
-	err = read_all(path ? path : "/proc/kallsyms", &k->buf, &len);
-	if (err)
-		goto fail;
+	}
+	return ksyms__from_text(buf, len);
+}
+
+struct ksyms *ksyms__from_text(char *text, size_t len)
+{
+	struct ksyms *k;
+	int err;
+
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		free(text);
+		return NULL;
+	}
+	k->buf = text;
 	err = parse(k, len);
 	if (err)
 		goto fail;
@@ -282,15 +295,19 @@ static bool same_region(const char *a, const char *b)
 	return !strcmp(a, b);
 }
 
-const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr)
+/*
+ * The entry addr falls in (the best alias at the last address at or below
+ * addr: best rank, first line on ties) and the entry after that address, or
+ * NULL when addr is below every symbol.
+ */
+static const struct kentry *lookup(const struct ksyms *k, unsigned long addr,
+				   const struct kentry **next)
 {
-	const struct kentry *e, *next;
+	const struct kentry *e;
 	size_t lo = 0, hi, i;
-	unsigned long end;
 
 	if (!k || !k->n || addr < k->ents[0].sym.addr)
 		return NULL;
-	/* last entry with sym.addr <= addr */
 	hi = k->n;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -300,15 +317,23 @@ const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr)
 		else
 			hi = mid;
 	}
-	/* aliases: the best rank at this address, the first line on ties */
 	e = &k->ents[lo];
 	for (i = lo; i > 0 && k->ents[i - 1].sym.addr == e->sym.addr; i--)
 		if (k->ents[i - 1].rank <= e->rank)
 			e = &k->ents[i - 1];
-	if (!e->text)
-		return NULL;
 	/* lo is the last entry at or below addr: the one after it is above */
-	next = lo + 1 < k->n ? &k->ents[lo + 1] : NULL;
+	*next = lo + 1 < k->n ? &k->ents[lo + 1] : NULL;
+	return e;
+}
+
+const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr)
+{
+	const struct kentry *e, *next;
+	unsigned long end;
+
+	e = lookup(k, addr, &next);
+	if (!e || !e->text)
+		return NULL;
 	if (next && same_region(next->sym.module, e->sym.module))
 		return &e->sym;	/* addr < next->sym.addr by the search */
 	/* last symbol of its region: bound the unknown size */
@@ -364,4 +389,35 @@ const struct ksym *ksyms__find(const struct ksyms *k, const char *name)
 			best = e;
 	}
 	return best ? &best->sym : NULL;
+}
+
+/* the kallsyms type letter of an entry's rank (type_rank() backwards) */
+static char rank_type(const struct kentry *e)
+{
+	return e->text ? "TWtw"[e->rank] : 'b';
+}
+
+static int put_line(const struct kentry *e, char type, char *buf, size_t len)
+{
+	if (e->sym.module)
+		return snprintf(buf, len, "%016lx %c %s\t[%s]\n", e->sym.addr, type, e->sym.name,
+				e->sym.module);
+	return snprintf(buf, len, "%016lx %c %s\n", e->sym.addr, type, e->sym.name);
+}
+
+int ksyms__export(const struct ksyms *k, unsigned long addr, unsigned long *key, char *buf,
+		  size_t len)
+{
+	const struct kentry *e, *next;
+	int n, m = 0;
+
+	e = lookup(k, addr, &next);
+	if (!e)
+		return 0;
+	*key = e->sym.addr;
+	n = put_line(e, rank_type(e), buf, len);
+	/* the next symbol bounds this one: a boundary only, it resolves nothing itself */
+	if (next && n >= 0 && (size_t)n < len)
+		m = put_line(next, 'b', buf + n, len - n);
+	return n < 0 || m < 0 ? -EINVAL : n + m;
 }

@@ -35,6 +35,8 @@ struct ksyms;
  * file holds no symbol, else the open/read/allocation error.
  */
 struct ksyms *ksyms__load(const char *path);
+/* from kallsyms text in a malloc'ed buffer, which the symbols take (freed on failure too) */
+struct ksyms *ksyms__from_text(char *text, size_t len);
 void ksyms__free(struct ksyms *k);
 
 /*
@@ -74,6 +76,16 @@ int ksyms__format(const struct ksyms *k, unsigned long addr, char *buf, size_t l
  * modules, global before weak before local, then the lowest address.
  */
 const struct ksym *ksyms__find(const struct ksyms *k, const char *name);
+/*
+ * The kallsyms lines that make ksyms__resolve() of addr in a table built from
+ * them alone (ksyms__from_text) give what it gives in k: the symbol addr
+ * falls in and the one after it, as a boundary. A trace file keeps these for
+ * every address it refers to. snprintf semantics (0: addr is below every
+ * symbol, nothing to keep); *key is the address of the symbol found, the
+ * same for every addr in one symbol.
+ */
+int ksyms__export(const struct ksyms *k, unsigned long addr, unsigned long *key, char *buf,
+		  size_t len);
 /* number of text symbols loaded */
 size_t ksyms__count(const struct ksyms *k);
 

@@ -43,7 +43,7 @@ static const struct argp_option leaks_options[] = {
 				     "CMD exits)" },
 	{ NULL, 0, NULL, 0, "Leaks:", 2 },
 	{ "min-age", 1010, "MS", 0, "report only objects outstanding for at least MS ms" },
-	{ "interval", 'i', "SEC", 0, "snapshot outstanding bytes every SEC seconds; report stacks "
+	{ "interval", 'I', "SEC", 0, "snapshot outstanding bytes every SEC seconds; report stacks "
 				     "that grow across consecutive intervals" },
 	{ "growth", 1011, "N", 0, "intervals in a row a stack must grow to be reported (default 3)" },
 	{ "settle", 1015, "SEC", 0, "after the trace, go on applying frees for SEC seconds, so "
@@ -94,7 +94,7 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 		if (cli_parse_uint(arg, "minimum age", 1UL << 40, &env->min_age_ms))
 			return EINVAL;
 		break;
-	case 'i':
+	case 'I':
 		if (cli_parse_seconds(arg, "interval", &env->interval))
 			return EINVAL;
 		if (env->interval <= 0)
@@ -150,6 +150,8 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (env->sa.so.cmd && env->duration)
 			cli_argp_fail(state, "-d and -- CMD do not go together");
+		if (env->sa.so.input && env->duration)
+			cli_argp_fail(state, "-d has no meaning with -i (see --from, --to)");
 		if (env->growth && !env->interval)
 			cli_argp_fail(state, "--growth goes with --interval");
 		break;
@@ -184,7 +186,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"Examples:\n"
 		"  kmemscope leaks -d 30 --min-age 5000    outstanding for 5 s or more after 30 s\n"
 		"  kmemscope leaks -a -- ./stress          while ./stress runs, every free seen\n"
-		"  kmemscope leaks -d 60 -i 5 --json       growth over 5 s intervals, as JSON\n\n"
+		"  kmemscope leaks -d 60 -I 5 --json       growth over 5 s intervals, as JSON\n\n"
 		"Stacks are captured once per call site and context and reused (see --stacks); "
 		"each capture costs ~1 us. Lost records mark every verdict uncertain (a lost "
 		"free looks like a leak).\n"
@@ -243,7 +245,8 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		goto out;
 	env.ro.ksyms = s.ksyms;
 	env.ro.gfp = s.gfp;
-	env.ro.kernel = cli_kernel_release();
+	env.ro.kernel = s.kernel;
+	env.ro.source = s.trace ? "file" : "live";
 	memcpy(env.ro.baseline_pc, s.baseline_pc, sizeof(env.ro.baseline_pc));
 	env.ro.stack_depth = env.depth;
 	env.ro.stacks_cached = env.sa.so.stack_cache;
@@ -255,7 +258,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	if (!s.context)
 		kms_warn("no allocation context on this kernel: atomic-context checks report "
 			 "\"context unknown\"\n");
-	if (!env.duration && !env.sa.so.cmd && !env.json)
+	if (!env.duration && !env.sa.so.cmd && !env.json && !env.sa.so.input)
 		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 	err = session__run(&s, env.duration, leaks ? env.interval : 0, leaks && env.interval ?
 			   tick : NULL, &env);

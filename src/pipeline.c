@@ -7,6 +7,7 @@
 #include "detect.h"
 #include "live.h"
 #include "pipeline.h"
+#include "trace.h"
 
 int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 {
@@ -41,6 +42,9 @@ void pipeline__fini(struct pipeline *p)
 
 void pipeline__observe(struct pipeline *p, struct kms_event *e)
 {
+	/* before the trace began (the file's BEGIN mark tells): replay observes it too */
+	if (p->rec)
+		trace_writer__event(p->rec, e);
 	deferred__event(p->defer, e);
 }
 
@@ -121,6 +125,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	deferred__event(p->defer, e);
 	if (!filter__event(p->filter, e))
 		return;
+	if (p->rec)
+		trace_writer__event(p->rec, e);
 	if (p->settling) {
 		if (!kms_ev_is_free(e->type)) {
 			p->after_window++;
@@ -145,6 +151,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)
 {
+	if (p->rec)
+		trace_writer__meta(p->rec, m);
 	filter__meta(p->filter, m);
 	agg__meta(p->agg, m);
 	if (p->detect)
@@ -154,6 +162,8 @@ void pipeline__meta(struct pipeline *p, const struct kms_meta *m)
 void pipeline__settle(struct pipeline *p)
 {
 	p->settling = true;
+	if (p->rec)
+		trace_writer__settle(p->rec);
 }
 
 __u64 pipeline__filtered(const struct pipeline *p)

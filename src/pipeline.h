@@ -6,7 +6,8 @@
  * real free comes, whatever is dropped), the filter stage, the settle gate,
  * then the live-object store (live.h), which matches every free with its
  * allocation once and tells the consumers, the aggregator and the detectors
- * (when asked for), what happened.
+ * (when asked for), what happened. A trace writer, when recording, takes
+ * what passes the filter, so that a replay feeds the stages after it alike.
  */
 #ifndef KMS_PIPELINE_H
 #define KMS_PIPELINE_H
@@ -21,6 +22,7 @@ struct agg;
 struct deferred;
 struct detect;
 struct detect_opts;
+struct trace_writer;
 
 struct pipeline_opts {
 	struct filter_opts filter;
@@ -33,6 +35,8 @@ struct pipeline {
 	struct filter *filter;
 	struct agg *agg;
 	struct detect *detect;		/* NULL unless pipeline_opts.detect */
+	/* records what passes the filter stage (--record): the reports' input */
+	struct trace_writer *rec;
 	bool settling;			/* after the window: frees only (pipeline__settle) */
 	__u64 after_window;		/* allocations seen while settling: not counted */
 };

@@ -35,12 +35,14 @@ struct kms_quality {
 	struct kms_event_misses event_misses[KMS_QUALITY_MAX_EVENTS];
 	int nr_event_misses;
 	bool deferred_traced;	/* RCU handoffs and bulk frees are seen (function probes) */
+	bool cut_short;		/* read from a trace file that was cut short or damaged */
 	const char *deferred_method;
 };
 
 static inline bool kms_quality_complete(const struct kms_quality *q)
 {
-	return !q->lost && !q->misses && !q->out_of_order && !q->pending_lost && !q->bulk_lost;
+	return !q->lost && !q->misses && !q->out_of_order && !q->pending_lost && !q->bulk_lost &&
+	       !q->cut_short;
 }
 
 #endif

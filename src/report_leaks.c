@@ -570,7 +570,7 @@ static struct rows *leaks_doc(const struct detect *d, const struct agg *a,
 	r[H_VERSION].i = SCHEMA_LEAKS_VERSION;
 	r[H_KERNEL].s = o->kernel;
 	r[H_KERNEL].null = !o->kernel;
-	r[H_SOURCE].s = "live";
+	r[H_SOURCE].s = o->source ? o->source : "live";
 	r[H_DURATION].u = o->quality ? o->quality->duration_ns : 0;
 	r[H_MIN_AGE].u = o->min_age_ns / 1000000ULL;
 	r[H_DEPTH].i = detect_report__depth(o);

@@ -269,7 +269,7 @@ struct rows *detect_report__misuse_doc(const struct detect *d, const struct agg 
 	r[H_VERSION].i = SCHEMA_MISUSE_VERSION;
 	r[H_KERNEL].s = o->kernel;
 	r[H_KERNEL].null = !o->kernel;
-	r[H_SOURCE].s = "live";
+	r[H_SOURCE].s = o->source ? o->source : "live";
 	r[H_DURATION].u = o->quality ? o->quality->duration_ns : 0;
 	r[H_DEPTH].i = detect_report__depth(o);
 	rows__child(doc, detect_report__verdict(o));

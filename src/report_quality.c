@@ -7,7 +7,8 @@
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
-	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_COMPLETE, Q_NR,
+	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
+	Q_NR,
 };
 
 static const struct row_col quality_cols[Q_NR] = {
@@ -40,6 +41,8 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_BULK_LOST] = { "bulk_lost", "bulk pointers lost", RK_U64,
 			  .note = "(bulk-freed pointers not recorded)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
+	[Q_CUT_SHORT] = { "cut_short", "trace cut short", RK_BOOL,
+			  .note = "(read from a damaged or unfinished trace file)" },
 	[Q_COMPLETE] = { "complete", "complete", RK_BOOL, ROW_LOUD_FALSE },
 };
 
@@ -99,8 +102,12 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_BULK_LOST].u = q.bulk_lost;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
+	r[Q_CUT_SHORT].u = q.cut_short;
 	r[Q_COMPLETE].u = kms_quality_complete(&q) && !st->nomem;
-	if (!r[Q_COMPLETE].u)
+	if (q.cut_short)
+		rows__remark(t, "\n!!! TRACE FILE CUT SHORT: the counts cover the records read "
+			     "before the damage or the end of the file !!!");
+	if (q.lost || q.misses || q.out_of_order || q.pending_lost || q.bulk_lost || st->nomem)
 		rows__remark(t, "\n!!! INCOMPLETE DATA: %llu records lost, %llu program runs "
 			     "missed, %llu out of order, %llu returns without entry, %llu not "
 			     "counted, %llu bulk-freed pointers not recorded: every count above is "

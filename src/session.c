@@ -18,6 +18,8 @@
 #include "ksyms.h"
 #include "log.h"
 #include "plan.h"
+#include "session_trace.h"
+#include "trace.h"
 #include "tracefs.h"
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
@@ -53,13 +55,6 @@ static __u64 resolve_site(struct session *s, int stack_id)
 	i = s->ksyms ? frames__pick_site(s->ksyms, uips, n) : 0;
 	s->site_cache[stack_id] = (i >= 0 ? ips[i] : 0) + 1;
 	return i >= 0 ? ips[i] : 0;
-}
-
-static int detect_stack(void *ctx, int stack_id, __u64 *ips, int max)
-{
-	struct session *s = ctx;
-
-	return s->coll ? collector__stack(s->coll, stack_id, ips, max) : -ENOENT;
 }
 
 /* the calibration workload's own allocations measure the tracer's baseline */
@@ -158,22 +153,65 @@ static void calibration_workload(void)
 }
 
 /* records with node -1 (NUMA_NO_NODE) count on the node of the CPU they ran on */
-static void set_cpu_nodes(struct session *s)
+static void read_cpu_nodes(struct session *s)
 {
-	int nr = libbpf_num_possible_cpus(), *nodes, err = -ENOMEM;
+	int nr = libbpf_num_possible_cpus(), err = -ENOMEM;
 
 	if (nr <= 0)
 		return;
-	nodes = calloc(nr, sizeof(*nodes));
-	if (nodes) {
-		err = cpu_nodes__read(NULL, nodes, nr);
-		if (err >= 0)
-			err = agg__set_cpu_nodes(s->pipe.agg, nodes, nr);
+	s->cpu_nodes = calloc(nr, sizeof(*s->cpu_nodes));
+	if (s->cpu_nodes) {
+		err = cpu_nodes__read(NULL, s->cpu_nodes, nr);
+		s->nr_cpu_nodes = err >= 0 ? nr : 0;
 	}
 	if (err < 0)
 		kms_warn("cannot read the CPUs' NUMA nodes (%s/node): %s; records without a "
 			 "node count as node 0\n", CPU_NODES_SYSFS, strerror(-err));
-	free(nodes);
+}
+
+int session__pipeline(struct session *s, const struct session_opts *o, bool deferred_traced,
+		      unsigned int page_shift,
+		      int (*stack)(void *ctx, int stack_id, __u64 *ips, int max))
+{
+	struct pipeline_opts po = {};
+	struct detect_opts dopts;
+
+	po.filter.comm = o->comm;
+	po.filter.families = o->families;
+	/* live, BPF filters processes (with their children); a file is filtered here */
+	if (s->trace) {
+		po.filter.pids = o->pids;
+		po.filter.nr_pids = o->nr_pids;
+	}
+	if (o->detect) {
+		dopts = *o->detect;
+		dopts.stack = stack;
+		dopts.stack_ctx = s;
+		dopts.page_shift = page_shift;
+		/* kfree_rcu() and bulk frees attached: an unfreed slab object was not freed */
+		dopts.deferred_frees = deferred_traced;
+		dopts.trace_cut = s->trace_q.cut_short;
+		if (s->gfp)
+			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
+					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");
+		po.detect = &dopts;
+	}
+	if (pipeline__init(&s->pipe, &po) ||
+	    agg__set_cpu_nodes(s->pipe.agg, s->cpu_nodes, s->nr_cpu_nodes)) {
+		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
+		return 1;
+	}
+	if (s->pipe.detect)
+		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
+				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
+	return 0;
+}
+
+static int live_stack(void *ctx, int stack_id, __u64 *ips, int max)
+{
+	struct session *s = ctx;
+
+	return s->coll ? collector__stack(s->coll, stack_id, ips, max) : -ENOENT;
 }
 
 static bool is_tracepoint_method(const char *m)
@@ -261,8 +299,6 @@ void session__collector_opts(const struct session_opts *o, struct collector_opts
 int session__start(struct session *s, const struct session_opts *o)
 {
 	struct collector_opts co = {};
-	struct pipeline_opts po = {};
-	struct detect_opts dopts;
 	struct collector_sink sink = { sink_event, sink_meta, s };
 	__u64 t0, t_plan, t_attach, t_syms;
 	int err;
@@ -273,6 +309,13 @@ int session__start(struct session *s, const struct session_opts *o)
 	s->self = getpid();
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		s->baseline_pc[f] = -1;
+	if (o->input) {
+		s->input = o->input;
+		s->from = o->from;
+		s->to = o->to;
+		return session_trace__open(s, o);
+	}
+	s->kernel = cli_kernel_release();
 	err = cli_preflight();
 	if (err)
 		return err;
@@ -293,25 +336,11 @@ int session__start(struct session *s, const struct session_opts *o)
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
 	}
-	po.filter.comm = o->comm;
-	po.filter.families = o->families;
-	if (o->detect) {
-		dopts = *o->detect;
-		dopts.stack = detect_stack;
-		dopts.stack_ctx = s;
-		dopts.page_shift = __builtin_ctzl(sysconf(_SC_PAGESIZE));
-		/* kfree_rcu() and bulk frees attached: an unfreed slab object was not freed */
-		dopts.deferred_frees = s->plan->deferred_traced;
-		if (s->gfp)
-			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
-					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");
-		po.detect = &dopts;
-	}
-	if (pipeline__init(&s->pipe, &po)) {
-		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
+	read_cpu_nodes(s);
+	/* the baselines are measured later: detect__set_env() again after calibration */
+	if (session__pipeline(s, o, s->plan->deferred_traced,
+			      __builtin_ctzl(sysconf(_SC_PAGESIZE)), live_stack))
 		return 1;
-	}
-	set_cpu_nodes(s);
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f])
 			kms_warn("family %s cannot be traced on this kernel (see 'kmemscope "
@@ -325,6 +354,8 @@ int session__start(struct session *s, const struct session_opts *o)
 	}
 	err = collector__open(&s->coll, s->plan, &co, sink);
 	if (err)
+		return 1;
+	if (o->record && session_trace__record(s, o))
 		return 1;
 	for (int i = 0; i < o->nr_pids; i++) {
 		if (kill(o->pids[i], 0) && errno == ESRCH) {
@@ -355,6 +386,9 @@ int session__start(struct session *s, const struct session_opts *o)
 	t_attach = cli_now_ns();
 	/* what arrives from now on is delivered with its site resolved */
 	s->ksyms = ksyms__wait(&s->syms);
+	/* before calibration delivers anything: the file interns every address it takes */
+	if (s->rec)
+		trace_writer__set_ksyms(s->rec, s->ksyms);
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
 			 strerror(errno));
@@ -365,6 +399,10 @@ int session__start(struct session *s, const struct session_opts *o)
 		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
+	if (session_trace__begin(s, o)) {
+		cli_cmd_abort(&s->cmd);
+		return 1;
+	}
 	kms_info("tracing, %llu ms after start-up began (plan and load %llu ms, attach %llu ms, "
 		 "waiting for symbols %llu ms, calibration %llu ms)\n", ms(s->start_ns - t0),
 		 ms(t_plan - t0), ms(t_attach - t_plan), ms(t_syms - t_attach),
@@ -382,6 +420,8 @@ int session__run(struct session *s, double duration, double interval,
 	struct timespec pause = { 0, POLL_NS };
 	int err, busy;
 
+	if (s->trace)
+		return session_trace__replay(s, interval, tick, ctx);
 	for (;;) {
 		__u64 now;
 
@@ -391,6 +431,8 @@ int session__run(struct session *s, double duration, double interval,
 			return 1;
 		}
 		now = cli_now_ns();
+		if (session_trace__tick(s, now))
+			return 1;
 		if (tick && now >= next_tick) {
 			err = tick(s, ctx);
 			if (err)
@@ -420,7 +462,8 @@ int session__settle(struct session *s, double seconds)
 	__u64 until;
 	int err;
 
-	if (seconds <= 0)
+	/* a file holds the frees of its recording's settle period, if it had one */
+	if (seconds <= 0 || s->trace)
 		return 0;
 	err = collector__sync(s->coll);
 	if (err) {
@@ -434,6 +477,8 @@ int session__settle(struct session *s, double seconds)
 		kms_debug("membarrier: %s\n", strerror(errno));
 	until = cli_now_ns() + (__u64)(seconds * 1e9);
 	while (cli_now_ns() < until && !cli_exiting()) {
+		if (session_trace__tick(s, cli_now_ns()))
+			return 1;
 		err = collector__poll(s->coll);
 		if (err < 0) {
 			kms_error("Failed to read events: %s\n", strerror(-err));
@@ -447,20 +492,31 @@ int session__settle(struct session *s, double seconds)
 
 int session__stop(struct session *s)
 {
+	struct kms_quality q;
 	int err;
 
+	if (s->trace)
+		return 0;
 	err = collector__stop(s->coll);
 	/* after the drain: the last batches are dated by their flush, which is now */
 	s->stop_ns = cli_now_ns();
 	cli_cmd_abort(&s->cmd);
 	if (err)
 		kms_error("Failed to drain events: %s\n", strerror(-err));
-	return err ? 1 : 0;
+	session__quality(s, &q);
+	return (session_trace__finish(s, &q) || err) ? 1 : 0;
 }
 
 void session__quality(struct session *s, struct kms_quality *q)
 {
 	memset(q, 0, sizeof(*q));
+	if (s->trace) {
+		/* what the recording counted, and what the filters here leave out */
+		*q = s->trace_q;
+		q->filtered += pipeline__filtered(&s->pipe);
+		q->duration_ns = s->stop_ns - s->start_ns;
+		return;
+	}
 	collector__quality(s->coll, q);
 	if (s->pipe.filter)
 		q->filtered += pipeline__filtered(&s->pipe);
@@ -471,11 +527,17 @@ void session__quality(struct session *s, struct kms_quality *q)
 void session__free(struct session *s)
 {
 	cli_cmd_abort(&s->cmd);
+	trace_writer__free(s->rec);
+	trace_reader__free(s->trace);
+	if (s->trace)
+		s->ksyms = NULL;	/* the reader's */
+	free(s->cpu_nodes);
+	gfp_table__free(s->gfp);
+	s->gfp = NULL;
 	collector__free(s->coll);
 	plan__free(s->plan);
 	pipeline__fini(&s->pipe);
 	ksyms__loader_fini(&s->syms);
-	gfp_table__free(s->gfp);
 	free(s->site_cache);
 	memset(s, 0, sizeof(*s));
 }
@@ -499,6 +561,15 @@ static const struct argp_option session_options[] = {
 				     "allocations (its buffers growing) are left out and counted in "
 				     "the data quality block" },
 	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{ "record", 1006, "FILE", 0, "also record what the report counts to trace FILE (read it "
+				     "back with -i)" },
+	{ NULL, 0, NULL, 0, "Reading a trace file (no root, no BPF needed):", 2 },
+	{ "input", 'i', "FILE", 0, "report on trace FILE (kmemscope record, --record) instead "
+				   "of tracing; -p, -c and -F filter it" },
+	{ "from", 1007, "SEC", 0, "with -i: only what happened from SEC seconds after the trace "
+				  "began" },
+	{ "to", 1008, "SEC", 0, "with -i: only what happened up to SEC seconds after the trace "
+				"began" },
 	{},
 };
 
@@ -558,6 +629,18 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 	case 1005:
 		sa->so.trace_self = true;
 		break;
+	case 1006:
+		sa->so.record = arg;
+		break;
+	case 'i':
+		sa->so.input = arg;
+		break;
+	case 1007:
+	case 1008:
+		if (cli_parse_seconds(arg, key == 1007 ? "start time" : "end time",
+				      key == 1007 ? &sa->so.from : &sa->so.to))
+			return EINVAL;
+		break;
 	case 'v':
 		log_set_level(log_get_level() + 1);
 		break;
@@ -580,6 +663,23 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			cli_argp_fail(state, "-a goes with -- CMD");
 		if (sa->so.cmd && sa->so.nr_pids)
 			cli_argp_fail(state, "-p and -- CMD do not go together");
+		if ((sa->so.from || sa->so.to) && !sa->so.input)
+			cli_argp_fail(state, "--from and --to go with -i");
+		if (sa->so.to && sa->so.to <= sa->so.from)
+			cli_argp_fail(state, "--to must be after --from");
+		if (sa->so.input) {
+			/* what only means something while tracing a live kernel */
+			const char *live = sa->so.cmd ? "-- CMD" : sa->so.all_cpus ? "-a" :
+					   sa->so.ring_mb ? "--ring-mb" :
+					   sa->so.order ? "--order" :
+					   sa->so.rescue ? "--rescue" :
+					   sa->so.trace_self ? "--trace-self" :
+					   sa->so.record ? "--record" : NULL;
+
+			if (live)
+				cli_argp_fail(state, "%s has no meaning with -i (a recorded trace)",
+					      live);
+		}
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;

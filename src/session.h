@@ -21,6 +21,8 @@ struct collector;
 struct gfp_table;
 struct detect;
 struct detect_opts;
+struct trace_reader;
+struct trace_writer;
 
 enum session_order {
 	SESSION_ORDER_AUTO = 0,	/* seq on up to 8 CPUs, else time */
@@ -43,6 +45,9 @@ struct session_opts {
 	bool stack_cache;	/* with stacks_all: reuse a stack per call site and context */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
 	bool trace_self;	/* trace kmemscope's own process too (left out by default) */
+	const char *record;	/* --record: also write what the reports count to this file */
+	const char *input;	/* -i: read the records from this trace file, not the kernel */
+	double from, to;	/* with input: the time window, seconds after the trace began */
 	/*
 	 * Detectors to run on the same ordered stream (NULL: none). The session
 	 * makes them, gives them its stacks, symbols, GFP names and calibrated
@@ -71,6 +76,7 @@ struct session {
 	struct plan *plan;
 	struct collector *coll;
 	struct ksyms_loader syms;	/* reads kallsyms while the programs load */
+	const char *kernel;		/* release of the traced kernel */
 	struct ksyms *ksyms;		/* syms' symbols, once attached (NULL: none) */
 	struct gfp_table *gfp;
 	/* filter stage, aggregator, detectors: see pipeline.h */
@@ -91,6 +97,17 @@ struct session {
 	__u64 window_ns;	/* the window's length when settling, else 0 */
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];
+	int *cpu_nodes;		/* node of each CPU of the traced system */
+	int nr_cpu_nodes;
+	/* recording (--record): see session_trace.h */
+	struct trace_writer *rec;
+	const char *rec_path;
+	__u64 rec_flushed;
+	/* a session on a trace file (-i): its reader, and the recording's data quality */
+	struct trace_reader *trace;
+	const char *input;
+	double from, to;
+	struct kms_quality trace_q;
 };
 
 struct collector_opts;
@@ -99,7 +116,10 @@ struct collector_opts;
 void session__collector_opts(const struct session_opts *o, struct collector_opts *co);
 /* exit status on failure (2: environment or usage, 1: runtime), 0 on success */
 int session__start(struct session *s, const struct session_opts *o);
-/* poll until duration (0: none) is over, the command exits, or a signal */
+/*
+ * Live: poll until duration (0: none) is over, the command exits, or a
+ * signal. A trace file: replay it (duration does not apply).
+ */
 int session__run(struct session *s, double duration, double interval,
 		 int (*tick)(struct session *s, void *ctx), void *ctx);
 /* after session__run: apply the frees of seconds more (see session.c), 0 or 1 */

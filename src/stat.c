@@ -121,6 +121,10 @@ int cmd_stat(int argc, char **argv)
 	if (err)
 		return err;
 	env.sa.so.pids = env.sa.pids;
+	if (env.sa.so.input && env.duration) {
+		fprintf(stderr, "kmemscope: -d has no meaning with -i (see --from, --to)\n");
+		return 2;
+	}
 	err = cli_check_output(env.output);
 	if (err)
 		return err;
@@ -138,7 +142,8 @@ int cmd_stat(int argc, char **argv)
 	if (mis.d) {
 		mis.ro.ksyms = s.ksyms;
 		mis.ro.gfp = s.gfp;
-		mis.ro.kernel = cli_kernel_release();
+		mis.ro.kernel = s.kernel;
+		mis.ro.source = s.trace ? "file" : "live";
 		memcpy(mis.ro.baseline_pc, s.baseline_pc, sizeof(mis.ro.baseline_pc));
 		mis.ro.stack_depth = 1;
 		mis.ro.top = env.top;
@@ -146,7 +151,7 @@ int cmd_stat(int argc, char **argv)
 		ro.extra = misuse_rows;
 		ro.extra_ctx = &mis;
 	}
-	if (!env.duration && !env.sa.so.cmd && !env.json)
+	if (!env.duration && !env.sa.so.cmd && !env.json && !env.sa.so.input)
 		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 	err = session__run(&s, env.duration, 0, NULL, NULL);
 	err = session__stop(&s) || err;
@@ -155,8 +160,8 @@ int cmd_stat(int argc, char **argv)
 	session__quality(&s, &q);
 	ro.ksyms = s.ksyms;
 	ro.gfp = s.gfp;
-	ro.kernel = cli_kernel_release();
-	ro.source = "live";
+	ro.kernel = s.kernel;
+	ro.source = s.trace ? "file" : "live";
 	ro.quality = &q;
 	ro.top = env.top;
 	out = cli_open_output(env.output);

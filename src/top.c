@@ -365,7 +365,7 @@ static const struct argp_option top_options[] = {
 	{ NULL, 0, NULL, 0, "What to trace:", 1 },
 	{ "no-stacks", 1001, NULL, 0, "no stack capture: page, vmalloc and dma sites stay unknown" },
 	{ NULL, 0, NULL, 0, "Display:", 2 },
-	{ "interval", 'i', "SEC", 0, "refresh every SEC seconds (default 1)" },
+	{ "interval", 'I', "SEC", 0, "refresh every SEC seconds (default 1)" },
 	{ "sort", 's', "KEY", 0, "sort sites by KEY: bytes (default), allocs, frees, outstanding, "
 				 "waste, fails" },
 	{ "rows", 'n', "ROWS", 0, "site rows (default: what fits the screen; 20 in batch mode; "
@@ -390,7 +390,7 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	case 1001:
 		env->sa.so.no_stacks = true;
 		break;
-	case 'i':
+	case 'I':
 		if (cli_parse_seconds(arg, "interval", &env->interval))
 			return EINVAL;
 		if (env->interval < 0.1)
@@ -794,7 +794,7 @@ int cmd_top(int argc, char **argv)
 		"Examples:\n"
 		"  kmemscope top                          whole system, refresh every second\n"
 		"  kmemscope top -s allocs -F slab        slab sites by allocation rate\n"
-		"  kmemscope top -i 0.5 --count 3 | less  three text blocks\n"
+		"  kmemscope top -I 0.5 --count 3 | less  three text blocks\n"
 		"  kmemscope top --once -n 10             one block, top 10 sites\n"
 		"  kmemscope top -- make -j4              sites of a build, until it ends\n\n"
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "

@@ -44,8 +44,8 @@ check() {
 LOAD=$!
 
 rc=0
-timeout 60 "$KMS" top -i 0.5 --count 3 >"$WORK/out" 2>"$WORK/err" </dev/null || rc=$?
-check "batch -i 0.5 --count 3: exit $rc $(head -c 200 "$WORK/err" | tr "\n" "|")" [ "$rc" -eq 0 ]
+timeout 60 "$KMS" top -I 0.5 --count 3 >"$WORK/out" 2>"$WORK/err" </dev/null || rc=$?
+check "batch -I 0.5 --count 3: exit $rc $(head -c 200 "$WORK/err" | tr "\n" "|")" [ "$rc" -eq 0 ]
 
 blocks=$(grep -c '^kmemscope top [0-9-]* [0-9:]*  events/s [0-9.KMG]*  window ' "$WORK/out")
 check "batch: 3 blocks with a timestamped header (got $blocks)" [ "$blocks" -eq 3 ]
@@ -65,7 +65,7 @@ n=$(awk '/^ALLOC\/s/ { t = 1; next } /^$/ { t = 0 } t && NF >= 8 { n++ } END { p
 check "batch: site rows present (got $n)" [ "$n" -gt 0 ]
 
 rc=0
-timeout 30 "$KMS" top --once -i 0.3 -n 5 -s allocs -F kmalloc >"$WORK/out" 2>"$WORK/err" \
+timeout 30 "$KMS" top --once -I 0.3 -n 5 -s allocs -F kmalloc >"$WORK/out" 2>"$WORK/err" \
 	</dev/null || rc=$?
 blocks=$(grep -c '^kmemscope top ' "$WORK/out")
 rows=$(awk '/^ALLOC\/s/ { t = 1; next } /^$/ { t = 0 } t { n++ } END { print n + 0 }' "$WORK/out")
@@ -84,7 +84,7 @@ LOAD=
 # -- CMD: top ends with the command, with a last block for the part interval
 rc=0
 start=$(date +%s)
-timeout 30 "$KMS" top -i 10 -- sh -c 'ls -la /usr/lib >/dev/null; sleep 0.5' >"$WORK/out" \
+timeout 30 "$KMS" top -I 10 -- sh -c 'ls -la /usr/lib >/dev/null; sleep 0.5' >"$WORK/out" \
 	2>"$WORK/err" </dev/null || rc=$?
 took=$(( $(date +%s) - start ))
 blocks=$(grep -c '^kmemscope top ' "$WORK/out")
@@ -110,7 +110,7 @@ bad() {
 	fi
 }
 bad "top -s bogus" -s bogus
-bad "top -i 0" -i 0
+bad "top -I 0" -I 0
 bad "top --count 0" --count 0
 bad "top --bogus" --bogus
 exit 0

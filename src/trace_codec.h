@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * How a DATA block encodes records (docs/trace-format.md): a kind byte, then
+ * for an event a varint mask of the fields that differ from the previous
+ * event of the same type, and each such field as a zigzag varint of its
+ * difference at the field's width. Time is a difference from the previous
+ * record of any type. Consecutive events of one type share most fields (cpu,
+ * pid, gfp, cache, context), and addresses differ by little, so a 64-byte
+ * record takes ~10-16 bytes before compression. The state starts zeroed in
+ * every block: blocks decode independently.
+ */
+#ifndef KMS_TRACE_CODEC_H
+#define KMS_TRACE_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+#include <linux/types.h>
+#include "kmemscope.h"
+#include "trace.h"
+
+/* the encoded fields of struct kms_event, in mask bit order (type is the kind byte) */
+static const struct { __u8 off, size; } trace_fields[] = {
+	{ offsetof(struct kms_event, ctx), 1 },
+	{ offsetof(struct kms_event, order), 1 },
+	{ offsetof(struct kms_event, extra), 1 },
+	{ offsetof(struct kms_event, node), 2 },
+	{ offsetof(struct kms_event, cpu), 2 },
+	{ offsetof(struct kms_event, ts), 8 },
+	{ offsetof(struct kms_event, ptr), 8 },
+	{ offsetof(struct kms_event, site), 8 },
+	{ offsetof(struct kms_event, obj), 8 },
+	{ offsetof(struct kms_event, bytes_req), 4 },
+	{ offsetof(struct kms_event, bytes_alloc), 4 },
+	{ offsetof(struct kms_event, gfp), 4 },
+	{ offsetof(struct kms_event, pid), 4 },
+	{ offsetof(struct kms_event, stack_id), 4 },
+	{ offsetof(struct kms_event, pc), 4 },
+};
+#define TRACE_NR_FIELDS (sizeof(trace_fields) / sizeof(trace_fields[0]))
+#define TRACE_TS_FIELD 5
+/* the longest encoding of one record: kind, mask, fields; or kind and a kms_meta */
+#define TRACE_REC_MAX (1 + 3 + TRACE_NR_FIELDS * 10)
+
+_Static_assert(TRACE_NR_FIELDS <= 21, "the mask is a varint of at most 3 bytes");
+_Static_assert(TRACE_REC_MAX >= 1 + sizeof(struct kms_meta), "a metadata record fits");
+
+struct trace_codec {
+	struct kms_event prev[KMS_EV_NR_EVENTS];	/* last event of each type */
+	__u64 ts;					/* last record's time */
+};
+
+static inline __u64 trace_field_get(const struct kms_event *e, unsigned int i)
+{
+	const char *p = (const char *)e + trace_fields[i].off;
+	__u8 v8; __u16 v16; __u32 v32; __u64 v64;
+
+	switch (trace_fields[i].size) {
+	case 1: memcpy(&v8, p, 1); return v8;
+	case 2: memcpy(&v16, p, 2); return v16;
+	case 4: memcpy(&v32, p, 4); return v32;
+	default: memcpy(&v64, p, 8); return v64;
+	}
+}
+
+static inline void trace_field_set(struct kms_event *e, unsigned int i, __u64 v)
+{
+	char *p = (char *)e + trace_fields[i].off;
+	__u8 v8 = v; __u16 v16 = v; __u32 v32 = v;
+
+	switch (trace_fields[i].size) {
+	case 1: memcpy(p, &v8, 1); break;
+	case 2: memcpy(p, &v16, 2); break;
+	case 4: memcpy(p, &v32, 4); break;
+	default: memcpy(p, &v, 8); break;
+	}
+}
+
+static inline __u8 *trace_put_varint(__u8 *p, __u64 v)
+{
+	while (v >= 0x80) {
+		*p++ = (__u8)v | 0x80;
+		v >>= 7;
+	}
+	*p++ = (__u8)v;
+	return p;
+}
+
+/* NULL when the varint runs past end or past 64 bits */
+static inline const __u8 *trace_get_varint(const __u8 *p, const __u8 *end, __u64 *v)
+{
+	__u64 r = 0;
+
+	for (unsigned int shift = 0; shift < 64 && p < end; shift += 7) {
+		__u8 b = *p++;
+
+		r |= (__u64)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+/* the difference of two field values, sign-extended from the field's width, zigzagged */
+static inline __u64 trace_zigzag(__u64 diff, unsigned int size)
+{
+	unsigned int drop = 64 - 8 * size;
+	__s64 d = (__s64)(diff << drop) >> drop;
+
+	return ((__u64)d << 1) ^ (__u64)(d >> 63);
+}
+
+static inline __u64 trace_unzigzag(__u64 z)
+{
+	return (z >> 1) ^ -(z & 1);
+}
+
+/* e->type must be an event type (1 .. KMS_EV_NR_EVENTS - 1); returns the end of the record */
+static inline __u8 *trace_encode_event(struct trace_codec *c, const struct kms_event *e, __u8 *p)
+{
+	struct kms_event *prev = &c->prev[e->type];
+	__u8 *mask_at, fields[TRACE_NR_FIELDS * 10], *f = fields;
+	__u32 mask = 0;
+
+	prev->ts = c->ts;
+	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
+		__u64 v = trace_field_get(e, i), old = trace_field_get(prev, i);
+
+		if (v == old)
+			continue;
+		mask |= 1u << i;
+		f = trace_put_varint(f, trace_zigzag(v - old, trace_fields[i].size));
+	}
+	*p++ = e->type;
+	mask_at = p;
+	p = trace_put_varint(mask_at, mask);
+	memcpy(p, fields, f - fields);
+	*prev = *e;
+	c->ts = e->ts;
+	return p + (f - fields);
+}
+
+static inline __u8 *trace_encode_meta(struct trace_codec *c, const struct kms_meta *m, __u8 *p)
+{
+	*p++ = m->type;
+	memcpy(p, m, sizeof(*m));
+	c->ts = m->ts;
+	return p + sizeof(*m);
+}
+
+/* one decoded record */
+enum trace_rec { TRACE_REC_EVENT, TRACE_REC_META, TRACE_REC_SETTLE, TRACE_REC_BEGIN };
+
+/* NULL when the bytes at p are not a record (see trace_encode_*) */
+static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, const __u8 *end,
+				       enum trace_rec *kind, struct kms_event *e,
+				       struct kms_meta *m)
+{
+	__u8 type;
+	__u64 mask, z;
+
+	if (p >= end)
+		return NULL;
+	type = *p++;
+	if (type == KMS_REC_SETTLE || type == KMS_REC_BEGIN) {
+		*kind = type == KMS_REC_SETTLE ? TRACE_REC_SETTLE : TRACE_REC_BEGIN;
+		return p;
+	}
+	if (type >= KMS_EV_META_TASK && type <= KMS_EV_META_LOSS) {
+		if ((size_t)(end - p) < sizeof(*m))
+			return NULL;
+		memcpy(m, p, sizeof(*m));
+		if (m->type != type)
+			return NULL;
+		c->ts = m->ts;
+		*kind = TRACE_REC_META;
+		return p + sizeof(*m);
+	}
+	if (type == KMS_EV_NONE || type >= KMS_EV_NR_EVENTS)
+		return NULL;
+	p = trace_get_varint(p, end, &mask);
+	if (!p || mask >> TRACE_NR_FIELDS)
+		return NULL;
+	*e = c->prev[type];
+	e->ts = c->ts;
+	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
+		if (!(mask & (1u << i)))
+			continue;
+		p = trace_get_varint(p, end, &z);
+		if (!p)
+			return NULL;
+		trace_field_set(e, i, trace_field_get(e, i) + trace_unzigzag(z));
+	}
+	e->type = type;
+	c->prev[type] = *e;
+	c->ts = e->ts;
+	*kind = TRACE_REC_EVENT;
+	return p;
+}
+
+#endif

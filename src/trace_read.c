@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The trace reader (trace.h). The file is mapped; opening checks every block
+ * in order (magic, header CRC, type, lengths, sequence, payload CRC) and keeps
+ * the metadata, symbols and stacks, so that records can be symbolized and
+ * their stacks read while they replay. Reading stops at the first block that
+ * fails a check: what comes before it is whole, and the reports say where
+ * and why reading stopped. Nothing in the file is trusted: every length is
+ * checked against the mapping before it is used.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <zlib.h>
+#include <zstd.h>
+#include "ksyms.h"
+#include "kvec.h"
+#include "trace.h"
+#include "trace_codec.h"
+
+struct stack_item {
+	__u64 id;
+	__u32 n;
+	__u64 ips[KMS_MAX_STACK];
+};
+
+/* the SYMS blocks' text, put together */
+struct text {
+	char *p;
+	size_t len;
+};
+
+struct trace_reader {
+	const __u8 *map;
+	size_t size;
+	struct trace_read_info info;
+	json_t *meta, *end;
+	struct ksyms *ksyms;
+	struct kvec stacks;		/* struct stack_item by id */
+	__u64 *data;			/* offsets of the valid DATA blocks */
+	size_t nr_data, cap_data;
+	__u8 *raw;			/* a decoded payload */
+	size_t raw_cap;
+	ZSTD_DCtx *zd;
+};
+
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/* the payload of the block at off, decoded into r->raw; NULL with why set */
+static const __u8 *payload(struct trace_reader *r, const struct kms_block_header *h,
+			   const __u8 *stored, char *why, size_t len)
+{
+	if (h->codec == KMS_CODEC_NONE) {
+		if (h->raw_len != h->stored_len) {
+			say(why, len, "stored and decoded lengths differ");
+			return NULL;
+		}
+		return stored;
+	}
+	if (h->raw_len > r->raw_cap) {
+		__u8 *p = realloc(r->raw, h->raw_len);
+
+		if (!p) {
+			say(why, len, "%s", strerror(ENOMEM));
+			return NULL;
+		}
+		r->raw = p;
+		r->raw_cap = h->raw_len;
+	}
+	size_t n = ZSTD_decompressDCtx(r->zd, r->raw, h->raw_len, stored, h->stored_len);
+	if (ZSTD_isError(n) || n != h->raw_len) {
+		say(why, len, "payload does not decompress (%s)",
+		    ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong length");
+		return NULL;
+	}
+	return r->raw;
+}
+
+static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
+		       char *why, size_t wlen)
+{
+	const __u8 *end = p + len;
+
+	for (__u32 i = 0; i < count; i++) {
+		struct stack_item *it;
+		__u32 hdr[2];
+		bool created;
+		long at;
+
+		if ((size_t)(end - p) < sizeof(hdr)) {
+			say(why, wlen, "stack %u of %u is cut short", i, count);
+			return -EINVAL;
+		}
+		memcpy(hdr, p, sizeof(hdr));
+		p += sizeof(hdr);
+		if (hdr[1] > KMS_MAX_STACK || (size_t)(end - p) < hdr[1] * sizeof(__u64) ||
+		    (__s32)hdr[0] < 0) {
+			say(why, wlen, "stack %u of %u is damaged", i, count);
+			return -EINVAL;
+		}
+		at = kvec__get(&r->stacks, &(__u64){ hdr[0] }, &created);
+		if (at < 0) {
+			say(why, wlen, "%s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		it = kvec__at(&r->stacks, at);
+		it->n = hdr[1];
+		memcpy(it->ips, p, hdr[1] * sizeof(__u64));
+		p += hdr[1] * sizeof(__u64);
+	}
+	if (p != end) {
+		say(why, wlen, "stacks block has trailing bytes");
+		return -EINVAL;
+	}
+	r->info.stacks += count;
+	return 0;
+}
+
+static int keep_json(json_t **out, const __u8 *p, size_t len, char *why, size_t wlen)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb((const char *)p, len, 0, &jerr);
+
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		say(why, wlen, "not a JSON object (%s)", j ? "another JSON value" : jerr.text);
+		return -EINVAL;
+	}
+	*out = j;
+	return 0;
+}
+
+/* one checked block: keep what it holds; -EINVAL with why set when it is damaged */
+static int keep_block(struct trace_reader *r, const struct kms_block_header *h, size_t off,
+		      struct text *syms, char *why, size_t wlen)
+{
+	const __u8 *p = payload(r, h, r->map + off + sizeof(*h), why, wlen);
+
+	if (!p)
+		return -EINVAL;
+	switch (h->type) {
+	case KMS_BLK_META:
+		return keep_json(&r->meta, p, h->raw_len, why, wlen);
+	case KMS_BLK_END:
+		return keep_json(&r->end, p, h->raw_len, why, wlen);
+	case KMS_BLK_STACKS:
+		return keep_stacks(r, p, h->raw_len, h->count, why, wlen);
+	case KMS_BLK_SYMS: {
+		char *n = realloc(syms->p, syms->len + h->raw_len + 1);
+
+		if (!n) {
+			say(why, wlen, "%s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+		memcpy(n + syms->len, p, h->raw_len);
+		syms->p = n;
+		syms->len += h->raw_len;
+		r->info.symbols += h->count;
+		return 0;
+	}
+	case KMS_BLK_DATA:
+		if (r->nr_data == r->cap_data) {
+			size_t cap = r->cap_data ? 2 * r->cap_data : 64;
+			__u64 *d = realloc(r->data, cap * sizeof(*d));
+
+			if (!d) {
+				say(why, wlen, "%s", strerror(ENOMEM));
+				return -ENOMEM;
+			}
+			r->data = d;
+			r->cap_data = cap;
+		}
+		r->data[r->nr_data++] = off;
+		r->info.data_blocks++;
+		r->info.records += h->count;
+		r->info.raw_bytes += h->raw_len;
+		r->info.stored_bytes += h->stored_len;
+		if (!r->info.t_first && h->t_first)
+			r->info.t_first = h->t_first;
+		if (h->t_last)
+			r->info.t_last = h->t_last;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* the header of the block at off, checked: 0, or -EINVAL with why set */
+static int block_at(const struct trace_reader *r, size_t off, __u64 seq,
+		    struct kms_block_header *hp, char *why, size_t wlen)
+{
+	struct kms_block_header h;
+
+	if (r->size - off < sizeof(h)) {
+		say(why, wlen, "block %llu: cut short in its header (%zu of %zu bytes)",
+		    (unsigned long long)seq, r->size - off, sizeof(h));
+		return -EINVAL;
+	}
+	memcpy(&h, r->map + off, sizeof(h));
+	if (h.magic != KMS_BLOCK_MAGIC ||
+	    h.hcrc != crc32(0, (const void *)&h, offsetof(struct kms_block_header, hcrc))) {
+		say(why, wlen, "block %llu at offset %zu: damaged header", (unsigned long long)seq,
+		    off);
+		return -EINVAL;
+	}
+	if (h.seq != seq) {
+		say(why, wlen, "block %llu at offset %zu: out of order (sequence %llu)",
+		    (unsigned long long)seq, off, (unsigned long long)h.seq);
+		return -EINVAL;
+	}
+	if (!h.type || h.type >= KMS_BLK_NR || h.codec > KMS_CODEC_ZSTD ||
+	    h.raw_len > KMS_BLOCK_MAX || h.stored_len > KMS_BLOCK_MAX) {
+		say(why, wlen, "block %llu at offset %zu: unknown type, codec or length",
+		    (unsigned long long)seq, off);
+		return -EINVAL;
+	}
+	if (r->size - off - sizeof(h) < h.stored_len) {
+		say(why, wlen, "block %llu: cut short in its payload (%zu of %u bytes)",
+		    (unsigned long long)seq, r->size - off - sizeof(h), h.stored_len);
+		return -EINVAL;
+	}
+	if (h.crc != crc32(0, r->map + off + sizeof(h), h.stored_len)) {
+		say(why, wlen, "block %llu at offset %zu: payload CRC mismatch",
+		    (unsigned long long)seq, off);
+		return -EINVAL;
+	}
+	*hp = h;
+	return 0;
+}
+
+static int check_header(const struct trace_reader *r, char *why, size_t len)
+{
+	struct kms_trace_header h;
+
+	if (r->size < sizeof(h)) {
+		say(why, len, "not a kmemscope trace (%zu bytes, shorter than its header)", r->size);
+		return -EINVAL;
+	}
+	memcpy(&h, r->map, sizeof(h));
+	if (memcmp(h.magic, KMS_TRACE_MAGIC, sizeof(h.magic))) {
+		say(why, len, "not a kmemscope trace (wrong magic)");
+		return -EINVAL;
+	}
+	if (h.byte_order != KMS_TRACE_BOM) {
+		say(why, len, "trace written with the other byte order: not readable here");
+		return -EINVAL;
+	}
+	if (h.version != KMS_TRACE_VERSION) {
+		say(why, len, "trace format version %u: this kmemscope reads version %u", h.version,
+		    KMS_TRACE_VERSION);
+		return -EINVAL;
+	}
+	if (h.abi != KMS_ABI_VERSION) {
+		say(why, len, "trace records of ABI version %u: this kmemscope reads version %u",
+		    h.abi, KMS_ABI_VERSION);
+		return -EINVAL;
+	}
+	if (h.header_size != sizeof(h)) {
+		say(why, len, "trace header of %u bytes: expected %zu", h.header_size, sizeof(h));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int trace_reader__open(struct trace_reader **out, const char *path, char *why, size_t wlen)
+{
+	struct text syms = {};
+	struct trace_reader *r;
+	struct stat st;
+	size_t off;
+	int fd, err;
+
+	*out = NULL;
+	why[0] = '\0';
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	kvec__init(&r->stacks, sizeof(struct stack_item), sizeof(__u64));
+	r->zd = ZSTD_createDCtx();
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		err = -errno;
+		say(why, wlen, "%s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		say(why, wlen, "not a regular file");
+		goto fail;
+	}
+	r->size = st.st_size;
+	r->info.size = st.st_size;
+	if (r->size) {
+		r->map = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (r->map == MAP_FAILED) {
+			r->map = NULL;
+			err = -errno;
+			say(why, wlen, "%s", strerror(errno));
+			goto fail;
+		}
+	}
+	err = check_header(r, why, wlen);
+	if (err || !r->zd)
+		goto fail;
+	for (off = sizeof(struct kms_trace_header); off < r->size;) {
+		struct kms_block_header h;
+		char bwhy[128];
+
+		if (block_at(r, off, r->info.blocks, &h, bwhy, sizeof(bwhy))) {
+			say(r->info.cut, sizeof(r->info.cut), "%s", bwhy);
+			break;
+		}
+		if (!r->info.blocks && h.type != KMS_BLK_META) {
+			say(r->info.cut, sizeof(r->info.cut), "the first block is not the metadata");
+			break;
+		}
+		if (keep_block(r, &h, off, &syms, bwhy, sizeof(bwhy))) {
+			say(r->info.cut, sizeof(r->info.cut), "block %llu at offset %zu: %s",
+			    (unsigned long long)h.seq, off, bwhy);
+			break;
+		}
+		r->info.blocks++;
+		r->info.lost = h.lost;
+		off += sizeof(h) + h.stored_len;
+		if (h.type == KMS_BLK_END) {
+			r->info.ended = true;
+			break;
+		}
+	}
+	if (!r->meta) {
+		err = -EINVAL;
+		say(why, wlen, "%s", r->info.cut[0] ? r->info.cut : "no metadata block");
+		goto fail;
+	}
+	if (r->info.ended && off < r->size)
+		say(r->info.cut, sizeof(r->info.cut), "%zu bytes after the end block ignored",
+		    r->size - off);
+	else if (!r->info.ended && !r->info.cut[0])
+		say(r->info.cut, sizeof(r->info.cut), "no end block (the recorder did not finish)");
+	if (syms.len) {
+		r->ksyms = ksyms__from_text(syms.p, syms.len);
+		syms.p = NULL;
+	}
+	free(syms.p);
+	close(fd);
+	*out = r;
+	return 0;
+fail:
+	free(syms.p);
+	if (fd >= 0)
+		close(fd);
+	trace_reader__free(r);
+	return err;
+}
+
+void trace_reader__free(struct trace_reader *r)
+{
+	if (!r)
+		return;
+	if (r->map)
+		munmap((void *)r->map, r->size);
+	json_decref(r->meta);
+	json_decref(r->end);
+	ksyms__free(r->ksyms);
+	kvec__fini(&r->stacks);
+	free(r->data);
+	free(r->raw);
+	ZSTD_freeDCtx(r->zd);
+	free(r);
+}
+
+const struct trace_read_info *trace_reader__info(const struct trace_reader *r)
+{
+	return &r->info;
+}
+
+const json_t *trace_reader__meta(const struct trace_reader *r)
+{
+	return r->meta;
+}
+
+const json_t *trace_reader__end(const struct trace_reader *r)
+{
+	return r->end;
+}
+
+struct ksyms *trace_reader__ksyms(struct trace_reader *r)
+{
+	return r->ksyms;
+}
+
+int trace_reader__stack(const struct trace_reader *r, int stack_id, __u64 *ips, int max)
+{
+	const struct stack_item *it;
+	long at;
+
+	if (stack_id < 0)
+		return -ENOENT;
+	at = kvec__find(&r->stacks, &(__u64){ stack_id });
+	if (at < 0)
+		return -ENOENT;
+	it = kvec__at(&r->stacks, at);
+	if (max > (int)it->n)
+		max = it->n;
+	memcpy(ips, it->ips, max * sizeof(*ips));
+	return max;
+}
+
+int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, char *why,
+			 size_t wlen)
+{
+	for (size_t b = 0; b < r->nr_data; b++) {
+		const struct kms_block_header *h = (const void *)(r->map + r->data[b]);
+		struct kms_block_header hc;
+		struct trace_codec codec = {};
+		const __u8 *p, *end;
+		__u32 n = 0;
+
+		memcpy(&hc, h, sizeof(hc));
+		p = payload(r, &hc, r->map + r->data[b] + sizeof(hc), why, wlen);
+		if (!p)
+			return -EINVAL;
+		end = p + hc.raw_len;
+		while (p < end) {
+			enum trace_rec kind;
+			struct kms_event e;
+			struct kms_meta m;
+
+			p = trace_decode(&codec, p, end, &kind, &e, &m);
+			if (!p || ++n > hc.count) {
+				say(why, wlen, "block %llu: record %u does not decode",
+				    (unsigned long long)hc.seq, n);
+				return -EINVAL;
+			}
+			if (kind == TRACE_REC_EVENT) {
+				if (!sink->event(sink->ctx, &e))
+					return 0;
+			} else if (kind == TRACE_REC_META) {
+				sink->meta(sink->ctx, &m);
+			} else if (kind == TRACE_REC_SETTLE) {
+				sink->settle(sink->ctx);
+			} else {
+				sink->begin(sink->ctx);
+			}
+		}
+		if (n != hc.count) {
+			say(why, wlen, "block %llu: %u records, %u announced",
+			    (unsigned long long)hc.seq, n, hc.count);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
