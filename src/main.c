@@ -138,6 +138,11 @@ static int cmd_probe(int argc, char **argv)
 	err = cli_argp_parse(&argp, argc, argv, NULL);
 	if (err)
 		return err;
+	if (probe_env.sa.so.input || probe_env.sa.so.record) {
+		fprintf(stderr, "kmemscope probe: probe checks this kernel: %s does not apply\n",
+			probe_env.sa.so.input ? "-i" : "--record");
+		return 2;
+	}
 	err = cli_preflight();
 	if (err)
 		return err;
