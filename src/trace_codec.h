@@ -155,9 +155,10 @@ enum trace_rec { TRACE_REC_EVENT, TRACE_REC_META, TRACE_REC_SETTLE, TRACE_REC_BE
 
 /* NULL when the bytes at p are not a record (see trace_encode_*) */
 static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, const __u8 *end,
-				       enum trace_rec *kind, struct kms_event *e,
+				       enum trace_rec *kind, struct kms_event *out,
 				       struct kms_meta *m)
 {
+	struct kms_event *e;
 	__u8 type;
 	__u64 mask, z;
 
@@ -183,18 +184,24 @@ static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, con
 	p = trace_get_varint(p, end, &mask);
 	if (!p || mask >> TRACE_NR_FIELDS)
 		return NULL;
-	*e = c->prev[type];
+	e = &c->prev[type];
 	e->ts = c->ts;
-	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
-		if (!(mask & (1u << i)))
-			continue;
-		p = trace_get_varint(p, end, &z);
-		if (!p)
-			return NULL;
+	/* only the fields that changed: most records change three or four */
+	while (mask) {
+		unsigned int i = __builtin_ctzll(mask);
+
+		mask &= mask - 1;
+		if (p < end && *p < 0x80) {
+			z = *p++;	/* most differences fit in one byte */
+		} else {
+			p = trace_get_varint(p, end, &z);
+			if (!p)
+				return NULL;
+		}
 		trace_field_set(e, i, trace_field_get(e, i) + trace_unzigzag(z));
 	}
 	e->type = type;
-	c->prev[type] = *e;
+	*out = *e;
 	c->ts = e->ts;
 	*kind = TRACE_REC_EVENT;
 	return p;
