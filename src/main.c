@@ -41,6 +41,10 @@ static const struct cli_subcmd {
 	{ "top", cmd_top, "live view of the busiest allocation sites, refreshed every interval" },
 	{ "leaks", cmd_leaks, "objects still outstanding by stack, bad frees, atomic-context misuse" },
 	{ "misuse", cmd_misuse, "blocking allocations in atomic context, by stack" },
+	{ "diff", cmd_diff, "compare two runs (trace files or reports) per site, stack, cache, "
+			    "family, order or GFP" },
+	{ "baseline", cmd_baseline, "store the per-key values of runs for check --baseline" },
+	{ "check", cmd_check, "CI gate: compare runs with a baseline; exit 1 on a regression" },
 	{ "probe", cmd_probe, "show how each allocator event is attached on this kernel" },
 };
 
@@ -56,7 +60,8 @@ static void usage(FILE *out)
 		"  kmemscope stat -d 10                 all allocations for 10 seconds\n"
 		"  kmemscope stat --json -- make -j2    allocations made on behalf of a build\n"
 		"  kmemscope top --sort bytes           live view, sorted by bytes\n"
-		"  kmemscope probe                      attach plan for this kernel\n");
+		"  kmemscope probe                      attach plan for this kernel\n"
+		"  kmemscope check -b base.json run.kmt CI gate (docs/ci.md)\n");
 }
 
 /* ---- probe ---- */
