@@ -37,7 +37,7 @@ TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/ord
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
 	       $(OUTPUT)/tests/trigger
 
-.PHONY: all deps run test unit live qemu bench static clean help vmlinux
+.PHONY: all deps run test unit gate live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
 # keep the BPF objects the skeletons are made from
 .SECONDARY:
@@ -124,6 +124,10 @@ $(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
 
 unit: $(UNIT_BINS)
 	$(Q)tests/unit/run.sh $(UNIT_BINS)
+
+# kmemscope diff/baseline/check on JSON reports the test writes (no root)
+gate: all
+	$(Q)tests/gate/run.py $(OUTPUT)
 
 live: all $(TEST_TOOLS)
 	$(Q)tests/live/run.sh $(OUTPUT)

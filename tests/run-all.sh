@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Every test tier, in order: unit (pure logic), live (this kernel, as root),
+# Every test tier, in order: unit (pure logic), gate (the CI gate's commands on
+# reports the test writes), live (this kernel, as root),
 # qemu (Debian's 6.1 in QEMU with the companion module). Each tier prints a
 # line "TIER: N passed, M failed"; this script adds them up and exits non-zero
 # if any tier failed or did not report. A tier that needs root or BPF and
@@ -9,7 +10,7 @@
 set -u
 out=${1:?usage: run-all.sh BUILD_DIR [TIER...]}
 shift
-tiers=${*:-unit live qemu}
+tiers=${*:-unit gate live qemu}
 total_pass=0
 total_fail=0
 log=$(mktemp)

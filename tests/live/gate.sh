@@ -1,0 +1,95 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Live test of the CI gate on this host's kernel (docs/ci.md): traces of
+# tests/live/trigger recorded with kmemscope stat --record, then baseline and
+# check on them. The workload is one command line whose allocation count
+# comes from the environment, as a kernel change would change it: the
+# fingerprints match, the counts do not.
+#
+#   base: 4 runs of `trigger pipes N`; same: 4 more runs of N; more: 4 runs of
+#   2N. check passes same, fails more naming alloc_pipe_info and its rule,
+#   with 4 runs a side (U test) and with 1 (thresholds); a different workload
+#   is not comparable (3). Prints PASS/FAIL lines for tests/live/run.sh.
+#
+#   tests/live/gate.sh BUILD_DIR
+set -u
+
+[ $# -eq 1 ] || { echo "usage: tests/live/gate.sh BUILD_DIR" >&2; exit 2; }
+BUILD=$1
+KMS=$BUILD/kmemscope
+TRIGGER=$BUILD/tests/trigger
+N=${GATE_PIPES:-20000}
+WORK=$(mktemp -d /tmp/kmemscope-gate-live.XXXXXX)
+[ -n "${LIVE_KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
+FAILED=0
+
+pass() { echo "PASS gate: $*"; }
+fail() { echo "FAIL gate: $*"; FAILED=1; }
+
+# record NAME COUNT: one traced run of the workload making COUNT pipes
+record() {
+	GATE_N=$2 "$KMS" stat --record "$WORK/$1.kmt" -o /dev/null -- \
+		sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER" >"$WORK/$1.out" 2>&1 ||
+		fail "recording $1: $(tail -n 1 "$WORK/$1.out")"
+}
+
+for i in 1 2 3 4; do
+	record base$i "$N"
+	record same$i "$N"
+	record more$i $((2 * N))
+done
+
+# expect NAME STATUS CMD...: CMD exits STATUS; its output in $WORK/NAME
+expect() {
+	name=$1
+	want=$2
+	shift 2
+	"$@" >"$WORK/$name" 2>&1
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then
+		pass "$name: exit $rc"
+	else
+		fail "$name: exit $rc, want $want: $(head -n 3 "$WORK/$name")"
+	fi
+}
+
+# names NAME TEXT: NAME's output says TEXT
+names() {
+	if grep -qF -- "$2" "$WORK/$1"; then
+		pass "$1 says '$2'"
+	else
+		fail "$1 does not say '$2': $(head -n 3 "$WORK/$1")"
+	fi
+}
+
+expect baseline 0 "$KMS" baseline -o "$WORK/base.json" \
+	"$WORK/base1.kmt" "$WORK/base2.kmt" "$WORK/base3.kmt" "$WORK/base4.kmt"
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); f=d["fingerprint"]
+sys.exit(not (len(d["runs"]) == 4 and "pipes" in f["workload"] and f["format"] == "trace/1"
+	      and f["kernel_release"] and f["tool"]))' "$WORK/base.json"; then
+	pass "baseline: 4 runs, fingerprint with workload, kernel, tool and format"
+else
+	fail "baseline: fingerprint or runs wrong: $(head -c 300 "$WORK/base.json")"
+fi
+
+# 64 KiB: the noise of page tables and the like in a run of the trigger
+expect "same-4-runs" 0 "$KMS" check -b "$WORK/base.json" --min-delta 64K \
+	"$WORK/same1.kmt" "$WORK/same2.kmt" "$WORK/same3.kmt" "$WORK/same4.kmt"
+names "same-4-runs" "mann-whitney"
+expect "more-4-runs" 1 "$KMS" check -b "$WORK/base.json" --min-delta 64K \
+	"$WORK/more1.kmt" "$WORK/more2.kmt" "$WORK/more3.kmt" "$WORK/more4.kmt"
+names "more-4-runs" "site alloc_pipe_info: bytes"
+names "more-4-runs" "broke bytes=10% (--max-increase, p="
+expect "same-1-run" 0 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K "$WORK/same1.kmt"
+expect "more-1-run" 1 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K "$WORK/more1.kmt"
+names "more-1-run" "site alloc_pipe_info: allocs $((2 * N)) -> $((4 * N))"
+expect "diff" 0 "$KMS" diff "$WORK/base1.kmt" "$WORK/more1.kmt"
+names "diff" "changed  alloc_pipe_info"
+
+# another workload: not comparable
+GATE_N=$N "$KMS" stat --record "$WORK/other.kmt" -o /dev/null -- "$TRIGGER" pipes "$N" \
+	>/dev/null 2>&1 || fail "recording other"
+expect "other-workload" 3 "$KMS" check -b "$WORK/base.json" "$WORK/other.kmt"
+names "other-workload" "not comparable: workload"
+
+exit $FAILED
