@@ -203,7 +203,7 @@ static void diff_text(FILE *out, const json_t *doc)
 		json_string_value(json_object_get(fb, "kernel_release")) ?: "?",
 		json_integer_value(json_object_get(json_object_get(doc, "current"), "runs")),
 		json_string_value(json_object_get(fa, "kernel_release")) ?: "?");
-	if (!rows)
+	if (!json_is_array(rows))
 		fprintf(out, "  not compared: %s\n",
 			json_string_value(json_object_get(doc, "note")));
 	json_array_foreach(rows, i, row) {
@@ -238,7 +238,7 @@ static void diff_text(FILE *out, const json_t *doc)
 	}
 	if (diff_env.top && shown > diff_env.top)
 		fprintf(out, "... %zu more changed keys (-n 0 shows all)\n", shown - diff_env.top);
-	if (rows)
+	if (json_is_array(rows))
 		fprintf(out, "%zu keys unchanged\n", same);
 	json_object_foreach((json_t *)vd, vk, list) {
 		size_t persisting = 0;

@@ -392,7 +392,7 @@ static void check_orders(struct check *c, const char *kind, const json_t *row)
 		if (json_integer_value(json_object_get(o, "base_runs")) ||
 		    (size_t)json_integer_value(json_object_get(o, "current_runs")) < c->nc)
 			continue;
-		snprintf(name, sizeof(name), "new-order %s", order);
+		snprintf(name, sizeof(name), "new page order %s", order);
 		result(c, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:O,s:s}", "kind", kind, "key",
 				    str(row, "key"), "rule", "new-order", "source", "--fail-on",
 				    "order", order, "before", json_object_get(o, "before"),

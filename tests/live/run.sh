@@ -187,9 +187,9 @@ RC=0
 "$ORDER" >"$WORK/order" 2>&1 || RC=$?
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
-# kmemscope top in batch mode, leaks and misuse, the CI gate on recorded traces:
-# the scripts print PASS/FAIL
-# lines and fail themselves when a check of theirs goes missing
+# kmemscope top in batch mode, leaks and misuse, the CI gate on recorded
+# traces: the scripts print PASS/FAIL lines and fail themselves when a check of
+# theirs goes missing
 RC=0
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
 sub_checks "top.sh" "" "$WORK/top" "$RC"
