@@ -31,6 +31,7 @@ extern const char *const gate_kinds[];
 /* the values every key has, and which of them count bytes */
 extern const char *const gate_metrics[];
 #define GATE_NR_METRICS 4
+int gate_kind_index(const char *name);
 int gate_metric_index(const char *name);
 bool gate_metric_is_bytes(int m);
 
@@ -49,6 +50,8 @@ double gate_mw_min_p(size_t m, size_t n);
  * every run of a baseline. 0, or -1 after printing one line saying why.
  */
 int gate_load(const char *path, json_t *runs);
+/* the profile holds a report's tables: "stat", "leaks" or "misuse" */
+bool gate_holds(const json_t *prof, const char *section);
 /* offsets dropped from every key ("f+0x1f [m]" -> "f [m]"), merged values */
 json_t *gate_canon(const json_t *profile, bool exact_offsets);
 /*

@@ -30,25 +30,6 @@ static double dval(const json_t *o, const char *k)
 static const char *const kind_section[GATE_NR_KINDS] = { "stat", "leaks", "stat", "stat",
 							 "stat", "stat" };
 
-static bool holds(const json_t *prof, const char *section)
-{
-	size_t i;
-	json_t *it;
-
-	json_array_foreach(json_object_get(prof, "sections"), i, it)
-		if (!strcmp(json_string_value(it), section))
-			return true;
-	return false;
-}
-
-static int kind_index(const char *kind)
-{
-	for (int k = 0; k < GATE_NR_KINDS; k++)
-		if (!strcmp(gate_kinds[k], kind))
-			return k;
-	return -1;
-}
-
 /* every run of both sides holds what the kind is made of */
 static bool both_hold(const json_t *base, const json_t *cur, const char *section)
 {
@@ -58,7 +39,7 @@ static bool both_hold(const json_t *base, const json_t *cur, const char *section
 
 	for (int s = 0; s < 2; s++)
 		json_array_foreach(sides[s], i, it)
-			if (!holds(it, section))
+			if (!gate_holds(it, section))
 				return false;
 	return true;
 }
@@ -177,7 +158,7 @@ static int cmp_rows(const void *a, const void *b)
 json_t *gate_diff_rows(const json_t *base, const json_t *cur, const char *kind)
 {
 	size_t nb = json_array_size(base), nc = json_array_size(cur), n = 0;
-	int ki = kind_index(kind);
+	int ki = gate_kind_index(kind);
 	json_t *u, *rows, *it, **sorted;
 	const char *key;
 
@@ -503,7 +484,7 @@ json_t *gate_check(const json_t *base, const json_t *cur, const struct gate_rule
 		test = "thresholds";
 	c.tested = !strcmp(test, "mann-whitney");
 	for (size_t i = 0; i < r->nr_rules; i++)
-		kinds |= 1u << kind_index(r->rules[i].kind);
+		kinds |= 1u << gate_kind_index(r->rules[i].kind);
 	for (int k = 0; k < GATE_NR_KINDS; k++)
 		if (kinds & (1u << k))
 			check_kind(&c, base, cur, k);

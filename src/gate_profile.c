@@ -27,6 +27,14 @@ const char *const gate_kinds[GATE_NR_KINDS] = { "site", "stack", "cache", "famil
 const char *const gate_metrics[GATE_NR_METRICS] = { "allocs", "bytes", "outstanding",
 						    "outstanding_bytes" };
 
+int gate_kind_index(const char *name)
+{
+	for (int k = 0; k < GATE_NR_KINDS; k++)
+		if (!strcmp(gate_kinds[k], name))
+			return k;
+	return -1;
+}
+
 int gate_metric_index(const char *name)
 {
 	for (int m = 0; m < GATE_NR_METRICS; m++)
@@ -59,10 +67,10 @@ static void site_key(const json_t *site, char *buf, size_t len)
 		 mod ? "]" : "");
 }
 
-/* the value object of key in kind, created empty */
-static json_t *slot(json_t *prof, const char *kind, const char *key)
+/* the object prof.group.kind.key, created empty */
+static json_t *member(json_t *prof, const char *group, const char *kind, const char *key)
 {
-	json_t *k = json_object_get(json_object_get(prof, "keys"), kind), *v;
+	json_t *k = json_object_get(json_object_get(prof, group), kind), *v;
 
 	v = json_object_get(k, key);
 	if (!v) {
@@ -70,6 +78,11 @@ static json_t *slot(json_t *prof, const char *kind, const char *key)
 		json_object_set_new(k, key, v);
 	}
 	return v;
+}
+
+static json_t *slot(json_t *prof, const char *kind, const char *key)
+{
+	return member(prof, "keys", kind, key);
 }
 
 static void add(json_t *o, const char *k, json_int_t n)
@@ -165,14 +178,7 @@ static void from_stat(json_t *prof, const json_t *doc)
 /* verdict objects merge: counts add, the stronger label stays */
 static json_t *verdict(json_t *prof, const char *kind, const char *key)
 {
-	json_t *k = json_object_get(json_object_get(prof, "verdicts"), kind), *v;
-
-	v = json_object_get(k, key);
-	if (!v) {
-		v = json_object();
-		json_object_set_new(k, key, v);
-	}
-	return v;
+	return member(prof, "verdicts", kind, key);
 }
 
 static void from_misuse(json_t *prof, const json_t *mis)
@@ -260,13 +266,13 @@ static json_t *new_profile(const char *path)
 	return p;
 }
 
-static bool has_section(const json_t *prof, const char *name)
+bool gate_holds(const json_t *prof, const char *section)
 {
 	size_t i;
 	json_t *it;
 
 	json_array_foreach(json_object_get(prof, "sections"), i, it)
-		if (!strcmp(json_string_value(it), name))
+		if (!strcmp(json_string_value(it), section))
 			return true;
 	return false;
 }
@@ -293,7 +299,7 @@ static int add_report(json_t *prof, const json_t *doc)
 		return -1;
 	if (strcmp(schema, "kmemscope.misuse"))
 		json_array_append_new(sections, json_string(schema + strlen("kmemscope.")));
-	if (json_object_get(doc, "misuse") && !has_section(prof, "misuse")) {
+	if (json_object_get(doc, "misuse") && !gate_holds(prof, "misuse")) {
 		from_misuse(prof, json_object_get(doc, "misuse"));
 		json_array_append_new(sections, json_string("misuse"));
 	}

@@ -133,59 +133,48 @@ int gate_parse_min_delta(struct gate_rules *r, const char *s, char *why, size_t 
 	return 0;
 }
 
-int gate_parse_fail_on(struct gate_rules *r, const char *s, char *why, size_t len)
+/* a comma-separated list of names[] into bits (1 << index); "none" is none */
+static int parse_names(const char *s, const char *const *names, size_t n, const char *what,
+		       unsigned int *bits, char *why, size_t len)
 {
 	char *copy = strdup(s), *save = NULL, *tok;
 	size_t i;
 
 	if (!copy)
 		return -1;
-	r->fail_on = 0;
+	*bits = 0;
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (!strcmp(tok, "none"))
 			continue;
-		for (i = 0; i < sizeof(fail_names) / sizeof(fail_names[0]); i++)
-			if (!strcmp(tok, fail_names[i]))
-				break;
-		if (i == sizeof(fail_names) / sizeof(fail_names[0])) {
-			snprintf(why, len, "unknown --fail-on '%s' (leak, misuse, bad-free, "
-				 "new-site, new-order, none)", tok);
+		for (i = 0; i < n && strcmp(tok, names[i]); i++)
+			;
+		if (i == n) {
+			int off = snprintf(why, len, "unknown %s '%s' (", what, tok);
+
+			for (i = 0; i < n && (size_t)off < len; i++)
+				off += snprintf(why + off, len - off, "%s%s", i ? ", " : "",
+						names[i]);
+			if ((size_t)off < len)
+				snprintf(why + off, len - off, ")");
 			free(copy);
 			return -1;
 		}
-		r->fail_on |= 1u << i;
+		*bits |= 1u << i;
 	}
 	free(copy);
 	return 0;
 }
 
-static int kind_index(const char *s)
+int gate_parse_fail_on(struct gate_rules *r, const char *s, char *why, size_t len)
 {
-	for (int k = 0; k < GATE_NR_KINDS; k++)
-		if (!strcmp(gate_kinds[k], s))
-			return k;
-	return -1;
+	return parse_names(s, fail_names, sizeof(fail_names) / sizeof(fail_names[0]),
+			   "--fail-on", &r->fail_on, why, len);
 }
 
 int gate_parse_kinds(unsigned int *kinds, const char *s, char *why, size_t len)
 {
-	char *copy = strdup(s), *save = NULL, *tok;
-	int k;
-
-	if (!copy)
+	if (parse_names(s, gate_kinds, GATE_NR_KINDS, "key", kinds, why, len))
 		return -1;
-	*kinds = 0;
-	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		k = kind_index(tok);
-		if (k < 0) {
-			snprintf(why, len, "unknown key '%s' (site, stack, cache, family, order, "
-				 "gfp)", tok);
-			free(copy);
-			return -1;
-		}
-		*kinds |= 1u << k;
-	}
-	free(copy);
 	return *kinds ? 0 : (snprintf(why, len, "no key kind given"), -1);
 }
 
@@ -205,7 +194,7 @@ static int parse_line(struct gate_rules *r, char *line, int lineno, char *why, s
 	tok = strtok_r(line, " \t", &save);
 	if (!tok || tok[0] == '#')
 		return 0;
-	if (kind_index(tok) < 0) {
+	if (gate_kind_index(tok) < 0) {
 		snprintf(why, len, "line %d: unknown key kind '%s' (site, stack, cache, family, "
 			 "order, gfp)", lineno, tok);
 		return -1;
