@@ -541,12 +541,14 @@ static void describe(const json_t *res, char *buf, size_t len)
 	int off;
 
 	off = snprintf(buf, len, "%s %s: ", kind, key);
+	if (json_object_get(res, "order"))
+		off += snprintf(buf + off, len - off, "page order %s ",
+				json_string_value(json_object_get(res, "order")));
 	if (metric)
 		off += fmt_metric(metric, res, buf + off, len - off);
-	else if (json_object_get(res, "after"))
-		off += snprintf(buf + off, len - off, "%s", reason), reason = NULL;
-	else if (json_object_get(res, "current_runs"))
-		off += snprintf(buf + off, len - off, "in %lld current run(s)",
+	else
+		off += snprintf(buf + off, len - off, "in %lld base run(s) -> %lld current run(s)",
+				json_integer_value(json_object_get(res, "base_runs")),
 				json_integer_value(json_object_get(res, "current_runs")));
 	if ((size_t)off >= len)
 		return;

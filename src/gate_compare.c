@@ -280,6 +280,26 @@ static void result(struct check *c, json_t *res, const char *verdict)
 	json_array_append_new(c->results, res);
 }
 
+/*
+ * A result's common members: what was judged (kind, key, rule, where the rule
+ * came from) and, for a value, which one and its change (a diff CHANGE)
+ */
+static json_t *new_result(const char *kind, const char *key, const char *rule, const char *src,
+			  const char *metric, const json_t *change)
+{
+	json_t *res = json_pack("{s:s,s:s,s:s,s:s}", "kind", kind, "key", key, "rule", rule,
+				"source", src);
+
+	if (metric) {
+		json_object_set_new(res, "metric", json_string(metric));
+		json_object_set(res, "before", json_object_get(change, "before"));
+		json_object_set(res, "after", json_object_get(change, "after"));
+		json_object_set(res, "delta", json_object_get(change, "delta"));
+		json_object_set(res, "relative", json_object_get(change, "relative"));
+	}
+	return res;
+}
+
 /* the U test's p-value of a metric's runs, NULL when the runs are too few */
 static json_t *p_value(const struct check *c, const json_t *m)
 {
@@ -331,11 +351,9 @@ static void check_metric(struct check *c, const char *kind, const json_t *row, i
 			why = "over budget";
 		}
 	}
-	res = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:O,s:O,s:O,s:o,s:s}", "kind", kind, "key",
-			str(row, "key"), "metric", gate_metrics[m], "rule", name, "source", src,
-			"before", json_object_get(mj, "before"), "after",
-			json_object_get(mj, "after"), "delta", json_object_get(mj, "delta"),
-			"relative", json_object_get(mj, "relative"), "p", p, "reason", why);
+	res = new_result(kind, str(row, "key"), name, src, gate_metrics[m], mj);
+	json_object_set_new(res, "p", p);
+	json_object_set_new(res, "reason", json_string(why));
 	result(c, res, verdict);
 }
 
@@ -343,11 +361,12 @@ static void check_metric(struct check *c, const char *kind, const json_t *row, i
 static void check_new(struct check *c, const char *kind, const json_t *row)
 {
 	const json_t *ms = json_object_get(row, "metrics");
-	const json_t *mj = json_object_get(ms, "bytes") ?: json_object_get(ms, "outstanding_bytes");
+	const char *metric = json_object_get(ms, "bytes") ? "bytes" : "outstanding_bytes";
+	const json_t *mj = json_object_get(ms, metric);
 	json_int_t runs = json_integer_value(json_object_get(json_object_get(row, "runs"),
 							     "current"));
 	const char *verdict = "fail", *why = "new";
-	json_t *p = mj ? p_value(c, mj) : json_null();
+	json_t *p = mj ? p_value(c, mj) : json_null(), *res;
 
 	if ((size_t)runs < c->nc)
 		verdict = "pass", why = "not in every current run";
@@ -355,29 +374,28 @@ static void check_new(struct check *c, const char *kind, const json_t *row)
 		verdict = "pass", why = "under --min-delta";
 	else if (json_is_real(p) && json_real_value(p) > c->r->alpha)
 		verdict = "pass", why = "not statistically clear";
-	result(c, json_pack("{s:s,s:s,s:s,s:s,s:i,s:O,s:o,s:s}", "kind", kind, "key",
-			    str(row, "key"), "rule", "new-site", "source", "--fail-on",
-			    "before", 0, "after", mj ? json_object_get(mj, "after") : json_null(),
-			    "p", p, "reason", why), verdict);
+	res = new_result(kind, str(row, "key"), "new-site", "--fail-on", mj ? metric : NULL, mj);
+	json_object_set_new(res, "p", p);
+	json_object_set_new(res, "reason", json_string(why));
+	result(c, res, verdict);
 }
 
 /* page orders a key allocates in every current run and in no baseline run */
 static void check_orders(struct check *c, const char *kind, const json_t *row)
 {
 	const char *order;
-	json_t *o;
+	json_t *o, *res;
 
 	json_object_foreach(json_object_get(row, "orders"), order, o) {
-		char name[64];
-
 		if (json_integer_value(json_object_get(o, "base_runs")) ||
 		    (size_t)json_integer_value(json_object_get(o, "current_runs")) < c->nc)
 			continue;
-		snprintf(name, sizeof(name), "new page order %s", order);
-		result(c, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O,s:O,s:s}", "kind", kind, "key",
-				    str(row, "key"), "rule", "new-order", "source", "--fail-on",
-				    "order", order, "before", json_object_get(o, "before"),
-				    "after", json_object_get(o, "after"), "reason", name), "fail");
+		res = new_result(kind, str(row, "key"), "new-order", "--fail-on", "allocs", o);
+		json_object_set_new(res, "delta", json_deep_copy(json_object_get(o, "after")));
+		json_object_set_new(res, "relative", json_null());
+		json_object_set_new(res, "order", json_string(order));
+		json_object_set_new(res, "reason", json_string("new page order"));
+		result(c, res, "fail");
 	}
 }
 
@@ -401,9 +419,9 @@ static void check_kind(struct check *c, const json_t *base, const json_t *cur, i
 			if (k == 4 && (c->r->fail_on & GATE_FAIL_NEW_ORDER) &&
 			    (size_t)json_integer_value(json_object_get(json_object_get(row,
 						"runs"), "current")) == c->nc)
-				result(c, json_pack("{s:s,s:s,s:s,s:s,s:s}", "kind", kind, "key",
-						    str(row, "key"), "rule", "new-order", "source",
-						    "--fail-on", "reason", "new page order"), "fail");
+				result(c, new_result(kind, str(row, "key"), "new-order", "--fail-on",
+						     "allocs", json_object_get(json_object_get(row,
+						     "metrics"), "allocs")), "fail");
 			continue;
 		}
 		for (int m = 0; m < GATE_NR_METRICS; m++) {
@@ -430,7 +448,7 @@ static void check_verdicts(struct check *c, const json_t *base, const json_t *cu
 		{ "misuse", "misuse", GATE_FAIL_MISUSE },
 		{ "bad_free", "bad-free", GATE_FAIL_BAD_FREE },
 	};
-	json_t *vd = gate_diff_verdicts(base, cur), *it;
+	json_t *vd = gate_diff_verdicts(base, cur), *it, *res;
 	size_t i;
 
 	for (size_t k = 0; k < sizeof(vk) / sizeof(vk[0]); k++) {
@@ -461,10 +479,13 @@ static void check_verdicts(struct check *c, const json_t *base, const json_t *cu
 			} else {
 				why = "new finding";
 			}
-			result(c, json_pack("{s:s,s:s,s:s,s:s,s:O,s:I,s:s}", "kind", vk[k].kind,
-					    "key", str(it, "key"), "rule", vk[k].rule, "source",
-					    "--fail-on", "count", json_object_get(it, "count"),
-					    "current_runs", (json_int_t)runs, "reason", why), verdict);
+			res = new_result(vk[k].kind, str(it, "key"), vk[k].rule, "--fail-on", NULL,
+					 NULL);
+			json_object_set(res, "count", json_object_get(it, "count"));
+			json_object_set(res, "base_runs", json_object_get(it, "base_runs"));
+			json_object_set_new(res, "current_runs", json_integer(runs));
+			json_object_set_new(res, "reason", json_string(why));
+			result(c, res, verdict);
 		}
 	}
 	json_decref(vd);

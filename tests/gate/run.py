@@ -159,7 +159,7 @@ def main():
                                                "new-site"], 0)
     expect("--exact-offsets tells moved offsets apart",
            ["check", "-b", base, cur, "--fail-on", "new-site", "--exact-offsets"], 1,
-           ["site alloc_pipe_info+0xe3: new broke new-site"])
+           ["site alloc_pipe_info+0xe3: bytes 0 -> 100000 (+100000) broke new-site"])
 
     # new and vanished sites
     cur = write("newsite.json", stat([site("alloc_pipe_info+0xd7", 1000, 100000),
@@ -167,7 +167,7 @@ def main():
                                       site("fresh_alloc+0x8", 100, 80000)]))
     expect("new site fails with --fail-on new-site",
            ["check", "-b", base, cur, "--fail-on", "new-site"], 1,
-           ["site fresh_alloc: new broke new-site"], ["mod_alloc"])
+           ["site fresh_alloc: bytes 0 -> 80000 (+80000) broke new-site (--fail-on)"], ["mod_alloc"])
     expect("new site passes without new-site in --fail-on", ["check", "-b", base, cur], 0)
     expect("diff names new and vanished sites", ["diff", base, cur], 0,
            ["new      fresh_alloc", "vanished mod_alloc [mymod]"])
@@ -178,25 +178,26 @@ def main():
                                              orders={0: 9, 3: 1})]))
     expect("new page order fails with --fail-on new-order",
            ["check", "-b", b2, c2, "--fail-on", "new-order", "--max-increase", "bytes=100%"],
-           1, ["site get_pages: new page order 3 broke new-order"])
+           1, ["site get_pages: page order 3 allocs 0 -> 1 (+1) broke new-order"])
 
     # verdicts
     lb = write("leaks-base.json", leaks([("old_leak", "certain")]))
     lc = write("leaks-cur.json", leaks([("old_leak", "certain"), ("new_leak", "certain")]))
     expect("new certain leak fails", ["check", "-b", lb, lc], 1,
-           ["leak new_leak: in 1 current run(s) broke leak"], ["old_leak"])
+           ["leak new_leak: in 0 base run(s) -> 1 current run(s) broke leak (--fail-on)"], ["old_leak"])
     lu = write("leaks-unconf.json", leaks([("old_leak", "certain"), ("new_leak", "unconfirmed")]))
     expect("new unconfirmed leak warns, passes", ["check", "-b", lb, lu], 0,
            ["warning: leak new_leak"])
     expect("a leak in 1 of 2 runs passes", ["check", "-b", lb, lc, lb], 0)
     ld = write("leaks-df.json", leaks([("old_leak", "certain")], bad=[("double_free", "f2")]))
     expect("new bad free fails", ["check", "-b", lb, ld], 1,
-           ["bad_free double_free at f2: in 1 current run(s) broke bad-free"])
+           ["bad_free double_free at f2: in 0 base run(s) -> 1 current run(s) broke bad-free"])
     mb = write("misuse-base.json", misuse([finding("atomic_gfp_in_process", "g", "info")]))
     mc = write("misuse-cur.json", misuse([finding("atomic_gfp_in_process", "g", "info"),
                                           finding("blocking_gfp_in_atomic", "spin_fn")]))
     expect("new misuse fails", ["check", "-b", mb, mc], 1,
-           ["misuse blocking_gfp_in_atomic at spin_fn: in 1 current run(s) broke misuse"])
+           ["misuse blocking_gfp_in_atomic at spin_fn: in 0 base run(s) -> 1 current run(s) "
+            "broke misuse"])
     expect("--fail-on none passes the misuse", ["check", "-b", mb, mc, "--fail-on", "none"], 0)
 
     # noise: 5 runs a side, medians +11 % but overlapping; then a clear shift
