@@ -300,7 +300,7 @@ static json_t *new_result(const char *kind, const char *key, const char *rule, c
 	return res;
 }
 
-/* the U test's p-value of a metric's runs, NULL when the runs are too few */
+/* the U test's p-value of a metric's runs; JSON null without the test */
 static json_t *p_value(const struct check *c, const json_t *m)
 {
 	const json_t *jb = json_object_get(m, "base"), *jc = json_object_get(m, "current");
