@@ -444,7 +444,8 @@ static const struct argp_option check_options[] = {
 						      "bytes=10%,allocs=5%,outstanding=+100 "
 						      "(default bytes=10%,allocs=10%)" },
 	{ "min-delta", OPT_MIN_DELTA, "BYTES", 0, "a relative change counts only when the key's "
-						  "bytes moved by BYTES (default 4096)" },
+						  "bytes moved by more than BYTES (default "
+						  "4096)" },
 	{ "fail-on", OPT_FAIL_ON, "LIST", 0, "leak, misuse, bad-free, new-site, new-order or none "
 					     "(default leak,misuse,bad-free)" },
 	{ "rules", OPT_RULES, "FILE", 0, "per-key budgets, one a line" },

@@ -52,7 +52,10 @@ double gate_mw_min_p(size_t m, size_t n);
 int gate_load(const char *path, json_t *runs);
 /* the profile holds a report's tables: "stat", "leaks" or "misuse" */
 bool gate_holds(const json_t *prof, const char *section);
-/* offsets dropped from every key ("f+0x1f [m]" -> "f [m]"), merged values */
+/*
+ * offsets and compiler clone suffixes dropped from every key
+ * ("f.isra.0+0x1f [m]" -> "f [m]"), the values of keys that become one added
+ */
 json_t *gate_canon(const json_t *profile, bool exact_offsets);
 /*
  * NULL when b and a are comparable, else what differs ("workload: 'x' vs 'y'")

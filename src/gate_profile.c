@@ -475,16 +475,27 @@ int gate_load(const char *path, json_t *runs)
 	return err;
 }
 
-/* key with every "+0x<hex>" dropped */
-static void strip_offsets(const char *key, char *buf, size_t len)
+/*
+ * key without what a rebuild changes: every "+0x<hex>" offset, and the
+ * suffixes of the compiler's clones of a function (".isra.0",
+ * ".constprop.0", ".part.0", ".cold", ".llvm.123"), which come and go with
+ * inlining decisions
+ */
+static void canon_key(const char *key, char *buf, size_t len)
 {
+	static const char *const clones[] = { ".isra.", ".constprop.", ".part.", ".cold",
+					      ".llvm." };
 	size_t o = 0;
 
 	for (const char *s = key; *s && o + 1 < len; s++) {
-		if (s[0] == '+' && s[1] == '0' && s[2] == 'x') {
-			for (s += 3; isxdigit((unsigned char)*s); s++)
-				;
-			s--;
+		bool skip = s[0] == '+' && s[1] == '0' && s[2] == 'x';
+
+		for (size_t i = 0; !skip && i < sizeof(clones) / sizeof(clones[0]); i++)
+			skip = !strncmp(s, clones[i], strlen(clones[i]));
+		if (skip) {
+			/* up to the end of the symbol */
+			while (s[1] && (isalnum((unsigned char)s[1]) || s[1] == '.'))
+				s++;
 			continue;
 		}
 		buf[o++] = *s;
@@ -530,7 +541,7 @@ static json_t *canon_group(const json_t *group, bool exact)
 			if (exact)
 				snprintf(buf, sizeof(buf), "%s", key);
 			else
-				strip_offsets(key, buf, sizeof(buf));
+				canon_key(key, buf, sizeof(buf));
 			slotv = json_object_get(ok, buf);
 			if (!slotv) {
 				slotv = json_object();

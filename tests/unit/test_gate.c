@@ -232,16 +232,19 @@ static void test_canon(void **state)
 	json_t *p = prof("f+0x10 [m]", 1, 100), *c, *site;
 
 	add_site(p, "f+0x24 [m]", 2, 200);
-	add_site(p, "g+0x1", 4, 400);
+	add_site(p, "f.isra.0+0x8 [m]", 4, 400);
+	add_site(p, "g+0x1", 8, 800);
+	add_site(p, "h.constprop.0.cold+0x3 <- k.part.1+0x10", 16, 1600);
 	c = gate_canon(p, false);
 	site = json_object_get(json_object_get(c, "keys"), "site");
-	assert_int_equal(json_object_size(site), 2);
+	assert_int_equal(json_object_size(site), 3);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(site, "f [m]"),
-							    "bytes")), 300);
+							    "bytes")), 700);
+	assert_non_null(json_object_get(site, "h <- k"));
 	assert_non_null(json_object_get(site, "g"));
 	json_decref(c);
 	c = gate_canon(p, true);
-	assert_int_equal(json_object_size(json_object_get(json_object_get(c, "keys"), "site")), 3);
+	assert_int_equal(json_object_size(json_object_get(json_object_get(c, "keys"), "site")), 5);
 	json_decref(c);
 	json_decref(p);
 }
