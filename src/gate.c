@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include "cli.h"
 #include "gate.h"
 
@@ -114,7 +117,7 @@ static struct {
 } diff_env;
 
 enum { OPT_EXACT = 2001, OPT_MAX_INCREASE, OPT_MIN_DELTA, OPT_FAIL_ON, OPT_RULES, OPT_JUNIT,
-       OPT_KTAP, OPT_IGNORE_FP, OPT_ALPHA };
+       OPT_KTAP, OPT_IGNORE_FP, OPT_ALPHA, OPT_RUNS, OPT_TRACES };
 
 static const struct argp_option diff_options[] = {
 	{ "key", 'k', "KIND", 0, "compare by KIND: site (default), stack, cache, family, order, "
@@ -424,10 +427,12 @@ int cmd_baseline(int argc, char **argv)
 /* ---- check ---- */
 
 static struct {
-	const char *baseline, *output, *junit, *rules_file;
+	const char *baseline, *output, *junit, *rules_file, *traces;
 	bool json, ktap, ignore_fp;
 	char **paths;
 	int nr_paths;
+	char **cmd;		/* -- CMD */
+	unsigned long runs;
 	struct gate_rules r;
 } check_env;
 
@@ -439,6 +444,10 @@ static const struct argp_option check_options[] = {
 	{ "exact-offsets", OPT_EXACT, NULL, 0, "a site whose offset in its function moved is "
 					       "another site" },
 	{ "ignore-fingerprint", OPT_IGNORE_FP, NULL, 0, "compare runs whose fingerprints differ" },
+	{ "runs", OPT_RUNS, "N", 0, "with -- CMD: run CMD N times (default: as many runs as the "
+				    "baseline has)" },
+	{ "traces", OPT_TRACES, "DIR", 0, "with -- CMD: keep the traces of the runs in DIR "
+					  "(default: a temporary directory, removed)" },
 	{ NULL, 0, NULL, 0, "Rules (docs/ci.md):", 2 },
 	{ "max-increase", OPT_MAX_INCREASE, "LIST", 0, "largest allowed increase per key, e.g. "
 						      "bytes=10%,allocs=5%,outstanding=+100 "
@@ -508,15 +517,31 @@ static error_t check_parse(int key, char *arg, struct argp_state *state)
 	case OPT_KTAP:
 		check_env.ktap = true;
 		break;
+	case OPT_RUNS:
+		if (cli_parse_uint(arg, "run count", 1000, &check_env.runs) || !check_env.runs)
+			cli_argp_fail(state, "--runs takes a count from 1 to 1000");
+		break;
+	case OPT_TRACES:
+		check_env.traces = arg;
+		break;
 	case ARGP_KEY_ARG:
-		if (add_path(&check_env.paths, &check_env.nr_paths, arg))
+		/* words after -- are the command (cli_argp_parse keeps the order) */
+		if (state->quoted && state->next - 1 >= state->quoted) {
+			check_env.cmd = state->argv + state->next - 1;
+			state->next = state->argc;
+		} else if (add_path(&check_env.paths, &check_env.nr_paths, arg)) {
 			return ENOMEM;
+		}
 		break;
 	case ARGP_KEY_NO_ARGS:
-		cli_argp_fail(state, "no RUN given");
+		cli_argp_fail(state, "no RUN given, and no -- CMD");
 	case ARGP_KEY_END:
 		if (!check_env.baseline)
 			cli_argp_fail(state, "--baseline is required");
+		if (check_env.cmd && check_env.nr_paths)
+			cli_argp_fail(state, "RUN files and -- CMD do not go together");
+		if (!check_env.cmd && (check_env.runs || check_env.traces))
+			cli_argp_fail(state, "--runs and --traces go with -- CMD");
 		if (check_env.json && check_env.ktap)
 			cli_argp_fail(state, "--json and --ktap both want the output");
 		break;
@@ -768,10 +793,60 @@ static int load_rules(const char *path, struct gate_rules *r)
 	return err;
 }
 
+/*
+ * check -- CMD: each run is `kmemscope stat --record DIR/runI.kmt -- CMD`, this
+ * very binary, so a run is recorded exactly as a baseline's runs are. CMD's
+ * output goes to stderr: stdout is the verdict's. 0, or GATE_USAGE after one
+ * line saying which run failed.
+ */
+static int record_runs(const char *dir, unsigned long runs)
+{
+	int nw = 0;
+
+	while (check_env.cmd[nw])
+		nw++;
+	for (unsigned long i = 0; i < runs; i++) {
+		char path[4096], *argv[nw + 8];
+		int status = 0;
+		pid_t pid;
+
+		snprintf(path, sizeof(path), "%s/run%lu.kmt", dir, i + 1);
+		memcpy(argv, (char *[]){ "kmemscope", "stat", "--record", path, "-o", "/dev/null",
+					 "--" }, 7 * sizeof(char *));
+		memcpy(argv + 7, check_env.cmd, (nw + 1) * sizeof(char *));
+		fflush(NULL);
+		pid = fork();
+		if (!pid) {
+			dup2(STDERR_FILENO, STDOUT_FILENO);
+			execv("/proc/self/exe", argv);
+			_exit(127);
+		}
+		if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status)) {
+			fprintf(stderr, "kmemscope check: run %lu of %lu: kmemscope stat -- %s "
+				"failed (%s %d)\n", i + 1, runs, check_env.cmd[0],
+				WIFSIGNALED(status) ? "signal" : "exit status",
+				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			return GATE_USAGE;
+		}
+		if (add_path(&check_env.paths, &check_env.nr_paths, strdup(path)))
+			return GATE_USAGE;
+	}
+	return 0;
+}
+
+/* the temporary directory of check -- CMD, and the traces in it */
+static void remove_traces(const char *dir)
+{
+	for (int i = 0; i < check_env.nr_paths; i++)
+		unlink(check_env.paths[i]);
+	rmdir(dir);
+}
+
 int cmd_check(int argc, char **argv)
 {
 	static const struct argp argp = {
-		check_options, check_parse, "--baseline BASE RUN...",
+		check_options, check_parse, "--baseline BASE RUN...\n--baseline BASE [--runs N] -- CMD [ARGS]",
 		"Compare runs with a baseline and decide: within budget, or a regression naming "
 		"each key with its value before -> after and the rule it broke.\v"
 		"RUN: trace files, JSON reports or baselines of the same workload as the "
@@ -784,15 +859,16 @@ int cmd_check(int argc, char **argv)
 		"Examples:\n"
 		"  kmemscope check --baseline base.json run.kmt\n"
 		"  kmemscope check -b base.json --max-increase bytes=5% --fail-on leak,new-site "
-		"r1.kmt r2.kmt r3.kmt r4.kmt\n\n"
+		"r1.kmt r2.kmt r3.kmt r4.kmt\n"
+		"  kmemscope check -b base.json --runs 4 -- ./workload.sh\n\n"
 		"Exit status: 0 within budget, 1 on a regression, 2 on a usage error or an "
 		"unreadable baseline, run or rules file, 3 when the runs are not comparable "
 		"(their fingerprints differ; see --ignore-fingerprint).\n"
-		"Running a command under tracing (check -- CMD) is not implemented yet: record "
-		"runs with --record and pass the files.",
+		"With -- CMD, check runs CMD --runs times under kmemscope stat --record (root "
+		"needed, as for stat) and checks those runs; a run that fails is exit 2.",
 	};
 	struct side b = {}, a = {};
-	char why[1024];
+	char why[1024], tmpdir[4096] = "";
 	json_t *doc = NULL, *skipped;
 	FILE *out = NULL;
 	int err;
@@ -807,6 +883,28 @@ int cmd_check(int argc, char **argv)
 	if (cli_check_output(check_env.output))
 		goto out;
 	err = side_load(&b, (char **)&check_env.baseline, 1, check_env.r.exact_offsets);
+	if (!err && check_env.cmd) {
+		const char *tmp = getenv("TMPDIR");
+
+		if (!check_env.traces) {
+			snprintf(tmpdir, sizeof(tmpdir), "%s/kmemscope-check.XXXXXX",
+				 tmp && *tmp ? tmp : "/tmp");
+			if (!mkdtemp(tmpdir)) {
+				fprintf(stderr, "kmemscope check: cannot create %s: %s\n", tmpdir,
+					strerror(errno));
+				tmpdir[0] = '\0';
+				err = GATE_USAGE;
+				goto out;
+			}
+		} else if (mkdir(check_env.traces, 0755) && errno != EEXIST) {
+			fprintf(stderr, "kmemscope check: cannot create %s: %s\n",
+				check_env.traces, strerror(errno));
+			err = GATE_USAGE;
+			goto out;
+		}
+		err = record_runs(check_env.traces ?: tmpdir, check_env.runs ?:
+				  json_array_size(b.runs));
+	}
 	if (!err)
 		err = side_load(&a, check_env.paths, check_env.nr_paths, check_env.r.exact_offsets);
 	if (err)
@@ -858,6 +956,11 @@ out:
 	side_free(&b);
 	side_free(&a);
 	gate_rules_free(&check_env.r);
+	if (tmpdir[0])
+		remove_traces(tmpdir);
+	/* the recorded runs' paths are ours, RUN words are argv's */
+	for (int i = 0; check_env.cmd && i < check_env.nr_paths; i++)
+		free(check_env.paths[i]);
 	free(check_env.paths);
 	return err;
 }

@@ -9,7 +9,9 @@
 #   base: 4 runs of `trigger pipes N`; same: 4 more runs of N; more: 4 runs of
 #   2N. check passes same, fails more naming alloc_pipe_info and its rule,
 #   with 4 runs a side (U test) and with 1 (thresholds); a different workload
-#   is not comparable (3). Prints PASS/FAIL lines for tests/live/run.sh.
+#   is not comparable (3); check -- CMD records its own runs (4, as the
+#   baseline has) and decides the same. Prints PASS/FAIL lines for
+#   tests/live/run.sh.
 #
 #   tests/live/gate.sh BUILD_DIR
 set -u
@@ -85,6 +87,19 @@ expect "more-1-run" 1 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K "$WORK/m
 names "more-1-run" "site alloc_pipe_info: allocs $((2 * N)) -> $((4 * N))"
 expect "diff" 0 "$KMS" diff "$WORK/base1.kmt" "$WORK/more1.kmt"
 names "diff" "changed  alloc_pipe_info"
+
+# check -- CMD records its own runs, the same way
+expect "cmd-more" 1 env GATE_N=$((2 * N)) "$KMS" check -b "$WORK/base.json" --min-delta 64K \
+	-- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
+names "cmd-more" "site alloc_pipe_info: bytes"
+names "cmd-more" "(base 4 run(s), current 4 run(s); mann-whitney)"
+expect "cmd-same" 0 env GATE_N=$N "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K \
+	--traces "$WORK/cmd" -- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
+if [ -s "$WORK/cmd/run1.kmt" ] && [ ! -e "$WORK/cmd/run2.kmt" ]; then
+	pass "cmd-same: --traces kept the one run (runs as many as the baseline's)"
+else
+	fail "cmd-same: --traces holds $(ls "$WORK/cmd" 2>&1)"
+fi
 
 # another workload: not comparable
 GATE_N=$N "$KMS" stat --record "$WORK/other.kmt" -o /dev/null -- "$TRIGGER" pipes "$N" \

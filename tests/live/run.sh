@@ -198,7 +198,7 @@ RC=0
 sub_checks "leaks.sh" "" "$WORK/leaks" "$RC"
 RC=0
 "$HERE/gate.sh" "$BUILD" >"$WORK/gate" 2>&1 || RC=$?
-sub_checks "gate.sh" 14 "$WORK/gate" "$RC"
+sub_checks "gate.sh" 19 "$WORK/gate" "$RC"
 
 # --- kmemscope is not its own subject ----------------------------------------
 
