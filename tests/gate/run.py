@@ -266,6 +266,10 @@ def main():
     expect("unknown metric gives 2", ["check", "-b", bl, cs[0], "--max-increase", "size=1%"],
            2, one_line_err=True)
     expect("check without --baseline gives 2", ["check", cs[0]], 2, one_line_err=True)
+    expect("RUN files and -- CMD together give 2", ["check", "-b", bl, cs[0], "--", "true"], 2,
+           one_line_err=True)
+    expect("--runs without -- CMD gives 2", ["check", "-b", bl, "--runs", "3", cs[0]], 2,
+           one_line_err=True)
 
     # rules file budgets
     rules = write("good.rules", "# budgets\nsite noisy bytes=60% allocs=60%\n")
