@@ -432,6 +432,7 @@ static struct {
 	char **paths;
 	int nr_paths;
 	char **cmd;		/* -- CMD */
+	bool recorded;		/* paths are the runs of CMD, ours to free */
 	unsigned long runs;
 	struct gate_rules r;
 } check_env;
@@ -805,6 +806,7 @@ static int record_runs(const char *dir, unsigned long runs)
 
 	while (check_env.cmd[nw])
 		nw++;
+	check_env.recorded = true;
 	for (unsigned long i = 0; i < runs; i++) {
 		char path[4096], *argv[nw + 8];
 		int status = 0;
@@ -959,7 +961,7 @@ out:
 	if (tmpdir[0])
 		remove_traces(tmpdir);
 	/* the recorded runs' paths are ours, RUN words are argv's */
-	for (int i = 0; check_env.cmd && i < check_env.nr_paths; i++)
+	for (int i = 0; check_env.recorded && i < check_env.nr_paths; i++)
 		free(check_env.paths[i]);
 	free(check_env.paths);
 	return err;
