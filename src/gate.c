@@ -49,7 +49,8 @@ static int side_load(struct side *s, char **paths, int n, bool exact)
 	}
 	json_array_foreach(s->raw, i, it) {
 		if (gate_incomparable(json_array_get(s->raw, 0), it, why, sizeof(why))) {
-			fprintf(stderr, "kmemscope: runs not comparable with each other: %s\n", why);
+			fprintf(stderr, "kmemscope: runs not comparable with each other: %s\n",
+				why);
 			return GATE_NOT_COMPARABLE;
 		}
 		json_array_append_new(s->runs, gate_canon(it, exact));
@@ -262,7 +263,8 @@ static void diff_text(FILE *out, const json_t *doc)
 				    strncmp(mk, "current", 7))
 					strong = mk;
 			fprintf(out, "%s %s: %s (in %lld of the base runs, %lld of the current; "
-				"%s: %lld)\n", vk, st, json_string_value(json_object_get(row, "key")),
+				"%s: %lld)\n", vk, st,
+				json_string_value(json_object_get(row, "key")),
 				json_integer_value(json_object_get(row, "base_runs")),
 				json_integer_value(json_object_get(row, "current_runs")), strong,
 				json_integer_value(json_object_get(row, strong)));
@@ -312,7 +314,8 @@ int cmd_diff(int argc, char **argv)
 		return GATE_USAGE;
 	}
 	if (sides_incomparable(&b, &a, why, sizeof(why)))
-		fprintf(stderr, "kmemscope: note: check would call these not comparable: %s\n", why);
+		fprintf(stderr, "kmemscope: note: check would call these not comparable: %s\n",
+			why);
 	rows = gate_diff_rows(b.runs, a.runs, diff_env.kind);
 	doc = json_pack("{s:s,s:i,s:s,s:b,s:o,s:o,s:o,s:o}", "schema", "kmemscope.diff",
 			"version", 1, "key", diff_env.kind, "exact_offsets", diff_env.exact,
@@ -593,10 +596,11 @@ static void summary_line(const json_t *doc, char *buf, size_t len)
 {
 	size_t n = json_array_size(json_object_get(doc, "results"));
 	const json_t *runs = json_object_get(doc, "runs");
+	bool failed = !strcmp(json_string_value(json_object_get(doc, "status")), "fail");
 
 	snprintf(buf, len, "%s: %lld regression(s), %lld warning(s) in %zu check(s) "
 		 "(base %lld run(s), current %lld run(s); %s)",
-		 strcmp(json_string_value(json_object_get(doc, "status")), "fail") ? "PASS" : "FAIL",
+		 failed ? "FAIL" : "PASS",
 		 json_integer_value(json_object_get(doc, "regressions")),
 		 json_integer_value(json_object_get(doc, "warnings")), n,
 		 json_integer_value(json_object_get(runs, "base")),
@@ -736,7 +740,8 @@ static void check_github(FILE *out, const json_t *doc)
 		if (!strcmp(v, "pass"))
 			continue;
 		describe(res, line, sizeof(line));
-		fprintf(out, "::%s title=kmemscope check::", strcmp(v, "fail") ? "warning" : "error");
+		fprintf(out, "::%s title=kmemscope check::",
+			strcmp(v, "fail") ? "warning" : "error");
 		gh_escaped(out, line);
 		fputc('\n', out);
 		if (md) {
@@ -848,7 +853,8 @@ static void remove_traces(const char *dir)
 int cmd_check(int argc, char **argv)
 {
 	static const struct argp argp = {
-		check_options, check_parse, "--baseline BASE RUN...\n--baseline BASE [--runs N] -- CMD [ARGS]",
+		check_options, check_parse,
+		"--baseline BASE RUN...\n--baseline BASE [--runs N] -- CMD [ARGS]",
 		"Compare runs with a baseline and decide: within budget, or a regression naming "
 		"each key with its value before -> after and the rule it broke.\v"
 		"RUN: trace files, JSON reports or baselines of the same workload as the "

@@ -324,7 +324,8 @@ static double bytes_moved(const json_t *ms, int m)
 static void check_metric(struct check *c, const char *kind, const json_t *row, int m,
 			 const struct gate_limit *l, const struct gate_rule *rule)
 {
-	const json_t *ms = json_object_get(row, "metrics"), *mj = json_object_get(ms, gate_metrics[m]);
+	const json_t *ms = json_object_get(row, "metrics");
+	const json_t *mj = json_object_get(ms, gate_metrics[m]);
 	double b = dval(mj, "before"), a = dval(mj, "after"), d = a - b;
 	const char *verdict = "pass", *why = "within budget";
 	char name[64], src[32];
@@ -419,9 +420,11 @@ static void check_kind(struct check *c, const json_t *base, const json_t *cur, i
 			if (k == 4 && (c->r->fail_on & GATE_FAIL_NEW_ORDER) &&
 			    (size_t)json_integer_value(json_object_get(json_object_get(row,
 						"runs"), "current")) == c->nc)
-				result(c, new_result(kind, str(row, "key"), "new-order", "--fail-on",
-						     "allocs", json_object_get(json_object_get(row,
-						     "metrics"), "allocs")), "fail");
+				result(c, new_result(kind, str(row, "key"), "new-order",
+						     "--fail-on", "allocs",
+						     json_object_get(json_object_get(row,
+								     "metrics"), "allocs")),
+				       "fail");
 			continue;
 		}
 		for (int m = 0; m < GATE_NR_METRICS; m++) {
@@ -466,10 +469,12 @@ static void check_verdicts(struct check *c, const json_t *base, const json_t *cu
 									"certain_runs"));
 
 				why = runs < c->nc ? "not in every current run" :
-				      certain < c->nc ? "unconfirmed (records lost or frees untraced)" :
+				      certain < c->nc ?
+				      "unconfirmed (records lost or frees untraced)" :
 				      "certain in every current run";
 				verdict = runs < c->nc ? "pass" : certain < c->nc ? "warn" : "fail";
-			} else if (k == 1 && !json_integer_value(json_object_get(it, "error_runs"))) {
+			} else if (k == 1 &&
+				   !json_integer_value(json_object_get(it, "error_runs"))) {
 				verdict = "pass";
 				why = "informational finding";
 			} else if (k == 2 && !json_integer_value(json_object_get(it,

@@ -307,7 +307,8 @@ static int add_report(json_t *prof, const json_t *doc)
 		json_object_set_new(fp, "kernel_release", json_string(str(doc, "kernel") ?: ""));
 	/* a report says nothing of the workload; a trace's META does (see load_trace) */
 	if (!json_object_get(fp, "format")) {
-		snprintf(fmt, sizeof(fmt), "report %s/%lld", schema, (long long)num(doc, "version"));
+		snprintf(fmt, sizeof(fmt), "report %s/%lld", schema,
+			 (long long)num(doc, "version"));
 		json_object_set_new(fp, "format", json_string(fmt));
 	}
 	return 0;
@@ -411,7 +412,8 @@ static int load_baseline(const char *path, const json_t *doc, json_t *runs)
 
 	if (num(doc, "version") != GATE_BASELINE_VERSION) {
 		fprintf(stderr, "kmemscope: %s: baseline version %lld, this kmemscope reads "
-			"version %d\n", path, (long long)num(doc, "version"), GATE_BASELINE_VERSION);
+			"version %d\n", path, (long long)num(doc, "version"),
+			GATE_BASELINE_VERSION);
 		return -1;
 	}
 	if (!json_array_size(list)) {
@@ -558,7 +560,8 @@ json_t *gate_canon(const json_t *profile, bool exact_offsets)
 {
 	json_t *p = json_copy((json_t *)profile);
 
-	json_object_set_new(p, "keys", canon_group(json_object_get(profile, "keys"), exact_offsets));
+	json_object_set_new(p, "keys", canon_group(json_object_get(profile, "keys"),
+						   exact_offsets));
 	json_object_set_new(p, "verdicts", canon_group(json_object_get(profile, "verdicts"),
 						       exact_offsets));
 	return p;
@@ -568,7 +571,8 @@ const char *gate_incomparable(const json_t *b, const json_t *a, char *why, size_
 {
 	/* kernel_release and kernel_build differ by design: CI compares two kernels */
 	static const char *const must_match[] = { "machine", "workload", "tool", "format" };
-	const json_t *fb = json_object_get(b, "fingerprint"), *fa = json_object_get(a, "fingerprint");
+	const json_t *fb = json_object_get(b, "fingerprint");
+	const json_t *fa = json_object_get(a, "fingerprint");
 
 	for (size_t i = 0; i < sizeof(must_match) / sizeof(must_match[0]); i++) {
 		const char *x = str(fb, must_match[i]), *y = str(fa, must_match[i]);

@@ -167,7 +167,8 @@ def main():
                                       site("fresh_alloc+0x8", 100, 80000)]))
     expect("new site fails with --fail-on new-site",
            ["check", "-b", base, cur, "--fail-on", "new-site"], 1,
-           ["site fresh_alloc: bytes 0 -> 80000 (+80000) broke new-site (--fail-on)"], ["mod_alloc"])
+           ["site fresh_alloc: bytes 0 -> 80000 (+80000) broke new-site (--fail-on)"],
+           ["mod_alloc"])
     expect("new site passes without new-site in --fail-on", ["check", "-b", base, cur], 0)
     expect("diff names new and vanished sites", ["diff", base, cur], 0,
            ["new      fresh_alloc", "vanished mod_alloc [mymod]"])
@@ -184,7 +185,8 @@ def main():
     lb = write("leaks-base.json", leaks([("old_leak", "certain")]))
     lc = write("leaks-cur.json", leaks([("old_leak", "certain"), ("new_leak", "certain")]))
     expect("new certain leak fails", ["check", "-b", lb, lc], 1,
-           ["leak new_leak: in 0 base run(s) -> 1 current run(s) broke leak (--fail-on)"], ["old_leak"])
+           ["leak new_leak: in 0 base run(s) -> 1 current run(s) broke leak (--fail-on)"],
+           ["old_leak"])
     lu = write("leaks-unconf.json", leaks([("old_leak", "certain"), ("new_leak", "unconfirmed")]))
     expect("new unconfirmed leak warns, passes", ["check", "-b", lb, lu], 0,
            ["warning: leak new_leak"])
