@@ -354,6 +354,24 @@ static json_t *replay_report(int (*cmd)(int, char **), const char *name, const c
 	return doc;
 }
 
+/*
+ * What the trace covers, beyond its command: "-a" (the whole system while
+ * CMD ran), "-p" (chosen processes: their ids change from run to run),
+ * "-c COMM", "-F 0x3" (families). "" for the default.
+ */
+static const char *scope(const json_t *filter, char *buf, size_t len)
+{
+	const char *comm = str(filter, "comm");
+	json_int_t fams = num(filter, "families");
+
+	snprintf(buf, len, "%s%s%s%s", json_is_true(json_object_get(filter, "all_cpus")) ?
+		 " -a" : "", json_array_size(json_object_get(filter, "pids")) ? " -p" : "",
+		 comm ? " -c " : "", comm ?: "");
+	if (fams)
+		snprintf(buf + strlen(buf), len - strlen(buf), " -F 0x%llx", (long long)fams);
+	return buf[0] ? buf + 1 : buf;
+}
+
 static int load_trace(const char *path, json_t *runs)
 {
 	static const struct {
@@ -363,7 +381,7 @@ static int load_trace(const char *path, json_t *runs)
 	struct trace_reader *r;
 	const json_t *meta, *kern, *cmd, *it;
 	json_t *prof, *fp;
-	char why[256] = "", work[1024] = "", fmt[64];
+	char why[256] = "", work[1024] = "", sc[256], fmt[64];
 	size_t i, off = 0;
 	int err;
 
@@ -385,6 +403,8 @@ static int load_trace(const char *path, json_t *runs)
 	json_object_set_new(fp, "kernel_build", json_string(str(kern, "version") ?: ""));
 	json_object_set_new(fp, "machine", json_string(str(kern, "machine") ?: ""));
 	json_object_set_new(fp, "workload", json_string(work));
+	json_object_set_new(fp, "scope", json_string(scope(json_object_get(meta, "filter"),
+							  sc, sizeof(sc))));
 	json_object_set_new(fp, "tool", json_string(str(meta, "tool") ?: ""));
 	json_object_set_new(fp, "format", json_string(fmt));
 	trace_reader__free(r);
@@ -570,7 +590,8 @@ json_t *gate_canon(const json_t *profile, bool exact_offsets)
 const char *gate_incomparable(const json_t *b, const json_t *a, char *why, size_t len)
 {
 	/* kernel_release and kernel_build differ by design: CI compares two kernels */
-	static const char *const must_match[] = { "machine", "workload", "tool", "format" };
+	static const char *const must_match[] = { "machine", "workload", "scope", "tool",
+						   "format" };
 	const json_t *fb = json_object_get(b, "fingerprint");
 	const json_t *fa = json_object_get(a, "fingerprint");
 
