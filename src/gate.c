@@ -262,12 +262,15 @@ static void diff_text(FILE *out, const json_t *doc)
 				if (strstr(mk, "_runs") && strncmp(mk, "base", 4) &&
 				    strncmp(mk, "current", 7))
 					strong = mk;
-			fprintf(out, "%s %s: %s (in %lld of the base runs, %lld of the current; "
-				"%s: %lld)\n", vk, st,
-				json_string_value(json_object_get(row, "key")),
+			fprintf(out, "%s %s: %s (in %lld of the base runs, %lld of the current",
+				vk, st, json_string_value(json_object_get(row, "key")),
 				json_integer_value(json_object_get(row, "base_runs")),
-				json_integer_value(json_object_get(row, "current_runs")), strong,
-				json_integer_value(json_object_get(row, strong)));
+				json_integer_value(json_object_get(row, "current_runs")));
+			/* how strong it is now, for one that is new */
+			if (!strcmp(st, "new"))
+				fprintf(out, "; %s: %lld", strong,
+					json_integer_value(json_object_get(row, strong)));
+			fprintf(out, ")\n");
 		}
 		if (persisting)
 			fprintf(out, "%s: %zu in both (--json lists them)\n", vk, persisting);
