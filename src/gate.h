@@ -64,7 +64,9 @@ json_t *gate_canon(const json_t *profile, bool exact_offsets);
 const char *gate_incomparable(const json_t *b, const json_t *a, char *why, size_t len);
 
 /* ---- comparison (gate_compare.c) ---- */
-/* diff of two sets of canonical profiles for one key kind: kmemscope.diff rows */
+/* every run of both sides holds the reports the key kind is made of */
+bool gate_kind_held(const json_t *base, const json_t *cur, const char *kind);
+/* diff of two sets of canonical profiles for one key kind: kmemscope.diff rows, or NULL */
 json_t *gate_diff_rows(const json_t *base, const json_t *cur, const char *kind);
 /* new, vanished and persisting leak, misuse and bad-free verdicts */
 json_t *gate_diff_verdicts(const json_t *base, const json_t *cur);

@@ -155,14 +155,20 @@ static int cmp_rows(const void *a, const void *b)
 	return strcmp(str(x, "key"), str(y, "key"));
 }
 
+bool gate_kind_held(const json_t *base, const json_t *cur, const char *kind)
+{
+	int ki = gate_kind_index(kind);
+
+	return ki >= 0 && both_hold(base, cur, kind_section[ki]);
+}
+
 json_t *gate_diff_rows(const json_t *base, const json_t *cur, const char *kind)
 {
 	size_t nb = json_array_size(base), nc = json_array_size(cur), n = 0;
-	int ki = gate_kind_index(kind);
 	json_t *u, *rows, *it, **sorted;
 	const char *key;
 
-	if (ki < 0 || !both_hold(base, cur, kind_section[ki]))
+	if (!gate_kind_held(base, cur, kind))
 		return NULL;
 	u = union_keys(base, cur, "keys", kind);
 	sorted = calloc(json_object_size(u) + 1, sizeof(*sorted));

@@ -270,6 +270,10 @@ def main():
     expect("check without --baseline gives 2", ["check", cs[0]], 2, one_line_err=True)
     expect("RUN files and -- CMD together give 2", ["check", "-b", bl, cs[0], "--", "true"], 2,
            one_line_err=True)
+    expect("--key stack on stat reports gives 2", ["check", "-b", bl, cs[0], "--key", "stack"],
+           2, one_line_err=True)
+    expect("default site keys on leaks reports: verdicts only, said",
+           ["check", "-b", lb, lb], 0, ["not compared: site keys"])
     expect("--runs without -- CMD gives 2", ["check", "-b", bl, "--runs", "3", cs[0]], 2,
            one_line_err=True)
 
