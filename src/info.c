@@ -338,7 +338,8 @@ static const struct row_col block_cols[B_NR] = {
 	[B_STACKS] = { "stacks", "STACKS", RK_U64 },
 	[B_DATA] = { "data", "DATA", RK_U64 },
 	[B_END] = { "end", "END", RK_U64 },
-	[B_SYMBOLS] = { "symbols", "symbols", RK_U64, .note = "(kallsyms lines)" },
+	[B_SYMBOLS] = { "symbols", "symbols", RK_U64,
+			.note = "(each a kallsyms line, with the next symbol's as its boundary)" },
 	[B_STACKS_HELD] = { "stacks_recorded", "stacks recorded", RK_U64 },
 };
 

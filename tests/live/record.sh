@@ -14,6 +14,7 @@
 #   type are what stat -i reports (families; processes' events, -n 0); leaks -i
 #   groups by the recorded stacks (a row lacks one only where a capture failed);
 #   misuse -i checks every allocation with its context.
+# info as nobody (no root) gives the same description.
 # -- CMD: only the command's tree, CMD's exit status, the command in info.
 # SIGINT and SIGTERM mid-run: exit 0, the file ends cleanly.
 # ENOSPC: recording into a 256 KiB tmpfs while gen runs stops with exit 1 and one
@@ -27,7 +28,7 @@ TRIGGER=$BUILD/tests/trigger
 GEN=$BUILD/bench/gen
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=30
+EXPECTED=31
 REPORTED=0
 FAILED=0
 pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
@@ -219,6 +220,26 @@ if [ "$RC" -eq 0 ] && grep -q "ended cleanly *yes" "$WORK/out" &&
 	pass "info text: ended cleanly, events by family"
 else
 	fail "info text: exit $RC: $(head -n 2 "$WORK/err")"
+fi
+
+# info needs no root: as nobody, on a copy nobody may read
+NOBODY=$(mktemp -d /tmp/kmemscope-nobody.XXXXXX)
+chmod 755 "$NOBODY"
+cp "$F" "$NOBODY/sys.kmt"
+chmod 644 "$NOBODY/sys.kmt"
+run setpriv --reuid=65534 --regid=65534 --clear-groups "$KMS" info -i "$NOBODY/sys.kmt" --json
+rm -rf "$NOBODY"
+res=$(check "$WORK/out" "$WORK/info.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+a.pop("file"), b.pop("file")
+print("ok" if a == b else "differs from root's")
+EOF
+)
+if [ "$RC" -eq 0 ] && [ "$res" = ok ]; then
+	pass "info as nobody: the same description"
+else
+	fail "info as nobody: exit $RC, $res: $(head -n 2 "$WORK/err")"
 fi
 
 # --- -- CMD ------------------------------------------------------------------
