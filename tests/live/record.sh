@@ -251,8 +251,9 @@ run timeout 60 "$KMS" record -o "$F" -d 30
 kill "$gen" 2>/dev/null
 wait "$gen" 2>/dev/null
 lines=$(wc -l <"$WORK/err")
-res=$([ "$lines" -eq 1 ] && grep -q "$F" "$WORK/err" && grep -q "No space left on device" \
-      "$WORK/err" && echo ok || echo "$lines lines on stderr, one naming the file and ENOSPC wanted")
+res=$([ "$lines" -eq 1 ] && grep -q "$F" "$WORK/err" &&
+      grep -q "No space left on device" "$WORK/err" && echo ok ||
+      echo "$lines lines on stderr, one naming the file and ENOSPC wanted")
 judge "ENOSPC: exit 1, one line naming the file" 1
 run "$KMS" info -i "$F" --json
 jcheck <<'EOF'
