@@ -41,6 +41,8 @@ static const struct cli_subcmd {
 	{ "top", cmd_top, "live view of the busiest allocation sites, refreshed every interval" },
 	{ "leaks", cmd_leaks, "objects still outstanding by stack, bad frees, atomic-context misuse" },
 	{ "misuse", cmd_misuse, "blocking allocations in atomic context, by stack" },
+	{ "record", cmd_record, "record what a session sees to a trace file, for the reports' -i" },
+	{ "info", cmd_info, "what a trace file holds: system, command, time span, events, losses" },
 	{ "diff", cmd_diff, "compare two runs (trace files or reports) per site, stack, cache, "
 			    "family, order or GFP" },
 	{ "baseline", cmd_baseline, "store the per-key values of runs for check --baseline" },
@@ -60,6 +62,8 @@ static void usage(FILE *out)
 		"  kmemscope stat -d 10                 all allocations for 10 seconds\n"
 		"  kmemscope stat --json -- make -j2    allocations made on behalf of a build\n"
 		"  kmemscope top --sort bytes           live view, sorted by bytes\n"
+		"  kmemscope record -o t.kmt -d 10      record 10 seconds to a trace file\n"
+		"  kmemscope stat -i t.kmt              report on it later, anywhere, no root\n"
 		"  kmemscope probe                      attach plan for this kernel\n"
 		"  kmemscope check -b base.json run.kmt CI gate (docs/ci.md)\n");
 }

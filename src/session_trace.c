@@ -235,6 +235,10 @@ int session_trace__tick(struct session *s, __u64 now)
 	if (err) {
 		kms_error("Failed to write %s: %s; it holds what came before\n", s->rec_path,
 			  strerror(-err));
+		/* recording stops here, said once: the file keeps its whole blocks, no END */
+		s->pipe.rec = NULL;
+		trace_writer__free(s->rec);
+		s->rec = NULL;
 		return 1;
 	}
 	return 0;

@@ -244,7 +244,7 @@ static int block_at(const struct trace_reader *r, size_t off, __u64 seq,
 	return 0;
 }
 
-static int check_header(const struct trace_reader *r, char *why, size_t len)
+static int check_header(struct trace_reader *r, char *why, size_t len)
 {
 	struct kms_trace_header h;
 
@@ -275,6 +275,7 @@ static int check_header(const struct trace_reader *r, char *why, size_t len)
 		say(why, len, "trace header of %u bytes: expected %zu", h.header_size, sizeof(h));
 		return -EINVAL;
 	}
+	r->info.created = h.created;
 	return 0;
 }
 
@@ -336,6 +337,7 @@ int trace_reader__open(struct trace_reader **out, const char *path, char *why, s
 			break;
 		}
 		r->info.blocks++;
+		r->info.type_blocks[h.type]++;
 		r->info.lost = h.lost;
 		off += sizeof(h) + h.stored_len;
 		if (h.type == KMS_BLK_END) {

@@ -187,15 +187,18 @@ RC=0
 "$ORDER" >"$WORK/order" 2>&1 || RC=$?
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
-# kmemscope top in batch mode, leaks and misuse, the CI gate on recorded
-# traces: the scripts print PASS/FAIL lines and fail themselves when a check of
-# theirs goes missing
+# kmemscope top in batch mode, leaks and misuse, record and info, the CI gate on
+# recorded traces: the scripts print PASS/FAIL lines and fail themselves when a
+# check of theirs goes missing
 RC=0
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
 sub_checks "top.sh" "" "$WORK/top" "$RC"
 RC=0
 "$HERE/leaks.sh" "$BUILD" >"$WORK/leaks" 2>&1 || RC=$?
 sub_checks "leaks.sh" "" "$WORK/leaks" "$RC"
+RC=0
+"$HERE/record.sh" "$BUILD" >"$WORK/record" 2>&1 || RC=$?
+sub_checks "record.sh" "" "$WORK/record" "$RC"
 RC=0
 "$HERE/gate.sh" "$BUILD" >"$WORK/gate" 2>&1 || RC=$?
 sub_checks "gate.sh" 19 "$WORK/gate" "$RC"
