@@ -804,7 +804,7 @@ static int load_rules(const char *path, struct gate_rules *r)
 }
 
 /*
- * check -- CMD: each run is `kmemscope stat --record DIR/runI.kmt -- CMD`, this
+ * check -- CMD: each run is `kmemscope record -o DIR/runI.kmt -- CMD`, this
  * very binary, so a run is recorded exactly as a baseline's runs are. CMD's
  * output goes to stderr: stdout is the verdict's. 0, or GATE_USAGE after one
  * line saying which run failed.
@@ -817,14 +817,14 @@ static int record_runs(const char *dir, unsigned long runs)
 		nw++;
 	check_env.recorded = true;
 	for (unsigned long i = 0; i < runs; i++) {
-		char path[4096], *argv[nw + 8];
+		char path[4096], *argv[nw + 6];
 		int status = 0;
 		pid_t pid;
 
 		snprintf(path, sizeof(path), "%s/run%lu.kmt", dir, i + 1);
-		memcpy(argv, (char *[]){ "kmemscope", "stat", "--record", path, "-o", "/dev/null",
-					 "--" }, 7 * sizeof(char *));
-		memcpy(argv + 7, check_env.cmd, (nw + 1) * sizeof(char *));
+		memcpy(argv, (char *[]){ "kmemscope", "record", "-o", path, "--" },
+		       5 * sizeof(char *));
+		memcpy(argv + 5, check_env.cmd, (nw + 1) * sizeof(char *));
 		fflush(NULL);
 		pid = fork();
 		if (!pid) {
@@ -834,7 +834,7 @@ static int record_runs(const char *dir, unsigned long runs)
 		}
 		if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
 		    WEXITSTATUS(status)) {
-			fprintf(stderr, "kmemscope check: run %lu of %lu: kmemscope stat -- %s "
+			fprintf(stderr, "kmemscope check: run %lu of %lu: kmemscope record -- %s "
 				"failed (%s %d)\n", i + 1, runs, check_env.cmd[0],
 				WIFSIGNALED(status) ? "signal" : "exit status",
 				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -876,8 +876,8 @@ int cmd_check(int argc, char **argv)
 		"Exit status: 0 within budget, 1 on a regression, 2 on a usage error or an "
 		"unreadable baseline, run or rules file, 3 when the runs are not comparable "
 		"(their fingerprints differ; see --ignore-fingerprint).\n"
-		"With -- CMD, check runs CMD --runs times under kmemscope stat --record (root "
-		"needed, as for stat) and checks those runs; a run that fails is exit 2.",
+		"With -- CMD, check runs CMD --runs times under kmemscope record (root "
+		"needed, as for record) and checks those runs; a run that fails is exit 2.",
 	};
 	struct side b = {}, a = {};
 	char why[1024], tmpdir[4096] = "";

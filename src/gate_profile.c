@@ -355,12 +355,14 @@ static json_t *replay_report(int (*cmd)(int, char **), const char *name, const c
 }
 
 /*
- * What the trace covers, beyond its command: "-a" (the whole system while
- * CMD ran), "-p" (chosen processes: their ids change from run to run),
- * "-c COMM", "-F 0x3" (families). "" for the default.
+ * What the trace covers and how, beyond its command: "-a" (the whole system
+ * while CMD ran), "-p" (chosen processes: their ids change from run to run),
+ * "-c COMM", "-F 0x3" (families), and "--stacks MODE": what the leaks report
+ * can group by differs with it (record's cached stacks, stat's sites only).
  */
-static const char *scope(const json_t *filter, char *buf, size_t len)
+static const char *scope(const json_t *meta, char *buf, size_t len)
 {
+	const json_t *filter = json_object_get(meta, "filter");
 	const char *comm = str(filter, "comm");
 	json_int_t fams = num(filter, "families");
 
@@ -369,7 +371,8 @@ static const char *scope(const json_t *filter, char *buf, size_t len)
 		 comm ? " -c " : "", comm ?: "");
 	if (fams)
 		snprintf(buf + strlen(buf), len - strlen(buf), " -F 0x%llx", (long long)fams);
-	return buf[0] ? buf + 1 : buf;
+	snprintf(buf + strlen(buf), len - strlen(buf), " --stacks %s", str(meta, "stacks") ?: "?");
+	return buf + 1;
 }
 
 static int load_trace(const char *path, json_t *runs)
@@ -403,8 +406,7 @@ static int load_trace(const char *path, json_t *runs)
 	json_object_set_new(fp, "kernel_build", json_string(str(kern, "version") ?: ""));
 	json_object_set_new(fp, "machine", json_string(str(kern, "machine") ?: ""));
 	json_object_set_new(fp, "workload", json_string(work));
-	json_object_set_new(fp, "scope", json_string(scope(json_object_get(meta, "filter"),
-							  sc, sizeof(sc))));
+	json_object_set_new(fp, "scope", json_string(scope(meta, sc, sizeof(sc))));
 	json_object_set_new(fp, "tool", json_string(str(meta, "tool") ?: ""));
 	json_object_set_new(fp, "format", json_string(fmt));
 	trace_reader__free(r);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Live test of the CI gate on this host's kernel (docs/ci.md): traces of
-# tests/live/trigger recorded with kmemscope stat --record, then baseline and
+# tests/live/trigger recorded with kmemscope record, then baseline and
 # check on them. The workload is one command line whose allocation count
 # comes from the environment, as a kernel change would change it: the
 # fingerprints match, the counts do not.
@@ -30,7 +30,7 @@ fail() { echo "FAIL gate: $*"; FAILED=1; }
 
 # record NAME COUNT: one traced run of the workload making COUNT pipes
 record() {
-	GATE_N=$2 "$KMS" stat --record "$WORK/$1.kmt" -o /dev/null -- \
+	GATE_N=$2 "$KMS" record -o "$WORK/$1.kmt" -- \
 		sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER" >"$WORK/$1.out" 2>&1 ||
 		fail "recording $1: $(tail -n 1 "$WORK/$1.out")"
 }
@@ -82,7 +82,13 @@ expect "more-4-runs" 1 "$KMS" check -b "$WORK/base.json" --min-delta 64K \
 	"$WORK/more1.kmt" "$WORK/more2.kmt" "$WORK/more3.kmt" "$WORK/more4.kmt"
 names "more-4-runs" "site alloc_pipe_info: bytes"
 names "more-4-runs" "broke bytes=10% (--max-increase, p="
-expect "same-1-run" 0 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K "$WORK/same1.kmt"
+# One run a side checks the thresholds only: a single run's leak verdicts are
+# noise here (seen: one "certain" object of copy_process, likely a task's
+# kernel stack the kernel keeps in its per-CPU stack cache instead of freeing
+# it), which is why a leak must persist in every run; the 4-run checks above
+# keep the default --fail-on.
+expect "same-1-run" 0 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K --fail-on none \
+	"$WORK/same1.kmt"
 expect "more-1-run" 1 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K "$WORK/more1.kmt"
 names "more-1-run" "site alloc_pipe_info: allocs $((2 * N)) -> $((4 * N))"
 expect "diff" 0 "$KMS" diff "$WORK/base1.kmt" "$WORK/more1.kmt"
@@ -94,7 +100,7 @@ expect "cmd-more" 1 env GATE_N=$((2 * N)) "$KMS" check -b "$WORK/base.json" --mi
 names "cmd-more" "site alloc_pipe_info: bytes"
 names "cmd-more" "(base 4 run(s), current 4 run(s); mann-whitney)"
 expect "cmd-same" 0 env GATE_N=$N "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K \
-	--traces "$WORK/cmd" -- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
+	--fail-on none --traces "$WORK/cmd" -- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
 if [ -s "$WORK/cmd/run1.kmt" ] && [ ! -e "$WORK/cmd/run2.kmt" ]; then
 	pass "cmd-same: --traces kept the one run (runs as many as the baseline's)"
 else
@@ -102,8 +108,8 @@ else
 fi
 
 # another workload: not comparable
-GATE_N=$N "$KMS" stat --record "$WORK/other.kmt" -o /dev/null -- "$TRIGGER" pipes "$N" \
-	>/dev/null 2>&1 || fail "recording other"
+"$KMS" record -o "$WORK/other.kmt" -- "$TRIGGER" pipes "$N" >/dev/null 2>&1 ||
+	fail "recording other"
 expect "other-workload" 3 "$KMS" check -b "$WORK/base.json" "$WORK/other.kmt"
 names "other-workload" "not comparable: workload"
 
