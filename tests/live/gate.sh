@@ -21,18 +21,24 @@ BUILD=$1
 KMS=$BUILD/kmemscope
 TRIGGER=$BUILD/tests/trigger
 N=${GATE_PIPES:-20000}
-WORK=$(mktemp -d /tmp/kmemscope-gate-live.XXXXXX)
-[ -n "${LIVE_KEEP:-}" ] || trap 'rm -rf "$WORK"' EXIT
-FAILED=0
+EXPECTED=19
+WORK=
+. "$(dirname "$0")/lib.sh"
+cleanup() {
+	[ -n "$WORK" ] && [ -z "${LIVE_KEEP:-}" ] && rm -rf "$WORK"
+	lib_finish
+}
+trap cleanup EXIT
 
-pass() { echo "PASS gate: $*"; }
-fail() { echo "FAIL gate: $*"; FAILED=1; }
+[ -x "$KMS" ] || { fail "gate: $KMS not built"; exit 1; }
+[ -x "$TRIGGER" ] || { fail "gate: $TRIGGER not built"; exit 1; }
+WORK=$(mktemp -d /tmp/kmemscope-gate-live.XXXXXX) || exit 1
 
 # record NAME COUNT: one traced run of the workload making COUNT pipes
 record() {
 	GATE_N=$2 "$KMS" record -o "$WORK/$1.kmt" -- \
 		sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER" >"$WORK/$1.out" 2>&1 ||
-		fail "recording $1: $(tail -n 1 "$WORK/$1.out")"
+		fail "gate: recording $1: $(tail -n 1 "$WORK/$1.out")"
 }
 
 for i in 1 2 3 4; do
@@ -49,18 +55,18 @@ expect() {
 	"$@" >"$WORK/$name" 2>&1
 	rc=$?
 	if [ "$rc" -eq "$want" ]; then
-		pass "$name: exit $rc"
+		pass "gate: $name: exit $rc"
 	else
-		fail "$name: exit $rc, want $want: $(head -n 3 "$WORK/$name")"
+		fail "gate: $name: exit $rc, want $want: $(head -n 3 "$WORK/$name")"
 	fi
 }
 
 # names NAME TEXT: NAME's output says TEXT
 names() {
 	if grep -qF -- "$2" "$WORK/$1"; then
-		pass "$1 says '$2'"
+		pass "gate: $1 says '$2'"
 	else
-		fail "$1 does not say '$2': $(head -n 3 "$WORK/$1")"
+		fail "gate: $1 does not say '$2': $(head -n 3 "$WORK/$1")"
 	fi
 }
 
@@ -69,9 +75,9 @@ expect baseline 0 "$KMS" baseline -o "$WORK/base.json" \
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); f=d["fingerprint"]
 sys.exit(not (len(d["runs"]) == 4 and "pipes" in f["workload"] and f["format"] == "trace/1"
 	      and f["kernel_release"] and f["tool"]))' "$WORK/base.json"; then
-	pass "baseline: 4 runs, fingerprint with workload, kernel, tool and format"
+	pass "gate: baseline: 4 runs, fingerprint with workload, kernel, tool and format"
 else
-	fail "baseline: fingerprint or runs wrong: $(head -c 300 "$WORK/base.json")"
+	fail "gate: baseline: fingerprint or runs wrong: $(head -c 300 "$WORK/base.json")"
 fi
 
 # 64 KiB: the noise of page tables and the like in a run of the trigger
@@ -102,15 +108,13 @@ names "cmd-more" "(base 4 run(s), current 4 run(s); mann-whitney)"
 expect "cmd-same" 0 env GATE_N=$N "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K \
 	--fail-on none --traces "$WORK/cmd" -- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
 if [ -s "$WORK/cmd/run1.kmt" ] && [ ! -e "$WORK/cmd/run2.kmt" ]; then
-	pass "cmd-same: --traces kept the one run (runs as many as the baseline's)"
+	pass "gate: cmd-same: --traces kept the one run (runs as many as the baseline's)"
 else
-	fail "cmd-same: --traces holds $(ls "$WORK/cmd" 2>&1)"
+	fail "gate: cmd-same: --traces holds $(ls "$WORK/cmd" 2>&1)"
 fi
 
 # another workload: not comparable
 "$KMS" record -o "$WORK/other.kmt" -- "$TRIGGER" pipes "$N" >/dev/null 2>&1 ||
-	fail "recording other"
+	fail "gate: recording other"
 expect "other-workload" 3 "$KMS" check -b "$WORK/base.json" "$WORK/other.kmt"
 names "other-workload" "not comparable: workload"
-
-exit $FAILED
