@@ -125,6 +125,12 @@ static inline __u8 *trace_encode_event(struct trace_codec *c, const struct kms_e
 	__u32 mask = 0;
 
 	prev->ts = c->ts;
+	/*
+	 * Unrolled, every field's width is a constant and the switches go: the
+	 * encoding takes half the instructions, the decoding two thirds
+	 * (callgrind, bench/trace; the writer runs on the collector's thread).
+	 */
+#pragma GCC unroll 16
 	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
 		__u64 v = trace_field_get(e, i), old = trace_field_get(prev, i);
 
@@ -185,6 +191,8 @@ static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, con
 		return NULL;
 	*e = c->prev[type];
 	e->ts = c->ts;
+	/* unrolled, as in trace_encode_event() */
+#pragma GCC unroll 16
 	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
