@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/utsname.h>
 #include <bpf/libbpf.h>
+#include "cli.h"
 #include "collector.h"
 #include "gfp.h"
 #include "log.h"
@@ -376,6 +377,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 		s->stop_ns = info->t_last > s->start_ns ? info->t_last : s->start_ns;
 	}
 	s->trace_q.cut_short = !info->ended || info->cut[0];
+	s->trace_now = s->start_ns + (__u64)(s->from * 1e9);
 	it = json_object_get(meta, "cpu_nodes");
 	s->nr_cpu_nodes = json_array_size(it);
 	s->cpu_nodes = calloc(s->nr_cpu_nodes + 1, sizeof(*s->cpu_nodes));
@@ -394,9 +396,49 @@ struct replay {
 	__u64 every, next_tick;
 	int (*tick)(struct session *s, void *ctx);
 	void *ctx;
+	__u64 wall0;		/* when the replay of s->trace_now began (--speed) */
+	__u64 origin;
 	bool begun;		/* past the BEGIN mark: before it, calibration */
 	int err;
 };
+
+/*
+ * Paced replay (top -i --speed X): trace time t is shown (t - origin) / X
+ * after the replay began, so the tick sleeps until then; the records in
+ * between are read at full speed. false when the user quit meanwhile.
+ */
+static bool pace(struct replay *r, __u64 t)
+{
+	__u64 due, now;
+
+	if (r->s->speed <= 0)
+		return !cli_exiting();
+	due = r->wall0 + (__u64)((t - r->origin) / r->s->speed);
+	while ((now = cli_now_ns()) < due && !cli_exiting()) {
+		struct timespec left = { (due - now) / 1000000000, (due - now) % 1000000000 };
+
+		/* a signal (Ctrl-C, a resize) wakes it early: the loop looks again */
+		nanosleep(&left, NULL);
+	}
+	return !cli_exiting();
+}
+
+/* the ticks due by trace time t, each at its own time; false to stop reading */
+static bool ticks_until(struct replay *r, __u64 t)
+{
+	while (r->tick && t >= r->next_tick) {
+		if (!pace(r, r->next_tick)) {
+			r->err = 1;	/* quit: the report covers what was read */
+			return false;
+		}
+		r->s->trace_now = r->next_tick;
+		r->err = r->tick(r->s, r->ctx);
+		if (r->err)
+			return false;
+		r->next_tick += r->every;
+	}
+	return true;
+}
 
 static bool replay_event(void *ctx, struct kms_event *e)
 {
@@ -409,12 +451,8 @@ static bool replay_event(void *ctx, struct kms_event *e)
 		pipeline__observe(&r->s->pipe, e);
 		return true;
 	}
-	while (r->tick && e->ts >= r->next_tick) {
-		r->err = r->tick(r->s, r->ctx);
-		if (r->err)
-			return false;
-		r->next_tick += r->every;
-	}
+	if (!ticks_until(r, e->ts))
+		return false;
 	pipeline__event(&r->s->pipe, e);
 	return true;
 }
@@ -445,6 +483,8 @@ int session_trace__replay(struct session *s, double interval,
 {
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
 	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r };
+	/* the recording's window, where a live session's ticks stop (settling comes after) */
+	__u64 end = s->window_ns ? s->start_ns + s->window_ns : s->stop_ns;
 	char why[192];
 	int err;
 
@@ -453,12 +493,18 @@ int session_trace__replay(struct session *s, double interval,
 	if (s->to > 0)
 		r.to = s->start_ns + (__u64)(s->to * 1e9);
 	r.every = interval > 0 ? (__u64)(interval * 1e9) : 0;
-	r.next_tick = s->start_ns + r.every;
+	/* the first window begins where the time window does */
+	r.origin = s->trace_now;
+	r.next_tick = r.origin + r.every;
+	r.wall0 = cli_now_ns();
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
 		s->trace_q.cut_short = true;
 	}
+	/* the ticks of the quiet end of the recording, after its last record */
+	if (!err && !r.err)
+		ticks_until(&r, r.to && r.to < end ? r.to : end);
 	if (r.err)
 		return r.err > 0 ? 0 : 1;
 	/* the window ends the trace where it asks to */
@@ -466,5 +512,6 @@ int session_trace__replay(struct session *s, double interval,
 		s->stop_ns = r.to;
 	if (r.from > s->start_ns)
 		s->start_ns = r.from;
+	s->trace_now = s->stop_ns;
 	return 0;
 }
