@@ -24,6 +24,15 @@
 /* a block's records before it is sealed: a killed recorder loses at most this */
 #define DATA_BLOCK	(1u << 20)
 #define SYM_LINE	(2 * (KMS_NAME_LEN + 160))
+/*
+ * zstd level 1, measured (bench/trace, bench/README.md) on 10.7 M records of
+ * the pipe loop, 13.6 raw bytes each: level 1 stores 1.05 bytes per record at
+ * ~1170 MB/s, level 3 0.96 at ~680 MB/s, zlib 1 and 6 1.16 and 1.02 at ~310
+ * and ~140 MB/s. Compression runs on the collector's thread when a block is
+ * sealed: level 3's 8 % smaller file would cost ~8 ns more per record there,
+ * the collector's scarcest resource, and zlib is larger or slower or both.
+ */
+#define ZSTD_LEVEL	1
 /* addresses already interned, by their low bits: most records repeat a recent site */
 #define ADDR_CACHE	1024
 
@@ -129,7 +138,7 @@ static int put_block(struct trace_writer *w, enum kms_block_type type, const voi
 	}
 	if (len) {
 		size_t z = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, raw, len,
-					     w->o.level ? w->o.level : 1);
+					     w->o.level ? w->o.level : ZSTD_LEVEL);
 
 		if (!ZSTD_isError(z) && z < len) {
 			h.codec = KMS_CODEC_ZSTD;
