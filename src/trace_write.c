@@ -29,7 +29,7 @@
  * the pipe loop, 13.6 raw bytes each: level 1 stores 1.05 bytes per record at
  * ~1170 MB/s, level 3 0.96 at ~680 MB/s, zlib 1 and 6 1.16 and 1.02 at ~310
  * and ~140 MB/s. Compression runs on the collector's thread when a block is
- * sealed: level 3's 8 % smaller file would cost ~8 ns more per record there,
+ * sealed: level 3's 9 % smaller file would cost ~8 ns more per record there,
  * the collector's scarcest resource, and zlib is larger or slower or both.
  */
 #define ZSTD_LEVEL	1
