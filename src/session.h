@@ -111,6 +111,8 @@ struct session {
 	/* the trace time replayed so far (session__now), and how fast: see top -i --speed */
 	__u64 trace_now;
 	double speed;		/* trace seconds per second of wall time, 0: unpaced */
+	/* a file: CLOCK_REALTIME minus the trace's clock when it was recorded (0: unknown) */
+	__u64 trace_realtime;
 };
 
 struct collector_opts;

@@ -378,6 +378,9 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	}
 	s->trace_q.cut_short = !info->ended || info->cut[0];
 	s->trace_now = s->start_ns + (__u64)(s->from * 1e9);
+	it = json_object_get(meta, "clock");
+	if (get_u64(it, "realtime_ns") > get_u64(it, "monotonic_ns"))
+		s->trace_realtime = get_u64(it, "realtime_ns") - get_u64(it, "monotonic_ns");
 	it = json_object_get(meta, "cpu_nodes");
 	s->nr_cpu_nodes = json_array_size(it);
 	s->cpu_nodes = calloc(s->nr_cpu_nodes + 1, sizeof(*s->cpu_nodes));

@@ -599,7 +599,9 @@ static void fam_header(char *buf, size_t len)
 static void top_print_block(struct top *t, FILE *out)
 {
 	char line[LINE_MAX_LEN], site[256], stamp[32];
-	time_t wall = time(NULL);
+	/* a file's blocks are dated when their window was recorded */
+	time_t wall = t->s->trace_realtime ?
+		      (time_t)((t->s->trace_realtime + t->now.ts_ns) / 1000000000ULL) : time(NULL);
 	struct tm tm;
 	long limit = t->env->rows < 0 ? 20 : t->env->rows;
 
