@@ -399,8 +399,9 @@ struct replay {
 	__u64 every, next_tick;
 	int (*tick)(struct session *s, void *ctx);
 	void *ctx;
-	__u64 wall0;		/* when the replay of s->trace_now began (--speed) */
-	__u64 origin;
+	__u64 origin;		/* trace time of the first window's start */
+	__u64 wall0;		/* wall time when the replay began (--speed) */
+	__u64 end;		/* the recording's window: a live session ticks up to there */
 	bool begun;		/* past the BEGIN mark: before it, calibration */
 	int err;
 };
@@ -447,7 +448,7 @@ static bool replay_event(void *ctx, struct kms_event *e)
 {
 	struct replay *r = ctx;
 
-	if (r->to && e->ts > r->to)
+	if (r->err || (r->to && e->ts > r->to))
 		return false;
 	/* before the trace or the window: only the deferred-free stage learns from it */
 	if (!r->begun || e->ts < r->from) {
@@ -471,6 +472,10 @@ static void replay_settle(void *ctx)
 {
 	struct replay *r = ctx;
 
+	/* the window is over: its last ticks, then none while settling, as live */
+	if (!r->err)
+		ticks_until(r, r->end);
+	r->tick = NULL;
 	pipeline__settle(&r->s->pipe);
 }
 
@@ -486,8 +491,6 @@ int session_trace__replay(struct session *s, double interval,
 {
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
 	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r };
-	/* the recording's window, where a live session's ticks stop (settling comes after) */
-	__u64 end = s->window_ns ? s->start_ns + s->window_ns : s->stop_ns;
 	char why[192];
 	int err;
 
@@ -500,6 +503,9 @@ int session_trace__replay(struct session *s, double interval,
 	r.origin = s->trace_now;
 	r.next_tick = r.origin + r.every;
 	r.wall0 = cli_now_ns();
+	r.end = s->window_ns ? s->start_ns + s->window_ns : s->stop_ns;
+	if (r.to && r.to < r.end)
+		r.end = r.to;
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
@@ -507,7 +513,7 @@ int session_trace__replay(struct session *s, double interval,
 	}
 	/* the ticks of the quiet end of the recording, after its last record */
 	if (!err && !r.err)
-		ticks_until(&r, r.to && r.to < end ? r.to : end);
+		ticks_until(&r, r.end);
 	if (r.err)
 		return r.err > 0 ? 0 : 1;
 	/* the window ends the trace where it asks to */
