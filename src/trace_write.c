@@ -526,9 +526,11 @@ int trace_writer__begin(struct trace_writer *w, const json_t *meta)
 int trace_writer__close(struct trace_writer *w, const json_t *end)
 {
 	int err = w->begun ? trace_writer__flush(w) : -EINVAL;
+	/* whatever happened, the writing thread is done with the file before it is closed */
+	int werr = drain(w);
 
 	if (!err)
-		err = drain(w);
+		err = werr;
 	if (!err)
 		err = put_json(w, KMS_BLK_END, end);
 	if (!err && fsync(w->fd))
