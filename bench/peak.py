@@ -21,8 +21,9 @@ the window. Then stat and leaks run PEAK_RSS_SECONDS with one generator and
 their RSS is sampled: stat must not grow with time.
 
 "stat --record" is stat writing a trace file as well: next to stat, its ns/event
-over stat's is the writer's cost on the collector's thread; the file's bytes per
-event and MB/s follow its rows. The file it wrote under load is then replayed:
+over stat's is the writer's cost in CPU (the collector's thread encodes, the
+writer's own thread compresses and writes); the file's bytes per event and MB/s
+follow its rows. The file it wrote under load is then replayed:
 `stat -i` and `leaks -i` (events per CPU second and per wall second, medians of
 PEAK_REPLAY_RUNS, default 3, against the 20 M events/s target), and
 bench/trace measures the reader alone, the writer alone and the codecs on it.
@@ -276,7 +277,7 @@ def run_all(kms, gen, trace, work, modes, loads, seconds, rss_seconds, replay_ru
     writer = ["%s %+.1f" % (load, nsevs[RECORD, load] - nsevs["stat", load])
               for load, ngen in loads if (RECORD, load) in nsevs and ("stat", load) in nsevs]
     if writer:
-        print("the writer's cost on the collector's thread, ns/event of %s minus stat's: %s"
+        print("the writer's cost, ns/event of %s minus stat's (both threads): %s"
               % (RECORD, ", ".join(writer)))
     if recorded:
         replay(kms, trace, work, recorded[0], recorded[1], replay_runs)
