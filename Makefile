@@ -35,6 +35,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
 	      $(OUTPUT)/bench/gen
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
+	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
 .PHONY: all deps run test unit gate live qemu bench static clean help vmlinux
@@ -106,6 +107,11 @@ $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 
 # the record pipeline alone, on a synthetic stream (bench/store.c)
 $(OUTPUT)/bench/store: bench/store.c $(LIB_OBJS) | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+
+# reading, writing and compressing a recorded trace file (bench/trace.c)
+$(OUTPUT)/bench/trace: bench/trace.c $(LIB_OBJS) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 
