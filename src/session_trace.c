@@ -402,8 +402,13 @@ static bool replay_event(void *ctx, struct kms_event *e)
 {
 	struct replay *r = ctx;
 
-	if (r->to && e->ts > r->to)
-		return false;
+	/*
+	 * [from, to): two adjacent windows count each record once. Records come in
+	 * stream order, their times only nearly so (a batch is dated by its flush):
+	 * one past the window does not end it.
+	 */
+	if (r->to && e->ts >= r->to)
+		return true;
 	/* before the trace or the window: only the deferred-free stage learns from it */
 	if (!r->begun || e->ts < r->from) {
 		pipeline__observe(&r->s->pipe, e);
