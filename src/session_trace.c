@@ -25,8 +25,6 @@
 /* the trace writer seals a block at least this often: a kill loses at most this much */
 #define FLUSH_NS (1000ULL * 1000 * 1000)
 
-static const char *const stacks_names[] = { "none", "sites", "every", "cached" };
-
 /* ---- kms_quality as JSON: counters by name ---- */
 
 static const struct {
@@ -171,8 +169,7 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 				s->plan->deferred_method : ""));
 	json_object_set_new(m, "context", json_boolean(s->context));
 	json_object_set_new(m, "baseline_pc", pc);
-	json_object_set_new(m, "stacks", json_string(stacks_names[o->stacks_all ?
-				(o->stack_cache ? 3 : 2) : o->no_stacks ? 0 : 1]));
+	json_object_set_new(m, "stacks", json_string(s->stacks));
 	json_object_set_new(m, "self_traced", json_boolean(s->self_traced));
 	json_object_set_new(m, "gfp_flags", gfp_json(s->gfp));
 	json_object_set_new(m, "filter", json_pack("{s:o,s:s?,s:i,s:o,s:b}", "pids", pids, "comm",
@@ -347,6 +344,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	if (!s->gfp)
 		kms_warn("%s: no GFP flag names recorded; GFP stays hex\n", o->input);
 	s->context = json_is_true(json_object_get(meta, "context"));
+	s->stacks = session__stacks_named(get_str(meta, "stacks"));
 	s->self_traced = json_is_true(json_object_get(meta, "self_traced"));
 	s->start_ns = get_u64(meta, "start_ns");
 	pc = json_object_get(meta, "baseline_pc");
