@@ -390,6 +390,7 @@ int session__start(struct session *s, const struct session_opts *o)
 			collector__add_pid(s->coll, s->cmd.pid);
 	}
 	s->context = collector__context(s->coll);
+	s->context_requested = o->context;
 	s->stacks = session__stacks(o);
 	s->self_traced = o->trace_self;
 	/* with context, calibration measures kmemscope's own allocations first */

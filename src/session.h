@@ -87,6 +87,8 @@ struct session {
 	__u64 start_ns;
 	__u64 stop_ns;
 	bool context;		/* records carry their preempt count */
+	/* context capture was asked for (stat reports misuse then, even if the kernel lacks it) */
+	bool context_requested;
 	/* which allocations carry a stack: "none", "sites", "every" or "cached" */
 	const char *stacks;
 	/*

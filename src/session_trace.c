@@ -168,6 +168,7 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 				s->plan->deferred_traced, "method", s->plan->deferred_method ?
 				s->plan->deferred_method : ""));
 	json_object_set_new(m, "context", json_boolean(s->context));
+	json_object_set_new(m, "context_requested", json_boolean(s->context_requested));
 	json_object_set_new(m, "baseline_pc", pc);
 	json_object_set_new(m, "stacks", json_string(s->stacks));
 	json_object_set_new(m, "self_traced", json_boolean(s->self_traced));
@@ -344,6 +345,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	if (!s->gfp)
 		kms_warn("%s: no GFP flag names recorded; GFP stays hex\n", o->input);
 	s->context = json_is_true(json_object_get(meta, "context"));
+	s->context_requested = json_is_true(json_object_get(meta, "context_requested"));
 	s->stacks = session__stacks_named(get_str(meta, "stacks"));
 	s->self_traced = json_is_true(json_object_get(meta, "self_traced"));
 	s->start_ns = get_u64(meta, "start_ns");
