@@ -440,6 +440,7 @@ int session__run(struct session *s, double duration, double interval,
 
 	if (s->trace)
 		return session_trace__replay(s, interval, tick, ctx);
+	s->interval_ns = tick ? every : 0;
 	for (;;) {
 		__u64 now;
 
@@ -452,6 +453,9 @@ int session__run(struct session *s, double duration, double interval,
 		if (session_trace__tick(s, now))
 			return 1;
 		if (tick && now >= next_tick) {
+			/* where the snapshot falls in the stream: a replay takes it there too */
+			if (s->rec)
+				trace_writer__tick(s->rec);
 			err = tick(s, ctx);
 			if (err)
 				return err > 0 ? 0 : 1;

@@ -99,6 +99,8 @@ struct session {
 	pid_t self;
 	bool self_traced;	/* kmemscope's own allocations are reported (--trace-self) */
 	__u64 window_ns;	/* the window's length when settling, else 0 */
+	/* session__run's tick interval (0: none); a file: its recording's */
+	__u64 interval_ns;
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];
 	int *cpu_nodes;		/* node of each CPU of the traced system */

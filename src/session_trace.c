@@ -248,8 +248,9 @@ int session_trace__finish(struct session *s, const struct kms_quality *q)
 		return 0;
 	s->pipe.rec = NULL;
 	st = trace_writer__stats(s->rec);
-	end = json_pack("{s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "stop_ns", (json_int_t)s->stop_ns,
-			"window_ns", (json_int_t)s->window_ns, "quality", quality_json(q),
+	end = json_pack("{s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "stop_ns", (json_int_t)s->stop_ns,
+			"window_ns", (json_int_t)s->window_ns, "interval_ns",
+			(json_int_t)s->interval_ns, "quality", quality_json(q),
 			"written", "records", (json_int_t)st->records, "events",
 			(json_int_t)st->events, "dropped", (json_int_t)st->dropped);
 	err = trace_writer__error(s->rec);
@@ -360,6 +361,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 		quality_from_json(json_object_get(end, "quality"), &s->trace_q);
 		s->stop_ns = get_u64(end, "stop_ns");
 		s->window_ns = get_u64(end, "window_ns");
+		s->interval_ns = get_u64(end, "interval_ns");
 	} else {
 		fams = json_object_get(meta, "families");
 		json_array_foreach(fams, i, it) {
@@ -395,6 +397,8 @@ struct replay {
 	int (*tick)(struct session *s, void *ctx);
 	void *ctx;
 	bool begun;		/* past the BEGIN mark: before it, calibration */
+	bool marks;		/* tick at the recording's TICK marks, not by trace time */
+	bool settling;		/* past the SETTLE mark: a live session ticks no more */
 	int err;
 };
 
@@ -402,6 +406,8 @@ static bool replay_event(void *ctx, struct kms_event *e)
 {
 	struct replay *r = ctx;
 
+	if (r->err)
+		return false;
 	/*
 	 * [from, to): two adjacent windows count each record once. Records come in
 	 * stream order, their times only nearly so (a batch is dated by its flush):
@@ -414,7 +420,7 @@ static bool replay_event(void *ctx, struct kms_event *e)
 		pipeline__observe(&r->s->pipe, e);
 		return true;
 	}
-	while (r->tick && e->ts >= r->next_tick) {
+	while (r->tick && !r->marks && !r->settling && e->ts >= r->next_tick) {
 		r->err = r->tick(r->s, r->ctx);
 		if (r->err)
 			return false;
@@ -435,7 +441,16 @@ static void replay_settle(void *ctx)
 {
 	struct replay *r = ctx;
 
+	r->settling = true;
 	pipeline__settle(&r->s->pipe);
+}
+
+static void replay_tick(void *ctx)
+{
+	struct replay *r = ctx;
+
+	if (r->tick && r->marks && !r->err)
+		r->err = r->tick(r->s, r->ctx);
 }
 
 static void replay_begin(void *ctx)
@@ -449,7 +464,8 @@ int session_trace__replay(struct session *s, double interval,
 			  int (*tick)(struct session *s, void *ctx), void *ctx)
 {
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
-	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r };
+	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin,
+				   replay_tick, &r };
 	char why[192];
 	int err;
 
@@ -458,6 +474,8 @@ int session_trace__replay(struct session *s, double interval,
 	if (s->to > 0)
 		r.to = s->start_ns + (__u64)(s->to * 1e9);
 	r.every = interval > 0 ? (__u64)(interval * 1e9) : 0;
+	/* the recording ticked at this interval: its snapshots, where it took them (whole file) */
+	r.marks = r.every && r.every == s->interval_ns && !r.from && !r.to;
 	r.next_tick = s->start_ns + r.every;
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (err) {
