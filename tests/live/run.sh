@@ -187,7 +187,7 @@ RC=0
 "$ORDER" >"$WORK/order" 2>&1 || RC=$?
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
-# kmemscope top in batch mode, leaks and misuse: the scripts print PASS/FAIL
+# kmemscope top in batch mode, leaks and misuse, trace files: the scripts print PASS/FAIL
 # lines and fail themselves when a check of theirs goes missing
 RC=0
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
@@ -195,6 +195,11 @@ sub_checks "top.sh" "" "$WORK/top" "$RC"
 RC=0
 "$HERE/leaks.sh" "$BUILD" >"$WORK/leaks" 2>&1 || RC=$?
 sub_checks "leaks.sh" "" "$WORK/leaks" "$RC"
+# live vs replay of trace files: stat, leaks, misuse give the same report from
+# the file they recorded; offline filters, time windows, leaks on a stat file
+RC=0
+"$HERE/equal.sh" "$BUILD" >"$WORK/equal" 2>&1 || RC=$?
+sub_checks "equal.sh" "" "$WORK/equal" "$RC"
 
 # --- kmemscope is not its own subject ----------------------------------------
 
