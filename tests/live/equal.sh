@@ -85,6 +85,25 @@ cmd_run() {
 	fi
 }
 
+# the load goes in once kmemscope says it is tracing (-v): at most 30 s
+wait_tracing() {
+	i=0
+	while ! grep -q '^tracing' "$1" && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# wait_live NAME PID: the live kmemscope in the background ends well
+wait_live() {
+	rc=0
+	wait "$2" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		fail "$1: live exit $rc: $(grep -v '^tracing' "$WORK/$1.err" | head -c 200 | tr '\n' '|')"
+		return 1
+	fi
+}
+
 # load_run NAME CMD OPTIONS...: record for -d 2 while the trigger loads the system once
 # kmemscope says it is tracing (-v); the trigger's output goes to $WORK/NAME.load
 load_run() {
@@ -94,19 +113,10 @@ load_run() {
 	timeout 120 "$KMS" "$cmd" -v -d 2 --record "$WORK/$name.kmt" -n 0 --json \
 		-o "$WORK/$name.live.json" "$@" >/dev/null 2>"$WORK/$name.err" </dev/null &
 	kpid=$!
-	i=0
-	while ! grep -q '^tracing' "$WORK/$name.err" && [ $i -lt 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_tracing "$WORK/$name.err"
 	{ "$TRIGGER" pipes 20000 && "$TRIGGER" fork 30; } >"$WORK/$name.load" 2>&1 ||
 		echo "trigger failed" >>"$WORK/$name.load"
-	rc=0
-	wait "$kpid" || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		fail "$name: live exit $rc: $(grep -v '^tracing' "$WORK/$name.err" | head -c 200 | tr '\n' '|')"
-		return 1
-	fi
+	wait_live "$name" "$kpid"
 }
 
 # pid_run NAME CMD OPTIONS...: record -p PID of a trigger that starts once kmemscope traces
@@ -121,19 +131,10 @@ pid_run() {
 	timeout 120 "$KMS" "$cmd" -v -d 2 -p "$tpid" --record "$WORK/$name.kmt" -n 0 --json \
 		-o "$WORK/$name.live.json" "$@" >/dev/null 2>"$WORK/$name.err" </dev/null &
 	kpid=$!
-	i=0
-	while ! grep -q '^tracing' "$WORK/$name.err" && [ $i -lt 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	wait_tracing "$WORK/$name.err"
 	echo go >"$WORK/$name.go"
 	wait "$tpid"
-	rc=0
-	wait "$kpid" || rc=$?
-	if [ "$rc" -ne 0 ]; then
-		fail "$name: live exit $rc: $(grep -v '^tracing' "$WORK/$name.err" | head -c 200 | tr '\n' '|')"
-		return 1
-	fi
+	wait_live "$name" "$kpid"
 }
 
 # --- live vs replay: stat, leaks, misuse; system-wide, -- CMD, -p, -c ----------
