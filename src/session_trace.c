@@ -464,8 +464,8 @@ int session_trace__replay(struct session *s, double interval,
 			  int (*tick)(struct session *s, void *ctx), void *ctx)
 {
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
-	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin,
-				   replay_tick, &r };
+	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r,
+				   replay_tick };
 	char why[192];
 	int err;
 

@@ -78,7 +78,7 @@ _Static_assert(sizeof(struct kms_block_header) == 64, "block header layout");
  * calibrated: they only teach the stages (pipeline__observe()).
  */
 #define KMS_REC_BEGIN		0xf1
-/* an interval tick (leaks -I) took its snapshot here: a replay at that interval takes it here too */
+/* an interval tick (leaks -I) took its snapshot here: a replay at that interval does too */
 #define KMS_REC_TICK		0xf2
 
 /* ---- writing ---- */
@@ -176,8 +176,9 @@ struct trace_sink {
 	void (*meta)(void *ctx, const struct kms_meta *m);
 	void (*settle)(void *ctx);
 	void (*begin)(void *ctx);
-	void (*tick)(void *ctx);
 	void *ctx;
+	/* a TICK mark (NULL: skip them) */
+	void (*tick)(void *ctx);
 };
 
 /*

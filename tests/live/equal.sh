@@ -47,7 +47,10 @@ WORK=$(mktemp -d /tmp/kmemscope-equal.XXXXXX) || exit 1
 worker() { sed -n 's/^trigger mode=.* worker=\([0-9]*\) status=0$/\1/p' "$1" | head -n 1; }
 
 # json FILE EXPR: print a Python expression over the document d (jq is not a dependency)
-json() { python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+json() {
+	python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+		"$1" "$2"
+}
 
 # replay NAME CMD [OPTIONS]: CMD -i $WORK/NAME.kmt --json, compared with $WORK/NAME.live.json.
 # The live run must have seen something: an empty report equals any other empty one.
@@ -65,9 +68,11 @@ replay() {
 	events=$(json "$WORK/$name.live.json" 'd["quality"]["events"]')
 	if $DIFF "$WORK/$name.live.json" "$WORK/$name.replay.json" >"$WORK/$name.diff" 2>&1 &&
 		[ "$events" -gt 0 ]; then
-		pass "$name: $cmd -i gives the live report ($events events, $(wc -c <"$WORK/$name.kmt") bytes recorded)"
+		pass "$name: $cmd -i gives the live report ($events events," \
+			"$(wc -c <"$WORK/$name.kmt") bytes recorded)"
 	else
-		fail "$name: $events events; live and replay differ at $(wc -l <"$WORK/$name.diff") path(s): $(head -n 5 "$WORK/$name.diff" | tr '\n' '|')"
+		fail "$name: $events events; live and replay differ at" \
+			"$(wc -l <"$WORK/$name.diff") path(s): $(head -n 5 "$WORK/$name.diff" | tr '\n' '|')"
 	fi
 }
 
@@ -162,7 +167,8 @@ pid_run misuse-pid misuse && replay misuse-pid misuse
 # the settle period was recorded and replayed, not skipped
 if [ -f "$WORK/leaks-system.replay.json" ] &&
 	[ "$(json "$WORK/leaks-system.replay.json" 'd["summary"]["settle_ms"] >= 900')" = True ]; then
-	pass "leaks-system: the default settle (1 s) is in the file: settle_ms $(json "$WORK/leaks-system.replay.json" 'd["summary"]["settle_ms"]')"
+	pass "leaks-system: the default settle (1 s) is in the file: settle_ms" \
+		"$(json "$WORK/leaks-system.replay.json" 'd["summary"]["settle_ms"]')"
 else
 	fail "leaks-system: no settle period replayed"
 fi
@@ -215,7 +221,8 @@ print("%d trigger processes unfiltered, %d with -c; worker %s: %s and %s allocs"
 sys.exit(0 if pid in named and got.get(pid) == named[pid] and set(got) == set(named) and not bad
          else 1)
 PY
-		pass "stat -i -c trigger: the trigger processes, the worker whole, none above its unfiltered row: $(cat "$WORK/filt-c.check")"
+		pass "stat -i -c trigger: the trigger processes, the worker whole, none above its" \
+			"unfiltered row: $(cat "$WORK/filt-c.check")"
 	else
 		fail "stat -i -c trigger: $(tail -n 1 "$WORK/filt-c.check")"
 	fi
@@ -239,7 +246,8 @@ tot = lambda d: sum(f["allocs"] for f in d["families"])
 print("allocs %d + %d = %d%s" % (tot(a), tot(b), tot(whole), "; off: %s" % bad if bad else ""))
 sys.exit(0 if not bad and tot(a) > 0 and tot(b) > 0 else 1)
 PY
-			pass "stat -i --to T, --from T: each window within the whole, their sum the whole: $(cat "$WORK/win.check")"
+			pass "stat -i --to T, --from T: each window within the whole, their sum the" \
+				"whole: $(cat "$WORK/win.check")"
 		else
 			fail "stat -i --to/--from: $(tail -n 1 "$WORK/win.check")"
 		fi
@@ -262,5 +270,6 @@ sys.exit(0 if d["stacks"] == "sites" and "stacks sites" in say and "settle ms 0"
 PY
 	pass "leaks -i on a stat recording: $(cat "$WORK/stat-leaks.check")"
 else
-	fail "leaks -i on a stat recording: exit $rc, $(tail -n 1 "$WORK/stat-leaks.check" 2>/dev/null) $(head -c 200 "$WORK/stat-leaks.err")"
+	fail "leaks -i on a stat recording: exit $rc," \
+		"$(tail -n 1 "$WORK/stat-leaks.check" 2>/dev/null) $(head -c 200 "$WORK/stat-leaks.err")"
 fi
