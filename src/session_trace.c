@@ -346,7 +346,9 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	if (!s->gfp)
 		kms_warn("%s: no GFP flag names recorded; GFP stays hex\n", o->input);
 	s->context = json_is_true(json_object_get(meta, "context"));
-	s->context_requested = json_is_true(json_object_get(meta, "context_requested"));
+	/* files written before META had it: context asked for where it was captured */
+	it = json_object_get(meta, "context_requested");
+	s->context_requested = it ? json_is_true(it) : s->context;
 	s->stacks = session__stacks_named(get_str(meta, "stacks"));
 	s->self_traced = json_is_true(json_object_get(meta, "self_traced"));
 	s->start_ns = get_u64(meta, "start_ns");
