@@ -6,7 +6,8 @@ Usage: check.py SERIAL_LOG RESULT_DIR [KMEMSCOPE]
 
 The serial log carries the guest's status lines (KMS-RC NAME RC), the module's
 ledger and every output file between ===KMS-FILE NAME=== / ===KMS-END NAME===
-(binary ones, the trace files each run recorded, in base64 as NAME.b64).
+(binary ones, the trace files each run recorded, in base64 as NAME.b64; the JSON
+reports gzipped, NAME.gz.b64).
 Expected numbers come only from the ledger, which the module writes from what
 it did at run time.
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # /init of the QEMU test guest (busybox). Everything the host needs goes to the
 # serial console between ===KMS-FILE NAME=== and ===KMS-END NAME=== markers;
-# binary files (the trace files) as base64, named NAME.b64.
+# binary files (the trace files) as base64, named NAME.b64, and the JSON reports
+# gzipped, as NAME.gz.b64.
 /bin/busybox --install -s /bin
 export PATH=/bin
 
@@ -20,9 +21,15 @@ STEP_TIMEOUT=${KMS_STEP_TIMEOUT:-30}
 say() { echo "KMS-$*"; }
 
 finish() {
+	# the serial line is slow: the trace files go as they are (zstd inside), the
+	# reports compressed (JSON shrinks ~10x: the run is no longer than without traces)
 	for f in /out/*.kmt; do
 		[ -f "$f" ] || continue
 		base64 "$f" > "$f.b64" && rm -f "$f"
+	done
+	for f in /out/*.json; do
+		[ -f "$f" ] || continue
+		gzip -c "$f" | base64 > "$f.gz.b64" && rm -f "$f"
 	done
 	for f in /out/*; do
 		[ -f "$f" ] || continue
