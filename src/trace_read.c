@@ -71,8 +71,9 @@ static const __u8 *payload(struct trace_reader *r, const struct kms_block_header
 		}
 		return stored;
 	}
-	if (h->raw_len > r->raw_cap) {
-		__u8 *p = realloc(r->raw, h->raw_len);
+	/* a frame of no bytes decodes into a buffer too: NULL is the failure */
+	if (h->raw_len > r->raw_cap || !r->raw) {
+		__u8 *p = realloc(r->raw, h->raw_len ? h->raw_len : 1);
 
 		if (!p) {
 			say(why, len, "%s", strerror(ENOMEM));
