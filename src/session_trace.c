@@ -395,6 +395,7 @@ struct replay {
 	int (*tick)(struct session *s, void *ctx);
 	void *ctx;
 	bool begun;		/* past the BEGIN mark: before it, calibration */
+	__u64 events;		/* events read */
 	int err;
 };
 
@@ -404,6 +405,8 @@ static bool replay_event(void *ctx, struct kms_event *e)
 
 	if (r->to && e->ts > r->to)
 		return false;
+	/* as the collector counted them: calibration too */
+	r->events++;
 	/* before the trace or the window: only the deferred-free stage learns from it */
 	if (!r->begun || e->ts < r->from) {
 		pipeline__observe(&r->s->pipe, e);
@@ -459,6 +462,9 @@ int session_trace__replay(struct session *s, double interval,
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
 		s->trace_q.cut_short = true;
 	}
+	/* no END block, no final count: the events of the trace are those read */
+	if (!trace_reader__end(s->trace))
+		s->trace_q.events = r.events;
 	if (r.err)
 		return r.err > 0 ? 0 : 1;
 	/* the window ends the trace where it asks to */
