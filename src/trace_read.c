@@ -295,8 +295,11 @@ static int check_blocks(struct trace_reader *r, char *why, size_t wlen)
 			say(r->info.cut, sizeof(r->info.cut), "%s", bwhy);
 			break;
 		}
-		if (!r->info.blocks && h.type != KMS_BLK_META) {
-			say(r->info.cut, sizeof(r->info.cut), "the first block is not the metadata");
+		/* one META block, first: a second one would replace what the first said */
+		if (!r->info.blocks != (h.type == KMS_BLK_META)) {
+			say(r->info.cut, sizeof(r->info.cut), "block %llu at offset %zu: %s",
+			    (unsigned long long)h.seq, off, r->info.blocks ?
+			    "a second metadata block" : "the first block is not the metadata");
 			break;
 		}
 		if (keep_block(r, &h, off, &syms, bwhy, sizeof(bwhy))) {

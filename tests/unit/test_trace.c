@@ -862,6 +862,16 @@ static void test_forged_meta_and_end(void **state)
 			    strlen(text));
 		expect_read(&s, p, end, 10, text);
 	}
+	/* a second META block: the first one stays, reading stops there */
+	end = s.b[1].off;
+	memcpy(p, s.p, end);
+	end = forge(p, end, KMS_BLK_META, KMS_CODEC_NONE, 1, 1, 2, "{}", 2);
+	memcpy(p + end, s.p + s.b[1].off, s.len - s.b[1].off);
+	expect_read(&s, p, end + s.len - s.b[1].off, 1, "a second META");
+	assert_int_equal(trace_reader__open_mem(&r, p, end, why, sizeof(why)), 0);
+	assert_string_equal(json_string_value(json_object_get(trace_reader__meta(r), "test")),
+			    "small");
+	trace_reader__free(r);
 	/* no META block at all: a DATA block first */
 	memcpy(p, s.p, sizeof(struct kms_trace_header));
 	end = forge(p, sizeof(struct kms_trace_header), KMS_BLK_DATA, KMS_CODEC_NONE, 0, 1, 1,
