@@ -282,7 +282,8 @@ void trace_writer__event(struct trace_writer *w, const struct kms_event *e)
 
 void trace_writer__meta(struct trace_writer *w, const struct kms_meta *m)
 {
-	if (!room(w, 0))
+	/* another type would not decode, and would take the rest of its block with it */
+	if (m->type < KMS_EV_META_TASK || m->type > KMS_EV_META_LOSS || !room(w, 0))
 		return;
 	w->data.len = trace_encode_meta(&w->codec, m, w->data.p + w->data.len) - w->data.p;
 	w->data.count++;

@@ -338,6 +338,14 @@ static void test_roundtrip_extremes(void **state)
 	}
 	bad.type = KMS_EV_NONE;
 	trace_writer__event(t.w, &bad);
+	/* nor metadata records of another type */
+	for (int type = 0; type < 256; type++) {
+		if (type >= KMS_EV_META_TASK && type <= KMS_EV_META_LOSS)
+			continue;
+		random_meta(&m);
+		m.type = type;
+		trace_writer__meta(t.w, &m);
+	}
 	assert_int_equal(trace_writer__stats(t.w)->records, t.want.n);
 	writer_close(&t);
 
