@@ -254,11 +254,21 @@ static bool room(struct trace_writer *w, __u64 ts)
 		w->st.dropped++;
 		return false;
 	}
-	if (w->data.len + TRACE_REC_MAX > DATA_BLOCK &&
-	    (!w->begun || trace_writer__flush(w))) {
-		fail(w, w->err ? w->err : -ENOBUFS);
-		w->st.dropped++;
-		return false;
+	if (w->data.len + TRACE_REC_MAX > DATA_BLOCK) {
+		/*
+		 * Before the META block, records wait in the buffer: calibration on
+		 * a busy machine outgrows one block's worth, so the first block may
+		 * be as large as a reader takes.
+		 */
+		int err = w->begun ? trace_writer__flush(w) :
+			  w->data.len + TRACE_REC_MAX > KMS_BLOCK_MAX ? -ENOBUFS :
+			  buf_room(&w->data, TRACE_REC_MAX);
+
+		if (err) {
+			fail(w, err);
+			w->st.dropped++;
+			return false;
+		}
 	}
 	if (!ts)
 		return true;

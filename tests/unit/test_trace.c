@@ -374,6 +374,37 @@ static void test_roundtrip_extremes(void **state)
 	writer_fini(&t);
 }
 
+/* more records before the trace begins than one ordinary block holds */
+static void test_long_calibration(void **state)
+{
+	struct kms_event prev = {}, e;
+	struct trace_reader *r;
+	struct recs got = {};
+	struct writer t;
+	char why[192];
+
+	writer_open(&t, NULL, NULL, NULL);
+	for (int i = 0; i < 100000; i++) {
+		random_event(&e, &prev);
+		put_event(&t, &e);
+		prev = e;
+	}
+	assert_true(trace_writer__stats(t.w)->records == 100000);
+	put_begin(&t, "calibration");
+	put_event(&t, &e);
+	writer_close(&t);
+	assert_int_equal(trace_reader__open(&r, t.path, why, sizeof(why)), 0);
+	assert_true(trace_reader__info(r)->ended);
+	/* the calibration in a block of more than 1 MiB, the trace in the next */
+	assert_true(trace_reader__info(r)->raw_bytes > (1u << 20));
+	assert_int_equal(trace_reader__info(r)->data_blocks, 2);
+	assert_int_equal(replay(r, &got, why, sizeof(why)), 0);
+	assert_prefix(&got, &t.want, t.want.n);
+	trace_reader__free(r);
+	free(got.v);
+	writer_fini(&t);
+}
+
 /* a sink that stops at its tenth event */
 static bool sink_stop(void *ctx, struct kms_event *e)
 {
@@ -1094,6 +1125,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_extremes),
+		cmocka_unit_test(test_long_calibration),
 		cmocka_unit_test(test_replay_stops),
 		cmocka_unit_test(test_symbols),
 		cmocka_unit_test(test_truncated_everywhere),
