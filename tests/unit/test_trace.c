@@ -272,6 +272,16 @@ static void random_event(struct kms_event *e, const struct kms_event *prev)
 	SET(e->pc, extreme(4, prev->pc));
 }
 
+/* an event drawn from the last one, written; it becomes the last one */
+static void put_random_event(struct writer *t, struct kms_event *last)
+{
+	struct kms_event e;
+
+	random_event(&e, last);
+	put_event(t, &e);
+	*last = e;
+}
+
 static void random_meta(struct kms_meta *m)
 {
 	__u8 *p = (__u8 *)m;
@@ -296,11 +306,8 @@ static void test_roundtrip_extremes(void **state)
 
 	writer_open(&t, NULL, fake_stack, NULL);
 	/* calibration records, before the trace begins */
-	for (int i = 0; i < 100; i++) {
-		random_event(&e, &prev);
-		put_event(&t, &e);
-		prev = e;
-	}
+	for (int i = 0; i < 100; i++)
+		put_random_event(&t, &prev);
 	put_begin(&t, "extremes");
 	for (int i = 0; i < 40000; i++) {
 		switch (rnd() % 64) {
@@ -316,9 +323,7 @@ static void test_roundtrip_extremes(void **state)
 			assert_int_equal(trace_writer__flush(t.w), 0);
 			break;
 		default:
-			random_event(&e, &prev);
-			put_event(&t, &e);
-			prev = e;
+			put_random_event(&t, &prev);
 		}
 	}
 	/* every type, every field at its maximum, then at zero */
@@ -377,21 +382,18 @@ static void test_roundtrip_extremes(void **state)
 /* more records before the trace begins than one ordinary block holds */
 static void test_long_calibration(void **state)
 {
-	struct kms_event prev = {}, e;
+	struct kms_event prev = {};
 	struct trace_reader *r;
 	struct recs got = {};
 	struct writer t;
 	char why[192];
 
 	writer_open(&t, NULL, NULL, NULL);
-	for (int i = 0; i < 100000; i++) {
-		random_event(&e, &prev);
-		put_event(&t, &e);
-		prev = e;
-	}
+	for (int i = 0; i < 100000; i++)
+		put_random_event(&t, &prev);
 	assert_true(trace_writer__stats(t.w)->records == 100000);
 	put_begin(&t, "calibration");
-	put_event(&t, &e);
+	put_random_event(&t, &prev);
 	writer_close(&t);
 	assert_int_equal(trace_reader__open(&r, t.path, why, sizeof(why)), 0);
 	assert_true(trace_reader__info(r)->ended);
@@ -567,6 +569,7 @@ struct small {
 	int nb;
 	struct recs want;
 	__u64 records;			/* in DATA blocks */
+	__u8 *scratch;			/* room for a damaged copy: 2 len + 4096 bytes */
 };
 
 static void small_make(struct small *s)
@@ -621,10 +624,13 @@ static void small_make(struct small *s)
 	assert_int_equal(s->b[0].h.type, KMS_BLK_META);
 	assert_int_equal(s->b[10].h.type, KMS_BLK_END);
 	assert_int_equal(s->records, s->want.n);
+	s->scratch = malloc(2 * s->len + 4096);
+	assert_non_null(s->scratch);
 }
 
 static void small_free(struct small *s)
 {
+	free(s->scratch);
 	free(s->p);
 	free(s->want.v);
 }
@@ -746,8 +752,7 @@ static void test_bad_file_header(void **state)
 	__u8 *p;
 
 	small_make(&s);
-	p = malloc(s.len);
-	assert_non_null(p);
+	p = s.scratch;
 	struct { size_t off; __u32 v; const char *what; } bad[] = {
 		{ offsetof(struct kms_trace_header, magic), 0x4d4b5346, "wrong magic" },
 		{ offsetof(struct kms_trace_header, version), KMS_TRACE_VERSION + 1, "newer version" },
@@ -767,7 +772,6 @@ static void test_bad_file_header(void **state)
 	memcpy(&h, s.p, sizeof(h));
 	assert_memory_equal(h.magic, KMS_TRACE_MAGIC, 8);
 	expect_read(&s, s.p, s.len, s.nb, "intact");
-	free(p);
 	small_free(&s);
 }
 
@@ -786,8 +790,7 @@ static void test_absurd_headers(void **state)
 	char what[96];
 
 	small_make(&s);
-	p = malloc(s.len);
-	assert_non_null(p);
+	p = s.scratch;
 	for (int i = 0; i < s.nb; i++) {
 		const struct kms_block_header o = s.b[i].h;
 		struct kms_block_header bad[] = {
@@ -813,7 +816,6 @@ static void test_absurd_headers(void **state)
 			expect_read(&s, p, s.len, i ? i : -1, what);
 		}
 	}
-	free(p);
 	small_free(&s);
 }
 
@@ -825,8 +827,7 @@ static void test_blocks_out_of_order(void **state)
 	__u8 *p;
 
 	small_make(&s);
-	p = malloc(2 * s.len);
-	assert_non_null(p);
+	p = s.scratch;
 	for (int i = 0; i + 1 < s.nb; i++) {
 		const struct block *x = &s.b[i], *y = &s.b[i + 1];
 		size_t xl = x->end - x->off, yl = y->end - y->off, n;
@@ -851,7 +852,6 @@ static void test_blocks_out_of_order(void **state)
 		snprintf(what, sizeof(what), "block %d left out", i + 1);
 		expect_read(&s, p, y->off + n, i + 1, what);
 	}
-	free(p);
 	small_free(&s);
 }
 
@@ -881,8 +881,7 @@ static void test_forged_meta_and_end(void **state)
 	__u8 *p;
 
 	small_make(&s);
-	p = malloc(s.len + 4096);
-	assert_non_null(p);
+	p = s.scratch;
 	for (size_t i = 0; i < sizeof(not_objects) / sizeof(not_objects[0]); i++) {
 		const char *text = not_objects[i];
 
@@ -918,7 +917,6 @@ static void test_forged_meta_and_end(void **state)
 	expect_read(&s, p, end, -1, "DATA first");
 	/* only the file header */
 	expect_read(&s, s.p, sizeof(struct kms_trace_header), -1, "header only");
-	free(p);
 	small_free(&s);
 }
 
@@ -959,8 +957,7 @@ static void test_forged_data(void **state)
 	__u8 *p;
 
 	small_make(&s);
-	p = malloc(s.len + 4096);
-	assert_non_null(p);
+	p = s.scratch;
 	base = s.b[10].off;	/* the file up to its END block */
 	memcpy(p, s.p, base);
 	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]) + 1; i++) {
@@ -1001,7 +998,6 @@ static void test_forged_data(void **state)
 		trace_reader__free(r);
 		free(got.v);
 	}
-	free(p);
 	small_free(&s);
 }
 
@@ -1029,8 +1025,7 @@ static void test_forged_stacks_and_syms(void **state)
 	__u8 *p;
 
 	small_make(&s);
-	p = malloc(s.len + 4096);
-	assert_non_null(p);
+	p = s.scratch;
 	base = s.b[1].off;	/* after the META block */
 	memcpy(p, s.p, base);
 	for (size_t i = 0; i < sizeof(stacks) / sizeof(stacks[0]); i++) {
@@ -1050,7 +1045,6 @@ static void test_forged_stacks_and_syms(void **state)
 		ksyms__format(trace_reader__ksyms(r), 0xffffffff81000010ULL, name, sizeof(name));
 		trace_reader__free(r);
 	}
-	free(p);
 	small_free(&s);
 }
 
@@ -1069,8 +1063,7 @@ static void test_empty_payloads(void **state)
 	__u8 *p;
 
 	small_make(&s);
-	p = malloc(s.len + 4096);
-	assert_non_null(p);
+	p = s.scratch;
 	memcpy(p, s.p, s.b[1].off);
 	end = s.b[1].off;
 	for (__u64 i = 0; i < 3; i++)
@@ -1084,7 +1077,6 @@ static void test_empty_payloads(void **state)
 	assert_int_equal(replay(r, &got, why, sizeof(why)), 0);
 	assert_int_equal(got.n, 0);
 	trace_reader__free(r);
-	free(p);
 	small_free(&s);
 }
 
