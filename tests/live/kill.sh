@@ -100,7 +100,7 @@ replay() {
 # the replayed report against the count: exit status and a line saying why
 verdict() {
 	python3 - "$WORK/count" "$WORK/r.json" "$RC" "$WORK/r.err" "$1" <<'PY'
-import json, sys
+import json, re, sys
 c = json.load(open(sys.argv[1]))
 rc, err, want_cut = int(sys.argv[3]), open(sys.argv[4]).read(), sys.argv[5] == "cut"
 what = (f"{c['size']} bytes, {c['blocks']} blocks ({c['data_blocks']} DATA), "
@@ -113,8 +113,13 @@ if not c["meta"]:
 q = json.load(open(sys.argv[2]))["quality"]
 events = c["events"] + c["events_before_begin"]
 ok = rc == 0 and q["cut_short"] == want_cut and c["ended"] != want_cut and q["events"] == events
+# a file cut short: the warning says what was recovered
+said = re.search(r"recovered (\d+) blocks, (\d+) records", err)
+if want_cut:
+    ok = ok and said and [int(n) for n in said.groups()] == [c["blocks"], c["records"]]
 print(f"{what}: exit {rc}, cut_short {q['cut_short']}, {q['events']} events read, "
-      f"{events} in the whole blocks")
+      f"{events} in the whole blocks" + (f"; '{said.group(0)}' of {c['records']} records"
+                                         if said else ""))
 sys.exit(not ok)
 PY
 }

@@ -915,6 +915,13 @@ static void test_forged_meta_and_end(void **state)
 	end = forge(p, sizeof(struct kms_trace_header), KMS_BLK_DATA, KMS_CODEC_NONE, 0, 1, 1,
 		    "\xf0", 1);
 	expect_read(&s, p, end, -1, "DATA first");
+	/* bytes after the END block: the file is read, and they are named */
+	memcpy(p, s.p, s.len);
+	memcpy(p + s.len, "garbage", 7);
+	expect_read(&s, p, s.len + 7, s.nb, "bytes after END");
+	assert_int_equal(trace_reader__open_mem(&r, p, s.len + 7, why, sizeof(why)), 0);
+	assert_string_equal(trace_reader__info(r)->cut, "7 bytes after the end block ignored");
+	trace_reader__free(r);
 	/* only the file header */
 	expect_read(&s, s.p, sizeof(struct kms_trace_header), -1, "header only");
 	small_free(&s);
