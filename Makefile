@@ -44,6 +44,7 @@ SAN_TEST := $(OUTPUT)/san/test_trace
 FUZZ_BIN := $(OUTPUT)/san/fuzz_trace
 FUZZ_SECONDS ?= 60
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
+	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
 .PHONY: all deps run test unit fuzz live qemu bench static clean help vmlinux
@@ -125,6 +126,11 @@ $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 
 # the record pipeline alone, on a synthetic stream (bench/store.c)
 $(OUTPUT)/bench/store: bench/store.c $(LIB_OBJS) | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+
+# reading, writing and compressing a recorded trace file (bench/trace.c)
+$(OUTPUT)/bench/trace: bench/trace.c $(LIB_OBJS) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 

@@ -18,11 +18,22 @@ the child) and peak RSS, and the generators' own ns per iteration against an
 untraced run. "ns/event" is the collector's marginal cost: CPU time over the
 no-generator run's, divided by the extra events. "% CPU" is its CPU time over
 the window. Then stat and leaks run PEAK_RSS_SECONDS with one generator and
-their RSS is sampled: stat must not grow with time. See bench/README.md.
+their RSS is sampled: stat must not grow with time.
+
+"stat --record" is stat writing a trace file as well: next to stat, its ns/event
+over stat's is the writer's cost in CPU (the collector's thread encodes, the
+writer's own thread compresses and writes); the file's bytes per event and MB/s
+follow its rows. The file it wrote under load is then replayed:
+`stat -i` and `leaks -i` (events per CPU second and per wall second, medians of
+PEAK_REPLAY_RUNS, default 3, against the 20 M events/s target), and
+bench/trace measures the reader alone, the writer alone and the codecs on it.
+PEAK_MODES=stat,leaks (names as printed) runs some of the modes only.
+See bench/README.md.
 """
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,8 +50,11 @@ def env_int(name, default, low):
     return int(raw)
 
 
+REPLAY_TARGET = 20e6	# events/s of `stat -i` (issue 8)
+RECORD = "stat --record"
 MODES = [
     ("stat", ["stat", "--json"]),
+    (RECORD, ["stat", "--json", "--record"]),	# the file's path follows
     ("stat --no-context", ["stat", "--no-context", "--json"]),
     ("leaks", ["leaks", "--json"]),
     ("top", ["top", "--batch", "--count", "1"]),
@@ -108,7 +122,9 @@ def run(kms, mode, args, seconds, work, gen=None, ngen=0, sample_every=0):
     if gens:
         time.sleep(1)
     cmd = [kms] + args
-    cmd += ["-i", str(seconds)] if mode == "top" else ["-d", str(seconds), "-o", out]
+    if mode == RECORD:
+        cmd.append(os.path.join(work, "rec.kmt"))
+    cmd += ["-I", str(seconds)] if mode == "top" else ["-d", str(seconds), "-o", out]
     errf = open(os.path.join(work, "stderr"), "w+")
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, text=True)
@@ -150,33 +166,86 @@ def run(kms, mode, args, seconds, work, gen=None, ngen=0, sample_every=0):
     }
 
 
+def replay(kms, trace, work, path, events, runs):
+    """`stat -i` and `leaks -i` of a recorded file, then bench/trace on it"""
+    size = os.path.getsize(path)
+    print("replay of the %s recording: %d events, %.1f MB, medians of %d runs"
+          % (RECORD, events, size / 1e6, runs))
+    for name in ("stat", "leaks"):
+        cpus, walls = [], []
+        for _ in range(runs):
+            t0 = time.monotonic()
+            p = subprocess.Popen([kms, name, "-i", path, "--json", "-o",
+                                  os.path.join(work, "replay.json")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            err = p.stderr.read()
+            _, status, ru = os.wait4(p.pid, 0)
+            if status:
+                die("%s -i exited %d: %s" % (name, os.waitstatus_to_exitcode(status),
+                                             err.strip()[:300]))
+            walls.append(time.monotonic() - t0)
+            cpus.append(ru.ru_utime + ru.ru_stime)
+        cpu, wall = sorted(cpus)[runs // 2], sorted(walls)[runs // 2]
+        line = "  %-5s -i: %6.2f M events/s per CPU second (%.2f s), %6.2f M/s wall (%.2f s)" \
+            % (name, events / cpu / 1e6, cpu, events / wall / 1e6, wall)
+        if name == "stat":
+            line += "; target %.0f M/s: %.2f of it" % (REPLAY_TARGET / 1e6,
+                                                      events / cpu / REPLAY_TARGET)
+        print(line)
+    out = subprocess.run([trace, path], stdout=subprocess.PIPE, text=True)
+    if out.returncode:
+        die("%s %s exited %d" % (trace, path, out.returncode))
+    print("bench/trace (reader, writer and codecs alone, CPU time):")
+    for line in out.stdout.splitlines():
+        print("  " + line)
+
+
 def main():
     if len(sys.argv) != 2:
         die("usage: bench/peak.py BUILD_DIR")
     build = sys.argv[1]
     kms = os.path.join(build, "kmemscope")
     gen = os.path.join(build, "bench", "gen")
-    for path in (kms, gen):
+    trace = os.path.join(build, "bench", "trace")
+    for path in (kms, gen, trace):
         if not os.access(path, os.X_OK):
-            die("%s not built (make all %s)" % (path, gen))
+            die("%s not built (make all %s %s)" % (path, gen, trace))
     if os.geteuid():
         die("must run as root (BPF)")
     seconds = env_int("PEAK_SECONDS", 10, 2)
     rss_seconds = env_int("PEAK_RSS_SECONDS", 60, 0)
+    replay_runs = env_int("PEAK_REPLAY_RUNS", 3, 1)
+    modes = MODES
+    if os.environ.get("PEAK_MODES"):
+        want = os.environ["PEAK_MODES"].split(",")
+        modes = [m for m in MODES if m[0] in want]
+        if len(modes) != len(want):
+            die("PEAK_MODES: one of %r is not a mode (%s)"
+                % (want, ", ".join(m[0] for m in MODES)))
     ncpu = os.cpu_count() or 1
     loads = [("none", 0), ("%d gen" % max(ncpu - 1, 1), max(ncpu - 1, 1))]
     if ncpu > 1:
         loads.append(("%d gen (all CPUs)" % ncpu, ncpu))
 
     work = tempfile.mkdtemp(prefix="kmemscope-peak.")
+    try:
+        run_all(kms, gen, trace, work, modes, loads, seconds, rss_seconds, replay_runs, ncpu)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_all(kms, gen, trace, work, modes, loads, seconds, rss_seconds, replay_runs, ncpu):
     untraced = gen_ns(start_gens(gen, max(ncpu - 1, 1), seconds))
     print("peak rate, system-wide, %d s windows, %d CPUs; untraced gen: %.1f ns/iter"
           % (seconds, ncpu, untraced))
     print("%-18s %-18s %12s %10s %9s %9s %8s %9s %9s %7s %8s %9s"
           % ("mode", "load", "events", "events/s", "lost", "missed", "cpu s",
              "ns/event", "ns/ev all", "% CPU", "RSS MB", "gen x"))
-    for name, args in MODES:
+    nsevs = {}
+    recorded = None
+    for name, args in modes:
         base = None
+        files = []
         for load, ngen in loads:
             r = run(kms, name, args, seconds, work, gen, ngen)
             if base is None:
@@ -184,7 +253,8 @@ def main():
             ev = r["events"]
             nsev = "-"
             if ngen and ev > base["events"] and r["cpu"] > base["cpu"]:
-                nsev = "%.1f" % ((r["cpu"] - base["cpu"]) * 1e9 / (ev - base["events"]))
+                nsevs[name, load] = (r["cpu"] - base["cpu"]) * 1e9 / (ev - base["events"])
+                nsev = "%.1f" % nsevs[name, load]
             nsall = "%.1f" % (r["cpu"] * 1e9 / ev) if ev else "-"
             rate = "%.2fM" % (ev / seconds / 1e6)
             gx = "%.2f" % (r["gen_ns"] / untraced) if r["gen_ns"] and ngen < ncpu else \
@@ -192,11 +262,28 @@ def main():
             print("%-18s %-18s %12s %10s %9s %9s %8.2f %9s %9s %6.1f%% %8.1f %9s"
                   % (name, load, ev, rate, r["lost"], r["misses"], r["cpu"], nsev, nsall,
                      100.0 * r["cpu"] / seconds, r["rss_kb"] / 1024.0, gx))
+            if name == RECORD:
+                size = os.path.getsize(os.path.join(work, "rec.kmt"))
+                files.append("%s: %.1f MB, %.2f bytes/event, %.2f MB/s"
+                             % (load, size / 1e6, size / ev if ev else 0, size / 1e6 / seconds))
+                # the file of the first load with generators is the one replayed
+                if ngen and not recorded:
+                    recorded = (os.path.join(work, "replay.kmt"), ev)
+                    os.rename(os.path.join(work, "rec.kmt"), recorded[0])
+        if files:
+            print("  %s file: %s" % (RECORD, "; ".join(files)))
     print("(gen x: generator ns/iter over untraced; * = generators on every CPU, the "
           "collector competes with them, so that ratio includes the time it takes)")
+    writer = ["%s %+.1f" % (load, nsevs[RECORD, load] - nsevs["stat", load])
+              for load, ngen in loads if (RECORD, load) in nsevs and ("stat", load) in nsevs]
+    if writer:
+        print("the writer's cost, ns/event of %s minus stat's (both threads): %s"
+              % (RECORD, ", ".join(writer)))
+    if recorded:
+        replay(kms, trace, work, recorded[0], recorded[1], replay_runs)
     if rss_seconds:
         every = max(rss_seconds // 6, 1)
-        for name, args in (MODES[0], MODES[2]):
+        for name, args in [m for m in modes if m[0] in ("stat", "leaks")]:
             r = run(kms, name, args, rss_seconds, work, gen, max(ncpu - 1, 1), every)
             print("RSS of %s over %d s at the peak rate (MB at s): %s; lost %s"
                   % (name, rss_seconds,

@@ -58,6 +58,22 @@ int cli_parse_seconds(const char *s, const char *what, double *out)
 	return 0;
 }
 
+/* a settle period: 0 (none) is allowed, unlike a duration */
+int cli_parse_settle(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0) || v > 3600) {
+		fprintf(stderr, "kmemscope: invalid settle time '%s' (seconds, 0 to 3600)\n", s);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
 int cli_parse_families(const char *list, unsigned int *out)
 {
 	char *dup = strdup(list), *tok, *save = NULL;

@@ -33,6 +33,7 @@ int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input);
 char **cli_argv(int *argc);
 int cli_parse_uint(const char *s, const char *what, unsigned long max, unsigned long *out);
 int cli_parse_seconds(const char *s, const char *what, double *out);
+int cli_parse_settle(const char *s, double *out);
 int cli_parse_families(const char *list, unsigned int *out);
 const char *cli_kernel_release(void);
 int cli_preflight(void);
@@ -52,5 +53,7 @@ int cmd_stat(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_leaks(int argc, char **argv);
 int cmd_misuse(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif

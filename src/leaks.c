@@ -109,16 +109,10 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 	case 1012:
 		env->no_misuse = true;
 		break;
-	case 1015: {
-		/* 0 switches the settle period off */
-		char *end;
-
-		errno = 0;
-		env->settle = strtod(arg, &end);
-		if (errno || end == arg || *end || !(env->settle >= 0) || env->settle > 3600)
-			cli_argp_fail(state, "invalid settle time '%s' (seconds, 0 to 3600)", arg);
+	case 1015:
+		if (cli_parse_settle(arg, &env->settle))
+			return EINVAL;
 		break;
-	}
 	case 1016:
 		env->include_retained = true;
 		break;

@@ -41,6 +41,8 @@ static const struct cli_subcmd {
 	{ "top", cmd_top, "live view of the busiest allocation sites, refreshed every interval" },
 	{ "leaks", cmd_leaks, "objects still outstanding by stack, bad frees, atomic-context misuse" },
 	{ "misuse", cmd_misuse, "blocking allocations in atomic context, by stack" },
+	{ "record", cmd_record, "record what a session sees to a trace file, for the reports' -i" },
+	{ "info", cmd_info, "what a trace file holds: system, command, time span, events, losses" },
 	{ "probe", cmd_probe, "show how each allocator event is attached on this kernel" },
 };
 
@@ -56,6 +58,8 @@ static void usage(FILE *out)
 		"  kmemscope stat -d 10                 all allocations for 10 seconds\n"
 		"  kmemscope stat --json -- make -j2    allocations made on behalf of a build\n"
 		"  kmemscope top --sort bytes           live view, sorted by bytes\n"
+		"  kmemscope record -o t.kmt -d 10      record 10 seconds to a trace file\n"
+		"  kmemscope stat -i t.kmt              report on it later, anywhere, no root\n"
 		"  kmemscope probe                      attach plan for this kernel\n");
 }
 
@@ -138,6 +142,11 @@ static int cmd_probe(int argc, char **argv)
 	err = cli_argp_parse(&argp, argc, argv, NULL);
 	if (err)
 		return err;
+	if (probe_env.sa.so.input || probe_env.sa.so.record) {
+		fprintf(stderr, "kmemscope probe: probe checks this kernel: %s does not apply\n",
+			probe_env.sa.so.input ? "-i" : "--record");
+		return 2;
+	}
 	err = cli_preflight();
 	if (err)
 		return err;

@@ -253,7 +253,7 @@ static bool list_kind(enum row_kind k)
 
 static bool right_aligned(enum row_kind k)
 {
-	return k == RK_U64 || k == RK_INT || k == RK_NS;
+	return k == RK_U64 || k == RK_INT || k == RK_NS || k == RK_REAL;
 }
 
 static void rows_inline_text(const struct rows *t, const struct rows_ctx *c, char *buf,
@@ -290,6 +290,9 @@ static void cell_text(const struct row_col *col, const struct row_cell *v,
 	case RK_NS:
 		snprintf(buf, len, "%llu.%03llu s", (unsigned long long)(v->u / 1000000000ULL),
 			 (unsigned long long)(v->u % 1000000000ULL / 1000000ULL));
+		break;
+	case RK_REAL:
+		snprintf(buf, len, "%.2f", v->d);
 		break;
 	case RK_GFP:
 		gfp_text(c, v->u, buf, len);
@@ -596,6 +599,8 @@ static json_t *cell_json(const struct row_col *col, const struct row_cell *v,
 		return json_integer((json_int_t)v->u);
 	case RK_INT:
 		return json_integer(v->i);
+	case RK_REAL:
+		return json_real(v->d);
 	case RK_STR:
 		return j_str(v->s);
 	case RK_HEX:

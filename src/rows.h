@@ -24,6 +24,7 @@ enum row_kind {
 	RK_HEX,		/* "0x1f": kernel addresses pass 2^53 */
 	RK_BOOL,
 	RK_NS,		/* nanoseconds: JSON integer, text "1.234 s" */
+	RK_REAL,	/* a ratio: JSON number, text with two decimals */
 	RK_GFP,		/* GFP value: its flag names in both */
 	RK_SITE,	/* address: JSON {addr, symbol, function, module}, text "func+0x1f [mod]" */
 	RK_SITE_FLAT,	/* the same four members, in the row itself */
@@ -56,6 +57,7 @@ struct row_cell {
 	bool null;		/* JSON null (or left out), text "-" */
 	__u64 u;		/* U64, HEX, BOOL, NS, GFP, SITE*, PROC pid */
 	long long i;		/* INT */
+	double d;		/* REAL */
 	const char *s;		/* STR, PROC comm */
 	const __u64 *v;		/* STACK addresses, COUNTS values */
 	const char *const *names;	/* NAMES, LINES, COUNTS keys */

@@ -524,6 +524,11 @@ void session__quality(struct session *s, struct kms_quality *q)
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 
+__u64 session__now(const struct session *s)
+{
+	return s->trace ? s->trace_now : cli_now_ns();
+}
+
 void session__free(struct session *s)
 {
 	cli_cmd_abort(&s->cmd);

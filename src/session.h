@@ -108,6 +108,11 @@ struct session {
 	const char *input;
 	double from, to;
 	struct kms_quality trace_q;
+	/* the trace time replayed so far (session__now), and how fast: see top -i --speed */
+	__u64 trace_now;
+	double speed;		/* trace seconds per second of wall time, 0: unpaced */
+	/* a file: CLOCK_REALTIME minus the trace's clock when it was recorded (0: unknown) */
+	__u64 trace_realtime;
 };
 
 struct collector_opts;
@@ -126,6 +131,8 @@ int session__run(struct session *s, double duration, double interval,
 int session__settle(struct session *s, double seconds);
 int session__stop(struct session *s);
 void session__quality(struct session *s, struct kms_quality *q);
+/* the session's clock: now when live; on a file, the trace time replayed so far */
+__u64 session__now(const struct session *s);
 void session__free(struct session *s);
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/utsname.h>
 #include <bpf/libbpf.h>
+#include "cli.h"
 #include "collector.h"
 #include "gfp.h"
 #include "log.h"
@@ -235,6 +236,10 @@ int session_trace__tick(struct session *s, __u64 now)
 	if (err) {
 		kms_error("Failed to write %s: %s; it holds what came before\n", s->rec_path,
 			  strerror(-err));
+		/* recording stops here, said once: the file keeps its whole blocks, no END */
+		s->pipe.rec = NULL;
+		trace_writer__free(s->rec);
+		s->rec = NULL;
 		return 1;
 	}
 	return 0;
@@ -376,6 +381,10 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 		s->stop_ns = info->t_last > s->start_ns ? info->t_last : s->start_ns;
 	}
 	s->trace_q.cut_short = !info->ended || info->cut[0];
+	s->trace_now = s->start_ns + (__u64)(s->from * 1e9);
+	it = json_object_get(meta, "clock");
+	if (get_u64(it, "realtime_ns") > get_u64(it, "monotonic_ns"))
+		s->trace_realtime = get_u64(it, "realtime_ns") - get_u64(it, "monotonic_ns");
 	it = json_object_get(meta, "cpu_nodes");
 	s->nr_cpu_nodes = json_array_size(it);
 	s->cpu_nodes = calloc(s->nr_cpu_nodes + 1, sizeof(*s->cpu_nodes));
@@ -394,16 +403,57 @@ struct replay {
 	__u64 every, next_tick;
 	int (*tick)(struct session *s, void *ctx);
 	void *ctx;
+	__u64 origin;		/* trace time of the first window's start */
+	__u64 wall0;		/* wall time when the replay began (--speed) */
+	__u64 end;		/* the recording's window: a live session ticks up to there */
 	bool begun;		/* past the BEGIN mark: before it, calibration */
 	__u64 events;		/* events read */
 	int err;
 };
 
+/*
+ * Paced replay (top -i --speed X): trace time t is shown (t - origin) / X
+ * after the replay began, so the tick sleeps until then; the records in
+ * between are read at full speed. false when the user quit meanwhile.
+ */
+static bool pace(struct replay *r, __u64 t)
+{
+	__u64 due, now;
+
+	if (r->s->speed <= 0)
+		return !cli_exiting();
+	due = r->wall0 + (__u64)((t - r->origin) / r->s->speed);
+	while ((now = cli_now_ns()) < due && !cli_exiting()) {
+		struct timespec left = { (due - now) / 1000000000, (due - now) % 1000000000 };
+
+		/* a signal (Ctrl-C, a resize) wakes it early: the loop looks again */
+		nanosleep(&left, NULL);
+	}
+	return !cli_exiting();
+}
+
+/* the ticks due by trace time t, each at its own time; false to stop reading */
+static bool ticks_until(struct replay *r, __u64 t)
+{
+	while (r->tick && t >= r->next_tick) {
+		if (!pace(r, r->next_tick)) {
+			r->err = 1;	/* quit: the report covers what was read */
+			return false;
+		}
+		r->s->trace_now = r->next_tick;
+		r->err = r->tick(r->s, r->ctx);
+		if (r->err)
+			return false;
+		r->next_tick += r->every;
+	}
+	return true;
+}
+
 static bool replay_event(void *ctx, struct kms_event *e)
 {
 	struct replay *r = ctx;
 
-	if (r->to && e->ts > r->to)
+	if (r->err || (r->to && e->ts > r->to))
 		return false;
 	/* as the collector counted them: calibration too */
 	r->events++;
@@ -412,12 +462,8 @@ static bool replay_event(void *ctx, struct kms_event *e)
 		pipeline__observe(&r->s->pipe, e);
 		return true;
 	}
-	while (r->tick && e->ts >= r->next_tick) {
-		r->err = r->tick(r->s, r->ctx);
-		if (r->err)
-			return false;
-		r->next_tick += r->every;
-	}
+	if (!ticks_until(r, e->ts))
+		return false;
 	pipeline__event(&r->s->pipe, e);
 	return true;
 }
@@ -433,6 +479,10 @@ static void replay_settle(void *ctx)
 {
 	struct replay *r = ctx;
 
+	/* the window is over: its last ticks, then none while settling, as live */
+	if (!r->err)
+		ticks_until(r, r->end);
+	r->tick = NULL;
 	pipeline__settle(&r->s->pipe);
 }
 
@@ -456,12 +506,21 @@ int session_trace__replay(struct session *s, double interval,
 	if (s->to > 0)
 		r.to = s->start_ns + (__u64)(s->to * 1e9);
 	r.every = interval > 0 ? (__u64)(interval * 1e9) : 0;
-	r.next_tick = s->start_ns + r.every;
+	/* the first window begins where the time window does */
+	r.origin = s->trace_now;
+	r.next_tick = r.origin + r.every;
+	r.wall0 = cli_now_ns();
+	r.end = s->window_ns ? s->start_ns + s->window_ns : s->stop_ns;
+	if (r.to && r.to < r.end)
+		r.end = r.to;
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
 		s->trace_q.cut_short = true;
 	}
+	/* the ticks of the quiet end of the recording, after its last record */
+	if (!err && !r.err)
+		ticks_until(&r, r.end);
 	/* no END block, no final count: the events of the trace are those read */
 	if (!trace_reader__end(s->trace))
 		s->trace_q.events = r.events;
@@ -472,5 +531,6 @@ int session_trace__replay(struct session *s, double interval,
 		s->stop_ns = r.to;
 	if (r.from > s->start_ns)
 		s->start_ns = r.from;
+	s->trace_now = s->stop_ns;
 	return 0;
 }

@@ -7,6 +7,7 @@
  */
 #include <argp.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,8 @@ struct top_env {
 	unsigned long count;	/* --count; 0: until stopped */
 	bool batch;
 	bool no_context;	/* --no-context */
+	double speed;		/* --speed, with -i */
+	bool speed_given;
 };
 
 struct top {
@@ -375,6 +378,8 @@ static const struct argp_option top_options[] = {
 	{ "no-context", 1012, NULL, 0, "no atomic-context checks (the misuse count on the quality "
 				       "line): a little cheaper" },
 	{ "once", 1011, NULL, 0, "one block of plain text after one interval (--batch --count 1)" },
+	{ "speed", 1013, "X", 0, "with -i: replay X seconds of the trace per second (default 1: "
+				 "as recorded; 0: as fast as it reads)" },
 	{},
 };
 
@@ -424,10 +429,31 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	case 1012:
 		env->no_context = true;
 		break;
+	case 1013: {
+		char *end;
+
+		errno = 0;
+		env->speed = strtod(arg, &end);
+		if (errno || end == arg || *end || !(env->speed >= 0) || env->speed > 1e6)
+			cli_argp_fail(state, "--speed takes a factor from 0 to 1000000 (0: as fast "
+				      "as possible), got '%s'", arg);
+		env->speed_given = true;
+		break;
+	}
+	case ARGP_KEY_END:
+		if (env->speed_given && !env->sa.so.input)
+			cli_argp_fail(state, "--speed goes with -i (a recorded trace)");
+		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
+}
+
+/* events so far: on a file, the quality's count is the whole recording's, so what was replayed */
+static __u64 top_events(const struct top *t)
+{
+	return t->s->trace ? agg__stats(t->s->pipe.agg)->events : t->q.events;
 }
 
 /* a new window: snapshot the aggregation, rates against the previous snapshot */
@@ -440,7 +466,8 @@ static int top_sample(struct top *t)
 	tmp = t->old;
 	t->old = t->now;
 	t->now = tmp;
-	err = top__snap_take(&t->now, t->s->pipe.agg, cli_now_ns(), t->q.events, t->q.lost);
+	err = top__snap_take(&t->now, t->s->pipe.agg, session__now(t->s), top_events(t),
+			     t->q.lost);
 	if (err)
 		return err;
 	t->window = top__window(&t->old, &t->now);
@@ -503,7 +530,7 @@ static int top_header(struct top *t, char *buf, size_t len)
 	return snprintf(buf, len, "events/s %s  %s %s  sort %s  family %s  elapsed %s  kernel %s",
 			ev, t->totals ? "totals over" : "window", win, top__key_name(t->key),
 			t->fam_mask ? top__family_short(__builtin_ctz(t->fam_mask)) : "all", el,
-			cli_kernel_release());
+			t->s->kernel ? t->s->kernel : "?");
 }
 
 /* the data-quality line; false when events were lost or reordered */
@@ -572,7 +599,9 @@ static void fam_header(char *buf, size_t len)
 static void top_print_block(struct top *t, FILE *out)
 {
 	char line[LINE_MAX_LEN], site[256], stamp[32];
-	time_t wall = time(NULL);
+	/* a file's blocks are dated when their window was recorded */
+	time_t wall = t->s->trace_realtime ?
+		      (time_t)((t->s->trace_realtime + t->now.ts_ns) / 1000000000ULL) : time(NULL);
 	struct tm tm;
 	long limit = t->env->rows < 0 ? 20 : t->env->rows;
 
@@ -732,7 +761,7 @@ static int tty_tick(struct session *s, void *ctx)
 {
 	struct top *t = ctx;
 	bool dirty = false;
-	__u64 now = cli_now_ns();
+	__u64 now = session__now(s);
 	int ch;
 
 	while ((ch = getch()) != ERR) {
@@ -796,13 +825,14 @@ int cmd_top(int argc, char **argv)
 		"  kmemscope top -s allocs -F slab        slab sites by allocation rate\n"
 		"  kmemscope top -I 0.5 --count 3 | less  three text blocks\n"
 		"  kmemscope top --once -n 10             one block, top 10 sites\n"
-		"  kmemscope top -- make -j4              sites of a build, until it ends\n\n"
+		"  kmemscope top -- make -j4              sites of a build, until it ends\n"
+		"  kmemscope top -i rec.kmt --speed 10    replay a recorded trace 10x faster\n\n"
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
 		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
 		"it cannot run), else 0.",
 		session_argp_children,
 	};
-	struct top_env env = { .interval = 1, .key = TOP_KEY_BYTES, .rows = -1 };
+	struct top_env env = { .interval = 1, .key = TOP_KEY_BYTES, .rows = -1, .speed = 1 };
 	struct detect_opts dopts = { .misuse = true };
 	struct top t = {};
 	struct session s;
@@ -827,8 +857,9 @@ int cmd_top(int argc, char **argv)
 	t.d = s.pipe.detect;
 	if (err)
 		goto out;
+	s.speed = env.speed;
 	session__quality(&s, &t.q);
-	if (top__snap_take(&t.now, s.pipe.agg, s.start_ns, t.q.events, t.q.lost) ||
+	if (top__snap_take(&t.now, s.pipe.agg, session__now(&s), top_events(&t), t.q.lost) ||
 	    top__snap_copy(&t.reset, &t.now) || top__snap_copy(&t.old, &t.now)) {
 		err = 1;
 		goto out_stop;
@@ -839,18 +870,24 @@ int cmd_top(int argc, char **argv)
 			t.tty = false;
 	}
 	if (t.tty) {
-		t.next_ns = s.start_ns + env.interval * 1e9;
+		t.next_ns = session__now(&s) + env.interval * 1e9;
 		if (top_compute(&t) == 0)
 			top_draw(&t);
-		/* tick often for the keys; tty_tick refreshes once per interval */
-		err = session__run(&s, 0, KEY_POLL_SEC, tty_tick, &t);
+		/*
+		 * Tick often for the keys; tty_tick refreshes once per interval. A
+		 * file's ticks are in trace time: at --speed X, KEY_POLL_SEC of wall
+		 * time is X times that (unpaced, one tick per refresh).
+		 */
+		err = session__run(&s, 0, !s.trace ? KEY_POLL_SEC : env.speed > 0 ?
+				   fmin(KEY_POLL_SEC * env.speed, env.interval) : env.interval,
+				   tty_tick, &t);
 	} else {
-		if (!env.sa.so.cmd && !env.count)
+		if (!env.sa.so.cmd && !env.sa.so.input && !env.count)
 			fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
 		err = session__run(&s, 0, env.interval, batch_tick, &t);
-		/* the command ended mid-interval: its last allocations still get a block */
-		if (!err && env.sa.so.cmd && (!env.count || t.blocks < env.count) &&
-		    cli_now_ns() - t.now.ts_ns > 50 * 1000 * 1000ULL)
+		/* the command or the file ended mid-interval: its last part still gets a block */
+		if (!err && (env.sa.so.cmd || s.trace) && (!env.count || t.blocks < env.count) &&
+		    session__now(&s) - t.now.ts_ns > 50 * 1000 * 1000ULL)
 			err = batch_tick(&s, &t) < 0;
 	}
 out_stop:

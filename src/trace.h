@@ -135,7 +135,9 @@ struct trace_reader;
 
 struct trace_read_info {
 	__u64 size;		/* file size */
+	__u64 created;		/* the header's creation time (CLOCK_REALTIME ns) */
 	__u64 blocks;		/* whole, valid blocks */
+	__u64 type_blocks[KMS_BLK_NR];	/* of them, by enum kms_block_type */
 	__u64 data_blocks;
 	__u64 records;		/* in DATA blocks */
 	__u64 stacks;

@@ -125,6 +125,12 @@ static inline __u8 *trace_encode_event(struct trace_codec *c, const struct kms_e
 	__u32 mask = 0;
 
 	prev->ts = c->ts;
+	/*
+	 * Unrolled, every field's width is a constant and the switches go: the
+	 * encoding takes half the instructions, the decoding two thirds
+	 * (callgrind, bench/trace; the writer runs on the collector's thread).
+	 */
+#pragma GCC unroll 16
 	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
 		__u64 v = trace_field_get(e, i), old = trace_field_get(prev, i);
 
@@ -155,9 +161,10 @@ enum trace_rec { TRACE_REC_EVENT, TRACE_REC_META, TRACE_REC_SETTLE, TRACE_REC_BE
 
 /* NULL when the bytes at p are not a record (see trace_encode_*) */
 static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, const __u8 *end,
-				       enum trace_rec *kind, struct kms_event *e,
+				       enum trace_rec *kind, struct kms_event *out,
 				       struct kms_meta *m)
 {
+	struct kms_event *e;
 	__u8 type;
 	__u64 mask, z;
 
@@ -183,8 +190,10 @@ static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, con
 	p = trace_get_varint(p, end, &mask);
 	if (!p || mask >> TRACE_NR_FIELDS)
 		return NULL;
-	*e = c->prev[type];
+	e = &c->prev[type];
 	e->ts = c->ts;
+	/* unrolled, as in trace_encode_event() */
+#pragma GCC unroll 16
 	for (unsigned int i = 0; i < TRACE_NR_FIELDS; i++) {
 		if (!(mask & (1u << i)))
 			continue;
@@ -194,7 +203,7 @@ static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, con
 		trace_field_set(e, i, trace_field_get(e, i) + trace_unzigzag(z));
 	}
 	e->type = type;
-	c->prev[type] = *e;
+	*out = *e;
 	c->ts = e->ts;
 	*kind = TRACE_REC_EVENT;
 	return p;

@@ -187,14 +187,18 @@ RC=0
 "$ORDER" >"$WORK/order" 2>&1 || RC=$?
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
-# kmemscope top in batch mode, leaks and misuse, recording: the scripts print PASS/FAIL
-# lines and fail themselves when a check of theirs goes missing
+# kmemscope top in batch mode, leaks and misuse, record and info, a killed
+# recorder: the scripts print PASS/FAIL lines and fail themselves when a check
+# of theirs goes missing
 RC=0
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
 sub_checks "top.sh" "" "$WORK/top" "$RC"
 RC=0
 "$HERE/leaks.sh" "$BUILD" >"$WORK/leaks" 2>&1 || RC=$?
 sub_checks "leaks.sh" "" "$WORK/leaks" "$RC"
+RC=0
+"$HERE/record.sh" "$BUILD" >"$WORK/record" 2>&1 || RC=$?
+sub_checks "record.sh" "" "$WORK/record" "$RC"
 # a recorder killed at several moments: its file reads up to the last whole block
 RC=0
 "$HERE/kill.sh" "$BUILD" >"$WORK/kill" 2>&1 || RC=$?

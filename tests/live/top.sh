@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # kmemscope top in batch mode on this host's kernel: the shape of the text
 # blocks (count, header, quality line, family table, site table), kmalloc
-# activity while a loop of `ls` runs, --once, -- CMD, and usage errors.
+# activity while a loop of `ls` runs, --once, -- CMD, usage errors, and the
+# replay of a recorded file (-i, paced by --speed).
 # Prints PASS/FAIL lines (tests/live/run.sh counts them). Needs root.
 #
 #   tests/live/top.sh BUILD_DIR
@@ -13,7 +14,7 @@ KMS=$1/kmemscope
 WORK=$(mktemp -d /tmp/kmemscope-top.XXXXXX)
 LOAD=
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=14
+EXPECTED=23
 REPORTED=0
 FAILED=0
 cleanup() {
@@ -78,8 +79,66 @@ else
 fi
 check "--once -s allocs: the header names the key" grep -q '  sort allocs  ' "$WORK/out"
 
+# a 2 s recording of the same load, for the replay checks below
+rc=0
+timeout 60 "$KMS" stat --record "$WORK/rec.kmt" -d 2 -o /dev/null 2>"$WORK/err" </dev/null ||
+	rc=$?
+check "stat --record (2 s) for the replay: exit $rc" [ "$rc" -eq 0 ]
+
 kill "$LOAD" 2>/dev/null
 LOAD=
+
+# replay, unpaced: two blocks of the file's first two seconds, sites from the file
+timeout 60 "$KMS" stat -i "$WORK/rec.kmt" -n 0 --json -o "$WORK/rec.json" </dev/null \
+	2>"$WORK/err"
+rc=0
+timeout 60 "$KMS" top -i "$WORK/rec.kmt" --count 2 --speed 0 -n 0 >"$WORK/out" \
+	2>"$WORK/err" </dev/null || rc=$?
+blocks=$(grep -c '^kmemscope top [0-9-]* [0-9:]*  events/s [0-9.KMG]*  window 1.00s ' \
+	"$WORK/out")
+name="-i FILE --count 2 --speed 0: exit $rc, 2 blocks of 1 s (got $blocks)"
+if [ "$rc" -eq 0 ] && [ "$blocks" -eq 2 ]; then pass "$name"; else fail "$name"; fi
+n=$(awk '$1 == "kmalloc" && $2 != "0" && $2 != "NOT" { n++ } END { print n + 0 }' "$WORK/out")
+check "-i FILE: kmalloc activity in both blocks (got $n of 2)" [ "$n" -eq 2 ]
+# every site shown is one of the file's (as stat -i names it), and there are some
+res=$(python3 - "$WORK/rec.json" "$WORK/out" <<'PY'
+import json, sys
+known = {s["symbol"] for s in json.load(open(sys.argv[1]))["sites"] if s["symbol"]}
+rows, table = [], False
+for line in open(sys.argv[2]):
+    if line.startswith("ALLOC/s"):
+        table = True
+    elif not line.strip():
+        table = False
+    elif table:
+        rows.append(line.split()[7])
+strange = [r for r in rows if r not in known and r != "[unknown]"]
+print("%d rows, %d not in the file %s" % (len(rows), len(strange), " ".join(strange[:3])))
+sys.exit(0 if rows and not strange else 1)
+PY
+) && ok=y || ok=
+check "-i FILE: the sites are the file's ($res)" [ "$ok" = y ]
+
+# paced: --speed 1 shows a second of the trace per second, so two 1 s intervals take
+# at least one (lower bounds only: the machine may be slower, never faster)
+rc=0
+t0=$(date +%s.%N)
+timeout 60 "$KMS" top -i "$WORK/rec.kmt" --count 2 --speed 1 >"$WORK/out" 2>"$WORK/err" \
+	</dev/null || rc=$?
+took=$(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.2f", $2 - $1 }')
+blocks=$(grep -c '^kmemscope top ' "$WORK/out")
+name="-i FILE --speed 1 --count 2: exit $rc, $blocks blocks, ${took}s (>= 1)"
+if [ "$rc" -eq 0 ] && [ "$blocks" -eq 2 ] && awk -v t="$took" 'BEGIN { exit !(t >= 1) }'; then
+	pass "$name"
+else
+	fail "$name"
+fi
+rc=0
+timeout 60 "$KMS" top -i "$WORK/rec.kmt" --speed 10 -I 0.5 >"$WORK/out" 2>"$WORK/err" \
+	</dev/null || rc=$?
+blocks=$(grep -c '^kmemscope top ' "$WORK/out")
+name="-i FILE --speed 10 -I 0.5 to the end: exit $rc, $blocks blocks (>= 4)"
+if [ "$rc" -eq 0 ] && [ "$blocks" -ge 4 ]; then pass "$name"; else fail "$name"; fi
 
 # -- CMD: top ends with the command, with a last block for the part interval
 rc=0
@@ -113,4 +172,7 @@ bad "top -s bogus" -s bogus
 bad "top -I 0" -I 0
 bad "top --count 0" --count 0
 bad "top --bogus" --bogus
+bad "top --speed 2 (no -i)" --speed 2
+bad "top -i FILE --speed -1" -i "$WORK/rec.kmt" --speed -1
+bad "top -i FILE --speed fast" -i "$WORK/rec.kmt" --speed fast
 exit 0

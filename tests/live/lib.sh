@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Sourced by the live test scripts that print one PASS or FAIL line per check
+# (record.sh). The script sets KMS, WORK (a work directory) and EXPECTED (the
+# number of checks it always reports) and calls lib_finish from its exit trap:
+# a check that went missing fails the script.
+
+REPORTED=0
+FAILED=0
+pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
+fail() { echo "FAIL $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
+
+# run CMD... with stdout/stderr to $WORK/out, $WORK/err; sets RC
+run() {
+	RC=0
+	"$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+}
+
+# bad_arg NAME ARGS...: kmemscope ARGS is a usage error: exit 2, one line on stderr
+bad_arg() {
+	name=$1
+	shift
+	run timeout 20 "$KMS" "$@"
+	lines=$(wc -l <"$WORK/err")
+	if [ "$RC" -eq 2 ] && [ "$lines" -eq 1 ]; then
+		pass "$name"
+	else
+		fail "$name: exit $RC (want 2), $lines stderr lines (want 1): $(head -n 2 "$WORK/err")"
+	fi
+}
+
+# jcheck [FILE...] <<'EOF' (python): reads $WORK/out (sys.argv[1]) and FILEs (sys.argv[2:]),
+# prints "ok" or what is wrong; res gets its last line
+jcheck() {
+	res=$(python3 - "$WORK/out" "$@" 2>&1 | tail -n 1)
+}
+
+# judge NAME [WANT]: PASS when the last run exited WANT (default 0) and res is "ok"
+judge() {
+	if [ "$RC" -eq "${2:-0}" ] && [ "$res" = ok ]; then
+		pass "$1"
+	else
+		fail "$1: exit $RC (want ${2:-0}), $res: $(head -n 2 "$WORK/err")"
+	fi
+}
+
+lib_finish() {
+	if [ "$REPORTED" -ne "$EXPECTED" ]; then
+		echo "FAIL $(basename "$0"): $REPORTED of $EXPECTED checks reported"
+		FAILED=$((FAILED + 1))
+	fi
+	[ "$FAILED" -eq 0 ] && exit 0
+	exit 1
+}
