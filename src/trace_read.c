@@ -479,12 +479,15 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 		struct kms_block_header hc;
 		struct trace_codec codec = {};
 		const __u8 *p, *end;
+		char pwhy[128];
 		__u32 n = 0;
 
 		memcpy(&hc, h, sizeof(hc));
-		p = payload(r, &hc, r->map + r->data[b] + sizeof(hc), why, wlen);
-		if (!p)
+		p = payload(r, &hc, r->map + r->data[b] + sizeof(hc), pwhy, sizeof(pwhy));
+		if (!p) {
+			say(why, wlen, "block %llu: %s", (unsigned long long)hc.seq, pwhy);
 			return -EINVAL;
+		}
 		end = p + hc.raw_len;
 		while (p < end) {
 			enum trace_rec kind;
