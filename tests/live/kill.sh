@@ -6,11 +6,14 @@
 # file larger) and is killed:
 # - with SIGKILL at several moments (as the file appears, before its META
 #   block; as tracing begins; after one DATA block, after a few: blocks are
-#   sealed every second): stat -i FILE --json exits 0, reports
-#   cut_short, and counts as many events as the whole DATA blocks hold,
-#   counted apart by tests/tracefile.py (written from the layouts, not from
-#   the reader). A file without a whole META block is refused: exit 2, one line.
-# - with SIGINT and SIGTERM: the file ends with its END block, not cut short.
+#   sealed every second): stat -i FILE --json and info -i FILE --json exit 0
+#   and report the file cut short; stat counts as many events as the whole
+#   DATA blocks hold, info as many blocks, records, events and metadata
+#   records, all counted apart by tests/tracefile.py (written from the
+#   layouts, not from the reader). A file without a whole META block is
+#   refused by both: exit 2, one line.
+# - with SIGINT and SIGTERM: the file ends with its END block, not cut short,
+#   with the same counts.
 # Prints PASS/FAIL lines (tests/live/run.sh counts them). Needs root.
 #
 #   tests/live/kill.sh BUILD_DIR
@@ -20,29 +23,21 @@ set -u
 KMS=$1/kmemscope
 TRIGGER=$1/tests/trigger
 COUNT="$(cd "$(dirname "$0")/.." && pwd)/tracefile.py"
-WORK=$(mktemp -d /tmp/kmemscope-kill.XXXXXX)
-LOAD=
 EXPECTED=6
-REPORTED=0
-FAILED=0
+WORK=
+LOAD=
+. "$(dirname "$0")/lib.sh"
 cleanup() {
 	[ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
-	rm -rf "$WORK"
-	if [ "$REPORTED" -ne "$EXPECTED" ]; then
-		echo "FAIL kill: $REPORTED of $EXPECTED checks reported"
-		FAILED=$((FAILED + 1))
-	fi
-	[ "$FAILED" -eq 0 ] && exit 0
-	exit 1
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	lib_finish
 }
 trap cleanup EXIT
 
-pass() { echo "PASS kill: $*"; REPORTED=$((REPORTED + 1)); }
-fail() { echo "FAIL kill: $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
-
-[ -x "$KMS" ] || { fail "setup: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "setup: $TRIGGER not built"; exit 1; }
-command -v zstd >/dev/null || { fail "setup: zstd not found (make deps)"; exit 1; }
+[ -x "$KMS" ] || { fail "kill: $KMS not built"; exit 1; }
+[ -x "$TRIGGER" ] || { fail "kill: $TRIGGER not built"; exit 1; }
+command -v zstd >/dev/null || { fail "kill: zstd not found (make deps)"; exit 1; }
+WORK=$(mktemp -d /tmp/kmemscope-kill.XXXXXX) || exit 1
 
 # kmalloc and kmem_cache all the time, some 10^5 events a second: enough for
 # a DATA block every second, few enough for tracefile.py to count them quickly
@@ -60,7 +55,8 @@ begun() {
 
 # record SIGNAL WHEN SECONDS: record, send SIGNAL SECONDS after WHEN: the file
 # appears (before its META block, as kmemscope attaches and calibrates) or
-# tracing begins (-v says so; the META block is written). The file is $WORK/t.kmt.
+# tracing begins (-v says so; the META block is written). The file is
+# $WORK/t.kmt; LATE says why the moment never came.
 record() {
 	rm -f "$WORK/t.kmt"
 	"$KMS" stat -v --record "$WORK/t.kmt" -d 20 -p "$LOAD" -o /dev/null </dev/null \
@@ -86,65 +82,89 @@ record() {
 	RC=$?
 }
 
-# replay the file; $WORK/count: what its whole blocks hold
-replay() {
+# read the file back: tracefile.py's count, stat -i and info -i; res says how it went
+read_back() {
 	if ! python3 "$COUNT" count "$WORK/t.kmt" >"$WORK/count" 2>"$WORK/count.err"; then
-		echo "tracefile.py: $(tail -n 1 "$WORK/count.err")" >"$WORK/count"
-		return 1
+		res="tracefile.py: $(tail -n 1 "$WORK/count.err")"
+		return
 	fi
-	RC=0
-	"$KMS" stat -i "$WORK/t.kmt" --json -o "$WORK/r.json" </dev/null >/dev/null \
-		2>"$WORK/r.err" || RC=$?
-}
-
-# the replayed report against the count: exit status and a line saying why
-verdict() {
-	python3 - "$WORK/count" "$WORK/r.json" "$RC" "$WORK/r.err" "$1" <<'PY'
+	SRC=0
+	"$KMS" stat -i "$WORK/t.kmt" --json -o "$WORK/stat.json" </dev/null >/dev/null \
+		2>"$WORK/stat.err" || SRC=$?
+	IRC=0
+	"$KMS" info -i "$WORK/t.kmt" --json -o "$WORK/info.json" </dev/null >/dev/null \
+		2>"$WORK/info.err" || IRC=$?
+	res=$(python3 - "$WORK" "$SRC" "$IRC" "$1" 2>&1 <<'PY'
 import json, re, sys
-c = json.load(open(sys.argv[1]))
-rc, err, want_cut = int(sys.argv[3]), open(sys.argv[4]).read(), sys.argv[5] == "cut"
+work, src, irc, want_cut = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "cut"
+c = json.load(open(f"{work}/count"))
 what = (f"{c['size']} bytes, {c['blocks']} blocks ({c['data_blocks']} DATA), "
         f"stopped at: {c['stopped']}")
 if not c["meta"]:
-    lines = err.strip().split("\n")
-    ok = want_cut and rc == 2 and len(lines) == 1 and lines[0]
-    print(f"{what}: no META block, exit {rc}, stderr {lines}")
-    sys.exit(not ok)
-q = json.load(open(sys.argv[2]))["quality"]
+    bad = []
+    for name, rc in ("stat", src), ("info", irc):
+        lines = open(f"{work}/{name}.err").read().strip().split("\n")
+        if not want_cut or rc != 2 or len(lines) != 1 or not lines[0]:
+            bad.append(f"{name} exit {rc}, stderr {lines}")
+    print(f"{what}: no META block: " + ("; ".join(bad) or f"refused, exit 2: {lines[0]}"))
+    sys.exit(0 if bad else 42)
+if src or irc:
+    print(f"{what}: stat -i exit {src}, info -i exit {irc}")
+    sys.exit(0)
+q = json.load(open(f"{work}/stat.json"))["quality"]
+info = json.load(open(f"{work}/info.json"))
 events = c["events"] + c["events_before_begin"]
-ok = rc == 0 and q["cut_short"] == want_cut and c["ended"] != want_cut and q["events"] == events
-# a file cut short: the warning says what was recovered
-said = re.search(r"recovered (\d+) blocks, (\d+) records", err)
-if want_cut:
-    ok = ok and said and [int(n) for n in said.groups()] == [c["blocks"], c["records"]]
-print(f"{what}: exit {rc}, cut_short {q['cut_short']}, {q['events']} events read, "
-      f"{events} in the whole blocks" + (f"; '{said.group(0)}' of {c['records']} records"
-                                         if said else ""))
-sys.exit(not ok)
+got = {"stat cut_short": q["cut_short"], "info cut_short": info["end"]["cut_short"],
+       "stat events": q["events"], "info blocks": info["blocks"]["total"],
+       "info records": info["records"]["records"],
+       "info trace_events": info["records"]["trace_events"],
+       "info calibration_events": info["records"]["calibration_events"],
+       "info metadata": info["records"]["metadata"]}
+want = {"stat cut_short": want_cut, "info cut_short": want_cut, "stat events": events,
+        "info blocks": c["blocks"], "info records": c["records"],
+        "info trace_events": c["events"], "info calibration_events": c["events_before_begin"],
+        "info metadata": c["metas"]}
+bad = [f"{k} {got[k]} (want {want[k]})" for k in want if got[k] != want[k]]
+if c["ended"] == want_cut:
+    bad.append("the file " + ("ends" if c["ended"] else "does not end") + " with END")
+# a file cut short: stat's warning says what was recovered
+said = re.search(r"recovered (\d+) blocks, (\d+) records", open(f"{work}/stat.err").read())
+if want_cut and (not said or [int(n) for n in said.groups()] != [c["blocks"], c["records"]]):
+    bad.append(f"stat's warning: {said.group(0) if said else None}")
+print(f"{what}: " + ("; ".join(bad) if bad else
+      f"{events} events, {c['records']} records in both reports and in the whole blocks"))
+sys.exit(0 if bad else 42)
 PY
+)
+	# 42: the checks ran and held (a crash of the checker must not pass)
+	status=$?
+	res=$(printf '%s\n' "$res" | tail -n 1)
+	[ "$status" -eq 42 ]
 }
 
 for at in "file 0" "tracing 0.3" "tracing 1.5" "tracing 3.5"; do
 	# shellcheck disable=SC2086
 	record KILL $at
-	t="SIGKILL ${at#* }s after the ${at% *} $([ "${at% *}" = file ] && echo appears || echo begins)"
+	t="kill: SIGKILL ${at#* }s after the ${at% *} $([ "${at% *}" = file ] &&
+		echo appears || echo begins)"
 	if [ -n "$LATE" ]; then
 		fail "$t: $LATE"
-	elif replay && verdict cut >"$WORK/why"; then
-		pass "$t: $(cat "$WORK/why")"
+	elif read_back cut; then
+		pass "$t: $res"
 	else
-		fail "$t: $(cat "$WORK/why" "$WORK/count" 2>/dev/null | head -c 400)"
+		fail "$t: $res"
 	fi
 done
 for sig in INT TERM; do
+	t="kill: SIG$sig 2s after tracing begins"
 	record "$sig" tracing 2
 	if [ -n "$LATE" ]; then
-		fail "SIG$sig 2s after tracing begins: $LATE"
+		fail "$t: $LATE"
 	elif [ "$RC" -ne 0 ]; then
-		fail "SIG$sig 2s after tracing begins: the recorder exited $RC: $(head -c 200 "$WORK/rec.err")"
-	elif replay && verdict whole >"$WORK/why"; then
-		pass "SIG$sig 2s after tracing begins: the file ends cleanly: $(cat "$WORK/why")"
+		fail "$t: the recorder exited $RC: $(head -c 200 "$WORK/rec.err")"
+	elif read_back whole; then
+		pass "$t: the file ends cleanly: $res"
 	else
-		fail "SIG$sig 2s after tracing begins: $(cat "$WORK/why" "$WORK/count" 2>/dev/null | head -c 400)"
+		fail "$t: $res"
 	fi
 done
