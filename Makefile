@@ -97,7 +97,7 @@ $(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -lcmocka -o $@
 
-$(SAN_TEST): tests/unit/test_trace.c $(TRACE_SRCS) $(TRACE_HDRS) | $(OUTPUT)/san
+$(SAN_TEST): tests/unit/test_trace.c tests/unit/rnd.h $(TRACE_SRCS) $(TRACE_HDRS) | $(OUTPUT)/san
 	$(call msg,TEST-SAN,$@)
 	$(Q)$(CLANG) $(SAN_CFLAGS) $(filter %.c,$^) -lz -lzstd -ljansson -lcmocka -o $@
 

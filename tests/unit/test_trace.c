@@ -21,18 +21,9 @@
 
 #include "ksyms.h"
 #include "trace.h"
+#include "rnd.h"
 
 /* ---- helpers ---- */
-
-static __u64 rng_state = 0x9e3779b97f4a7c15ULL;
-
-static __u64 rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 enum rec_kind { REC_EVENT, REC_META, REC_SETTLE, REC_BEGIN };
 
