@@ -58,7 +58,7 @@ help:
 	@echo "make            build $(OUTPUT)/kmemscope"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make run        deps + build + kmemscope stat -d 10 on this system"
-	@echo "make test       deps + build + unit, live and QEMU tests"
+	@echo "make test       deps + build + unit, fuzz, live and QEMU tests"
 	@echo "make fuzz       fuzz the trace reader for FUZZ_SECONDS (60)"
 	@echo "make bench      overhead benchmark (bench/README.md)"
 	@echo "make static     statically linked binary (for the QEMU guest)"
