@@ -91,8 +91,12 @@ static const __u8 *payload(struct trace_reader *r, const struct kms_block_header
 	return r->raw;
 }
 
-static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
-		       char *why, size_t wlen)
+/*
+ * The stacks of a STACKS payload, kept when keep is true. A payload is walked
+ * twice, checked whole before any stack is kept: a damaged block adds none.
+ */
+static int walk_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
+		       bool keep, char *why, size_t wlen)
 {
 	const __u8 *end = p + len;
 
@@ -113,22 +117,35 @@ static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 
 			say(why, wlen, "stack %u of %u is damaged", i, count);
 			return -EINVAL;
 		}
-		at = kvec__get(&r->stacks, &(__u64){ hdr[0] }, &created);
-		if (at < 0) {
-			say(why, wlen, "%s", strerror(ENOMEM));
-			return -ENOMEM;
+		if (keep) {
+			at = kvec__get(&r->stacks, &(__u64){ hdr[0] }, &created);
+			if (at < 0) {
+				say(why, wlen, "%s", strerror(ENOMEM));
+				return -ENOMEM;
+			}
+			it = kvec__at(&r->stacks, at);
+			it->n = hdr[1];
+			memcpy(it->ips, p, hdr[1] * sizeof(__u64));
 		}
-		it = kvec__at(&r->stacks, at);
-		it->n = hdr[1];
-		memcpy(it->ips, p, hdr[1] * sizeof(__u64));
 		p += hdr[1] * sizeof(__u64);
 	}
 	if (p != end) {
 		say(why, wlen, "stacks block has trailing bytes");
 		return -EINVAL;
 	}
-	r->info.stacks += count;
 	return 0;
+}
+
+static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
+		       char *why, size_t wlen)
+{
+	int err = walk_stacks(r, p, len, count, false, why, wlen);
+
+	if (!err)
+		err = walk_stacks(r, p, len, count, true, why, wlen);
+	if (!err)
+		r->info.stacks += count;
+	return err;
 }
 
 static int keep_json(json_t **out, const __u8 *p, size_t len, char *why, size_t wlen)

@@ -1046,6 +1046,7 @@ static void test_forged_stacks_and_syms(void **state)
 	struct small s;
 	char why[192], name[64];
 	size_t end, base;
+	__u64 ip;
 	__u8 *p;
 
 	small_make(&s);
@@ -1057,9 +1058,12 @@ static void test_forged_stacks_and_syms(void **state)
 			    stacks[i], sizeof(stacks[i]));
 		expect_read(&s, p, end, 1, "forged stacks");
 	}
-	/* two stacks announced, one there */
+	/* two stacks announced, one there: the one there is not kept either */
 	end = forge(p, base, KMS_BLK_STACKS, KMS_CODEC_NONE, 1, 2, 8, stacks[3], 8);
 	expect_read(&s, p, end, 1, "stacks announced, missing");
+	assert_int_equal(trace_reader__open_mem(&r, p, end, why, sizeof(why)), 0);
+	assert_int_equal(trace_reader__stack(r, 1, &ip, 1), -ENOENT);
+	trace_reader__free(r);
 	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
 		end = forge(p, base, KMS_BLK_SYMS, KMS_CODEC_NONE, 1, 1, syms[i].len, syms[i].p,
 			    syms[i].len);
