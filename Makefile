@@ -47,7 +47,7 @@ BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
 	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
-.PHONY: all deps run test unit fuzz live qemu bench static clean help vmlinux
+.PHONY: all deps run test unit fuzz gate live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
 # keep the BPF objects the skeletons are made from
 .SECONDARY:
@@ -58,7 +58,7 @@ help:
 	@echo "make            build $(OUTPUT)/kmemscope"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make run        deps + build + kmemscope stat -d 10 on this system"
-	@echo "make test       deps + build + unit, fuzz, live and QEMU tests"
+	@echo "make test       deps + build + unit, fuzz, gate, live and QEMU tests"
 	@echo "make fuzz       fuzz the trace reader for FUZZ_SECONDS (60)"
 	@echo "make bench      overhead benchmark (bench/README.md)"
 	@echo "make static     statically linked binary (for the QEMU guest)"
@@ -153,6 +153,10 @@ unit: $(UNIT_BINS) $(SAN_TEST)
 # a crash, a leak or a hang fails it, leaving the input in $(OUTPUT)/fuzz
 fuzz: $(FUZZ_BIN)
 	$(Q)tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(OUTPUT)/fuzz
+
+# kmemscope diff/baseline/check on JSON reports the test writes (no root)
+gate: all
+	$(Q)tests/gate/run.py $(OUTPUT)
 
 live: all $(TEST_TOOLS)
 	$(Q)tests/live/run.sh $(OUTPUT)

@@ -53,6 +53,9 @@ int cmd_stat(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_leaks(int argc, char **argv);
 int cmd_misuse(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_baseline(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 

@@ -40,7 +40,16 @@ static const char *const retained_names[] = {
 	[RET_GFP] = "movable_or_reclaimable_gfp",
 	[RET_CACHE] = "reclaimable_cache",
 	[RET_PAGE_CACHE] = "page_cache",
+	[RET_LAZY] = "lazily_freed",
 };
+
+/*
+ * Caches whose objects outlive their use by design. vmap_area: vfree() ends
+ * the mapping (its traced free), but the area's descriptor waits on a purge
+ * list until enough lazily freed address space piles up (lazy_max_pages(),
+ * tens of MB), so a run that vmallocs ends with descriptors of freed areas.
+ */
+static const char *const lazily_freed_caches[] = { "vmap_area" };
 
 static const struct {
 	const char *name;
@@ -393,9 +402,14 @@ static int retained_kind(const struct detect *d, const struct kms_event *e, int 
 	if (fam == KMS_FAM_CACHE) {
 		long i = kvec__find(&d->objnames, &e->obj);
 
-		if (i >= 0 && (((const struct name_item *)kvec__at(&d->objnames, i))->flags &
-			       KMS_META_RECLAIMABLE))
+		const struct name_item *n = i >= 0 ? kvec__at(&d->objnames, i) : NULL;
+
+		if (n && (n->flags & KMS_META_RECLAIMABLE))
 			return RET_CACHE;
+		for (size_t k = 0; n && k < sizeof(lazily_freed_caches) / sizeof(lazily_freed_caches[0]);
+		     k++)
+			if (!strcmp(n->name, lazily_freed_caches[k]))
+				return RET_LAZY;
 	}
 	return RET_NONE;
 }

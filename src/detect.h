@@ -155,6 +155,7 @@ enum detect_retained {
 	RET_GFP,		/* allocated with __GFP_MOVABLE or __GFP_RECLAIMABLE */
 	RET_CACHE,		/* from a reclaimable slab cache */
 	RET_PAGE_CACHE,		/* a page allocated where the page cache is filled */
+	RET_LAZY,		/* an object the kernel frees in batches, long after its use */
 	RET_NR,
 };
 

@@ -25,7 +25,11 @@ struct detect_report_opts {
 	const struct kms_quality *quality;	/* NULL: none known */
 	int baseline_pc[KMS_FAM_MAX];	/* as calibrated, -1 unknown */
 	int stack_depth;		/* frames shown per stack (1..KMS_MAX_STACK) */
-	bool stacks_cached;		/* stacks reused per call site (--stacks cached) */
+	/*
+	 * which allocations carry a stack (session__stacks(): "cached", "every",
+	 * "sites", "none"; NULL: "every")
+	 */
+	const char *stacks;
 	int top;			/* rows per table, 0: all */
 	__u64 now;			/* end of the trace, the clock of the records */
 	__u64 min_age_ns;		/* leaks younger than this are not reported */

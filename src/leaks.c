@@ -243,7 +243,8 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.ro.source = s.trace ? "file" : "live";
 	memcpy(env.ro.baseline_pc, s.baseline_pc, sizeof(env.ro.baseline_pc));
 	env.ro.stack_depth = env.depth;
-	env.ro.stacks_cached = env.sa.so.stack_cache;
+	/* a file's records carry the stacks its recording took, whatever the options here */
+	env.ro.stacks = s.stacks;
 	env.ro.top = env.top;
 	env.ro.min_age_ns = env.min_age_ms * 1000000ULL;
 	env.ro.growth_min = env.growth ? env.growth : 3;

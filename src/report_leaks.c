@@ -35,6 +35,20 @@ static const char stacks_note[] =
 	"--stacks every captures one per allocation: exact, at about 1 us each.";
 _Static_assert(KMS_STACK_CHECK == 64, "stacks_note says every 64th");
 
+/* what a trace file recorded by another command lacks (leaks -i FILE) */
+static const char sites_note[] =
+	"stacks sites: the trace holds a stack only where the call site comes from one (page, "
+	"vmalloc, dma; recorded by kmemscope stat or misuse --site-only): kmalloc and "
+	"kmem_cache rows are grouped by call site alone. kmemscope leaks --record records a "
+	"stack for every allocation.";
+static const char no_stacks_note[] =
+	"stacks none: the trace holds no stacks (recorded by kmemscope stat --no-stacks): rows "
+	"are grouped by call site, and page, vmalloc and dma sites are unknown.";
+static const char no_settle_note[] =
+	"settle ms 0: no frees were applied after the trace (a trace recorded by stat or "
+	"misuse, or --settle 0): objects freed a grace period later (call_rcu) show as "
+	"outstanding.";
+
 /* ---- leak rows: groups merged by displayed stack ---- */
 
 struct lrow {
@@ -535,20 +549,35 @@ static const struct row_col notes_cols[N_NR] = {
 	[N_NOTES] = { "notes", "notes", RK_LINES },
 };
 
+/* unset: a stack for every allocation, as a report built without a session has */
+static const char *report_stacks(const struct detect_report_opts *o)
+{
+	return o->stacks ? o->stacks : "every";
+}
+
 /* the document's notes: the bad-free section says its own too, in text */
 static struct rows *doc_notes(const struct detect_report_opts *o)
 {
 	struct rows *t = rows__new(NULL, "Notes", RS_LINES, true, notes_cols, N_NR);
 	struct row_cell *r = rows__add(t);
-	const char *all[5] = {
+	const char *all[6] = {
 		notes[0], notes[1], detect_report__badfree_note(0), detect_report__badfree_note(1),
-		stacks_note,
 	};
+	const char *stacks = report_stacks(o);
+	int n = 4;
 
 	if (!r)
 		return t;
+	if (!strcmp(stacks, "cached"))
+		all[n++] = stacks_note;
+	else if (!strcmp(stacks, "sites"))
+		all[n++] = sites_note;
+	else if (!strcmp(stacks, "none"))
+		all[n++] = no_stacks_note;
+	if (!o->settle_ns)
+		all[n++] = no_settle_note;
 	r[N_NOTES].names = rows__keep(t, all, sizeof(all));
-	r[N_NOTES].n = o->stacks_cached ? 5 : 4;
+	r[N_NOTES].n = n;
 	return t;
 }
 
@@ -574,7 +603,7 @@ static struct rows *leaks_doc(const struct detect *d, const struct agg *a,
 	r[H_DURATION].u = o->quality ? o->quality->duration_ns : 0;
 	r[H_MIN_AGE].u = o->min_age_ns / 1000000ULL;
 	r[H_DEPTH].i = detect_report__depth(o);
-	r[H_STACKS].s = o->stacks_cached ? "cached" : "every";
+	r[H_STACKS].s = report_stacks(o);
 	r[H_SNAPSHOTS].u = o->snapshots;
 	rows__child(doc, detect_report__verdict(o));
 	rows__child(doc, summary(d, a, o, v, nu));

@@ -278,6 +278,22 @@ static unsigned long long ms(__u64 ns)
 	return ns / 1000000;
 }
 
+/* which allocations carry a stack: reports and trace files name the mode so */
+static const char *const stacks_names[] = { "none", "sites", "every", "cached" };
+
+const char *session__stacks(const struct session_opts *o)
+{
+	return stacks_names[o->stacks_all ? (o->stack_cache ? 3 : 2) : o->no_stacks ? 0 : 1];
+}
+
+const char *session__stacks_named(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(stacks_names) / sizeof(stacks_names[0]); i++)
+		if (!strcmp(name, stacks_names[i]))
+			return stacks_names[i];
+	return stacks_names[0];
+}
+
 void session__collector_opts(const struct session_opts *o, struct collector_opts *co)
 {
 	memset(co, 0, sizeof(*co));
@@ -374,6 +390,8 @@ int session__start(struct session *s, const struct session_opts *o)
 			collector__add_pid(s->coll, s->cmd.pid);
 	}
 	s->context = collector__context(s->coll);
+	s->context_requested = o->context;
+	s->stacks = session__stacks(o);
 	s->self_traced = o->trace_self;
 	/* with context, calibration measures kmemscope's own allocations first */
 	if (!s->self_traced && !s->context)
@@ -422,6 +440,7 @@ int session__run(struct session *s, double duration, double interval,
 
 	if (s->trace)
 		return session_trace__replay(s, interval, tick, ctx);
+	s->interval_ns = tick ? every : 0;
 	for (;;) {
 		__u64 now;
 
@@ -434,6 +453,9 @@ int session__run(struct session *s, double duration, double interval,
 		if (session_trace__tick(s, now))
 			return 1;
 		if (tick && now >= next_tick) {
+			/* where the snapshot falls in the stream: a replay takes it there too */
+			if (s->rec)
+				trace_writer__tick(s->rec);
 			err = tick(s, ctx);
 			if (err)
 				return err > 0 ? 0 : 1;

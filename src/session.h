@@ -87,6 +87,10 @@ struct session {
 	__u64 start_ns;
 	__u64 stop_ns;
 	bool context;		/* records carry their preempt count */
+	/* context capture was asked for (stat reports misuse then, even if the kernel lacks it) */
+	bool context_requested;
+	/* which allocations carry a stack: "none", "sites", "every" or "cached" */
+	const char *stacks;
 	/*
 	 * preempt count of a plain process-context allocation, per family, as
 	 * measured at start-up (-1: unknown): what the tracer itself adds
@@ -95,6 +99,8 @@ struct session {
 	pid_t self;
 	bool self_traced;	/* kmemscope's own allocations are reported (--trace-self) */
 	__u64 window_ns;	/* the window's length when settling, else 0 */
+	/* session__run's tick interval (0: none); a file: its recording's */
+	__u64 interval_ns;
 	bool calibrating;
 	int calib_min[KMS_FAM_MAX];
 	int *cpu_nodes;		/* node of each CPU of the traced system */
@@ -117,6 +123,10 @@ struct session {
 
 struct collector_opts;
 
+/* which allocations the options give a stack ("none", "sites", "every", "cached") */
+const char *session__stacks(const struct session_opts *o);
+/* that name as session__stacks() returns it; "none" for any other (a file's) */
+const char *session__stacks_named(const char *name);
 /* the collector's configuration for these options: the session's, and what probe checks */
 void session__collector_opts(const struct session_opts *o, struct collector_opts *co);
 /* exit status on failure (2: environment or usage, 1: runtime), 0 on success */

@@ -26,8 +26,6 @@
 /* the trace writer seals a block at least this often: a kill loses at most this much */
 #define FLUSH_NS (1000ULL * 1000 * 1000)
 
-static const char *const stacks_names[] = { "none", "sites", "every", "cached" };
-
 /* ---- kms_quality as JSON: counters by name ---- */
 
 static const struct {
@@ -171,9 +169,9 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 				s->plan->deferred_traced, "method", s->plan->deferred_method ?
 				s->plan->deferred_method : ""));
 	json_object_set_new(m, "context", json_boolean(s->context));
+	json_object_set_new(m, "context_requested", json_boolean(s->context_requested));
 	json_object_set_new(m, "baseline_pc", pc);
-	json_object_set_new(m, "stacks", json_string(stacks_names[o->stacks_all ?
-				(o->stack_cache ? 3 : 2) : o->no_stacks ? 0 : 1]));
+	json_object_set_new(m, "stacks", json_string(s->stacks));
 	json_object_set_new(m, "self_traced", json_boolean(s->self_traced));
 	json_object_set_new(m, "gfp_flags", gfp_json(s->gfp));
 	json_object_set_new(m, "filter", json_pack("{s:o,s:s?,s:i,s:o,s:b}", "pids", pids, "comm",
@@ -255,8 +253,9 @@ int session_trace__finish(struct session *s, const struct kms_quality *q)
 		return 0;
 	s->pipe.rec = NULL;
 	st = trace_writer__stats(s->rec);
-	end = json_pack("{s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "stop_ns", (json_int_t)s->stop_ns,
-			"window_ns", (json_int_t)s->window_ns, "quality", quality_json(q),
+	end = json_pack("{s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "stop_ns", (json_int_t)s->stop_ns,
+			"window_ns", (json_int_t)s->window_ns, "interval_ns",
+			(json_int_t)s->interval_ns, "quality", quality_json(q),
 			"written", "records", (json_int_t)st->records, "events",
 			(json_int_t)st->events, "dropped", (json_int_t)st->dropped);
 	err = trace_writer__error(s->rec);
@@ -352,6 +351,10 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	if (!s->gfp)
 		kms_warn("%s: no GFP flag names recorded; GFP stays hex\n", o->input);
 	s->context = json_is_true(json_object_get(meta, "context"));
+	/* files written before META had it: context asked for where it was captured */
+	it = json_object_get(meta, "context_requested");
+	s->context_requested = it ? json_is_true(it) : s->context;
+	s->stacks = session__stacks_named(get_str(meta, "stacks"));
 	s->self_traced = json_is_true(json_object_get(meta, "self_traced"));
 	s->start_ns = get_u64(meta, "start_ns");
 	pc = json_object_get(meta, "baseline_pc");
@@ -365,6 +368,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 		quality_from_json(json_object_get(end, "quality"), &s->trace_q);
 		s->stop_ns = get_u64(end, "stop_ns");
 		s->window_ns = get_u64(end, "window_ns");
+		s->interval_ns = get_u64(end, "interval_ns");
 	} else {
 		fams = json_object_get(meta, "families");
 		json_array_foreach(fams, i, it) {
@@ -407,6 +411,7 @@ struct replay {
 	__u64 wall0;		/* wall time when the replay began (--speed) */
 	__u64 end;		/* the recording's window: a live session ticks up to there */
 	bool begun;		/* past the BEGIN mark: before it, calibration */
+	bool marks;		/* tick at the recording's TICK marks, not by trace time */
 	__u64 events;		/* events read */
 	int err;
 };
@@ -432,20 +437,25 @@ static bool pace(struct replay *r, __u64 t)
 	return !cli_exiting();
 }
 
-/* the ticks due by trace time t, each at its own time; false to stop reading */
+/* one tick, at trace time t, paced; false to stop reading */
+static bool tick_at(struct replay *r, __u64 t)
+{
+	if (!pace(r, t)) {
+		r->err = 1;	/* quit: the report covers what was read */
+		return false;
+	}
+	r->s->trace_now = t;
+	r->err = r->tick(r->s, r->ctx);
+	r->next_tick += r->every;
+	return !r->err;
+}
+
+/* the ticks due by trace time t, each at its own time (none where the file marks them) */
 static bool ticks_until(struct replay *r, __u64 t)
 {
-	while (r->tick && t >= r->next_tick) {
-		if (!pace(r, r->next_tick)) {
-			r->err = 1;	/* quit: the report covers what was read */
+	while (r->tick && !r->marks && t >= r->next_tick)
+		if (!tick_at(r, r->next_tick))
 			return false;
-		}
-		r->s->trace_now = r->next_tick;
-		r->err = r->tick(r->s, r->ctx);
-		if (r->err)
-			return false;
-		r->next_tick += r->every;
-	}
 	return true;
 }
 
@@ -453,10 +463,17 @@ static bool replay_event(void *ctx, struct kms_event *e)
 {
 	struct replay *r = ctx;
 
-	if (r->err || (r->to && e->ts > r->to))
+	if (r->err)
 		return false;
 	/* as the collector counted them: calibration too */
 	r->events++;
+	/*
+	 * [from, to): two adjacent windows count each record once. Records come in
+	 * stream order, their times only nearly so (a batch is dated by its flush):
+	 * one past the window does not end it.
+	 */
+	if (r->to && e->ts >= r->to)
+		return true;
 	/* before the trace or the window: only the deferred-free stage learns from it */
 	if (!r->begun || e->ts < r->from) {
 		pipeline__observe(&r->s->pipe, e);
@@ -486,6 +503,14 @@ static void replay_settle(void *ctx)
 	pipeline__settle(&r->s->pipe);
 }
 
+static void replay_tick(void *ctx)
+{
+	struct replay *r = ctx;
+
+	if (r->tick && r->marks && !r->err)
+		tick_at(r, r->next_tick);
+}
+
 static void replay_begin(void *ctx)
 {
 	struct replay *r = ctx;
@@ -497,7 +522,8 @@ int session_trace__replay(struct session *s, double interval,
 			  int (*tick)(struct session *s, void *ctx), void *ctx)
 {
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
-	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r };
+	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r,
+				   replay_tick };
 	char why[192];
 	int err;
 
@@ -513,6 +539,8 @@ int session_trace__replay(struct session *s, double interval,
 	r.end = s->window_ns ? s->start_ns + s->window_ns : s->stop_ns;
 	if (r.to && r.to < r.end)
 		r.end = r.to;
+	/* the recording ticked at this interval: its snapshots, where it took them (whole file) */
+	r.marks = r.every && r.every == s->interval_ns && !r.from && !r.to;
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);

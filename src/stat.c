@@ -138,7 +138,8 @@ int cmd_stat(int argc, char **argv)
 	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
-	mis.d = s.pipe.detect;
+	/* a file recorded with --no-context has no misuse section either */
+	mis.d = s.context_requested ? s.pipe.detect : NULL;
 	if (mis.d) {
 		mis.ro.ksyms = s.ksyms;
 		mis.ro.gfp = s.gfp;

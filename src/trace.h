@@ -78,6 +78,8 @@ _Static_assert(sizeof(struct kms_block_header) == 64, "block header layout");
  * calibrated: they only teach the stages (pipeline__observe()).
  */
 #define KMS_REC_BEGIN		0xf1
+/* an interval tick (leaks -I) took its snapshot here: a replay at that interval does too */
+#define KMS_REC_TICK		0xf2
 
 /* ---- writing ---- */
 
@@ -117,6 +119,7 @@ void trace_writer__set_ksyms(struct trace_writer *w, const struct ksyms *k);
 void trace_writer__event(struct trace_writer *w, const struct kms_event *e);
 void trace_writer__meta(struct trace_writer *w, const struct kms_meta *m);
 void trace_writer__settle(struct trace_writer *w);
+void trace_writer__tick(struct trace_writer *w);
 /* the records lost so far, stamped on the blocks that follow */
 void trace_writer__set_lost(struct trace_writer *w, __u64 lost);
 /* seal the records buffered so far into a block (a recorder calls it every second) */
@@ -179,6 +182,8 @@ struct trace_sink {
 	void (*settle)(void *ctx);
 	void (*begin)(void *ctx);
 	void *ctx;
+	/* a TICK mark (NULL: skip them) */
+	void (*tick)(void *ctx);
 };
 
 /*

@@ -157,7 +157,9 @@ static inline __u8 *trace_encode_meta(struct trace_codec *c, const struct kms_me
 }
 
 /* one decoded record */
-enum trace_rec { TRACE_REC_EVENT, TRACE_REC_META, TRACE_REC_SETTLE, TRACE_REC_BEGIN };
+enum trace_rec {
+	TRACE_REC_EVENT, TRACE_REC_META, TRACE_REC_SETTLE, TRACE_REC_BEGIN, TRACE_REC_TICK,
+};
 
 /* NULL when the bytes at p are not a record (see trace_encode_*) */
 static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, const __u8 *end,
@@ -171,8 +173,9 @@ static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, con
 	if (p >= end)
 		return NULL;
 	type = *p++;
-	if (type == KMS_REC_SETTLE || type == KMS_REC_BEGIN) {
-		*kind = type == KMS_REC_SETTLE ? TRACE_REC_SETTLE : TRACE_REC_BEGIN;
+	if (type == KMS_REC_SETTLE || type == KMS_REC_BEGIN || type == KMS_REC_TICK) {
+		*kind = type == KMS_REC_SETTLE ? TRACE_REC_SETTLE :
+			type == KMS_REC_BEGIN ? TRACE_REC_BEGIN : TRACE_REC_TICK;
 		return p;
 	}
 	if (type >= KMS_EV_META_TASK && type <= KMS_EV_META_LOSS) {

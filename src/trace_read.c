@@ -524,6 +524,9 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 				sink->meta(sink->ctx, &m);
 			} else if (kind == TRACE_REC_SETTLE) {
 				sink->settle(sink->ctx);
+			} else if (kind == TRACE_REC_TICK) {
+				if (sink->tick)
+					sink->tick(sink->ctx);
 			} else {
 				sink->begin(sink->ctx);
 			}

@@ -420,6 +420,11 @@ void trace_writer__settle(struct trace_writer *w)
 	put_marker(w, KMS_REC_SETTLE);
 }
 
+void trace_writer__tick(struct trace_writer *w)
+{
+	put_marker(w, KMS_REC_TICK);
+}
+
 void trace_writer__set_lost(struct trace_writer *w, __u64 lost)
 {
 	w->lost = lost;

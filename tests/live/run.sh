@@ -187,9 +187,9 @@ RC=0
 "$ORDER" >"$WORK/order" 2>&1 || RC=$?
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
-# kmemscope top in batch mode, leaks and misuse, record and info, a killed
-# recorder: the scripts print PASS/FAIL lines and fail themselves when a check
-# of theirs goes missing
+# kmemscope top in batch mode, leaks and misuse, record and info, trace files read
+# back, a killed recorder, the CI gate on recorded traces: the scripts print
+# PASS/FAIL lines and fail themselves when a check of theirs goes missing
 RC=0
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
 sub_checks "top.sh" "" "$WORK/top" "$RC"
@@ -203,6 +203,14 @@ sub_checks "record.sh" "" "$WORK/record" "$RC"
 RC=0
 "$HERE/kill.sh" "$BUILD" >"$WORK/kill" 2>&1 || RC=$?
 sub_checks "kill.sh" "" "$WORK/kill" "$RC"
+RC=0
+"$HERE/gate.sh" "$BUILD" >"$WORK/gate" 2>&1 || RC=$?
+sub_checks "gate.sh" "" "$WORK/gate" "$RC"
+# live vs replay of trace files: stat, leaks, misuse give the same report from
+# the file they recorded; offline filters, time windows, leaks on a stat file
+RC=0
+"$HERE/equal.sh" "$BUILD" >"$WORK/equal" 2>&1 || RC=$?
+sub_checks "equal.sh" "" "$WORK/equal" "$RC"
 
 # --- kmemscope is not its own subject ----------------------------------------
 

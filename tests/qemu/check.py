@@ -2,19 +2,30 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Check kmemscope's QEMU reports against the kmemscope_test module's ledger.
 
-Usage: check.py SERIAL_LOG RESULT_DIR
+Usage: check.py SERIAL_LOG RESULT_DIR [KMEMSCOPE]
 
 The serial log carries the guest's status lines (KMS-RC NAME RC), the module's
-ledger and every output file between ===KMS-FILE NAME=== / ===KMS-END NAME===.
+ledger and every output file between ===KMS-FILE NAME=== / ===KMS-END NAME===
+(binary ones, the trace files each run recorded, in base64 as NAME.b64; the JSON
+reports gzipped, NAME.gz.b64).
 Expected numbers come only from the ledger, which the module writes from what
 it did at run time.
+
+With KMEMSCOPE (the host's build), every scenario's trace file is replayed on
+the host (`kmemscope stat|leaks -i FILE --json`, no root) and the replay's
+report goes through the same checks as the guest's, in a row NAME.replay; it
+must also equal the guest's report apart from its "source".
 """
 import base64
 import gzip
 import json
 import os
 import re
+import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "live"))
+from jsondiff import report_diff  # noqa: E402
 
 MODULE = "kmemscope_test"
 FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
@@ -62,17 +73,20 @@ def split_serial(path, outdir):
         m = re.search(r"KMS-([A-Z-]+) ?(.*)$", line)
         if m:
             status.append((m.group(1), m.group(2)))
-    for name in [n for n in files if n.endswith(".gz.b64")]:
+    for name in [n for n in files if n.endswith(".b64")]:
         try:
-            body = gzip.decompress(base64.b64decode(files.pop(name)))
-            files[name[:-len(".gz.b64")]] = body.decode("utf-8", "replace")
+            body = base64.b64decode(files.pop(name))
+            if name.endswith(".gz.b64"):
+                files[name[:-len(".gz.b64")]] = gzip.decompress(body).decode("utf-8", "replace")
+            else:
+                files[name[:-len(".b64")]] = body
         except (ValueError, OSError) as e:
             print("qemu: cannot decode %s: %s" % (name, e))
     fdir = os.path.join(outdir, "files")
     os.makedirs(fdir, exist_ok=True)
     for name, body in files.items():
-        with open(os.path.join(fdir, os.path.basename(name)), "w") as f:
-            f.write(body)
+        with open(os.path.join(fdir, os.path.basename(name)), "wb") as f:
+            f.write(body if isinstance(body, bytes) else body.encode("utf-8"))
     return files, status
 
 
@@ -504,9 +518,66 @@ def selftest_scenario(text, lines):
     return errs, notes
 
 
+def check_report(name, tool, doc, lines, errs, deferred_run):
+    """The ledger checks of one report (the guest's, or the host's replay of its trace):
+    errors go to errs; returns the scenario row's notes and the extra rows."""
+    notes = []
+    if tool == "leaks":
+        e, notes = check_leaks(doc, lines)
+        errs.extend(e)
+    else:
+        q = doc.get("quality") or {}
+        if q.get("lost", 0) != 0:
+            errs.append("quality.lost=%s" % q.get("lost"))
+        traced = {f.get("family"): f.get("traced") for f in doc.get("families") or []}
+        for L in lines:
+            if not traced.get(L["family"]):
+                errs.append("family %s not traced" % L["family"])
+            errs.extend(check_line(doc, L))
+    extra_rows = misuse_rows(name, doc.get("misuse"), lines, errs)
+    if name.split(".")[0] in DEFERRED_SCENARIOS:
+        e, n = check_deferred(doc, lines, tool)
+        extra_rows.append((name + ".deferred", e, n))
+        deferred_run.add(name.split(".")[0])
+    return notes, extra_rows
+
+
+def check_replay(kms, fdir, name, tool, live, lines, deferred_run):
+    """Replay the guest's trace file of name on the host and check the report like the
+    guest's: rows NAME.replay (and its misuse and deferred rows)."""
+    row = name + ".replay"
+    trace = os.path.join(fdir, name + ".kmt")
+    out = os.path.join(fdir, row + ".json")
+    if not os.path.exists(trace):
+        return [(row, ["no trace file %s.kmt from the guest" % name], [])]
+    try:
+        p = subprocess.run([kms, tool, "-i", trace, "--json", "--top", "0", "-o", out],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        return [(row, ["cannot run %s %s -i: %s" % (kms, tool, e)], [])]
+    if p.returncode != 0:
+        return [(row, ["kmemscope %s -i %s.kmt exited %d: %s" %
+                       (tool, name, p.returncode, p.stderr.strip()[-300:] or "-")], [])]
+    try:
+        with open(out) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        return [(row, ["%s.json: %s" % (row, e)], [])]
+    errs = []
+    notes, extra_rows = check_report(row, tool, doc, lines, errs, deferred_run)
+    if live is not None:
+        diffs = report_diff(live, doc)
+        if diffs:
+            errs.append("the replay differs from the guest's report at %d path(s): %s" %
+                        (len(diffs), "; ".join(diffs[:5])))
+    notes.append("%d bytes" % os.path.getsize(trace))
+    return [(row, errs, notes)] + extra_rows
+
+
 def main():
-    if len(sys.argv) != 3:
-        sys.exit("usage: check.py SERIAL_LOG RESULT_DIR")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: check.py SERIAL_LOG RESULT_DIR [KMEMSCOPE]")
     serial, outdir = sys.argv[1], sys.argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
     files, status = split_serial(serial, outdir)
@@ -547,7 +618,9 @@ def main():
             errs.insert(0, "kmemscope probe exited %d" % rcs.get("probe", (-1,))[0])
         results.append(("probe", errs, []))
 
-    deferred_run = set()
+    kms = sys.argv[3] if len(sys.argv) > 3 else None
+    fdir = os.path.join(outdir, "files")
+    deferred_run = {"": set(), ".replay": set()}
     for name, cmd in scenarios(os.path.join(here, "scenarios.txt")):
         errs, notes, extra_rows = [], [], []
         tool = "leaks" if name.endswith("_leaks") else "stat"
@@ -560,6 +633,7 @@ def main():
             if L.get("ret", "0") != "0" or L.get("fails", "0") != "0":
                 errs.append("module: %s %s ret=%s fails=%s" % (L.get("family"), L.get("function"),
                                                               L.get("ret"), L.get("fails")))
+        doc = None
         if not have_kms:
             errs.append("kmemscope-static missing: nothing to compare the ledger with")
         elif name in rcs:
@@ -572,31 +646,19 @@ def main():
             doc, err = load_json(files, name + ".json")
             if err:
                 errs.append(err)
-            elif tool == "leaks":
-                e, notes = check_leaks(doc, lines)
-                errs.extend(e)
             else:
-                q = doc.get("quality") or {}
-                if q.get("lost", 0) != 0:
-                    errs.append("quality.lost=%s" % q.get("lost"))
-                traced = {f.get("family"): f.get("traced") for f in doc.get("families") or []}
-                for L in lines:
-                    if not traced.get(L["family"]):
-                        errs.append("family %s not traced" % L["family"])
-                    errs.extend(check_line(doc, L))
-            if not err:
-                extra_rows = misuse_rows(name, doc.get("misuse"), lines, errs)
-                if name in DEFERRED_SCENARIOS:
-                    e, n = check_deferred(doc, lines, tool)
-                    extra_rows.append((name + ".deferred", e, n))
-                    deferred_run.add(name)
+                notes, extra_rows = check_report(name, tool, doc, lines, errs, deferred_run[""])
         results.append((name, errs, notes))
         results.extend(extra_rows)
+        if kms and have_kms and name in rcs:
+            results.extend(check_replay(kms, fdir, name, tool, doc, lines,
+                                        deferred_run[".replay"]))
     # a deferred-free check that never ran is a failure, not a silent pass
-    missing = [n for n in DEFERRED_SCENARIOS if n not in deferred_run]
-    results.append(("deferred.coverage",
-                    ["deferred checks not run: %s" % ", ".join(missing)] if missing else [],
-                    ["%d of %d" % (len(deferred_run), len(DEFERRED_SCENARIOS))]))
+    for suffix in [""] + ([".replay"] if kms and have_kms else []):
+        missing = [n + suffix for n in DEFERRED_SCENARIOS if n not in deferred_run[suffix]]
+        results.append(("deferred%s.coverage" % suffix,
+                        ["deferred checks not run: %s" % ", ".join(missing)] if missing else [],
+                        ["%d of %d" % (len(deferred_run[suffix]), len(DEFERRED_SCENARIOS))]))
     report(results, rcs)
 
 

@@ -1,7 +1,9 @@
 #!/bin/busybox sh
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # /init of the QEMU test guest (busybox). Everything the host needs goes to the
-# serial console between ===KMS-FILE NAME=== and ===KMS-END NAME=== markers.
+# serial console between ===KMS-FILE NAME=== and ===KMS-END NAME=== markers;
+# binary files (the trace files) as base64, named NAME.b64, and the JSON reports
+# gzipped, as NAME.gz.b64.
 /bin/busybox --install -s /bin
 export PATH=/bin
 
@@ -19,6 +21,16 @@ STEP_TIMEOUT=${KMS_STEP_TIMEOUT:-30}
 say() { echo "KMS-$*"; }
 
 finish() {
+	# the serial line is slow: the trace files go as they are (zstd inside), the
+	# reports compressed (JSON shrinks ~10x: the run is no longer than without traces)
+	for f in /out/*.kmt; do
+		[ -f "$f" ] || continue
+		base64 "$f" > "$f.b64" && rm -f "$f"
+	done
+	for f in /out/*.json; do
+		[ -f "$f" ] || continue
+		gzip -c "$f" | base64 > "$f.gz.b64" && rm -f "$f"
+	done
 	for f in /out/*; do
 		[ -f "$f" ] || continue
 		n=${f##*/}
@@ -75,10 +87,12 @@ while read -r name cmd; do
 		gzip -c $T/trace | base64 > "/out/$name.ftrace.gz.b64"
 	elif [ -x /kmemscope ]; then
 		# NAME_leaks runs under `kmemscope leaks`, every other one under `stat`;
-		# the module keeps leaked objects until "release" (after this loop)
+		# the module keeps leaked objects until "release" (after this loop).
+		# The run is also recorded: the host replays the file and checks it the same way.
 		case "$name" in *_leaks) tool=leaks ;; *) tool=stat ;; esac
 		# a stuck run must not eat the whole guest's time budget
-		timeout "$STEP_TIMEOUT" /kmemscope $tool --json --top 0 -a -o "/out/$name.json" -- \
+		timeout "$STEP_TIMEOUT" /kmemscope $tool --json --top 0 -a -o "/out/$name.json" \
+			--record "/out/$name.kmt" -- \
 			sh -c "echo '$line' > $RUN" 2>"/out/$name.err"
 		rc=$?
 	else

@@ -125,4 +125,4 @@ fi
 grep -q 'KMS-BEGIN' "$RES/serial.log" || die "boot failure: the guest never reached /init (qemu exit $rc)"
 grep -q '===KMS-DONE===' "$RES/serial.log" || die "guest died before printing its results (qemu exit $rc)"
 
-python3 "$HERE/check.py" "$RES/serial.log" "$RES"
+python3 "$HERE/check.py" "$RES/serial.log" "$RES" "$OUT/kmemscope"

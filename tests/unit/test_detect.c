@@ -588,12 +588,12 @@ static void test_misuse(void **state)
 
 /* ---- reports: lost records make every verdict uncertain ---- */
 
-static bool stacks_cached;	/* what leaks_json() tells the report */
+static const char *report_stacks = "every";	/* what leaks_json() tells the report */
 
 static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
 {
 	struct detect_report_opts o = { .ksyms = ks, .stack_depth = 4, .now = now,
-					.quality = q, .misuse = true, .stacks_cached = stacks_cached };
+					.quality = q, .misuse = true, .stacks = report_stacks };
 	struct agg *a = test_pipe.agg;
 	json_error_t jerr;
 	char *buf = NULL;
@@ -667,28 +667,41 @@ static void test_report_quality(void **state)
 	pipe_done();
 }
 
-/* the report says how stacks were captured, and what caching them means */
+/*
+ * The report says how stacks were captured and what that means: caching them,
+ * or a trace file recorded by stat (a stack only for page/vmalloc/dma sites, or none)
+ */
 static void test_report_stacks(void **state)
 {
+	static const char *const modes[][2] = {
+		{ "every", NULL }, { "cached", "stacks cached:" }, { "sites", "stacks sites:" },
+		{ "none", "stacks none:" },
+	};
 	struct kms_quality q = { .events = 1 };
 
-	for (int cached = 0; cached < 2; cached++) {
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 		struct detect *d = new_detect(true, true, 0);
 		json_t *j, *notes;
-		bool said = false;
+		int said = 0;
 		size_t i;
 
 		feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
-		stacks_cached = cached;
+		report_stacks = modes[m][0];
 		j = leaks_json(d, &q);
-		stacks_cached = false;
-		assert_string_equal(json_string_value(json_object_get(j, "stacks")),
-				    cached ? "cached" : "every");
+		report_stacks = "every";
+		assert_string_equal(json_string_value(json_object_get(j, "stacks")), modes[m][0]);
 		notes = json_object_get(j, "notes");
-		for (i = 0; i < json_array_size(notes); i++)
-			said |= !strncmp(json_string_value(json_array_get(notes, i)),
-					 "stacks cached:", 14);
-		assert_int_equal(said, cached);
+		/* one note on stacks at most, the mode's own */
+		for (i = 0; i < json_array_size(notes); i++) {
+			const char *n = json_string_value(json_array_get(notes, i));
+
+			if (!strncmp(n, "stacks ", 7)) {
+				assert_non_null(modes[m][1]);
+				assert_true(!strncmp(n, modes[m][1], strlen(modes[m][1])));
+				said++;
+			}
+		}
+		assert_int_equal(said, modes[m][1] != NULL);
 		json_decref(j);
 		pipe_done();
 	}
