@@ -25,7 +25,7 @@ CODEC_NONE, CODEC_ZSTD = 0, 1
 # record kinds (include/kmemscope.h, src/trace.h)
 NR_EVENTS = 18
 META_FIRST, META_LAST = 64, 67
-REC_SETTLE, REC_BEGIN = 0xF0, 0xF1
+REC_SETTLE, REC_BEGIN, REC_TICK = 0xF0, 0xF1, 0xF2
 META_SIZE = 64
 NR_FIELDS = 15
 
@@ -88,7 +88,8 @@ def varint(p, i):
 
 
 def records(raw):
-    """The kinds of the records of a DATA payload: 'event', 'meta', 'settle', 'begin'."""
+    """The kinds of the records of a DATA payload: 'event', 'meta', 'settle', 'begin',
+    'tick'."""
     i, out = 0, []
     while i < len(raw):
         kind = raw[i]
@@ -97,6 +98,8 @@ def records(raw):
             out.append("settle")
         elif kind == REC_BEGIN:
             out.append("begin")
+        elif kind == REC_TICK:
+            out.append("tick")
         elif META_FIRST <= kind <= META_LAST:
             i += META_SIZE
             out.append("meta")

@@ -55,7 +55,7 @@ static void on_mark(void *ctx)
 static void read_all(const uint8_t *data, size_t size)
 {
 	struct seen s = {};
-	struct trace_sink sink = { on_event, on_meta, on_mark, on_mark, &s };
+	struct trace_sink sink = { on_event, on_meta, on_mark, on_mark, &s, on_mark };
 	struct trace_reader *r;
 	__u64 ips[KMS_MAX_STACK];
 	char why[192];

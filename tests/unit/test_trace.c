@@ -25,7 +25,7 @@
 
 /* ---- helpers ---- */
 
-enum rec_kind { REC_EVENT, REC_META, REC_SETTLE, REC_BEGIN };
+enum rec_kind { REC_EVENT, REC_META, REC_SETTLE, REC_BEGIN, REC_TICK };
 
 struct rec {
 	enum rec_kind kind;
@@ -73,10 +73,16 @@ static void sink_begin(void *ctx)
 	recs_add(ctx, REC_BEGIN);
 }
 
+static void sink_tick(void *ctx)
+{
+	recs_add(ctx, REC_TICK);
+}
+
 /* the records of r, replayed into got: replay's result */
 static int replay(struct trace_reader *r, struct recs *got, char *why, size_t len)
 {
-	struct trace_sink sink = { sink_event, sink_meta, sink_settle, sink_begin, got };
+	struct trace_sink sink = { sink_event, sink_meta, sink_settle, sink_begin, got,
+				   sink_tick };
 
 	return trace_reader__replay(r, &sink, why, len);
 }
@@ -163,6 +169,12 @@ static void put_settle(struct writer *t)
 {
 	trace_writer__settle(t->w);
 	recs_add(&t->want, REC_SETTLE);
+}
+
+static void put_tick(struct writer *t)
+{
+	trace_writer__tick(t->w);
+	recs_add(&t->want, REC_TICK);
 }
 
 static void put_begin(struct writer *t, const char *name)
@@ -310,6 +322,9 @@ static void test_roundtrip_extremes(void **state)
 			put_settle(&t);
 			break;
 		case 2:
+			put_tick(&t);
+			break;
+		case 3:
 			/* a block ends anywhere: the codec starts again in the next */
 			assert_int_equal(trace_writer__flush(t.w), 0);
 			break;
