@@ -34,11 +34,20 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
 	      $(OUTPUT)/bench/gen
+# the trace reader and writer alone, built again with sanitizers: their unit
+# test (run by make unit next to the plain one) and the reader's fuzzer
+TRACE_SRCS := src/trace_read.c src/trace_write.c src/ksyms.c src/kvec.c
+TRACE_HDRS := src/trace.h src/trace_codec.h src/ksyms.h src/kvec.h include/kmemscope.h
+SAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	      -fno-sanitize-recover=all -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -Wall
+SAN_TEST := $(OUTPUT)/san/test_trace
+FUZZ_BIN := $(OUTPUT)/san/fuzz_trace
+FUZZ_SECONDS ?= 60
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
 	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
-.PHONY: all deps run test unit gate live qemu bench static clean help vmlinux
+.PHONY: all deps run test unit fuzz gate live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
 # keep the BPF objects the skeletons are made from
 .SECONDARY:
@@ -49,7 +58,8 @@ help:
 	@echo "make            build $(OUTPUT)/kmemscope"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make run        deps + build + kmemscope stat -d 10 on this system"
-	@echo "make test       deps + build + unit, live and QEMU tests"
+	@echo "make test       deps + build + unit, fuzz, gate, live and QEMU tests"
+	@echo "make fuzz       fuzz the trace reader for FUZZ_SECONDS (60)"
 	@echo "make bench      overhead benchmark (bench/README.md)"
 	@echo "make static     statically linked binary (for the QEMU guest)"
 	@echo "make vmlinux    regenerate $(VMLINUX_DIR)/vmlinux.h from a kernel's BTF"
@@ -57,7 +67,7 @@ help:
 deps:
 	$(Q)scripts/deps.sh
 
-$(OUTPUT) $(OUTPUT)/obj $(OUTPUT)/tests $(OUTPUT)/bench:
+$(OUTPUT) $(OUTPUT)/obj $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/san:
 	$(Q)mkdir -p $@
 
 $(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/kmemscope.h $(wildcard bpf/*.h) | $(OUTPUT)
@@ -86,6 +96,15 @@ $(OUTPUT)/kmemscope-static: $(OBJS)
 $(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -lcmocka -o $@
+
+$(SAN_TEST): tests/unit/test_trace.c tests/unit/rnd.h $(TRACE_SRCS) $(TRACE_HDRS) | $(OUTPUT)/san
+	$(call msg,TEST-SAN,$@)
+	$(Q)$(CLANG) $(SAN_CFLAGS) $(filter %.c,$^) -lz -lzstd -ljansson -lcmocka -o $@
+
+$(FUZZ_BIN): tests/fuzz/fuzz_trace.c src/trace_read.c src/ksyms.c src/kvec.c $(TRACE_HDRS) \
+	     | $(OUTPUT)/san
+	$(call msg,FUZZER,$@)
+	$(Q)$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer $(filter %.c,$^) -lz -lzstd -ljansson -o $@
 
 $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
@@ -128,8 +147,12 @@ $(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
 
-unit: $(UNIT_BINS)
-	$(Q)tests/unit/run.sh $(UNIT_BINS)
+unit: $(UNIT_BINS) $(SAN_TEST)
+	$(Q)tests/unit/run.sh $(UNIT_BINS) $(SAN_TEST)
+
+# a crash, a leak or a hang fails it, leaving the input in $(OUTPUT)/fuzz
+fuzz: $(FUZZ_BIN)
+	$(Q)tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(OUTPUT)/fuzz
 
 # kmemscope diff/baseline/check on JSON reports the test writes (no root)
 gate: all

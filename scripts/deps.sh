@@ -3,8 +3,10 @@
 # Install every Debian package kmemscope's build, tests and benchmark need.
 # Idempotent: does nothing when all are present.
 set -e
-PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev
-libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
+# libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang;
+# zstd: the tests read trace payloads with it
+PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
+libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
 qemu-system-x86 busybox-static cpio kmod python3 bc time"
 missing=""
 for p in $PKGS; do

@@ -412,6 +412,7 @@ struct replay {
 	__u64 end;		/* the recording's window: a live session ticks up to there */
 	bool begun;		/* past the BEGIN mark: before it, calibration */
 	bool marks;		/* tick at the recording's TICK marks, not by trace time */
+	__u64 events;		/* events read */
 	int err;
 };
 
@@ -464,6 +465,8 @@ static bool replay_event(void *ctx, struct kms_event *e)
 
 	if (r->err)
 		return false;
+	/* as the collector counted them: calibration too */
+	r->events++;
 	/*
 	 * [from, to): two adjacent windows count each record once. Records come in
 	 * stream order, their times only nearly so (a batch is dated by its flush):
@@ -546,6 +549,9 @@ int session_trace__replay(struct session *s, double interval,
 	/* the ticks of the quiet end of the recording, after its last record */
 	if (!err && !r.err)
 		ticks_until(&r, r.end);
+	/* no END block, no final count: the events of the trace are those read */
+	if (!trace_reader__end(s->trace))
+		s->trace_q.events = r.events;
 	if (r.err)
 		return r.err > 0 ? 0 : 1;
 	/* the window ends the trace where it asks to */

@@ -162,6 +162,9 @@ struct trace_read_info {
  * reading stops.
  */
 int trace_reader__open(struct trace_reader **out, const char *path, char *why, size_t len);
+/* the same on a file's bytes in memory, which must outlive the reader (the file is mapped) */
+int trace_reader__open_mem(struct trace_reader **out, const void *data, size_t size, char *why,
+			   size_t len);
 void trace_reader__free(struct trace_reader *r);
 const struct trace_read_info *trace_reader__info(const struct trace_reader *r);
 /* the META object, and the END object (NULL when the file was cut short) */

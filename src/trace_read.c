@@ -39,6 +39,7 @@ struct text {
 struct trace_reader {
 	const __u8 *map;
 	size_t size;
+	bool mapped;			/* map is ours (trace_reader__open) */
 	struct trace_read_info info;
 	json_t *meta, *end;
 	struct ksyms *ksyms;
@@ -70,8 +71,9 @@ static const __u8 *payload(struct trace_reader *r, const struct kms_block_header
 		}
 		return stored;
 	}
-	if (h->raw_len > r->raw_cap) {
-		__u8 *p = realloc(r->raw, h->raw_len);
+	/* a frame of no bytes decodes into a buffer too: NULL is the failure */
+	if (h->raw_len > r->raw_cap || !r->raw) {
+		__u8 *p = realloc(r->raw, h->raw_len ? h->raw_len : 1);
 
 		if (!p) {
 			say(why, len, "%s", strerror(ENOMEM));
@@ -89,8 +91,12 @@ static const __u8 *payload(struct trace_reader *r, const struct kms_block_header
 	return r->raw;
 }
 
-static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
-		       char *why, size_t wlen)
+/*
+ * The stacks of a STACKS payload, kept when keep is true. A payload is walked
+ * twice, checked whole before any stack is kept: a damaged block adds none.
+ */
+static int walk_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
+		       bool keep, char *why, size_t wlen)
 {
 	const __u8 *end = p + len;
 
@@ -111,22 +117,35 @@ static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 
 			say(why, wlen, "stack %u of %u is damaged", i, count);
 			return -EINVAL;
 		}
-		at = kvec__get(&r->stacks, &(__u64){ hdr[0] }, &created);
-		if (at < 0) {
-			say(why, wlen, "%s", strerror(ENOMEM));
-			return -ENOMEM;
+		if (keep) {
+			at = kvec__get(&r->stacks, &(__u64){ hdr[0] }, &created);
+			if (at < 0) {
+				say(why, wlen, "%s", strerror(ENOMEM));
+				return -ENOMEM;
+			}
+			it = kvec__at(&r->stacks, at);
+			it->n = hdr[1];
+			memcpy(it->ips, p, hdr[1] * sizeof(__u64));
 		}
-		it = kvec__at(&r->stacks, at);
-		it->n = hdr[1];
-		memcpy(it->ips, p, hdr[1] * sizeof(__u64));
 		p += hdr[1] * sizeof(__u64);
 	}
 	if (p != end) {
 		say(why, wlen, "stacks block has trailing bytes");
 		return -EINVAL;
 	}
-	r->info.stacks += count;
 	return 0;
+}
+
+static int keep_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 count,
+		       char *why, size_t wlen)
+{
+	int err = walk_stacks(r, p, len, count, false, why, wlen);
+
+	if (!err)
+		err = walk_stacks(r, p, len, count, true, why, wlen);
+	if (!err)
+		r->info.stacks += count;
+	return err;
 }
 
 static int keep_json(json_t **out, const __u8 *p, size_t len, char *why, size_t wlen)
@@ -279,46 +298,17 @@ static int check_header(struct trace_reader *r, char *why, size_t len)
 	return 0;
 }
 
-int trace_reader__open(struct trace_reader **out, const char *path, char *why, size_t wlen)
+/* check every block of r->map and keep what they hold: 0, or -EINVAL with why set */
+static int check_blocks(struct trace_reader *r, char *why, size_t wlen)
 {
 	struct text syms = {};
-	struct trace_reader *r;
-	struct stat st;
 	size_t off;
-	int fd, err;
+	int err;
 
-	*out = NULL;
-	why[0] = '\0';
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	kvec__init(&r->stacks, sizeof(struct stack_item), sizeof(__u64));
-	r->zd = ZSTD_createDCtx();
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st)) {
-		err = -errno;
-		say(why, wlen, "%s", strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		err = -EINVAL;
-		say(why, wlen, "not a regular file");
-		goto fail;
-	}
-	r->size = st.st_size;
-	r->info.size = st.st_size;
-	if (r->size) {
-		r->map = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (r->map == MAP_FAILED) {
-			r->map = NULL;
-			err = -errno;
-			say(why, wlen, "%s", strerror(errno));
-			goto fail;
-		}
-	}
+	r->info.size = r->size;
 	err = check_header(r, why, wlen);
-	if (err || !r->zd)
-		goto fail;
+	if (err)
+		return err;
 	for (off = sizeof(struct kms_trace_header); off < r->size;) {
 		struct kms_block_header h;
 		char bwhy[128];
@@ -327,8 +317,11 @@ int trace_reader__open(struct trace_reader **out, const char *path, char *why, s
 			say(r->info.cut, sizeof(r->info.cut), "%s", bwhy);
 			break;
 		}
-		if (!r->info.blocks && h.type != KMS_BLK_META) {
-			say(r->info.cut, sizeof(r->info.cut), "the first block is not the metadata");
+		/* one META block, first: a second one would replace what the first said */
+		if (!r->info.blocks != (h.type == KMS_BLK_META)) {
+			say(r->info.cut, sizeof(r->info.cut), "block %llu at offset %zu: %s",
+			    (unsigned long long)h.seq, off, r->info.blocks ?
+			    "a second metadata block" : "the first block is not the metadata");
 			break;
 		}
 		if (keep_block(r, &h, off, &syms, bwhy, sizeof(bwhy))) {
@@ -346,28 +339,99 @@ int trace_reader__open(struct trace_reader **out, const char *path, char *why, s
 		}
 	}
 	if (!r->meta) {
-		err = -EINVAL;
+		free(syms.p);
 		say(why, wlen, "%s", r->info.cut[0] ? r->info.cut : "no metadata block");
-		goto fail;
+		return -EINVAL;
 	}
 	if (r->info.ended && off < r->size)
 		say(r->info.cut, sizeof(r->info.cut), "%zu bytes after the end block ignored",
 		    r->size - off);
 	else if (!r->info.ended && !r->info.cut[0])
 		say(r->info.cut, sizeof(r->info.cut), "no end block (the recorder did not finish)");
-	if (syms.len) {
+	if (syms.len)
 		r->ksyms = ksyms__from_text(syms.p, syms.len);
-		syms.p = NULL;
+	else
+		free(syms.p);
+	return 0;
+}
+
+static struct trace_reader *reader_new(void)
+{
+	struct trace_reader *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	kvec__init(&r->stacks, sizeof(struct stack_item), sizeof(__u64));
+	r->zd = ZSTD_createDCtx();
+	if (!r->zd) {
+		free(r);
+		return NULL;
 	}
-	free(syms.p);
-	close(fd);
+	return r;
+}
+
+int trace_reader__open_mem(struct trace_reader **out, const void *data, size_t size, char *why,
+			   size_t wlen)
+{
+	struct trace_reader *r;
+	int err;
+
+	*out = NULL;
+	why[0] = '\0';
+	r = reader_new();
+	if (!r) {
+		say(why, wlen, "%s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	r->map = data;
+	r->size = size;
+	err = check_blocks(r, why, wlen);
+	if (err) {
+		trace_reader__free(r);
+		return err;
+	}
 	*out = r;
 	return 0;
-fail:
-	free(syms.p);
+}
+
+int trace_reader__open(struct trace_reader **out, const char *path, char *why, size_t wlen)
+{
+	const void *map = NULL;
+	struct stat st;
+	int fd, err;
+
+	*out = NULL;
+	why[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		err = -errno;
+		say(why, wlen, "%s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		say(why, wlen, "not a regular file");
+		goto out;
+	}
+	/* an empty file cannot be mapped: check_header() says what is wrong with it */
+	if (st.st_size) {
+		map = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			err = -errno;
+			say(why, wlen, "%s", strerror(errno));
+			goto out;
+		}
+	}
+	err = trace_reader__open_mem(out, map, st.st_size, why, wlen);
+	if (err) {
+		if (map)
+			munmap((void *)map, st.st_size);
+	} else {
+		(*out)->mapped = true;
+	}
+out:
 	if (fd >= 0)
 		close(fd);
-	trace_reader__free(r);
 	return err;
 }
 
@@ -375,7 +439,7 @@ void trace_reader__free(struct trace_reader *r)
 {
 	if (!r)
 		return;
-	if (r->map)
+	if (r->mapped)
 		munmap((void *)r->map, r->size);
 	json_decref(r->meta);
 	json_decref(r->end);
@@ -432,12 +496,15 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 		struct kms_block_header hc;
 		struct trace_codec codec = {};
 		const __u8 *p, *end;
+		char pwhy[128];
 		__u32 n = 0;
 
 		memcpy(&hc, h, sizeof(hc));
-		p = payload(r, &hc, r->map + r->data[b] + sizeof(hc), why, wlen);
-		if (!p)
+		p = payload(r, &hc, r->map + r->data[b] + sizeof(hc), pwhy, sizeof(pwhy));
+		if (!p) {
+			say(why, wlen, "block %llu: %s", (unsigned long long)hc.seq, pwhy);
 			return -EINVAL;
+		}
 		end = p + hc.raw_len;
 		while (p < end) {
 			enum trace_rec kind;

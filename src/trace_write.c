@@ -360,11 +360,21 @@ static bool room(struct trace_writer *w, __u64 ts)
 		w->st.dropped++;
 		return false;
 	}
-	if (w->data.len + TRACE_REC_MAX > DATA_BLOCK &&
-	    (!w->begun || trace_writer__flush(w))) {
-		fail(w, -ENOBUFS);
-		w->st.dropped++;
-		return false;
+	if (w->data.len + TRACE_REC_MAX > DATA_BLOCK) {
+		/*
+		 * Before the META block, records wait in the buffer: calibration on
+		 * a busy machine outgrows one block's worth, so the first block may
+		 * be as large as a reader takes.
+		 */
+		int err = w->begun ? trace_writer__flush(w) :
+			  w->data.len + TRACE_REC_MAX > KMS_BLOCK_MAX ? -ENOBUFS :
+			  buf_room(&w->data, TRACE_REC_MAX);
+
+		if (err) {
+			fail(w, err);
+			w->st.dropped++;
+			return false;
+		}
 	}
 	if (!ts)
 		return true;
@@ -388,7 +398,8 @@ void trace_writer__event(struct trace_writer *w, const struct kms_event *e)
 
 void trace_writer__meta(struct trace_writer *w, const struct kms_meta *m)
 {
-	if (!room(w, 0))
+	/* another type would not decode, and would take the rest of its block with it */
+	if (m->type < KMS_EV_META_TASK || m->type > KMS_EV_META_LOSS || !room(w, 0))
 		return;
 	w->data.len = trace_encode_meta(&w->codec, m, w->data.p + w->data.len) - w->data.p;
 	w->data.count++;

@@ -188,8 +188,8 @@ RC=0
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
 # kmemscope top in batch mode, leaks and misuse, record and info, trace files read
-# back, the CI gate on recorded traces: the scripts print PASS/FAIL lines and fail
-# themselves when a check of theirs goes missing
+# back, a killed recorder, the CI gate on recorded traces: the scripts print
+# PASS/FAIL lines and fail themselves when a check of theirs goes missing
 RC=0
 "$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
 sub_checks "top.sh" "" "$WORK/top" "$RC"
@@ -199,6 +199,10 @@ sub_checks "leaks.sh" "" "$WORK/leaks" "$RC"
 RC=0
 "$HERE/record.sh" "$BUILD" >"$WORK/record" 2>&1 || RC=$?
 sub_checks "record.sh" "" "$WORK/record" "$RC"
+# a recorder killed at several moments: its file reads up to the last whole block
+RC=0
+"$HERE/kill.sh" "$BUILD" >"$WORK/kill" 2>&1 || RC=$?
+sub_checks "kill.sh" "" "$WORK/kill" "$RC"
 RC=0
 "$HERE/gate.sh" "$BUILD" >"$WORK/gate" 2>&1 || RC=$?
 sub_checks "gate.sh" "" "$WORK/gate" "$RC"

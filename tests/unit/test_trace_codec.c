@@ -8,18 +8,9 @@
 #include <string.h>
 #include <cmocka.h>
 #include "trace_codec.h"
+#include "rnd.h"
 
 #define NR	20000
-
-static __u64 seed = 0x9e3779b97f4a7c15ULL;
-
-static __u64 rnd(void)
-{
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return seed;
-}
 
 /* the format, byte for byte: it must not move when the code does */
 static void test_bytes(void **state)
