@@ -22,19 +22,11 @@ DIFF="python3 $HERE/jsondiff.py"
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=18
-REPORTED=0
-FAILED=0
-pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
-fail() { echo "FAIL $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
 WORK=
+. "$(dirname "$0")/lib.sh"
 cleanup() {
 	[ -n "$WORK" ] && [ "${LIVE_KEEP:-0}" != 1 ] && rm -rf "$WORK"
-	if [ "$REPORTED" -ne "$EXPECTED" ]; then
-		echo "FAIL equal: $REPORTED of $EXPECTED checks reported"
-		FAILED=$((FAILED + 1))
-	fi
-	[ "$FAILED" -eq 0 ] && exit 0
-	exit 1
+	lib_finish
 }
 trap cleanup EXIT
 

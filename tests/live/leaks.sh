@@ -30,44 +30,18 @@ EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=41
-REPORTED=0
-FAILED=0
-pass() { echo "PASS $*"; REPORTED=$((REPORTED + 1)); }
-fail() { echo "FAIL $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
 WORK=
+. "$(dirname "$0")/lib.sh"
 cleanup() {
 	exec 3>&- 2>/dev/null
 	[ -n "$WORK" ] && rm -rf "$WORK"
-	if [ "$REPORTED" -ne "$EXPECTED" ]; then
-		echo "FAIL leaks: $REPORTED of $EXPECTED checks reported"
-		FAILED=$((FAILED + 1))
-	fi
-	[ "$FAILED" -eq 0 ] && exit 0
-	exit 1
+	lib_finish
 }
 trap cleanup EXIT
 
 [ -x "$KMS" ] || { fail "leaks: $KMS not built"; exit 1; }
 [ -x "$TRIGGER" ] || { fail "leaks: $TRIGGER not built"; exit 1; }
 WORK=$(mktemp -d /tmp/kmemscope-leaks.XXXXXX) || exit 1
-
-# run CMD... with stdout/stderr to $WORK/out, $WORK/err; sets RC
-run() {
-	RC=0
-	"$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
-}
-
-bad_arg() {
-	name=$1
-	shift
-	run timeout 20 "$KMS" "$@"
-	lines=$(wc -l <"$WORK/err")
-	if [ "$RC" -eq 2 ] && [ "$lines" -eq 1 ]; then
-		pass "$name"
-	else
-		fail "$name: exit $RC (want 2), $lines stderr lines (want 1)"
-	fi
-}
 
 run "$KMS" leaks --help
 if [ "$RC" -eq 0 ] && grep -q -- '--min-age' "$WORK/out"; then

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Sourced by the live test scripts that print one PASS or FAIL line per check
-# (record.sh, gate.sh). The script sets KMS, WORK (a work directory) and EXPECTED (the
-# number of checks it always reports) and calls lib_finish from its exit trap:
-# a check that went missing fails the script.
+# (record.sh, gate.sh, kill.sh, leaks.sh, equal.sh). The script sets KMS, WORK (a
+# work directory) and EXPECTED (the number of checks it always reports) and calls
+# lib_finish from its exit trap: a check that went missing fails the script.
 
 REPORTED=0
 FAILED=0
