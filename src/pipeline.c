@@ -7,7 +7,6 @@
 #include "detect.h"
 #include "live.h"
 #include "pipeline.h"
-#include "trace.h"
 
 int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 {
@@ -43,8 +42,8 @@ void pipeline__fini(struct pipeline *p)
 void pipeline__observe(struct pipeline *p, struct kms_event *e)
 {
 	/* before the trace began (the file's BEGIN mark tells): replay observes it too */
-	if (p->rec)
-		trace_writer__event(p->rec, e);
+	if (p->tap.observe)
+		p->tap.observe(p->tap.ctx, e);
 	deferred__event(p->defer, e);
 }
 
@@ -125,8 +124,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	deferred__event(p->defer, e);
 	if (!filter__event(p->filter, e))
 		return;
-	if (p->rec)
-		trace_writer__event(p->rec, e);
+	if (p->tap.event)
+		p->tap.event(p->tap.ctx, e);
 	if (p->settling) {
 		if (!kms_ev_is_free(e->type)) {
 			p->after_window++;
@@ -151,8 +150,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)
 {
-	if (p->rec)
-		trace_writer__meta(p->rec, m);
+	if (p->tap.meta)
+		p->tap.meta(p->tap.ctx, m);
 	filter__meta(p->filter, m);
 	agg__meta(p->agg, m);
 	if (p->detect)
@@ -162,8 +161,14 @@ void pipeline__meta(struct pipeline *p, const struct kms_meta *m)
 void pipeline__settle(struct pipeline *p)
 {
 	p->settling = true;
-	if (p->rec)
-		trace_writer__settle(p->rec);
+	if (p->tap.settle)
+		p->tap.settle(p->tap.ctx);
+}
+
+void pipeline__begin(struct pipeline *p)
+{
+	if (p->tap.begin)
+		p->tap.begin(p->tap.ctx);
 }
 
 __u64 pipeline__filtered(const struct pipeline *p)

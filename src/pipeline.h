@@ -6,8 +6,9 @@
  * real free comes, whatever is dropped), the filter stage, the settle gate,
  * then the live-object store (live.h), which matches every free with its
  * allocation once and tells the consumers, the aggregator and the detectors
- * (when asked for), what happened. A trace writer, when recording, takes
- * what passes the filter, so that a replay feeds the stages after it alike.
+ * (when asked for), what happened. A tap (a trace writer when recording,
+ * kmemscope script on replay) takes what passes the filter, so that a replay
+ * feeds the stages after it alike.
  */
 #ifndef KMS_PIPELINE_H
 #define KMS_PIPELINE_H
@@ -22,11 +23,26 @@ struct agg;
 struct deferred;
 struct detect;
 struct detect_opts;
-struct trace_writer;
 
 struct pipeline_opts {
 	struct filter_opts filter;
 	const struct detect_opts *detect;	/* NULL: no detectors */
+};
+
+/*
+ * What passes the filter stage, in stream order, for a consumer that is not
+ * a report. Any callback may be NULL.
+ */
+struct pipeline_tap {
+	/* an event the reports count: it passed the filter stage */
+	void (*event)(void *ctx, const struct kms_event *e);
+	/* an event before the trace began: the stages only learn from it */
+	void (*observe)(void *ctx, const struct kms_event *e);
+	void (*meta)(void *ctx, const struct kms_meta *m);
+	void (*settle)(void *ctx);
+	/* the trace begins (a file's BEGIN mark: pipeline__begin()) */
+	void (*begin)(void *ctx);
+	void *ctx;
 };
 
 struct pipeline {
@@ -35,8 +51,8 @@ struct pipeline {
 	struct filter *filter;
 	struct agg *agg;
 	struct detect *detect;		/* NULL unless pipeline_opts.detect */
-	/* records what passes the filter stage (--record): the reports' input */
-	struct trace_writer *rec;
+	/* --record: a trace writer; kmemscope script: its printer */
+	struct pipeline_tap tap;
 	bool settling;			/* after the window: frees only (pipeline__settle) */
 	__u64 after_window;		/* allocations seen while settling: not counted */
 };
@@ -54,6 +70,8 @@ void pipeline__meta(struct pipeline *p, const struct kms_meta *m);
  * counts only when it frees an object of the window.
  */
 void pipeline__settle(struct pipeline *p);
+/* a replay reached the file's BEGIN mark: records before it were observed only */
+void pipeline__begin(struct pipeline *p);
 /* records the filter stage kept out */
 __u64 pipeline__filtered(const struct pipeline *p);
 

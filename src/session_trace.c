@@ -187,6 +187,22 @@ static int record_stack(void *ctx, int stack_id, __u64 *ips, int max)
 	return collector__stack(s->coll, stack_id, ips, max);
 }
 
+/* the writer takes what passes the filter stage, and the calibration before the trace */
+static void rec_event(void *ctx, const struct kms_event *e)
+{
+	trace_writer__event(ctx, e);
+}
+
+static void rec_meta(void *ctx, const struct kms_meta *m)
+{
+	trace_writer__meta(ctx, m);
+}
+
+static void rec_settle(void *ctx)
+{
+	trace_writer__settle(ctx);
+}
+
 int session_trace__record(struct session *s, const struct session_opts *o)
 {
 	struct trace_writer_opts wo = { .stack = record_stack, .stack_ctx = s };
@@ -198,7 +214,8 @@ int session_trace__record(struct session *s, const struct session_opts *o)
 		return 1;
 	}
 	s->rec_path = o->record;
-	s->pipe.rec = s->rec;
+	s->pipe.tap = (struct pipeline_tap){ .event = rec_event, .observe = rec_event,
+					     .meta = rec_meta, .settle = rec_settle, .ctx = s->rec };
 	return 0;
 }
 
@@ -235,7 +252,7 @@ int session_trace__tick(struct session *s, __u64 now)
 		kms_error("Failed to write %s: %s; it holds what came before\n", s->rec_path,
 			  strerror(-err));
 		/* recording stops here, said once: the file keeps its whole blocks, no END */
-		s->pipe.rec = NULL;
+		s->pipe.tap = (struct pipeline_tap){};
 		trace_writer__free(s->rec);
 		s->rec = NULL;
 		return 1;
@@ -251,7 +268,7 @@ int session_trace__finish(struct session *s, const struct kms_quality *q)
 
 	if (!s->rec)
 		return 0;
-	s->pipe.rec = NULL;
+	s->pipe.tap = (struct pipeline_tap){};
 	st = trace_writer__stats(s->rec);
 	end = json_pack("{s:I,s:I,s:I,s:o,s:{s:I,s:I,s:I}}", "stop_ns", (json_int_t)s->stop_ns,
 			"window_ns", (json_int_t)s->window_ns, "interval_ns",
@@ -516,6 +533,7 @@ static void replay_begin(void *ctx)
 	struct replay *r = ctx;
 
 	r->begun = true;
+	pipeline__begin(&r->s->pipe);
 }
 
 int session_trace__replay(struct session *s, double interval,
