@@ -749,3 +749,12 @@ const char *agg__device_name(const struct agg *a, __u64 dev)
 	return s ? a->devs[s->idx].name : NULL;
 }
 
+const char *agg__proc_comm(const struct agg *a, __u32 pid)
+{
+	const struct u64_slot *s;
+	__u64 key = pid;
+
+	s = htab__lookup(&a->proc_tab, kms_hash64(key), &key, sizeof(key));
+	return s && a->procs[s->idx].comm[0] ? a->procs[s->idx].comm : NULL;
+}
+

@@ -231,5 +231,7 @@ const char *agg__cache_name(const struct agg *a, __u64 cache);
 /* a cache a META record named, NULL when none did */
 const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache);
 const char *agg__device_name(const struct agg *a, __u64 dev);
+/* the comm the latest TASK record gave pid, NULL when none did */
+const char *agg__proc_comm(const struct agg *a, __u32 pid);
 
 #endif

@@ -58,5 +58,6 @@ int cmd_baseline(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_script(int argc, char **argv);
 
 #endif

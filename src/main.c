@@ -43,6 +43,7 @@ static const struct cli_subcmd {
 	{ "misuse", cmd_misuse, "blocking allocations in atomic context, by stack" },
 	{ "record", cmd_record, "record what a session sees to a trace file, for the reports' -i" },
 	{ "info", cmd_info, "what a trace file holds: system, command, time span, events, losses" },
+	{ "script", cmd_script, "print a trace file's records, one per line (text or NDJSON)" },
 	{ "diff", cmd_diff, "compare two runs (trace files or reports) per site, stack, cache, "
 			    "family, order or GFP" },
 	{ "baseline", cmd_baseline, "store the per-key values of runs for check --baseline" },
@@ -64,6 +65,7 @@ static void usage(FILE *out)
 		"  kmemscope top --sort bytes           live view, sorted by bytes\n"
 		"  kmemscope record -o t.kmt -d 10      record 10 seconds to a trace file\n"
 		"  kmemscope stat -i t.kmt              report on it later, anywhere, no root\n"
+		"  kmemscope script -i t.kmt --json     its records, one JSON object per line\n"
 		"  kmemscope probe                      attach plan for this kernel\n"
 		"  kmemscope check -b base.json run.kmt CI gate (docs/ci.md)\n");
 }
