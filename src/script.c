@@ -358,7 +358,8 @@ static void describe(struct script *sc, const struct kms_event *e, struct ev_lin
 		for (int i = 0; i < n; i++)
 			if (!code_str(sc, ips[i], sc->frames[i], SYM_LEN))
 				snprintf(sc->frames[i], SYM_LEN, "0x0");
-		l->nr_frames = n > 0 ? n : -1;
+		/* a stack recorded empty (gone from the map when it was written): [] */
+		l->nr_frames = n >= 0 ? n : -1;
 	}
 }
 

@@ -211,6 +211,10 @@ sub_checks "gate.sh" "" "$WORK/gate" "$RC"
 RC=0
 "$HERE/equal.sh" "$BUILD" >"$WORK/equal" 2>&1 || RC=$?
 sub_checks "equal.sh" "" "$WORK/equal" "$RC"
+# a trace file's records one per line: as the reports count them
+RC=0
+"$HERE/script.sh" "$BUILD" >"$WORK/script" 2>&1 || RC=$?
+sub_checks "script.sh" "" "$WORK/script" "$RC"
 
 # --- kmemscope is not its own subject ----------------------------------------
 
