@@ -261,6 +261,7 @@ struct ev_line {
 	const char *event;
 	const char *family;	/* NULL: none (an event of unknown family) */
 	char ptr[32];
+	__u32 bytes_req, bytes_alloc;
 	int order;		/* page events only, else -1 */
 	int migratetype;	/* page allocations only, else -1 */
 	const char *gfp;	/* NULL: the record carries none */
@@ -315,6 +316,17 @@ static void describe(struct script *sc, const struct kms_event *e, struct ev_lin
 			 sizeof(l->ptr));
 	else
 		snprintf(l->ptr, sizeof(l->ptr), "0x0");
+	l->bytes_req = e->bytes_req;
+	l->bytes_alloc = e->bytes_alloc;
+	/* kmem_cache events carry no sizes: the cache's, as the reports count them */
+	if (fam == KMS_FAM_CACHE && ei && ei->alloc && !e->bytes_alloc && sc->o.agg) {
+		const struct agg_cache *c = agg__find_cache(sc->o.agg, e->obj);
+
+		if (c) {
+			l->bytes_req = c->object_size;
+			l->bytes_alloc = c->size;
+		}
+	}
 	l->order = page ? e->order : -1;
 	l->migratetype = fam == KMS_FAM_PAGE && alloc ? e->extra : -1;
 	/* vmalloc's tracepoint records no GFP: 0 there is unknown, not "none" */
@@ -372,8 +384,8 @@ static const char *event_text(struct script *sc, const struct kms_event *e,
 	put_colf(sc, "%u", e->pid);
 	put_col(sc, l->event);
 	put_col(sc, l->ptr);
-	put_colf(sc, "%u", e->bytes_req);
-	put_colf(sc, "%u", e->bytes_alloc);
+	put_colf(sc, "%u", l->bytes_req);
+	put_colf(sc, "%u", l->bytes_alloc);
 	if (l->order >= 0)
 		put_colf(sc, "%d", l->order);
 	else
@@ -422,8 +434,8 @@ static const char *event_json(struct script *sc, const struct kms_event *e,
 	json_object_set_new(j, "event", jstr(l->event));
 	json_object_set_new(j, "family", jstr(l->family));
 	json_object_set_new(j, "ptr", json_string(l->ptr));
-	json_object_set_new(j, "bytes_req", json_integer(e->bytes_req));
-	json_object_set_new(j, "bytes_alloc", json_integer(e->bytes_alloc));
+	json_object_set_new(j, "bytes_req", json_integer(l->bytes_req));
+	json_object_set_new(j, "bytes_alloc", json_integer(l->bytes_alloc));
 	json_object_set_new(j, "order", l->order >= 0 ? json_integer(l->order) : json_null());
 	json_object_set_new(j, "migratetype", l->migratetype >= 0 ? json_integer(l->migratetype) :
 			    json_null());
@@ -714,7 +726,7 @@ int cmd_script(int argc, char **argv)
 		"docs/kmemscope.md.\n\n"
 		"Examples:\n"
 		"  kmemscope script -i run.kmt | head\n"
-		"  kmemscope script -i run.kmt --json -F slab | jq -r 'select(.record == \"event\")"
+		"  kmemscope script -i run.kmt --json -F slab | jq -r 'select(.event == \"kmalloc\")"
 		" | .site' | sort | uniq -c\n"
 		"  kmemscope script -i run.kmt --json --strip-addresses -o shared.ndjson\n\n"
 		"Exit status: 0 (also when the reader of the output goes away early, as | head "

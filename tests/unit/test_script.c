@@ -152,6 +152,10 @@ static void test_text_columns(void **state)
 	assert_string_equal(event_line(f, &e),
 		"1.500000123 3 my_prog 42 kmem_cache_alloc 0xffff888102b142f0 192 192 - "
 		"GFP_KERNEL|__GFP_ZERO 0 dentry do_thing+0x10 process -");
+	/* the tracepoint gave no sizes: the cache's, from its record */
+	e.bytes_req = e.bytes_alloc = 0;
+	meta(f, KMS_EV_META_CACHE, CACHE1, "dentry", 184, 192);
+	assert_non_null(strstr(event_line(f, &e), " kmem_cache_alloc 0xffff888102b142f0 184 192 - "));
 
 	/* a free: no GFP, no context recorded, from outside the filter; a module's site */
 	e = ev(KMS_EV_KFREE, OBJ1, SITE_MOD);
