@@ -654,8 +654,11 @@ static error_t script_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+/* after a failed write, nothing: the replay stops at its next tick */
 static void print(struct printer *p, const char *line, size_t len)
 {
+	if (p->err)
+		return;
 	if (!line) {
 		p->err = p->err ? p->err : ENOMEM;
 		return;
@@ -668,35 +671,26 @@ static void print(struct printer *p, const char *line, size_t len)
 static void tap_event(void *ctx, const struct kms_event *e)
 {
 	struct printer *p = ctx;
-	const char *line;
-	size_t len;
+	size_t len = 0;
+	const char *line = script__event(p->sc, e, &len);
 
-	if (p->err)
-		return;
-	line = script__event(p->sc, e, &len);
 	print(p, line, len);
 }
 
 static void tap_meta(void *ctx, const struct kms_meta *m)
 {
 	struct printer *p = ctx;
-	const char *line;
-	size_t len;
+	size_t len = 0;
+	const char *line = script__meta(p->sc, m, &len);
 
-	if (p->err)
-		return;
-	line = script__meta(p->sc, m, &len);
 	print(p, line, len);
 }
 
 static void tap_mark(struct printer *p, enum script_mark mark)
 {
-	const char *line;
-	size_t len;
+	size_t len = 0;
+	const char *line = script__mark(p->sc, mark, &len);
 
-	if (p->err)
-		return;
-	line = script__mark(p->sc, mark, &len);
 	print(p, line, len);
 }
 
