@@ -13,6 +13,7 @@
 #include "detect.h"
 #include "gfp.h"
 #include "kallsyms_text.h"
+#include "pipeline.h"
 #include "script.h"
 
 #define START	1000000000ULL		/* the trace began 1 s after boot */
@@ -390,6 +391,82 @@ static void test_meta_and_marks(void **state)
 	fx_free(f);
 }
 
+/* what the pipeline's tap saw */
+struct seen {
+	int events, outside, observed, metas, settles, begins;
+	__u32 pids;		/* bit per pid of the events */
+};
+
+static void seen_event(void *ctx, const struct kms_event *e)
+{
+	struct seen *s = ctx;
+
+	s->events++;
+	s->outside += !!(e->ctx & KMS_CTX_OUTSIDE);
+	s->pids |= 1u << e->pid;
+}
+
+static void seen_observe(void *ctx, const struct kms_event *e)
+{
+	((struct seen *)ctx)->observed++;
+}
+
+static void seen_meta(void *ctx, const struct kms_meta *m)
+{
+	((struct seen *)ctx)->metas++;
+}
+
+static void seen_settle(void *ctx)
+{
+	((struct seen *)ctx)->settles++;
+}
+
+static void seen_begin(void *ctx)
+{
+	((struct seen *)ctx)->begins++;
+}
+
+/* script prints what the tap is given: what passes the reports' filter stage */
+static void test_pipeline_tap(void **state)
+{
+	struct pipeline_opts po = { .filter = { .comm = "mine" } };
+	struct kms_meta mine = { .type = KMS_EV_META_TASK, .key = 1, .name = "mine" };
+	struct kms_meta other = { .type = KMS_EV_META_TASK, .key = 2, .name = "other" };
+	struct kms_event a1 = ev(KMS_EV_KMALLOC, OBJ1, SITE1), a2 = a1, f2 = a1;
+	struct seen s = {};
+	struct pipeline p;
+
+	a1.pid = 1;
+	a2.pid = 2;
+	a2.ptr = OBJ1 + 64;
+	f2.type = KMS_EV_KFREE;
+	f2.pid = 2;
+	assert_int_equal(pipeline__init(&p, &po), 0);
+	p.tap = (struct pipeline_tap){ seen_event, seen_observe, seen_meta, seen_settle,
+				       seen_begin, &s };
+	pipeline__meta(&p, &mine);
+	pipeline__meta(&p, &other);
+	/* before the trace: the stages learn, the tap observes */
+	pipeline__observe(&p, &a2);
+	pipeline__begin(&p);
+	pipeline__event(&p, &a1);
+	/* another process's allocation is left out; its free of ours passes, flagged */
+	pipeline__event(&p, &a2);
+	pipeline__event(&p, &f2);
+	pipeline__settle(&p);
+	assert_int_equal(s.metas, 2);
+	assert_int_equal(s.observed, 1);
+	assert_int_equal(s.begins, 1);
+	assert_int_equal(s.events, 2);
+	assert_int_equal(s.outside, 1);
+	assert_int_equal(s.pids, (1u << 1) | (1u << 2));
+	assert_int_equal(s.settles, 1);
+	/* the reports counted the same: one allocation, freed */
+	assert_int_equal(agg__family(p.agg, KMS_FAM_KMALLOC)->allocs, 1);
+	assert_int_equal(agg__family(p.agg, KMS_FAM_KMALLOC)->frees, 1);
+	pipeline__fini(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_json_not_utf8),
 		cmocka_unit_test(test_strip),
 		cmocka_unit_test(test_meta_and_marks),
+		cmocka_unit_test(test_pipeline_tap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
