@@ -704,12 +704,12 @@ static void tap_begin(void *ctx)
 	tap_mark(ctx, SCRIPT_BEGIN);
 }
 
-/* a write failed (a reader gone: | head), or Ctrl-C: the replay stops here */
+/* a write failed (a reader gone: | head): the replay stops here (Ctrl-C stops it itself) */
 static int tick(struct session *s, void *ctx)
 {
 	const struct printer *p = ctx;
 
-	return p->err || cli_exiting() ? 1 : 0;
+	return p->err ? 1 : 0;
 }
 
 static int file_stack(void *ctx, int stack_id, __u64 *ips, int max)

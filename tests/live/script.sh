@@ -23,51 +23,22 @@ N=2000
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=30
-REPORTED=0
-FAILED=0
-pass() { echo "PASS script: $*"; REPORTED=$((REPORTED + 1)); }
-fail() { echo "FAIL script: $*"; REPORTED=$((REPORTED + 1)); FAILED=$((FAILED + 1)); }
 WORK=
+. "$(dirname "$0")/lib.sh"
 cleanup() {
 	[ -n "$WORK" ] && rm -rf "$WORK"
-	if [ "$REPORTED" -ne "$EXPECTED" ]; then
-		echo "FAIL script: $REPORTED of $EXPECTED checks reported"
-		FAILED=$((FAILED + 1))
-	fi
-	[ "$FAILED" -eq 0 ] && exit 0
-	exit 1
+	lib_finish
 }
 trap cleanup EXIT
 
-[ -x "$KMS" ] || { fail "$KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "$TRIGGER not built"; exit 1; }
+[ -x "$KMS" ] || { fail "script: $KMS not built"; exit 1; }
+[ -x "$TRIGGER" ] || { fail "script: $TRIGGER not built"; exit 1; }
 WORK=$(mktemp -d /tmp/kmemscope-script.XXXXXX) || exit 1
-
-# run CMD... with stdout/stderr to $WORK/out, $WORK/err; sets RC
-run() {
-	RC=0
-	"$@" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
-}
-
-# one line on stderr and exit status WANT
-one_line() {
-	want=$1
-	name=$2
-	shift 2
-	run timeout 60 "$KMS" "$@"
-	lines=$(wc -l <"$WORK/err")
-	if [ "$RC" -eq "$want" ] && [ "$lines" -eq 1 ]; then
-		pass "$name: exit $want, one line"
-	else
-		fail "$name: exit $RC (want $want), $lines stderr lines (want 1):" \
-			"$(head -c 200 "$WORK/err" | tr '\n' '|')"
-	fi
-}
 
 # the record python checks: PASS/FAIL lines, a Python error a FAIL line too
 pycheck() {
 	python3 "$WORK/check.py" "$@" >"$WORK/check" 2>"$WORK/check.err" ||
-		echo "FAIL $1: check.py: $(tail -n 1 "$WORK/check.err")" >>"$WORK/check"
+		echo "FAIL script $1: check.py: $(tail -n 1 "$WORK/check.err")" >>"$WORK/check"
 	while read -r verdict rest; do
 		case $verdict in
 		PASS) pass "$rest" ;;
@@ -82,7 +53,7 @@ import collections, json, re, sys
 what = sys.argv[1]
 
 def say(ok, msg):
-    print(f"{'PASS' if ok else 'FAIL'} {what}: {msg}")
+    print(f"{'PASS' if ok else 'FAIL'} script {what}: {msg}")
 
 def lines(path):
     return [json.loads(l) for l in open(path)]
@@ -192,9 +163,10 @@ run timeout 120 "$KMS" stat -a --record "$REC" --json -o "$WORK/live.json" -- \
 	"$TRIGGER" pipes "$N"
 WORKER=$(sed -n 's/^trigger mode=.* worker=\([0-9]*\) status=0$/\1/p' "$WORK/out")
 if [ "$RC" -eq 0 ] && [ -n "$WORKER" ] && [ -s "$REC" ]; then
-	pass "stat -a --record -- trigger pipes $N: recorded $(wc -c <"$REC") bytes"
+	pass "script: stat -a --record -- trigger pipes $N: recorded $(wc -c <"$REC") bytes"
 else
-	fail "stat --record: exit $RC, trigger '$(tail -n 1 "$WORK/out")', $(head -c 200 "$WORK/err")"
+	fail "script: stat --record: exit $RC, trigger '$(tail -n 1 "$WORK/out")'," \
+		"$(head -c 200 "$WORK/err")"
 	exit 1
 fi
 
@@ -244,7 +216,7 @@ S w.ndjson --json --from "$FROM" --to "$TO"
 ST stat-w.json --from "$FROM" --to "$TO"
 pycheck "filter --from --to" "$WORK/w.ndjson" "$WORK/stat-w.json" "$WORK/all.ndjson" time \
 	"$FROM,$TO"
-[ -s "$WORK/stat.err" ] && fail "stat -i: $(head -c 300 "$WORK/stat.err" | tr '\n' '|')"
+[ -s "$WORK/stat.err" ] && fail "script: stat -i: $(head -c 300 "$WORK/stat.err" | tr '\n' '|')"
 
 # --- addresses ----------------------------------------------------------------
 S strip.ndjson --json --strip-addresses --stack
@@ -260,7 +232,7 @@ run timeout 120 "$KMS" script -i "$LREC" --json --stack -o "$WORK/leaks.ndjson"
 if [ "$RC2" -eq 0 ] && [ "$RC" -eq 0 ]; then
 	pycheck leaks "$WORK/leaks.ndjson" "$WORK/leaks.json"
 else
-	fail "leaks --record, script --stack: exit $RC2, $RC: $(head -c 200 "$WORK/err")"
+	fail "script: leaks --record, script --stack: exit $RC2, $RC: $(head -c 200 "$WORK/err")"
 fi
 
 # --- a reader that goes away, files that are not whole ------------------------
@@ -303,14 +275,20 @@ all=$(wc -l <"$WORK/two.txt")
 if [ "$RC2" -eq 0 ] && [ "$RC" -eq 0 ] && [ "$got" -gt 0 ] && [ "$got" -lt "$all" ] &&
 	head -n "$got" "$WORK/two.txt" | cmp -s - "$WORK/out" &&
 	grep -q 'warning: .*cut.kmt: .*recovered' "$WORK/err"; then
-	pass "a file cut in its last data block: exit 0, the first $got of $all lines, a warning"
+	pass "script: a file cut in its last data block: exit 0, the first $got of $all lines," \
+		"a warning"
 else
-	fail "a file cut at $CUT: exit $RC2, $RC, $got of $all lines (a prefix?), stderr:" \
+	fail "script: a file cut at $CUT: exit $RC2, $RC, $got of $all lines (a prefix?), stderr:" \
 		"$(head -c 200 "$WORK/err")"
 fi
 printf 'not a trace' >"$WORK/bad.kmt"
-one_line 2 "script -i a file that is not a trace" script -i "$WORK/bad.kmt"
-one_line 2 "script without -i" script --json
-one_line 2 "script -i FILE -d 1 (not a replay option)" script -i "$REC" -d 1
-one_line 1 "script -o /dev/full (a write error)" script -i "$REC" -o /dev/full
+bad_arg "script -i a file that is not a trace: exit 2, one line" script -i "$WORK/bad.kmt"
+bad_arg "script without -i: exit 2, one line" script --json
+bad_arg "script -i FILE -d 1 (not a replay option): exit 2, one line" script -i "$REC" -d 1
+run "$KMS" script -i "$REC" -o /dev/full
+if [ "$RC" -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ]; then
+	pass "script -o /dev/full (a write error): exit 1, one line"
+else
+	fail "script -o /dev/full: exit $RC (want 1): $(head -n 2 "$WORK/err")"
+fi
 exit 0
