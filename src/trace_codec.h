@@ -184,6 +184,8 @@ static inline const __u8 *trace_decode(struct trace_codec *c, const __u8 *p, con
 		memcpy(m, p, sizeof(*m));
 		if (m->type != type)
 			return NULL;
+		/* consumers read the name as a C string: one from a file may not end */
+		m->name[KMS_NAME_LEN - 1] = '\0';
 		c->ts = m->ts;
 		*kind = TRACE_REC_META;
 		return p + sizeof(*m);

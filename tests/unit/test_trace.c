@@ -293,6 +293,8 @@ static void random_meta(struct kms_meta *m)
 		p[i] = rnd();
 	m->type = KMS_EV_META_TASK + rnd() % (KMS_EV_META_LOSS - KMS_EV_META_TASK + 1);
 	SET(m->ts, extreme(8, 0));
+	/* names end within their field, as the BPF side writes them (the reader makes sure) */
+	m->name[KMS_NAME_LEN - 1] = '\0';
 }
 
 static void test_roundtrip_extremes(void **state)
@@ -442,6 +444,32 @@ static void test_replay_stops(void **state)
 	sink.ctx = &got;
 	assert_int_equal(trace_reader__replay(r, &sink, why, sizeof(why)), 0);
 	assert_prefix(&got, &t.want, 10);
+	trace_reader__free(r);
+	free(got.v);
+	writer_fini(&t);
+}
+
+/* a name that fills its field reads back ended: consumers take it as a C string */
+static void test_meta_name_ends(void **state)
+{
+	struct trace_sink sink = { sink_event, sink_meta, sink_settle, sink_begin };
+	struct kms_meta m = { .type = KMS_EV_META_CACHE, .key = 7 };
+	struct trace_reader *r;
+	struct recs got = {};
+	struct writer t;
+	char why[192];
+
+	memset(m.name, 'x', sizeof(m.name));
+	writer_open(&t, NULL, fake_stack, NULL);
+	put_begin(&t, "name");
+	trace_writer__meta(t.w, &m);
+	writer_close(&t);
+	assert_int_equal(trace_reader__open(&r, t.path, why, sizeof(why)), 0);
+	sink.ctx = &got;
+	assert_int_equal(trace_reader__replay(r, &sink, why, sizeof(why)), 0);
+	assert_int_equal(got.n, 2);	/* BEGIN, then the cache */
+	assert_int_equal(got.v[1].kind, REC_META);
+	assert_int_equal(strlen(got.v[1].m.name), KMS_NAME_LEN - 1);
 	trace_reader__free(r);
 	free(got.v);
 	writer_fini(&t);
@@ -1162,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_extremes),
 		cmocka_unit_test(test_long_calibration),
 		cmocka_unit_test(test_replay_stops),
+		cmocka_unit_test(test_meta_name_ends),
 		cmocka_unit_test(test_symbols),
 		cmocka_unit_test(test_truncated_everywhere),
 		cmocka_unit_test(test_bit_flips_everywhere),
