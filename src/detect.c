@@ -485,8 +485,8 @@ static void learn_direct_map(struct detect *d, const struct kms_event *e, const 
 	__u64 base;
 
 	/* a large kmalloc is one page block: its page event comes just before it */
-	if (!lp->valid || e->bytes_alloc < (2U << d->o.page_shift) ||
-	    e->bytes_alloc != (1U << d->o.page_shift) << lp->order)
+	if (!lp->valid || lp->order >= LIVE_ORDERS || e->bytes_alloc < (2U << d->o.page_shift) ||
+	    e->bytes_alloc != (__u64)(1U << d->o.page_shift) << lp->order)
 		return;
 	base = e->ptr - (lp->pfn << d->o.page_shift);
 	if (base & (DMAP_ALIGN - 1))

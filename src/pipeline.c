@@ -53,7 +53,11 @@ static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
 	struct live_obj o, old;
 	bool replaced = false;
 
-	if (e->ptr)
+	/*
+	 * No kernel hands out blocks of 2^LIVE_ORDERS pages: such an order comes
+	 * from a damaged or forged file, and is counted but not tracked.
+	 */
+	if (e->ptr && !(cls == KMS_OC_PAGE && e->order >= LIVE_ORDERS))
 		s = live__add(&p->live, cls, e->ptr, e->type, e->order, &o, &old, &replaced);
 	if (replaced) {
 		/* a live address handed out again: its free was not traced */

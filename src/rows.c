@@ -565,9 +565,22 @@ static json_t *j_hex(__u64 v)
 	return json_string(buf);
 }
 
-static json_t *j_str(const char *s)
+json_t *rows__json_str(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	char clean[256];
+	json_t *j;
+	size_t i;
+
+	if (!s)
+		return json_null();
+	j = json_string(s);
+	if (j)
+		return j;
+	/* not UTF-8 (a comm may be any bytes, a file any name): its ASCII, '?' for the rest */
+	for (i = 0; s[i] && i < sizeof(clean) - 1; i++)
+		clean[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+	clean[i] = '\0';
+	return json_string(clean);
 }
 
 /* addr, symbol, function, module of one address into o */
@@ -579,9 +592,9 @@ static void site_json(json_t *o, const struct rows_ctx *c, __u64 addr, bool *fai
 	jset(o, "addr", j_hex(addr), fail);
 	if (k)
 		snprintf(buf, sizeof(buf), "%s+0x%lx", k->name, (unsigned long)(addr - k->addr));
-	jset(o, "symbol", k ? json_string(buf) : json_null(), fail);
-	jset(o, "function", j_str(k ? k->name : NULL), fail);
-	jset(o, "module", j_str(k ? k->module : NULL), fail);
+	jset(o, "symbol", k ? rows__json_str(buf) : json_null(), fail);
+	jset(o, "function", rows__json_str(k ? k->name : NULL), fail);
+	jset(o, "module", rows__json_str(k ? k->module : NULL), fail);
 }
 
 static json_t *cell_json(const struct row_col *col, const struct row_cell *v,
@@ -602,7 +615,7 @@ static json_t *cell_json(const struct row_col *col, const struct row_cell *v,
 	case RK_REAL:
 		return json_real(v->d);
 	case RK_STR:
-		return j_str(v->s);
+		return rows__json_str(v->s);
 	case RK_HEX:
 		return j_hex(v->u);
 	case RK_BOOL:
@@ -621,7 +634,7 @@ static json_t *cell_json(const struct row_col *col, const struct row_cell *v,
 		if (!j)
 			return NULL;
 		jset(j, "pid", json_integer((json_int_t)v->u), fail);
-		jset(j, "comm", j_str(v->s), fail);
+		jset(j, "comm", rows__json_str(v->s), fail);
 		return j;
 	case RK_COUNTS:
 		j = json_object();
@@ -632,13 +645,13 @@ static json_t *cell_json(const struct row_col *col, const struct row_cell *v,
 	case RK_LINES:
 		j = json_array();
 		for (i = 0; j && i < v->n; i++)
-			jpush(j, json_string(v->names[i]), fail);
+			jpush(j, rows__json_str(v->names[i]), fail);
 		return j;
 	case RK_STACK:
 		j = json_array();
 		for (i = 0; j && i < v->n; i++) {
 			site_text(c, v->v[i], buf, sizeof(buf));
-			jpush(j, json_string(buf), fail);
+			jpush(j, rows__json_str(buf), fail);
 		}
 		return j;
 	case RK_ROWS:

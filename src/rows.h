@@ -104,6 +104,11 @@ void rows__fail(struct rows *t);
 int rows__text(const struct rows *t, const struct rows_ctx *c, FILE *out);
 /* the section as its JSON value, or NULL on failure */
 struct json_t *rows__json(const struct rows *t, const struct rows_ctx *c);
+/*
+ * A JSON string of s (NULL: null): a name that is not UTF-8 (a comm may be
+ * any bytes) keeps its ASCII, '?' for the other bytes.
+ */
+struct json_t *rows__json_str(const char *s);
 /* a whole document: t's members and children in one object, written to out */
 int rows__json_dump(const struct rows *t, const struct rows_ctx *c, FILE *out);
 

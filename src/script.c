@@ -18,6 +18,7 @@
 #include "htab.h"
 #include "ksyms.h"
 #include "log.h"
+#include "rows.h"
 #include "script.h"
 #include "session.h"
 #include "trace.h"
@@ -209,24 +210,6 @@ static const char *text_line(struct script *sc, size_t *len)
 	sc->buf[sc->len - 1] = '\n';	/* the last column's blank */
 	*len = sc->len;
 	return sc->buf;
-}
-
-/* a JSON string; a name that is not UTF-8 (a comm may be anything) keeps its ASCII */
-static json_t *jstr(const char *s)
-{
-	char clean[KMS_NAME_LEN * 8];
-	json_t *j;
-	size_t i;
-
-	if (!s)
-		return json_null();
-	j = json_string(s);
-	if (j)
-		return j;
-	for (i = 0; s[i] && i < sizeof(clean) - 1; i++)
-		clean[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
-	clean[i] = '\0';
-	return json_string(clean);
 }
 
 /* j as one line; j is released */
@@ -437,27 +420,27 @@ static const char *event_json(struct script *sc, const struct kms_event *e,
 	set_time(j, l->time_ns);
 	json_object_set_new(j, "cpu", json_integer(e->cpu));
 	json_object_set_new(j, "pid", json_integer(e->pid));
-	json_object_set_new(j, "comm", jstr(l->comm));
-	json_object_set_new(j, "event", jstr(l->event));
-	json_object_set_new(j, "family", jstr(l->family));
+	json_object_set_new(j, "comm", rows__json_str(l->comm));
+	json_object_set_new(j, "event", rows__json_str(l->event));
+	json_object_set_new(j, "family", rows__json_str(l->family));
 	json_object_set_new(j, "ptr", json_string(l->ptr));
 	json_object_set_new(j, "bytes_req", json_integer(l->bytes_req));
 	json_object_set_new(j, "bytes_alloc", json_integer(l->bytes_alloc));
 	json_object_set_new(j, "order", l->order >= 0 ? json_integer(l->order) : json_null());
 	json_object_set_new(j, "migratetype", l->migratetype >= 0 ? json_integer(l->migratetype) :
 			    json_null());
-	json_object_set_new(j, "gfp", jstr(l->gfp));
+	json_object_set_new(j, "gfp", rows__json_str(l->gfp));
 	json_object_set_new(j, "gfp_value", l->gfp ? json_string(l->gfp_value) : json_null());
 	json_object_set_new(j, "node", json_integer(e->node));
-	json_object_set_new(j, "cache", jstr(l->is_cache ? l->obj_name : NULL));
+	json_object_set_new(j, "cache", rows__json_str(l->is_cache ? l->obj_name : NULL));
 	json_object_set_new(j, "cache_addr", l->is_cache ? json_string(l->obj_addr) : json_null());
-	json_object_set_new(j, "device", jstr(l->is_device ? l->obj_name : NULL));
+	json_object_set_new(j, "device", rows__json_str(l->is_device ? l->obj_name : NULL));
 	json_object_set_new(j, "device_addr", l->is_device ? json_string(l->obj_addr) : json_null());
-	json_object_set_new(j, "site", jstr(l->site));
+	json_object_set_new(j, "site", rows__json_str(l->site));
 	if (!sc->o.strip)
 		json_object_set_new(j, "site_addr", l->site ? json_string(l->site_addr) :
 				    json_null());
-	json_object_set_new(j, "context", jstr(l->context));
+	json_object_set_new(j, "context", rows__json_str(l->context));
 	json_object_set_new(j, "preempt_count", l->context ? json_string(l->pc) : json_null());
 	for (int i = 0; i < l->nr_flags; i++)
 		json_array_append_new(flags, json_string(l->flags[i]));
@@ -466,7 +449,7 @@ static const char *event_json(struct script *sc, const struct kms_event *e,
 		json_t *st = l->nr_frames >= 0 ? json_array() : json_null();
 
 		for (int i = 0; i < l->nr_frames; i++)
-			json_array_append_new(st, jstr(sc->frames[i]));
+			json_array_append_new(st, rows__json_str(sc->frames[i]));
 		json_object_set_new(j, "stack", st);
 	}
 	return json_line(sc, j, len);
@@ -552,17 +535,17 @@ const char *script__meta(struct script *sc, const struct kms_meta *m, size_t *le
 	switch (m->type) {
 	case KMS_EV_META_TASK:
 		json_object_set_new(j, "pid", json_integer((__u32)m->key));
-		json_object_set_new(j, "comm", jstr(name));
+		json_object_set_new(j, "comm", rows__json_str(name));
 		break;
 	case KMS_EV_META_CACHE:
-		json_object_set_new(j, "cache", jstr(name));
+		json_object_set_new(j, "cache", rows__json_str(name));
 		json_object_set_new(j, "cache_addr", json_string(addr));
 		json_object_set_new(j, "object_size", json_integer(m->a));
 		json_object_set_new(j, "size", json_integer(m->b));
 		json_object_set_new(j, "reclaimable", json_boolean(m->flags & KMS_META_RECLAIMABLE));
 		break;
 	case KMS_EV_META_DEVICE:
-		json_object_set_new(j, "device", jstr(name));
+		json_object_set_new(j, "device", rows__json_str(name));
 		json_object_set_new(j, "device_addr", json_string(addr));
 		break;
 	default:

@@ -345,6 +345,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 {
 	const struct trace_read_info *info;
 	const json_t *meta, *end, *fams, *pc;
+	__u64 page_shift;
 	char why[192];
 	size_t i;
 	json_t *it;
@@ -406,6 +407,13 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	it = json_object_get(meta, "clock");
 	if (get_u64(it, "realtime_ns") > get_u64(it, "monotonic_ns"))
 		s->trace_realtime = get_u64(it, "realtime_ns") - get_u64(it, "monotonic_ns");
+	/* 4 KiB to 1 MiB pages: anything else is not a recording of a kernel */
+	page_shift = get_u64(meta, "page_shift");
+	if (page_shift < 12 || page_shift > 20) {
+		kms_error("%s: the metadata's page_shift %llu is not a page size\n", o->input,
+			  (unsigned long long)page_shift);
+		return 2;
+	}
 	it = json_object_get(meta, "cpu_nodes");
 	s->nr_cpu_nodes = json_array_size(it);
 	s->cpu_nodes = calloc(s->nr_cpu_nodes + 1, sizeof(*s->cpu_nodes));
@@ -414,7 +422,7 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 	for (i = 0; i < (size_t)s->nr_cpu_nodes; i++)
 		s->cpu_nodes[i] = json_integer_value(json_array_get(it, i));
 	return session__pipeline(s, o, json_is_true(json_object_get(json_object_get(meta,
-				 "deferred"), "traced")), get_u64(meta, "page_shift"),
+				 "deferred"), "traced")), page_shift,
 				 replay_stack);
 }
 
@@ -429,6 +437,7 @@ struct replay {
 	__u64 end;		/* the recording's window: a live session ticks up to there */
 	bool begun;		/* past the BEGIN mark: before it, calibration */
 	bool marks;		/* tick at the recording's TICK marks, not by trace time */
+	unsigned long ticks;	/* taken so far */
 	__u64 events;		/* events read */
 	int err;
 };
@@ -454,9 +463,21 @@ static bool pace(struct replay *r, __u64 t)
 	return !cli_exiting();
 }
 
+/*
+ * Intervals a replay snapshots at most: ten million is 11 days at 0.1 s. The
+ * times of a damaged or forged file must not make it tick for ever.
+ */
+#define REPLAY_TICKS_MAX 10000000
+
 /* one tick, at trace time t, paced; false to stop reading */
 static bool tick_at(struct replay *r, __u64 t)
 {
+	if (++r->ticks > REPLAY_TICKS_MAX) {
+		kms_warn("%s: more than %d intervals: no more snapshots\n", r->s->input,
+			 REPLAY_TICKS_MAX);
+		r->tick = NULL;
+		return true;
+	}
 	if (!pace(r, t)) {
 		r->err = 1;	/* quit: the report covers what was read */
 		return false;
@@ -470,6 +491,9 @@ static bool tick_at(struct replay *r, __u64 t)
 /* the ticks due by trace time t, each at its own time (none where the file marks them) */
 static bool ticks_until(struct replay *r, __u64 t)
 {
+	/* the recording's window ends the snapshots, whatever a record's time says */
+	if (t > r->end)
+		t = r->end;
 	while (r->tick && !r->marks && t >= r->next_tick)
 		if (!tick_at(r, r->next_tick))
 			return false;

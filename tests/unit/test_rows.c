@@ -260,6 +260,22 @@ static struct rows *misuse_extra(void *ctx)
 	return detect_report__misuse(x->d, x->o);
 }
 
+/* a comm is any bytes (prctl(PR_SET_NAME)): JSON keeps its ASCII, not a failure */
+static void test_json_str_not_utf8(void **state)
+{
+	json_t *j = rows__json_str("ab\xff\xfe" "c");
+
+	assert_non_null(j);
+	assert_string_equal(json_string_value(j), "ab??c");
+	json_decref(j);
+	j = rows__json_str("caf\xc3\xa9");
+	assert_string_equal(json_string_value(j), "caf\xc3\xa9");
+	json_decref(j);
+	j = rows__json_str(NULL);
+	assert_true(json_is_null(j));
+	json_decref(j);
+}
+
 static void test_every_column_in_both(void **state)
 {
 	const struct rows_ctx c = { .ksyms = ks };
@@ -318,6 +334,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_column_in_both),
+		cmocka_unit_test(test_json_str_not_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
