@@ -157,8 +157,8 @@ static const struct row_col header_cols[H_NR] = {
 };
 
 enum {
-	R_TOOL, R_FORMAT, R_ABI, R_CREATED, R_CREATED_NS, R_HOST, R_RELEASE, R_KVERSION, R_MACHINE,
-	R_CPUS, R_PAGE_SIZE, R_CMDLINE, R_NR,
+	R_TOOL, R_FORMAT, R_ABI, R_CREATED, R_CREATED_NS, R_HOST, R_RELEASE, R_KVERSION, R_BUILD_ID,
+	R_MACHINE, R_CPUS, R_PAGE_SIZE, R_CMDLINE, R_NR,
 };
 static const struct row_col recording_cols[R_NR] = {
 	[R_TOOL] = { "tool", "recorded by", RK_STR },
@@ -169,6 +169,7 @@ static const struct row_col recording_cols[R_NR] = {
 	[R_HOST] = { "host", "host", RK_STR },
 	[R_RELEASE] = { "kernel_release", "kernel release", RK_STR },
 	[R_KVERSION] = { "kernel_version", "kernel version", RK_STR },
+	[R_BUILD_ID] = { "build_id", "kernel build id", RK_STR },
 	[R_MACHINE] = { "machine", "machine", RK_STR },
 	[R_CPUS] = { "cpus", "CPUs", RK_U64 },
 	[R_PAGE_SIZE] = { "page_size", "page size", RK_U64 },
@@ -191,6 +192,7 @@ static struct rows *recording(const struct info *in)
 	r[R_HOST].s = j_str(in->meta, "host");
 	r[R_RELEASE].s = j_str(k, "release");
 	r[R_KVERSION].s = j_str(k, "version");
+	r[R_BUILD_ID].s = j_str(k, "build_id");
 	r[R_MACHINE].s = j_str(k, "machine");
 	r[R_CPUS].u = j_u64(in->meta, "cpus");
 	r[R_PAGE_SIZE].u = 1ULL << (j_u64(in->meta, "page_shift") & 63);

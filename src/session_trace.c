@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <elf.h>
+#include <stdio.h>
 #include <sys/utsname.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
@@ -123,6 +125,41 @@ static json_t *gfp_json(const struct gfp_table *t)
 	return a;
 }
 
+/*
+ * The running kernel's build id (the GNU build-id note of vmlinux, which the
+ * kernel shows in /sys/kernel/notes), as hex; "" when it has none. It names
+ * the exact build a trace came from, where the release string may not.
+ */
+static void kernel_build_id(char *out, size_t len)
+{
+	unsigned char notes[4096];
+	size_t n, off = 0;
+	FILE *f = fopen("/sys/kernel/notes", "rb");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	n = fread(notes, 1, sizeof(notes), f);
+	fclose(f);
+	while (off + sizeof(Elf64_Nhdr) <= n) {
+		Elf64_Nhdr h;
+		size_t name, desc;
+
+		memcpy(&h, notes + off, sizeof(h));
+		name = (h.n_namesz + 3) & ~3UL;
+		desc = (h.n_descsz + 3) & ~3UL;
+		if (h.n_namesz > n || h.n_descsz > n || off + sizeof(h) + name + desc > n)
+			return;
+		if (h.n_type == NT_GNU_BUILD_ID && h.n_namesz == 4 &&
+		    !memcmp(notes + off + sizeof(h), "GNU", 4)) {
+			for (size_t i = 0; i < h.n_descsz && 2 * i + 2 < len; i++)
+				snprintf(out + 2 * i, 3, "%02x", notes[off + sizeof(h) + name + i]);
+			return;
+		}
+		off += sizeof(h) + name + desc;
+	}
+}
+
 static json_t *meta_json(const struct session *s, const struct session_opts *o)
 {
 	json_t *m = json_object(), *fams = json_array(), *pc = json_array(), *nodes = json_array();
@@ -130,6 +167,7 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 	struct timespec mono, real;
 	char host[256] = "";
 	struct utsname u = {};
+	char build_id[2 * 64 + 1];
 	int argc;
 	char **args = cli_argv(&argc);
 
@@ -155,8 +193,10 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 	json_object_set_new(m, "tool", json_string(argp_program_version));
 	json_object_set_new(m, "command_line", argv);
 	json_object_set_new(m, "host", json_string(host));
-	json_object_set_new(m, "kernel", json_pack("{s:s,s:s,s:s}", "release", u.release,
-						   "version", u.version, "machine", u.machine));
+	kernel_build_id(build_id, sizeof(build_id));
+	json_object_set_new(m, "kernel", json_pack("{s:s,s:s,s:s,s:s}", "release", u.release,
+						   "version", u.version, "machine", u.machine,
+						   "build_id", build_id));
 	json_object_set_new(m, "cpus", json_integer(libbpf_num_possible_cpus()));
 	json_object_set_new(m, "cpu_nodes", nodes);
 	json_object_set_new(m, "page_shift", json_integer(__builtin_ctzl(sysconf(_SC_PAGESIZE))));
