@@ -59,7 +59,7 @@ struct kms_block_header {
 	__u64 seq;		/* 0, 1, 2, ... in file order */
 	__u64 t_first;		/* DATA: time of the first and last record (ns) */
 	__u64 t_last;
-	__u32 count;		/* records (DATA), stacks (STACKS), lines (SYMS) */
+	__u32 count;		/* records (DATA), stacks (STACKS), symbols (SYMS) */
 	__u32 raw_len;		/* payload after decoding */
 	__u32 stored_len;	/* payload bytes that follow this header */
 	__u32 crc;		/* CRC-32 of the stored payload */
@@ -157,7 +157,7 @@ struct trace_read_info {
 /*
  * Open path and check every block (headers, CRCs, order), keeping the
  * metadata, symbols and stacks. A file whose header or first block is
- * unreadable fails: -errno, or -EINVAL with trace_reader__why() saying what
+ * unreadable fails: -errno, or -EINVAL, with why (len bytes) saying what
  * is wrong. A file cut short or damaged later opens: info->cut says where
  * reading stops.
  */
