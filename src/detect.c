@@ -380,15 +380,26 @@ static long site_get(struct detect *d, int fam, __u64 site, __u64 obj)
  */
 static const char *const page_cache_funcs[] = {
 	"__filemap_get_folio", "filemap_alloc_folio", "__page_cache_alloc",
-	"page_cache_ra_", "grow_dev_folio", "grow_dev_page",
+	"page_cache_ra_", "grow_dev_folio", "grow_dev_page", NULL,
 };
 
-static bool page_cache_site(const struct detect *d, __u64 site)
+/*
+ * Where a vmalloc'ed thread stack is allocated (alloc_thread_stack_node(),
+ * inlined into its callers on some builds). An exiting task's stack goes to
+ * a per-CPU cache of two (cached_stacks) rather than to vfree(): retained by
+ * design, as a live task's stack is in use; neither is a leak.
+ */
+static const char *const thread_stack_funcs[] = {
+	"alloc_thread_stack_node", "dup_task_struct", "copy_process", NULL,
+};
+
+/* the site's function starts with one of funcs (NULL-terminated) */
+static bool site_in(const struct detect *d, __u64 site, const char *const *funcs)
 {
 	const struct ksym *s = d->o.ksyms && site ? ksyms__resolve(d->o.ksyms, site) : NULL;
 
-	for (size_t i = 0; s && i < sizeof(page_cache_funcs) / sizeof(page_cache_funcs[0]); i++)
-		if (!strncmp(s->name, page_cache_funcs[i], strlen(page_cache_funcs[i])))
+	for (; s && *funcs; funcs++)
+		if (!strncmp(s->name, *funcs, strlen(*funcs)))
 			return true;
 	return false;
 }
@@ -397,7 +408,9 @@ static int retained_kind(const struct detect *d, const struct kms_event *e, int 
 {
 	if (e->gfp & d->o.gfp_retained)
 		return RET_GFP;
-	if (fam == KMS_FAM_PAGE && page_cache_site(d, e->site))
+	if (fam == KMS_FAM_VMALLOC && site_in(d, e->site, thread_stack_funcs))
+		return RET_LAZY;
+	if (fam == KMS_FAM_PAGE && site_in(d, e->site, page_cache_funcs))
 		return RET_PAGE_CACHE;
 	if (fam == KMS_FAM_CACHE) {
 		long i = kvec__find(&d->objnames, &e->obj);

@@ -39,6 +39,7 @@ static const char kallsyms_text[] =
 	"ffffffff81004000 T pipe_write\n"
 	"ffffffff81005000 T __x64_sys_foo\n"
 	"ffffffff81006000 T __filemap_get_folio\n"
+	"ffffffff81007000 T copy_process\n"
 	"ffffffff81010000 T __alloc_pages_noprof\n"
 	"ffffffff81011000 T alloc_pages_noprof\n"
 	"ffffffff81012000 t allocate_slab\n"
@@ -59,6 +60,7 @@ static const char kallsyms_text[] =
 #define IP_KMALLOC	0xffffffff81017020ULL
 #define IP_PIPE_WRITE	0xffffffff81004020ULL
 #define IP_SYS_FOO	0xffffffff81005020ULL
+#define IP_COPY_PROCESS	0xffffffff81007020ULL
 
 /* synthetic stack map */
 enum {
@@ -759,7 +761,7 @@ static void test_verdict_rule(void **state)
 	struct kms_quality q = { .events = 100 };
 	struct detect *d = verdict_detect(false);
 	json_t *j, *leaks, *r;
-	int i;
+	int i, n;
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		q.traced[f] = true;
@@ -788,6 +790,17 @@ static void test_verdict_rule(void **state)
 
 	/* a page the page cache allocated without __GFP_MOVABLE (a block device's) */
 	feed(d, ev(KMS_EV_PAGE_ALLOC, 0x99, 0xffffffff81006020ULL, 4096));
+	/* a thread stack (kept in the per-CPU stack cache) and its vmap_area (purged lazily) */
+	feed(d, ev(KMS_EV_VMALLOC, VMA1 + 0x40000, IP_COPY_PROCESS, 20480));
+	{
+		struct kms_meta m = { .type = KMS_EV_META_CACHE, .key = CACHE2, .a = 72, .b = 72,
+				      .name = "vmap_area" };
+		struct kms_event e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x30000, IP_COPY_PROCESS, 72);
+
+		pipe_meta(&m);
+		e.obj = CACHE2;
+		feed(d, e);
+	}
 
 	j = leaks_json(d, &q);
 	leaks = json_object_get(j, "leaks");
@@ -803,7 +816,19 @@ static void test_verdict_rule(void **state)
 	assert_int_equal(json_integer_value(json_object_get(r, "count")), 8);
 	r = row_of(leaks, "__x64_sys_foo");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
-	assert_int_equal(json_array_size(json_object_get(j, "retained")), 2);
+	assert_int_equal(json_array_size(json_object_get(j, "retained")), 4);
+	for (i = 0, n = 0; i < 4; i++) {
+		json_t *row = json_array_get(json_object_get(j, "retained"), i);
+		const char *f = json_string_value(json_object_get(json_object_get(row, "site"),
+								  "function"));
+
+		if (strcmp(f, "copy_process"))
+			continue;
+		assert_string_equal(json_string_value(json_object_get(row, "retained")),
+				    "lazily_freed");
+		n++;
+	}
+	assert_int_equal(n, 2);	/* the stack and its vmap_area */
 	r = row_of(json_object_get(j, "retained"), "do_epoll_create");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")),
 			    "movable_or_reclaimable_gfp");
@@ -813,7 +838,7 @@ static void test_verdict_rule(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
 							    "certain_leak_objects")), 5);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "summary"),
-							    "retained_objects")), 2);
+							    "retained_objects")), 4);
 	json_decref(j);
 
 	/*
