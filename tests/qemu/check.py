@@ -575,6 +575,79 @@ def check_replay(kms, fdir, name, tool, live, lines, deferred_run):
     return [(row, errs, notes)] + extra_rows
 
 
+# the gate scenario (issue #9): the guest's clean runs, and one run per regression the
+# module parameter inject= makes, with the function it lands in and the rule it must break
+GATE_CLEAN = ["clean%d" % i for i in range(1, 7)]
+GATE_INJECT = [("allocs", "kms_gate_allocs", "allocs="), ("size", "kms_gate_size", "bytes="),
+               ("order", "kms_gate_order", "new-order"), ("leak", "kms_gate_leak", "leak"),
+               ("misuse", "kms_gate_misuse", "misuse")]
+GATE_FAIL_ON = "leak,misuse,bad-free,new-order"
+# the floor above the noise of clean runs (docs/ci.md, choosing the floor): the shell's own
+# page faults (__handle_mm_fault) take 8 to 10 pages a run, 8 KB apart between clean runs;
+# every injected regression moves its site by 24 KB or more, or is a verdict
+GATE_MIN_DELTA = "16K"
+
+
+def gate_run(kms, args):
+    """(exit status, output) of one kmemscope baseline|check, or (None, why not)."""
+    try:
+        p = subprocess.run([kms] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, "cannot run kmemscope %s: %s" % (args[0], e)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+@guarded(lambda m, *a: [("gate", [m], [])])
+def gate_rows(kms, fdir, rcs):
+    """Each clean run checked against a baseline of the other clean runs, and against each
+    other one alone, must pass (the false alarms); each injected run against all clean runs
+    must fail, every broken rule at the injected function and the expected rule among them."""
+    runs = GATE_CLEAN + [k for k, _, _ in GATE_INJECT]
+    trace = {r: os.path.join(fdir, "gate_%s.kmt" % r) for r in runs}
+    missing = [r for r in runs if rcs.get("gate_" + r, (1,))[0] != 0 or
+               not os.path.exists(trace[r])]
+    if missing:
+        return [("gate", ["no trace file from the guest for gate run(s) %s" %
+                          ", ".join(missing)], [])]
+
+    def check(clean, run):
+        """baseline of the clean runs, then check run against it: (exit, output)"""
+        base = os.path.join(fdir, "gate_base_%s.json" % run)
+        rc, out = gate_run(kms, ["baseline", "-o", base] + [trace[c] for c in clean])
+        if rc != 0:
+            return rc, "kmemscope baseline exited %s: %s" % (rc, out)
+        return gate_run(kms, ["check", "--baseline", base, "--fail-on", GATE_FAIL_ON,
+                              "--min-delta", GATE_MIN_DELTA, trace[run]])
+
+    rows = []
+    for c in GATE_CLEAN:
+        rc, out = check([o for o in GATE_CLEAN if o != c], c)
+        rows.append(("gate." + c, [] if rc == 0 else
+                     ["clean run vs the %d others: exit %s" % (len(GATE_CLEAN) - 1, rc)] +
+                     out.splitlines()[:8], ["vs the %d other clean runs" % (len(GATE_CLEAN) - 1)]))
+    # and every clean run against every other one alone: more clean comparisons, no more
+    # guest time
+    pairs = [(a, b) for a in GATE_CLEAN for b in GATE_CLEAN if a != b]
+    alarms = ["%s vs %s: exit %s" % (b, a, check([a], b)[0]) for a, b in pairs]
+    alarms = [x for x in alarms if not x.endswith(": exit 0")]
+    rows.append(("gate.clean_pairs", alarms, ["%d checks of one clean run against another"
+                                              % len(pairs)]))
+    for kind, func, rule in GATE_INJECT:
+        rc, out = check(GATE_CLEAN, kind)
+        broke = [L.strip() for L in out.splitlines() if " broke " in L]
+        errs = []
+        if rc != 1:
+            errs.append("inject=%s: kmemscope check exited %s, not 1" % (kind, rc))
+        if not any(func in L and " broke " + rule in L for L in broke):
+            errs.append("inject=%s: no result at %s breaking %s" % (kind, func, rule))
+        errs += ["inject=%s: a result away from %s: %s" % (kind, func, L)
+                 for L in broke if func not in L]
+        rows.append(("gate." + kind, errs + (out.splitlines()[:8] if errs else []),
+                     ["; ".join(broke)]))
+    return rows
+
+
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit("usage: check.py SERIAL_LOG RESULT_DIR [KMEMSCOPE]")
@@ -653,6 +726,8 @@ def main():
         if kms and have_kms and name in rcs:
             results.extend(check_replay(kms, fdir, name, tool, doc, lines,
                                         deferred_run[".replay"]))
+    if kms and have_kms:
+        results.extend(gate_rows(kms, fdir, rcs))
     # a deferred-free check that never ran is a failure, not a silent pass
     for suffix in [""] + ([".replay"] if kms and have_kms else []):
         missing = [n + suffix for n in DEFERRED_SCENARIOS if n not in deferred_run[suffix]]
