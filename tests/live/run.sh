@@ -187,34 +187,17 @@ RC=0
 "$ORDER" >"$WORK/order" 2>&1 || RC=$?
 sub_checks "tests/order" 12 "$WORK/order" "$RC"
 
-# kmemscope top in batch mode, leaks and misuse, record and info, trace files read
-# back, a killed recorder, the CI gate on recorded traces: the scripts print
-# PASS/FAIL lines and fail themselves when a check of theirs goes missing
-RC=0
-"$HERE/top.sh" "$BUILD" >"$WORK/top" 2>&1 || RC=$?
-sub_checks "top.sh" "" "$WORK/top" "$RC"
-RC=0
-"$HERE/leaks.sh" "$BUILD" >"$WORK/leaks" 2>&1 || RC=$?
-sub_checks "leaks.sh" "" "$WORK/leaks" "$RC"
-RC=0
-"$HERE/record.sh" "$BUILD" >"$WORK/record" 2>&1 || RC=$?
-sub_checks "record.sh" "" "$WORK/record" "$RC"
-# a recorder killed at several moments: its file reads up to the last whole block
-RC=0
-"$HERE/kill.sh" "$BUILD" >"$WORK/kill" 2>&1 || RC=$?
-sub_checks "kill.sh" "" "$WORK/kill" "$RC"
-RC=0
-"$HERE/gate.sh" "$BUILD" >"$WORK/gate" 2>&1 || RC=$?
-sub_checks "gate.sh" "" "$WORK/gate" "$RC"
-# live vs replay of trace files: stat, leaks, misuse give the same report from
-# the file they recorded; offline filters, time windows, leaks on a stat file
-RC=0
-"$HERE/equal.sh" "$BUILD" >"$WORK/equal" 2>&1 || RC=$?
-sub_checks "equal.sh" "" "$WORK/equal" "$RC"
-# a trace file's records one per line: as the reports count them
-RC=0
-"$HERE/script.sh" "$BUILD" >"$WORK/script" 2>&1 || RC=$?
-sub_checks "script.sh" "" "$WORK/script" "$RC"
+# The scripts print PASS/FAIL lines and fail themselves when a check of theirs
+# goes missing: top in batch mode; leaks and misuse; record and info; a recorder
+# killed at several moments (its file reads up to the last whole block); the CI
+# gate on recorded traces; live vs replay of trace files (the same report from
+# the file, offline filters, time windows); script (records one per line, as the
+# reports count them)
+for t in top leaks record kill gate equal script; do
+	RC=0
+	"$HERE/$t.sh" "$BUILD" >"$WORK/$t" 2>&1 || RC=$?
+	sub_checks "$t.sh" "" "$WORK/$t" "$RC"
+done
 
 # --- kmemscope is not its own subject ----------------------------------------
 
