@@ -892,6 +892,15 @@ int cmd_check(int argc, char **argv)
 	err = GATE_USAGE;
 	if (check_env.rules_file && load_rules(check_env.rules_file, &check_env.r))
 		goto out;
+	/* a budget for keys this check does not compare would pass unnoticed */
+	for (size_t i = 0; i < check_env.r.nr_rules; i++) {
+		const struct gate_rule *rule = &check_env.r.rules[i];
+
+		if (!(check_env.r.kinds & (1u << gate_kind_index(rule->kind))))
+			fprintf(stderr, "kmemscope check: warning: %s line %d: %s keys are not "
+				"compared (add --key %s)\n", check_env.rules_file, rule->line,
+				rule->kind, rule->kind);
+	}
 	if (cli_check_output(check_env.output))
 		goto out;
 	err = side_load(&b, (char **)&check_env.baseline, 1, check_env.r.exact_offsets);

@@ -284,6 +284,11 @@ def main():
     expect("a rules file ceiling fails naming its line",
            ["check", "-b", bl, *ss, "--rules", rules, "--max-increase", "allocs=100%"], 1,
            ["broke bytes=143360 (rules line 1"])
+    rules = write("cache.rules", "site noisy bytes=60% allocs=60%\ncache kmalloc-64 bytes=1%\n")
+    _, err = expect("a budget for keys not compared passes, with a warning",
+                    ["check", "-b", bl, *ss, "--rules", rules], 0)
+    check("the warning names the line and the --key to add",
+          "line 2: cache keys are not compared (add --key cache)" in err, err)
 
     # outputs: JUnit, KTAP, GitHub Actions
     cur = os.path.join(WORK, "bytes.json")
