@@ -113,7 +113,15 @@ load_run() {
 	wait_tracing "$WORK/$name.err"
 	{ "$TRIGGER" pipes 20000 && "$TRIGGER" fork 30; } >"$WORK/$name.load" 2>&1 ||
 		echo "trigger failed" >>"$WORK/$name.load"
+	# a little load to the end of the window, so that both halves of it allocate on a
+	# quiet machine too (the time windows below split it in two)
+	while kill -0 "$kpid" 2>/dev/null; do
+		"$TRIGGER" pipes 100 >/dev/null 2>&1
+		sleep 0.05
+	done &
+	lpid=$!
 	wait_live "$name" "$kpid"
+	wait "$lpid"
 }
 
 # pid_run NAME CMD OPTIONS...: record -p PID of a trigger that starts once kmemscope traces
