@@ -22,7 +22,8 @@ if [ "$(id -u)" != 0 ]; then
 	exit 2
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# several builds may install at once (worktrees, CI jobs): wait for the lock, do not fail
+apt-get -o DPkg::Lock::Timeout=600 update -qq
 [ -z "$missing" ] && exit 0
 echo "  DEPS    installing:$missing"
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
