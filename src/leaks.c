@@ -187,7 +187,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
 		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
 		"it cannot run), else 0.",
-		session_argp_children,
+		session_report_children,
 	};
 	static const struct argp misuse_argp = {
 		misuse_options, detect_parse, "[-- CMD [ARGS]]",
@@ -204,7 +204,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
 		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
 		"it cannot run), else 0.",
-		session_argp_children,
+		session_report_children,
 	};
 	struct detect_env env = { .leaks = leaks, .top = 20, .depth = 8, .settle = 1 };
 	struct detect_opts dopts = {};

@@ -138,7 +138,7 @@ static int cmd_probe(int argc, char **argv)
 		"(filters, ordering, stacks, context, rescue): what probe prints is what that "
 		"command uses. CMD is not run. Every command also probes its own configuration "
 		"when it starts.",
-		session_argp_children,
+		session_tracing_children,
 	};
 	struct ksyms_loader syms = {};	/* read only if kprobe targets are checked */
 	struct collector_opts co;
@@ -149,11 +149,6 @@ static int cmd_probe(int argc, char **argv)
 	err = cli_argp_parse(&argp, argc, argv, NULL);
 	if (err)
 		return err;
-	if (probe_env.sa.so.input || probe_env.sa.so.record) {
-		fprintf(stderr, "kmemscope probe: probe checks this kernel: %s does not apply\n",
-			probe_env.sa.so.input ? "-i" : "--record");
-		return 2;
-	}
 	err = cli_preflight();
 	if (err)
 		return err;

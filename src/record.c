@@ -82,10 +82,6 @@ static error_t record_parse(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!env->output)
 			cli_argp_fail(state, "-o FILE is required (the trace file to write)");
-		if (so->input)
-			cli_argp_fail(state, "-i has no meaning with record (it reads the kernel)");
-		if (so->record)
-			cli_argp_fail(state, "--record has no meaning with record (see -o)");
 		if (so->cmd && env->duration)
 			cli_argp_fail(state, "-d and -- CMD do not go together");
 		break;
@@ -182,7 +178,7 @@ int cmd_record(int argc, char **argv)
 		"Exit status: 1 on a runtime failure (a write error: the file keeps what came "
 		"before), 2 on a usage or environment error; otherwise CMD's exit status with "
 		"-- CMD (128+N if signal N killed it, 127 if it cannot run), else 0.",
-		session_argp_children,
+		session_tracing_children,
 	};
 	struct record_env env = { .settle = 1 };
 	struct session s;

@@ -594,9 +594,7 @@ struct printer {
 };
 
 static const struct argp_option script_options[] = {
-	/* the shared options: script reads a file, so those of live tracing are refused */
-	{ NULL, 0, NULL, 0, "Filters (-p, -c, -F; -a, --order, --ring-mb, --rescue, --trace-self "
-			    "and --record are for live tracing, refused here):", 1 },
+	{ NULL, 0, NULL, 0, "Filters:", 1 },
 	{ NULL, 0, NULL, 0, "Output:", 3 },
 	{ "json", 'j', NULL, 0, "one JSON object per line (NDJSON, docs/json-schema.md)" },
 	{ "strip-addresses", 1001, NULL, 0, "no kernel address in the output: objects, unresolved "
@@ -718,7 +716,7 @@ int cmd_script(int argc, char **argv)
 		"  kmemscope script -i run.kmt --json --strip-addresses -o shared.ndjson\n\n"
 		"Exit status: 0 (also when the reader of the output goes away early, as | head "
 		"does), 1 on a write error, 2 on a usage error or a file that cannot be read.",
-		session_argp_children,
+		session_file_children,
 	};
 	struct script_env env = {};
 	struct script_opts so = {};

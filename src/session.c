@@ -571,11 +571,23 @@ void session__free(struct session *s)
 
 /* ---- the shared "What to trace" options ---- */
 
-static const struct argp_option session_options[] = {
+/*
+ * Four groups, so that a command's --help lists only what it takes: the
+ * filters (every command), tracing a live kernel (not script), --record (the
+ * reports only) and reading a file (not record, not probe). One parser reads
+ * them all; the filter group's also gets the special keys (arguments, end).
+ */
+static const struct argp_option filter_options[] = {
 	{ "pid", 'p', "PID", 0, "only this process and the processes it forks (repeatable)" },
 	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
 	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
 				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
+	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{},
+};
+
+static const struct argp_option live_options[] = {
+	{ NULL, 0, NULL, 0, "Tracing a live kernel:", 2 },
 	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
 	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
 	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
@@ -587,10 +599,17 @@ static const struct argp_option session_options[] = {
 	{ "trace-self", 1005, NULL, 0, "trace kmemscope's own process too: by default its "
 				     "allocations (its buffers growing) are left out and counted in "
 				     "the data quality block" },
-	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
+	{},
+};
+
+static const struct argp_option record_options[] = {
 	{ "record", 1006, "FILE", 0, "also record what the report counts to trace FILE (read it "
-				     "back with -i)" },
-	{ NULL, 0, NULL, 0, "Reading a trace file (no root, no BPF needed):", 2 },
+				     "back with -i)", 2 },
+	{},
+};
+
+static const struct argp_option input_options[] = {
+	{ NULL, 0, NULL, 0, "Reading a trace file (no root, no BPF needed):", 3 },
 	{ "input", 'i', "FILE", 0, "report on trace FILE (kmemscope record, --record) instead "
 				   "of tracing; -p, -c and -F filter it" },
 	{ "from", 1007, "SEC", 0, "with -i: only what happened from SEC seconds after the trace "
@@ -714,10 +733,57 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
-const struct argp session_argp = { session_options, session_parse };
+/* the groups after the filters: the special keys are the filter group's */
+static error_t group_parse(int key, char *arg, struct argp_state *state)
+{
+	if (key == ARGP_KEY_ARG || key >= ARGP_KEY_END)
+		return ARGP_ERR_UNKNOWN;
+	return session_parse(key, arg, state);
+}
 
-/* for a command's argp: its "What to trace" group gets the shared options */
-const struct argp_child session_argp_children[] = {
-	{ &session_argp, 0, NULL, 1 },
-	{},
+static const struct argp live_argp = { live_options, group_parse };
+static const struct argp record_argp = { record_options, group_parse };
+static const struct argp input_argp = { input_options, group_parse };
+
+/* argp gives a child group no input of its own: the filter group passes its own on */
+static error_t pass_input(struct argp_state *state, int nr_children, int key, char *arg)
+{
+	if (key == ARGP_KEY_INIT)
+		for (int i = 0; i < nr_children; i++)
+			state->child_inputs[i] = state->input;
+	return session_parse(key, arg, state);
+}
+
+#define CHILD(a) { &(a), 0, NULL, 0 }
+
+static error_t report_parse(int key, char *arg, struct argp_state *state)
+{
+	return pass_input(state, 3, key, arg);
+}
+
+static const struct argp_child report_children[] = {
+	CHILD(live_argp), CHILD(record_argp), CHILD(input_argp), {}
 };
+static const struct argp report_argp = { filter_options, report_parse, NULL, NULL,
+					 report_children };
+
+static error_t tracing_parse(int key, char *arg, struct argp_state *state)
+{
+	return pass_input(state, 1, key, arg);
+}
+
+static const struct argp_child tracing_children[] = { CHILD(live_argp), {} };
+static const struct argp tracing_argp = { filter_options, tracing_parse, NULL, NULL,
+					  tracing_children };
+
+static error_t file_parse(int key, char *arg, struct argp_state *state)
+{
+	return pass_input(state, 1, key, arg);
+}
+
+static const struct argp_child file_children[] = { CHILD(input_argp), {} };
+static const struct argp file_argp = { filter_options, file_parse, NULL, NULL, file_children };
+
+const struct argp_child session_report_children[] = { { &report_argp, 0, NULL, 1 }, {} };
+const struct argp_child session_tracing_children[] = { { &tracing_argp, 0, NULL, 1 }, {} };
+const struct argp_child session_file_children[] = { { &file_argp, 0, NULL, 1 }, {} };

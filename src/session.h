@@ -65,12 +65,15 @@ struct session_args {
 };
 
 /*
- * The options every tracing command shares (-p, -c, -F, -a, --ring-mb,
- * --order, -v, and -- CMD), as an argp child: a command lists it in its
- * argp's children and points child_inputs[0] at its struct session_args.
+ * The options tracing commands share, as an argp child: a command lists one of
+ * these as its argp's children and points child_inputs[0] at its struct
+ * session_args. All take the filters (-p, -c, -F, -v, and -- CMD); then
+ * reports (stat, top, leaks, misuse): live tracing, --record and -i FILE;
+ * tracing (record, probe): live tracing; file (script): -i FILE.
  */
-extern const struct argp session_argp;
-extern const struct argp_child session_argp_children[];
+extern const struct argp_child session_report_children[];
+extern const struct argp_child session_tracing_children[];
+extern const struct argp_child session_file_children[];
 
 struct session {
 	struct plan *plan;

@@ -105,7 +105,7 @@ int cmd_stat(int argc, char **argv)
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error (not "
 		"root, no BTF, no tracefs); otherwise CMD's exit status with -- CMD (128+N if "
 		"signal N killed it, 127 if it cannot run), else 0.",
-		session_argp_children,
+		session_report_children,
 	};
 	struct stat_env env = { .top = 20, .sa.so.context = true };
 	struct report_opts ro = {};

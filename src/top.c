@@ -830,7 +830,7 @@ int cmd_top(int argc, char **argv)
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
 		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
 		"it cannot run), else 0.",
-		session_argp_children,
+		session_report_children,
 	};
 	struct top_env env = { .interval = 1, .key = TOP_KEY_BYTES, .rows = -1, .speed = 1 };
 	struct detect_opts dopts = { .misuse = true };

@@ -106,13 +106,24 @@ static const struct argp_option cmd_options[] = {
 };
 
 static const struct argp cmd_argp = {
-	cmd_options, cmd_parse, "[-- CMD]", "test", session_argp_children,
+	cmd_options, cmd_parse, "[-- CMD]", "test", session_report_children,
 };
+static const struct argp tracing_argp = {
+	cmd_options, cmd_parse, "[-- CMD]", "test", session_tracing_children,
+};
+static const struct argp file_argp = {
+	cmd_options, cmd_parse, NULL, "test", session_file_children,
+};
+
+static int parse_with(const struct argp *argp, struct cmd_env *env, int argc, char **argv)
+{
+	memset(env, 0, sizeof(*env));
+	return cli_argp_parse(argp, argc, argv, env);
+}
 
 static int parse(struct cmd_env *env, int argc, char **argv)
 {
-	memset(env, 0, sizeof(*env));
-	return cli_argp_parse(&cmd_argp, argc, argv, env);
+	return parse_with(&cmd_argp, env, argc, argv);
 }
 
 static void test_trace_options(void **state)
@@ -157,6 +168,37 @@ static void test_trace_options(void **state)
 	assert_int_equal(parse(&env, 2, a6), 2);
 	assert_int_equal(parse(&env, 3, a7), 2);
 	assert_int_equal(parse(&env, 3, a8), 2);
+}
+
+/* each command takes the groups that mean something to it, and only those */
+static void test_option_groups(void **state)
+{
+	char *live[] = { "kmemscope t", "-c", "sh", "--ring-mb", "8", "-a", "--", "ls", NULL };
+	char *input[] = { "kmemscope t", "-p", "7", "-i", "f.kmt", "--from", "1", NULL };
+	char *rec[] = { "kmemscope t", "--record", "f.kmt", NULL };
+	char *both[] = { "kmemscope t", "-i", "f.kmt", "--ring-mb", "8", NULL };
+	struct cmd_env env;
+
+	/* reports: all of them, but live tracing and -i do not mix */
+	assert_int_equal(parse(&env, 8, live), 0);
+	assert_int_equal(parse(&env, 7, input), 0);
+	assert_string_equal(env.sa.so.input, "f.kmt");
+	assert_int_equal(env.sa.pids[0], 7);
+	assert_int_equal(parse(&env, 3, rec), 0);
+	assert_string_equal(env.sa.so.record, "f.kmt");
+	assert_int_equal(parse(&env, 5, both), 2);
+	/* record and probe: live tracing only */
+	assert_int_equal(parse_with(&tracing_argp, &env, 8, live), 0);
+	assert_int_equal(env.sa.so.ring_mb, 8);
+	assert_true(env.sa.so.all_cpus);
+	assert_int_equal(parse_with(&tracing_argp, &env, 7, input), 2);
+	assert_int_equal(parse_with(&tracing_argp, &env, 3, rec), 2);
+	/* script: a file only */
+	assert_int_equal(parse_with(&file_argp, &env, 7, input), 0);
+	assert_string_equal(env.sa.so.input, "f.kmt");
+	assert_int_equal(env.sa.pids[0], 7);
+	assert_int_equal(parse_with(&file_argp, &env, 8, live), 2);
+	assert_int_equal(parse_with(&file_argp, &env, 3, rec), 2);
 }
 
 /* only words after -- form the command: a stray word is a usage error */
@@ -233,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_families),
 		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_trace_options),
+		cmocka_unit_test(test_option_groups),
 		cmocka_unit_test(test_command_after_dashes),
 		cmocka_unit_test(test_command_fate),
 	};
