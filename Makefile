@@ -8,9 +8,14 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= cc
 
+# CFLAGS, CPPFLAGS and LDFLAGS are the packager's (make CFLAGS="-O2 -g"
+# LDFLAGS=-Wl,-z,relro): they add to the build's own flags, kept apart in
+# KMS_*, as bpftool and perf keep theirs, and come last so they can override.
 CFLAGS ?= -g -O2
-CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
-	  -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP
+KMS_CFLAGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	      -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP \
+	      $(CPPFLAGS) $(CFLAGS)
+KMS_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
 LIBS := -lbpf -lelf -lz -lzstd -ljansson -lncursesw -ltinfo -lm
@@ -47,7 +52,7 @@ BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
 	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
-.PHONY: all deps run test unit fuzz gate live qemu bench static clean help vmlinux
+.PHONY: FORCE all deps run test unit fuzz gate live qemu bench static clean help vmlinux
 .DELETE_ON_ERROR:
 # keep the BPF objects the skeletons are made from
 .SECONDARY:
@@ -80,22 +85,36 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o | $(OUTPUT)
 
 $(OBJS): $(SKELS)
 
+# The version: the release in VERSION, which trace files and baselines name
+# (the gate compares runs of one release), and the build's git describe when
+# this tree is a git checkout (not in a tarball, nor one unpacked inside
+# another repository). Rewritten only when it changes: only main.o is rebuilt.
+KMS_GIT = $(if $(filter $(CURDIR),$(shell git rev-parse --show-toplevel 2>/dev/null)),$\
+	  $(shell git describe --always --dirty 2>/dev/null))
+
+$(OUTPUT)/version.h: FORCE | $(OUTPUT)
+	$(Q)printf '#define KMS_RELEASE "%s"\n#define KMS_GIT "%s"\n' "$$(cat VERSION)" \
+		"$(KMS_GIT)" > $@.tmp
+	$(Q)cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+
+$(OUTPUT)/obj/main.o: $(OUTPUT)/version.h
+
 $(OUTPUT)/obj/%.o: src/%.c | $(OUTPUT)/obj
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) -c $< -o $@
 
 $(OUTPUT)/kmemscope: $(OBJS)
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_LDFLAGS) $^ $(LIBS) -o $@
 
 static: $(OUTPUT)/kmemscope-static
 $(OUTPUT)/kmemscope-static: $(OBJS)
 	$(call msg,STATIC,$@)
-	$(Q)$(CC) $(CFLAGS) -static $^ $(STATIC_LIBS) -o $@
+	$(Q)$(CC) $(KMS_LDFLAGS) -static $^ $(STATIC_LIBS) -o $@
 
 $(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -lcmocka -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) $(LIBS) -lcmocka -o $@
 
 $(SAN_TEST): tests/unit/test_trace.c tests/unit/rnd.h $(TRACE_SRCS) $(TRACE_HDRS) | $(OUTPUT)/san
 	$(call msg,TEST-SAN,$@)
@@ -108,31 +127,31 @@ $(FUZZ_BIN): tests/fuzz/fuzz_trace.c src/trace_read.c src/ksyms.c src/kvec.c $(T
 
 $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $< -o $@
 
 # checks of the pure modules against the running kernel's files (live tier)
 $(OUTPUT)/tests/kernel: tests/live/kernel.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 
 # drives the real BPF handlers into the real collector (BPF_PROG_TEST_RUN)
 $(OUTPUT)/tests/order: tests/live/order.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 
 $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $< -o $@
 
 # the record pipeline alone, on a synthetic stream (bench/store.c)
 $(OUTPUT)/bench/store: bench/store.c $(LIB_OBJS) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 
 # reading, writing and compressing a recorded trace file (bench/trace.c)
 $(OUTPUT)/bench/trace: bench/trace.c $(LIB_OBJS) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) $(LIBS) -o $@
 
 # count-only BPF floor for the benchmark (not part of kmemscope itself)
 $(OUTPUT)/bench/%.bpf.o: bench/%.bpf.c $(wildcard bench/*.h) | $(OUTPUT)/bench
@@ -145,7 +164,7 @@ $(OUTPUT)/bench/%.skel.h: $(OUTPUT)/bench/%.bpf.o
 
 $(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
 
 unit: $(UNIT_BINS) $(SAN_TEST)
 	$(Q)tests/unit/run.sh $(UNIT_BINS) $(SAN_TEST)

@@ -344,10 +344,12 @@ static error_t wrap_parse(int key, char *arg, struct argp_state *state)
 	return ARGP_ERR_UNKNOWN;
 }
 
+/* --help, --usage and -V/--version: argp answers them itself and exits */
 static bool wants_help(int argc, char **argv)
 {
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-?") ||
+		    !strcmp(argv[i], "-V") || !strcmp(argv[i], "--version") ||
 		    !strcmp(argv[i], "--usage") || !strncmp(argv[i], "--usage=", 8))
 			return true;
 	return false;

@@ -23,9 +23,18 @@
 #include "plan.h"
 #include "session.h"
 #include "tracefs.h"
+#include "version.h"
 
-const char *argp_program_version = "kmemscope 0.1";
+/* the release: trace files and the gate's fingerprints name it */
+const char *argp_program_version = "kmemscope " KMS_RELEASE;
 const char *argp_program_bug_address = "the kmemscope issue tracker";
+
+/* kmemscope --version, and every command's -V: the build, and the libbpf it runs with */
+static void print_version(FILE *out, struct argp_state *state)
+{
+	fprintf(out, "%s%s%s%s\nlibbpf %s\n", argp_program_version, KMS_GIT[0] ? " (git " : "",
+		KMS_GIT, KMS_GIT[0] ? ")" : "", libbpf_version_string());
+}
 
 /* ---- subcommand table ---- */
 
@@ -178,6 +187,7 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = cli_on_signal };
 
 	argp_err_exit_status = 2;
+	argp_program_version_hook = print_version;
 	libbpf_set_print(kms_libbpf_print);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -192,7 +202,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
-		printf("%s\n", argp_program_version);
+		print_version(stdout, NULL);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++) {
