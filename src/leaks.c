@@ -253,8 +253,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	if (!s.context)
 		kms_warn("no allocation context on this kernel: atomic-context checks report "
 			 "\"context unknown\"\n");
-	if (!env.duration && !env.sa.so.cmd && !env.json && !env.sa.so.input)
-		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
+	session__feedback(&s, &env.sa.so, env.duration);
 	err = session__run(&s, env.duration, leaks ? env.interval : 0, leaks && env.interval ?
 			   tick : NULL, &env);
 	if (!err && leaks)

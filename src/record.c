@@ -197,9 +197,7 @@ int cmd_record(int argc, char **argv)
 	err = session__start(&s, &env.sa.so);
 	if (err)
 		goto out;
-	if (!env.duration && !env.sa.so.cmd)
-		fprintf(stderr, "Recording kernel allocations to %s... Ctrl-C to stop.\n",
-			env.output);
+	session__feedback(&s, &env.sa.so, env.duration);
 	err = session__run(&s, env.duration, env.progress ? 1 : 0,
 			   env.progress ? progress : NULL, &env);
 	if (!err)

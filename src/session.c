@@ -429,6 +429,55 @@ int session__start(struct session *s, const struct session_opts *o)
 	return cli_cmd_go(&s->cmd);
 }
 
+/*
+ * Feedback on long work, on stderr so that it never mixes with a report,
+ * whatever its format. A command that waits for Ctrl-C says once, before it
+ * waits, what it traces and how to end it; a replay shows how far it is, on
+ * a terminal only.
+ */
+void session__feedback(struct session *s, const struct session_opts *o, double duration)
+{
+	int f, traced = 0, n = 0;
+	char *line = NULL;
+	size_t len;
+	FILE *m;
+
+	if (s->trace) {
+		s->progress = isatty(STDERR_FILENO);
+		return;
+	}
+	if (duration > 0 || o->cmd)
+		return;
+	/* built whole, then written in one go */
+	m = open_memstream(&line, &len);
+	if (!m)
+		return;
+	fprintf(m, "Tracing kernel allocations");
+	for (int i = 0; i < o->nr_pids; i++)
+		fprintf(m, "%s %d", i ? "," : " of pid", o->pids[i]);
+	if (o->nr_pids)
+		fprintf(m, " and %s children", o->nr_pids > 1 ? "their" : "its");
+	if (o->comm)
+		fprintf(m, "%s named %s", o->nr_pids ? ", processes" : " of processes", o->comm);
+	if (!o->nr_pids && !o->comm)
+		fprintf(m, " system-wide");
+	for (f = 0; f < KMS_FAM_MAX; f++)
+		traced += (!o->families || (o->families & (1u << f))) && s->plan->fam_traced[f];
+	if (traced == KMS_FAM_MAX)
+		fprintf(m, " (%d families)", traced);
+	for (f = 0; traced < KMS_FAM_MAX && f < KMS_FAM_MAX; f++)
+		if ((!o->families || (o->families & (1u << f))) && s->plan->fam_traced[f])
+			fprintf(m, "%s%s", n++ ? ", " : " (", kms_family_name(f));
+	if (n)
+		fprintf(m, ")");
+	if (o->record)
+		fprintf(m, ", recording to %s", o->record);
+	fprintf(m, "... Hit Ctrl-C to end.\n");
+	if (!fclose(m))
+		fputs(line, stderr);
+	free(line);
+}
+
 int session__run(struct session *s, double duration, double interval,
 		 int (*tick)(struct session *s, void *ctx), void *ctx)
 {

@@ -120,6 +120,7 @@ struct session {
 	/* the trace time replayed so far (session__now), and how fast: see top -i --speed */
 	__u64 trace_now;
 	double speed;		/* trace seconds per second of wall time, 0: unpaced */
+	bool progress;		/* a file: show how far the replay is (see session__feedback) */
 	/* a file: CLOCK_REALTIME minus the trace's clock when it was recorded (0: unknown) */
 	__u64 trace_realtime;
 };
@@ -134,6 +135,12 @@ const char *session__stacks_named(const char *name);
 void session__collector_opts(const struct session_opts *o, struct collector_opts *co);
 /* exit status on failure (2: environment or usage, 1: runtime), 0 on success */
 int session__start(struct session *s, const struct session_opts *o);
+/*
+ * Before session__run, in a command that reports at the end: live, the line
+ * saying what it traces and that Ctrl-C ends it (when it waits for Ctrl-C);
+ * on a file, progress on a terminal
+ */
+void session__feedback(struct session *s, const struct session_opts *o, double duration);
 /*
  * Live: poll until duration (0: none) is over, the command exits, or a
  * signal. A trace file: replay it (duration does not apply).

@@ -479,8 +479,25 @@ struct replay {
 	bool marks;		/* tick at the recording's TICK marks, not by trace time */
 	unsigned long ticks;	/* taken so far */
 	__u64 events;		/* events read */
+	__u64 shown;		/* when progress was last shown (0: not yet) */
 	int err;
 };
+
+/*
+ * Once a second on a terminal, from the first second on (a short replay
+ * shows nothing): the share of the file's records read.
+ */
+static void show_progress(struct replay *r)
+{
+	__u64 now = cli_now_ns(), total = trace_reader__info(r->s->trace)->records;
+
+	if (now - (r->shown ? r->shown : r->wall0) < 1000000000ULL)
+		return;
+	r->shown = now;
+	fprintf(stderr, "\r\033[K%s: %.0f%% read (%llu of %llu records)\r", r->s->input,
+		total ? 100.0 * (r->events < total ? r->events : total) / total : 0.0, (unsigned long long)r->events,
+		(unsigned long long)total);
+}
 
 /*
  * Paced replay (top -i --speed X): trace time t is shown (t - origin) / X
@@ -548,6 +565,8 @@ static bool replay_event(void *ctx, struct kms_event *e)
 		return false;
 	/* as the collector counted them: calibration too */
 	r->events++;
+	if (r->s->progress && !(r->events & 0xffff))
+		show_progress(r);
 	/*
 	 * [from, to): two adjacent windows count each record once. Records come in
 	 * stream order, their times only nearly so (a batch is dated by its flush):
@@ -624,6 +643,8 @@ int session_trace__replay(struct session *s, double interval,
 	/* the recording ticked at this interval: its snapshots, where it took them (whole file) */
 	r.marks = r.every && r.every == s->interval_ns && !r.from && !r.to;
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
+	if (r.shown)
+		fputs("\r\033[K", stderr);
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
 		s->trace_q.cut_short = true;

@@ -152,8 +152,7 @@ int cmd_stat(int argc, char **argv)
 		ro.extra = misuse_rows;
 		ro.extra_ctx = &mis;
 	}
-	if (!env.duration && !env.sa.so.cmd && !env.json && !env.sa.so.input)
-		fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
+	session__feedback(&s, &env.sa.so, env.duration);
 	err = session__run(&s, env.duration, 0, NULL, NULL);
 	err = session__stop(&s) || err;
 	if (err)

@@ -882,8 +882,9 @@ int cmd_top(int argc, char **argv)
 				   fmin(KEY_POLL_SEC * env.speed, env.interval) : env.interval,
 				   tty_tick, &t);
 	} else {
-		if (!env.sa.so.cmd && !env.sa.so.input && !env.count)
-			fprintf(stderr, "Tracing kernel allocations... Ctrl-C to stop.\n");
+		/* a file's blocks are its progress */
+		if (!env.count && !s.trace)
+			session__feedback(&s, &env.sa.so, 0);
 		err = session__run(&s, 0, env.interval, batch_tick, &t);
 		/* the command or the file ended mid-interval: its last part still gets a block */
 		if (!err && (env.sa.so.cmd || s.trace) && (!env.count || t.blocks < env.count) &&
