@@ -48,16 +48,28 @@ SAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 SAN_TEST := $(OUTPUT)/san/test_trace
 FUZZ_BIN := $(OUTPUT)/san/fuzz_trace
 FUZZ_SECONDS ?= 60
+# man pages from the Markdown reference (docs/man/README.md), section 1
+MAN_DOCS := docs/kmemscope.md $(wildcard docs/man/kmemscope-*.md)
+MAN_PAGES := $(OUTPUT)/man/kmemscope.1 \
+	     $(patsubst docs/man/%.md,$(OUTPUT)/man/%.1,$(wildcard docs/man/kmemscope-*.md))
+MAN_INCLUDES := $(wildcard docs/man/options-*.md docs/man/exit-*.md)
+PANDOC ?= pandoc
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL ?= install
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
 	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
-.PHONY: FORCE all deps run test unit fuzz gate live qemu bench static clean help vmlinux
+.PHONY: FORCE all deps run test unit fuzz gate live qemu bench static clean help vmlinux \
+	man install uninstall packaging
 .DELETE_ON_ERROR:
 # keep the BPF objects the skeletons are made from
 .SECONDARY:
 
-all: $(OUTPUT)/kmemscope
+all: $(OUTPUT)/kmemscope man
 
 help:
 	@echo "make            build $(OUTPUT)/kmemscope"
@@ -68,11 +80,13 @@ help:
 	@echo "make bench      overhead benchmark (bench/README.md)"
 	@echo "make static     statically linked binary (for the QEMU guest)"
 	@echo "make vmlinux    regenerate $(VMLINUX_DIR)/vmlinux.h from a kernel's BTF"
+	@echo "make install    binary, man pages, bash completion (PREFIX=$(PREFIX), DESTDIR=)"
+	@echo "make uninstall  remove what make install installed"
 
 deps:
 	$(Q)scripts/deps.sh
 
-$(OUTPUT) $(OUTPUT)/obj $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/san:
+$(OUTPUT) $(OUTPUT)/obj $(OUTPUT)/tests $(OUTPUT)/bench $(OUTPUT)/san $(OUTPUT)/man:
 	$(Q)mkdir -p $@
 
 $(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/kmemscope.h $(wildcard bpf/*.h) | $(OUTPUT)
@@ -165,6 +179,33 @@ $(OUTPUT)/bench/%.skel.h: $(OUTPUT)/bench/%.bpf.o
 $(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
+
+man: $(MAN_PAGES)
+
+MAN_DEPS := docs/man/man.lua $(MAN_INCLUDES) VERSION
+define man-page
+	$(call msg,MAN,$@)
+	$(Q)$(PANDOC) -s -f markdown -t man --lua-filter docs/man/man.lua \
+		-M version="$$(cat VERSION)" $< -o $@
+endef
+$(OUTPUT)/man/kmemscope.1: docs/kmemscope.md $(MAN_DEPS) | $(OUTPUT)/man
+	$(man-page)
+$(OUTPUT)/man/%.1: docs/man/%.md $(MAN_DEPS) | $(OUTPUT)/man
+	$(man-page)
+
+install: all
+	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	$(Q)$(INSTALL) -m 0755 $(OUTPUT)/kmemscope $(DESTDIR)$(BINDIR)/kmemscope
+	$(Q)$(INSTALL) -m 0644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	$(Q)$(INSTALL) -m 0644 scripts/kmemscope.bash $(DESTDIR)$(BASHCOMPDIR)/kmemscope
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(BINDIR)/kmemscope $(DESTDIR)$(BASHCOMPDIR)/kmemscope \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN_PAGES)))
+
+# man pages, install, completion, a packager's build (no root)
+packaging: all
+	$(Q)tests/packaging/run.sh $(OUTPUT)
 
 unit: $(UNIT_BINS) $(SAN_TEST)
 	$(Q)tests/unit/run.sh $(UNIT_BINS) $(SAN_TEST)

@@ -708,7 +708,7 @@ int cmd_script(int argc, char **argv)
 		"bytes_req bytes_alloc order gfp node cache|device site context flags [stack]; "
 		"'-' where a record has no value. Metadata records and marks are lines of their "
 		"own (TASK, CACHE, DEVICE, LOSS, BEGIN, SETTLE in the event column). See "
-		"docs/kmemscope.md.\n\n"
+		"kmemscope-script(1).\n\n"
 		"Examples:\n"
 		"  kmemscope script -i run.kmt | head\n"
 		"  kmemscope script -i run.kmt --json -F slab | jq -r 'select(.event == \"kmalloc\")"
