@@ -48,7 +48,7 @@ SAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 SAN_TEST := $(OUTPUT)/san/test_trace
 FUZZ_BIN := $(OUTPUT)/san/fuzz_trace
 FUZZ_SECONDS ?= 60
-# man pages from the Markdown reference (docs/man/README.md), section 1
+# man pages (section 1) from the Markdown reference: docs/man/README.md
 MAN_DOCS := docs/kmemscope.md $(wildcard docs/man/kmemscope-*.md)
 MAN_PAGES := $(OUTPUT)/man/kmemscope.1 \
 	     $(patsubst docs/man/%.md,$(OUTPUT)/man/%.1,$(wildcard docs/man/kmemscope-*.md))
@@ -205,7 +205,7 @@ uninstall:
 
 # man pages, install, completion, a packager's build (no root)
 packaging: all
-	$(Q)tests/packaging/run.sh $(OUTPUT)
+	$(Q)tests/packaging/run.py $(OUTPUT)
 
 unit: $(UNIT_BINS) $(SAN_TEST)
 	$(Q)tests/unit/run.sh $(UNIT_BINS) $(SAN_TEST)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Every test tier, in order: unit (pure logic), fuzz (the trace reader, a short
 # run over the seed corpus: FUZZ_SECONDS, 25 here), gate (the CI gate's commands
-# on reports the test writes), live (this kernel, as root),
+# on reports the test writes), packaging (man pages, install, completion, a
+# packager's build), live (this kernel, as root),
 # qemu (Debian's 6.1 in QEMU with the companion module). Each tier prints a
 # line "TIER: N passed, M failed"; this script adds them up and exits non-zero
 # if any tier failed or did not report. A tier that needs root or BPF and
@@ -11,7 +12,7 @@
 set -u
 out=${1:?usage: run-all.sh BUILD_DIR [TIER...]}
 shift
-tiers=${*:-unit fuzz gate live qemu}
+tiers=${*:-unit fuzz gate packaging live qemu}
 export FUZZ_SECONDS=${FUZZ_SECONDS:-25}
 total_pass=0
 total_fail=0
