@@ -18,19 +18,11 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, finish  # noqa: E402
+
 KMS = os.path.join(sys.argv[1] if len(sys.argv) > 1 else "build", "kmemscope")
 WORK = tempfile.mkdtemp(prefix="kmemscope-gate.")
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"PASS {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail}")
 
 
 def site(sym, allocs, nbytes, out=0, out_bytes=0, module=None, orders=None, gfp=None):
@@ -339,8 +331,7 @@ def main():
     expect("diff --key cache of leaks reports says why nothing is compared",
            ["diff", "--key", "cache", lb, lc], 0, ["not compared: both sides need stat"])
 
-    print(f"gate: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return finish("gate")
 
 
 if __name__ == "__main__":

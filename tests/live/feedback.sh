@@ -17,15 +17,8 @@ KMS=$BUILD/kmemscope
 EXPECTED=10
 WORK=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "feedback: $KMS not built"; exit 1; }
+lib_begin feedback "$KMS"
 command -v script >/dev/null || { fail "feedback: script(1) not found (bsdutils)"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-feedback.XXXXXX) || exit 1
 
 ANNOUNCE='^Tracing kernel allocations .*\.\.\. Hit Ctrl-C to end\.$'
 

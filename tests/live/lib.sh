@@ -43,6 +43,18 @@ judge() {
 	fi
 }
 
+# lib_begin NAME TOOL...: the work directory $WORK, removed at exit, when
+# lib_finish judges the script; each TOOL (kmemscope first) must be built
+lib_begin() {
+	lib_name=$1
+	shift
+	trap '[ -n "$WORK" ] && rm -rf "$WORK"; lib_finish' EXIT
+	for tool; do
+		[ -x "$tool" ] || { fail "$lib_name: $tool not built"; exit 1; }
+	done
+	WORK=$(mktemp -d "/tmp/kmemscope-$lib_name.XXXXXX") || exit 1
+}
+
 lib_finish() {
 	if [ "$REPORTED" -ne "$EXPECTED" ]; then
 		echo "FAIL $(basename "$0"): $REPORTED of $EXPECTED checks reported"

@@ -25,15 +25,7 @@ N=2000
 EXPECTED=30
 WORK=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "script: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "script: $TRIGGER not built"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-script.XXXXXX) || exit 1
+lib_begin script "$KMS" "$TRIGGER"
 
 # the record python checks: PASS/FAIL lines, a Python error a FAIL line too
 pycheck() {

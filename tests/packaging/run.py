@@ -27,17 +27,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # argp's own options: every command has them, kmemscope(1) documents them
 ARGP_OWN = {"-?", "--help", "--usage", "-V", "--version"}
-passed = failed = 0
-
-
-def check(ok, name, why=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"PASS {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}: {why}")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, finish  # noqa: E402
 
 
 def run(args, **kw):
@@ -78,13 +69,13 @@ def check_pages(kms, mandir):
     cmds = commands(kms)
     want = {"kmemscope.1"} | {f"kmemscope-{c}.1" for c in cmds}
     have = {f for f in os.listdir(mandir) if f.endswith(".1")}
-    check(want == have, "a man page per command",
+    check("a man page per command", want == have,
           f"no page for {sorted(want - have)}, no command for {sorted(have - want)}")
     env = dict(os.environ, MANWIDTH="80", LANG="C.UTF-8")
     for page in sorted(have):
         r = run(["man", "--warnings", "-l", os.path.join(mandir, page)], env=env)
-        check(r.returncode == 0 and not r.stderr.strip() and len(r.stdout) > 500,
-              f"man --warnings -l {page}",
+        check(f"man --warnings -l {page}",
+              r.returncode == 0 and not r.stderr.strip() and len(r.stdout) > 500,
               f"exit {r.returncode}, {len(r.stdout)} bytes: {r.stderr.strip()[:300]}")
     for c in cmds:
         page = os.path.join(mandir, f"kmemscope-{c}.1")
@@ -92,12 +83,12 @@ def check_pages(kms, mandir):
             continue
         text = rendered(page)
         missing = sorted(o for o in options(kms, c) - ARGP_OWN if not documented(text, o))
-        check(not missing, f"kmemscope-{c}(1) documents every option of {c} --help",
+        check(f"kmemscope-{c}(1) documents every option of {c} --help", not missing,
               f"missing {missing}")
     text = rendered(os.path.join(mandir, "kmemscope.1"))
     missing = [o for o in ("--help", "--version", "-V") if not documented(text, o)]
     missing += [f"kmemscope-{c}(1)" for c in cmds if f"kmemscope-{c}(1)" not in text]
-    check(not missing, "kmemscope(1) documents --help, --version and names every page",
+    check("kmemscope(1) documents --help, --version and names every page", not missing,
           f"missing {missing}")
 
 
@@ -107,11 +98,11 @@ def check_version(kms):
     out = run([kms, "--version"]).stdout.splitlines()
     ok = (len(out) == 2 and out[0] == f"kmemscope {release} (git {describe})"
           and re.fullmatch(r"libbpf v?\d+\.\d+(\.\d+)?", out[1]))
-    check(ok, "kmemscope --version: release, git describe, libbpf",
+    check("kmemscope --version: release, git describe, libbpf", ok,
           f"{out} (want 'kmemscope {release} (git {describe})', 'libbpf vX.Y')")
     bad = [c for c in commands(kms) + ["-V"]
            if run([kms] + ([c, "-V"] if c != "-V" else ["-V"])).stdout.splitlines() != out]
-    check(not bad, "-V prints the same, for kmemscope and every command", f"differs: {bad}")
+    check("-V prints the same, for kmemscope and every command", not bad, f"differs: {bad}")
 
 
 def check_install(build, kms):
@@ -125,21 +116,22 @@ def check_install(build, kms):
                        "usr/local/share/bash-completion/completions/kmemscope",
                        "usr/local/share/man/man1/kmemscope.1"] +
                       [f"usr/local/share/man/man1/kmemscope-{c}.1" for c in commands(kms)])
-        check(r.returncode == 0 and files == want, "make install DESTDIR= PREFIX=/usr/local",
+        check("make install DESTDIR= PREFIX=/usr/local", r.returncode == 0 and files == want,
               f"exit {r.returncode} {r.stderr.strip()[:200]}; extra "
               f"{sorted(set(files) - set(want))}, missing {sorted(set(want) - set(files))}")
         binary = os.path.join(dest, "usr/local/bin/kmemscope")
         mode = oct(os.stat(binary).st_mode & 0o777) if os.path.exists(binary) else None
         found = run(["man", "-M", os.path.join(dest, "usr/local/share/man"), "-w",
                      "kmemscope-leaks"]).stdout.strip()
-        check(mode == "0o755" and found.endswith("man1/kmemscope-leaks.1"),
-              "installed: binary 0755, man finds kmemscope-leaks(1)", f"mode {mode}, man -w '{found}'")
-        check_completion(os.path.join(dest, "usr/local/share/bash-completion/completions/kmemscope"),
-                         binary)
+        check("installed: binary 0755, man finds kmemscope-leaks(1)",
+              mode == "0o755" and found.endswith("man1/kmemscope-leaks.1"),
+              f"mode {mode}, man -w '{found}'")
+        check_completion(os.path.join(dest, "usr/local/share/bash-completion/completions",
+                                      "kmemscope"), binary)
         r = run(["make", "--no-print-directory", "-C", ROOT, f"OUTPUT={os.path.abspath(build)}",
                  f"DESTDIR={dest}", "PREFIX=/usr/local", "uninstall"])
         left = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]
-        check(r.returncode == 0 and not left, "make uninstall removes every file",
+        check("make uninstall removes every file", r.returncode == 0 and not left,
               f"exit {r.returncode}, left {left}")
     finally:
         shutil.rmtree(dest)
@@ -155,12 +147,12 @@ def complete(script, words):
 def check_completion(script, kms):
     cmds = commands(kms)
     got = complete(script, [kms, ""])
-    check(got == set(cmds) | {"--help", "--version"}, "completion: the commands",
+    check("completion: the commands", got == set(cmds) | {"--help", "--version"},
           f"got {sorted(got)}")
     for c in cmds:
         want = options(kms, c)
         got = complete(script, [kms, c, "-"])
-        check(got == want and want, f"completion: the options of {c}",
+        check(f"completion: the options of {c}", got == want and want,
               f"missing {sorted(want - got)}, extra {sorted(got - want)}")
 
 
@@ -179,23 +171,23 @@ def check_packager():
                  "LDFLAGS=-Wl,-z,relro -Wl,-z,now"]
         r = run(["make", "--no-print-directory", "-C", src, f"OUTPUT={out}", "V=1", "-j2"] +
                 flags + ["all"])
-        check(r.returncode == 0, "make CFLAGS= CPPFLAGS= LDFLAGS= OUTPUT= builds a tarball's tree",
+        check("make CFLAGS= CPPFLAGS= LDFLAGS= OUTPUT= builds a tarball's tree", r.returncode == 0,
               f"exit {r.returncode}: {(r.stderr or r.stdout).strip()[-400:]}")
         cc = [line for line in r.stdout.splitlines() if " -c src/" in line]
         bad = [line for line in cc if not all(f in line for f in
                                               ("-Iinclude", "-DKMS_PACKAGER_FLAG", "-O2 -g"))]
-        check(cc and not bad, "every compile keeps the build's flags and adds the packager's",
+        check("every compile keeps the build's flags and adds the packager's", cc and not bad,
               f"{len(cc)} compiles, {len(bad)} without: {bad[:1]}")
         kms = os.path.join(out, "kmemscope")
         dyn = run(["readelf", "-d", kms]).stdout
         sections = run(["readelf", "-S", kms]).stdout
         now = "BIND_NOW" in dyn or re.search(r"FLAGS_1.*\bNOW\b", dyn)
-        check(now and ".debug_info" in sections,
-              "the binary is linked with the packager's LDFLAGS and CFLAGS (-z now, -g)",
+        check("the binary is linked with the packager's LDFLAGS and CFLAGS (-z now, -g)",
+              now and ".debug_info" in sections,
               f"bind now: {bool(now)}, .debug_info: {'.debug_info' in sections}")
         release = open(os.path.join(ROOT, "VERSION")).read().strip()
         first = run([kms, "--version"]).stdout.splitlines()[:1]
-        check(first == [f"kmemscope {release}"], "--version without .git: the VERSION file",
+        check("--version without .git: the VERSION file", first == [f"kmemscope {release}"],
               f"{first}")
     finally:
         shutil.rmtree(work)
@@ -209,16 +201,15 @@ def main():
     kms = os.path.abspath(os.path.join(build, "kmemscope"))
     for tool in ("man", "bash", "make", "git", "readelf", "pandoc"):
         if not shutil.which(tool):
-            check(False, f"setup: {tool} found", "not installed (make deps)")
+            check(f"setup: {tool} found", False, "not installed (make deps)")
     if os.access(kms, os.X_OK) and os.path.isdir(os.path.join(build, "man")):
         check_pages(kms, os.path.join(build, "man"))
         check_version(kms)
         check_install(build, kms)
         check_packager()
     else:
-        check(False, "setup: built", f"{kms} or {build}/man missing (make all)")
-    print(f"packaging: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+        check("setup: built", False, f"{kms} or {build}/man missing (make all)")
+    sys.exit(finish("packaging"))
 
 
 if __name__ == "__main__":
