@@ -64,6 +64,7 @@ struct plan {
 	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
 	long pcpu_rq_off;
 	long pcpu_pc_off;
+	const char *pc_var;	/* where pcpu_pc_off points (probe shows it), NULL if nowhere */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
 	/*
