@@ -27,6 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "live"))
 from jsondiff import report_diff  # noqa: E402
+import matrix  # noqa: E402
 
 MODULE = "kmemscope_test"
 FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
@@ -145,6 +146,41 @@ def check_kernel(spec, begin):
         errs.append("guest kernel %s PREEMPT_RT (uname -v: %s)" %
                     ("is not" if spec["rt"] else "is", " ".join(words[1:])))
     return errs
+
+
+OOPS_RE = re.compile(r"\b(Oops|BUG:|WARNING:|general protection fault|Call Trace:)")
+
+
+@guarded(lambda m, *a: [m])
+def kernel_log(serial):
+    """An oops, BUG or WARNING the guest survived still fails (issue #11 saw an int3 oops
+    at kmem:kfree's jump label while kmemscope attached on 6.12): the lines around it."""
+    with open(serial, "rb") as f:
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    hits = [i for i, L in enumerate(lines) if OOPS_RE.search(L)]
+    if not hits:
+        return []
+    return ["the guest kernel reported %d oops/BUG/WARNING line(s), the first:" % len(hits)] + \
+        [L.rstrip("\r") for L in lines[hits[0]:hits[0] + 12]]
+
+
+@guarded(lambda m, *a: [m])
+def probe_recorded(doc, kernel, rt, outdir):
+    """The guest's attach plan, as the support matrix shows it, must be the one recorded
+    in tests/qemu/probes/ (README's table is rendered from those files)."""
+    got = matrix.normalize(doc, kernel, rt)
+    path = os.path.join(outdir, "files", "probe.matrix.json")
+    with open(path, "w") as f:
+        json.dump(got, f, indent=1, sort_keys=True)
+    rec = os.path.join(matrix.PROBES, kernel + ".json")
+    try:
+        with open(rec) as f:
+            want = json.load(f)
+    except (OSError, ValueError) as e:
+        return ["no recorded plan for %s (%s): tests/qemu/matrix.py update BUILD_DIR" % (kernel, e)]
+    diffs = report_diff(want, got)
+    return ["the plan differs from %s at %s: review, then tests/qemu/matrix.py update "
+            "BUILD_DIR" % (os.path.relpath(rec), "; ".join(diffs[:5]))] if diffs else []
 
 
 @guarded(lambda m, *a: [m])
@@ -710,7 +746,7 @@ def main():
     spec = KERNELS[args.kernel]
     begin = next((rest for kind, rest in status if kind == "BEGIN"), "")
     rt = "PREEMPT_RT" in begin.split()
-    results = [("kernel", check_kernel(spec, begin), [begin])]
+    results = [("kernel", check_kernel(spec, begin), [begin]), ("kernel.log", kernel_log(serial), [])]
 
     if any(kind == "SELFTEST" for kind, _ in status):
         for name, cmd in scenarios(os.path.join(here, "scenarios.txt")):
@@ -733,6 +769,8 @@ def main():
         if rcs.get("probe", (1,))[0] != 0:
             errs.insert(0, "kmemscope probe exited %d" % rcs.get("probe", (-1,))[0])
         results.append(("probe", errs, []))
+        if doc is not None:
+            results.append(("probe.recorded", probe_recorded(doc, args.kernel, rt, outdir), []))
 
     fdir = os.path.join(outdir, "files")
     deferred_run = {"": set(), ".replay": set()}
