@@ -569,7 +569,7 @@ static long member_off(const struct btf *btf, const struct btf_type *st, const c
 }
 
 /* offset of a variable in the kernel's per-CPU section, from BTF; -1 if absent */
-static long percpu_off(const struct btf *btf, const char *name, const char *member)
+long plan__percpu_off(const struct btf *btf, const char *name, const char *member)
 {
 	int n = btf__type_cnt(btf);
 
@@ -607,11 +607,11 @@ static long percpu_off(const struct btf *btf, const char *name, const char *memb
  */
 static void find_context_offsets(struct plan *p, const struct btf *btf)
 {
-	p->pcpu_rq_off = btf ? percpu_off(btf, "runqueues", NULL) : -1;
-	p->pcpu_pc_off = btf ? percpu_off(btf, "__preempt_count", NULL) : -1;
+	p->pcpu_rq_off = btf ? plan__percpu_off(btf, "runqueues", NULL) : -1;
+	p->pcpu_pc_off = btf ? plan__percpu_off(btf, "__preempt_count", NULL) : -1;
 	p->pc_var = "__preempt_count";
 	if (btf && p->pcpu_pc_off < 0) {
-		p->pcpu_pc_off = percpu_off(btf, "pcpu_hot", "preempt_count");
+		p->pcpu_pc_off = plan__percpu_off(btf, "pcpu_hot", "preempt_count");
 		p->pc_var = "pcpu_hot.preempt_count";
 	}
 	if (p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
