@@ -768,7 +768,12 @@ def main():
         errs = [err] if err else check_probe(doc, spec)
         if rcs.get("probe", (1,))[0] != 0:
             errs.insert(0, "kmemscope probe exited %d" % rcs.get("probe", (-1,))[0])
-        results.append(("probe", errs, []))
+        # the plan in the test output: how each family attached on this kernel
+        plan = ["%s=%s" % (f.get("family"), f.get("method") if f.get("traced") else "NOT-TRACED")
+                for f in (doc or {}).get("families") or []]
+        ctx = (doc or {}).get("context_capture") or {}
+        plan.append("context=%s" % (ctx.get("preempt_count") or "unknown"))
+        results.append(("probe", errs, plan))
         if doc is not None:
             results.append(("probe.recorded", probe_recorded(doc, args.kernel, rt, outdir), []))
 
