@@ -172,10 +172,10 @@ boot_and_check() {
 	local k=$1 res=$RES/$1 start rc
 	start=$(date +%s)
 	set +e
+	# The guest's CPU time (user + system of qemu) shows how many host CPUs a guest
+	# keeps busy, whatever else the machine runs: what decides KMS_QEMU_JOBS.
 	# no_timer_check: under TCG on a busy host the IO-APIC timer check can fail and
-	# panic the guest at boot (seen with 6.1-rt)
-	# the guest's CPU time (user + system of qemu) shows how many host CPUs a guest
-	# keeps busy, whatever else the machine runs: what decides KMS_QEMU_JOBS
+	# panic the guest at boot (seen with 6.1-rt).
 	/usr/bin/time -f '%U %S' -o "$res/cpu" \
 	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
 		-kernel "$2" -initrd "$3" \
