@@ -13,6 +13,7 @@
  *       gfp=kernel|atomic|nowait|zero|dma32
  */
 #include <linux/module.h>
+#include <linux/version.h>
 #include <linux/kernel.h>
 #include <linux/debugfs.h>
 #include <linux/slab.h>
@@ -48,7 +49,15 @@ static unsigned int cache_size = 200;
 module_param(cache_size, uint, 0444);
 MODULE_PARM_DESC(cache_size, "object size of the module's own kmem_cache");
 
-/* pcpu_obj_full_size() adds a memcg pointer per 4 bytes unless cgroup.memory=nokmem */
+/*
+ * pcpu_obj_full_size() adds a memcg pointer per 4 bytes unless cgroup.memory=nokmem,
+ * with kernel memory accounting: CONFIG_MEMCG_KMEM, folded into CONFIG_MEMCG in 6.10
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+#define KMS_MEMCG_KMEM	IS_ENABLED(CONFIG_MEMCG)
+#else
+#define KMS_MEMCG_KMEM	IS_ENABLED(CONFIG_MEMCG_KMEM)
+#endif
 static bool nokmem;
 module_param(nokmem, bool, 0444);
 MODULE_PARM_DESC(nokmem, "set when the guest boots with cgroup.memory=nokmem");
@@ -566,7 +575,7 @@ static KMS_FN int kms_do_percpu(struct kms_run *r)
 		l->allocs++;
 		l->bytes_req += asize;
 		l->bytes_alloc += asize * num_possible_cpus();
-		if (IS_ENABLED(CONFIG_MEMCG_KMEM) && !nokmem)
+		if (KMS_MEMCG_KMEM && !nokmem)
 			l->bytes_alloc += asize / PCPU_MIN_ALLOC_SIZE * sizeof(void *);
 		kms_line_gfp(l, gfp, r->a->gfpname);
 		free_percpu(p);

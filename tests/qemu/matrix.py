@@ -39,7 +39,7 @@ def normalize(probe, kernel, rt):
     moves with every Debian update without changing the plan."""
     fams = {}
     for ev in probe.get("events") or []:
-        fam = ev.get("family") or ("deferred frees" if ev.get("deferred") else None)
+        fam = ev.get("family")
         if fam is None:
             continue
         f = fams.setdefault(fam, {"traced": [], "not_traced": []})
@@ -50,7 +50,6 @@ def normalize(probe, kernel, rt):
                                                  else "", why_not(ev)))
     ctx = probe.get("context_capture") or {}
     return {"kernel": kernel, "preempt_rt": rt, "families": fams,
-            "rcu_object_arg": (probe.get("deferred_frees") or {}).get("rcu_object_arg"),
             "context_capture": ctx.get("preempt_count") if ctx.get("available") else None}
 
 
@@ -69,16 +68,17 @@ def render(recorded):
             if f is None:
                 rows.append("| %s | %s | - | no event in the plan |" % (k, fam))
                 continue
-            extra = [] if fam != "deferred frees" else \
-                ["kvfree_call_rcu() passes the object as %s" % m["rcu_object_arg"]]
-            rows.append("| %s | %s | %s | %s |" % (k, fam, cell(f["traced"] + extra),
+            rows.append("| %s | %s | %s | %s |" % (k, fam, cell(f["traced"]),
                                                   cell(f["not_traced"])))
         ctx = m["context_capture"]
-        note = ("spinlock_t sections and softirqs are preemptible: not atomic context"
-                if m["preempt_rt"] else "-")
+        # what the preempt count cannot show (docs/detectors.md), on every kernel and on RT
+        blind = ["bare local_irq_save(): IRQs off without preemption off is not counted"]
+        if m["preempt_rt"]:
+            blind.append("spinlock_t sections and softirqs: preemptible on RT, so process "
+                         "context (true there, atomic on other kernels)")
         rows.append("| %s | misuse context | %s | %s |" % (
             k, "per-CPU %s" % ctx if ctx else "-",
-            note if ctx else "no preempt count in BTF: every context unknown"))
+            cell(blind) if ctx else "no preempt count in BTF: every context unknown"))
     return "\n".join(rows) + "\n"
 
 
@@ -127,8 +127,9 @@ def main():
     if sys.argv[1] == "update":
         if have is None:
             sys.exit("matrix.py: README.md has no %s ... %s section" % (BEGIN, END))
+        pre, rest = text.split(BEGIN, 1)
         with open(readme, "w") as f:
-            f.write(text.replace(BEGIN + "\n" + have + END, BEGIN + "\n" + want + END))
+            f.write(pre + BEGIN + "\n" + want + END + rest.split(END, 1)[1])
         print("matrix.py: recorded %d kernel(s), README's table rewritten" % len(made))
         return
     if have != want:
