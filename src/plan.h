@@ -12,6 +12,8 @@
 #include "kmemscope.h"
 #include "collector.h"
 
+struct btf;
+
 struct kmemscope_bpf;
 
 enum plan_method {
@@ -64,6 +66,7 @@ struct plan {
 	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
 	long pcpu_rq_off;
 	long pcpu_pc_off;
+	const char *pc_var;	/* where pcpu_pc_off points (probe shows it), NULL if nowhere */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
 	/*
@@ -91,6 +94,11 @@ void plan__free(struct plan *p);
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 
 int plan__print_text(const struct plan *p, FILE *out);
+/*
+ * Offset of a per-CPU variable (name) or of a member of one (member, also inside
+ * anonymous unions and structs), from the kernel's BTF; -1 if absent.
+ */
+long plan__percpu_off(const struct btf *btf, const char *name, const char *member);
 int plan__print_json(const struct plan *p, const char *kernel, FILE *out);
 
 #endif
