@@ -20,6 +20,7 @@
 #define TOP_PX		64	/* title, subtitle, buttons */
 #define BOTTOM_PX	28	/* hover details, search share */
 #define NAME_MAX_LEN	256
+#define LEGEND_CHAR_PX	8	/* wide enough for the fonts that stand in for Verdana */
 
 static struct flame_node *node_new(struct flame *f, struct flame_node *parent, const char *name,
 				   int family)
@@ -372,7 +373,7 @@ static void legend_svg(const struct flame *f, FILE *out)
 			;
 		if (!c)
 			continue;
-		x -= strlen(name) * CHAR_PX + 22;
+		x -= strlen(name) * LEGEND_CHAR_PX + 24;
 		fprintf(out, "<rect x=\"%.1f\" y=\"50\" width=\"10\" height=\"10\" "
 			"fill=\"rgb(%d,%d,%d)\"/><text x=\"%.1f\" y=\"59\">%s</text>\n", x,
 			fam_rgb[fam][0], fam_rgb[fam][1], fam_rgb[fam][2], x + 14, name);
