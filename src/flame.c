@@ -287,9 +287,9 @@ static size_t frames_svg(const struct flame *f, const struct flame_node *n, doub
 }
 
 /*
- * Hover, zoom and search. A URL fragment does what a click would
- * (#zoom=NAME zooms to the first frame so named, #search=REGEX searches),
- * which also lets a headless browser check the script.
+ * Hover, zoom and search. A URL fragment does what clicks would
+ * (#zoom=NAME zooms to the first frame so named, #search=REGEX searches,
+ * both joined by '&'), which also lets a headless browser check the script.
  */
 static const char script[] =
 	"var W=%d,PAD=%d,MIN=%g,CW=%g,total,frames,details,matched,unzoom,hl='rgb(230,0,230)';\n"
@@ -330,10 +330,10 @@ static const char script[] =
 	" document.getElementById('search').addEventListener('click',ask);\n"
 	" document.addEventListener('keydown',function(e){if((e.ctrlKey||e.metaKey)&&e.key==='f')"
 	"{e.preventDefault();ask();}else if(e.key==='Escape'){zoom(frames[0]);search(null);}});\n"
-	" var h=decodeURIComponent(location.hash.substring(1)),m;\n"
-	" if((m=/^zoom=(.*)$/.exec(h)))frames.forEach(function(g){if(g.getAttribute('data-n')===m[1]"
-	"&&unzoom.style.opacity!=='1')zoom(g);});\n"
-	" if((m=/^search=(.*)$/.exec(h)))search(new RegExp(m[1]));}\n"
+	" location.hash.substring(1).split('&').forEach(function(kv){var k=kv.split('=')[0],"
+	"v=decodeURIComponent(kv.substring(k.length+1));\n"
+	"  if(k==='zoom')frames.some(function(g){return g.getAttribute('data-n')===v&&(zoom(g),true);});\n"
+	"  else if(k==='search')search(new RegExp(v));});}\n"
 	"window.addEventListener('load',init);\n";
 
 static void title_svg(const struct flame *f, const struct profile *p, FILE *out)
