@@ -105,7 +105,9 @@ int cmd_stat(int argc, char **argv)
 		"  kmemscope stat -- tar xf l.tar        what tar and its children allocate\n"
 		"  kmemscope stat -a -- sleep 5          whole system while 'sleep 5' runs\n"
 		"  kmemscope stat -p 1234 -s waste -n 10 waste of pid 1234, top 10 sites\n"
-		"  kmemscope stat -F slab --json -o out.json -d 5\n\n"
+		"  kmemscope stat -F slab --json -o out.json -d 5\n"
+		"  kmemscope stat --flamegraph b.svg -- make   bytes allocated by stack, as a "
+		"flame graph\n\n"
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error (not "
 		"root, no BTF, no tracefs); otherwise CMD's exit status with -- CMD (128+N if "
 		"signal N killed it, 127 if it cannot run), else 0.",
