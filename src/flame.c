@@ -336,6 +336,23 @@ static const char script[] =
 	"  else if(k==='search')search(new RegExp(v));});}\n"
 	"window.addEventListener('load',init);\n";
 
+/* " (1.4 GiB)" after a total of bytes from 1 KiB on */
+static void binary_units(const struct flame *f, FILE *out)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = f->root->value;
+	int u = -1;
+
+	if (strcmp(profile_value_unit(f->value), "bytes"))
+		return;
+	while (v >= 1024 && u < 3) {
+		v /= 1024;
+		u++;
+	}
+	if (u >= 0)
+		fprintf(out, " (%.1f %s)", v, units[u]);
+}
+
 static void title_svg(const struct flame *f, const struct profile *p, FILE *out)
 {
 	const char *cmd = p->o.command ? p->o.command : "kmemscope";
@@ -353,6 +370,7 @@ static void title_svg(const struct flame *f, const struct profile *p, FILE *out)
 		fprintf(out, ", %s", !strcmp(p->o.source, "file") ? "from a trace file" : "live");
 	fprintf(out, ", %llu %s in total", (unsigned long long)f->root->value,
 		profile_value_text(f->value));
+	binary_units(f, out);
 	if (p->o.quality)
 		fprintf(out, p->complete ? ", no records lost" :
 			", records lost or skipped (%llu): values may fall short",
