@@ -52,6 +52,29 @@ fcheck() {
 	judge "$name"
 }
 
+# fsame NAME FILE: the folded stacks of the last run are FILE's
+fsame() {
+	fcheck "$1" "$2" <<'EOF'
+import sys, folded
+print(folded.same(sys.argv[1], sys.argv[2]))
+EOF
+}
+
+# svgcheck NAME SVG FOLDED TEXT...: well-formed, one frame per drawable node of FOLDED, TEXTs in it
+svgcheck() {
+	name=$1
+	svg=$2
+	shift 2
+	run xmllint --noout "$svg"
+	res=ok
+	judge "$name: xmllint finds the SVG well-formed"
+	run cat "$svg"
+	fcheck "$name: one frame per folded node wide enough, titled" "$@" <<'EOF'
+import sys, folded
+print(folded.svg_frames(*sys.argv[1:]))
+EOF
+}
+
 # --- usage ---------------------------------------------------------------------
 run "$KMS" stat --help
 if [ "$RC" -eq 0 ] && grep -q -- '--folded' "$WORK/out" && grep -q -- '--flamegraph' "$WORK/out"; then
@@ -91,29 +114,11 @@ print("ok" if got == want and want > 0 else f"folded sum {got}, report {key} {wa
 EOF
 done
 run "$KMS" stat -i "$WORK/s.kmt" --folded=alloc_count
-fcheck "stat: the replay's folded stacks are the live run's" "$WORK/s.folded" <<'EOF'
-import sys, folded
-a, b = sorted(folded.read(sys.argv[1])), sorted(folded.read(sys.argv[2]))
-diff = set(a) ^ set(b)
-print("ok" if a == b else f"{len(a)} vs {len(b)} lines, e.g. {sorted(diff)[:2]}")
-EOF
+fsame "stat: the replay's folded stacks are the live run's" "$WORK/s.folded"
 
 # --- the flame graph of that run -------------------------------------------------
-run xmllint --noout "$WORK/s.svg"
-res=ok
-judge "flamegraph: xmllint finds the SVG well-formed"
-run cat "$WORK/s.svg"
-fcheck "flamegraph: one frame per folded node wide enough, titled" "$WORK/s.folded" \
-	"$(uname -r)" <<'EOF'
-import re, sys, folded
-svg = open(sys.argv[1]).read()
-want = folded.drawn(folded.read(sys.argv[2]))
-attr = int(re.search(r'data-frames="(\d+)"', svg).group(1))
-frames = svg.count('<g class="f"')
-title = re.search(r'<text id="subtitle"[^>]*>([^<]*)<', svg).group(1)
-ok = attr == frames == want and sys.argv[3] in title and "allocations" in svg
-print("ok" if ok else f"data-frames {attr}, {frames} frames, {want} nodes drawable; {title}")
-EOF
+svgcheck "flamegraph" "$WORK/s.svg" "$WORK/s.folded" "kernel $(uname -r)," \
+	"kmemscope stat: allocations by kernel stack"
 # one page load for both (Chromium takes seconds to start): zoom to the pipe syscall, then search
 run timeout 120 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$WORK/chrome" \
 	--dump-dom "file://$WORK/s.svg#zoom=do_pipe2&search=pipe"
@@ -197,20 +202,6 @@ print("ok" if got == want and want > 0 else f"folded sum {got}, report {want}")
 EOF
 done
 run "$KMS" leaks -i "$WORK/l.kmt" --folded=inuse_count
-fcheck "leaks: the replay's folded stacks are the live run's" "$WORK/l.folded" <<'EOF'
-import sys, folded
-a, b = sorted(folded.read(sys.argv[1])), sorted(folded.read(sys.argv[2]))
-print("ok" if a == b else f"{len(a)} vs {len(b)} lines, e.g. {sorted(set(a) ^ set(b))[:2]}")
-EOF
-run xmllint --noout "$WORK/l.svg"
-res=ok
-judge "leaks flamegraph: xmllint finds the SVG well-formed"
-run cat "$WORK/l.svg"
-fcheck "leaks flamegraph: objects outstanding, one frame per node" "$WORK/l.folded" <<'EOF'
-import re, sys, folded
-svg = open(sys.argv[1]).read()
-want = folded.drawn(folded.read(sys.argv[2]))
-attr = int(re.search(r'data-frames="(\d+)"', svg).group(1))
-ok = attr == svg.count('<g class="f"') == want and "objects outstanding by kernel stack" in svg
-print("ok" if ok else f"data-frames {attr}, {want} nodes drawable")
-EOF
+fsame "leaks: the replay's folded stacks are the live run's" "$WORK/l.folded"
+svgcheck "leaks flamegraph" "$WORK/l.svg" "$WORK/l.folded" \
+	"kmemscope leaks: objects outstanding by kernel stack"

@@ -33,3 +33,22 @@ def drawn(lines):
             nodes[key] = nodes.get(key, 0) + v
     scale = (WIDTH - 2 * PAD) / total if total else 0
     return (1 if total else 0) + sum(1 for v in nodes.values() if v * scale >= MIN_PX)
+
+
+def same(path_a, path_b):
+    """"ok" when two folded outputs hold the same lines, else what differs"""
+    a, b = sorted(read(path_a)), sorted(read(path_b))
+    return "ok" if a == b else f"{len(a)} vs {len(b)} lines, e.g. {sorted(set(a) ^ set(b))[:2]}"
+
+
+def svg_frames(svg_path, folded_path, *texts):
+    """"ok" when the SVG draws one frame per node of the folded tree wide enough (and
+    says so in data-frames), and holds every text"""
+    import re
+    svg = open(svg_path).read()
+    want = drawn(read(folded_path))
+    attr = int(re.search(r'data-frames="(\d+)"', svg).group(1))
+    frames = svg.count('<g class="f"')
+    missing = [t for t in texts if t not in svg]
+    ok = attr == frames == want and not missing
+    return "ok" if ok else f"data-frames {attr}, {frames} frames, {want} drawable; missing {missing}"
