@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <jansson.h>
 
 /* exit statuses of check (docs/ci.md) */
@@ -133,5 +134,17 @@ void gate_limit_name(const struct gate_limit *l, int metric, char *buf, size_t l
  * count of failures in "regressions".
  */
 json_t *gate_check(const json_t *base, const json_t *cur, const struct gate_rules *r);
+
+/* ---- output (gate_output.c): renderings of diff and check documents ---- */
+/* top: changed keys shown, 0 for all */
+void gate_print_diff(FILE *out, const json_t *doc, unsigned long top);
+/* every line starts with prefix ("# " inside KTAP) */
+void gate_print_check(FILE *out, const json_t *doc, const char *prefix);
+/* KTAP version 1 (Documentation/dev-tools/ktap.rst): one test per result */
+void gate_print_ktap(FILE *out, const json_t *doc);
+/* 0, or -1 with the error printed */
+int gate_write_junit(const char *path, const json_t *doc);
+/* under GitHub Actions: ::error lines and a Markdown step summary */
+void gate_print_github(FILE *out, const json_t *doc);
 
 #endif

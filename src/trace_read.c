@@ -30,6 +30,16 @@ struct stack_item {
 	__u64 ips[KMS_MAX_STACK];
 };
 
+/*
+ * What a reader keeps is capped, so a small file that decompresses into
+ * gigabytes (forged, or damaged under a valid CRC) is cut at a block instead
+ * of eating the machine. Real files stay far below: a distribution kernel's
+ * kallsyms with its modules is ~10 MiB of text, and a recorder writes stack
+ * ids of one BPF stack map (16384 entries).
+ */
+#define TRACE_SYMS_MAX		(256u << 20)
+#define TRACE_STACKS_MAX	(1u << 20)
+
 /* the SYMS blocks' text, put together */
 struct text {
 	char *p;
@@ -99,6 +109,7 @@ static int walk_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 
 		       bool keep, char *why, size_t wlen)
 {
 	const __u8 *end = p + len;
+	size_t fresh = 0;	/* ids not kept yet (a repeat within the block counts twice) */
 
 	for (__u32 i = 0; i < count; i++) {
 		struct stack_item *it;
@@ -115,6 +126,11 @@ static int walk_stacks(struct trace_reader *r, const __u8 *p, size_t len, __u32 
 		if (hdr[1] > KMS_MAX_STACK || (size_t)(end - p) < hdr[1] * sizeof(__u64) ||
 		    (__s32)hdr[0] < 0) {
 			say(why, wlen, "stack %u of %u is damaged", i, count);
+			return -EINVAL;
+		}
+		if (!keep && kvec__find(&r->stacks, &(__u64){ hdr[0] }) < 0 &&
+		    r->stacks.nr + ++fresh > TRACE_STACKS_MAX) {
+			say(why, wlen, "more than %u distinct stacks", TRACE_STACKS_MAX);
 			return -EINVAL;
 		}
 		if (keep) {
@@ -182,8 +198,13 @@ static int keep_block(struct trace_reader *r, const struct kms_block_header *h, 
 	case KMS_BLK_STACKS:
 		return keep_stacks(r, p, h->raw_len, h->count, why, wlen);
 	case KMS_BLK_SYMS: {
-		char *n = realloc(syms->p, syms->len + h->raw_len + 1);
+		char *n = NULL;
 
+		if (syms->len + h->raw_len > TRACE_SYMS_MAX) {
+			say(why, wlen, "symbols exceed %u MiB", TRACE_SYMS_MAX >> 20);
+			return -EINVAL;
+		}
+		n = realloc(syms->p, syms->len + h->raw_len + 1);
 		if (!n) {
 			say(why, wlen, "%s", strerror(ENOMEM));
 			return -ENOMEM;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <zlib.h>
+#include <zstd.h>
 #include <cmocka.h>
 
 #include "ksyms.h"
@@ -1119,6 +1120,63 @@ static void test_forged_stacks_and_syms(void **state)
 	small_free(&s);
 }
 
+/*
+ * What a reader keeps is capped: a file whose blocks decode into more symbol
+ * text or more distinct stacks than any recorder writes is cut at the block
+ * that passes the cap, and what came before still reads.
+ */
+static void test_capped_syms_and_stacks(void **state)
+{
+	const size_t nstacks = (1u << 20) + 1, raw = KMS_BLOCK_MAX;
+	size_t base, end, zlen = ZSTD_compressBound(raw);
+	__u32 *ids = calloc(nstacks, 2 * sizeof(__u32));
+	char *text = malloc(raw), why[192];
+	struct trace_reader *r;
+	struct small s;
+	__u8 *p, *z = malloc(zlen);
+
+	assert_true(ids && text && z);
+	small_make(&s);
+	base = s.b[1].off;	/* after the META block */
+	/* the stacks: 2^20 distinct ids of no frames in one block, then one more */
+	for (size_t i = 0; i < nstacks; i++)
+		ids[2 * i] = i;
+	p = malloc(base + 3 * sizeof(struct kms_block_header) + nstacks * 8 + 64);
+	assert_non_null(p);
+	memcpy(p, s.p, base);
+	end = forge(p, base, KMS_BLK_STACKS, KMS_CODEC_NONE, 1, nstacks - 1, (nstacks - 1) * 8,
+		    ids, (nstacks - 1) * 8);
+	/* a known id passes the cap; the new one does not */
+	end = forge(p, end, KMS_BLK_STACKS, KMS_CODEC_NONE, 2, 1, 8, &ids[0], 8);
+	end = forge(p, end, KMS_BLK_STACKS, KMS_CODEC_NONE, 3, 1, 8, &ids[2 * (nstacks - 1)], 8);
+	assert_int_equal(trace_reader__open_mem(&r, p, end, why, sizeof(why)), 0);
+	assert_int_equal(trace_reader__info(r)->blocks, 3);
+	assert_non_null(strstr(trace_reader__info(r)->cut, "distinct stacks"));
+	trace_reader__free(r);
+	free(p);
+	/* the symbols: full blocks of one repeated line, compressed, until past 256 MiB */
+	for (size_t i = 0; i < raw; i += 32)
+		memcpy(text + i, "ffffffff81000000 T some_symbol\n", 32);
+	zlen = ZSTD_compress(z, zlen, text, raw, 1);
+	assert_false(ZSTD_isError(zlen));
+	p = malloc(base + 20 * (sizeof(struct kms_block_header) + zlen));
+	assert_non_null(p);
+	memcpy(p, s.p, base);
+	end = base;
+	for (int i = 0; i < 17; i++)
+		end = forge(p, end, KMS_BLK_SYMS, KMS_CODEC_ZSTD, 1 + i, raw / 32, raw, z, zlen);
+	assert_int_equal(trace_reader__open_mem(&r, p, end, why, sizeof(why)), 0);
+	/* 16 blocks of 16 MiB make the 256 MiB allowed: the 17th is cut */
+	assert_int_equal(trace_reader__info(r)->blocks, 17);
+	assert_non_null(strstr(trace_reader__info(r)->cut, "symbols exceed"));
+	trace_reader__free(r);
+	free(p);
+	free(z);
+	free(text);
+	free(ids);
+	small_free(&s);
+}
+
 /* a zstd block whose payload decodes to nothing */
 static void test_empty_payloads(void **state)
 {
@@ -1200,6 +1258,7 @@ int main(void)
 		cmocka_unit_test(test_forged_meta_and_end),
 		cmocka_unit_test(test_forged_data),
 		cmocka_unit_test(test_forged_stacks_and_syms),
+		cmocka_unit_test(test_capped_syms_and_stacks),
 		cmocka_unit_test(test_empty_payloads),
 		cmocka_unit_test(test_files),
 	};
