@@ -813,7 +813,7 @@ static error_t report_parse(int key, char *arg, struct argp_state *state)
 static const struct argp_child report_children[] = {
 	CHILD(live_argp), CHILD(record_argp), CHILD(input_argp), {}
 };
-static const struct argp report_argp = { filter_options, report_parse, NULL, NULL,
+const struct argp session_report_argp = { filter_options, report_parse, NULL, NULL,
 					 report_children };
 
 static error_t tracing_parse(int key, char *arg, struct argp_state *state)
@@ -833,6 +833,8 @@ static error_t file_parse(int key, char *arg, struct argp_state *state)
 static const struct argp_child file_children[] = { CHILD(input_argp), {} };
 static const struct argp file_argp = { filter_options, file_parse, NULL, NULL, file_children };
 
-const struct argp_child session_report_children[] = { { &report_argp, 0, NULL, 1 }, {} };
+const struct argp_child session_report_children[] = {
+	{ &session_report_argp, 0, NULL, 1 }, {}
+};
 const struct argp_child session_tracing_children[] = { { &tracing_argp, 0, NULL, 1 }, {} };
 const struct argp_child session_file_children[] = { { &file_argp, 0, NULL, 1 }, {} };

@@ -72,6 +72,8 @@ struct session_args {
  * tracing (record, probe): live tracing; file (script): -i FILE.
  */
 extern const struct argp_child session_report_children[];
+/* the reports' groups, for a command that adds groups of its own (export.h) */
+extern const struct argp session_report_argp;
 extern const struct argp_child session_tracing_children[];
 extern const struct argp_child session_file_children[];
 
