@@ -7,7 +7,8 @@ set -e
 # zstd: the tests read trace payloads with it; protobuf-c: pprof output;
 # golang-go: the tests read the pprof output with `go tool pprof`
 PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
-libzstd-dev zstd libjansson-dev libprotobuf-c-dev protobuf-c-compiler golang-go libcmocka-dev libncurses-dev pkg-config linux-perf
+libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
+libprotobuf-c-dev protobuf-c-compiler golang-go
 qemu-system-x86 busybox-static cpio kmod python3 bc time"
 missing=""
 for p in $PKGS; do
