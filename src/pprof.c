@@ -126,7 +126,8 @@ static __u64 pp_map(struct pp *b, int64_t name, __u64 addr)
 static __u64 pp_func(struct pp *b, int64_t name, int64_t module)
 {
 	struct pp_func key = { name, module };
-	long i = kvec__get(&b->funcs, &key, NULL);
+	bool created;
+	long i = kvec__get(&b->funcs, &key, &created);
 
 	if (i < 0) {
 		b->err = -ENOMEM;
