@@ -21,6 +21,7 @@
 #include "agg.h"
 #include "gfp.h"
 #include "kvec.h"
+#include "log.h"
 #include "pprof.h"
 #include "profile.h"
 #include "profile.pb-c.h"
@@ -460,7 +461,7 @@ int pprof__write(const struct profile *p, int deflt, const char *path)
 	int err = pprof__encode(p, deflt, &buf, &len);
 
 	if (err) {
-		fprintf(stderr, "kmemscope: cannot make the pprof profile: %s\n", strerror(-err));
+		kms_error("Failed to encode the pprof profile: %s\n", strerror(-err));
 		return 1;
 	}
 	f = fopen(path, "w");
@@ -470,7 +471,7 @@ int pprof__write(const struct profile *p, int deflt, const char *path)
 		err = errno ? -errno : -EIO;
 	free(buf);
 	if (err) {
-		fprintf(stderr, "kmemscope: cannot write %s: %s\n", path, strerror(-err));
+		kms_error("Failed to write the pprof profile %s: %s\n", path, strerror(-err));
 		return 1;
 	}
 	return 0;
