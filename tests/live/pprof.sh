@@ -31,7 +31,6 @@ EXPECTED=15
 WORK=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
-	exec 3>&- 2>/dev/null
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	lib_finish
 }
@@ -50,6 +49,16 @@ top() {
 	shift
 	go tool pprof -top -unit=B "$@" "$f" 2>"$WORK/pprof.err" |
 		awk 'hdr { sub(/B$/, "", $1); print $6, $1; exit } /^ *flat +flat%/ { hdr = 1 }'
+}
+
+# default_type CMD FILE WANT: pprof shows WANT when not told which value
+default_type() {
+	typ=$(go tool pprof -top "$2" 2>/dev/null | sed -n 's/^Type: //p')
+	if [ "$typ" = "$3" ]; then
+		pass "the $1 profile shows $3 by default"
+	else
+		fail "the $1 profile shows '$typ' by default (want $3)"
+	fi
 }
 
 run "$KMS" stat --help
@@ -111,12 +120,7 @@ PY
 else
 	fail "pprof alloc_pipe_info: ${objs:-?} objects, ${bytes:-?} bytes; want $((2 * N)), $N x (1024 + 96..512) (lost: ${lost:-?})"
 fi
-typ=$(go tool pprof -top "$P" 2>/dev/null | sed -n 's/^Type: //p')
-if [ "$typ" = alloc_space ]; then
-	pass "stat's profile shows alloc_space by default"
-else
-	fail "stat's profile shows '$typ' by default (want alloc_space)"
-fi
+default_type "stat" "$P" alloc_space
 # labels: the cache narrows to its site; every sample is the trigger's; the label keys
 read -r fn cbytes <<EOF
 $(top "$P" -sample_index=alloc_space -tagfocus='cache=^filp$')
@@ -164,22 +168,8 @@ else
 fi
 
 # --- leaks: what is in use ------------------------------------------------------
-# as leaks.sh: the command exits once the trigger's worker holds its eventfds
 L=$WORK/leaks.pb.gz
-mkfifo "$WORK/fifo" || { fail "leaks: mkfifo"; exit 1; }
-exec 3<>"$WORK/fifo"
-RC=0
-timeout 120 "$KMS" leaks --json -o "$WORK/leaks.json" -n 0 --pprof "$L" -- sh -c \
-	"'$TRIGGER' eventfd $EVENTFDS <'$WORK/fifo' >'$WORK/trig.out' 2>&1 &
-	 i=0; while ! grep -q '^held' '$WORK/trig.out' 2>/dev/null && [ \$i -lt 600 ]; do
-		sleep 0.05; i=\$((i + 1)); done" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
-echo x >&3
-i=0
-while ! grep -q '^trigger mode=' "$WORK/trig.out" 2>/dev/null && [ $i -lt 200 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-exec 3>&-
+eventfd_held "$EVENTFDS" leaks --json -o "$WORK/leaks.json" -n 0 --pprof "$L"
 if [ "$RC" -eq 0 ] && [ -s "$L" ]; then
 	pass "leaks --pprof: written"
 else
@@ -199,9 +189,4 @@ if [ "$fn" = do_eventfd ] && [ "$inuse" = "${jcount:-x}" ] && [ "$inuse" -ge $((
 else
 	fail "leaks pprof: '$fn' with '$inuse' in use, the report ${jcount:-?} ($EVENTFDS held)"
 fi
-typ=$(go tool pprof -top "$L" 2>/dev/null | sed -n 's/^Type: //p')
-if [ "$typ" = inuse_space ]; then
-	pass "leaks' profile shows inuse_space by default"
-else
-	fail "leaks' profile shows '$typ' by default (want inuse_space)"
-fi
+default_type "leaks" "$L" inuse_space

@@ -111,35 +111,19 @@ static const char *str(const Perftools__Profiles__Profile *pr, int64_t i)
 	return pr->string_table[i];
 }
 
-static const Perftools__Profiles__Location *loc(const Perftools__Profiles__Profile *pr,
-						uint64_t id)
-{
-	for (size_t i = 0; i < pr->n_location; i++)
-		if (pr->location[i]->id == id)
-			return pr->location[i];
-	fail_msg("no location %lu", (unsigned long)id);
-	return NULL;
-}
-
-static const Perftools__Profiles__Function *func(const Perftools__Profiles__Profile *pr,
-						 uint64_t id)
-{
-	for (size_t i = 0; i < pr->n_function; i++)
-		if (pr->function[i]->id == id)
-			return pr->function[i];
-	fail_msg("no function %lu", (unsigned long)id);
-	return NULL;
-}
-
-static const Perftools__Profiles__Mapping *mapping(const Perftools__Profiles__Profile *pr,
-						   uint64_t id)
-{
-	for (size_t i = 0; i < pr->n_mapping; i++)
-		if (pr->mapping[i]->id == id)
-			return pr->mapping[i];
-	fail_msg("no mapping %lu", (unsigned long)id);
-	return NULL;
-}
+/* the element of the table arr[0..n) whose id is want (pprof ids need not be indexes) */
+#define by_id(arr, n, want)						\
+	({								\
+		__typeof__(*(arr)) r_ = NULL;				\
+		for (size_t i_ = 0; i_ < (n); i_++)			\
+			if ((arr)[i_]->id == (want))			\
+				r_ = (arr)[i_];				\
+		assert_non_null(r_);					\
+		r_;							\
+	})
+#define loc(pr, id)	by_id((pr)->location, (pr)->n_location, id)
+#define func(pr, id)	by_id((pr)->function, (pr)->n_function, id)
+#define mapping(pr, id)	by_id((pr)->mapping, (pr)->n_mapping, id)
 
 /* a location's function name, "" when it has none */
 static const char *loc_func(const Perftools__Profiles__Profile *pr, uint64_t id)
