@@ -25,6 +25,7 @@
 #include "pprof.h"
 #include "profile.h"
 #include "profile.pb-c.h"
+#include "rows.h"
 
 typedef Perftools__Profiles__Profile pb_profile;
 typedef Perftools__Profiles__Sample pb_sample;
@@ -77,7 +78,7 @@ struct pp {
 /* a string's index in the string table, added if new (0, "", after a failure) */
 static int64_t pp_str(struct pp *b, const char *s)
 {
-	json_t *v = json_object_get(b->index, s);
+	json_t *v = json_object_get(b->index, s), *clean;
 	char *dup;
 
 	if (v)
@@ -93,8 +94,14 @@ static int64_t pp_str(struct pp *b, const char *s)
 		b->strs = n;
 		b->cap_strs = cap;
 	}
-	dup = strdup(s);
-	/* comm and cache names need not be UTF-8: the key is only looked up, never printed */
+	/*
+	 * protobuf strings are UTF-8, and Parca's and Pyroscope's decoders check:
+	 * a comm that is not (any bytes) keeps its ASCII, as in the JSON reports
+	 */
+	clean = rows__json_str(s);
+	dup = clean ? strdup(json_string_value(clean)) : NULL;
+	json_decref(clean);
+	/* the key is the name as given: it is only looked up, never written */
 	if (!dup || json_object_set_new_nocheck(b->index, s, json_integer(b->nr_strs))) {
 		free(dup);
 		goto nomem;

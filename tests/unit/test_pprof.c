@@ -60,7 +60,7 @@ static int setup(void **state)
 		.frames = { M + 8, A + 0x10, 0xffffffff90000000UL }, .gfp = 0xdc0,
 		.gfp_mixed = true, .order = 2, .nested = KMS_FAM_CACHE, .pid = 7,
 		.v = { 1, 16384, 1, 16384 } };
-	/* no frame at all; a comm that is not UTF-8 */
+	/* no frame at all; a comm that is not UTF-8 (protobuf strings must be) */
 	s[2] = (struct profile_sample){ .family = KMS_FAM_CACHE, .gfp = 0, .order = -1,
 		.nested = -1, .cache = "dentry", .pid = 9, .comm = "\xff\xfe",
 		.v = { 5, 960, 0, 0 } };
@@ -248,7 +248,7 @@ static void test_tables(void **state)
 	assert_string_equal(loc_func(pr, s->location_id[0]), "[kmem_cache]");
 	assert_int_equal(loc(pr, s->location_id[0])->address, 0);
 	labels(pr, s, lb, sizeof(lb));
-	assert_string_equal(lb, "family=kmem_cache,gfp=none,cache=dentry,pid=#9,comm=\xff\xfe");
+	assert_string_equal(lb, "family=kmem_cache,gfp=none,cache=dentry,pid=#9,comm=??");
 
 	/* the tables hold what the samples use, nothing more */
 	assert_int_equal(pr->n_location, 5);
