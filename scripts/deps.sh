@@ -4,12 +4,13 @@
 # Idempotent: does nothing when all are present.
 set -e
 # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang;
-# zstd: the tests read trace payloads with it; protobuf-c: pprof output;
-# golang-go: the tests read the pprof output with `go tool pprof`
+# zstd: the tests read trace payloads with it; libxml2-utils (xmllint) and chromium:
+# the flame graph tests check the SVG and render it headless; protobuf-c: pprof
+# output; golang-go: the tests read the pprof output with `go tool pprof`
 PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
-libprotobuf-c-dev protobuf-c-compiler golang-go
-qemu-system-x86 busybox-static cpio kmod python3 bc time"
+qemu-system-x86 busybox-static cpio kmod python3 bc time libxml2-utils chromium
+libprotobuf-c-dev protobuf-c-compiler golang-go"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

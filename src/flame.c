@@ -20,6 +20,7 @@
 #define TOP_PX		64	/* title, subtitle, buttons */
 #define BOTTOM_PX	28	/* hover details, search share */
 #define NAME_MAX_LEN	256
+#define LEGEND_CHAR_PX	8	/* wide enough for the fonts that stand in for Verdana */
 
 static struct flame_node *node_new(struct flame *f, struct flame_node *parent, const char *name,
 				   int family)
@@ -286,9 +287,9 @@ static size_t frames_svg(const struct flame *f, const struct flame_node *n, doub
 }
 
 /*
- * Hover, zoom and search. A URL fragment does what a click would
- * (#zoom=NAME zooms to the first frame so named, #search=REGEX searches),
- * which also lets a headless browser check the script.
+ * Hover, zoom and search. A URL fragment does what clicks would
+ * (#zoom=NAME zooms to the first frame so named, #search=REGEX searches,
+ * both joined by '&'), which also lets a headless browser check the script.
  */
 static const char script[] =
 	"var W=%d,PAD=%d,MIN=%g,CW=%g,total,frames,details,matched,unzoom,hl='rgb(230,0,230)';\n"
@@ -329,10 +330,10 @@ static const char script[] =
 	" document.getElementById('search').addEventListener('click',ask);\n"
 	" document.addEventListener('keydown',function(e){if((e.ctrlKey||e.metaKey)&&e.key==='f')"
 	"{e.preventDefault();ask();}else if(e.key==='Escape'){zoom(frames[0]);search(null);}});\n"
-	" var h=decodeURIComponent(location.hash.substring(1)),m;\n"
-	" if((m=/^zoom=(.*)$/.exec(h)))frames.forEach(function(g){if(g.getAttribute('data-n')===m[1]"
-	"&&unzoom.style.opacity!=='1')zoom(g);});\n"
-	" if((m=/^search=(.*)$/.exec(h)))search(new RegExp(m[1]));}\n"
+	" location.hash.substring(1).split('&').forEach(function(kv){var k=kv.split('=')[0],"
+	"v=decodeURIComponent(kv.substring(k.length+1));\n"
+	"  if(k==='zoom')frames.some(function(g){return g.getAttribute('data-n')===v&&(zoom(g),true);});\n"
+	"  else if(k==='search')search(new RegExp(v));});}\n"
 	"window.addEventListener('load',init);\n";
 
 static void title_svg(const struct flame *f, const struct profile *p, FILE *out)
@@ -372,7 +373,7 @@ static void legend_svg(const struct flame *f, FILE *out)
 			;
 		if (!c)
 			continue;
-		x -= strlen(name) * CHAR_PX + 22;
+		x -= strlen(name) * LEGEND_CHAR_PX + 24;
 		fprintf(out, "<rect x=\"%.1f\" y=\"50\" width=\"10\" height=\"10\" "
 			"fill=\"rgb(%d,%d,%d)\"/><text x=\"%.1f\" y=\"59\">%s</text>\n", x,
 			fam_rgb[fam][0], fam_rgb[fam][1], fam_rgb[fam][2], x + 14, name);
