@@ -7,11 +7,12 @@ set -e
 # zstd: the tests read trace payloads with it; pandoc: the man pages; man-db: their test;
 # dwarves (pahole): the QEMU tests' module gets BTF when built against 6.12's headers,
 # whose kbuild requires it; libxml2-utils (xmllint) and chromium: the flame graph tests
-# check the SVG and render it headless
+# check the SVG and render it headless; protobuf-c: pprof output; golang-go: the tests
+# read the pprof output with `go tool pprof`
 PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
 qemu-system-x86 busybox-static cpio kmod python3 bc time pandoc man-db dwarves
-libxml2-utils chromium"
+libxml2-utils chromium libprotobuf-c-dev protobuf-c-compiler golang-go"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -3,10 +3,12 @@
 #include <argp.h>
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include "cli.h"
 #include "export.h"
 #include "flame.h"
 #include "log.h"
+#include "pprof.h"
 #include "profile.h"
 #include "session.h"
 
@@ -20,6 +22,8 @@ static const struct argp_option export_options[] = {
 	{ "flamegraph", 1202, "FILE.svg", 0, "also write an interactive SVG flame graph" },
 	{ "flamegraph-value", 1203, "VALUE", 0, "what the flame graph measures (default: "
 						"--folded's VALUE, else as --folded)" },
+	{ "pprof", 1204, "FILE", 0, "also write a gzipped pprof profile (go tool pprof, Parca, "
+				    "Pyroscope) with all four values" },
 	{},
 };
 
@@ -50,6 +54,9 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 		if ((a->flame_value = parse_value(state, "--flamegraph-value", arg)) < 0)
 			return EINVAL;
 		break;
+	case 1204:
+		a->pprof = arg;
+		break;
 	case ARGP_KEY_END:
 		if (a->flame_value >= 0 && !a->flamegraph)
 			cli_argp_fail(state, "--flamegraph-value goes with --flamegraph");
@@ -77,12 +84,12 @@ void export__init(struct export_args *a)
 
 bool export__wanted(const struct export_args *a)
 {
-	return a->folded || a->flamegraph;
+	return a->folded || a->flamegraph || a->pprof;
 }
 
 int export__check(const struct export_args *a)
 {
-	return cli_check_output(a->flamegraph);
+	return cli_check_output(a->flamegraph) ?: cli_check_output(a->pprof);
 }
 
 static int write_flamegraph(const struct export_args *a, const struct profile *p, int value)
@@ -115,6 +122,9 @@ int export__write(const struct export_args *a, const struct profile *p, int def,
 
 	if (a->flamegraph)
 		err = write_flamegraph(a, p, a->flame_value >= 0 ? a->flame_value : folded);
+	/* pprof shows def first: the file holds every value */
+	if (a->pprof && pprof__write(p, def, a->pprof))
+		err = 1;
 	if (a->folded) {
 		struct flame f;
 		int ferr = flame__build(&f, p, folded);
@@ -130,6 +140,17 @@ int export__write(const struct export_args *a, const struct profile *p, int def,
 	return err;
 }
 
+/* the wall clock at the session's start: a file's as recorded, a live one's now */
+static __u64 start_realtime(const struct session *s)
+{
+	struct timespec ts;
+
+	if (s->trace)
+		return s->trace_realtime ? s->trace_realtime + s->start_ns : 0;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec - (cli_now_ns() - s->start_ns);
+}
+
 int export__session(const struct export_args *a, const struct session *s,
 		    const struct kms_quality *q, struct profile_opts *po, int def,
 		    FILE *report_out)
@@ -140,6 +161,7 @@ int export__session(const struct export_args *a, const struct session *s,
 	po->kernel = s->kernel;
 	po->source = s->trace ? "file" : "live";
 	po->quality = q;
+	po->start_realtime_ns = start_realtime(s);
 	po->ksyms = s->ksyms;
 	po->gfp = s->gfp;
 	err = profile__build(&p, s->pipe.detect, po);

@@ -22,6 +22,7 @@ struct export_args {
 	int folded_value;	/* PV_*, -1: the command's default */
 	const char *flamegraph;	/* --flamegraph FILE */
 	int flame_value;	/* --flamegraph-value, -1: --folded's, else the default */
+	const char *pprof;	/* --pprof FILE */
 };
 
 /*

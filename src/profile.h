@@ -81,6 +81,7 @@ struct profile_opts {
 	const char *source;		/* "live" or "file" */
 	const char *command;		/* "stat", "leaks", "serve" */
 	const struct kms_quality *quality;	/* duration, losses; NULL: unknown */
+	__u64 start_realtime_ns;	/* wall clock of the trace's start, 0 unknown (pprof) */
 	const struct ksyms *ksyms;	/* NULL: frames stay addresses */
 	const struct gfp_table *gfp;	/* NULL: GFP values stay hex */
 };

@@ -652,6 +652,91 @@ def check_replay(kms, fdir, name, tool, live, lines, deferred_run, rt):
     return [(row, errs, notes)] + extra_rows
 
 
+def pprof_rows(prof, args):
+    """{function: flat} of go tool pprof -top ARGS on prof, or an error string."""
+    try:
+        p = subprocess.run(["go", "tool", "pprof", "-top", "-unit=B", "-nodecount=0"] + args +
+                           [prof], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "cannot run go tool pprof: %s" % e
+    rows, seen = {}, False
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if seen and len(f) >= 6:
+            rows[f[5]] = int(f[0].rstrip("B"))
+        seen = seen or f[:2] == ["flat", "flat%"]
+    return rows if seen else "go tool pprof: %s" % (p.stderr.strip()[-200:] or "no table")
+
+
+def pprof_mappings(prof):
+    """{function: mapping file name} from go tool pprof -raw, or an error string."""
+    try:
+        p = subprocess.run(["go", "tool", "pprof", "-raw", prof], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        return "cannot run go tool pprof: %s" % e
+    locs, maps = {}, {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"\s+\d+: 0x[0-9a-f]+ M=(\d+) (\S+)", line)
+        if m:
+            locs.setdefault(m.group(2), set()).add(m.group(1))
+        m = re.match(r"(\d+): 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ (\S+)", line)
+        if m:
+            maps[m.group(1)] = m.group(2)
+    return {fn: ",".join(sorted(maps.get(i, "?") for i in ids)) for fn, ids in locs.items()}
+
+
+# open defects of the profile model (src/profile.c), not of the pprof encoding: shown, not counted
+PPROF_XFAIL = {
+    "kvmalloc_large": "the profile's stack trimming files vmalloc's own page-array vmalloc "
+                      "under the module function (4 objects, ledger 2); stat's site is the inner "
+                      "call site",
+}
+
+
+def check_pprof(kms, fdir, name, lines):
+    """The pprof profile of the replay (stat -i NAME.kmt --pprof), read by go tool pprof:
+    per ledger line, the samples of its family whose leaf is its function (pages nested
+    under another allocation left out, but for the line that is that allocation's own page
+    block) hold the ledger's allocs (alloc_objects) and bytes_alloc (alloc_space), and the
+    function's locations are in the module's mapping."""
+    xfail = PPROF_XFAIL.get(name)
+    row = name + ".pprof"
+    trace = os.path.join(fdir, name + ".kmt")
+    prof = os.path.join(fdir, row + ".pb.gz")
+    if not os.path.exists(trace):
+        return (row, ["no trace file %s.kmt from the guest" % name], [], xfail)
+    try:
+        p = subprocess.run([kms, "stat", "-i", trace, "--pprof", prof, "-o", os.devnull],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        return (row, ["cannot run %s stat -i: %s" % (kms, e)], [], xfail)
+    if p.returncode != 0:
+        return (row, ["kmemscope stat -i %s.kmt --pprof exited %d: %s" %
+                      (name, p.returncode, p.stderr.strip()[-300:] or "-")], [], xfail)
+    maps = pprof_mappings(prof)
+    if isinstance(maps, str):
+        return (row, [maps], [], xfail)
+    errs = []
+    for L in lines:
+        fam, fn = L["family"], L["function"]
+        sel = ["-tagfocus=family=^%s$" % fam, "-focus=^%s$" % re.escape(fn)]
+        if not is_nested_line(L, lines):
+            sel.append("-tagignore=nested=.")
+        for index, key in (("alloc_objects", "allocs"), ("alloc_space", "bytes_alloc")):
+            rows = pprof_rows(prof, ["-sample_index=" + index] + sel)
+            if isinstance(rows, str):
+                errs.append(rows)
+            elif rows.get(fn) != int(L[key]):
+                errs.append("%s %s: %s %s, ledger %s %s" %
+                            (fam, fn, index, rows.get(fn, "missing"), key, L[key]))
+        if maps.get(fn) != MODULE:
+            errs.append("%s: mapping %s, not %s" % (fn, maps.get(fn, "none"), MODULE))
+    return (row, errs, ["%d bytes" % os.path.getsize(prof)] if os.path.exists(prof) else [], xfail)
+
+
 # the gate scenario (issue #9): the guest's clean runs, and one run per regression the
 # module parameter inject= makes, with the function it lands in and the rule it must break
 GATE_CLEAN = ["clean%d" % i for i in range(1, 7)]
@@ -818,6 +903,8 @@ def main():
         if kms and have_kms and name in rcs:
             results.extend(check_replay(kms, fdir, name, tool, doc, lines,
                                         deferred_run[".replay"], rt))
+            if tool == "stat":
+                results.append(check_pprof(kms, fdir, name, lines))
     if kms and have_kms:
         results.extend(gate_rows(kms, fdir, rcs))
     # a deferred-free check that never ran is a failure, not a silent pass
