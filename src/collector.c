@@ -276,6 +276,12 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
+	/* a wrapper's caller comes from a stack: none without stacks */
+	skel->rodata->nr_wrap = o->stack_entries && p->nr_wrap > 0 ? p->nr_wrap : 0;
+	for (int i = 0; i < (int)skel->rodata->nr_wrap; i++) {
+		skel->rodata->wrap_lo[i] = p->wrap_lo[i];
+		skel->rodata->wrap_hi[i] = p->wrap_hi[i];
+	}
 	/* context capture needs both per-CPU offsets (see read_ctx() in bpf/) */
 	if (!o->context || p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
 		return;
