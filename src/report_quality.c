@@ -33,7 +33,7 @@ static const struct row_col quality_cols[Q_NR] = {
 			.note = "(a live address allocated again)" },
 	[Q_SPLIT] = { "page_split_frees", "page split frees", RK_U64,
 		      .note = "(order-0 frees inside a larger allocation)" },
-	[Q_MAPPINGS] = { "vmap_mappings", "vmap areas not vmalloc", RK_U64,
+	[Q_MAPPINGS] = { "vmap_mappings", "vmap mappings", RK_U64,
 			 .note = "(ioremap, vmap: left out of vmalloc)" },
 	[Q_NOT_COUNTED] = { "not_counted", "not counted", RK_U64, .note = "(out of memory)" },
 	[Q_DEFERRED] = { "deferred_traced", "deferred frees traced", RK_BOOL,
