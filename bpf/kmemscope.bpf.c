@@ -34,15 +34,6 @@ const volatile bool stack_cache = false;	/* reuse stack ids per site (stack_of()
 const volatile __u64 pcpu_rq_off = 0;		/* offset of runqueues in .data..percpu */
 const volatile __u64 pcpu_pc_off = 0;		/* offset of the preempt count */
 
-/*
- * Allocator wrappers (mempool, ioremap, ...): [wrap_lo[i], wrap_hi[i]),
- * sorted, from kallsyms (src/frames.c). A call site in one of them is not
- * the caller: the allocation gets a stack (ev_end()). 0 without stacks.
- */
-const volatile __u32 nr_wrap = 0;
-const volatile __u64 wrap_lo[KMS_WRAP_MAX] = {};
-const volatile __u64 wrap_hi[KMS_WRAP_MAX] = {};
-
 /* the running kernel's page size (sysconf(_SC_PAGESIZE)), set by the collector */
 const volatile __u32 page_size = 4096;
 
@@ -105,6 +96,17 @@ struct {
 
 /* bumped by the collector when it changes the filter */
 __u32 filter_gen;
+
+/*
+ * Allocator wrappers (mempool, ioremap, ...): [wrap_lo[i], wrap_hi[i]),
+ * sorted, from kallsyms (src/frames.c). A call site in one of them is not
+ * the caller: the allocation gets a stack (ev_end()). Written by the
+ * collector once kallsyms is read, which the load does not wait for; 0
+ * without stacks. nr_wrap is written last.
+ */
+__u32 nr_wrap;
+__u64 wrap_lo[KMS_WRAP_MAX];
+__u64 wrap_hi[KMS_WRAP_MAX];
 
 /*
  * 0 until the collector starts tracing: the plan's trial attaches the

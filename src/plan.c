@@ -27,7 +27,6 @@
 #include "collector.h"
 #include "log.h"
 #include "ksyms.h"
-#include "frames.h"
 #include "tracefs.h"
 
 #define TP(sys, name, g) { PM_TP_BTF, sys ":" name, "tb_" name, NULL, g }, \
@@ -660,22 +659,6 @@ static void percpu_gives(struct plan *p, const struct btf *btf)
 	}
 }
 
-/*
- * Allocator wrappers' ranges for the BPF side, which needs them at load:
- * this waits for kallsyms. Without them (no symbols, too many), sites stay
- * at the wrappers.
- */
-static void find_wrappers(struct plan *p, struct ksyms_loader *syms)
-{
-	const struct ksyms *k = syms ? ksyms__wait(syms) : NULL;
-
-	p->nr_wrap = k ? frames__wrappers(k, p->wrap_lo, p->wrap_hi, KMS_WRAP_MAX) : 0;
-	if (p->nr_wrap < 0)
-		kms_warn("more than %d allocator wrapper functions: call sites stay in them\n",
-			 KMS_WRAP_MAX);
-	else
-		kms_debug("plan: %d address ranges of allocator wrappers\n", p->nr_wrap);
-}
 
 /*
  * The kernel's BTF, mapped where the kernel allows it (6.16+, "btf: Allow
@@ -745,7 +728,6 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
 	find_context_offsets(p, env.vmlinux);
 	percpu_gives(p, env.vmlinux);
-	find_wrappers(p, syms);
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		fam_wanted[f] = !families || (families & (1u << f));

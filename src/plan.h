@@ -84,10 +84,6 @@ struct plan {
 	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
 	long pcpu_rq_off;
 	long pcpu_pc_off;
-	/* allocator wrappers' address ranges (frames__wrappers()), for the BPF side */
-	unsigned long wrap_lo[KMS_WRAP_MAX];
-	unsigned long wrap_hi[KMS_WRAP_MAX];
-	int nr_wrap;		/* -E2BIG: more than KMS_WRAP_MAX, none given */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
 	/*

@@ -439,6 +439,8 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
 			 strerror(errno));
+	/* the load did not wait for kallsyms: sites at a wrapper until here stay there */
+	collector__set_wrappers(s->coll, s->ksyms);
 	t_syms = cli_now_ns();
 	if (s->context)
 		calibrate(s, co.filter_pids);

@@ -619,48 +619,17 @@ static KMS_FN void kms_pool_free(void *p, void *data)
 	kfree(p);
 }
 
-static KMS_FN int kms_do_mempool(struct kms_run *r)
-{
-	unsigned long ip = _THIS_IP_, i, n = 0, min = r->a->min ? r->a->min : 4;
-	size_t esize = max_t(size_t, r->a->count, 1) * sizeof(void *);
-	mempool_t *pool;
-	void **elems;
-
-	/* the pointer array is an allocation of this function too */
-	elems = kzalloc(esize, GFP_KERNEL);
-	if (!elems)
-		return -ENOMEM;
-	kms_note_kmalloc(r, ip, elems, esize, GFP_KERNEL | __GFP_ZERO);
-	kms_line(r, "kmalloc", ip)->gfpname = "GFP_KERNEL";
-	pool = mempool_create(min, kms_pool_alloc, kms_pool_free, (void *)r->a->size);
-	if (!pool) {
-		kms_note_kfree(r, ip, elems);
-		kfree(elems);
-		return -ENOMEM;
-	}
-	kms_note_pool(r, ip, pool);
-	for (i = 0; i < r->a->count; i++) {
-		elems[n] = mempool_alloc(pool, r->a->gfp);
-		if (elems[n])
-			n++;
-	}
-	for (i = 0; i < n; i++)
-		mempool_free(elems[i], pool);
-	kms_note_pool_free(r, ip, pool);
-	mempool_destroy(pool);
-	kms_note_kfree(r, ip, elems);
-	kfree(elems);
-	return 0;
-}
-
 /*
- * A kmalloc pool: the kernel's own element functions (mempool_kmalloc)
- * allocate, called from mempool_init_node() and mempool_alloc(), so every
- * element is this function's allocation. mempool_alloc() first tries
- * without direct reclaim (the gfp it passes on is recorded); an element
- * taken from the reserve is no new allocation, nor one put back a free.
+ * A pool of r->a->count elements through mempool_alloc(): with the module's
+ * element functions (kms_pool_alloc: they note their own elements), or the
+ * kernel's kmalloc pool (kernel_fns), whose element functions
+ * (mempool_kmalloc) are called from mempool_init_node() and mempool_alloc():
+ * wrappers, so every element is this function's allocation, noted here.
+ * mempool_alloc() first tries without direct reclaim (the gfp it passes on
+ * is noted); an element taken from the reserve is no new allocation, nor
+ * one put back a free.
  */
-static KMS_FN int kms_do_mempool_kmalloc(struct kms_run *r)
+static KMS_FN int kms_mempool(struct kms_run *r, bool kernel_fns)
 {
 	unsigned long ip = _THIS_IP_, i, n = 0, min = r->a->min ? r->a->min : 4;
 	size_t size = r->a->size, esize = max_t(size_t, r->a->count, 1) * sizeof(void *);
@@ -670,41 +639,53 @@ static KMS_FN int kms_do_mempool_kmalloc(struct kms_run *r)
 	void **elems;
 	int curr;
 
+	/* the pointer array is an allocation of this function too */
 	elems = kzalloc(esize, GFP_KERNEL);
 	if (!elems)
 		return -ENOMEM;
 	kms_note_kmalloc(r, ip, elems, esize, GFP_KERNEL | __GFP_ZERO);
 	kms_line(r, "kmalloc", ip)->gfpname = "GFP_KERNEL";
-	pool = mempool_create_kmalloc_pool(min, size);
+	pool = kernel_fns ? mempool_create_kmalloc_pool(min, size) :
+	       mempool_create(min, kms_pool_alloc, kms_pool_free, (void *)size);
 	if (!pool) {
 		kms_note_kfree(r, ip, elems);
 		kfree(elems);
 		return -ENOMEM;
 	}
 	kms_note_pool(r, ip, pool);
-	for (i = 0; i < pool->curr_nr; i++)
+	for (i = 0; kernel_fns && i < pool->curr_nr; i++)
 		kms_note_kmalloc(r, ip, pool->elements[i], size, GFP_KERNEL);
 	for (i = 0; i < r->a->count; i++) {
 		curr = pool->curr_nr;
 		elems[n] = mempool_alloc(pool, r->a->gfp);
 		if (!elems[n])
 			continue;
-		if (pool->curr_nr == curr)
+		if (kernel_fns && pool->curr_nr == curr)
 			kms_note_kmalloc(r, ip, elems[n], size, first);
 		n++;
 	}
 	for (i = 0; i < n; i++) {
-		if (pool->curr_nr >= pool->min_nr)
+		if (kernel_fns && pool->curr_nr >= pool->min_nr)
 			kms_note_kfree(r, ip, elems[i]);
 		mempool_free(elems[i], pool);
 	}
-	for (i = 0; i < pool->curr_nr; i++)
+	for (i = 0; kernel_fns && i < pool->curr_nr; i++)
 		kms_note_kfree(r, ip, pool->elements[i]);
 	kms_note_pool_free(r, ip, pool);
 	mempool_destroy(pool);
 	kms_note_kfree(r, ip, elems);
 	kfree(elems);
 	return 0;
+}
+
+static int kms_do_mempool(struct kms_run *r)
+{
+	return kms_mempool(r, false);
+}
+
+static int kms_do_mempool_kmalloc(struct kms_run *r)
+{
+	return kms_mempool(r, true);
 }
 
 static KMS_FN int kms_do_leak(struct kms_run *r)
