@@ -659,7 +659,6 @@ static void percpu_gives(struct plan *p, const struct btf *btf)
 	}
 }
 
-
 /*
  * The kernel's BTF, mapped where the kernel allows it (6.16+, "btf: Allow
  * mmap of vmlinux btf"): reading its 5 MB from sysfs goes a page per read(),
@@ -972,10 +971,13 @@ static const char *not_chosen(const struct plan_cand *c, const struct plan_cand 
 }
 
 /* what the reports show where the selected candidate lacks a field */
-static const char *lack_notes[PG_NR] = {
-	[0] = "gfp reads unknown",
-	[1] = "bytes_req = bytes_alloc",
-	[4] = "vmap areas not made by this allocator are left out by their stack",
+static const struct {
+	unsigned int field;	/* PG_* */
+	const char *note;
+} lack_notes[] = {
+	{ PG_GFP, "gfp reads unknown" },
+	{ PG_REQ, "bytes_req = bytes_alloc" },
+	{ PG_OWN, "areas vmalloc did not make are told apart by their stack, left out" },
 };
 
 int plan__print_text(const struct plan *p, FILE *out)
@@ -984,7 +986,6 @@ int plan__print_text(const struct plan *p, FILE *out)
 	for (int i = 0; i < p->nr_events; i++) {
 		const struct plan_event *ev = &p->events[i];
 		const struct plan_cand *sel = ev->selected >= 0 ? &ev->cands[ev->selected] : NULL;
-
 		char gives[64] = "", why[96];
 
 		if (sel && ev->alloc) {
@@ -996,10 +997,14 @@ int plan__print_text(const struct plan *p, FILE *out)
 			sel ? method_names[sel->method] : "-", sel ? sel->target : "-",
 			sel ? gives : ev->deferred ? "not traced: these frees go unseen" :
 			(ev->optional ? "not traced (optional)" : "NOT TRACED"));
-		for (int b = 0; sel && ev->alloc && b < PG_NR; b++)
-			if (lack_notes[b] && !(sel->gives & (1u << b)))
-				fprintf(out, "%-20s   %-6s %-34s lacks %s: %s\n", "", "", "",
-					gives_names[b], lack_notes[b]);
+		for (size_t b = 0; sel && ev->alloc && b < sizeof(lack_notes) / sizeof(lack_notes[0]);
+		     b++) {
+			if (sel->gives & lack_notes[b].field)
+				continue;
+			gives_text(lack_notes[b].field, why, sizeof(why));
+			fprintf(out, "%-20s   %-6s %-34s lacks %s: %s\n", "", "", "", why,
+				lack_notes[b].note);
+		}
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
 			const char *lost = not_chosen(c, sel, why, sizeof(why));
