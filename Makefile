@@ -161,10 +161,11 @@ gate: all
 live: all $(TEST_TOOLS)
 	$(Q)tests/live/run.sh $(OUTPUT)
 
-# the harness reports a missing static binary per scenario, loudly
+# the harness reports a missing static binary per scenario, loudly;
+# KERNELS="6.1 6.12 6.1-rt" (the default) picks the guests (tests/qemu/README.md)
 qemu: all
 	$(Q)$(MAKE) --no-print-directory static || echo "qemu: static build failed"
-	$(Q)tests/qemu/run.sh $(OUTPUT)
+	$(Q)tests/qemu/run.sh $(OUTPUT) $(KERNELS)
 
 # The one command that installs, builds and runs every test (README, .ci/run).
 test: deps

@@ -560,8 +560,37 @@ static bool rcu_ptr_arg(const struct btf *btf)
 	return !t || !btf_is_func_proto(t);
 }
 
+/*
+ * Byte offset of a named member in a struct or union, looking into anonymous
+ * members too: pcpu_hot.preempt_count sits inside an anonymous union/struct
+ * pair on some kernels (6.12), directly in the struct on others. -1 if absent.
+ */
+static long member_off(const struct btf *btf, const struct btf_type *st, const char *name)
+{
+	const struct btf_member *m = btf_members(st);
+
+	for (int k = 0; k < btf_vlen(st); k++, m++) {
+		const char *n = btf__name_by_offset(btf, m->name_off);
+		const struct btf_type *sub;
+		long off;
+
+		if (n && *n) {
+			if (!strcmp(n, name))
+				return btf_member_bit_offset(st, k) / 8;
+			continue;
+		}
+		sub = btf__type_by_id(btf, btf__resolve_type(btf, m->type));
+		if (!sub || !btf_is_composite(sub))
+			continue;
+		off = member_off(btf, sub, name);
+		if (off >= 0)
+			return btf_member_bit_offset(st, k) / 8 + off;
+	}
+	return -1;
+}
+
 /* offset of a variable in the kernel's per-CPU section, from BTF; -1 if absent */
-static long percpu_off(const struct btf *btf, const char *name, const char *member)
+long plan__percpu_off(const struct btf *btf, const char *name, const char *member)
 {
 	int n = btf__type_cnt(btf);
 
@@ -576,7 +605,7 @@ static long percpu_off(const struct btf *btf, const char *name, const char *memb
 		for (int j = 0; j < btf_vlen(t); j++, v++) {
 			const struct btf_type *vt = btf__type_by_id(btf, v->type);
 			const struct btf_type *st;
-			const struct btf_member *m;
+			long off;
 
 			if (strcmp(btf__name_by_offset(btf, vt->name_off), name))
 				continue;
@@ -586,11 +615,8 @@ static long percpu_off(const struct btf *btf, const char *name, const char *memb
 			st = btf__type_by_id(btf, btf__resolve_type(btf, vt->type));
 			if (!st || !btf_is_struct(st))
 				return -1;
-			m = btf_members(st);
-			for (int k = 0; k < btf_vlen(st); k++, m++)
-				if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
-					return v->offset + btf_member_bit_offset(st, k) / 8;
-			return -1;
+			off = member_off(btf, st, member);
+			return off < 0 ? -1 : v->offset + off;
 		}
 	}
 	return -1;
@@ -602,10 +628,15 @@ static long percpu_off(const struct btf *btf, const char *name, const char *memb
  */
 static void find_context_offsets(struct plan *p, const struct btf *btf)
 {
-	p->pcpu_rq_off = btf ? percpu_off(btf, "runqueues", NULL) : -1;
-	p->pcpu_pc_off = btf ? percpu_off(btf, "__preempt_count", NULL) : -1;
-	if (btf && p->pcpu_pc_off < 0)
-		p->pcpu_pc_off = percpu_off(btf, "pcpu_hot", "preempt_count");
+	p->pcpu_rq_off = btf ? plan__percpu_off(btf, "runqueues", NULL) : -1;
+	p->pcpu_pc_off = btf ? plan__percpu_off(btf, "__preempt_count", NULL) : -1;
+	p->pc_var = "__preempt_count";
+	if (btf && p->pcpu_pc_off < 0) {
+		p->pcpu_pc_off = plan__percpu_off(btf, "pcpu_hot", "preempt_count");
+		p->pc_var = "pcpu_hot.preempt_count";
+	}
+	if (p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
+		p->pc_var = NULL;
 }
 
 /* deferred frees free objects of either slab family */
@@ -1025,6 +1056,8 @@ int plan__print_text(const struct plan *p, FILE *out)
 	if (p->deferred_traced)
 		fprintf(out, "kvfree_call_rcu(): the object is %s\n", p->rcu_ptr_arg ?
 			"its second argument (6.2+)" : "head - func, or func when head is NULL (<= 6.1)");
+	fprintf(out, "context capture: %s\n", p->pc_var ? p->pc_var :
+		"unavailable (no per-CPU preempt count in BTF): misuse sees no context");
 	fprintf(out, "\nchecked as loaded with: pid filter %s, order %s, stacks %s, context %s, "
 		"rescue %s\n", p->cfg.filter_pids ? "on" : "off", p->cfg.order_seq ? "seq" : "time",
 		stacks_name(&p->cfg), p->cfg.context ? "on" : "off", p->cfg.rescue ? "on" : "off");
@@ -1094,6 +1127,8 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	json_object_set_new(root, "deferred_frees", json_pack("{s:b,s:s?,s:s}",
 			    "traced", p->deferred_traced, "method", p->deferred_method,
 			    "rcu_object_arg", p->rcu_ptr_arg ? "ptr" : "head-offset"));
+	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?}",
+			    "available", p->pc_var != NULL, "preempt_count", p->pc_var));
 	err = json_dumpf(root, out, JSON_INDENT(2));
 	fputc('\n', out);
 	json_decref(root);

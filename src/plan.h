@@ -14,6 +14,8 @@
 #include "kmemscope.h"
 #include "collector.h"
 
+struct btf;
+
 struct kmemscope_bpf;
 
 enum plan_method {
@@ -84,6 +86,7 @@ struct plan {
 	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
 	long pcpu_rq_off;
 	long pcpu_pc_off;
+	const char *pc_var;	/* where pcpu_pc_off points (probe shows it), NULL if nowhere */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
 	/*
@@ -114,6 +117,11 @@ int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 unsigned int plan__gives(const struct plan *p, int fam);
 
 int plan__print_text(const struct plan *p, FILE *out);
+/*
+ * Offset of a per-CPU variable (name) or of a member of one (member, also inside
+ * anonymous unions and structs), from the kernel's BTF; -1 if absent.
+ */
+long plan__percpu_off(const struct btf *btf, const char *name, const char *member);
 int plan__print_json(const struct plan *p, const char *kernel, FILE *out);
 
 #endif

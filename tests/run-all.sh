@@ -3,7 +3,7 @@
 # Every test tier, in order: unit (pure logic), fuzz (the trace reader, a short
 # run over the seed corpus: FUZZ_SECONDS, 25 here), gate (the CI gate's commands
 # on reports the test writes), live (this kernel, as root),
-# qemu (Debian's 6.1 in QEMU with the companion module). Each tier prints a
+# qemu (Debian's 6.1, 6.12 and 6.1-rt in QEMU with the companion module). Each tier prints a
 # line "TIER: N passed, M failed"; this script adds them up and exits non-zero
 # if any tier failed or did not report. A tier that needs root or BPF and
 # cannot get it fails: it never skips into a pass.

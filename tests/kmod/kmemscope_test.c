@@ -107,6 +107,7 @@ static struct platform_device *kms_pdev;
 static LIST_HEAD(kms_leaks);
 static unsigned long kms_nleaks;
 static DEFINE_SPINLOCK(kms_spin);
+static DEFINE_RAW_SPINLOCK(kms_raw_spin);
 
 /* state shared with the timer callback and the mempool element functions */
 static struct kms_run *kms_cur;
@@ -734,19 +735,29 @@ static KMS_FN int kms_do_release(struct kms_run *r)
 	return 0;
 }
 
-/* GFP_KERNEL (may sleep) while holding a spinlock: the bug the tool must flag */
-static KMS_FN int kms_do_spinlock(struct kms_run *r)
+/*
+ * GFP_KERNEL (may sleep) while holding a lock. A raw_spinlock_t disables
+ * preemption on every kernel: the bug the tool must flag. A spinlock_t does
+ * too, except on PREEMPT_RT, where it is a sleeping lock and the allocation is
+ * legal. Inlined so that each scenario's function is the call site.
+ */
+static __always_inline void kms_kmalloc_locked(struct kms_run *r, unsigned long ip, bool raw)
 {
-	unsigned long ip = _THIS_IP_, i;
 	size_t size = r->a->size;
 	gfp_t gfp = r->a->gfp;
+	unsigned long i;
 	void *p;
 
-	r->context = "spinlock";
 	for (i = 0; i < r->a->count; i++) {
-		spin_lock(&kms_spin);
+		if (raw)
+			raw_spin_lock(&kms_raw_spin);
+		else
+			spin_lock(&kms_spin);
 		p = kmalloc(size, gfp);
-		spin_unlock(&kms_spin);
+		if (raw)
+			raw_spin_unlock(&kms_raw_spin);
+		else
+			spin_unlock(&kms_spin);
 		if (!p) {
 			kms_fail(r, "kmalloc", ip);
 			continue;
@@ -755,6 +766,19 @@ static KMS_FN int kms_do_spinlock(struct kms_run *r)
 		kms_note_kfree(r, ip, p);
 		kfree(p);
 	}
+}
+
+static KMS_FN int kms_do_spinlock(struct kms_run *r)
+{
+	r->context = "spinlock";
+	kms_kmalloc_locked(r, _THIS_IP_, false);
+	return 0;
+}
+
+static KMS_FN int kms_do_raw_spinlock(struct kms_run *r)
+{
+	r->context = "raw_spinlock";
+	kms_kmalloc_locked(r, _THIS_IP_, true);
 	return 0;
 }
 
@@ -1049,7 +1073,10 @@ static KMS_FN void kms_gate_leak(void)
 	}
 }
 
-/* misuse: the same GFP_KERNEL allocations, moved under a spinlock */
+/*
+ * misuse: the same GFP_KERNEL allocations, moved under a raw spinlock (atomic on
+ * every kernel: a spinlock_t sleeps on PREEMPT_RT)
+ */
 static KMS_FN void kms_gate_misuse(void)
 {
 	bool locked = kms_inject("misuse");
@@ -1058,10 +1085,10 @@ static KMS_FN void kms_gate_misuse(void)
 
 	for (i = 0; i < KMS_GATE_N / 4; i++) {
 		if (locked)
-			spin_lock(&kms_spin);
+			raw_spin_lock(&kms_raw_spin);
 		p = kmalloc(64, GFP_KERNEL);
 		if (locked)
-			spin_unlock(&kms_spin);
+			raw_spin_unlock(&kms_raw_spin);
 		kfree(p);
 	}
 }
@@ -1106,6 +1133,7 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "leak", kms_do_leak, 64 },
 	{ "release", kms_do_release, 0 },
 	{ "spinlock", kms_do_spinlock, 64 },
+	{ "raw_spinlock", kms_do_raw_spinlock, 64 },
 	{ "irqs_off", kms_do_irqs_off, 64 },
 	{ "softirq", kms_do_softirq, 64 },
 	{ "atomic", kms_do_atomic, 64 },
@@ -1203,9 +1231,9 @@ static int kms_parse(char *buf, struct kms_args *a, const struct kms_scenario **
 	/* kmalloc() with __GFP_DMA32 is a slab bug (kmalloc_fix_flags warns) */
 	if ((a->gfp & __GFP_DMA32) && !(*sc)->pages)
 		return -EINVAL;
-	/* the spinlock/irqs_off/softirq bugs are about GFP_KERNEL: pin it */
-	if (!strcmp(a->scenario, "spinlock") || !strcmp(a->scenario, "irqs_off") ||
-	    !strcmp(a->scenario, "softirq")) {
+	/* the lock/irqs_off/softirq bugs are about GFP_KERNEL: pin it */
+	if (!strcmp(a->scenario, "spinlock") || !strcmp(a->scenario, "raw_spinlock") ||
+	    !strcmp(a->scenario, "irqs_off") || !strcmp(a->scenario, "softirq")) {
 		a->gfp = GFP_KERNEL;
 		a->gfpname = "GFP_KERNEL";
 		a->gfparg = "kernel";

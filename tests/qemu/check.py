@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Check kmemscope's QEMU reports against the kmemscope_test module's ledger.
 
-Usage: check.py SERIAL_LOG RESULT_DIR [KMEMSCOPE]
+Usage: check.py --kernel NAME SERIAL_LOG RESULT_DIR [KMEMSCOPE]
 
 The serial log carries the guest's status lines (KMS-RC NAME RC), the module's
 ledger and every output file between ===KMS-FILE NAME=== / ===KMS-END NAME===
@@ -16,6 +16,7 @@ the host (`kmemscope stat|leaks -i FILE --json`, no root) and the replay's
 report goes through the same checks as the guest's, in a row NAME.replay; it
 must also equal the guest's report apart from its "source".
 """
+import argparse
 import base64
 import gzip
 import json
@@ -26,16 +27,29 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "live"))
 from jsondiff import report_diff  # noqa: E402
+import matrix  # noqa: E402
 
 MODULE = "kmemscope_test"
 FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
-# 6.1 has no vmalloc:/dma: tracepoints: these must come from function probes
 FUNC_METHODS = {"fentry", "fexit", "kprobe", "kretprobe"}
+TRACEPOINTS = {"raw_tp", "tp_btf"}
+# Each kernel run.sh boots (tests/qemu/run.sh kernel_spec): its release, whether it
+# is PREEMPT_RT, and how each family's events must attach there. 6.1 has no
+# vmalloc:/dma: tracepoints: those come from function probes.
+ON_61 = {"kmalloc": TRACEPOINTS, "kmem_cache": TRACEPOINTS, "page": TRACEPOINTS,
+         "percpu": TRACEPOINTS, "vmalloc": FUNC_METHODS, "dma": FUNC_METHODS}
+KERNELS = {
+    "6.1": {"release": "6.1.", "rt": False, "methods": ON_61},
+    "6.12": {"release": "6.12.", "rt": False, "methods": ON_61},
+    "6.1-rt": {"release": "6.1.", "rt": True, "methods": ON_61},
+}
 # deferred frees have no tracepoint anywhere: function probes, on every kernel tested here
 DEFERRED_EVENTS = ("kfree_rcu", "kmem_cache_free_bulk")
 # scenarios whose frees are deferred: each gets a NAME.deferred row, and all must run
 DEFERRED_SCENARIOS = ("kfree_rcu", "kvfree_rcu", "kfree_bulk", "kmem_cache_free_bulk",
                       "kfree_rcu_leaks", "kfree_bulk_leaks", "kmem_cache_free_bulk_leaks")
+
+
 
 
 def guarded(fallback):
@@ -120,7 +134,57 @@ def load_json(files, name):
 
 
 @guarded(lambda m, *a: [m])
-def check_probe(doc):
+def check_kernel(spec, begin):
+    """The guest booted the kernel asked for: its release, and PREEMPT_RT or not."""
+    words = begin.split()
+    if not words:
+        return ["the guest printed no KMS-BEGIN line"]
+    errs = []
+    if not words[0].startswith(spec["release"]):
+        errs.append("guest kernel %s, expected %s*" % (words[0], spec["release"]))
+    if ("PREEMPT_RT" in words) != spec["rt"]:
+        errs.append("guest kernel %s PREEMPT_RT (uname -v: %s)" %
+                    ("is not" if spec["rt"] else "is", " ".join(words[1:])))
+    return errs
+
+
+OOPS_RE = re.compile(r"\b(Oops|BUG:|WARNING:|general protection fault|Call Trace:)")
+
+
+@guarded(lambda m, *a: [m])
+def kernel_log(serial):
+    """An oops, BUG or WARNING the guest survived still fails (issue #11 saw an int3 oops
+    at kmem:kfree's jump label while kmemscope attached on 6.12): the lines around it."""
+    with open(serial, "rb") as f:
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    hits = [i for i, L in enumerate(lines) if OOPS_RE.search(L)]
+    if not hits:
+        return []
+    return ["the guest kernel reported %d oops/BUG/WARNING line(s), the first:" % len(hits)] + \
+        [L.rstrip("\r") for L in lines[hits[0]:hits[0] + 12]]
+
+
+@guarded(lambda m, *a: [m])
+def probe_recorded(doc, kernel, rt, outdir):
+    """The guest's attach plan, as the support matrix shows it, must be the one recorded
+    in tests/qemu/probes/ (README's table is rendered from those files)."""
+    got = matrix.normalize(doc, kernel, rt)
+    path = os.path.join(outdir, "files", "probe.matrix.json")
+    with open(path, "w") as f:
+        json.dump(got, f, indent=1, sort_keys=True)
+    rec = os.path.join(matrix.PROBES, kernel + ".json")
+    try:
+        with open(rec) as f:
+            want = json.load(f)
+    except (OSError, ValueError) as e:
+        return ["no recorded plan for %s (%s): tests/qemu/matrix.py update BUILD_DIR" % (kernel, e)]
+    diffs = report_diff(want, got)
+    return ["the plan differs from %s at %s: review, then tests/qemu/matrix.py update "
+            "BUILD_DIR" % (os.path.relpath(rec), "; ".join(diffs[:5]))] if diffs else []
+
+
+@guarded(lambda m, *a: [m])
+def check_probe(doc, spec):
     errs = []
     if doc.get("schema") != "kmemscope.probe":
         return ["probe: schema is %r, not kmemscope.probe" % doc.get("schema")]
@@ -146,14 +210,14 @@ def check_probe(doc):
         if dfr.get("rcu_object_arg") != want:
             errs.append("probe: rcu_object_arg %r on %s, expected %s" %
                         (dfr.get("rcu_object_arg"), doc.get("kernel"), want))
-    for fam in ("vmalloc", "dma"):
+    for fam, methods in spec["methods"].items():
         sel = [e for e in doc.get("events", []) if e.get("family") == fam and e.get("traced")]
         if not sel:
             errs.append("probe: no traced event for %s" % fam)
         for e in sel:
-            if e.get("method") not in FUNC_METHODS:
-                errs.append("probe: %s event %s uses %s, expected fentry or kprobe" %
-                            (fam, e.get("event"), e.get("method")))
+            if e.get("method") not in methods:
+                errs.append("probe: %s event %s uses %s, expected one of %s" %
+                            (fam, e.get("event"), e.get("method"), ", ".join(sorted(methods))))
     # the plan chose by what candidates deliver: vmalloc's GFP, request and only vmalloc
     vm = [e for e in doc.get("events", []) if e.get("event") == "vmalloc"]
     lacks = {"gfp", "bytes_req", "bytes_alloc", "own_only"} - set(
@@ -239,7 +303,11 @@ def check_line(doc, L):
 # ---- detectors: misuse findings and leak rows against the ledger ----
 
 # the ledger's context= (how the module ran the allocation) -> kmemscope's context
-ATOMIC_CTX = {"spinlock": "preempt_disabled", "softirq": "softirq"}
+ATOMIC_CTX = {"spinlock": "preempt_disabled", "raw_spinlock": "preempt_disabled",
+              "softirq": "softirq"}
+# on PREEMPT_RT a spinlock_t is a sleeping lock and softirqs run in preemptible
+# threads: allocations there run in process context, where GFP_KERNEL is legal
+RT_PREEMPTIBLE = {"spinlock", "softirq"}
 # contexts kmemscope cannot see by design: a finding would be an XPASS
 XFAIL_CTX = {"irqs_off": "IRQs disabled without preemption disabled (bare local_irq_save) do "
                          "not show in the preempt count: classified as process context "
@@ -261,14 +329,17 @@ def is_nested_line(L, lines):
                                          o.get("family") not in ("page", "-") for o in lines)
 
 
-def misuse_expectations(lines):
-    """What the detectors must report at the module's sites, from the ledger alone."""
+def misuse_expectations(lines, rt):
+    """What the detectors must report at the module's sites, from the ledger alone and
+    whether the kernel is PREEMPT_RT."""
     exp = []
     for L in lines:
         blk = blocking_list(L)
         if blk is None or is_nested_line(L, lines):
             continue
         fam, fn, ctx, n = L["family"], L["function"], L.get("context", "process"), int(L["allocs"])
+        if rt and ctx in RT_PREEMPTIBLE:
+            ctx = "process"
         base = {"family": fam, "function": fn, "xfail": None}
         if any(blk) and (ctx in ATOMIC_CTX or ctx in XFAIL_CTX):
             kind = "vmalloc_in_atomic" if fam == "vmalloc" else "blocking_gfp_in_atomic"
@@ -524,7 +595,7 @@ def selftest_scenario(text, lines):
     return errs, notes
 
 
-def check_report(name, tool, doc, lines, errs, deferred_run):
+def check_report(name, tool, doc, lines, errs, deferred_run, rt):
     """The ledger checks of one report (the guest's, or the host's replay of its trace):
     errors go to errs; returns the scenario row's notes and the extra rows."""
     notes = []
@@ -540,7 +611,7 @@ def check_report(name, tool, doc, lines, errs, deferred_run):
             if not traced.get(L["family"]):
                 errs.append("family %s not traced" % L["family"])
             errs.extend(check_line(doc, L))
-    extra_rows = misuse_rows(name, doc.get("misuse"), lines, errs)
+    extra_rows = misuse_rows(name, doc.get("misuse"), lines, errs, rt)
     if name.split(".")[0] in DEFERRED_SCENARIOS:
         e, n = check_deferred(doc, lines, tool)
         extra_rows.append((name + ".deferred", e, n))
@@ -548,7 +619,7 @@ def check_report(name, tool, doc, lines, errs, deferred_run):
     return notes, extra_rows
 
 
-def check_replay(kms, fdir, name, tool, live, lines, deferred_run):
+def check_replay(kms, fdir, name, tool, live, lines, deferred_run, rt):
     """Replay the guest's trace file of name on the host and check the report like the
     guest's: rows NAME.replay (and its misuse and deferred rows)."""
     row = name + ".replay"
@@ -571,7 +642,7 @@ def check_replay(kms, fdir, name, tool, live, lines, deferred_run):
     except (OSError, ValueError) as e:
         return [(row, ["%s.json: %s" % (row, e)], [])]
     errs = []
-    notes, extra_rows = check_report(row, tool, doc, lines, errs, deferred_run)
+    notes, extra_rows = check_report(row, tool, doc, lines, errs, deferred_run, rt)
     if live is not None:
         diffs = report_diff(live, doc)
         if diffs:
@@ -655,9 +726,14 @@ def gate_rows(kms, fdir, rcs):
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
-        sys.exit("usage: check.py SERIAL_LOG RESULT_DIR [KMEMSCOPE]")
-    serial, outdir = sys.argv[1], sys.argv[2]
+    ap = argparse.ArgumentParser(description="check the QEMU guest's reports against the ledger")
+    ap.add_argument("--kernel", required=True, choices=sorted(KERNELS),
+                    help="the kernel run.sh booted (its expectations)")
+    ap.add_argument("serial")
+    ap.add_argument("outdir")
+    ap.add_argument("kmemscope", nargs="?")
+    args = ap.parse_args()
+    serial, outdir, kms = args.serial, args.outdir, args.kmemscope
     here = os.path.dirname(os.path.abspath(__file__))
     files, status = split_serial(serial, outdir)
     rcs = {}
@@ -673,7 +749,10 @@ def main():
             print("qemu: guest error: %s" % rest)
 
     ledger = parse_ledger(files.get("ledger", ""))
-    results = []
+    spec = KERNELS[args.kernel]
+    begin = next((rest for kind, rest in status if kind == "BEGIN"), "")
+    rt = "PREEMPT_RT" in begin.split()
+    results = [("kernel", check_kernel(spec, begin), [begin]), ("kernel.log", kernel_log(serial), [])]
 
     if any(kind == "SELFTEST" for kind, _ in status):
         for name, cmd in scenarios(os.path.join(here, "scenarios.txt")):
@@ -692,12 +771,18 @@ def main():
         results.append(("probe", ["kmemscope-static missing from the guest (make static)"], []))
     else:
         doc, err = load_json(files, "probe.json")
-        errs = [err] if err else check_probe(doc)
+        errs = [err] if err else check_probe(doc, spec)
         if rcs.get("probe", (1,))[0] != 0:
             errs.insert(0, "kmemscope probe exited %d" % rcs.get("probe", (-1,))[0])
-        results.append(("probe", errs, []))
+        # the plan in the test output: how each family attached on this kernel
+        plan = ["%s=%s" % (f.get("family"), f.get("method") if f.get("traced") else "NOT-TRACED")
+                for f in (doc or {}).get("families") or []]
+        ctx = (doc or {}).get("context_capture") or {}
+        plan.append("context=%s" % (ctx.get("preempt_count") or "unknown"))
+        results.append(("probe", errs, plan))
+        if doc is not None:
+            results.append(("probe.recorded", probe_recorded(doc, args.kernel, rt, outdir), []))
 
-    kms = sys.argv[3] if len(sys.argv) > 3 else None
     fdir = os.path.join(outdir, "files")
     deferred_run = {"": set(), ".replay": set()}
     for name, cmd in scenarios(os.path.join(here, "scenarios.txt")):
@@ -726,12 +811,13 @@ def main():
             if err:
                 errs.append(err)
             else:
-                notes, extra_rows = check_report(name, tool, doc, lines, errs, deferred_run[""])
+                notes, extra_rows = check_report(name, tool, doc, lines, errs, deferred_run[""],
+                                                 rt)
         results.append((name, errs, notes))
         results.extend(extra_rows)
         if kms and have_kms and name in rcs:
             results.extend(check_replay(kms, fdir, name, tool, doc, lines,
-                                        deferred_run[".replay"]))
+                                        deferred_run[".replay"], rt))
     if kms and have_kms:
         results.extend(gate_rows(kms, fdir, rcs))
     # a deferred-free check that never ran is a failure, not a silent pass
@@ -744,13 +830,13 @@ def main():
 
 
 @guarded(lambda m, name, *a: [(name + ".misuse", [m], [])])
-def misuse_rows(name, misuse, lines, errs):
+def misuse_rows(name, misuse, lines, errs, rt):
     """Misuse findings at the module's sites: unexpected ones fail the scenario's own row;
     expected ones get a NAME.misuse row, an XFAIL row where kmemscope is blind by design."""
     stale = [L["function"] for L in lines if L.get("gfp", "-") != "-" and "blocking" not in L]
     if stale:
         errs.append("ledger lines without blocking= at %s: rebuild the module" % ", ".join(stale))
-    exp = misuse_expectations(lines)
+    exp = misuse_expectations(lines, rt)
     merr, xfails, extra = check_misuse(misuse, exp)
     errs.extend(extra)
     rows = []

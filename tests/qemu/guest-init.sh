@@ -44,7 +44,7 @@ finish() {
 	poweroff -f
 }
 
-say "BEGIN $(uname -r)"
+say "BEGIN $(uname -r) $(uname -v)"
 if ! insmod /kmemscope_test.ko; then
 	say "ERROR insmod kmemscope_test.ko failed"
 	finish
