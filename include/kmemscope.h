@@ -79,7 +79,7 @@ enum kms_ev_type {
 #define KMS_X_RESERVED		0x04	/* percpu reserved chunk */
 #define KMS_X_NESTED		0x08	/* vmalloc made inside another vmalloc (its page array) */
 #define KMS_X_MAPPING		0x10	/* set by user space: a vmap area vmalloc did not make
-					 * (ioremap, vmap, vm_map_ram), and its free */
+					 * (ioremap, vmap, vm_map_ram); its free is found by address */
 
 /*
  * kms_event.gfp of an allocation whose attach point carries no GFP (the

@@ -92,6 +92,12 @@ static inline bool kms_ev_is_alloc(int type)
 	return i && i->alloc;
 }
 
+/* a vmap area vmalloc did not make (KMS_X_MAPPING): an event, but no vmalloc allocation */
+static inline bool kms_ev_is_mapping(const struct kms_event *e)
+{
+	return e->type == KMS_EV_VMALLOC && (e->extra & KMS_X_MAPPING);
+}
+
 static inline bool kms_ev_is_free(int type)
 {
 	const struct kms_ev_info *i = kms_ev_info(type);

@@ -140,7 +140,7 @@ static bool mapping(struct pipeline *p, const struct kms_event *e)
 	struct map_slot *s;
 	bool created;
 
-	if (e->type == KMS_EV_VMALLOC && (e->extra & KMS_X_MAPPING)) {
+	if (kms_ev_is_mapping(e)) {
 		/* no memory: its free shows as unmatched */
 		htab__get(&p->mappings, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr), sizeof(*s),
 			  &created);
