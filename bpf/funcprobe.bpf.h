@@ -33,6 +33,16 @@ static __always_inline __u64 pend_key(int kind)
  * pair by thread id through the pending map. The collector sets the target
  * (plain or _noprof name) before load or at attach.
  */
+/*
+ * The pages a vmalloc area of size bytes holds: __vmalloc_node_range()
+ * rounds the request up to pages (huge mappings, which x86 does not use for
+ * vmalloc, round up further).
+ */
+static __always_inline __u64 vm_pages(__u64 size)
+{
+	return (size + page_size - 1) & ~((__u64)page_size - 1);
+}
+
 SEC("fexit/__vmalloc_node_range")
 int BPF_PROG(fx_vmalloc)
 {
@@ -43,7 +53,7 @@ int BPF_PROG(fx_vmalloc)
 	bpf_get_func_arg(ctx, 4, &gfp);
 	bpf_get_func_arg(ctx, 8, &caller);
 	bpf_get_func_ret(ctx, &ret);
-	return on_vmalloc(ctx, caller, ret, size, gfp, !ret, false, EV_DIRECT);
+	return on_vmalloc(ctx, caller, ret, size, vm_pages(size), gfp, !ret, false, EV_DIRECT);
 }
 
 SEC("fentry/vfree")
@@ -169,7 +179,8 @@ int BPF_KRETPROBE(kr_vmalloc, void *ret)
 
 	if (!pend_pop(PEND_VMALLOC, &v))
 		return 0;
-	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, v.gfp, !ret, v.nested, EV_KPROBE);
+	return on_vmalloc(ctx, v.site, ptr_val(ret), v.size, vm_pages(v.size), v.gfp, !ret, v.nested,
+			  EV_KPROBE);
 }
 
 SEC("kprobe/vfree")

@@ -98,6 +98,17 @@ struct {
 __u32 filter_gen;
 
 /*
+ * Allocator wrappers (mempool, ioremap, ...): [wrap_lo[i], wrap_hi[i]),
+ * sorted, from kallsyms (src/frames.c). A call site in one of them is not
+ * the caller: the allocation gets a stack (ev_end()). Written by the
+ * collector once kallsyms is read, which the load does not wait for; 0
+ * without stacks. nr_wrap is written last.
+ */
+__u32 nr_wrap;
+__u64 wrap_lo[KMS_WRAP_MAX];
+__u64 wrap_hi[KMS_WRAP_MAX];
+
+/*
  * 0 until the collector starts tracing: the plan's trial attaches the
  * programs once and the run keeps those links (patching kernel text again
  * for the run would race with the kernel, see issue 11), so handlers run
@@ -226,8 +237,13 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 	return 0;
 }
 
-static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 size, __u64 gfp,
-				      bool failed, bool nested, enum ev_path how)
+/*
+ * req: what the caller asked for; area: the pages the area holds, its guard
+ * page excluded (docs/json-schema.md). gfp: KMS_GFP_UNKNOWN where the attach
+ * point carries none.
+ */
+static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 req, __u64 area,
+				      __u64 gfp, bool failed, bool nested, enum ev_path how)
 {
 	struct ev_slot es = { .guard = KMS_EV_VMALLOC };
 	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0,
@@ -237,7 +253,8 @@ static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 s
 		return 0;
 	e->site = site;
 	e->ptr = addr;
-	e->bytes_req = e->bytes_alloc = size;
+	e->bytes_req = req;
+	e->bytes_alloc = area;
 	e->gfp = gfp;
 	if (failed) {
 		e->order = KMS_FAM_VMALLOC;
@@ -331,9 +348,16 @@ TP_RAW(mm_page_free, A(struct page *page, unsigned int order),
 TP_RAW(mm_page_free_batched, A(struct page *page),
 	return on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, ptr_val(page), 0);)
 
+/*
+ * A vmap area: no GFP, no requested size, and size counts the guard page
+ * that __get_vm_area_node() adds (areas made with VM_NO_GUARD, which x86
+ * does not use for vmalloc, read one page short). The plan takes it only
+ * where no vmalloc function probe works (src/plan.c).
+ */
 TP_PAIR(alloc_vmap_area, A(unsigned long addr, unsigned long size, unsigned long align,
 			   unsigned long vstart, unsigned long vend, int failed),
-	return on_vmalloc(ctx, 0, addr, size, 0, failed, false, EV_STAGED);)
+	__u64 area = size > page_size ? size - page_size : size;
+	return on_vmalloc(ctx, 0, addr, area, area, KMS_GFP_UNKNOWN, failed, false, EV_STAGED);)
 
 TP_PAIR(free_vmap_area_noflush, A(unsigned long va_start, unsigned long nr_lazy,
 				  unsigned long nr_lazy_max),
@@ -366,8 +390,8 @@ static __always_inline int percpu_alloc(__u64 *ctx)
 	if (bpf_core_field_exists(struct trace_event_raw_percpu_alloc_percpu, call_site))
 		/* call_site, reserved, is_atomic, size, align, base, off, ptr, bytes_alloc, gfp */
 		return on_percpu_alloc(ctx, ctx[0], ctx[7], ctx[3], ctx[8], ctx[9], ctx[2], ctx[1]);
-	/* reserved, is_atomic, size, align, base, off, ptr */
-	return on_percpu_alloc(ctx, 0, ctx[6], ctx[2], 0, 0, ctx[1], ctx[0]);
+	/* reserved, is_atomic, size, align, base, off, ptr; no GFP */
+	return on_percpu_alloc(ctx, 0, ctx[6], ctx[2], 0, KMS_GFP_UNKNOWN, ctx[1], ctx[0]);
 }
 
 SEC("tp_btf/percpu_alloc_percpu")

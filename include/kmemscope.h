@@ -78,6 +78,22 @@ enum kms_ev_type {
 #define KMS_X_ATOMIC		0x02	/* percpu is_atomic */
 #define KMS_X_RESERVED		0x04	/* percpu reserved chunk */
 #define KMS_X_NESTED		0x08	/* vmalloc made inside another vmalloc (its page array) */
+#define KMS_X_MAPPING		0x10	/* set by user space: a vmap area vmalloc did not make
+					 * (ioremap, vmap, vm_map_ram); its free is found by address */
+
+/*
+ * kms_event.gfp of an allocation whose attach point carries no GFP (the
+ * vmap-area tracepoint): reports print "unknown". All ones, because 0 is a
+ * GFP a caller can pass.
+ */
+#define KMS_GFP_UNKNOWN		0xffffffffU
+
+/*
+ * Address ranges of allocator wrappers (mempool, ioremap, ...; src/frames.c)
+ * BPF is given: an allocation whose reported call site falls in one gets a
+ * stack, so the site becomes the wrapper's caller.
+ */
+#define KMS_WRAP_MAX		256
 
 /* kms_event.obj of a nested vmalloc, as the aggregator keys it: no real pointer is 1 */
 #define KMS_OBJ_NESTED		1ULL
@@ -97,7 +113,7 @@ struct kms_event {
 	__u64 obj;		/* kmem_cache or device pointer, 0 otherwise */
 	__u32 bytes_req;
 	__u32 bytes_alloc;
-	__u32 gfp;		/* raw gfp_t of the running kernel */
+	__u32 gfp;		/* raw gfp_t of the running kernel, or KMS_GFP_UNKNOWN */
 	__u32 pid;		/* tgid */
 	__s32 stack_id;		/* stack map id, <0: none (-errno if capture failed) */
 	__u32 pc;		/* raw preempt_count if KMS_CTX_KNOWN, tracepoint's +1 included */

@@ -489,6 +489,11 @@ void agg__on_implicit_free(struct agg *a, const struct live_obj *old)
 	a->stats.realloc_without_free++;
 }
 
+void agg__on_mapping(struct agg *a)
+{
+	a->stats.vmap_mappings++;
+}
+
 void agg__on_unmatched(struct agg *a, const struct kms_event *e)
 {
 	int fam = kms_ev_family(e->type);

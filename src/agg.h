@@ -35,6 +35,8 @@ void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_ob
 void agg__on_implicit_free(struct agg *a, const struct live_obj *old);
 /* a free of nothing the store holds */
 void agg__on_unmatched(struct agg *a, const struct kms_event *e);
+/* a vmap area vmalloc did not make (KMS_X_MAPPING): counted apart, nothing else */
+void agg__on_mapping(struct agg *a);
 void agg__meta(struct agg *a, const struct kms_meta *m);
 
 /* what a free event can free: kfree takes kmalloc and kmem_cache objects alike */
@@ -88,6 +90,12 @@ static inline bool kms_ev_is_alloc(int type)
 	const struct kms_ev_info *i = kms_ev_info(type);
 
 	return i && i->alloc;
+}
+
+/* a vmap area vmalloc did not make (KMS_X_MAPPING): an event, but no vmalloc allocation */
+static inline bool kms_ev_is_mapping(const struct kms_event *e)
+{
+	return e->type == KMS_EV_VMALLOC && (e->extra & KMS_X_MAPPING);
 }
 
 static inline bool kms_ev_is_free(int type)
@@ -200,6 +208,7 @@ struct agg_stats {
 	__u64 realloc_without_free;	/* all families */
 	__u64 rcu_completed;	/* real frees of objects already handed to RCU: not counted again */
 	__u64 page_split_frees;	/* page frees that freed part of a higher-order allocation */
+	__u64 vmap_mappings;	/* vmap areas vmalloc did not make (KMS_X_MAPPING): not counted */
 	__u64 nomem;		/* events not fully counted: a table could not grow */
 	__u64 first_ts;
 	__u64 last_ts;

@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include "kmemscope.skel.h"
 #include "collector.h"
+#include "frames.h"
 #include "merge.h"
 #include "plan.h"
 #include "log.h"
@@ -400,6 +401,28 @@ int collector__del_pid(struct collector *c, pid_t pid)
 	/* invalidate the per-CPU cached answers */
 	__atomic_add_fetch(&c->skel->bss->filter_gen, 1, __ATOMIC_SEQ_CST);
 	return 0;
+}
+
+void collector__set_wrappers(struct collector *c, const struct ksyms *k)
+{
+	unsigned long lo[KMS_WRAP_MAX], hi[KMS_WRAP_MAX];
+	int n;
+
+	/* a wrapper's caller comes from a stack: none without stacks */
+	if (!c->skel->rodata->stack_types)
+		return;
+	n = frames__wrappers(k, lo, hi, KMS_WRAP_MAX);
+	if (n < 0) {
+		kms_warn("more than %d allocator wrapper functions: call sites stay in them\n",
+			 KMS_WRAP_MAX);
+		return;
+	}
+	kms_debug("%d address ranges of allocator wrappers\n", n);
+	for (int i = 0; i < n; i++) {
+		c->skel->bss->wrap_lo[i] = lo[i];
+		c->skel->bss->wrap_hi[i] = hi[i];
+	}
+	__atomic_store_n(&c->skel->bss->nr_wrap, n, __ATOMIC_SEQ_CST);
 }
 
 void collector__exclude(struct collector *c, pid_t tgid)

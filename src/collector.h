@@ -55,6 +55,13 @@ int collector__del_pid(struct collector *c, pid_t pid);
  * and counted; its frees pass flagged KMS_CTX_OUTSIDE | KMS_CTX_SELF.
  */
 void collector__exclude(struct collector *c, pid_t tgid);
+/*
+ * Give the BPF side the allocator wrappers' ranges from k (frames.h): an
+ * allocation whose call site falls in one then gets a stack, and its site
+ * comes from that. Nothing without stacks.
+ */
+struct ksyms;
+void collector__set_wrappers(struct collector *c, const struct ksyms *k);
 int collector__attach(struct collector *c);
 /*
  * Read what the kernel has shipped and deliver what is safely ordered, for at

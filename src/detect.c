@@ -406,7 +406,7 @@ static bool site_in(const struct detect *d, __u64 site, const char *const *funcs
 
 static int retained_kind(const struct detect *d, const struct kms_event *e, int fam)
 {
-	if (e->gfp & d->o.gfp_retained)
+	if (e->gfp != KMS_GFP_UNKNOWN && (e->gfp & d->o.gfp_retained))
 		return RET_GFP;
 	if (fam == KMS_FAM_VMALLOC && site_in(d, e->site, thread_stack_funcs))
 		return RET_LAZY;

@@ -110,8 +110,12 @@ void detect_misuse_check(struct detect *d, const struct kms_event *e, int fam, i
 	}
 	d->ms.checked++;
 	atomic = ctx != DCTX_PROCESS;
-	/* vmalloc's tracepoint has no GFP (0): vmalloc may sleep whatever was asked */
-	gfp_known = d->o.gfp_direct_reclaim && e->gfp;
+	/*
+	 * No GFP from the attach point (vmalloc's and 6.1 percpu's tracepoints),
+	 * or 0 (files recorded before KMS_GFP_UNKNOWN): vmalloc may sleep
+	 * whatever was asked
+	 */
+	gfp_known = d->o.gfp_direct_reclaim && e->gfp && e->gfp != KMS_GFP_UNKNOWN;
 	blocking = gfp_known && (e->gfp & d->o.gfp_direct_reclaim);
 	if (!d->o.gfp_direct_reclaim)
 		d->ms.gfp_unknown++;

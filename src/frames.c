@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -75,10 +76,22 @@ static const struct pattern patterns[] = {
 	{ "pcpu_alloc", PAT_VARIANT },
 	{ "__alloc_percpu", PAT_VARIANT },
 	{ "__alloc_reserved_percpu", PAT_EXACT },
-	/* mempool */
+	/*
+	 * Wrappers: they allocate for their caller, who is the call site.
+	 * mempool fills and refills its reserve through pool->alloc, so
+	 * every element shows at mempool_alloc or mempool_init_node.
+	 */
 	{ "mempool_alloc", PAT_VARIANT },
 	{ "mempool_alloc_slab", PAT_EXACT },
 	{ "mempool_kmalloc", PAT_EXACT },
+	{ "mempool_init", PAT_VARIANT },
+	{ "mempool_create", PAT_VARIANT },
+	{ "mempool_resize", PAT_EXACT },
+	/* ioremap: a vmap area, its vm_struct and (x86) its memtype entry */
+	{ "ioremap", PAT_VARIANT },
+	{ "__ioremap", PAT_VARIANT },
+	{ "memremap", PAT_EXACT },
+	{ "memtype_reserve", PAT_VARIANT },
 	/* tracing and BPF plumbing */
 	{ "bpf_", PAT_PREFIX },
 	{ "__bpf_", PAT_PREFIX },
@@ -106,6 +119,8 @@ static const char *const variant_words[] = {
 	"fallback", "pcplist", "buddy", "user", "32", "huge", "range", "attrs",
 	"pages", "noncontiguous", "coherent", "dev", "contiguous", "remap",
 	"area", "gfp", "slab", "preallocated", "frozen",
+	/* ioremap_wc, ioremap_prot, __ioremap_caller, memtype_reserve_io, ... */
+	"wc", "uc", "wt", "np", "prot", "encrypted", "io",
 };
 
 static bool is_variant_word(const char *w, size_t len)
@@ -155,7 +170,7 @@ static bool pattern_match(const struct pattern *p, const char *func, size_t len)
 	return false;
 }
 
-bool frames__is_internal(const char *func)
+static bool matches(const char *func, bool plumbing)
 {
 	size_t i, len;
 
@@ -164,8 +179,40 @@ bool frames__is_internal(const char *func)
 	/* "slab_alloc_node.constprop.0": compiler clones are the same function */
 	len = strcspn(func, ".");
 	for (i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
-		if (pattern_match(&patterns[i], func, len))
+		if ((plumbing || patterns[i].kind != PAT_PREFIX) &&
+		    pattern_match(&patterns[i], func, len))
 			return true;
+	return false;
+}
+
+bool frames__is_internal(const char *func)
+{
+	return matches(func, true);
+}
+
+/* allocator functions only: a call site in tracing plumbing is not an allocation's */
+static bool is_allocator(const char *func)
+{
+	return matches(func, false);
+}
+
+int frames__wrappers(const struct ksyms *k, unsigned long *lo, unsigned long *hi, int max)
+{
+	size_t n = ksyms__ranges(k, is_allocator, lo, hi, max);
+
+	return n > (size_t)max ? -E2BIG : (int)n;
+}
+
+bool frames__through(const struct ksyms *k, const unsigned long *ips, int n, const char *func)
+{
+	const struct pattern p = { func, PAT_EXACT };
+
+	for (int i = 0; k && i < n; i++) {
+		const struct ksym *s = ips[i] ? ksyms__resolve(k, ips[i]) : NULL;
+
+		if (s && pattern_match(&p, s->name, strcspn(s->name, ".")))
+			return true;
+	}
 	return false;
 }
 

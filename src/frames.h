@@ -27,6 +27,20 @@ struct ksyms;
 bool frames__is_internal(const char *func);
 
 /*
+ * The address ranges of the allocator functions of k (every internal
+ * pattern but the tracing plumbing), sorted, for the BPF side: a call site
+ * reported inside one is not the caller. Returns how many, -E2BIG when more
+ * than max.
+ */
+int frames__wrappers(const struct ksyms *k, unsigned long *lo, unsigned long *hi, int max);
+
+/*
+ * Whether one of ips[0..n) is in func (or func_noprof, or a compiler clone
+ * of either).
+ */
+bool frames__through(const struct ksyms *k, const unsigned long *ips, int n, const char *func);
+
+/*
  * Index of the first frame of ips[0..n) that resolves to a function that is
  * not internal; zero and unresolvable frames are skipped. -1 if none.
  */

@@ -421,3 +421,34 @@ int ksyms__export(const struct ksyms *k, unsigned long addr, unsigned long *key,
 		m = put_line(next, 'b', buf + n, len - n);
 	return n < 0 || m < 0 ? -EINVAL : n + m;
 }
+
+size_t ksyms__ranges(const struct ksyms *k, bool (*match)(const char *name), unsigned long *lo,
+		     unsigned long *hi, size_t max)
+{
+	size_t i, j, n = 0;
+	unsigned long end;
+
+	for (i = 0; k && i < k->n; i++) {
+		const struct kentry *e = &k->ents[i];
+		const struct ksym *s;
+
+		if (!e->text || e->sym.module || !match(e->sym.name))
+			continue;
+		/* where the function ends is where ksyms__resolve() stops saying it */
+		s = ksyms__resolve(k, e->sym.addr);
+		if (s != &e->sym)
+			continue;	/* an alias that loses to another name */
+		for (j = i + 1; j < k->n && k->ents[j].sym.addr == e->sym.addr; j++)
+			;
+		end = j < k->n ? k->ents[j].sym.addr : e->sym.addr + 1;
+		if (n && hi[n - 1] == e->sym.addr) {
+			hi[n - 1] = end;
+			continue;
+		}
+		if (n == max)
+			return max + 1;
+		lo[n] = e->sym.addr;
+		hi[n++] = end;
+	}
+	return n;
+}

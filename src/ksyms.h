@@ -86,6 +86,13 @@ const struct ksym *ksyms__find(const struct ksyms *k, const char *name);
  */
 int ksyms__export(const struct ksyms *k, unsigned long addr, unsigned long *key, char *buf,
 		  size_t len);
+/*
+ * The address ranges [lo[i], hi[i]) of the vmlinux functions whose names
+ * match, in address order, neighbours merged. Returns how many, max + 1
+ * when there were more than max (the first max are filled).
+ */
+size_t ksyms__ranges(const struct ksyms *k, bool (*match)(const char *name), unsigned long *lo,
+		     unsigned long *hi, size_t max);
 /* number of text symbols loaded */
 size_t ksyms__count(const struct ksyms *k);
 

@@ -8,10 +8,18 @@
 #include "live.h"
 #include "pipeline.h"
 
+struct map_slot {
+	__u64 ptr;
+	__u8 pad[7];
+	__u8 meta;		/* htab.h's */
+};
+HTAB_SLOT(struct map_slot);
+
 int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 {
 	memset(p, 0, sizeof(*p));
-	if (live__init(&p->live))
+	if (live__init(&p->live) ||
+	    htab__init(&p->mappings, sizeof(struct map_slot), 64, HTAB_FAST, htab__hash_u64))
 		return -ENOMEM;
 	p->defer = deferred__new();
 	p->filter = filter__new(&o->filter);
@@ -36,6 +44,7 @@ void pipeline__fini(struct pipeline *p)
 	filter__free(p->filter);
 	deferred__free(p->defer);
 	live__fini(&p->live);
+	htab__fini(&p->mappings);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -121,6 +130,32 @@ static void on_free(struct pipeline *p, struct kms_event *e, int cls)
 	}
 }
 
+/*
+ * A vmap area the session found vmalloc did not make (KMS_X_MAPPING: the
+ * vmap-area tracepoint also sees ioremap, vmap and vm_map_ram) is no vmalloc
+ * allocation, and its free no vmalloc free: both are left out, counted.
+ */
+static bool mapping(struct pipeline *p, const struct kms_event *e)
+{
+	struct map_slot *s;
+	bool created;
+
+	if (kms_ev_is_mapping(e)) {
+		/* no memory: its free shows as unmatched */
+		htab__get(&p->mappings, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr), sizeof(*s),
+			  &created);
+		agg__on_mapping(p->agg);
+		return true;
+	}
+	if (e->type != KMS_EV_VFREE || !p->mappings.count)
+		return false;
+	s = htab__lookup(&p->mappings, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr));
+	if (!s)
+		return false;
+	htab__delete(&p->mappings, s, sizeof(*s));
+	return true;
+}
+
 void pipeline__event(struct pipeline *p, struct kms_event *e)
 {
 	int cls;
@@ -138,6 +173,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 		e->ctx |= KMS_CTX_OUTSIDE;
 	}
 	agg__event(p->agg, e);
+	if (mapping(p, e))
+		return;
 	if (p->detect)
 		detect__event(p->detect, e);
 	/* the real free of an object handed to RCU: it was freed at the hand-off */

@@ -17,6 +17,7 @@
 #include <linux/types.h>
 #include "filter.h"
 #include "kmemscope.h"
+#include "htab.h"
 #include "live.h"
 
 struct agg;
@@ -47,6 +48,7 @@ struct pipeline_tap {
 
 struct pipeline {
 	struct live live;		/* every object allocated and not yet freed */
+	struct htab mappings;		/* live vmap areas vmalloc did not make (mapping()) */
 	struct deferred *defer;
 	struct filter *filter;
 	struct agg *agg;

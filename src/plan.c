@@ -29,10 +29,14 @@
 #include "ksyms.h"
 #include "tracefs.h"
 
-#define TP(sys, name) { PM_TP_BTF, sys ":" name, "tb_" name, NULL }, \
-		      { PM_RAW_TP, sys ":" name, "rt_" name, NULL }
+#define TP(sys, name, g) { PM_TP_BTF, sys ":" name, "tb_" name, NULL, g }, \
+			 { PM_RAW_TP, sys ":" name, "rt_" name, NULL, g }
 /* raw_tp only: the handler needs a struct pointer argument as a number (bpf/) */
-#define TPR(sys, name) { PM_RAW_TP, sys ":" name, "rt_" name, NULL }
+#define TPR(sys, name, g) { PM_RAW_TP, sys ":" name, "rt_" name, NULL, g }
+
+/* what allocation candidates deliver (enum plan_gives); frees deliver nothing ranked */
+#define G_ALL (PG_GFP | PG_REQ | PG_AREA | PG_CALLER | PG_OWN)
+#define G_NO_CALLER (G_ALL & ~PG_CALLER)
 
 /*
  * Candidate tables. kmem:* and percpu:* tracepoints are old and everywhere;
@@ -41,38 +45,55 @@
  * names gained a _noprof suffix in 6.10 (memory allocation profiling), hence
  * both spellings.
  */
-/* nr_cands is counted at run time */
+/*
+ * In each list, cheaper first: the plan then ranks them by what they
+ * deliver (rank_cands()), so a function probe that delivers more wins over a
+ * tracepoint that delivers less. nr_cands is counted at run time.
+ */
 static const struct plan_event plan_template[] = {
-	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 0, { TP("kmem", "kmalloc") }, 0, "sh_kmalloc" },
-	{ "kfree", KMS_FAM_KMALLOC, false, false, 0, { TP("kmem", "kfree") }, 0, "sh_kfree" },
-	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 0, { TPR("kmem", "kmem_cache_alloc") }, 0, "sh_kmem_cache_alloc" },
-	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 0, { TPR("kmem", "kmem_cache_free") }, 0, "sh_kmem_cache_free" },
-	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 0, { TPR("kmem", "mm_page_alloc") }, 0, "sh_mm_page_alloc" },
-	{ "mm_page_free", KMS_FAM_PAGE, false, false, 0, { TPR("kmem", "mm_page_free") }, 0, "sh_mm_page_free" },
+	{ "kmalloc", KMS_FAM_KMALLOC, true, false, 0, { TP("kmem", "kmalloc", G_ALL) }, 0, "sh_kmalloc" },
+	{ "kfree", KMS_FAM_KMALLOC, false, false, 0, { TP("kmem", "kfree", 0) }, 0, "sh_kfree" },
+	{ "kmem_cache_alloc", KMS_FAM_CACHE, true, false, 0,
+	  { TPR("kmem", "kmem_cache_alloc", G_ALL) }, 0, "sh_kmem_cache_alloc" },
+	{ "kmem_cache_free", KMS_FAM_CACHE, false, false, 0, { TPR("kmem", "kmem_cache_free", 0) }, 0,
+	  "sh_kmem_cache_free" },
+	{ "mm_page_alloc", KMS_FAM_PAGE, true, false, 0,
+	  { TPR("kmem", "mm_page_alloc", G_NO_CALLER) }, 0, "sh_mm_page_alloc" },
+	{ "mm_page_free", KMS_FAM_PAGE, false, false, 0, { TPR("kmem", "mm_page_free", 0) }, 0,
+	  "sh_mm_page_free" },
 	{ "mm_page_free_batched", KMS_FAM_PAGE, false, true, 0,
-	  { TPR("kmem", "mm_page_free_batched") }, 0, "sh_mm_page_free_batched" },
+	  { TPR("kmem", "mm_page_free_batched", 0) }, 0, "sh_mm_page_free_batched" },
+	/*
+	 * vmalloc:alloc_vmap_area (6.3+) is a vmap-area event: no GFP, no
+	 * requested size, and ioremap, vmap and vm_map_ram areas too. A
+	 * function probe on __vmalloc_node_range delivers all of it, so the
+	 * tracepoint is the last resort (the 6.18 host, where function probes
+	 * are refused), not the first choice.
+	 */
 	{ "vmalloc", KMS_FAM_VMALLOC, true, false, 0, {
-		TP("vmalloc", "alloc_vmap_area"),
-		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", NULL },
-		{ PM_FENTRY, "__vmalloc_node_range", "fx_vmalloc", NULL },
-		{ PM_KPROBE, "__vmalloc_node_range_noprof", "kp_vmalloc", "kr_vmalloc" },
-		{ PM_KPROBE, "__vmalloc_node_range", "kp_vmalloc", "kr_vmalloc" } } },
+		TP("vmalloc", "alloc_vmap_area", PG_AREA),
+		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", NULL, G_ALL },
+		{ PM_FENTRY, "__vmalloc_node_range", "fx_vmalloc", NULL, G_ALL },
+		{ PM_KPROBE, "__vmalloc_node_range_noprof", "kp_vmalloc", "kr_vmalloc", G_ALL },
+		{ PM_KPROBE, "__vmalloc_node_range", "kp_vmalloc", "kr_vmalloc", G_ALL } } },
 	{ "vfree", KMS_FAM_VMALLOC, false, false, 0, {
-		TP("vmalloc", "free_vmap_area_noflush"),
+		TP("vmalloc", "free_vmap_area_noflush", 0),
 		{ PM_FENTRY, "vfree", "fe_vfree", NULL },
 		{ PM_KPROBE, "vfree", "kp_vfree", NULL } } },
 	{ "dma_alloc", KMS_FAM_DMA, true, false, 0, {
-		TPR("dma", "dma_alloc"),
-		{ PM_FENTRY, "dma_alloc_attrs", "fx_dma_alloc", NULL },
-		{ PM_KPROBE, "dma_alloc_attrs", "kp_dma_alloc", "kr_dma_alloc" } } },
-	{ "dma_alloc_pages", KMS_FAM_DMA, true, true, 0, { TPR("dma", "dma_alloc_pages") } },
+		TPR("dma", "dma_alloc", G_NO_CALLER),
+		{ PM_FENTRY, "dma_alloc_attrs", "fx_dma_alloc", NULL, G_NO_CALLER },
+		{ PM_KPROBE, "dma_alloc_attrs", "kp_dma_alloc", "kr_dma_alloc", G_ALL } } },
+	{ "dma_alloc_pages", KMS_FAM_DMA, true, true, 0, { TPR("dma", "dma_alloc_pages", G_NO_CALLER) } },
 	{ "dma_free", KMS_FAM_DMA, false, false, 0, {
-		TPR("dma", "dma_free"),
+		TPR("dma", "dma_free", 0),
 		{ PM_FENTRY, "dma_free_attrs", "fe_dma_free", NULL },
 		{ PM_KPROBE, "dma_free_attrs", "kp_dma_free", NULL } } },
-	{ "dma_free_pages", KMS_FAM_DMA, false, true, 0, { TPR("dma", "dma_free_pages") } },
-	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 0, { TP("percpu", "percpu_alloc_percpu") } },
-	{ "percpu_free", KMS_FAM_PERCPU, false, false, 0, { TP("percpu", "percpu_free_percpu") } },
+	{ "dma_free_pages", KMS_FAM_DMA, false, true, 0, { TPR("dma", "dma_free_pages", 0) } },
+	/* GFP and caller only where the tracepoint has them (percpu_gives()) */
+	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 0,
+	  { TP("percpu", "percpu_alloc_percpu", PG_REQ | PG_AREA | PG_OWN) } },
+	{ "percpu_free", KMS_FAM_PERCPU, false, false, 0, { TP("percpu", "percpu_free_percpu", 0) } },
 	/*
 	 * Deferred frees fire no tracepoint on any kernel: function probes or
 	 * nothing. kmem_cache_free_bulk() also serves kfree_bulk() (s = NULL),
@@ -630,6 +651,45 @@ static bool family_on(const struct plan_event *ev, const bool *fam_on)
 
 static int load_live(const struct probe_env *env, struct plan *p);
 
+static int ranked(const struct plan_cand *c)
+{
+	return __builtin_popcount(c->gives & PG_RANKED);
+}
+
+/* candidates that deliver more of what reports need first; the table's order among equals */
+static void rank_cands(struct plan_event *ev)
+{
+	for (int i = 1; i < ev->nr_cands; i++) {
+		struct plan_cand c = ev->cands[i];
+		int j = i;
+
+		for (; j > 0 && ranked(&ev->cands[j - 1]) < ranked(&c); j--)
+			ev->cands[j] = ev->cands[j - 1];
+		ev->cands[j] = c;
+	}
+}
+
+/*
+ * percpu:percpu_alloc_percpu has carried call_site and gfp_flags since 6.2
+ * (the BPF handler tests the same field): GFP is delivered where it does.
+ */
+static void percpu_gives(struct plan *p, const struct btf *btf)
+{
+	int id = btf ? btf__find_by_name_kind(btf, "trace_event_raw_percpu_alloc_percpu",
+					      BTF_KIND_STRUCT) : -1;
+	const struct btf_type *t = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	const struct btf_member *m = t ? btf_members(t) : NULL;
+
+	for (int k = 0; t && k < btf_vlen(t); k++, m++) {
+		if (strcmp(btf__name_by_offset(btf, m->name_off), "gfp_flags"))
+			continue;
+		for (int i = 0; i < p->nr_events; i++)
+			if (p->events[i].family == KMS_FAM_PERCPU && p->events[i].alloc)
+				for (int j = 0; j < p->events[i].nr_cands; j++)
+					p->events[i].cands[j].gives |= PG_GFP | PG_CALLER;
+	}
+}
+
 /*
  * The kernel's BTF, mapped where the kernel allows it (6.16+, "btf: Allow
  * mmap of vmlinux btf"): reading its 5 MB from sysfs goes a page per read(),
@@ -682,6 +742,7 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 		ev->nr_cands = 0;
 		while (ev->nr_cands < PLAN_MAX_CANDS && ev->cands[ev->nr_cands].prog)
 			ev->nr_cands++;
+		rank_cands(ev);
 	}
 
 	/* parsed once, here: the trial objects take the facts they need from p */
@@ -696,6 +757,7 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 	env.p = p;
 	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
 	find_context_offsets(p, env.vmlinux);
+	percpu_gives(p, env.vmlinux);
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		fam_wanted[f] = !families || (families & (1u << f));
@@ -871,6 +933,17 @@ int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue)
 	return 0;
 }
 
+unsigned int plan__gives(const struct plan *p, int fam)
+{
+	for (int i = 0; i < p->nr_events; i++) {
+		const struct plan_event *ev = &p->events[i];
+
+		if (ev->family == fam && ev->alloc && !ev->optional && ev->selected >= 0)
+			return ev->cands[ev->selected].gives;
+	}
+	return 0;
+}
+
 static const char *result_names[] = {
 	[CR_NOT_TRIED] = "not tried",
 	[CR_SELECTED] = "selected",
@@ -887,24 +960,92 @@ static const char *stacks_name(const struct collector_opts *cfg)
 	return "sites";
 }
 
+/* enum plan_gives, bit by bit, as probe --json names them (docs/json-schema.md) */
+static const char *gives_names[PG_NR] = { "gfp", "bytes_req", "bytes_alloc", "call_site",
+					  "own_only" };
+
+static void gives_text(unsigned int g, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int b = 0; b < PG_NR && off < len; b++)
+		if (g & (1u << b))
+			off += snprintf(buf + off, len - off, "%s%s", off ? "," : "", gives_names[b]);
+}
+
+static json_t *gives_json(unsigned int g)
+{
+	json_t *a = json_array();
+
+	for (int b = 0; b < PG_NR; b++)
+		if (g & (1u << b))
+			json_array_append_new(a, json_string(gives_names[b]));
+	return a;
+}
+
+/*
+ * Why a candidate the plan did not try lost to the selected one: it
+ * delivers less. NULL when it delivers as much (it only costs more).
+ */
+static const char *not_chosen(const struct plan_cand *c, const struct plan_cand *sel,
+			      char *buf, size_t len)
+{
+	char lacks[64];
+	int n;
+
+	if (!sel || c->result != CR_NOT_TRIED || !(sel->gives & ~c->gives & PG_RANKED))
+		return NULL;
+	gives_text(sel->gives & ~c->gives & PG_RANKED, lacks, sizeof(lacks));
+	n = snprintf(buf, len, "delivers less: no %s", lacks);
+	return n > 0 ? buf : NULL;
+}
+
+/* what the reports show where the selected candidate lacks a field */
+static const struct {
+	unsigned int field;	/* PG_* */
+	const char *note;
+} lack_notes[] = {
+	{ PG_GFP, "gfp reads unknown" },
+	{ PG_REQ, "bytes_req = bytes_alloc" },
+	{ PG_OWN, "areas vmalloc did not make are told apart by their stack, left out" },
+};
+
 int plan__print_text(const struct plan *p, FILE *out)
 {
 	fprintf(out, "%-20s %-8s %-34s %s\n", "EVENT", "METHOD", "TARGET", "NOTES");
 	for (int i = 0; i < p->nr_events; i++) {
 		const struct plan_event *ev = &p->events[i];
 		const struct plan_cand *sel = ev->selected >= 0 ? &ev->cands[ev->selected] : NULL;
+		char gives[64] = "", why[96];
 
+		if (sel && ev->alloc) {
+			size_t off = snprintf(gives, sizeof(gives), "delivers ");
+
+			gives_text(sel->gives, gives + off, sizeof(gives) - off);
+		}
 		fprintf(out, "%-20s %-8s %-34s %s\n", ev->name,
 			sel ? method_names[sel->method] : "-", sel ? sel->target : "-",
-			sel ? "" : ev->deferred ? "not traced: these frees go unseen" :
+			sel ? gives : ev->deferred ? "not traced: these frees go unseen" :
 			(ev->optional ? "not traced (optional)" : "NOT TRACED"));
+		for (size_t b = 0; sel && ev->alloc && b < sizeof(lack_notes) / sizeof(lack_notes[0]);
+		     b++) {
+			if (sel->gives & lack_notes[b].field)
+				continue;
+			gives_text(lack_notes[b].field, why, sizeof(why));
+			fprintf(out, "%-20s   %-6s %-34s lacks %s: %s\n", "", "", "", why,
+				lack_notes[b].note);
+		}
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
+			const char *lost = not_chosen(c, sel, why, sizeof(why));
 
-			if (c->result != CR_REJECTED)
-				continue;
-			fprintf(out, "%-20s   %-6s %-34s rejected: %s\n", "",
-				method_names[c->method], c->target, c->reason);
+			if (c->result == CR_REJECTED)
+				fprintf(out, "%-20s   %-6s %-34s rejected: %s\n", "",
+					method_names[c->method], c->target, c->reason);
+			else if (lost)
+				fprintf(out, "%-20s   %-6s %-34s not chosen: %s\n", "",
+					method_names[c->method], c->target, lost);
 		}
 	}
 	fprintf(out, "\nfamilies:");
@@ -941,6 +1082,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 		const struct plan_event *ev = &p->events[i];
 		const struct plan_cand *sel = ev->selected >= 0 ? &ev->cands[ev->selected] : NULL;
 		json_t *e = json_object(), *cands = json_array();
+		char why[96];
 
 		json_object_set_new(e, "event", json_string(ev->name));
 		json_object_set_new(e, "family", ev->family >= 0 ?
@@ -951,6 +1093,8 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 		json_object_set_new(e, "traced", json_boolean(sel != NULL));
 		json_object_set_new(e, "optional", json_boolean(ev->optional));
 		json_object_set_new(e, "deferred", json_boolean(ev->deferred));
+		json_object_set_new(e, "delivers", sel && ev->alloc ? gives_json(sel->gives) :
+				    json_null());
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
 			json_t *cj = json_object();
@@ -958,8 +1102,12 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 			json_object_set_new(cj, "method", json_string(method_names[c->method]));
 			json_object_set_new(cj, "target", json_string(c->target));
 			json_object_set_new(cj, "result", json_string(result_names[c->result]));
+			if (ev->alloc)
+				json_object_set_new(cj, "delivers", gives_json(c->gives));
 			if (c->result == CR_REJECTED)
 				json_object_set_new(cj, "reason", json_string(c->reason));
+			else if (not_chosen(c, sel, why, sizeof(why)))
+				json_object_set_new(cj, "reason", json_string(why));
 			json_array_append_new(cands, cj);
 		}
 		json_object_set_new(e, "candidates", cands);

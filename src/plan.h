@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The attach plan: for every allocator event an ordered list of candidate
- * attach points (tracepoint, then fentry/fexit, then kprobe), probed on the
- * running kernel. The first that loads and attaches wins.
+ * attach points, probed on the running kernel: of those that load and
+ * attach, the one that delivers the most of what the reports need
+ * (enum plan_gives), the cheapest (tracepoint, fentry/fexit, kprobe) among
+ * equals.
  */
 #ifndef KMS_PLAN_H
 #define KMS_PLAN_H
@@ -31,11 +33,29 @@ enum cand_result {
 
 #define PLAN_MAX_CANDS 6
 
+/*
+ * What an allocation candidate delivers, for the report: the plan prefers
+ * the candidate that delivers more of PG_RANKED, and among equals the
+ * cheaper (the table's order). A caller from the attach point and one from
+ * the stack are the same site, so PG_CALLER is shown but not ranked.
+ */
+enum plan_gives {
+	PG_GFP = 1,	/* the caller's GFP flags */
+	PG_REQ = 2,	/* the size the caller asked for */
+	PG_AREA = 4,	/* the size allocated */
+	PG_CALLER = 8,	/* the call site, without a stack */
+	PG_OWN = 16,	/* only this allocator's allocations (a vmap-area tracepoint
+			 * also sees ioremap, vmap and vm_map_ram areas) */
+	PG_NR = 5,
+	PG_RANKED = PG_GFP | PG_REQ | PG_AREA | PG_OWN,
+};
+
 struct plan_cand {
 	enum plan_method method;
 	const char *target;	/* tracepoint or kernel function */
 	const char *prog;	/* BPF program name (bpf/kmemscope.bpf.c and its headers) */
 	const char *prog_ret;	/* kretprobe program, or NULL */
+	unsigned int gives;	/* PG_*, allocation candidates only */
 	enum cand_result result;
 	char reason[128];
 };
@@ -92,6 +112,9 @@ void plan__free(struct plan *p);
  * followers); links are kept in the skeleton's links.
  */
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
+
+/* what the selected allocation candidate of family fam delivers (PG_*), 0 if none */
+unsigned int plan__gives(const struct plan *p, int fam);
 
 int plan__print_text(const struct plan *p, FILE *out);
 /*

@@ -417,6 +417,7 @@ static struct rows *site_gfp(const struct agg_site *s)
 			break;
 		r[SG_FLAGS].u = s->gfp[i].value;
 		r[SG_VALUE].u = s->gfp[i].value;
+		r[SG_VALUE].null = s->gfp[i].value == KMS_GFP_UNKNOWN;
 		r[SG_ALLOCS].u = s->gfp[i].allocs;
 	}
 	return t;
@@ -522,6 +523,7 @@ static struct rows *gfps(const struct agg *a, const struct report_opts *o)
 		r[G_ALLOCS].u = g->allocs;
 		r[G_BYTES].u = g->bytes_alloc;
 		r[G_VALUE].u = g->value;
+		r[G_VALUE].null = g->value == KMS_GFP_UNKNOWN;
 		r[G_FLAGS].u = g->value;
 	}
 	free(v);

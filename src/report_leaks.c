@@ -328,6 +328,7 @@ static struct rows *lrows(const struct detect *d, const struct detect_report_opt
 		r[L_AGE].u = age(o, l->oldest_ts);
 		r[L_GFP].u = l->gfp;
 		r[L_GFP_VALUE].u = l->gfp;
+		r[L_GFP_VALUE].null = l->gfp == KMS_GFP_UNKNOWN;
 		r[L_GFP_MIXED].u = l->gfp_mixed;
 		r[L_EXAMPLE].u = l->pid;
 		r[L_EXAMPLE].s = detect__comm(d, l->pid);

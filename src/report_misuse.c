@@ -122,6 +122,7 @@ static void finding(struct rows *t, const struct detect *d, const struct detect_
 	r[M_COUNT].u = m->count;
 	r[M_GFP].u = m->gfp;
 	r[M_GFP_VALUE].u = m->gfp;
+	r[M_GFP_VALUE].null = m->gfp == KMS_GFP_UNKNOWN;
 	r[M_PC].u = m->pc;
 	r[M_ORDER].i = m->order;
 	r[M_ORDER].null = m->family != KMS_FAM_PAGE;

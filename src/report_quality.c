@@ -7,7 +7,7 @@
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
-	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
+	Q_MAPPINGS,	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
 	Q_NR,
 };
 
@@ -33,6 +33,8 @@ static const struct row_col quality_cols[Q_NR] = {
 			.note = "(a live address allocated again)" },
 	[Q_SPLIT] = { "page_split_frees", "page split frees", RK_U64,
 		      .note = "(order-0 frees inside a larger allocation)" },
+	[Q_MAPPINGS] = { "vmap_mappings", "vmap mappings", RK_U64,
+			 .note = "(ioremap, vmap: left out of vmalloc)" },
 	[Q_NOT_COUNTED] = { "not_counted", "not counted", RK_U64, .note = "(out of memory)" },
 	[Q_DEFERRED] = { "deferred_traced", "deferred frees traced", RK_BOOL,
 			 .note = "(kfree_rcu, bulk frees: see 'kmemscope probe')" },
@@ -96,6 +98,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_UNMATCHED].u = st->unmatched_frees;
 	r[Q_REALLOC].u = st->realloc_without_free;
 	r[Q_SPLIT].u = st->page_split_frees;
+	r[Q_MAPPINGS].u = st->vmap_mappings;
 	r[Q_NOT_COUNTED].u = st->nomem;
 	r[Q_DEFERRED].u = quality ? q.deferred_traced : false;
 	r[Q_RCU_DONE].u = st->rcu_completed;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include <linux/types.h>
+#include "kmemscope.h"
 #include "rows.h"
 #include "gfp.h"
 #include "ksyms.h"
@@ -240,7 +242,9 @@ static void site_text(const struct rows_ctx *c, __u64 addr, char *buf, size_t le
 
 static void gfp_text(const struct rows_ctx *c, __u64 v, char *buf, size_t len)
 {
-	if (c->gfp)
+	if (v == KMS_GFP_UNKNOWN)
+		snprintf(buf, len, "unknown");
+	else if (c->gfp)
 		gfp_table__decode(c->gfp, (__u32)v, buf, len);
 	else
 		snprintf(buf, len, "0x%llx", (unsigned long long)v);

@@ -265,7 +265,7 @@ struct ev_line {
 	char site_addr[32];
 	const char *context;	/* NULL: the record carries no preempt count */
 	char pc[16];
-	const char *flags[8];
+	const char *flags[9];
 	int nr_flags;
 	int nr_frames;		/* --stack: frames in sc->frames, -1: the record has no stack */
 };
@@ -283,9 +283,10 @@ static const struct {
 	{ KMS_X_FAILED, true, "failed" },
 	{ KMS_X_ATOMIC, true, "atomic" },
 	{ KMS_X_RESERVED, true, "reserved" },
+	{ KMS_X_MAPPING, true, "mapping" },
 };
 
-_Static_assert(sizeof(flag_names) / sizeof(flag_names[0]) <= 8, "ev_line.flags holds them all");
+_Static_assert(sizeof(flag_names) / sizeof(flag_names[0]) <= 9, "ev_line.flags holds them all");
 
 static void describe(struct script *sc, const struct kms_event *e, struct ev_line *l)
 {
@@ -319,9 +320,15 @@ static void describe(struct script *sc, const struct kms_event *e, struct ev_lin
 	}
 	l->order = page ? e->order : -1;
 	l->migratetype = fam == KMS_FAM_PAGE && alloc ? e->extra : -1;
-	/* vmalloc's tracepoint records no GFP: 0 there is unknown, not "none" */
+	/*
+	 * No GFP from the attach point (vmalloc's tracepoint; files recorded
+	 * before KMS_GFP_UNKNOWN wrote 0 there): "unknown", not "none"
+	 */
 	l->gfp = NULL;
-	if (alloc && !(fam == KMS_FAM_VMALLOC && !e->gfp)) {
+	l->gfp_value[0] = '\0';
+	if (alloc && (e->gfp == KMS_GFP_UNKNOWN || (fam == KMS_FAM_VMALLOC && !e->gfp))) {
+		l->gfp = "unknown";
+	} else if (alloc) {
 		gfp_table__decode(sc->o.gfp, e->gfp, l->gfp_buf, sizeof(l->gfp_buf));
 		snprintf(l->gfp_value, sizeof(l->gfp_value), "0x%x", e->gfp);
 		l->gfp = l->gfp_buf;
@@ -430,7 +437,8 @@ static const char *event_json(struct script *sc, const struct kms_event *e,
 	json_object_set_new(j, "migratetype", l->migratetype >= 0 ? json_integer(l->migratetype) :
 			    json_null());
 	json_object_set_new(j, "gfp", rows__json_str(l->gfp));
-	json_object_set_new(j, "gfp_value", l->gfp ? json_string(l->gfp_value) : json_null());
+	json_object_set_new(j, "gfp_value", l->gfp_value[0] ? json_string(l->gfp_value) :
+			    json_null());
 	json_object_set_new(j, "node", json_integer(e->node));
 	json_object_set_new(j, "cache", rows__json_str(l->is_cache ? l->obj_name : NULL));
 	json_object_set_new(j, "cache_addr", l->is_cache ? json_string(l->obj_addr) : json_null());

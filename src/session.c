@@ -57,6 +57,30 @@ static __u64 resolve_site(struct session *s, int stack_id)
 	return i >= 0 ? ips[i] : 0;
 }
 
+/*
+ * A vmap area vmalloc made: its stack passes through __vmalloc_node_range();
+ * ioremap's, vmap's and vm_map_ram's do not. Without a stack, taken for one.
+ */
+static bool made_by_vmalloc(struct session *s, int stack_id)
+{
+	__u64 ips[KMS_MAX_STACK];
+	unsigned long uips[KMS_MAX_STACK];
+	int n;
+
+	if (stack_id < 0 || (unsigned int)stack_id >= s->stack_entries || !s->ksyms)
+		return true;
+	if (s->vmalloc_cache[stack_id])
+		return s->vmalloc_cache[stack_id] == 1;
+	n = collector__stack(s->coll, stack_id, ips, KMS_MAX_STACK);
+	if (n <= 0)
+		return true;
+	for (int i = 0; i < n; i++)
+		uips[i] = ips[i];
+	s->vmalloc_cache[stack_id] = frames__through(s->ksyms, uips, n, "__vmalloc_node_range") ?
+				     1 : 2;
+	return s->vmalloc_cache[stack_id] == 1;
+}
+
 /* the calibration workload's own allocations measure the tracer's baseline */
 static bool calibration_event(struct session *s, const struct kms_event *e)
 {
@@ -81,6 +105,8 @@ static void sink_event(void *ctx, struct kms_event *e)
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
+	if (e->type == KMS_EV_VMALLOC && s->vmap_level && !made_by_vmalloc(s, e->stack_id))
+		e->extra |= KMS_X_MAPPING;
 	if (calibration_event(s, e))
 		pipeline__observe(&s->pipe, e);
 	else
@@ -365,9 +391,12 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (co.stack_entries) {
 		s->stack_entries = co.stack_entries;
 		s->site_cache = calloc(co.stack_entries, sizeof(*s->site_cache));
-		if (!s->site_cache)
+		s->vmalloc_cache = calloc(co.stack_entries, sizeof(*s->vmalloc_cache));
+		if (!s->site_cache || !s->vmalloc_cache)
 			return 1;
 	}
+	s->vmap_level = s->plan->fam_traced[KMS_FAM_VMALLOC] &&
+			!(plan__gives(s->plan, KMS_FAM_VMALLOC) & PG_OWN);
 	err = collector__open(&s->coll, s->plan, &co, sink);
 	if (err)
 		return 1;
@@ -410,6 +439,8 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (!s->ksyms)
 		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
 			 strerror(errno));
+	/* the load did not wait for kallsyms: sites at a wrapper until here stay there */
+	collector__set_wrappers(s->coll, s->ksyms);
 	t_syms = cli_now_ns();
 	if (s->context)
 		calibrate(s, co.filter_pids);
@@ -615,6 +646,7 @@ void session__free(struct session *s)
 	pipeline__fini(&s->pipe);
 	ksyms__loader_fini(&s->syms);
 	free(s->site_cache);
+	free(s->vmalloc_cache);
 	memset(s, 0, sizeof(*s));
 }
 

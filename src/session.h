@@ -88,6 +88,10 @@ struct session {
 	struct pipeline pipe;
 	struct cli_cmd cmd;
 	__u64 *site_cache;	/* per stack id: resolved site + 1, 0 = not yet */
+	/* per stack id: 0 not yet, 1 through __vmalloc_node_range(), 2 not (vmap_level) */
+	__u8 *vmalloc_cache;
+	/* vmalloc is traced at the vmap-area level: areas vmalloc did not make are told apart */
+	bool vmap_level;
 	unsigned int stack_entries;
 	__u64 start_ns;
 	__u64 stop_ns;

@@ -87,7 +87,7 @@ struct kms_line {
 	unsigned long ip;	/* an address inside the allocating function */
 	unsigned long allocs, frees, fails, bytes_req, bytes_alloc, leaked, leaked_bytes;
 	unsigned long deferred;	/* of frees: through RCU or a bulk free */
-	gfp_t gfp[2];
+	gfp_t gfp[3];
 	int ngfp;
 	const char *gfpname;
 	int order;
@@ -212,7 +212,8 @@ static void kms_note_vmalloc(struct kms_run *r, unsigned long ip, size_t size, g
 
 	l->allocs++;
 	l->bytes_req += size;
-	l->bytes_alloc += size;
+	/* the pages the area holds, its guard page not counted */
+	l->bytes_alloc += PAGE_ALIGN(size);
 	kms_line_gfp(l, gfp, r->a->gfpname);
 }
 
@@ -584,6 +585,24 @@ static KMS_FN int kms_do_percpu(struct kms_run *r)
 	return 0;
 }
 
+/*
+ * mempool_create() allocates the pool and its reserve array for its caller:
+ * mempool_create_node() and mempool_init_node() are wrappers, so kmemscope
+ * puts both at the function that created the pool.
+ */
+static void kms_note_pool(struct kms_run *r, unsigned long ip, mempool_t *pool)
+{
+	kms_note_kmalloc(r, ip, pool, sizeof(*pool), GFP_KERNEL | __GFP_ZERO);
+	kms_note_kmalloc(r, ip, pool->elements, pool->min_nr * sizeof(void *), GFP_KERNEL);
+}
+
+/* before mempool_destroy(): it frees the array and the pool (its elements: the caller's) */
+static void kms_note_pool_free(struct kms_run *r, unsigned long ip, mempool_t *pool)
+{
+	kms_note_kfree(r, ip, pool->elements);
+	kms_note_kfree(r, ip, pool);
+}
+
 /* mempool element functions: the pool calls these, so they are the call sites */
 static KMS_FN void *kms_pool_alloc(gfp_t gfp, void *data)
 {
@@ -610,12 +629,25 @@ static KMS_FN void kms_pool_free(void *p, void *data)
 	kfree(p);
 }
 
-static KMS_FN int kms_do_mempool(struct kms_run *r)
+/*
+ * A pool of r->a->count elements through mempool_alloc(): with the module's
+ * element functions (kms_pool_alloc: they note their own elements), or the
+ * kernel's kmalloc pool (kernel_fns), whose element functions
+ * (mempool_kmalloc) are called from mempool_init_node() and mempool_alloc():
+ * wrappers, so every element is this function's allocation, noted here.
+ * mempool_alloc() first tries without direct reclaim (the gfp it passes on
+ * is noted); an element taken from the reserve is no new allocation, nor
+ * one put back a free.
+ */
+static KMS_FN int kms_mempool(struct kms_run *r, bool kernel_fns)
 {
 	unsigned long ip = _THIS_IP_, i, n = 0, min = r->a->min ? r->a->min : 4;
-	size_t esize = max_t(size_t, r->a->count, 1) * sizeof(void *);
+	size_t size = r->a->size, esize = max_t(size_t, r->a->count, 1) * sizeof(void *);
+	gfp_t first = (r->a->gfp | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN) &
+		      ~(__GFP_DIRECT_RECLAIM | __GFP_IO);
 	mempool_t *pool;
 	void **elems;
+	int curr;
 
 	/* the pointer array is an allocation of this function too */
 	elems = kzalloc(esize, GFP_KERNEL);
@@ -623,23 +655,47 @@ static KMS_FN int kms_do_mempool(struct kms_run *r)
 		return -ENOMEM;
 	kms_note_kmalloc(r, ip, elems, esize, GFP_KERNEL | __GFP_ZERO);
 	kms_line(r, "kmalloc", ip)->gfpname = "GFP_KERNEL";
-	pool = mempool_create(min, kms_pool_alloc, kms_pool_free, (void *)r->a->size);
+	pool = kernel_fns ? mempool_create_kmalloc_pool(min, size) :
+	       mempool_create(min, kms_pool_alloc, kms_pool_free, (void *)size);
 	if (!pool) {
 		kms_note_kfree(r, ip, elems);
 		kfree(elems);
 		return -ENOMEM;
 	}
+	kms_note_pool(r, ip, pool);
+	for (i = 0; kernel_fns && i < pool->curr_nr; i++)
+		kms_note_kmalloc(r, ip, pool->elements[i], size, GFP_KERNEL);
 	for (i = 0; i < r->a->count; i++) {
+		curr = pool->curr_nr;
 		elems[n] = mempool_alloc(pool, r->a->gfp);
-		if (elems[n])
-			n++;
+		if (!elems[n])
+			continue;
+		if (kernel_fns && pool->curr_nr == curr)
+			kms_note_kmalloc(r, ip, elems[n], size, first);
+		n++;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		if (kernel_fns && pool->curr_nr >= pool->min_nr)
+			kms_note_kfree(r, ip, elems[i]);
 		mempool_free(elems[i], pool);
+	}
+	for (i = 0; kernel_fns && i < pool->curr_nr; i++)
+		kms_note_kfree(r, ip, pool->elements[i]);
+	kms_note_pool_free(r, ip, pool);
 	mempool_destroy(pool);
 	kms_note_kfree(r, ip, elems);
 	kfree(elems);
 	return 0;
+}
+
+static int kms_do_mempool(struct kms_run *r)
+{
+	return kms_mempool(r, false);
+}
+
+static int kms_do_mempool_kmalloc(struct kms_run *r)
+{
+	return kms_mempool(r, true);
 }
 
 static KMS_FN int kms_do_leak(struct kms_run *r)
@@ -1082,6 +1138,7 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "dma", kms_do_dma, PAGE_SIZE, true },
 	{ "percpu", kms_do_percpu, 64 },
 	{ "mempool", kms_do_mempool, 128 },
+	{ "mempool_kmalloc", kms_do_mempool_kmalloc, 128 },
 	{ "leak", kms_do_leak, 64 },
 	{ "release", kms_do_release, 0 },
 	{ "spinlock", kms_do_spinlock, 64 },
@@ -1208,7 +1265,7 @@ static void kms_ledger_add(const char *fmt, ...)
 
 static void kms_ledger_run(struct kms_run *r, int ret)
 {
-	char gfp[48], blk[16], fn[KSYM_SYMBOL_LEN];
+	char gfp[64], blk[16], fn[KSYM_SYMBOL_LEN];
 	struct kms_line *l;
 	int i, j, n, nb;
 

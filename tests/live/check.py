@@ -11,6 +11,7 @@ one more FAIL. Exits 0 even when checks fail (the lines say so) and 1 only
 when it could not check at all.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,9 @@ NONZERO = {
 
 FAMILIES = ("kmalloc", "kmem_cache", "page", "vmalloc", "percpu")
 
+# modes that make vmalloc areas: their fields are checked for one meaning (vmalloc_fields)
+VMALLOC_MODES = ("fork", "bpfmap")
+
 
 # checks reported so far; main() must report every one it expects
 reported = 0
@@ -64,7 +68,29 @@ def out(ok, name, why=""):
 def expected(mode):
     """mode, json schema, lost, out of order, families, worker, perf lost,
     misses_by_event, counts, then the mode's own."""
-    return 9 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, []))
+    return 9 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, [])) + \
+        (mode in VMALLOC_MODES)
+
+
+def vmalloc_fields(t, doc, fams):
+    """One meaning per field: GFP "unknown" (value null) on every vmalloc allocation exactly
+    where vmalloc is traced at the vmap-area tracepoint, which has none, never 0x0; bytes_alloc
+    whole pages; bytes_req = bytes_alloc there (the request is not seen)."""
+    fam = fams.get("vmalloc", {})
+    tp = fam.get("method") in ("tp_btf", "raw_tp")
+    page = os.sysconf("SC_PAGE_SIZE")
+    unknown = [g for g in doc.get("gfp", []) if g.get("flags") == "unknown"]
+    nunk = sum(int(g.get("allocs") or 0) for g in unknown)
+    allocs, req, got = (int(fam.get(k) or 0) for k in ("allocs", "bytes_req", "bytes_alloc"))
+    errs = []
+    if nunk != (allocs if tp else 0):
+        errs.append(f"{nunk} allocations with GFP unknown, {allocs} vmalloc ({fam.get('method')})")
+    if any(g.get("value") is not None for g in unknown):
+        errs.append(f"unknown GFP with a value: {unknown}")
+    if got % page or (tp and req != got):
+        errs.append(f"bytes_req {req}, bytes_alloc {got} (page {page})")
+    out(allocs > 0 and not errs, f"{t} vmalloc fields: GFP unknown only where not carried, "
+        "whole pages", "; ".join(errs) or "no vmalloc allocation")
 
 
 def perf_counts(data, worker):
@@ -189,6 +215,8 @@ def main():
         v = sum(kms.get(k, 0) for k in keys)
         name = "+".join(keys)
         out(v > 0, f"{t} {name} > 0", f"{name} = {v}")
+    if mode in VMALLOC_MODES:
+        vmalloc_fields(t, doc, fams)
 
 
 if __name__ == "__main__":

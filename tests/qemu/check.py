@@ -224,6 +224,12 @@ def check_probe(doc, spec):
             if e.get("method") not in methods:
                 errs.append("probe: %s event %s uses %s, expected one of %s" %
                             (fam, e.get("event"), e.get("method"), ", ".join(sorted(methods))))
+    # the plan chose by what candidates deliver: vmalloc's GFP, request and only vmalloc
+    vm = [e for e in doc.get("events", []) if e.get("event") == "vmalloc"]
+    lacks = {"gfp", "bytes_req", "bytes_alloc", "own_only"} - set(
+        (vm[0].get("delivers") or []) if vm else [])
+    if lacks:
+        errs.append("probe: vmalloc's attach point does not deliver %s" % ", ".join(sorted(lacks)))
     return errs
 
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -52,6 +53,11 @@ static const char *const internal[] = {
 	"__alloc_reserved_percpu",
 	"mempool_alloc", "mempool_alloc_noprof", "mempool_alloc_slab", "mempool_alloc_pages",
 	"mempool_alloc_preallocated", "mempool_kmalloc",
+	/* wrappers: they allocate for their caller */
+	"mempool_init_node", "mempool_init_noprof", "mempool_create_node",
+	"mempool_create_node_noprof", "mempool_resize", "ioremap", "ioremap_wc", "ioremap_prot",
+	"ioremap_cache", "ioremap_encrypted", "__ioremap_caller.constprop.0", "memremap",
+	"memtype_reserve", "memtype_reserve_io",
 	"bpf_prog_6deef7357e7b4530_handle_kmalloc", "bpf_trace_run2", "bpf_get_stackid",
 	"__bpf_trace_kmalloc", "__bpf_prog_enter", "__traceiter_kmalloc", "trace_kmalloc",
 	"trace_event_raw_event_kmalloc", "perf_trace_kmalloc", "ftrace_trampoline",
@@ -69,6 +75,9 @@ static const char *const sites[] = {
 	"iommu_dma_alloc_iova", "pcpu_alloc_first_chunk", "get_vm_area_page_order",
 	"alloc_pages_for_test", "new_slab_objects_x", "mempool_alloc_slabx",
 	"_kmalloc", "xkmalloc", "tracer_x", "perfx_y", "bpfx", "", NULL,
+	/* the wrappers' neighbours */
+	"mempool_free", "mempool_exit", "bio_alloc_bioset", "ioremap_page_range",
+	"memremap_pages", "memtype_free", "iounmap",
 };
 
 static void test_internal(void **state)
@@ -138,12 +147,70 @@ static void test_pick_site(void **state)
 	assert_int_equal(frames__pick_site(NULL, stack, 6), -1);
 }
 
+/* the allocator functions' ranges BPF is given: allocators in, plumbing and users out */
+static void test_wrappers(void **state)
+{
+	const struct ksyms *k = *state;
+	unsigned long lo[64], hi[64];
+	const unsigned long in[] = {
+		0xffffffff816475a0UL,	/* __kmalloc_noprof */
+		0xffffffff81647700UL,	/* inside it */
+		0xffffffff81647530UL,	/* __slab_alloc.isra.0 */
+		0xffffffff816243f0UL,	/* __vmalloc_node_range_noprof */
+	};
+	const unsigned long out[] = {
+		0xffffffff814ca1a0UL,	/* bpf_trace_run2: plumbing, never a reported site */
+		0xffffffff815dd100UL,	/* __traceiter_kmalloc */
+		0xffffffff8174fb80UL,	/* do_epoll_create */
+		0xffffffff81647590UL,	/* __pfx___kmalloc_noprof: padding before it */
+		0xffffffffc0a0001fUL,	/* kms_sc_kmalloc [module] */
+	};
+	int n = frames__wrappers(k, lo, hi, 64), i, j;
+
+	assert_true(n > 0);
+	for (i = 0; i < n; i++) {
+		assert_true(lo[i] < hi[i]);
+		if (i)
+			assert_true(hi[i - 1] < lo[i]);	/* sorted, neighbours merged */
+	}
+	for (j = 0; j < (int)(sizeof(in) / sizeof(in[0])); j++) {
+		for (i = 0; i < n && !(lo[i] <= in[j] && in[j] < hi[i]); i++)
+			;
+		if (i == n)
+			fail_msg("%#lx should be in a wrapper range", in[j]);
+	}
+	for (j = 0; j < (int)(sizeof(out) / sizeof(out[0])); j++)
+		for (i = 0; i < n; i++)
+			if (lo[i] <= out[j] && out[j] < hi[i])
+				fail_msg("%#lx should not be in a wrapper range", out[j]);
+	assert_int_equal(frames__wrappers(k, lo, hi, 1), -E2BIG);
+	assert_int_equal(frames__wrappers(NULL, lo, hi, 64), 0);
+}
+
+/* a stack through a function, by name, _noprof and clones included */
+static void test_through(void **state)
+{
+	const struct ksyms *k = *state;
+	const unsigned long stack[] = {
+		0xffffffff815dd100UL,	/* __traceiter_kmalloc */
+		0xffffffff81624400UL,	/* __vmalloc_node_range_noprof */
+		0xffffffff8174fb80UL,	/* do_epoll_create */
+	};
+
+	assert_true(frames__through(k, stack, 3, "__vmalloc_node_range"));
+	assert_false(frames__through(k, stack, 1, "__vmalloc_node_range"));
+	assert_false(frames__through(k, stack, 3, "__vmalloc_node"));
+	assert_false(frames__through(NULL, stack, 3, "__vmalloc_node_range"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_internal),
 		cmocka_unit_test(test_sites),
 		cmocka_unit_test_setup_teardown(test_pick_site, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrappers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_through, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("frames", tests, NULL, NULL);

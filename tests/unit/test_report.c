@@ -607,6 +607,58 @@ static void test_self_excluded(void **state)
 	pipe_done();
 }
 
+/*
+ * vmalloc at the vmap-area tracepoint: GFP unknown reads "unknown" with a
+ * null value, never 0x0; an area vmalloc did not make (KMS_X_MAPPING) is
+ * left out of the family with its free, and counted.
+ */
+static void test_vmalloc_unknown_gfp_mappings(void **state)
+{
+	struct pipeline_opts po = {};
+	struct kms_quality q = quality();
+	struct report_opts o = { .quality = &q };
+	struct kms_event e = { .type = KMS_EV_VMALLOC, .site = SITE_A, .bytes_req = 16384,
+			       .bytes_alloc = 16384, .gfp = KMS_GFP_UNKNOWN, .stack_id = -1,
+			       .pid = 42, .ptr = 0xffffc90000100000ULL };
+	json_t *root, *fam, *g, *s;
+	char *text;
+
+	assert_int_equal(pipeline__init(&test_pipe, &po), 0);
+	pipe_event(&e);
+	e.ptr = 0xffffc90000200000ULL;
+	e.extra = KMS_X_MAPPING;
+	e.site = SITE_B;
+	pipe_event(&e);
+	e.type = KMS_EV_VFREE;
+	pipe_event(&e);		/* the mapping's free: left out too */
+	e.ptr = 0xffffc90000100000ULL;
+	e.extra = 0;
+	pipe_event(&e);
+	root = render_json(test_pipe.agg, &o);
+	fam = json_array_get(json_object_get(root, "families"), KMS_FAM_VMALLOC);
+	assert_int_equal(jint(fam, "allocs"), 1);
+	assert_int_equal(jint(fam, "frees"), 1);
+	assert_int_equal(jint(fam, "bytes_alloc"), 16384);
+	assert_int_equal(jint(json_object_get(root, "quality"), "vmap_mappings"), 1);
+	assert_int_equal(jint(json_object_get(root, "quality"), "unmatched_frees"), 0);
+	g = json_array_get(json_object_get(root, "gfp"), 0);
+	assert_string_equal(jstr(g, "flags"), "unknown");
+	assert_true(json_is_null(json_object_get(g, "value")));
+	s = json_array_get(json_object_get(root, "sites"), 0);
+	assert_int_equal(json_array_size(json_object_get(root, "sites")), 1);
+	g = json_array_get(json_object_get(s, "gfp"), 0);
+	assert_string_equal(jstr(g, "flags"), "unknown");
+	assert_true(json_is_null(json_object_get(g, "value")));
+	json_decref(root);
+	text = render(test_pipe.agg, &o, false);
+	assert_non_null(strstr(text, "unknown"));
+	assert_false(has_row(text, "1 16384 0xffffffff unknown"));
+	assert_true(has_row(text, "1 16384 - unknown"));
+	assert_true(has_row(text, "vmap mappings 1 (ioremap, vmap: left out of vmalloc)"));
+	free(text);
+	pipe_done();
+}
+
 static void test_empty(void **state)
 {
 	struct report_opts o = {};
@@ -637,6 +689,7 @@ int main(void)
 		cmocka_unit_test(test_text),
 		cmocka_unit_test(test_comm_filter_quality),
 		cmocka_unit_test(test_self_excluded),
+		cmocka_unit_test(test_vmalloc_unknown_gfp_mappings),
 		cmocka_unit_test(test_empty),
 	};
 

@@ -194,13 +194,22 @@ static void test_text_devices_and_flags(void **state)
 		"1.500000123 3 my_prog 42 dma_alloc 0xffff888110000000 0 0 - GFP_KERNEL -1 "
 		"0000:00:1f.2 0xffffffff90000000 - - do_thing+0x10;stack_root+0x10");
 
-	/* vmalloc: the tracepoint gives no GFP; a nested one says so; no stack: '-' */
+	/*
+	 * vmalloc: the tracepoint gives no GFP (KMS_GFP_UNKNOWN; 0 in older
+	 * files): "unknown"; a nested one says so; no stack: '-'
+	 */
 	e = ev(KMS_EV_VMALLOC, 0xffffc90000100000ULL, SITE1);
 	e.extra = KMS_X_NESTED;
 	e.ctx = KMS_CTX_NESTED;
 	assert_string_equal(event_line(f, &e),
-		"1.500000123 3 my_prog 42 vmalloc 0xffffc90000100000 0 0 - - -1 - do_thing+0x10 - "
+		"1.500000123 3 my_prog 42 vmalloc 0xffffc90000100000 0 0 - unknown -1 - do_thing+0x10 - "
 		"direct,nested -");
+	e.gfp = KMS_GFP_UNKNOWN;
+	e.extra = KMS_X_MAPPING;
+	e.ctx = 0;
+	assert_string_equal(event_line(f, &e),
+		"1.500000123 3 my_prog 42 vmalloc 0xffffc90000100000 0 0 - unknown -1 - do_thing+0x10 - "
+		"mapping -");
 
 	/* a failed allocation of the percpu family: its family from ->order */
 	e = ev(KMS_EV_ALLOC_FAIL, 0, SITE1);
