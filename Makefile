@@ -13,7 +13,7 @@ CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	  -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
-LIBS := -lbpf -lelf -lz -lzstd -ljansson -lncursesw -ltinfo -lm
+LIBS := -lbpf -lelf -lz -lzstd -ljansson -lncursesw -ltinfo -lm -lmicrohttpd
 STATIC_LIBS := -lbpf -lelf -lz -ljansson -lncursesw -ltinfo -lm -lzstd
 
 ifeq ($(V),1)
@@ -88,8 +88,10 @@ $(OUTPUT)/kmemscope: $(OBJS)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
 
+# without serve: Debian has no static libraries of libmicrohttpd's TLS dependencies
+# (p11-kit, libunistring), and the QEMU guest that runs this binary serves nothing
 static: $(OUTPUT)/kmemscope-static
-$(OUTPUT)/kmemscope-static: $(OBJS)
+$(OUTPUT)/kmemscope-static: $(filter-out $(OUTPUT)/obj/serve.o,$(OBJS))
 	$(call msg,STATIC,$@)
 	$(Q)$(CC) $(CFLAGS) -static $^ $(STATIC_LIBS) -o $@
 

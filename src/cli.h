@@ -59,5 +59,7 @@ int cmd_check(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_script(int argc, char **argv);
+/* weak: the static build leaves serve out (Makefile) */
+int cmd_serve(int argc, char **argv) __attribute__((weak));
 
 #endif
