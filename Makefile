@@ -6,6 +6,7 @@ ARCH ?= $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 VMLINUX_DIR ?= vmlinux/$(ARCH)
 CLANG ?= clang
 BPFTOOL ?= bpftool
+PROTOC_C ?= protoc-c
 CC ?= cc
 
 CFLAGS ?= -g -O2
@@ -13,8 +14,8 @@ CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	  -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
-LIBS := -lbpf -lelf -lz -lzstd -ljansson -lncursesw -ltinfo -lm -lmicrohttpd
-STATIC_LIBS := -lbpf -lelf -lz -ljansson -lncursesw -ltinfo -lm -lzstd
+LIBS := -lbpf -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
+STATIC_LIBS := -lbpf -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd
 
 ifeq ($(V),1)
 Q =
@@ -28,7 +29,9 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
 SRCS := $(wildcard src/*.c)
-OBJS := $(patsubst src/%.c,$(OUTPUT)/obj/%.o,$(SRCS))
+# pprof's profile.proto, compiled by protoc-c into the build tree (src/pprof.c)
+PROTO_GEN := $(OUTPUT)/profile.pb-c.c $(OUTPUT)/profile.pb-c.h
+OBJS := $(patsubst src/%.c,$(OUTPUT)/obj/%.o,$(SRCS)) $(OUTPUT)/obj/profile.pb-c.o
 LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
@@ -78,7 +81,15 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o | $(OUTPUT)
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OBJS): $(SKELS)
+$(OBJS): $(SKELS) $(PROTO_GEN)
+
+$(PROTO_GEN) &: third_party/pprof/profile.proto | $(OUTPUT)
+	$(call msg,PROTOC-C,$@)
+	$(Q)$(PROTOC_C) --proto_path=third_party/pprof --c_out=$(OUTPUT) $<
+
+$(OUTPUT)/obj/profile.pb-c.o: $(OUTPUT)/profile.pb-c.c | $(OUTPUT)/obj
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(OUTPUT)/obj/%.o: src/%.c | $(OUTPUT)/obj
 	$(call msg,CC,$@)

@@ -4,11 +4,13 @@
 # Idempotent: does nothing when all are present.
 set -e
 # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang;
-# zstd: the tests read trace payloads with it; prometheus: serve's test scrapes with it
+# zstd: the tests read trace payloads with it; protobuf-c: pprof output;
+# golang-go: the tests read the pprof output with `go tool pprof`;
+# libmicrohttpd: serve's HTTP server; prometheus: serve's test scrapes with it
 PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
-qemu-system-x86 busybox-static cpio kmod python3 bc time
-libmicrohttpd-dev prometheus"
+libprotobuf-c-dev protobuf-c-compiler golang-go libmicrohttpd-dev prometheus
+qemu-system-x86 busybox-static cpio kmod python3 bc time"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -448,6 +448,7 @@ static long group_get(struct detect *d, const struct kms_event *e, int fam)
 	g->retained = retained_kind(d, e, fam);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;
+	g->order = fam == KMS_FAM_PAGE ? e->order : -1;
 	g->pid = e->pid;
 	return i;
 }
@@ -555,6 +556,7 @@ void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_o
 	o->group = gi;
 	g = kvec__at(&d->groups, gi);
 	g->allocs++;
+	g->alloc_bytes += o->bytes_alloc;
 	g->outstanding++;
 	g->outstanding_bytes += o->bytes_alloc;
 	if (e->gfp != g->gfp)
@@ -739,6 +741,14 @@ bool detect__site_unobservable(const struct detect *d, size_t site_idx)
 	const struct detect_site *s = detect__site(d, site_idx);
 
 	return s && s->implicit_frees > 0;
+}
+
+int detect__leak_class(const struct detect *d, const struct detect_group *g,
+		       bool include_retained)
+{
+	return g->nested >= 0 ? DLC_NESTED :
+	       detect__site_unobservable(d, g->site_idx) ? DLC_UNOBSERVABLE :
+	       g->retained && !include_retained ? DLC_RETAINED : DLC_LEAK;
 }
 
 /*

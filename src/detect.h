@@ -184,12 +184,14 @@ struct detect_group {
 	int retained;		/* enum detect_retained */
 	size_t site_idx;	/* detect__site() */
 	__u64 allocs;
+	__u64 alloc_bytes;	/* bytes the allocations got (profile.h) */
 	__u64 frees;		/* traced frees */
 	__u64 implicit_frees;	/* address allocated again while live */
 	__u64 outstanding;
 	__u64 outstanding_bytes;
 	__u32 gfp;		/* first GFP seen */
 	bool gfp_mixed;		/* later allocations used another GFP */
+	int order;		/* page family: the first allocation's order, else -1 */
 	__u32 pid;		/* example process: the first allocation's */
 	/* growth: outstanding bytes at the last snapshots, oldest first */
 	unsigned int nr_snaps;
@@ -255,6 +257,16 @@ const struct detect_group *detect__group(const struct detect *d, size_t i);
 const struct detect_site *detect__site(const struct detect *d, size_t i);
 /* a site whose objects were freed without a trace event (implicit frees seen) */
 bool detect__site_unobservable(const struct detect *d, size_t site_idx);
+/* where the leaks report files a group's outstanding objects */
+enum detect_leak_class {
+	DLC_LEAK = 0,		/* leak candidates */
+	DLC_UNOBSERVABLE,	/* from a site whose frees are not traced */
+	DLC_RETAINED,		/* retained by design (unless counted as candidates) */
+	DLC_NESTED,		/* pages under another allocator: counted there */
+	DLC_NR,
+};
+int detect__leak_class(const struct detect *d, const struct detect_group *g,
+		       bool include_retained);
 /*
  * Why a leak row of group g is not certain (enum detect_doubt bits, 0:
  * certain); exposed as in struct detect_leak. docs/detectors.md gives the rule.

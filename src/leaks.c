@@ -11,8 +11,10 @@
 #include "cli.h"
 #include "detect.h"
 #include "detect_report.h"
+#include "export.h"
 #include "gfp.h"
 #include "log.h"
+#include "profile.h"
 #include "session.h"
 
 
@@ -30,6 +32,7 @@ struct detect_env {
 	bool json;
 	bool no_misuse;
 	const char *output;
+	struct export_args ex;	/* leaks only */
 	/* filled at run time */
 	struct session *s;
 	struct detect *d;
@@ -85,6 +88,9 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 	switch (key) {
 	case ARGP_KEY_INIT:
 		state->child_inputs[0] = &env->sa;
+		/* leaks only: misuse has no export options (leaks_argp's second child) */
+		if (env->leaks)
+			state->child_inputs[1] = &env->ex;
 		break;
 	case 'd':
 		if (cli_parse_seconds(arg, "duration", &env->duration))
@@ -148,6 +154,8 @@ static error_t detect_parse(int key, char *arg, struct argp_state *state)
 			cli_argp_fail(state, "-d has no meaning with -i (see --from, --to)");
 		if (env->growth && !env->interval)
 			cli_argp_fail(state, "--growth goes with --interval");
+		if (env->ex.folded && env->json)
+			cli_argp_fail(state, "--folded and --json do not go together");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -187,7 +195,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error; "
 		"otherwise CMD's exit status with -- CMD (128+N if signal N killed it, 127 if "
 		"it cannot run), else 0.",
-		session_argp_children,
+		export_argp_children,
 	};
 	static const struct argp misuse_argp = {
 		misuse_options, detect_parse, "[-- CMD [ARGS]]",
@@ -210,17 +218,18 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	struct detect_opts dopts = {};
 	struct kms_quality q;
 	struct session s;
+	int err, xerr = 0;
 	FILE *out;
-	int err;
 
 	env.sa.so.context = true;
 	env.sa.so.stacks_all = true;
 	env.sa.so.stack_cache = leaks;
+	export__init(&env.ex);
 	err = cli_argp_parse(leaks ? &leaks_argp : &misuse_argp, argc, argv, &env);
 	if (err)
 		return err;
 	env.sa.so.pids = env.sa.pids;
-	err = cli_check_output(env.output);
+	err = cli_check_output(env.output) ?: export__check(&env.ex);
 	if (err)
 		return err;
 	if (leaks)
@@ -273,7 +282,17 @@ int detect_cmd(int argc, char **argv, bool leaks)
 		err = 1;
 		goto out;
 	}
-	if (leaks)
+	if (leaks && export__wanted(&env.ex)) {
+		struct profile_opts po = {
+			.scope = PROFILE_LEAKS, .command = "leaks", .now = env.ro.now,
+			.min_age_ns = env.ro.min_age_ns, .include_retained = env.include_retained,
+		};
+
+		xerr = export__session(&env.ex, &s, &q, &po, PV_INUSE_BYTES, out);
+	}
+	if (leaks && env.ex.folded)
+		err = 0;
+	else if (leaks)
 		err = env.json ? detect_report__leaks_json(env.d, s.pipe.agg, &env.ro, out) :
 				 detect_report__leaks_text(env.d, s.pipe.agg, &env.ro, out);
 	else
@@ -282,7 +301,7 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	cli_close_output(out);
 	if (err)
 		kms_error("Failed to write the report: %s\n", strerror(-err));
-	err = err ? 1 : 0;
+	err = err || xerr ? 1 : 0;
 out:
 	err = cli_cmd_status(&s.cmd, err);
 	session__free(&s);

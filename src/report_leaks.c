@@ -103,19 +103,11 @@ static int lrow_bytes_order(const void *pa, const void *pb)
 	return lrow_key_cmp(a, b);
 }
 
-enum lclass {
-	LC_LEAK = 0,
-	LC_UNOBSERVABLE,
-	LC_RETAINED,
-	LC_NESTED,
-	LC_NR,
-};
-
 struct leak_view {
-	struct lrow *rows[LC_NR];
-	size_t nr[LC_NR];
-	__u64 count[LC_NR];
-	__u64 bytes[LC_NR];
+	struct lrow *rows[DLC_NR];
+	size_t nr[DLC_NR];
+	__u64 count[DLC_NR];
+	__u64 bytes[DLC_NR];
 	__u64 young;
 	/* of the leak candidates: those nothing casts a doubt on */
 	__u64 certain_count, certain_bytes;
@@ -124,7 +116,7 @@ struct leak_view {
 
 static void leak_view_free(struct leak_view *v)
 {
-	for (int c = 0; c < LC_NR; c++)
+	for (int c = 0; c < DLC_NR; c++)
 		free(v->rows[c]);
 }
 
@@ -139,7 +131,7 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 	err = detect__leaks(d, o->now, o->min_age_ns, &rows, &nr);
 	if (err)
 		return err;
-	for (c = 0; c < LC_NR; c++) {
+	for (c = 0; c < DLC_NR; c++) {
 		v->rows[c] = calloc(nr ? nr : 1, sizeof(struct lrow));
 		if (!v->rows[c]) {
 			free(rows);
@@ -154,9 +146,7 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 		v->young += rows[i].young;
 		if (!rows[i].count)
 			continue;
-		c = g->nested >= 0 ? LC_NESTED :
-		    detect__site_unobservable(d, g->site_idx) ? LC_UNOBSERVABLE :
-		    g->retained && !o->include_retained ? LC_RETAINED : LC_LEAK;
+		c = detect__leak_class(d, g, o->include_retained);
 		r = &v->rows[c][v->nr[c]++];
 		r->family = g->family;
 		r->nested = g->nested;
@@ -182,7 +172,7 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 	}
 	free(rows);
 	/* merge rows whose shown stacks are equal */
-	for (c = 0; c < LC_NR; c++) {
+	for (c = 0; c < DLC_NR; c++) {
 		struct lrow *a = v->rows[c];
 		size_t k = 0;
 
@@ -213,8 +203,8 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 		v->nr[c] = k;
 		qsort(a, k, sizeof(*a), lrow_bytes_order);
 	}
-	for (i = 0; i < v->nr[LC_LEAK]; i++) {
-		const struct lrow *r = &v->rows[LC_LEAK][i];
+	for (i = 0; i < v->nr[DLC_LEAK]; i++) {
+		const struct lrow *r = &v->rows[DLC_LEAK][i];
 
 		if (r->doubts)
 			continue;
@@ -244,13 +234,13 @@ static int urow_order(const void *pa, const void *pb)
 
 static struct urow *unobservable_sites(const struct leak_view *v, size_t *nr)
 {
-	struct urow *u = calloc(v->nr[LC_UNOBSERVABLE] + 1, sizeof(*u));
+	struct urow *u = calloc(v->nr[DLC_UNOBSERVABLE] + 1, sizeof(*u));
 	size_t i, j, k = 0;
 
 	if (!u)
 		return NULL;
-	for (i = 0; i < v->nr[LC_UNOBSERVABLE]; i++) {
-		const struct lrow *r = &v->rows[LC_UNOBSERVABLE][i];
+	for (i = 0; i < v->nr[DLC_UNOBSERVABLE]; i++) {
+		const struct lrow *r = &v->rows[DLC_UNOBSERVABLE][i];
 
 		for (j = 0; j < k && u[j].site_idx != r->site_idx; j++)
 			;
@@ -430,8 +420,8 @@ static struct rows *growth(const struct detect_report_opts *o, const struct leak
 		 "intervals in a row)", o->snapshots, o->growth_min);
 	t = rows__new("growth", title, RS_TABLE, false, growth_cols, G_NR);
 	rows__empty(t, o->snapshots ? "(no stack grew)" : "(no snapshots: see --interval)");
-	for (size_t i = 0; i < v->nr[LC_LEAK] && o->snapshots; i++) {
-		const struct lrow *l = &v->rows[LC_LEAK][i];
+	for (size_t i = 0; i < v->nr[DLC_LEAK] && o->snapshots; i++) {
+		const struct lrow *l = &v->rows[DLC_LEAK][i];
 		struct row_cell *r;
 
 		if (l->growth < o->growth_min)
@@ -497,20 +487,20 @@ static struct rows *summary(const struct detect *d, const struct agg *a,
 
 	if (!r)
 		return t;
-	r[S_LEAK_OBJ].u = v->count[LC_LEAK];
-	r[S_LEAK_BYTES].u = v->bytes[LC_LEAK];
-	r[S_LEAK_STACKS].u = v->nr[LC_LEAK];
+	r[S_LEAK_OBJ].u = v->count[DLC_LEAK];
+	r[S_LEAK_BYTES].u = v->bytes[DLC_LEAK];
+	r[S_LEAK_STACKS].u = v->nr[DLC_LEAK];
 	r[S_CERT_OBJ].u = v->certain_count;
 	r[S_CERT_BYTES].u = v->certain_bytes;
 	r[S_CERT_STACKS].u = v->certain_rows;
-	r[S_RET_OBJ].u = v->count[LC_RETAINED];
-	r[S_RET_BYTES].u = v->bytes[LC_RETAINED];
-	r[S_RET_STACKS].u = v->nr[LC_RETAINED];
-	r[S_UNOBS_OBJ].u = v->count[LC_UNOBSERVABLE];
-	r[S_UNOBS_BYTES].u = v->bytes[LC_UNOBSERVABLE];
+	r[S_RET_OBJ].u = v->count[DLC_RETAINED];
+	r[S_RET_BYTES].u = v->bytes[DLC_RETAINED];
+	r[S_RET_STACKS].u = v->nr[DLC_RETAINED];
+	r[S_UNOBS_OBJ].u = v->count[DLC_UNOBSERVABLE];
+	r[S_UNOBS_BYTES].u = v->bytes[DLC_UNOBSERVABLE];
 	r[S_UNOBS_SITES].u = nu;
-	r[S_NESTED_OBJ].u = v->count[LC_NESTED];
-	r[S_NESTED_BYTES].u = v->bytes[LC_NESTED];
+	r[S_NESTED_OBJ].u = v->count[DLC_NESTED];
+	r[S_NESTED_BYTES].u = v->bytes[DLC_NESTED];
 	r[S_YOUNG].u = v->young;
 	r[S_LIVE].u = detect__nr_live(d);
 	r[S_SETTLE].u = o->settle_ns / 1000000;
@@ -607,13 +597,13 @@ static struct rows *leaks_doc(const struct detect *d, const struct agg *a,
 	r[H_SNAPSHOTS].u = o->snapshots;
 	rows__child(doc, detect_report__verdict(o));
 	rows__child(doc, summary(d, a, o, v, nu));
-	rows__child(doc, lrows(d, o, "leaks", "Leak candidates by stack", v->rows[LC_LEAK],
-			       v->nr[LC_LEAK], true));
-	rows__child(doc, lrows(d, o, "retained", "Retained by design", v->rows[LC_RETAINED],
-			       v->nr[LC_RETAINED], false));
+	rows__child(doc, lrows(d, o, "leaks", "Leak candidates by stack", v->rows[DLC_LEAK],
+			       v->nr[DLC_LEAK], true));
+	rows__child(doc, lrows(d, o, "retained", "Retained by design", v->rows[DLC_RETAINED],
+			       v->nr[DLC_RETAINED], false));
 	rows__child(doc, unobservable(d, o, u, nu));
-	rows__child(doc, lrows(d, o, "nested", "Nested allocations", v->rows[LC_NESTED],
-			       v->nr[LC_NESTED], false));
+	rows__child(doc, lrows(d, o, "nested", "Nested allocations", v->rows[DLC_NESTED],
+			       v->nr[DLC_NESTED], false));
 	rows__child(doc, growth(o, v));
 	rows__child(doc, detect_report__badfrees(d, o));
 	if (o->misuse)

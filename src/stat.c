@@ -11,7 +11,9 @@
 #include "session.h"
 #include "detect.h"
 #include "detect_report.h"
+#include "export.h"
 #include "gfp.h"
+#include "profile.h"
 
 
 struct stat_env {
@@ -22,6 +24,7 @@ struct stat_env {
 	const char *sort;
 	unsigned long top;
 	bool bad;
+	struct export_args ex;
 };
 
 static const struct argp_option stat_options[] = {
@@ -46,6 +49,7 @@ static error_t stat_parse(int key, char *arg, struct argp_state *state)
 	switch (key) {
 	case ARGP_KEY_INIT:
 		state->child_inputs[0] = &env->sa;
+		state->child_inputs[1] = &env->ex;
 		break;
 	case 'd':
 		if (cli_parse_seconds(arg, "duration", &env->duration))
@@ -105,18 +109,19 @@ int cmd_stat(int argc, char **argv)
 		"Exit status: 1 on a runtime failure, 2 on a usage or environment error (not "
 		"root, no BTF, no tracefs); otherwise CMD's exit status with -- CMD (128+N if "
 		"signal N killed it, 127 if it cannot run), else 0.",
-		session_argp_children,
+		export_argp_children,
 	};
 	struct stat_env env = { .top = 20, .sa.so.context = true };
 	struct report_opts ro = {};
 	struct stat_misuse mis = {};
-	struct detect_opts dopts = { .misuse = true };
+	struct detect_opts dopts = {};
 	struct kms_quality q;
 	struct session s;
 	const char *bad;
 	FILE *out;
 	int err;
 
+	export__init(&env.ex);
 	err = cli_argp_parse(&argp, argc, argv, &env);
 	if (err)
 		return err;
@@ -125,7 +130,15 @@ int cmd_stat(int argc, char **argv)
 		fprintf(stderr, "kmemscope: -d has no meaning with -i (see --from, --to)\n");
 		return 2;
 	}
-	err = cli_check_output(env.output);
+	if (export__wanted(&env.ex) && env.sa.so.no_stacks) {
+		fprintf(stderr, "kmemscope: --no-stacks leaves no stacks to export\n");
+		return 2;
+	}
+	if (env.ex.folded && env.json) {
+		fprintf(stderr, "kmemscope: --folded and --json do not go together\n");
+		return 2;
+	}
+	err = cli_check_output(env.output) ?: export__check(&env.ex);
 	if (err)
 		return err;
 	if (report__parse_sort(env.sort ? env.sort : "bytes,allocs", &ro, &bad)) {
@@ -133,7 +146,14 @@ int cmd_stat(int argc, char **argv)
 			report__sort_keys());
 		return 2;
 	}
-	if (env.sa.so.context)
+	dopts.misuse = env.sa.so.context;
+	if (export__wanted(&env.ex)) {
+		/* allocations by stack: the detector's groups, a stack for each (cached per site) */
+		dopts.leaks = true;
+		env.sa.so.stacks_all = true;
+		env.sa.so.stack_cache = true;
+	}
+	if (dopts.misuse || dopts.leaks)
 		env.sa.so.detect = &dopts;
 	err = session__start(&s, &env.sa.so);
 	if (err)
@@ -170,7 +190,14 @@ int cmd_stat(int argc, char **argv)
 		err = 1;
 		goto out;
 	}
-	err = env.json ? report__stat_json(s.pipe.agg, &ro, out) : report__stat_text(s.pipe.agg, &ro, out);
+	if (export__wanted(&env.ex)) {
+		struct profile_opts po = { .scope = PROFILE_ALL, .command = "stat" };
+
+		err = export__session(&env.ex, &s, &q, &po, PV_ALLOC_BYTES, out);
+	}
+	if (!env.ex.folded)
+		err = (env.json ? report__stat_json(s.pipe.agg, &ro, out) :
+				  report__stat_text(s.pipe.agg, &ro, out)) || err;
 	cli_close_output(out);
 	err = err ? 1 : 0;
 out:

@@ -33,7 +33,6 @@ EXPECTED=41
 WORK=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
-	exec 3>&- 2>/dev/null
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	lib_finish
 }
@@ -212,21 +211,7 @@ EOF
 # --- eventfd held: N outstanding at do_eventfd -------------------------------
 # The command starts the trigger in the background and exits once it holds its
 # eventfds; kmemscope reports while the trigger still holds them.
-mkfifo "$WORK/fifo" || { fail "eventfd-held: mkfifo"; exit 1; }
-exec 3<>"$WORK/fifo"
-RC=0
-timeout 120 "$KMS" leaks --json -o "$WORK/held.json" -n 0 --stack-depth 6 -- sh -c \
-	"'$TRIGGER' eventfd $N <'$WORK/fifo' >'$WORK/trig.out' 2>&1 &
-	 i=0; while ! grep -q '^held' '$WORK/trig.out' 2>/dev/null && [ \$i -lt 600 ]; do
-		sleep 0.05; i=\$((i + 1)); done" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
-worker=$(sed -n 's/^held n=[0-9]* pid=\([0-9]*\)$/\1/p' "$WORK/trig.out" 2>/dev/null)
-echo x >&3
-i=0
-while ! grep -q '^trigger mode=' "$WORK/trig.out" 2>/dev/null && [ $i -lt 200 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-exec 3>&-
+eventfd_held "$N" leaks --json -o "$WORK/held.json" -n 0 --stack-depth 6
 if [ "$RC" -ne 0 ] || [ -z "$worker" ] || [ ! -s "$WORK/held.json" ]; then
 	fail "eventfd-held $N: exit $RC, worker '$worker': $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else

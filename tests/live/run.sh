@@ -192,8 +192,9 @@ sub_checks "tests/order" 12 "$WORK/order" "$RC"
 # killed at several moments (its file reads up to the last whole block); the CI
 # gate on recorded traces; live vs replay of trace files (the same report from
 # the file, offline filters, time windows); script (records one per line, as the
-# reports count them); serve (scraped by Prometheus)
-for t in top leaks record kill gate equal script serve; do
+# reports count them); pprof (profiles go tool pprof reads, live and replayed);
+# serve (scraped by Prometheus)
+for t in top leaks record kill gate equal script pprof serve; do
 	RC=0
 	"$HERE/$t.sh" "$BUILD" >"$WORK/$t" 2>&1 || RC=$?
 	sub_checks "$t.sh" "" "$WORK/$t" "$RC"
