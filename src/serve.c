@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * kmemscope serve: one long tracing session, exported over HTTP in the
- * Prometheus text format (docs/serve.md).
+ * Prometheus text format, and with --pprof as pprof profiles (docs/serve.md).
  *
- * The aggregator belongs to the pipeline's thread and is never read from
- * another: every --interval that thread renders the whole /metrics page into
- * a buffer (session__run's tick) and swaps it in under a lock; HTTP threads
- * only copy the latest page out. A scrape therefore costs a copy, and sees a
- * page that is at most one interval old and consistent with itself.
+ * The aggregator and the detector belong to the pipeline's thread and are
+ * never read from another: every --interval that thread renders every page
+ * into a buffer (session__run's tick) and swaps it in under a lock; HTTP
+ * threads only copy the latest page out. A scrape therefore costs a copy, and
+ * sees a page that is at most one interval old and consistent with itself.
  */
 #include <argp.h>
 #include <errno.h>
@@ -25,8 +25,11 @@
 #include <microhttpd.h>
 #include "agg.h"
 #include "cli.h"
+#include "detect.h"
 #include "ksyms.h"
 #include "log.h"
+#include "pprof.h"
+#include "profile.h"
 #include "session.h"
 
 #define SERVE_DEFAULT_LISTEN	"127.0.0.1:9464"
@@ -42,6 +45,7 @@ struct serve_env {
 	double interval;
 	unsigned long top_sites;
 	unsigned long max_caches;
+	bool pprof;
 };
 
 static const struct argp_option serve_options[] = {
@@ -55,6 +59,9 @@ static const struct argp_option serve_options[] = {
 				     "(default 50, 0: no per-site metrics)" },
 	{ "max-caches", 1002, "N", 0, "export at most N slab cache names, the first seen; the "
 				      "others are summed as cache=\"other\" (default 300)" },
+	{ "pprof", 1003, NULL, 0, "also serve pprof profiles at /debug/pprof/kernel_allocs and "
+				  "/debug/pprof/kernel_inuse (a stack per allocation, cached per "
+				  "call site: costs more per event)" },
 	{},
 };
 
@@ -82,6 +89,9 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 	case 1002:
 		if (cli_parse_uint(arg, "cache count", 100000, &env->max_caches))
 			return EINVAL;
+		break;
+	case 1003:
+		env->pprof = true;
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -186,20 +196,59 @@ struct cache_sum {
 	__u64 outstanding_bytes;
 };
 
+/* what is served: each page's latest rendering */
+enum serve_page {
+	PAGE_METRICS,
+	PAGE_ALLOCS,		/* --pprof: every allocation, alloc_space shown first */
+	PAGE_INUSE,		/* --pprof: the same profile, inuse_space shown first */
+	PAGE_NR,
+};
+
+static const struct {
+	const char *path;
+	const char *type;
+} pages[PAGE_NR] = {
+	[PAGE_METRICS] = { "/metrics", "text/plain; version=0.0.4; charset=utf-8" },
+	[PAGE_ALLOCS] = { "/debug/pprof/kernel_allocs", "application/octet-stream" },
+	[PAGE_INUSE] = { "/debug/pprof/kernel_inuse", "application/octet-stream" },
+};
+
 struct serve {
 	const struct serve_env *env;
 	struct session *s;
-	/* the latest page, and the lock HTTP threads take to copy it */
+	/* the latest pages (NULL: not served), and the lock HTTP threads take to copy them */
 	pthread_mutex_t lock;
-	char *page;
-	size_t page_len;
+	void *page[PAGE_NR];
+	size_t page_len[PAGE_NR];
+	/*
+	 * Profile requests suspended until the next rendering: a profile costs
+	 * the pipeline ~0.2 s to build and encode (bench/README.md), so it is
+	 * made only when asked for, and the request waits for it (at most an
+	 * interval), as Go's /debug/pprof/profile waits for its samples.
+	 */
+	struct MHD_Connection *waiting[SERVE_MAX_CONNECTIONS];
+	int nr_waiting;
+	bool stopping;		/* nothing waits from now on */
 	/* the renderer's scratch tables, kept between renderings */
 	struct site_sum *sites;
 	size_t cap_sites;
 	struct cache_sum *caches;
 	size_t cap_caches;
-	double start_time;	/* unix time the session began */
+	__u64 start_realtime_ns;	/* wall clock when the session began */
 };
+
+/* the new rendering of page i, a malloc'ed buffer, replaces the last one */
+static void publish(struct serve *sv, int i, void *buf, size_t len)
+{
+	void *old;
+
+	pthread_mutex_lock(&sv->lock);
+	old = sv->page[i];
+	sv->page[i] = buf;
+	sv->page_len[i] = len;
+	pthread_mutex_unlock(&sv->lock);
+	free(old);
+}
 
 static void help(FILE *f, const char *name, const char *type, const char *text)
 {
@@ -564,20 +613,18 @@ static void render_self(FILE *f, struct serve *sv, size_t sites_not_shown, size_
 	}
 }
 
-static int render(struct serve *sv)
+static int render_metrics(struct serve *sv, const struct kms_quality *q)
 {
 	const struct agg *a = sv->s->pipe.agg;
 	size_t sites_not_shown = 0, caches_folded = 0, len = 0;
-	struct kms_quality q;
 	struct timespec now;
-	char *buf = NULL, *old;
+	char *buf = NULL;
 	FILE *f;
 	int err;
 
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return -errno;
-	session__quality(sv->s, &q);
 	clock_gettime(CLOCK_REALTIME, &now);
 	help(f, "kmemscope_info", "gauge", "The kmemscope version and the traced kernel's release.");
 	fputs("kmemscope_info{", f);
@@ -586,34 +633,95 @@ static int render(struct serve *sv)
 	fputs(" 1\n", f);
 	help(f, "kmemscope_start_time_seconds", "gauge", "When tracing began, in seconds since "
 	     "the epoch.");
-	fprintf(f, "kmemscope_start_time_seconds %.3f\n", sv->start_time);
+	fprintf(f, "kmemscope_start_time_seconds %.3f\n", sv->start_realtime_ns / 1e9);
 	help(f, "kmemscope_last_render_time_seconds", "gauge", "When this page was rendered, in "
 	     "seconds since the epoch (every --interval).");
 	fprintf(f, "kmemscope_last_render_time_seconds %.3f\n", now.tv_sec + now.tv_nsec / 1e9);
-	render_families(f, a, &q);
+	render_families(f, a, q);
 	err = render_caches(f, sv, a, &caches_folded);
 	if (!err)
 		err = render_sites(f, sv, a, &sites_not_shown);
-	render_quality(f, &q, a);
+	render_quality(f, q, a);
 	render_self(f, sv, sites_not_shown, caches_folded);
 	if (fclose(f) || err) {
 		free(buf);
 		return err ? err : -ENOMEM;
 	}
-	pthread_mutex_lock(&sv->lock);
-	old = sv->page;
-	sv->page = buf;
-	sv->page_len = len;
-	pthread_mutex_unlock(&sv->lock);
-	free(old);
+	publish(sv, PAGE_METRICS, buf, len);
 	return 0;
+}
+
+/*
+ * One profile of everything since the start, encoded twice: the two pages
+ * hold the same samples and values and differ in the one pprof shows first,
+ * as Go's allocs and heap profiles do.
+ */
+static int render_pprof(struct serve *sv, const struct kms_quality *q)
+{
+	struct profile_opts po = {
+		.scope = PROFILE_ALL, .kernel = sv->s->kernel, .source = "live",
+		.command = "serve", .quality = q, .start_realtime_ns = sv->start_realtime_ns,
+		.ksyms = sv->s->ksyms, .gfp = sv->s->gfp,
+	};
+	static const int shown[PAGE_NR] = { [PAGE_ALLOCS] = PV_ALLOC_BYTES,
+					    [PAGE_INUSE] = PV_INUSE_BYTES };
+	struct profile p;
+	int err;
+
+	err = profile__build(&p, sv->s->pipe.detect, &po);
+	for (int i = PAGE_ALLOCS; !err && i <= PAGE_INUSE; i++) {
+		void *buf;
+		size_t len;
+
+		err = pprof__encode(&p, shown[i], &buf, &len);
+		if (!err)
+			publish(sv, i, buf, len);
+	}
+	profile__free(&p);
+	return err;
+}
+
+/* /metrics, and the profiles when asked */
+static int render(struct serve *sv, bool profiles)
+{
+	__u64 t0 = cli_now_ns(), t1;
+	struct kms_quality q;
+	int err;
+
+	session__quality(sv->s, &q);
+	err = render_metrics(sv, &q);
+	t1 = cli_now_ns();
+	if (!err && profiles)
+		err = render_pprof(sv, &q);
+	/* the pipeline waits meanwhile: -vv shows what a rendering costs it */
+	kms_debug("rendered /metrics in %.2f ms%s, the profiles in %.2f ms\n", (t1 - t0) / 1e6,
+		  profiles ? "" : " (no profile asked for)", (cli_now_ns() - t1) / 1e6);
+	return err;
+}
+
+/* the rendering the waiting requests asked for is published: they go on */
+static void resume_waiting(struct serve *sv)
+{
+	pthread_mutex_lock(&sv->lock);
+	for (int i = 0; i < sv->nr_waiting; i++)
+		MHD_resume_connection(sv->waiting[i]);
+	sv->nr_waiting = 0;
+	pthread_mutex_unlock(&sv->lock);
 }
 
 static int serve_tick(struct session *s, void *ctx)
 {
-	int err = render(ctx);
+	struct serve *sv = ctx;
+	bool asked;
+	int err;
 
-	/* the last page stays up; the next interval tries again */
+	pthread_mutex_lock(&sv->lock);
+	asked = sv->nr_waiting > 0;
+	pthread_mutex_unlock(&sv->lock);
+	err = render(sv, asked);
+	/* on a failure the last pages stay up (the waiting get those); the next interval tries again */
+	if (asked)
+		resume_waiting(sv);
 	if (err)
 		kms_warn("cannot render the metrics: %s\n", strerror(-err));
 	return 0;
@@ -624,7 +732,9 @@ static int serve_tick(struct session *s, void *ctx)
 static const char index_page[] =
 	"<html><head><title>kmemscope</title></head><body><h1>kmemscope serve</h1>\n"
 	"<p><a href=\"/metrics\">/metrics</a>: kernel memory allocations, Prometheus text "
-	"format</p>\n</body></html>\n";
+	"format</p>\n<p><a href=\"/debug/pprof/kernel_allocs\">/debug/pprof/kernel_allocs</a>, "
+	"<a href=\"/debug/pprof/kernel_inuse\">/debug/pprof/kernel_inuse</a>: pprof profiles "
+	"(with --pprof)</p>\n</body></html>\n";
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
 			     const char *body, size_t len)
@@ -657,10 +767,22 @@ static enum MHD_Result serve_request(void *cls, struct MHD_Connection *c, const 
 
 		return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, msg, sizeof(msg) - 1);
 	}
-	if (!strcmp(url, "/metrics")) {
+	for (int i = 0; i < PAGE_NR; i++) {
+		if (strcmp(url, pages[i].path))
+			continue;
 		pthread_mutex_lock(&sv->lock);
-		ret = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", sv->page,
-			    sv->page_len);
+		if (!sv->page[i]) {
+			ret = reply(c, MHD_HTTP_NOT_FOUND, text, "not found\n", 10);
+		} else if (i != PAGE_METRICS && !*req && !sv->stopping &&
+			   sv->nr_waiting < SERVE_MAX_CONNECTIONS) {
+			/* a profile: wait for the next rendering (resume_waiting()) */
+			*req = sv;
+			sv->waiting[sv->nr_waiting++] = c;
+			MHD_suspend_connection(c);
+			ret = MHD_YES;
+		} else {
+			ret = reply(c, MHD_HTTP_OK, pages[i].type, sv->page[i], sv->page_len[i]);
+		}
 		pthread_mutex_unlock(&sv->lock);
 		return ret;
 	}
@@ -677,7 +799,9 @@ int cmd_serve(int argc, char **argv)
 		"Trace kernel memory allocations for as long as it runs, and serve the counts "
 		"over HTTP for Prometheus to scrape: per family, per slab cache and per top "
 		"call site, with the data quality of the session (docs/serve.md).\v"
-		"Endpoints (GET and HEAD only): /metrics (Prometheus text format), / (an index).\n\n"
+		"Endpoints (GET and HEAD only): /metrics (Prometheus text format), / (an index); "
+		"with --pprof, /debug/pprof/kernel_allocs and /debug/pprof/kernel_inuse (gzipped "
+		"profile.proto, as go tool pprof and Parca read it).\n\n"
 		"Examples:\n"
 		"  kmemscope serve                           on " SERVE_DEFAULT_LISTEN "\n"
 		"  kmemscope serve --listen :9464 -I 15      every interface, render every 15 s\n"
@@ -689,8 +813,9 @@ int cmd_serve(int argc, char **argv)
 		session_argp_children,
 	};
 	struct serve_env env = { .listen = SERVE_DEFAULT_LISTEN, .interval = 5,
-				 .top_sites = SERVE_TOP_SITES, .max_caches = SERVE_MAX_CACHES,
-				 .sa.so.context = true };
+				 .top_sites = SERVE_TOP_SITES, .max_caches = SERVE_MAX_CACHES };
+	/* allocations by stack, for the profile: the detector's groups (profile.h) */
+	struct detect_opts dopts = { .leaks = true };
 	struct serve sv = { .env = &env };
 	struct MHD_Daemon *httpd = NULL;
 	struct session s = {};
@@ -708,6 +833,11 @@ int cmd_serve(int argc, char **argv)
 			"apply\n", env.sa.so.input ? "-i" : "--record");
 		return 2;
 	}
+	if (env.pprof) {
+		env.sa.so.stacks_all = true;
+		env.sa.so.stack_cache = true;
+		env.sa.so.detect = &dopts;
+	}
 	fd = serve_listen(env.listen, shown, sizeof(shown));
 	if (fd < 0)
 		return 2;
@@ -719,16 +849,16 @@ int cmd_serve(int argc, char **argv)
 	}
 	sv.s = &s;
 	clock_gettime(CLOCK_REALTIME, &now);
-	sv.start_time = now.tv_sec + now.tv_nsec / 1e9;
+	sv.start_realtime_ns = now.tv_sec * 1000000000ULL + now.tv_nsec - (cli_now_ns() - s.start_ns);
 	/* a scrape before the first interval gets the empty counters, not an error */
-	err = render(&sv);
+	err = render(&sv, env.pprof);
 	if (err) {
 		kms_error("Failed to render the metrics: %s\n", strerror(-err));
 		close(fd);
 		err = 1;
 		goto stop;
 	}
-	httpd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, serve_request, &sv,
+	httpd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, serve_request, &sv,
 				 MHD_OPTION_LISTEN_SOCKET, fd,
 				 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SERVE_MAX_CONNECTIONS,
 				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SERVE_TIMEOUT_SEC,
@@ -742,6 +872,11 @@ int cmd_serve(int argc, char **argv)
 	fprintf(stderr, "Serving http://%s/metrics, rendered every %g s... Ctrl-C or SIGTERM "
 		"to stop.\n", shown, env.interval);
 	err = session__run(&s, 0, env.interval, serve_tick, &sv);
+	/* libmicrohttpd must not stop with suspended connections */
+	pthread_mutex_lock(&sv.lock);
+	sv.stopping = true;
+	pthread_mutex_unlock(&sv.lock);
+	resume_waiting(&sv);
 	/* closes the listening socket: nothing is served past this point */
 	MHD_stop_daemon(httpd);
 stop:
@@ -750,7 +885,8 @@ out:
 	err = cli_cmd_status(&s.cmd, err);
 	session__free(&s);
 	pthread_mutex_destroy(&sv.lock);
-	free(sv.page);
+	for (int i = 0; i < PAGE_NR; i++)
+		free(sv.page[i]);
 	free(sv.sites);
 	free(sv.caches);
 	return err;

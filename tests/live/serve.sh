@@ -13,6 +13,9 @@
 #   pipes; a PromQL query through /api/v1/query finds the 2 N allocations
 #   alloc_pipe_info makes for them;
 # - --top-sites and --max-caches bound the series, and count what they leave out;
+# - with --pprof, `go tool pprof` reads /debug/pprof/kernel_allocs (the 2 N
+#   objects at alloc_pipe_info) and /debug/pprof/kernel_inuse (inuse_space
+#   first); without it, those paths are 404;
 # - SIGTERM: exit status 0, and the port no longer accepts connections.
 set -u
 
@@ -23,7 +26,7 @@ TRIGGER=$BUILD/tests/trigger
 N=5000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=16
+EXPECTED=19
 WORK=
 SERVE=
 PROM=
@@ -39,7 +42,7 @@ trap cleanup EXIT
 
 [ -x "$KMS" ] || { fail "serve: $KMS not built"; exit 1; }
 [ -x "$TRIGGER" ] || { fail "serve: $TRIGGER not built"; exit 1; }
-for t in prometheus promtool; do
+for t in prometheus promtool go; do
 	command -v $t >/dev/null || { fail "serve: $t not installed (make deps)"; exit 1; }
 done
 WORK=$(mktemp -d /tmp/kmemscope-serve.XXXXXX) || exit 1
@@ -140,6 +143,9 @@ EOF
 		fail "POST /metrics: $res"
 	res=$(http GET "$URL/debug/vars")
 	[ "${res%% *}" = 404 ] && pass "GET /debug/vars: 404" || fail "GET /debug/vars: $res"
+	res=$(http GET "$URL/debug/pprof/kernel_allocs")
+	[ "${res%% *}" = 404 ] && pass "no --pprof: GET /debug/pprof/kernel_allocs: 404" ||
+		fail "no --pprof: GET /debug/pprof/kernel_allocs: $res"
 	stop_serve
 	if [ "$RC" = 0 ] && ! python3 -c "
 import socket, sys
@@ -150,7 +156,7 @@ socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=2)" "$port" 2>
 	fi
 else
 	fail "serve did not start: $(head -n 3 "$WORK/serve.err")"
-	for c in "port in use: line" "GET /metrics" "names" HEAD POST 404 SIGTERM; do
+	for c in "port in use: line" "GET /metrics" "names" HEAD POST 404 "pprof 404" SIGTERM; do
 		fail "$c: serve did not start"
 	done
 fi
@@ -189,7 +195,7 @@ fi
 # --- Prometheus scrapes it: a PromQL query sees what the workload made -----------
 
 # trigger's worker is named trigger: -c keeps the rest of the system out
-if start_serve -I 1 -c trigger; then
+if start_serve -I 1 -c trigger --pprof; then
 	pport=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 	cat >"$WORK/prometheus.yml" <<EOF
 global:
@@ -236,6 +242,19 @@ import json, sys
 r = json.load(open(sys.argv[1]))['data']['result']
 print('ok' if len(r) == 1 and r[0]['value'][1] == '1' else r)" "$WORK/body" 2>&1)
 	[ "$res" = ok ] && pass "Prometheus: up{job=\"kmemscope\"} = 1" || fail "Prometheus: up: $res"
+	# go tool pprof fetches the profiles itself, as from a Go service; it saves a copy under $HOME
+	HOME=$WORK go tool pprof -top -sample_index=alloc_objects "$URL/debug/pprof/kernel_allocs" \
+		>"$WORK/pprof.top" 2>&1
+	got=$(awk '$6 == "alloc_pipe_info" { print $1 }' "$WORK/pprof.top")
+	if [ -n "$got" ] && [ "$got" -ge $((2 * N)) ]; then
+		pass "go tool pprof $URL/debug/pprof/kernel_allocs: alloc_pipe_info $got objects >= 2 x $N"
+	else
+		fail "go tool pprof kernel_allocs: alloc_pipe_info '$got', want >= $((2 * N)): $(head -n 12 "$WORK/pprof.top")"
+	fi
+	HOME=$WORK go tool pprof -top "$URL/debug/pprof/kernel_inuse" >"$WORK/pprof.top" 2>&1
+	grep -q "^Type: inuse_space" "$WORK/pprof.top" &&
+		pass "go tool pprof $URL/debug/pprof/kernel_inuse: Type: inuse_space" ||
+		fail "go tool pprof kernel_inuse: $(head -n 6 "$WORK/pprof.top")"
 	kill "$PROM"
 	wait "$PROM"
 	PROM=
@@ -245,5 +264,7 @@ print('ok' if len(r) == 1 and r[0]['value'][1] == '1' else r)" "$WORK/body" 2>&1
 else
 	fail "serve -c trigger did not start: $(head -n 3 "$WORK/serve.err")"
 	fail "Prometheus: up: serve did not start"
+	fail "go tool pprof kernel_allocs: serve did not start"
+	fail "go tool pprof kernel_inuse: serve did not start"
 	fail "serve -c trigger: SIGTERM: serve did not start"
 fi
