@@ -77,10 +77,8 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		env->listen = arg;
 		break;
 	case 'I':
-		if (cli_parse_seconds(arg, "interval", &env->interval))
+		if (cli_parse_interval(arg, &env->interval))
 			return EINVAL;
-		if (env->interval < 0.1)
-			cli_argp_fail(state, "--interval must be at least 0.1 seconds");
 		break;
 	case 1001:
 		if (cli_parse_uint(arg, "site count", 10000, &env->top_sites))
@@ -338,6 +336,15 @@ static void render_families(FILE *f, const struct agg *a, const struct kms_quali
 	}
 }
 
+static void cache_add(struct cache_sum *d, const struct cache_sum *c)
+{
+	d->allocs += c->allocs;
+	d->frees += c->frees;
+	d->unmatched_frees += c->unmatched_frees;
+	d->outstanding += c->outstanding;
+	d->outstanding_bytes += c->outstanding_bytes;
+}
+
 static int by_name(const void *x, const void *y)
 {
 	const struct cache_sum *a = x, *b = y;
@@ -393,17 +400,10 @@ static int render_caches(FILE *f, struct serve *sv, const struct agg *a, size_t 
 	for (size_t i = 0; i < n; i++) {
 		struct cache_sum *c = &sv->caches[i];
 
-		if (nr && !strcmp(sv->caches[nr - 1].name, c->name)) {
-			struct cache_sum *d = &sv->caches[nr - 1];
-
-			d->allocs += c->allocs;
-			d->frees += c->frees;
-			d->unmatched_frees += c->unmatched_frees;
-			d->outstanding += c->outstanding;
-			d->outstanding_bytes += c->outstanding_bytes;
-			continue;
-		}
-		sv->caches[nr++] = *c;
+		if (nr && !strcmp(sv->caches[nr - 1].name, c->name))
+			cache_add(&sv->caches[nr - 1], c);
+		else
+			sv->caches[nr++] = *c;
 	}
 	qsort(sv->caches, nr, sizeof(*sv->caches), by_first);
 	/* past the cap, every name is summed into one row named "other" */
@@ -412,13 +412,8 @@ static int render_caches(FILE *f, struct serve *sv, const struct agg *a, size_t 
 
 		*folded = nr - sv->env->max_caches;
 		o->name = "other";
-		for (size_t i = sv->env->max_caches + 1; i < nr; i++) {
-			o->allocs += sv->caches[i].allocs;
-			o->frees += sv->caches[i].frees;
-			o->unmatched_frees += sv->caches[i].unmatched_frees;
-			o->outstanding += sv->caches[i].outstanding;
-			o->outstanding_bytes += sv->caches[i].outstanding_bytes;
-		}
+		for (size_t i = sv->env->max_caches + 1; i < nr; i++)
+			cache_add(o, &sv->caches[i]);
 		nr = sv->env->max_caches + 1;
 	}
 	for (size_t m = 0; m < sizeof(cache_metrics) / sizeof(cache_metrics[0]); m++) {
@@ -508,9 +503,9 @@ static int render_sites(FILE *f, struct serve *sv, const struct agg *a, size_t *
 			d->bytes_alloc += s->bytes_alloc;
 			d->outstanding += s->outstanding;
 			d->outstanding_bytes += s->outstanding_bytes;
-			continue;
+		} else {
+			sv->sites[nr++] = *s;
 		}
-		sv->sites[nr++] = *s;
 	}
 	qsort(sv->sites, nr, sizeof(*sv->sites), by_bytes);
 	top = nr < sv->env->top_sites ? nr : sv->env->top_sites;
