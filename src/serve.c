@@ -224,8 +224,12 @@ struct serve {
 	 * made only when asked for, and the request waits for it (at most an
 	 * interval), as Go's /debug/pprof/profile waits for its samples.
 	 */
-	struct MHD_Connection *waiting[SERVE_MAX_CONNECTIONS];
+	struct {
+		struct MHD_Connection *c;
+		int page;
+	} waiting[SERVE_MAX_CONNECTIONS];
 	int nr_waiting;
+	unsigned int asked;	/* the pages they wait for, 1 << PAGE_* */
 	bool stopping;		/* nothing waits from now on */
 	/* the renderer's scratch tables, kept between renderings */
 	struct site_sum *sites;
@@ -647,11 +651,11 @@ static int render_metrics(struct serve *sv, const struct kms_quality *q)
 }
 
 /*
- * One profile of everything since the start, encoded twice: the two pages
- * hold the same samples and values and differ in the one pprof shows first,
- * as Go's allocs and heap profiles do.
+ * One profile of everything since the start, encoded for each page asked
+ * (1 << PAGE_*): the two pages hold the same samples and values and differ
+ * in the one pprof shows first, as Go's allocs and heap profiles do.
  */
-static int render_pprof(struct serve *sv, const struct kms_quality *q)
+static int render_pprof(struct serve *sv, const struct kms_quality *q, unsigned int asked)
 {
 	struct profile_opts po = {
 		.scope = PROFILE_ALL, .kernel = sv->s->kernel, .source = "live",
@@ -668,6 +672,8 @@ static int render_pprof(struct serve *sv, const struct kms_quality *q)
 		void *buf;
 		size_t len;
 
+		if (!(asked & 1U << i))
+			continue;
 		err = pprof__encode(&p, shown[i], &buf, &len);
 		if (!err)
 			publish(sv, i, buf, len);
@@ -676,8 +682,8 @@ static int render_pprof(struct serve *sv, const struct kms_quality *q)
 	return err;
 }
 
-/* /metrics, and the profiles when asked */
-static int render(struct serve *sv, bool profiles)
+/* /metrics, and the profile pages asked (1 << PAGE_*) */
+static int render(struct serve *sv, unsigned int profiles)
 {
 	__u64 t0 = cli_now_ns(), t1;
 	struct kms_quality q;
@@ -687,36 +693,48 @@ static int render(struct serve *sv, bool profiles)
 	err = render_metrics(sv, &q);
 	t1 = cli_now_ns();
 	if (!err && profiles)
-		err = render_pprof(sv, &q);
+		err = render_pprof(sv, &q, profiles);
 	/* the pipeline waits meanwhile: -vv shows what a rendering costs it */
 	kms_debug("rendered /metrics in %.2f ms%s, the profiles in %.2f ms\n", (t1 - t0) / 1e6,
 		  profiles ? "" : " (no profile asked for)", (cli_now_ns() - t1) / 1e6);
 	return err;
 }
 
-/* the rendering the waiting requests asked for is published: they go on */
-static void resume_waiting(struct serve *sv)
+/*
+ * The pages in done (1 << PAGE_*) are published: the requests waiting for
+ * them go on. Those that came for another page meanwhile wait for the next.
+ */
+static void resume_waiting(struct serve *sv, unsigned int done)
 {
+	int kept = 0;
+
 	pthread_mutex_lock(&sv->lock);
-	for (int i = 0; i < sv->nr_waiting; i++)
-		MHD_resume_connection(sv->waiting[i]);
-	sv->nr_waiting = 0;
+	sv->asked = 0;
+	for (int i = 0; i < sv->nr_waiting; i++) {
+		if (done & 1U << sv->waiting[i].page) {
+			MHD_resume_connection(sv->waiting[i].c);
+			continue;
+		}
+		sv->asked |= 1U << sv->waiting[i].page;
+		sv->waiting[kept++] = sv->waiting[i];
+	}
+	sv->nr_waiting = kept;
 	pthread_mutex_unlock(&sv->lock);
 }
 
 static int serve_tick(struct session *s, void *ctx)
 {
 	struct serve *sv = ctx;
-	bool asked;
+	unsigned int asked;
 	int err;
 
 	pthread_mutex_lock(&sv->lock);
-	asked = sv->nr_waiting > 0;
+	asked = sv->asked;
 	pthread_mutex_unlock(&sv->lock);
 	err = render(sv, asked);
 	/* on a failure the last pages stay up (the waiting get those); the next interval tries again */
 	if (asked)
-		resume_waiting(sv);
+		resume_waiting(sv, asked);
 	if (err)
 		kms_warn("cannot render the metrics: %s\n", strerror(-err));
 	return 0;
@@ -772,7 +790,9 @@ static enum MHD_Result serve_request(void *cls, struct MHD_Connection *c, const 
 			   sv->nr_waiting < SERVE_MAX_CONNECTIONS) {
 			/* a profile: wait for the next rendering (resume_waiting()) */
 			*req = sv;
-			sv->waiting[sv->nr_waiting++] = c;
+			sv->waiting[sv->nr_waiting].c = c;
+			sv->waiting[sv->nr_waiting++].page = i;
+			sv->asked |= 1U << i;
 			MHD_suspend_connection(c);
 			ret = MHD_YES;
 		} else {
@@ -846,7 +866,8 @@ int cmd_serve(int argc, char **argv)
 	clock_gettime(CLOCK_REALTIME, &now);
 	sv.start_realtime_ns = now.tv_sec * 1000000000ULL + now.tv_nsec - (cli_now_ns() - s.start_ns);
 	/* a scrape before the first interval gets the empty counters, not an error */
-	err = render(&sv, env.pprof);
+	/* the profile pages exist from the start: a request for one waits for the next */
+	err = render(&sv, env.pprof ? 1U << PAGE_ALLOCS | 1U << PAGE_INUSE : 0);
 	if (err) {
 		kms_error("Failed to render the metrics: %s\n", strerror(-err));
 		close(fd);
@@ -871,7 +892,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_mutex_lock(&sv.lock);
 	sv.stopping = true;
 	pthread_mutex_unlock(&sv.lock);
-	resume_waiting(&sv);
+	resume_waiting(&sv, ~0U);
 	/* closes the listening socket: nothing is served past this point */
 	MHD_stop_daemon(httpd);
 stop:
