@@ -220,7 +220,7 @@ struct serve {
 	size_t page_len[PAGE_NR];
 	/*
 	 * Profile requests suspended until the next rendering: a profile costs
-	 * the pipeline ~0.2 s to build and encode (bench/README.md), so it is
+	 * the pipeline 0.15-0.6 s to build and encode (bench/README.md), so it is
 	 * made only when asked for, and the request waits for it (at most an
 	 * interval), as Go's /debug/pprof/profile waits for its samples.
 	 */
