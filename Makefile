@@ -19,7 +19,7 @@ KMS_CFLAGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 KMS_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
-LIBS := -lbpf -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm
+LIBS := -lbpf -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
 STATIC_LIBS := -lbpf -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd
 
 ifeq ($(V),1)
@@ -132,8 +132,10 @@ $(OUTPUT)/kmemscope: $(OBJS)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(KMS_LDFLAGS) $^ $(LIBS) -o $@
 
+# without serve: Debian has no static libraries of libmicrohttpd's TLS dependencies
+# (p11-kit, libunistring), and the QEMU guest that runs this binary serves nothing
 static: $(OUTPUT)/kmemscope-static
-$(OUTPUT)/kmemscope-static: $(OBJS)
+$(OUTPUT)/kmemscope-static: $(filter-out $(OUTPUT)/obj/serve.o,$(OBJS))
 	$(call msg,STATIC,$@)
 	$(Q)$(CC) $(KMS_LDFLAGS) -static $^ $(STATIC_LIBS) -o $@
 

@@ -58,6 +58,18 @@ int cli_parse_seconds(const char *s, const char *what, double *out)
 	return 0;
 }
 
+/* a refresh interval (top, serve): below 0.1 s the refresh would cost more than the tracing */
+int cli_parse_interval(const char *s, double *out)
+{
+	if (cli_parse_seconds(s, "interval", out))
+		return -EINVAL;
+	if (*out < 0.1) {
+		fprintf(stderr, "kmemscope: --interval must be at least 0.1 seconds\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* a settle period: 0 (none) is allowed, unlike a duration */
 int cli_parse_settle(const char *s, double *out)
 {

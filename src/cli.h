@@ -33,6 +33,7 @@ int cli_argp_parse(const struct argp *argp, int argc, char **argv, void *input);
 char **cli_argv(int *argc);
 int cli_parse_uint(const char *s, const char *what, unsigned long max, unsigned long *out);
 int cli_parse_seconds(const char *s, const char *what, double *out);
+int cli_parse_interval(const char *s, double *out);
 int cli_parse_settle(const char *s, double *out);
 int cli_parse_families(const char *list, unsigned int *out);
 const char *cli_kernel_release(void);
@@ -59,5 +60,7 @@ int cmd_check(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_script(int argc, char **argv);
+/* weak: the static build leaves serve out (Makefile) */
+int cmd_serve(int argc, char **argv) __attribute__((weak));
 
 #endif

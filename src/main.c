@@ -57,6 +57,7 @@ static const struct cli_subcmd {
 			    "family, order or GFP" },
 	{ "baseline", cmd_baseline, "store the per-key values of runs for check --baseline" },
 	{ "check", cmd_check, "CI gate: compare runs with a baseline; exit 1 on a regression" },
+	{ "serve", cmd_serve, "serve the counts over HTTP for Prometheus, for as long as it runs" },
 	{ "probe", cmd_probe, "show how each allocator event is attached on this kernel" },
 };
 
@@ -66,7 +67,8 @@ static void usage(FILE *out)
 		"Trace and profile Linux kernel memory allocations (kmalloc, kmem_cache, page,\n"
 		"vmalloc, dma, percpu) with BPF.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(subcmds) / sizeof(subcmds[0]); i++)
-		fprintf(out, "  %-8s %s\n", subcmds[i].name, subcmds[i].help);
+		if (subcmds[i].fn)
+			fprintf(out, "  %-8s %s\n", subcmds[i].name, subcmds[i].help);
 	fprintf(out, "\nRun 'kmemscope COMMAND --help' for a command's options.\n"
 		"Examples:\n"
 		"  kmemscope stat -d 10                 all allocations for 10 seconds\n"
@@ -223,6 +225,11 @@ int main(int argc, char **argv)
 			/* "kmemscope stat" in usage and error lines */
 			char name[64];
 
+			if (!subcmds[hit].fn) {
+				fprintf(stderr, "kmemscope: %s is not in this build (the static "
+					"binary has no HTTP server)\n", subcmds[hit].name);
+				return 2;
+			}
 			snprintf(name, sizeof(name), "kmemscope %s", subcmds[hit].name);
 			argv[1] = name;
 			return subcmds[hit].fn(argc - 1, argv + 1);

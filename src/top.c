@@ -396,10 +396,8 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 		env->sa.so.no_stacks = true;
 		break;
 	case 'I':
-		if (cli_parse_seconds(arg, "interval", &env->interval))
+		if (cli_parse_interval(arg, &env->interval))
 			return EINVAL;
-		if (env->interval < 0.1)
-			cli_argp_fail(state, "--interval must be at least 0.1 seconds");
 		break;
 	case 's':
 		env->key = top__parse_key(arg);
