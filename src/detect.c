@@ -520,13 +520,16 @@ static void on_alloc_record(struct detect *d, const struct kms_event *e, int fam
 	int nested = -1;
 
 	if (cls == OC_PAGE) {
-		struct last_page *lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
+		if (d->o.bad_frees) {
+			struct last_page *lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
 
-		lp->pfn = e->ptr;
-		lp->order = e->order;
-		lp->valid = true;
-		nested = page_nested(d, e->stack_id);
-	} else if (e->type == KMS_EV_KMALLOC) {
+			lp->pfn = e->ptr;
+			lp->order = e->order;
+			lp->valid = true;
+		}
+		if (d->o.misuse)
+			nested = page_nested(d, e->stack_id);
+	} else if (e->type == KMS_EV_KMALLOC && d->o.bad_frees) {
 		learn_direct_map(d, e, prev);
 	}
 	if (d->o.misuse)
@@ -650,24 +653,25 @@ void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 
 void detect__event(struct detect *d, const struct kms_event *e)
 {
-	struct last_page *lp, prev;
-	int fam, cls;
+	const struct kms_ev_info *ei = kms_ev_info(e->type);
+	struct last_page *lp, prev = {};
 
-	fam = kms_ev_family(e->type);
-	cls = kms_ev_class(e->type);
-	if (fam < 0 || cls < 0)
+	if (!ei || ei->family < 0 || ei->cls < 0)
 		return;
-	if (e->ts > d->max_ts)
+	/* the loss markers' cut (leaks), and the direct map (bad frees): not for misuse */
+	if (d->o.leaks && e->ts > d->max_ts)
 		d->max_ts = e->ts;
 	/* the real free of an object handed to RCU: freed once already, at the handoff */
 	if (e->ctx & KMS_CTX_RCU_DONE)
 		return;
 	/* the last page allocation is only "just before" for the next record of the CPU */
-	lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
-	prev = *lp;
-	lp->valid = false;
-	if (kms_ev_is_alloc(e->type))
-		on_alloc_record(d, e, fam, cls, &prev);
+	if (d->o.bad_frees) {
+		lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
+		prev = *lp;
+		lp->valid = false;
+	}
+	if (ei->alloc)
+		on_alloc_record(d, e, ei->family, ei->cls, &prev);
 }
 
 void detect__meta(struct detect *d, const struct kms_meta *m)
