@@ -79,6 +79,12 @@ struct proc {
 };
 
 #define AGG_SITE_CACHE_BITS 8
+#define AGG_PROC_CACHE 64
+
+struct proc_cache {
+	__u32 pid;
+	__u32 idx;		/* process index + 1, 0: empty */
+};
 
 struct site_cache {
 	struct site_key key;
@@ -106,8 +112,7 @@ struct agg {
 	struct htab proc_tab;
 	struct agg_proc *procs;
 	size_t nr_procs, cap_procs;
-	__u32 last_pid;
-	__s64 last_proc;	/* index of last_pid's entry, -1 none */
+	struct proc_cache proc_cache[AGG_PROC_CACHE];
 
 	struct htab gfp_tab;
 	struct agg_gfp *gfps;
@@ -182,7 +187,6 @@ struct agg *agg__new(void)
 
 	if (!a)
 		return NULL;
-	a->last_proc = -1;
 	a->last_gfp_idx = -1;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, HTAB_FAST, site_slot_hash);
 	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
@@ -239,6 +243,7 @@ int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus)
 /* the table lookup behind proc_get(), out of line: nearly every record hits the cache */
 static __attribute__((noinline)) struct agg_proc *proc_find(struct agg *a, __u32 pid)
 {
+	struct proc_cache *c = &a->proc_cache[pid % AGG_PROC_CACHE];
 	struct u64_slot *s;
 	__u64 key = pid;
 	bool created;
@@ -255,16 +260,21 @@ static __attribute__((noinline)) struct agg_proc *proc_find(struct agg *a, __u32
 		s->idx = a->nr_procs++;
 		a->procs[s->idx].pid = pid;
 	}
-	a->last_pid = pid;
-	a->last_proc = s->idx;
+	c->pid = pid;
+	c->idx = s->idx + 1;
 	return &a->procs[s->idx];
 }
 
-/* runs of records come from one process: the last one is kept */
+/*
+ * Every record asks for its process, and the busy ones are few (CPUs
+ * interleave them): a direct-mapped cache by pid in front of the table.
+ */
 static inline struct agg_proc *proc_get(struct agg *a, __u32 pid)
 {
-	if (a->last_proc >= 0 && a->last_pid == pid)
-		return &a->procs[a->last_proc];
+	const struct proc_cache *c = &a->proc_cache[pid % AGG_PROC_CACHE];
+
+	if (c->idx && c->pid == pid)
+		return &a->procs[c->idx - 1];
 	return proc_find(a, pid);
 }
 

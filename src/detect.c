@@ -427,28 +427,52 @@ static int retained_kind(const struct detect *d, const struct kms_event *e, int 
 	return RET_NONE;
 }
 
-static long group_get(struct detect *d, const struct kms_event *e, int fam)
+static __attribute__((noinline)) long group_find(struct detect *d, const struct kms_event *e,
+						 const struct detect_group *key)
 {
-	struct detect_group key;
 	struct detect_group *g;
 	bool created;
 	long i, s;
 
-	memset(&key, 0, sizeof(key));
-	key.family = fam;
-	key.stack_id = e->stack_id < 0 ? -1 : e->stack_id;
-	key.site = e->site;
-	key.obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
-	i = kvec__get(&d->groups, &key, &created);
+	i = kvec__get(&d->groups, key, &created);
 	if (i < 0 || !created)
 		return i;
-	s = site_get(d, fam, key.site, key.obj);
+	s = site_get(d, key->family, key->site, key->obj);
 	g = kvec__at(&d->groups, i);
-	g->nested = fam == KMS_FAM_PAGE ? page_nested(d, key.stack_id) : -1;
-	g->retained = retained_kind(d, e, fam);
+	g->nested = key->family == KMS_FAM_PAGE ? page_nested(d, key->stack_id) : -1;
+	g->retained = retained_kind(d, e, key->family);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;
 	g->pid = e->pid;
+	return i;
+}
+
+/*
+ * Every allocation asks for its group: a direct-mapped cache of the busy ones
+ * in front of the kvec (a group's index never changes once made).
+ */
+static long group_get(struct detect *d, const struct kms_event *e, int fam)
+{
+	int stack_id = e->stack_id < 0 ? -1 : e->stack_id;
+	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
+	struct group_cache *c;
+	struct detect_group key;
+	long i;
+
+	c = &d->group_cache[((e->site ^ obj ^ ((__u64)stack_id << 8 | fam)) * 0x9e3779b97f4a7c15ULL) >>
+			    (64 - GROUP_CACHE_BITS)];
+	if (c->idx && c->site == e->site && c->obj == obj && c->stack_id == stack_id &&
+	    c->family == fam)
+		return c->idx - 1;
+	memset(&key, 0, sizeof(key));
+	key.family = fam;
+	key.stack_id = stack_id;
+	key.site = e->site;
+	key.obj = obj;
+	i = group_find(d, e, &key);
+	if (i >= 0)
+		*c = (struct group_cache){ .site = e->site, .obj = obj, .family = fam,
+					   .stack_id = stack_id, .idx = i + 1 };
 	return i;
 }
 
