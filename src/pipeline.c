@@ -155,7 +155,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 		e->ctx |= KMS_CTX_OUTSIDE;
 	}
 	agg__event(p->agg, e);
-	if (p->detect)
+	/* without leaks, the detectors judge allocations only (misuse) */
+	if (p->detect && (p->leaks || (ei && ei->alloc)))
 		detect__event(p->detect, e);
 	/* the real free of an object handed to RCU: it was freed at the hand-off */
 	if (!ei || ei->cls < 0 || (e->ctx & KMS_CTX_RCU_DONE))

@@ -17,8 +17,9 @@
  * - the aggregator and the live-object store, unless no_count (record:
  *   nothing is reported, the file is the output);
  * - the detectors' per-record checks (detect__event()) when there are
- *   detectors (stat and top with context, misuse, leaks), and their
- *   per-object hooks (detect__on_*()) only for leaks and bad frees.
+ *   detectors (stat and top with context, misuse, leaks), for allocations
+ *   only unless leaks or bad frees are detected, and their per-object hooks
+ *   (detect__on_*()) only for leaks and bad frees.
  */
 #ifndef KMS_PIPELINE_H
 #define KMS_PIPELINE_H
