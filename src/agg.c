@@ -78,12 +78,26 @@ struct proc {
 	struct agg_proc pub;
 };
 
+#define AGG_SITE_CACHE_BITS 8
+#define AGG_PROC_CACHE 64
+
+struct proc_cache {
+	__u32 pid;
+	__u32 idx;		/* process index + 1, 0: empty */
+};
+
+struct site_cache {
+	struct site_key key;
+	__u32 idx;		/* site index + 1, 0: empty */
+};
+
 struct agg {
 
 	struct agg_stats stats;
 	struct agg_counts fam[KMS_FAM_MAX];
 
 	struct htab site_tab;
+	struct site_cache site_cache[1 << AGG_SITE_CACHE_BITS];
 	struct site *sites;
 	size_t nr_sites, cap_sites;
 
@@ -98,8 +112,7 @@ struct agg {
 	struct htab proc_tab;
 	struct agg_proc *procs;
 	size_t nr_procs, cap_procs;
-	__u32 last_pid;
-	__s64 last_proc;	/* index of last_pid's entry, -1 none */
+	struct proc_cache proc_cache[AGG_PROC_CACHE];
 
 	struct htab gfp_tab;
 	struct agg_gfp *gfps;
@@ -174,7 +187,6 @@ struct agg *agg__new(void)
 
 	if (!a)
 		return NULL;
-	a->last_proc = -1;
 	a->last_gfp_idx = -1;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, HTAB_FAST, site_slot_hash);
 	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
@@ -228,14 +240,14 @@ int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus)
 
 /* ---- lookups that create ---- */
 
-static struct agg_proc *proc_get(struct agg *a, __u32 pid)
+/* the table lookup behind proc_get(), out of line: nearly every record hits the cache */
+static __attribute__((noinline)) struct agg_proc *proc_find(struct agg *a, __u32 pid)
 {
+	struct proc_cache *c = &a->proc_cache[pid % AGG_PROC_CACHE];
 	struct u64_slot *s;
 	__u64 key = pid;
 	bool created;
 
-	if (a->last_proc >= 0 && a->last_pid == pid)
-		return &a->procs[a->last_proc];
 	s = htab__get(&a->proc_tab, kms_hash64(key), &key, sizeof(key), sizeof(*s), &created);
 	if (!s)
 		return NULL;
@@ -248,9 +260,22 @@ static struct agg_proc *proc_get(struct agg *a, __u32 pid)
 		s->idx = a->nr_procs++;
 		a->procs[s->idx].pid = pid;
 	}
-	a->last_pid = pid;
-	a->last_proc = s->idx;
+	c->pid = pid;
+	c->idx = s->idx + 1;
 	return &a->procs[s->idx];
+}
+
+/*
+ * Every record asks for its process, and the busy ones are few (CPUs
+ * interleave them): a direct-mapped cache by pid in front of the table.
+ */
+static inline struct agg_proc *proc_get(struct agg *a, __u32 pid)
+{
+	const struct proc_cache *c = &a->proc_cache[pid % AGG_PROC_CACHE];
+
+	if (c->idx && c->pid == pid)
+		return &a->procs[c->idx - 1];
+	return proc_find(a, pid);
 }
 
 static int cache_get(struct agg *a, __u64 ptr)
@@ -273,14 +298,13 @@ static int cache_get(struct agg *a, __u64 ptr)
 	return s->idx;
 }
 
-static __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
+static __attribute__((noinline)) __s64 site_find(struct agg *a, const struct site_key *key)
 {
-	struct site_key key = { .addr = addr, .obj = obj, .family = fam };
 	struct site_slot *s;
 	struct site *st;
 	bool created;
 
-	s = htab__get(&a->site_tab, site_hash(&key), &key, sizeof(key), sizeof(*s), &created);
+	s = htab__get(&a->site_tab, site_hash(key), key, sizeof(*key), sizeof(*s), &created);
 	if (!s)
 		return -1;
 	if (!created)
@@ -291,11 +315,32 @@ static __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
 	}
 	s->idx = a->nr_sites++;
 	st = &a->sites[s->idx];
-	st->pub.family = fam;
-	st->pub.addr = addr;
-	st->pub.obj = obj;
-	st->cache = fam == KMS_FAM_CACHE && obj ? cache_get(a, obj) : -1;
+	st->pub.family = key->family;
+	st->pub.addr = key->addr;
+	st->pub.obj = key->obj;
+	st->cache = key->family == KMS_FAM_CACHE && key->obj ? cache_get(a, key->obj) : -1;
 	return s->idx;
+}
+
+/*
+ * Every allocation asks for its site: a direct-mapped cache of the busy ones
+ * in front of the table (a site's index never changes once made).
+ */
+static inline __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
+{
+	struct site_key key = { .addr = addr, .obj = obj, .family = fam };
+	struct site_cache *c;
+	__s64 idx;
+
+	c = &a->site_cache[((addr ^ obj ^ fam) * 0x9e3779b97f4a7c15ULL) >> (64 - AGG_SITE_CACHE_BITS)];
+	if (c->idx && c->key.addr == addr && c->key.obj == obj && c->key.family == (__u32)fam)
+		return c->idx - 1;
+	idx = site_find(a, &key);
+	if (idx >= 0) {
+		c->key = key;
+		c->idx = idx + 1;
+	}
+	return idx;
 }
 
 static void gfp_count(struct agg *a, __u32 gfp, __u32 bytes)

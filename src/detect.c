@@ -427,29 +427,53 @@ static int retained_kind(const struct detect *d, const struct kms_event *e, int 
 	return RET_NONE;
 }
 
-static long group_get(struct detect *d, const struct kms_event *e, int fam)
+static __attribute__((noinline)) long group_find(struct detect *d, const struct kms_event *e,
+						 const struct detect_group *key)
 {
-	struct detect_group key;
 	struct detect_group *g;
 	bool created;
 	long i, s;
 
-	memset(&key, 0, sizeof(key));
-	key.family = fam;
-	key.stack_id = e->stack_id < 0 ? -1 : e->stack_id;
-	key.site = e->site;
-	key.obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
-	i = kvec__get(&d->groups, &key, &created);
+	i = kvec__get(&d->groups, key, &created);
 	if (i < 0 || !created)
 		return i;
-	s = site_get(d, fam, key.site, key.obj);
+	s = site_get(d, key->family, key->site, key->obj);
 	g = kvec__at(&d->groups, i);
-	g->nested = fam == KMS_FAM_PAGE ? page_nested(d, key.stack_id) : -1;
-	g->retained = retained_kind(d, e, fam);
+	g->nested = key->family == KMS_FAM_PAGE ? page_nested(d, key->stack_id) : -1;
+	g->retained = retained_kind(d, e, key->family);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;
-	g->order = fam == KMS_FAM_PAGE ? e->order : -1;
+	g->order = key->family == KMS_FAM_PAGE ? e->order : -1;
 	g->pid = e->pid;
+	return i;
+}
+
+/*
+ * Every allocation asks for its group: a direct-mapped cache of the busy ones
+ * in front of the kvec (a group's index never changes once made).
+ */
+static long group_get(struct detect *d, const struct kms_event *e, int fam)
+{
+	int stack_id = e->stack_id < 0 ? -1 : e->stack_id;
+	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
+	struct group_cache *c;
+	struct detect_group key;
+	long i;
+
+	c = &d->group_cache[((e->site ^ obj ^ ((__u64)stack_id << 8 | fam)) * 0x9e3779b97f4a7c15ULL) >>
+			    (64 - GROUP_CACHE_BITS)];
+	if (c->idx && c->site == e->site && c->obj == obj && c->stack_id == stack_id &&
+	    c->family == fam)
+		return c->idx - 1;
+	memset(&key, 0, sizeof(key));
+	key.family = fam;
+	key.stack_id = stack_id;
+	key.site = e->site;
+	key.obj = obj;
+	i = group_find(d, e, &key);
+	if (i >= 0)
+		*c = (struct group_cache){ .site = e->site, .obj = obj, .family = fam,
+					   .stack_id = stack_id, .idx = i + 1 };
 	return i;
 }
 
@@ -521,13 +545,16 @@ static void on_alloc_record(struct detect *d, const struct kms_event *e, int fam
 	int nested = -1;
 
 	if (cls == OC_PAGE) {
-		struct last_page *lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
+		if (d->o.bad_frees) {
+			struct last_page *lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
 
-		lp->pfn = e->ptr;
-		lp->order = e->order;
-		lp->valid = true;
-		nested = page_nested(d, e->stack_id);
-	} else if (e->type == KMS_EV_KMALLOC) {
+			lp->pfn = e->ptr;
+			lp->order = e->order;
+			lp->valid = true;
+		}
+		if (d->o.misuse)
+			nested = page_nested(d, e->stack_id);
+	} else if (e->type == KMS_EV_KMALLOC && d->o.bad_frees) {
 		learn_direct_map(d, e, prev);
 	}
 	if (d->o.misuse)
@@ -652,24 +679,25 @@ void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 
 void detect__event(struct detect *d, const struct kms_event *e)
 {
-	struct last_page *lp, prev;
-	int fam, cls;
+	const struct kms_ev_info *ei = kms_ev_info(e->type);
+	struct last_page *lp, prev = {};
 
-	fam = kms_ev_family(e->type);
-	cls = kms_ev_class(e->type);
-	if (fam < 0 || cls < 0)
+	if (!ei || ei->family < 0 || ei->cls < 0)
 		return;
-	if (e->ts > d->max_ts)
+	/* the loss markers' cut (leaks), and the direct map (bad frees): not for misuse */
+	if (d->o.leaks && e->ts > d->max_ts)
 		d->max_ts = e->ts;
 	/* the real free of an object handed to RCU: freed once already, at the handoff */
 	if (e->ctx & KMS_CTX_RCU_DONE)
 		return;
 	/* the last page allocation is only "just before" for the next record of the CPU */
-	lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
-	prev = *lp;
-	lp->valid = false;
-	if (kms_ev_is_alloc(e->type))
-		on_alloc_record(d, e, fam, cls, &prev);
+	if (d->o.bad_frees) {
+		lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
+		prev = *lp;
+		lp->valid = false;
+	}
+	if (ei->alloc)
+		on_alloc_record(d, e, ei->family, ei->cls, &prev);
 }
 
 void detect__meta(struct detect *d, const struct kms_meta *m)

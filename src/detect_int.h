@@ -43,6 +43,17 @@ struct last_page {
 	bool valid;
 };
 
+#define GROUP_CACHE_BITS 8
+
+/* a group's key and index, cached (detect.c: group_get()) */
+struct group_cache {
+	__u64 site;
+	__u64 obj;
+	int family;
+	int stack_id;
+	__u32 idx;		/* group index + 1, 0: empty */
+};
+
 struct detect {
 	struct detect_opts o;
 	struct htab freed[OC_NR];	/* struct freed_slot */
@@ -50,6 +61,7 @@ struct detect {
 	unsigned int ring_cap, ring_head, ring_nr;
 	__u32 seq;
 	struct kvec groups;		/* struct detect_group, key: family..obj */
+	struct group_cache group_cache[1 << GROUP_CACHE_BITS];
 	struct kvec sites;		/* struct detect_site */
 	struct kvec misuse;		/* struct detect_misuse */
 	struct kvec badfree;		/* struct detect_badfree */

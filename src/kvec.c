@@ -34,11 +34,6 @@ static __u64 kvec__hash(const void *key, size_t ksz)
 	return h;
 }
 
-void *kvec__at(const struct kvec *v, size_t i)
-{
-	return v->items + i * v->isz;
-}
-
 long kvec__find(const struct kvec *v, const void *key)
 {
 	__u32 i;

@@ -21,7 +21,12 @@ struct kvec {
 
 void kvec__init(struct kvec *v, size_t isz, size_t ksz);
 void kvec__fini(struct kvec *v);
-void *kvec__at(const struct kvec *v, size_t i);
+/* inline: every live object's origin is read through it */
+static inline void *kvec__at(const struct kvec *v, size_t i)
+{
+	return v->items + i * v->isz;
+}
+
 /* index of the item with key, -1 when none */
 long kvec__find(const struct kvec *v, const void *key);
 /* index of the item with key, appended zeroed (key copied) if missing; -1: no memory */

@@ -15,6 +15,8 @@ struct map_slot {
 };
 HTAB_SLOT(struct map_slot);
 
+#define ALL_FAMILIES ((1U << KMS_FAM_MAX) - 1)
+
 int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 {
 	memset(p, 0, sizeof(*p));
@@ -26,6 +28,10 @@ int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 	p->agg = agg__new();
 	if (!p->defer || !p->filter || !p->agg)
 		return -ENOMEM;
+	p->defer_st = deferred__stats(p->defer);
+	p->filtering = o->filter.comm || o->filter.nr_pids ||
+		       (o->filter.families && (o->filter.families & ALL_FAMILIES) != ALL_FAMILIES);
+	p->count = !o->no_count;
 	if (o->detect) {
 		struct detect_opts dopts = *o->detect;
 
@@ -33,6 +39,7 @@ int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 		p->detect = detect__new(&dopts);
 		if (!p->detect)
 			return -ENOMEM;
+		p->leaks = dopts.leaks || dopts.bad_frees;
 	}
 	return 0;
 }
@@ -71,14 +78,14 @@ static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
 	if (replaced) {
 		/* a live address handed out again: its free was not traced */
 		agg__on_implicit_free(p->agg, &old);
-		if (p->detect)
+		if (p->leaks)
 			detect__on_implicit_free(p->detect, &old);
 	}
 	if (s && cls == KMS_OC_PAGE && o.order < 32)
 		o.page_bytes = e->bytes_req >> o.order;
 	/* the aggregator first: it sets the object's sizes (a cache's, from its record) */
 	agg__on_alloc(p->agg, e, s ? &o : NULL);
-	if (p->detect)
+	if (p->leaks)
 		detect__on_alloc(p->detect, e, s ? &o : NULL);
 	if (s)
 		live__set(&p->live, s, &o);
@@ -103,7 +110,7 @@ static void on_free(struct pipeline *p, struct kms_event *e, int cls)
 	}
 	if (!s) {
 		agg__on_unmatched(p->agg, e);
-		if (p->detect)
+		if (p->leaks)
 			detect__on_unmatched(p->detect, e);
 		return;
 	}
@@ -120,7 +127,7 @@ static void on_free(struct pipeline *p, struct kms_event *e, int cls)
 		}
 	}
 	agg__on_free(p->agg, e, &o, bytes, whole, split);
-	if (p->detect)
+	if (p->leaks)
 		detect__on_free(p->detect, e, cls, &o, bytes, whole);
 	if (whole) {
 		live__remove(&p->live, cls, s);
@@ -156,17 +163,27 @@ static bool mapping(struct pipeline *p, const struct kms_event *e)
 	return true;
 }
 
+/*
+ * Every record of a session comes through here: each stage runs only where
+ * it can matter (see pipeline.h for which run per command), and the event's
+ * row of the type table is read once.
+ */
 void pipeline__event(struct pipeline *p, struct kms_event *e)
 {
-	int cls;
+	const struct kms_ev_info *ei;
 
-	deferred__event(p->defer, e);
-	if (!filter__event(p->filter, e))
+	/* only a hand-off, or a record while one is pending, concerns the deferred stage */
+	if (e->type == KMS_EV_RCU_FREE || p->defer_st->pending)
+		deferred__event(p->defer, e);
+	if (p->filtering && !filter__event(p->filter, e))
 		return;
 	if (p->tap.event)
 		p->tap.event(p->tap.ctx, e);
+	if (!p->count)
+		return;
+	ei = kms_ev_info(e->type);
 	if (p->settling) {
-		if (!kms_ev_is_free(e->type)) {
+		if (!ei || !ei->free) {
 			p->after_window++;
 			return;
 		}
@@ -175,18 +192,16 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	agg__event(p->agg, e);
 	if (mapping(p, e))
 		return;
-	if (p->detect)
+	/* without leaks, the detectors judge allocations only (misuse) */
+	if (p->detect && (p->leaks || (ei && ei->alloc)))
 		detect__event(p->detect, e);
 	/* the real free of an object handed to RCU: it was freed at the hand-off */
-	if (e->ctx & KMS_CTX_RCU_DONE)
+	if (!ei || ei->cls < 0 || (e->ctx & KMS_CTX_RCU_DONE))
 		return;
-	cls = kms_ev_class(e->type);
-	if (cls < 0)
-		return;
-	if (kms_ev_is_alloc(e->type))
-		on_alloc(p, e, cls);
-	else if (kms_ev_is_free(e->type))
-		on_free(p, e, cls);
+	if (ei->alloc)
+		on_alloc(p, e, ei->cls);
+	else if (ei->free)
+		on_free(p, e, ei->cls);
 }
 
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)

@@ -9,12 +9,24 @@
  * (when asked for), what happened. A tap (a trace writer when recording,
  * kmemscope script on replay) takes what passes the filter, so that a replay
  * feeds the stages after it alike.
+ *
+ * Per record, only the stages that can matter run (pipeline__event()):
+ * - the deferred-free stage, for a hand-off to RCU or while one is pending;
+ * - the filter stage, when there is a filter (-p, -c, -F);
+ * - the tap, when there is one (--record, record, script);
+ * - the aggregator and the live-object store, unless no_count (record:
+ *   nothing is reported, the file is the output);
+ * - the detectors' per-record checks (detect__event()) when there are
+ *   detectors (stat and top with context, misuse, leaks), for allocations
+ *   only unless leaks or bad frees are detected, and their per-object hooks
+ *   (detect__on_*()) only for leaks and bad frees.
  */
 #ifndef KMS_PIPELINE_H
 #define KMS_PIPELINE_H
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "deferred.h"
 #include "filter.h"
 #include "kmemscope.h"
 #include "htab.h"
@@ -28,6 +40,7 @@ struct detect_opts;
 struct pipeline_opts {
 	struct filter_opts filter;
 	const struct detect_opts *detect;	/* NULL: no detectors */
+	bool no_count;		/* no aggregator or store per record: nothing is reported */
 };
 
 /*
@@ -55,6 +68,10 @@ struct pipeline {
 	struct detect *detect;		/* NULL unless pipeline_opts.detect */
 	/* --record: a trace writer; kmemscope script: its printer */
 	struct pipeline_tap tap;
+	const struct deferred_stats *defer_st;	/* its pending count: whether it is needed */
+	bool filtering;			/* the filter stage can drop or flag a record */
+	bool count;			/* the aggregator and the store run (!no_count) */
+	bool leaks;			/* the detectors track objects (leaks, bad frees) */
 	bool settling;			/* after the window: frees only (pipeline__settle) */
 	__u64 after_window;		/* allocations seen while settling: not counted */
 };

@@ -193,6 +193,7 @@ int cmd_record(int argc, char **argv)
 		return err;
 	env.sa.so.pids = env.sa.pids;
 	env.sa.so.record = env.output;
+	env.sa.so.no_reports = true;
 	env.progress = isatty(STDERR_FILENO);
 	err = session__start(&s, &env.sa.so);
 	if (err)

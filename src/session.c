@@ -204,6 +204,7 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 
 	po.filter.comm = o->comm;
 	po.filter.families = o->families;
+	po.no_count = o->no_reports;
 	/* live, BPF filters processes (with their children); a file is filtered here */
 	if (s->trace) {
 		po.filter.pids = o->pids;

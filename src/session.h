@@ -54,6 +54,7 @@ struct session_opts {
 	 * baselines, and frees them: see session.detect.
 	 */
 	const struct detect_opts *detect;
+	bool no_reports;	/* record: the file is the output, the pipeline counts nothing */
 };
 
 #define SESSION_MAX_PIDS 64

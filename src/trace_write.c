@@ -43,6 +43,8 @@
 #define ZSTD_LEVEL	1
 /* addresses already interned, by their low bits: most records repeat a recent site */
 #define ADDR_CACHE	1024
+/* stack ids already interned, the same way: every leaks record has one */
+#define STACK_CACHE	1024
 
 struct buf {
 	__u8 *p;
@@ -78,6 +80,7 @@ struct trace_writer {
 	struct kvec symkeys;		/* symbols written (ksyms__export key) */
 	struct kvec stack_ids;		/* stacks written */
 	__u64 addr_cache[ADDR_CACHE];
+	__u32 stack_cache[STACK_CACHE];	/* stack id + 1 of a stack written, by id: 0 none */
 	void *zbuf;			/* compressed payload */
 	size_t zcap;
 	ZSTD_CCtx *zc;
@@ -288,13 +291,15 @@ static void intern_addr(struct trace_writer *w, __u64 addr)
 
 static void intern_stack(struct trace_writer *w, int id)
 {
+	__u32 *slot = &w->stack_cache[(__u32)id % STACK_CACHE];
 	__u64 ips[KMS_MAX_STACK];
 	__u32 hdr[2];
 	bool created;
 	int n;
 
-	if (id < 0 || !w->o.stack)
+	if (id < 0 || !w->o.stack || *slot == (__u32)id + 1)
 		return;
+	*slot = id + 1;
 	if (kvec__get(&w->stack_ids, &(__u64){ id }, &created) < 0) {
 		fail(w, -ENOMEM);
 		return;
