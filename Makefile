@@ -33,7 +33,7 @@ LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
-	      $(OUTPUT)/bench/gen
+	      $(OUTPUT)/bench/gen $(OUTPUT)/tests/ledger
 # the trace reader and writer alone, built again with sanitizers: their unit
 # test (run by make unit next to the plain one) and the reader's fuzzer
 TRACE_SRCS := src/trace_read.c src/trace_write.c src/ksyms.c src/kvec.c
@@ -109,6 +109,11 @@ $(FUZZ_BIN): tests/fuzz/fuzz_trace.c src/trace_read.c src/ksyms.c src/kvec.c $(T
 $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# --user's ground truth: frame pointers for its user stacks, calls kept apart (-O1)
+$(OUTPUT)/tests/ledger: tests/user/ledger.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -Wall $< -lpthread -o $@
 
 # checks of the pure modules against the running kernel's files (live tier)
 $(OUTPUT)/tests/kernel: tests/live/kernel.c $(LIB_OBJS) | $(OUTPUT)/tests

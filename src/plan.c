@@ -321,8 +321,9 @@ static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 	}
 	bpf_object__for_each_program(p, skel->obj) {
 		const char *name = bpf_program__name(p);
-		/* the collector runs flush_stage on quiet CPUs */
-		bool on = !strcmp(name, "flush_stage");
+		/* the collector runs flush_stage on quiet CPUs; user.c attaches the u_ ones */
+		bool on = !strcmp(name, "flush_stage") ||
+			  (env->cfg->user && !strncmp(name, "u_", 2));
 
 		for (int i = 0; i < n && !on; i++)
 			on = cand_has_prog(cands[i], name) ||
@@ -704,6 +705,10 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 		if (!p->fam_traced[f])
 			p->fam_method[f] = NULL;
 	}
+	/* uprobes and syscall tracepoints need no plan: user.c attaches them to the process */
+	p->fam_traced[KMS_FAM_USER] = p->fam_traced[KMS_FAM_UMAP] = cfg->user;
+	p->fam_method[KMS_FAM_USER] = cfg->user ? "uprobe" : NULL;
+	p->fam_method[KMS_FAM_UMAP] = cfg->user ? "tracepoint" : NULL;
 	err = load_live(&env, p);
 out:
 	kmemscope_bpf__destroy(env.skel);

@@ -192,8 +192,8 @@ sub_checks "tests/order" 12 "$WORK/order" "$RC"
 # killed at several moments (its file reads up to the last whole block); the CI
 # gate on recorded traces; live vs replay of trace files (the same report from
 # the file, offline filters, time windows); script (records one per line, as the
-# reports count them)
-for t in top leaks record kill gate equal script; do
+# reports count them); --user against tests/user/ledger's known allocations
+for t in top leaks record kill gate equal script user; do
 	RC=0
 	"$HERE/$t.sh" "$BUILD" >"$WORK/$t" 2>&1 || RC=$?
 	sub_checks "$t.sh" "" "$WORK/$t" "$RC"
