@@ -883,8 +883,9 @@ int plan__print_text(const struct plan *p, FILE *out)
 	}
 	fprintf(out, "\nfamilies:");
 	for (int f = 0; f < KMS_FAM_MAX; f++)
-		fprintf(out, " %s=%s", kms_family_name(f),
-			p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
+		if (!kms_family_is_user(f) || p->cfg.user)
+			fprintf(out, " %s=%s", kms_family_name(f),
+				p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
 	fprintf(out, " deferred=%s\n", p->deferred_traced ? p->deferred_method : "NOT-TRACED");
 	if (p->deferred_traced)
 		fprintf(out, "kvfree_call_rcu(): the object is %s\n", p->rcu_ptr_arg ?
@@ -938,8 +939,12 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 		json_array_append_new(evs, e);
 	}
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
-		json_t *fj = json_object();
+		json_t *fj;
 
+		/* the user families are there with --user only: they have no kernel attach point */
+		if (kms_family_is_user(f) && !p->cfg.user)
+			continue;
+		fj = json_object();
 		json_object_set_new(fj, "family", json_string(kms_family_name(f)));
 		json_object_set_new(fj, "traced", json_boolean(p->fam_traced[f]));
 		json_object_set_new(fj, "method", p->fam_method[f] ?
