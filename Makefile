@@ -44,6 +44,7 @@ SAN_TEST := $(OUTPUT)/san/test_trace
 FUZZ_BIN := $(OUTPUT)/san/fuzz_trace
 FUZZ_SECONDS ?= 60
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
+	       $(OUTPUT)/bench/mloop \
 	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
@@ -129,6 +130,11 @@ $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+# the malloc/free loop of bench/user.sh
+$(OUTPUT)/bench/mloop: bench/mloop.c | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
 # the record pipeline alone, on a synthetic stream (bench/store.c)
 $(OUTPUT)/bench/store: bench/store.c $(LIB_OBJS) | $(OUTPUT)/bench
 	$(call msg,CC,$@)
@@ -185,6 +191,7 @@ bench: deps
 	$(Q)bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
 	$(Q)bench/peak.py $(OUTPUT)
+	$(Q)bench/user.py $(OUTPUT)
 	@echo "bench/store: the leaks pipeline"
 	$(Q)$(OUTPUT)/bench/store
 	@echo "bench/store -s: the stat pipeline"

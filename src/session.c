@@ -364,7 +364,8 @@ int session__start(struct session *s, const struct session_opts *o)
 			      __builtin_ctzl(sysconf(_SC_PAGESIZE)), live_stack))
 		return 1;
 	for (int f = 0; f < KMS_FAM_MAX; f++)
-		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f])
+		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f] &&
+		    (!kms_family_is_user(f) || o->user))
 			kms_warn("family %s cannot be traced on this kernel (see 'kmemscope "
 				 "probe'); reports mark it NOT TRACED\n", kms_family_name(f));
 
@@ -615,7 +616,8 @@ static const struct argp_option session_options[] = {
 	{ "pid", 'p', "PID", 0, "only this process and the processes it forks (repeatable)" },
 	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
 	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
-				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
+				    "dma, percpu, user, user_map (with --user), slab (= "
+				    "kmalloc,kmem_cache), all (default)" },
 	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
 	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
 	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
