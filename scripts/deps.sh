@@ -4,10 +4,11 @@
 # Idempotent: does nothing when all are present.
 set -e
 # libclang-rt-dev: the sanitizer and libFuzzer runtimes, only recommended by clang;
-# zstd: the tests read trace payloads with it
+# zstd: the tests read trace payloads with it; binutils: the --user test strips a copy
+# of its program; heaptrack, bpfcc-tools: the peers of --user in the benchmark
 PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
-qemu-system-x86 busybox-static cpio kmod python3 bc time"
+qemu-system-x86 busybox-static cpio kmod python3 bc time binutils heaptrack bpfcc-tools"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
