@@ -41,7 +41,7 @@ LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
-	      $(OUTPUT)/bench/gen
+	      $(OUTPUT)/bench/gen $(OUTPUT)/tests/ledger
 # the trace reader and writer alone, built again with sanitizers: their unit
 # test (run by make unit next to the plain one) and the reader's fuzzer
 TRACE_SRCS := src/trace_read.c src/trace_write.c src/ksyms.c src/kvec.c
@@ -63,6 +63,7 @@ MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 INSTALL ?= install
 BENCH_TOOLS := $(OUTPUT)/bench/gen $(OUTPUT)/bench/floor $(OUTPUT)/bench/store \
+	       $(OUTPUT)/bench/mloop \
 	       $(OUTPUT)/bench/trace \
 	       $(OUTPUT)/tests/trigger
 
@@ -156,6 +157,11 @@ $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $< -o $@
 
+# --user's ground truth: frame pointers for its user stacks, calls kept apart (-O1)
+$(OUTPUT)/tests/ledger: tests/user/ledger.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -Wall $< -lpthread -o $@
+
 # checks of the pure modules against the running kernel's files (live tier)
 $(OUTPUT)/tests/kernel: tests/live/kernel.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
@@ -169,6 +175,11 @@ $(OUTPUT)/tests/order: tests/live/order.c $(LIB_OBJS) | $(OUTPUT)/tests
 $(OUTPUT)/bench/gen: bench/gen.c | $(OUTPUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $< -o $@
+
+# the malloc/free loop of bench/user.sh
+$(OUTPUT)/bench/mloop: bench/mloop.c | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
 
 # the record pipeline alone, on a synthetic stream (bench/store.c)
 $(OUTPUT)/bench/store: bench/store.c $(LIB_OBJS) | $(OUTPUT)/bench
@@ -254,6 +265,7 @@ bench: deps
 	$(Q)bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
 	$(Q)bench/peak.py $(OUTPUT)
+	$(Q)bench/user.py $(OUTPUT)
 	@echo "bench/store: the leaks pipeline"
 	$(Q)$(OUTPUT)/bench/store
 	@echo "bench/store -s: the stat pipeline"

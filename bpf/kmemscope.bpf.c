@@ -13,6 +13,8 @@
  *   funcprobe.bpf.h  fentry/fexit and kprobe programs, for kernels without the
  *                    vmalloc:/dma: tracepoints; deferred frees (kvfree_call_rcu,
  *                    kmem_cache_free_bulk)
+ *   user.bpf.h       user space (--user): the C library's allocator through
+ *                    uprobes, mmap/munmap/mremap/brk through syscall tracepoints
  * The headers use the settings and maps defined here and are not meant to be
  * included anywhere else.
  */
@@ -487,3 +489,4 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 }
 
 #include "funcprobe.bpf.h"
+#include "user.bpf.h"

@@ -347,6 +347,7 @@ struct ev_slot {
 	__u8 type;		/* the record's type (ev_begin()) */
 	enum ev_path how;
 	void *ctx;		/* the program's context, for the stack (ev_end()) */
+	bool user;		/* a user-space event (user.bpf.h): a user stack */
 };
 
 /*
@@ -542,7 +543,8 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 	}
 	/* here, once the handler has filled in the site the cache is keyed by */
 	if (stack) {
-		e->stack_id = stack_of(es->ctx, es->how, es->s, site, e->pc);
+		e->stack_id = es->user ? bpf_get_stackid(es->ctx, &stacks, BPF_F_USER_STACK) :
+			      stack_of(es->ctx, es->how, es->s, site, e->pc);
 		if (e->stack_id < -1)
 			cnt_add(KMS_CNT_STACK_FAIL, 1);
 	}

@@ -28,6 +28,8 @@ enum kms_family {
 	KMS_FAM_VMALLOC,
 	KMS_FAM_DMA,
 	KMS_FAM_PERCPU,
+	KMS_FAM_USER,		/* the C library's malloc family, through uprobes (--user) */
+	KMS_FAM_UMAP,		/* the process's mmap/munmap/mremap/brk (--user) */
 	KMS_FAM_MAX,
 };
 
@@ -54,6 +56,16 @@ enum kms_ev_type {
 	KMS_EV_RCU_FREE,	/* kvfree_call_rcu(): kfree_rcu()/kvfree_rcu() hands ptr to RCU */
 	KMS_EV_BULK_FREE,	/* kmem_cache_free_bulk(NULL, ...) (kfree_bulk): one per pointer */
 	KMS_EV_CACHE_BULK_FREE,	/* kmem_cache_free_bulk(s, ...); obj = struct kmem_cache * */
+	/*
+	 * User space (--user), appended so that files of earlier versions keep
+	 * their type numbers. site is the return address in the caller and
+	 * stack_id a user stack; extra is the API (KMS_U_*).
+	 */
+	KMS_EV_UALLOC,		/* malloc() and friends returned ptr; a realloc's new block */
+	KMS_EV_UFREE,		/* free(ptr); a realloc's old block (extra KMS_U_REALLOC) */
+	KMS_EV_UMMAP,		/* mmap() or mremap()'s new range: ptr, bytes_req = length */
+	KMS_EV_UMUNMAP,		/* munmap() or mremap()'s old range */
+	KMS_EV_UBRK,		/* brk() grew the heap: ptr = old end, bytes_req = growth */
 	KMS_EV_NR_EVENTS,	/* last real event; metadata types follow */
 	KMS_EV_META_TASK = 64,	/* key = tgid, name = comm */
 	KMS_EV_META_CACHE,	/* key = struct kmem_cache *, name, a = object_size, b = size */
@@ -94,6 +106,25 @@ enum kms_ev_type {
  * stack, so the site becomes the wrapper's caller.
  */
 #define KMS_WRAP_MAX		256
+
+/* kms_event.extra of user events: which C library function */
+enum kms_user_api {
+	KMS_U_MALLOC = 0,
+	KMS_U_CALLOC,
+	KMS_U_REALLOC,
+	KMS_U_REALLOCARRAY,
+	KMS_U_POSIX_MEMALIGN,
+	KMS_U_ALIGNED_ALLOC,
+	KMS_U_MEMALIGN,
+	KMS_U_VALLOC,
+	KMS_U_PVALLOC,
+	KMS_U_FREE,
+	KMS_U_MMAP,
+	KMS_U_MUNMAP,
+	KMS_U_MREMAP,
+	KMS_U_BRK,
+	KMS_U_NR,
+};
 
 /* kms_event.obj of a nested vmalloc, as the aggregator keys it: no real pointer is 1 */
 #define KMS_OBJ_NESTED		1ULL

@@ -153,6 +153,11 @@ const struct kms_ev_info kms_ev_table[KMS_EV_NR_EVENTS] = {
 	[KMS_EV_BULK_FREE]	   = { "kfree_bulk", KMS_FAM_KMALLOC, KMS_OC_SLAB, false, true, true },
 	[KMS_EV_CACHE_BULK_FREE]   = { "kmem_cache_free_bulk", KMS_FAM_CACHE, KMS_OC_SLAB, false, true,
 				       true },
+	[KMS_EV_UALLOC]		   = { "malloc", KMS_FAM_USER, KMS_OC_USER, true, false },
+	[KMS_EV_UFREE]		   = { "free", KMS_FAM_USER, KMS_OC_USER, false, true },
+	[KMS_EV_UMMAP]		   = { "mmap", KMS_FAM_UMAP, KMS_OC_UMAP, true, false },
+	[KMS_EV_UMUNMAP]	   = { "munmap", KMS_FAM_UMAP, KMS_OC_UMAP, false, true },
+	[KMS_EV_UBRK]		   = { "brk", KMS_FAM_UMAP, KMS_OC_UMAP, true, false },
 };
 
 static const char *const fam_names[KMS_FAM_MAX] = {
@@ -162,6 +167,8 @@ static const char *const fam_names[KMS_FAM_MAX] = {
 	[KMS_FAM_VMALLOC] = "vmalloc",
 	[KMS_FAM_DMA] = "dma",
 	[KMS_FAM_PERCPU] = "percpu",
+	[KMS_FAM_USER] = "user",
+	[KMS_FAM_UMAP] = "user_map",
 };
 
 const char *kms_ev_name(int type)

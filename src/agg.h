@@ -46,6 +46,8 @@ enum kms_obj_class {
 	KMS_OC_VMALLOC,
 	KMS_OC_DMA,
 	KMS_OC_PERCPU,
+	KMS_OC_USER,		/* the traced process's heap (one process: --user) */
+	KMS_OC_UMAP,		/* ... and its mappings */
 	KMS_OC_NR,
 };
 
@@ -110,6 +112,11 @@ static inline bool kms_ev_is_deferred(int type)
 	const struct kms_ev_info *i = kms_ev_info(type);
 
 	return i && i->deferred;
+}
+
+static inline bool kms_family_is_user(int fam)
+{
+	return fam == KMS_FAM_USER || fam == KMS_FAM_UMAP;
 }
 
 const char *kms_ev_name(int type);

@@ -111,7 +111,7 @@ int cli_parse_families(const char *list, unsigned int *out)
 					break;
 			if (f == KMS_FAM_MAX) {
 				fprintf(stderr, "kmemscope: unknown family '%s' (one of: kmalloc, "
-					"kmem_cache, page, vmalloc, dma, percpu, slab, all)\n", tok);
+					"kmem_cache, page, vmalloc, dma, percpu, user, user_map, slab, all)\n", tok);
 				free(dup);
 				return -EINVAL;
 			}

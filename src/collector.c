@@ -18,6 +18,7 @@
 #include "collector.h"
 #include "frames.h"
 #include "merge.h"
+#include "agg.h"
 #include "plan.h"
 #include "log.h"
 
@@ -474,6 +475,11 @@ static void arm(struct collector *c)
 	flush_below(c, ~0ULL, false);
 }
 
+struct kmemscope_bpf *collector__bpf(struct collector *c)
+{
+	return c->skel;
+}
+
 int collector__attach(struct collector *c)
 {
 	int err = plan__attach(c->plan, c->skel, c->rescue);
@@ -690,7 +696,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q->traced[f] = c->plan->fam_traced[f];
 		q->method[f] = c->plan->fam_method[f];
-		q->skipped[f] = c->families && !(c->families & (1u << f));
+		/* the user families are asked for with --user alone */
+		q->skipped[f] = (c->families && !(c->families & (1u << f))) ||
+				(kms_family_is_user(f) && !c->plan->cfg.user);
 	}
 	q->deferred_traced = c->plan->deferred_traced;
 	q->deferred_method = c->plan->deferred_method;

@@ -32,6 +32,7 @@ struct collector_opts {
 	bool order_seq;			/* order by a global counter instead of ktime */
 	bool context;			/* capture the allocation context (detectors) */
 	bool rescue;			/* shadow programs catch recursion misses */
+	bool user;			/* load the user-space programs (--user, user.h) */
 };
 
 struct kmemscope_bpf;
@@ -63,6 +64,8 @@ void collector__exclude(struct collector *c, pid_t tgid);
 struct ksyms;
 void collector__set_wrappers(struct collector *c, const struct ksyms *k);
 int collector__attach(struct collector *c);
+/* the loaded programs, for what attaches to a process rather than the kernel (user.h) */
+struct kmemscope_bpf *collector__bpf(struct collector *c);
 /*
  * Read what the kernel has shipped and deliver what is safely ordered, for at
  * most a bounded time: 1 when that time ran out with records still waiting

@@ -201,11 +201,28 @@ static int parse(struct ksyms *k, size_t len)
 
 struct ksyms *ksyms__load(const char *path)
 {
-	char *buf = NULL;
+	return ksyms__load_more(path, NULL, 0);
+}
+
+struct ksyms *ksyms__load_more(const char *path, const char *more, size_t more_len)
+{
+	char *buf = NULL, *nb;
 	size_t len = 0;
 	int err;
 
 	err = read_all(path ? path : "/proc/kallsyms", &buf, &len);
+	if (!err && more_len) {
+		nb = realloc(buf, len + more_len + 1);
+		if (nb) {
+			memcpy(nb + len, more, more_len);
+			len += more_len;
+			nb[len] = '\0';
+			buf = nb;
+		} else {
+			free(buf);
+			err = -ENOMEM;
+		}
+	}
 	if (err) {
 		errno = -err;
 		return NULL;

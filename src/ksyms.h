@@ -35,6 +35,8 @@ struct ksyms;
  * file holds no symbol, else the open/read/allocation error.
  */
 struct ksyms *ksyms__load(const char *path);
+/* the same, with more kallsyms lines after the file's (user symbols: user.h) */
+struct ksyms *ksyms__load_more(const char *path, const char *more, size_t more_len);
 /* from kallsyms text in a malloc'ed buffer, which the symbols take (freed on failure too) */
 struct ksyms *ksyms__from_text(char *text, size_t len);
 void ksyms__free(struct ksyms *k);

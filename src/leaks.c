@@ -269,6 +269,8 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	if (!err && leaks)
 		err = session__settle(&s, env.settle);
 	err = session__stop(&s) || err;
+	/* with --user, the symbols of the process's objects joined them at the stop */
+	env.ro.ksyms = s.ksyms;
 	if (err)
 		goto out;
 	session__quality(&s, &q);

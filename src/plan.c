@@ -342,8 +342,9 @@ static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 	}
 	bpf_object__for_each_program(p, skel->obj) {
 		const char *name = bpf_program__name(p);
-		/* the collector runs flush_stage on quiet CPUs */
-		bool on = !strcmp(name, "flush_stage");
+		/* the collector runs flush_stage on quiet CPUs; user.c attaches the u_ ones */
+		bool on = !strcmp(name, "flush_stage") ||
+			  (env->cfg->user && !strncmp(name, "u_", 2));
 
 		for (int i = 0; i < n && !on; i++)
 			on = cand_has_prog(cands[i], name) ||
@@ -797,6 +798,10 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 		if (!p->fam_traced[f])
 			p->fam_method[f] = NULL;
 	}
+	/* uprobes and syscall tracepoints need no plan: user.c attaches them to the process */
+	p->fam_traced[KMS_FAM_USER] = p->fam_traced[KMS_FAM_UMAP] = cfg->user;
+	p->fam_method[KMS_FAM_USER] = cfg->user ? "uprobe" : NULL;
+	p->fam_method[KMS_FAM_UMAP] = cfg->user ? "tracepoint" : NULL;
 	err = load_live(&env, p);
 out:
 	kmemscope_bpf__destroy(env.skel);
@@ -1050,8 +1055,9 @@ int plan__print_text(const struct plan *p, FILE *out)
 	}
 	fprintf(out, "\nfamilies:");
 	for (int f = 0; f < KMS_FAM_MAX; f++)
-		fprintf(out, " %s=%s", kms_family_name(f),
-			p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
+		if (!kms_family_is_user(f) || p->cfg.user)
+			fprintf(out, " %s=%s", kms_family_name(f),
+				p->fam_traced[f] ? p->fam_method[f] : "NOT-TRACED");
 	fprintf(out, " deferred=%s\n", p->deferred_traced ? p->deferred_method : "NOT-TRACED");
 	if (p->deferred_traced)
 		fprintf(out, "kvfree_call_rcu(): the object is %s\n", p->rcu_ptr_arg ?
@@ -1114,8 +1120,12 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 		json_array_append_new(evs, e);
 	}
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
-		json_t *fj = json_object();
+		json_t *fj;
 
+		/* the user families are there with --user only: they have no kernel attach point */
+		if (kms_family_is_user(f) && !p->cfg.user)
+			continue;
+		fj = json_object();
 		json_object_set_new(fj, "family", json_string(kms_family_name(f)));
 		json_object_set_new(fj, "traced", json_boolean(p->fam_traced[f]));
 		json_object_set_new(fj, "method", p->fam_method[f] ?

@@ -353,8 +353,9 @@ static void describe(struct script *sc, const struct kms_event *e, struct ev_lin
 	}
 	l->nr_flags = 0;
 	for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
-		/* page events keep their migratetype in extra */
-		__u8 bits = !flag_names[i].extra ? e->ctx : fam == KMS_FAM_PAGE ? 0 : e->extra;
+		/* page events keep their migratetype in extra, user events their API */
+		__u8 bits = !flag_names[i].extra ? e->ctx :
+			    fam == KMS_FAM_PAGE || kms_family_is_user(fam) ? 0 : e->extra;
 
 		if (bits & flag_names[i].bit)
 			l->flags[l->nr_flags++] = flag_names[i].name;

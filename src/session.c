@@ -21,6 +21,7 @@
 #include "session_trace.h"
 #include "trace.h"
 #include "tracefs.h"
+#include "user.h"
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 
@@ -332,10 +333,15 @@ void session__collector_opts(const struct session_opts *o, struct collector_opts
 	co->filter_pids = o->nr_pids > 0 || (o->cmd && !o->all_cpus);
 	co->context = o->context;
 	co->rescue = o->rescue;
+	co->user = o->user;
 	if (!o->no_stacks || o->stacks_all) {
 		co->stack_entries = STACK_ENTRIES;
 		co->stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
 		co->stack_cache = o->stacks_all && o->stack_cache;
+		/* malloc's caller is its site; mappings and brk have none but their stack */
+		if (o->user)
+			co->stack_types |= (1ULL << KMS_EV_UMMAP) | (1ULL << KMS_EV_UBRK) |
+					   (o->stacks_all ? 1ULL << KMS_EV_UALLOC : 0);
 	}
 }
 
@@ -385,7 +391,8 @@ int session__start(struct session *s, const struct session_opts *o)
 			      __builtin_ctzl(sysconf(_SC_PAGESIZE)), live_stack))
 		return 1;
 	for (int f = 0; f < KMS_FAM_MAX; f++)
-		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f])
+		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f] &&
+		    (!kms_family_is_user(f) || o->user))
 			kms_warn("family %s cannot be traced on this kernel (see 'kmemscope "
 				 "probe'); reports mark it NOT TRACED\n", kms_family_name(f));
 
@@ -427,6 +434,9 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (!s->self_traced && !s->context)
 		collector__exclude(s->coll, s->self);
 	err = collector__attach(s->coll);
+	if (!err && o->user)
+		err = user__attach(&s->user, collector__bpf(s->coll),
+				   o->cmd ? s->cmd.pid : o->pids[0], !o->cmd);
 	if (err) {
 		cli_cmd_abort(&s->cmd);
 		return 1;
@@ -530,6 +540,7 @@ int session__run(struct session *s, double duration, double interval,
 			kms_error("Failed to read events: %s\n", strerror(-busy));
 			return 1;
 		}
+		user__poll(s->user);
 		now = cli_now_ns();
 		if (session_trace__tick(s, now))
 			return 1;
@@ -593,6 +604,32 @@ int session__settle(struct session *s, double seconds)
 	return 0;
 }
 
+/*
+ * --user: the process's symbols join the kernel's (user.h), for the reports
+ * and, in the file's SYMS, for a replay. The first table stays: the detectors
+ * hold symbols of it.
+ */
+static int add_user_symbols(struct session *s)
+{
+	size_t len = 0;
+	char *text = user__symbols(s->user, &len);
+	int err = text ? 0 : -ENOMEM;
+
+	if (text && s->rec)
+		err = trace_writer__add_syms(s->rec, text, len);
+	if (!err) {
+		s->user_ksyms = ksyms__load_more(NULL, text, len);
+		if (s->user_ksyms)
+			s->ksyms = s->user_ksyms;
+		else
+			err = -errno;
+	}
+	free(text);
+	if (err)
+		kms_error("Failed to read the symbols of the traced process: %s\n", strerror(-err));
+	return err;
+}
+
 int session__stop(struct session *s)
 {
 	struct kms_quality q;
@@ -606,6 +643,8 @@ int session__stop(struct session *s)
 	cli_cmd_abort(&s->cmd);
 	if (err)
 		kms_error("Failed to drain events: %s\n", strerror(-err));
+	if (s->user && add_user_symbols(s))
+		err = -EIO;
 	session__quality(s, &q);
 	return (session_trace__finish(s, &q) || err) ? 1 : 0;
 }
@@ -642,10 +681,12 @@ void session__free(struct session *s)
 	free(s->cpu_nodes);
 	gfp_table__free(s->gfp);
 	s->gfp = NULL;
+	user__free(s->user);
 	collector__free(s->coll);
 	plan__free(s->plan);
 	pipeline__fini(&s->pipe);
 	ksyms__loader_fini(&s->syms);
+	ksyms__free(s->user_ksyms);
 	free(s->site_cache);
 	free(s->vmalloc_cache);
 	memset(s, 0, sizeof(*s));
@@ -663,7 +704,8 @@ static const struct argp_option filter_options[] = {
 	{ "pid", 'p', "PID", 0, "only this process and the processes it forks (repeatable)" },
 	{ "comm", 'c', "COMM", 0, "only processes named COMM" },
 	{ "family", 'F', "LIST", 0, "families, comma-separated: kmalloc, kmem_cache, page, vmalloc, "
-				    "dma, percpu, slab (= kmalloc,kmem_cache), all (default)" },
+				    "dma, percpu, user, user_map (with --user), slab (= "
+				    "kmalloc,kmem_cache), all (default)" },
 	{ "verbose", 'v', NULL, 0, "more messages (twice: libbpf debug)" },
 	{},
 };
@@ -681,6 +723,8 @@ static const struct argp_option live_options[] = {
 	{ "trace-self", 1005, NULL, 0, "trace kmemscope's own process too: by default its "
 				     "allocations (its buffers growing) are left out and counted in "
 				     "the data quality block" },
+	{ "user", 1009, NULL, 0, "also trace the process's C library allocations (malloc, free, "
+				 "...) and its mappings (mmap, brk): with -p PID (one) or -- CMD" },
 	{},
 };
 
@@ -760,6 +804,9 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 	case 1006:
 		sa->so.record = arg;
 		break;
+	case 1009:
+		sa->so.user = true;
+		break;
 	case 'i':
 		sa->so.input = arg;
 		break;
@@ -791,6 +838,10 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			cli_argp_fail(state, "-a goes with -- CMD");
 		if (sa->so.cmd && sa->so.nr_pids)
 			cli_argp_fail(state, "-p and -- CMD do not go together");
+		/* uprobes go on one process: its pointers are one address space */
+		if (sa->so.user && !sa->so.input && !(sa->so.nr_pids == 1 && !sa->so.comm) &&
+		    !(sa->so.cmd && !sa->so.all_cpus))
+			cli_argp_fail(state, "--user needs -p PID (one) or -- CMD (without -a)");
 		if ((sa->so.from || sa->so.to) && !sa->so.input)
 			cli_argp_fail(state, "--from and --to go with -i");
 		if (sa->so.to && sa->so.to <= sa->so.from)
@@ -802,6 +853,7 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 					   sa->so.order ? "--order" :
 					   sa->so.rescue ? "--rescue" :
 					   sa->so.trace_self ? "--trace-self" :
+					   sa->so.user ? "--user" :
 					   sa->so.record ? "--record" : NULL;
 
 			if (live)

@@ -23,6 +23,7 @@ struct detect;
 struct detect_opts;
 struct trace_reader;
 struct trace_writer;
+struct user_tracer;
 
 enum session_order {
 	SESSION_ORDER_AUTO = 0,	/* seq on up to 8 CPUs, else time */
@@ -45,6 +46,7 @@ struct session_opts {
 	bool stack_cache;	/* with stacks_all: reuse a stack per call site and context */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
 	bool trace_self;	/* trace kmemscope's own process too (left out by default) */
+	bool user;		/* --user: the process's malloc family and mappings too (user.h) */
 	const char *record;	/* --record: also write what the reports count to this file */
 	const char *input;	/* -i: read the records from this trace file, not the kernel */
 	double from, to;	/* with input: the time window, seconds after the trace began */
@@ -84,6 +86,9 @@ struct session {
 	struct ksyms_loader syms;	/* reads kallsyms while the programs load */
 	const char *kernel;		/* release of the traced kernel */
 	struct ksyms *ksyms;		/* syms' symbols, once attached (NULL: none) */
+	/* --user: the process's objects, and at the end the symbols with theirs added */
+	struct user_tracer *user;
+	struct ksyms *user_ksyms;
 	struct gfp_table *gfp;
 	/* filter stage, aggregator, detectors: see pipeline.h */
 	struct pipeline pipe;

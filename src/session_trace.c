@@ -95,7 +95,8 @@ static void quality_from_json(const json_t *j, struct kms_quality *q)
 		const json_t *fj = json_object_get(fams, kms_family_name(f));
 
 		q->traced[f] = json_is_true(json_object_get(fj, "traced"));
-		q->skipped[f] = json_is_true(json_object_get(fj, "skipped"));
+		/* a family newer than the file (user, user_map) was not asked for */
+		q->skipped[f] = !fj || json_is_true(json_object_get(fj, "skipped"));
 		q->method[f] = get_str(fj, "method");
 	}
 	q->nr_event_misses = 0;
@@ -436,6 +437,10 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 			s->trace_q.method[i] = get_str(it, "method");
 			s->trace_q.skipped[i] = o->families && !(o->families & (1u << i));
 		}
+		/* the user families are asked for with --user alone, and older files lack them */
+		for (int f = 0; f < KMS_FAM_MAX; f++)
+			if (kms_family_is_user(f) && !s->trace_q.traced[f])
+				s->trace_q.skipped[f] = true;
 		s->trace_q.lost = info->lost;
 		s->trace_q.self_traced = s->self_traced;
 		s->trace_q.deferred_traced = json_is_true(json_object_get(

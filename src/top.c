@@ -51,7 +51,7 @@ int top__parse_key(const char *name)
 const char *top__family_short(int fam)
 {
 	static const char *const names[KMS_FAM_MAX] = {
-		"kmalloc", "cache", "page", "vmalloc", "dma", "percpu",
+		"kmalloc", "cache", "page", "vmalloc", "dma", "percpu", "user", "umap",
 	};
 
 	return fam >= 0 && fam < KMS_FAM_MAX ? names[fam] : "?";

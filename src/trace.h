@@ -116,6 +116,8 @@ int trace_writer__open(struct trace_writer **out, const char *path,
  */
 int trace_writer__begin(struct trace_writer *w, const json_t *meta);
 void trace_writer__set_ksyms(struct trace_writer *w, const struct ksyms *k);
+/* symbol lines (kallsyms format) for the file as they are: user symbols (user.h) */
+int trace_writer__add_syms(struct trace_writer *w, const char *text, size_t len);
 void trace_writer__event(struct trace_writer *w, const struct kms_event *e);
 void trace_writer__meta(struct trace_writer *w, const struct kms_meta *m);
 void trace_writer__settle(struct trace_writer *w);

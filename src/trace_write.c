@@ -440,6 +440,19 @@ void trace_writer__set_ksyms(struct trace_writer *w, const struct ksyms *k)
 	w->o.ksyms = k;
 }
 
+int trace_writer__add_syms(struct trace_writer *w, const char *text, size_t len)
+{
+	if (buf_room(&w->syms, len)) {
+		fail(w, -ENOMEM);
+		return -ENOMEM;
+	}
+	memcpy(w->syms.p + w->syms.len, text, len);
+	w->syms.len += len;
+	for (size_t i = 0; i < len; i++)
+		w->syms.count += text[i] == '\n';
+	return 0;
+}
+
 int trace_writer__error(const struct trace_writer *w)
 {
 	return error_of(w);

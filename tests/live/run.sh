@@ -194,8 +194,9 @@ sub_checks "tests/order" 12 "$WORK/order" "$RC"
 # the file, offline filters, time windows); script (records one per line, as the
 # reports count them); the feedback of commands that wait (feedback.sh); the
 # exports (folded stacks, the SVG flame graph; pprof profiles go tool pprof
-# reads, live and replayed); serve (scraped by Prometheus)
-for t in top leaks record kill gate equal script feedback flame pprof serve; do
+# reads, live and replayed); serve (scraped by Prometheus); --user against
+# tests/user/ledger's known allocations
+for t in top leaks record kill gate equal script feedback flame pprof serve user; do
 	RC=0
 	"$HERE/$t.sh" "$BUILD" >"$WORK/$t" 2>&1 || RC=$?
 	sub_checks "$t.sh" "" "$WORK/$t" "$RC"

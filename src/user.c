@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* User space (see user.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "kmemscope.skel.h"
+#include "log.h"
+#include "user.h"
+
+/* the C library's allocation functions and their entry programs (bpf/user.bpf.h) */
+static const struct {
+	const char *func;
+	const char *prog;
+} user_funcs[] = {
+	{ "malloc", "u_malloc" },
+	{ "calloc", "u_calloc" },
+	{ "realloc", "u_realloc" },
+	{ "reallocarray", "u_reallocarray" },
+	{ "posix_memalign", "u_posix_memalign" },
+	{ "aligned_alloc", "u_aligned_alloc" },
+	{ "memalign", "u_memalign" },
+	{ "valloc", "u_valloc" },
+	{ "pvalloc", "u_pvalloc" },
+	{ "free", "u_free" },
+};
+
+#define NR_FUNCS (sizeof(user_funcs) / sizeof(user_funcs[0]))
+#define NR_LINKS (2 * NR_FUNCS + 8)
+
+/* one executable mapping of the traced process */
+struct user_map {
+	char *path;
+	__u64 start, end, pgoff;
+};
+
+struct user_tracer {
+	pid_t pid;
+	struct bpf_link *links[NR_LINKS];
+	int nr_links;
+	int map_fd;		/* perf event array of the mmap record buffers */
+	struct perf_buffer *pb;
+	struct user_map *maps;
+	size_t nr_maps, cap_maps;
+};
+
+static int add_map(struct user_tracer *u, const char *path, __u64 start, __u64 end, __u64 pgoff)
+{
+	struct user_map *m;
+
+	/* the pseudo files ([vdso], [stack]) and deleted files have no ELF to read */
+	if (path[0] != '/')
+		return 0;
+	for (size_t i = 0; i < u->nr_maps; i++)
+		if (u->maps[i].start == start && !strcmp(u->maps[i].path, path))
+			return 0;
+	if (u->nr_maps == u->cap_maps) {
+		size_t cap = u->cap_maps ? 2 * u->cap_maps : 16;
+
+		m = realloc(u->maps, cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		u->maps = m;
+		u->cap_maps = cap;
+	}
+	m = &u->maps[u->nr_maps];
+	m->path = strdup(path);
+	if (!m->path)
+		return -ENOMEM;
+	m->start = start;
+	m->end = end;
+	m->pgoff = pgoff;
+	u->nr_maps++;
+	return 0;
+}
+
+/* the executable mappings in /proc/PID/maps; libc: where the C library is, if mapped */
+static int read_maps(struct user_tracer *u, pid_t pid, char *libc, size_t len)
+{
+	char path[64], line[PATH_MAX + 128], perms[8], file[PATH_MAX];
+	unsigned long long start, end, off;
+	FILE *f;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (!err && fgets(line, sizeof(line), f)) {
+		const char *base;
+
+		file[0] = '\0';
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095[^\n]", &start, &end, perms, &off,
+			   file) < 4 || perms[2] != 'x')
+			continue;
+		base = strrchr(file, '/');
+		if (libc && base && !strncmp(base + 1, "libc.so", 7))
+			snprintf(libc, len, "%s", file);
+		if (u)
+			err = add_map(u, file, start, end, off);
+	}
+	fclose(f);
+	return err;
+}
+
+static enum bpf_perf_event_ret on_mmap(void *ctx, int cpu, struct perf_event_header *h)
+{
+	struct user_tracer *u = ctx;
+	struct {
+		struct perf_event_header h;
+		__u32 pid, tid;
+		__u64 addr, len, pgoff;
+		__u8 id[24];	/* device and inode, or the build id */
+		__u32 prot, flags;
+		char filename[];
+	} *r = (void *)h;
+
+	char path[PATH_MAX];
+	size_t n;
+
+	if (h->type != PERF_RECORD_MMAP2 || h->size <= sizeof(*r) || r->pid != (__u32)u->pid)
+		return LIBBPF_PERF_EVENT_CONT;
+	/* the ring is read-only: the name is copied out to be terminated */
+	n = strnlen(r->filename, h->size - sizeof(*r));
+	if (n >= sizeof(path))
+		return LIBBPF_PERF_EVENT_CONT;
+	memcpy(path, r->filename, n);
+	path[n] = '\0';
+	if (add_map(u, path, r->addr, r->addr + r->len, r->pgoff))
+		kms_warn("out of memory: the mapping of %s stays unsymbolized\n", path);
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+/*
+ * The kernel announces every executable mapping a process makes (perf's
+ * PERF_RECORD_MMAP2, the same announcements perf record keeps): the objects
+ * are known even when the process has exited before its records are read,
+ * which /proc/PID/maps cannot give.
+ */
+static int watch_mmaps(struct user_tracer *u)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.config = PERF_COUNT_SW_DUMMY,
+		.size = sizeof(attr),
+		.mmap = 1,
+		.mmap2 = 1,
+	};
+	int ncpu = libbpf_num_possible_cpus();
+
+	if (ncpu < 0)
+		return ncpu;
+	u->map_fd = bpf_map_create(BPF_MAP_TYPE_PERF_EVENT_ARRAY, "user_mmaps", sizeof(int),
+				   sizeof(int), ncpu, NULL);
+	if (u->map_fd < 0)
+		return -errno;
+	u->pb = perf_buffer__new_raw(u->map_fd, 8, &attr, on_mmap, u, NULL);
+	return u->pb ? 0 : -errno;
+}
+
+static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, const char *libc)
+{
+	struct bpf_program *ret = bpf_object__find_program_by_name(skel->obj, "u_alloc_ret");
+	struct bpf_program *prog;
+
+	for (size_t i = 0; i < NR_FUNCS; i++) {
+		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = user_funcs[i].func);
+
+		prog = bpf_object__find_program_by_name(skel->obj, user_funcs[i].prog);
+		if (!prog || !ret)
+			return -ENOENT;
+		/* free has no return probe: it is recorded at its entry */
+		for (int r = 0; r < 2 - !strcmp(user_funcs[i].func, "free"); r++) {
+			opts.retprobe = r;
+			u->links[u->nr_links] = bpf_program__attach_uprobe_opts(r ? ret : prog,
+										u->pid, libc, 0,
+										&opts);
+			if (!u->links[u->nr_links]) {
+				kms_error("Failed to attach a uprobe to %s in %s: %s\n",
+					  user_funcs[i].func, libc, strerror(errno));
+				return -errno;
+			}
+			u->nr_links++;
+		}
+	}
+	/* the syscall tracepoints: named in their section, checked against user_tgid */
+	bpf_object__for_each_program(prog, skel->obj) {
+		if (strncmp(bpf_program__name(prog), "u_sys_", 6))
+			continue;
+		if (u->nr_links == NR_LINKS)
+			return -E2BIG;
+		u->links[u->nr_links] = bpf_program__attach(prog);
+		if (!u->links[u->nr_links])
+			return -errno;
+		u->nr_links++;
+	}
+	return 0;
+}
+
+int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid, bool started)
+{
+	struct user_tracer *u = calloc(1, sizeof(*u));
+	char libc[PATH_MAX] = "";
+	int err;
+
+	if (!u)
+		return -ENOMEM;
+	u->pid = pid;
+	u->map_fd = -1;
+	/*
+	 * A command not started yet still has our mappings: it will map the C
+	 * library the same dynamic loader maps for us, and the kernel announces
+	 * the rest (watch_mmaps()).
+	 */
+	err = started ? read_maps(u, pid, libc, sizeof(libc)) :
+			read_maps(NULL, getpid(), libc, sizeof(libc));
+	if (err || !*libc) {
+		kms_error("Failed to find the C library of process %d: %s\n", pid,
+			  err ? strerror(-err) : "not mapped");
+		err = err ? err : -ENOENT;
+		goto fail;
+	}
+	err = watch_mmaps(u);
+	if (err) {
+		kms_error("Failed to watch the mappings of process %d: %s\n", pid, strerror(-err));
+		goto fail;
+	}
+	skel->bss->user_tgid = pid;
+	err = attach_probes(u, skel, libc);
+	if (err)
+		goto fail;
+	kms_info("--user: %d probes on %s for process %d\n", u->nr_links, libc, pid);
+	*out = u;
+	return 0;
+fail:
+	user__free(u);
+	return err;
+}
+
+void user__poll(struct user_tracer *u)
+{
+	if (u && u->pb)
+		perf_buffer__consume(u->pb);
+}
+
+/* file offset of a symbol's address, from the program header that loads it */
+static int sym_offset(Elf *e, __u64 vaddr, __u64 *off)
+{
+	size_t n;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(e, &n))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!gelf_getphdr(e, i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_filesz) {
+			*off = vaddr - ph.p_vaddr + ph.p_offset;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+/* the GNU build id as hex, "" when the object has none */
+static void build_id(Elf *e, char *hex, size_t len)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	hex[0] = '\0';
+	while ((scn = elf_nextscn(e, scn))) {
+		Elf_Data *d;
+		GElf_Nhdr nh;
+		size_t off = 0, noff, doff;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_NOTE || !(d = elf_getdata(scn, NULL)))
+			continue;
+		while ((off = gelf_getnote(d, off, &nh, &noff, &doff)) > 0) {
+			const unsigned char *id = (const unsigned char *)d->d_buf + doff;
+
+			if (nh.n_type != NT_GNU_BUILD_ID || nh.n_namesz != 4 ||
+			    memcmp((char *)d->d_buf + noff, "GNU", 4))
+				continue;
+			for (size_t i = 0; i < nh.n_descsz && 2 * i + 2 < len; i++)
+				snprintf(hex + 2 * i, 3, "%02x", id[i]);
+			return;
+		}
+	}
+}
+
+struct usym {
+	__u64 addr, end;
+	char type;
+	const char *name;
+};
+
+static int cmp_usym(const void *a, const void *b)
+{
+	const struct usym *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* the function symbols of one table that fall in mapping m */
+static int table_syms(Elf *e, Elf_Scn *scn, const struct user_map *m, struct usym **out,
+		      size_t *nr)
+{
+	GElf_Shdr sh;
+	Elf_Data *d = elf_getdata(scn, NULL);
+	size_t count;
+	struct usym *v;
+
+	if (!gelf_getshdr(scn, &sh) || !d || !sh.sh_entsize)
+		return 0;
+	count = sh.sh_size / sh.sh_entsize;
+	v = realloc(*out, (*nr + count) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	for (size_t i = 0; i < count; i++) {
+		GElf_Sym s;
+		__u64 off;
+		int t;
+
+		if (!gelf_getsym(d, i, &s) || !s.st_value || !s.st_size ||
+		    s.st_shndx == SHN_UNDEF)
+			continue;
+		t = GELF_ST_TYPE(s.st_info);
+		if ((t != STT_FUNC && t != STT_GNU_IFUNC) || sym_offset(e, s.st_value, &off) ||
+		    off < m->pgoff || off - m->pgoff >= m->end - m->start)
+			continue;
+		v[*nr].addr = m->start + off - m->pgoff;
+		v[*nr].end = v[*nr].addr + s.st_size;
+		v[*nr].name = elf_strptr(e, sh.sh_link, s.st_name);
+		/* kallsyms letters: global before weak before local when aliases share an address */
+		v[*nr].type = GELF_ST_BIND(s.st_info) == STB_GLOBAL ? 'T' :
+			      GELF_ST_BIND(s.st_info) == STB_WEAK ? 'W' : 't';
+		if (v[*nr].name && *v[*nr].name)
+			(*nr)++;
+	}
+	return 0;
+}
+
+/*
+ * One mapping's lines: the build-id symbol at the object's load base, every
+ * function, and a boundary ('b') after each function that a gap follows, so
+ * that an address between functions does not resolve to the one before it.
+ */
+static int map_syms(const struct user_map *m, FILE *f)
+{
+	const char *obj = strrchr(m->path, '/') + 1;
+	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
+	struct usym *v = NULL;
+	size_t nr = 0;
+	char id[80];
+	GElf_Shdr sh;
+	Elf *e;
+	int fd, err = 0;
+
+	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e) {
+		close(fd);
+		return -EINVAL;
+	}
+	while ((scn = elf_nextscn(e, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_SYMTAB)
+			symtab = scn;
+		else if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_DYNSYM)
+			dynsym = scn;
+	build_id(e, id, sizeof(id));
+	fprintf(f, "%016llx t build-id:%s\t[%s]\n", (unsigned long long)(m->start - m->pgoff),
+		*id ? id : "none", obj);
+	/* a stripped object still exports its dynamic symbols */
+	if (symtab || dynsym)
+		err = table_syms(e, symtab ? symtab : dynsym, m, &v, &nr);
+	qsort(v, nr, sizeof(*v), cmp_usym);
+	for (size_t i = 0; i < nr; i++) {
+		fprintf(f, "%016llx %c %s\t[%s]\n", (unsigned long long)v[i].addr, v[i].type,
+			v[i].name, obj);
+		if (i + 1 == nr || v[i + 1].addr > v[i].end)
+			fprintf(f, "%016llx b .end\t[%s]\n", (unsigned long long)v[i].end, obj);
+	}
+	/* where the mapping ends, the next object's addresses must not resolve here */
+	fprintf(f, "%016llx b .end\t[%s]\n", (unsigned long long)m->end, obj);
+	free(v);
+	elf_end(e);
+	close(fd);
+	return err;
+}
+
+char *user__symbols(struct user_tracer *u, size_t *len)
+{
+	char *text = NULL;
+	FILE *f;
+
+	user__poll(u);
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return NULL;
+	f = open_memstream(&text, len);
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < u->nr_maps; i++) {
+		int err = map_syms(&u->maps[i], f);
+
+		kms_debug("--user: %s at 0x%llx-0x%llx, offset 0x%llx\n", u->maps[i].path,
+			  (unsigned long long)u->maps[i].start, (unsigned long long)u->maps[i].end,
+			  (unsigned long long)u->maps[i].pgoff);
+		if (err)
+			kms_warn("no symbols from %s: %s\n", u->maps[i].path, strerror(-err));
+	}
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+void user__free(struct user_tracer *u)
+{
+	if (!u)
+		return;
+	for (int i = 0; i < u->nr_links; i++)
+		bpf_link__destroy(u->links[i]);
+	perf_buffer__free(u->pb);
+	if (u->map_fd >= 0)
+		close(u->map_fd);
+	for (size_t i = 0; i < u->nr_maps; i++)
+		free(u->maps[i].path);
+	free(u->maps);
+	free(u);
+}

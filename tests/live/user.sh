@@ -1,0 +1,209 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Live tests of --user on this host's kernel (uprobes, syscall tracepoints),
+# against tests/user/ledger: a program whose functions each make a known set
+# of C library allocations and print that ledger at the end. Prints one PASS or
+# FAIL line per check; tests/live/run.sh counts them. Needs root.
+#
+#   tests/live/user.sh BUILD_DIR
+#
+# - stat --user -- ledger: per ledger function (its rows summed: a function may
+#   call malloc from several places), allocations, frees, bytes, failures and
+#   outstanding bytes equal the ledger; rows are named from the binary's
+#   symbols; the process's kernel allocations are in the same report;
+# - leaks --user: the held leak, and only it among the ledger's functions, with
+#   its stack through main;
+# - -p PID: the same counts for a process started before kmemscope;
+# - a stripped copy: frames name the object and its build id, with offsets;
+# - --record, then stat -i and leaks -i: the same user rows from the file;
+# - usage errors: --user without one process, --user with -i.
+set -u
+
+[ $# -eq 1 ] || { echo "usage: tests/live/user.sh BUILD_DIR" >&2; exit 2; }
+BUILD=$1
+KMS=$BUILD/kmemscope
+LEDGER=$BUILD/tests/ledger
+
+EXPECTED=20
+WORK=
+. "$(dirname "$0")/lib.sh"
+cleanup() {
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	lib_finish
+}
+trap cleanup EXIT
+
+[ -x "$KMS" ] || { fail "user: $KMS not built"; exit 1; }
+[ -x "$LEDGER" ] || { fail "user: $LEDGER not built"; exit 1; }
+command -v strip >/dev/null || { fail "user: strip not found (apt-get install binutils)"; exit 1; }
+WORK=$(mktemp -d /tmp/kmemscope-user.XXXXXX) || exit 1
+
+# check.py MODE REPORT LEDGER [ARGS]: PASS/FAIL lines of its own, one per check
+cat >"$WORK/check.py" <<'EOF'
+import json, re, sys
+
+def load(path):
+    # -- CMD's stdout (the ledger) comes first when the report goes to stdout too
+    text = open(path).read()
+    return json.loads(text[text.index('{"schema'):]) if '{"schema' in text else json.loads(text)
+
+def ledger(path):
+    text = open(path).read()
+    return json.loads(text[:text.index('}}') + 2])
+
+def out(ok, name, why=''):
+    print(('PASS ' if ok else 'FAIL ') + name + ('' if ok else ': ' + why))
+
+def by_function(rows, module):
+    sums = {}
+    for r in rows:
+        if r.get('family') != 'user' or r.get('module') != module:
+            continue
+        s = sums.setdefault(r['function'], dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
+        s['allocs'] += r['allocs']
+        s['frees'] += r['frees']
+        s['bytes'] += r['bytes_req']
+        s['fails'] += r['fails']
+        s['outst'] += r['outstanding_bytes']
+    return sums
+
+mode, report, led = sys.argv[1], load(sys.argv[2]), ledger(sys.argv[3])
+tag = sys.argv[4] if len(sys.argv) > 4 else mode
+
+if mode == 'stat':
+    sums = by_function(report['sites'], 'ledger')
+    bad = []
+    for fn, want in led.items():
+        got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
+        w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
+                 bytes=want.get('bytes', 0), fails=want.get('fails', 0),
+                 outst=want.get('leaked', 0))
+        if got != w:
+            bad.append('%s: got %s, ledger %s' % (fn, got, w))
+    out(not bad, tag + ': every ledger function counted exactly', '; '.join(bad))
+    extra = set(sums) - set(led) - {'main'}
+    out(not extra and set(led) <= set(sums), tag + ': rows named from the ledger binary',
+        'functions %s' % sorted(sums))
+    fams = {f['family']: f for f in report['families']}
+    u, m = fams.get('user', {}), fams.get('user_map', {})
+    out(u.get('traced') and u.get('method') == 'uprobe' and m.get('traced') and
+        m.get('allocs', 0) > 0 and u.get('fails') == 1,
+        tag + ': user family traced (uprobe), one failure (the calloc overflow), mappings seen',
+        'user %s, user_map %s' % (u, m))
+    procs = [p for p in report['processes'] if p.get('comm') == 'ledger']
+    ev = procs[0].get('events', {}) if procs else {}
+    out(procs and ev.get('malloc', 0) >= 665 and
+        sum(v for k, v in ev.items() if k in ('kmalloc', 'kmem_cache_alloc', 'mm_page_alloc')) > 0,
+        tag + ': the process\'s kernel allocations in the same report', 'processes %s' % procs)
+elif mode == 'leaks':
+    rows = [r for r in report['leaks'] if r['family'] == 'user']
+    mine = [r for r in rows if any(' [ledger]' in f for f in r['stack'])]
+    ok = (sum(r['count'] for r in mine) == 3 and sum(r['bytes'] for r in mine) == 3000 and
+          all(r['stack'][0].startswith('ledger_leak+') and
+              any(f.startswith('main+') for f in r['stack']) for r in mine))
+    out(ok, tag + ': the held leak, 3 objects of 1000 bytes, stack ledger_leak < main, nothing '
+        'else of the ledger', json.dumps(mine)[:600])
+elif mode == 'stripped':
+    build_id = sys.argv[5]
+    rows = [r for r in report['sites'] if r.get('family') == 'user' and
+            r.get('module') == 'ledger.stripped']
+    named = all(r['function'] == 'build-id:' + build_id and
+                re.match(r'build-id:[0-9a-f]+\+0x[0-9a-f]+$', r['symbol']) for r in rows)
+    total = sum(r['allocs'] for r in rows)
+    want = sum(v['allocs'] for v in led.values())
+    out(rows and named and total == want,
+        tag + ': stripped frames give the object, its build id and offsets',
+        'allocs %d (ledger %d), rows %s' % (total, want,
+                                            [(r['symbol'], r['module']) for r in rows][:5]))
+EOF
+
+# pycheck NAME-OF-CHECKS ARGS...: the checks' lines, or a FAIL when python failed
+pycheck() {
+	python3 "$WORK/check.py" "$@" >"$WORK/check" 2>"$WORK/check.err" ||
+		echo "FAIL check.py $1 $4: $(tail -n 1 "$WORK/check.err")" >>"$WORK/check"
+	while read -r verdict rest; do
+		if [ "$verdict" = PASS ]; then pass "$rest"; else fail "$rest"; fi
+	done <"$WORK/check"
+}
+
+# --- stat -- CMD (4 checks) ---
+run "$KMS" stat --user --json -n 100000 -o "$WORK/stat.json" -- "$LEDGER"
+cp "$WORK/out" "$WORK/ledger.json"
+if [ "$RC" -eq 0 ]; then
+	pycheck stat "$WORK/stat.json" "$WORK/ledger.json" "stat --user -- ledger"
+else
+	for i in 1 2 3 4; do fail "stat --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
+fi
+
+# --- leaks -- CMD (1 check) ---
+run "$KMS" leaks --user --json --settle 0 -n 100000 -o "$WORK/leaks.json" \
+	--record "$WORK/leaks.kmt" -- "$LEDGER"
+if [ "$RC" -eq 0 ]; then
+	pycheck leaks "$WORK/leaks.json" "$WORK/ledger.json" "leaks --user -- ledger"
+else
+	fail "leaks --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"
+fi
+
+# --- -p PID: a process started before kmemscope (4 checks) ---
+"$LEDGER" wait >"$WORK/pid.ledger" 2>&1 &
+lpid=$!
+"$KMS" stat -v --user -p "$lpid" -d 3 --json -n 100000 -o "$WORK/pid.json" >/dev/null 2>"$WORK/pid.err" &
+kpid=$!
+i=0
+while ! grep -q '^tracing' "$WORK/pid.err" && [ $i -lt 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -USR1 "$lpid"
+wait "$lpid"
+RC=0
+wait "$kpid" || RC=$?
+if [ "$RC" -eq 0 ]; then
+	pycheck stat "$WORK/pid.json" "$WORK/pid.ledger" "stat --user -p PID"
+else
+	for i in 1 2 3 4; do fail "stat --user -p PID: exit $RC: $(tail -n 2 "$WORK/pid.err")"; done
+fi
+
+# --- a stripped copy (1 check) ---
+strip -o "$WORK/ledger.stripped" "$LEDGER"
+bid=$(readelf -n "$WORK/ledger.stripped" | sed -n 's/.*Build ID: *//p')
+run "$KMS" stat --user --json -n 100000 -o "$WORK/stripped.json" -- "$WORK/ledger.stripped"
+if [ "$RC" -eq 0 ] && [ -n "$bid" ]; then
+	pycheck stripped "$WORK/stripped.json" "$WORK/out" "stat --user -- stripped ledger" "$bid"
+else
+	fail "stat --user -- stripped ledger: exit $RC, build id '$bid': $(head -n 2 "$WORK/err")"
+fi
+
+# --- record and replay (6 checks) ---
+run "$KMS" stat --user --json -n 100000 -o "$WORK/rec.json" --record "$WORK/rec.kmt" -- "$LEDGER"
+cp "$WORK/out" "$WORK/rec.ledger"
+rec_rc=$RC
+run "$KMS" stat -i "$WORK/rec.kmt" --json -n 100000 -o "$WORK/replay.json"
+if [ "$rec_rc" -eq 0 ] && [ "$RC" -eq 0 ]; then
+	pycheck stat "$WORK/replay.json" "$WORK/rec.ledger" "stat -i (recorded with --user)"
+else
+	for i in 1 2 3 4; do fail "stat -i (recorded with --user): exit $rec_rc/$RC: $(head -n 2 "$WORK/err")"; done
+fi
+res=$(python3 - "$WORK/rec.json" "$WORK/replay.json" <<'EOF' 2>&1 | tail -n 1
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for d in (a, b):
+    d.pop('source', None)
+print('ok' if a == b else 'live and replay differ: %s' %
+      [k for k in a if a[k] != b.get(k)])
+EOF
+)
+judge "stat -i gives the live --user report (all but source)"
+# leaks records a stack per allocation (stat only the sites): its file for leaks -i
+run "$KMS" leaks -i "$WORK/leaks.kmt" --json -n 100000 -o "$WORK/leaks-replay.json"
+if [ "$RC" -eq 0 ]; then
+	pycheck leaks "$WORK/leaks-replay.json" "$WORK/ledger.json" "leaks -i (recorded with --user)"
+else
+	fail "leaks -i (recorded with --user): exit $RC: $(head -n 2 "$WORK/err")"
+fi
+
+# --- usage (4 checks) ---
+bad_arg "--user without a process" stat --user -d 1
+bad_arg "--user with -c" stat --user -c ledger -d 1
+bad_arg "--user with two -p" stat --user -p 1 -p 2 -d 1
+bad_arg "--user with -i" stat --user -i "$WORK/rec.kmt"
