@@ -125,7 +125,7 @@ for line in open(sys.argv[1]):
         if m:
             families.add(m.group(1))
 bad = [n for n in names if not n.startswith("kmemscope_") or n not in helps or n not in types]
-want = {"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"}
+want = {"kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu", "user", "user_map"}
 need = {"kmemscope_outstanding_bytes", "kmemscope_lost_events_total",
         "kmemscope_recursion_misses_total", "kmemscope_site_allocated_bytes_total",
         "kmemscope_cache_allocations_total", "kmemscope_tracked_objects"}
@@ -133,7 +133,7 @@ print("ok" if not bad and families == want and need <= names else
       "bad names %s, families %s, missing %s" % (bad, families, need - names))
 EOF
 )
-	[ "$res" = ok ] && pass "every metric: kmemscope_ prefix, HELP, TYPE; all six families" ||
+	[ "$res" = ok ] && pass "every metric: kmemscope_ prefix, HELP, TYPE; all eight families" ||
 		fail "metric names: $res"
 	res=$(http HEAD "$URL/metrics")
 	[ "${res%% *}" = 200 ] && [ "${res##* }" = 0 ] && pass "HEAD /metrics: 200, no body" ||
