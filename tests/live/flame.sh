@@ -164,20 +164,8 @@ print("ok" if ok and colours > 20 else f"{len(png)} bytes, {w}x{h}, {colours} co
 EOF
 
 # --- leaks: eventfds held while the report is made --------------------------------
-mkfifo "$WORK/fifo" || { fail "eventfd-held: mkfifo"; exit 1; }
-exec 3<>"$WORK/fifo"
-RC=0
-timeout 120 "$KMS" leaks --folded=inuse_count --record "$WORK/l.kmt" --flamegraph "$WORK/l.svg" \
-	-- sh -c "'$TRIGGER' eventfd $HELD <'$WORK/fifo' >'$WORK/trig.out' 2>&1 &
-	 i=0; while ! grep -q '^held' '$WORK/trig.out' 2>/dev/null && [ \$i -lt 600 ]; do
-		sleep 0.05; i=\$((i + 1)); done" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
-echo x >&3
-i=0
-while ! grep -q '^trigger mode=' "$WORK/trig.out" 2>/dev/null && [ $i -lt 200 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
-exec 3>&-
+eventfd_held "$HELD" leaks --folded=inuse_count --record "$WORK/l.kmt" \
+	--flamegraph "$WORK/l.svg"
 cp "$WORK/out" "$WORK/l.folded"
 fcheck "leaks --folded=inuse_count: $HELD held eventfds under eventfd2;do_eventfd" <<EOF
 import sys, folded
