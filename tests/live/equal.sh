@@ -22,18 +22,8 @@ DIFF="python3 $HERE/jsondiff.py"
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=18
-WORK=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && [ "${LIVE_KEEP:-0}" != 1 ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "equal: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "equal: $TRIGGER not built"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-equal.XXXXXX) || exit 1
-[ "${LIVE_KEEP:-0}" = 1 ] && echo "equal: work files in $WORK"
+lib_begin equal "$KMS" "$TRIGGER"
 
 # the worker pid of the load's first trigger (pipes)
 worker() { sed -n 's/^trigger mode=.* worker=\([0-9]*\) status=0$/\1/p' "$1" | head -n 1; }

@@ -29,20 +29,13 @@ SHOT=$BUILD/tests/flame.png
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=24
-WORK=
 . "$HERE/lib.sh"
-cleanup() {
+lib_cleanup() {
 	exec 3>&- 2>/dev/null
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
 }
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "flame: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "flame: $TRIGGER not built"; exit 1; }
+lib_begin flame "$KMS" "$TRIGGER"
 command -v xmllint >/dev/null || { fail "flame: xmllint not found (apt-get install libxml2-utils)"; exit 1; }
 command -v chromium >/dev/null || { fail "flame: chromium not found (apt-get install chromium)"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-flame.XXXXXX) || exit 1
 
 # fcheck NAME [FILE...] <<'EOF' (python, folded.py imported): judge NAME on its output
 fcheck() {

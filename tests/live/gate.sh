@@ -22,17 +22,8 @@ KMS=$BUILD/kmemscope
 TRIGGER=$BUILD/tests/trigger
 N=${GATE_PIPES:-20000}
 EXPECTED=19
-WORK=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && [ -z "${LIVE_KEEP:-}" ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "gate: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "gate: $TRIGGER not built"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-gate-live.XXXXXX) || exit 1
+lib_begin gate "$KMS" "$TRIGGER"
 
 # record NAME COUNT: one traced run of the workload making COUNT pipes
 record() {

@@ -24,20 +24,13 @@ KMS=$1/kmemscope
 TRIGGER=$1/tests/trigger
 COUNT="$(cd "$(dirname "$0")/.." && pwd)/tracefile.py"
 EXPECTED=6
-WORK=
 LOAD=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
+lib_cleanup() {
 	[ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
 }
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "kill: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "kill: $TRIGGER not built"; exit 1; }
+lib_begin kill "$KMS" "$TRIGGER"
 command -v zstd >/dev/null || { fail "kill: zstd not found (make deps)"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-kill.XXXXXX) || exit 1
 
 # kmalloc and kmem_cache all the time, some 10^5 events a second: enough for
 # a DATA block every second, few enough for tracefile.py to count them quickly

@@ -30,17 +30,8 @@ EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=41
-WORK=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "leaks: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "leaks: $TRIGGER not built"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-leaks.XXXXXX) || exit 1
+lib_begin leaks "$KMS" "$TRIGGER"
 
 run "$KMS" leaks --help
 if [ "$RC" -eq 0 ] && grep -q -- '--min-age' "$WORK/out"; then

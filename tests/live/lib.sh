@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Sourced by the live test scripts that print one PASS or FAIL line per check
-# (record.sh, gate.sh, kill.sh, leaks.sh, equal.sh). The script sets KMS, WORK (a
-# work directory) and EXPECTED (the number of checks it always reports) and calls
-# lib_finish from its exit trap: a check that went missing fails the script.
+# (all but run.sh). The script sets KMS and EXPECTED (the number of checks it always
+# reports) and calls lib_begin, whose exit trap calls lib_finish: a check that went
+# missing fails the script.
 
 REPORTED=0
 FAILED=0
@@ -44,15 +44,26 @@ judge() {
 }
 
 # lib_begin NAME TOOL...: the work directory $WORK, removed at exit, when
-# lib_finish judges the script; each TOOL (kmemscope first) must be built
+# lib_finish judges the script; each TOOL (kmemscope first) must be built.
+# A script with more to undo at exit (processes it started, descriptors it
+# holds) defines lib_cleanup before the call: it runs first. LIVE_KEEP=1 keeps
+# $WORK for a look after the run.
 lib_begin() {
 	lib_name=$1
 	shift
-	trap '[ -n "$WORK" ] && rm -rf "$WORK"; lib_finish' EXIT
+	WORK=
+	trap 'lib_exit' EXIT
 	for tool; do
 		[ -x "$tool" ] || { fail "$lib_name: $tool not built"; exit 1; }
 	done
 	WORK=$(mktemp -d "/tmp/kmemscope-$lib_name.XXXXXX") || exit 1
+	[ "${LIVE_KEEP:-0}" = 1 ] && echo "$lib_name: work files in $WORK"
+}
+
+lib_exit() {
+	command -v lib_cleanup >/dev/null && lib_cleanup
+	[ -n "$WORK" ] && [ "${LIVE_KEEP:-0}" != 1 ] && rm -rf "$WORK"
+	lib_finish
 }
 
 # eventfd_held N ARGS...: kmemscope ARGS -- CMD, where CMD exits as soon as trigger's worker

@@ -28,18 +28,9 @@ EVENTFDS=500
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=15
-WORK=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "pprof: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "pprof: $TRIGGER not built"; exit 1; }
+lib_begin pprof "$KMS" "$TRIGGER"
 go tool pprof -h >/dev/null 2>&1 || { fail "pprof: go tool pprof missing (apt-get install golang-go)"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-pprof.XXXXXX) || exit 1
 # pprof keeps nothing of ours, but would write fetched profiles under $HOME/pprof
 export PPROF_TMPDIR="$WORK"
 
@@ -49,6 +40,17 @@ top() {
 	shift
 	go tool pprof -top -unit=B "$@" "$f" 2>"$WORK/pprof.err" |
 		awk 'hdr { sub(/B$/, "", $1); print $6, $1; exit } /^ *flat +flat%/ { hdr = 1 }'
+}
+
+# flat FILE FUNC ARGS...: "FUNC flat" from pprof -top's row of FUNC (other functions
+# may tie with it, so the first row is not always FUNC's)
+flat() {
+	f=$1
+	fn=$2
+	shift 2
+	go tool pprof -top -unit=B "$@" "$f" 2>"$WORK/pprof.err" |
+		awk -v fn="$fn" 'hdr && $6 == fn { sub(/B$/, "", $1); print $6, $1; exit }
+			/^ *flat +flat%/ { hdr = 1 }'
 }
 
 # default_type CMD FILE WANT: pprof shows WANT when not told which value
@@ -181,7 +183,7 @@ d = json.load(open(sys.argv[1]))
 print(sum(r["count"] for r in d["leaks"] if r["site"]["function"] == "do_eventfd" and r["family"] == "kmalloc"))
 ' "$WORK/leaks.json" 2>/dev/null)
 read -r fn inuse <<EOF
-$(top "$L" -sample_index=inuse_objects -focus='^do_eventfd$')
+$(flat "$L" do_eventfd -sample_index=inuse_objects -focus='^do_eventfd$')
 EOF
 if [ "$fn" = do_eventfd ] && [ "$inuse" = "${jcount:-x}" ] && [ "$inuse" -ge $((EVENTFDS * 9 / 10)) ] &&
 	[ "$inuse" -le "$EVENTFDS" ]; then

@@ -27,20 +27,12 @@ KMS=$BUILD/kmemscope
 TRIGGER=$BUILD/tests/trigger
 GEN=$BUILD/bench/gen
 EXPECTED=31
-WORK=
 TINY=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
+lib_cleanup() {
 	[ -n "$TINY" ] && umount "$TINY" 2>/dev/null
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
 }
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "record: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "record: $TRIGGER not built"; exit 1; }
-[ -x "$GEN" ] || { fail "record: $GEN not built"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-record.XXXXXX) || exit 1
+lib_begin record "$KMS" "$TRIGGER" "$GEN"
 
 # --- usage -------------------------------------------------------------------
 

@@ -27,25 +27,18 @@ N=5000
 
 # checks this script reports, whatever happens: one that goes missing fails
 EXPECTED=19
-WORK=
 SERVE=
 PROM=
 . "$(dirname "$0")/lib.sh"
-cleanup() {
+lib_cleanup() {
 	[ -n "$SERVE" ] && kill "$SERVE" 2>/dev/null
 	[ -n "$PROM" ] && kill "$PROM" 2>/dev/null
 	wait 2>/dev/null
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
 }
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "serve: $KMS not built"; exit 1; }
-[ -x "$TRIGGER" ] || { fail "serve: $TRIGGER not built"; exit 1; }
+lib_begin serve "$KMS" "$TRIGGER"
 for t in prometheus promtool go; do
 	command -v $t >/dev/null || { fail "serve: $t not installed (make deps)"; exit 1; }
 done
-WORK=$(mktemp -d /tmp/kmemscope-serve.XXXXXX) || exit 1
 
 # http METHOD URL: prints "STATUS ALLOW-HEADER BODY-LENGTH", the body to $WORK/body
 cat >"$WORK/get.py" <<'EOF'
