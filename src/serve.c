@@ -321,16 +321,47 @@ static const struct metric family_metrics[] = {
 	  offsetof(struct agg_counts, outstanding_bytes) },
 };
 
-static void render_families(FILE *f, const struct agg *a, const struct kms_quality *q)
+/*
+ * One metric family per entry of metrics, one series per row: row(i) is the
+ * struct the metric's offset is read from, labels() writes row i's label set
+ * (braces included).
+ */
+struct rows {
+	size_t n;
+	const void *(*row)(const struct rows *r, size_t i);
+	void (*labels)(FILE *f, const struct rows *r, size_t i);
+	const void *ctx;
+};
+
+static void render_rows(FILE *f, const struct metric *metrics, size_t nr_metrics,
+			const struct rows *r)
 {
-	for (size_t m = 0; m < sizeof(family_metrics) / sizeof(family_metrics[0]); m++) {
-		help(f, family_metrics[m].name, family_metrics[m].type, family_metrics[m].help);
-		for (int fam = 0; fam < KMS_FAM_MAX; fam++) {
-			fprintf(f, "%s{", family_metrics[m].name);
-			label(f, "family", kms_family_name(fam), true);
-			fprintf(f, " %llu\n", U64_AT(agg__family(a, fam), family_metrics[m].off));
+	for (size_t m = 0; m < nr_metrics; m++) {
+		help(f, metrics[m].name, metrics[m].type, metrics[m].help);
+		for (size_t i = 0; i < r->n; i++) {
+			fputs(metrics[m].name, f);
+			r->labels(f, r, i);
+			fprintf(f, " %llu\n", U64_AT(r->row(r, i), metrics[m].off));
 		}
 	}
+}
+
+static const void *family_row(const struct rows *r, size_t i)
+{
+	return agg__family(r->ctx, i);
+}
+
+static void family_labels(FILE *f, const struct rows *r, size_t i)
+{
+	fputc('{', f);
+	label(f, "family", kms_family_name(i), true);
+}
+
+static void render_families(FILE *f, const struct agg *a, const struct kms_quality *q)
+{
+	const struct rows r = { KMS_FAM_MAX, family_row, family_labels, a };
+
+	render_rows(f, family_metrics, sizeof(family_metrics) / sizeof(family_metrics[0]), &r);
 	help(f, "kmemscope_family_traced", "gauge", "1 when the family's allocations and frees "
 	     "are traced on this kernel, 0 when it cannot be or was left out (-F).");
 	for (int fam = 0; fam < KMS_FAM_MAX; fam++) {
@@ -383,9 +414,21 @@ static const struct metric cache_metrics[] = {
  * given in the order they were first seen, so the set of exported names only
  * grows and a counter never moves between a name and "other".
  */
+static const void *cache_row(const struct rows *r, size_t i)
+{
+	return (const struct cache_sum *)r->ctx + i;
+}
+
+static void cache_labels(FILE *f, const struct rows *r, size_t i)
+{
+	fputc('{', f);
+	label(f, "cache", ((const struct cache_sum *)r->ctx)[i].name, true);
+}
+
 static int render_caches(FILE *f, struct serve *sv, const struct agg *a, size_t *folded)
 {
 	size_t n = agg__nr_caches(a), nr = 0;
+	struct rows r;
 
 	*folded = 0;
 	if (grow((void **)&sv->caches, &sv->cap_caches, n + 1, sizeof(*sv->caches)))
@@ -420,14 +463,8 @@ static int render_caches(FILE *f, struct serve *sv, const struct agg *a, size_t 
 			cache_add(o, &sv->caches[i]);
 		nr = sv->env->max_caches + 1;
 	}
-	for (size_t m = 0; m < sizeof(cache_metrics) / sizeof(cache_metrics[0]); m++) {
-		help(f, cache_metrics[m].name, cache_metrics[m].type, cache_metrics[m].help);
-		for (size_t i = 0; i < nr; i++) {
-			fprintf(f, "%s{", cache_metrics[m].name);
-			label(f, "cache", sv->caches[i].name, true);
-			fprintf(f, " %llu\n", U64_AT(&sv->caches[i], cache_metrics[m].off));
-		}
-	}
+	r = (struct rows){ nr, cache_row, cache_labels, sv->caches };
+	render_rows(f, cache_metrics, sizeof(cache_metrics) / sizeof(cache_metrics[0]), &r);
 	return 0;
 }
 
@@ -460,9 +497,19 @@ static const struct metric site_metrics[] = {
 	  offsetof(struct site_sum, outstanding_bytes) },
 };
 
-/* the labels of a site: family, function, offset and module (vmlinux for the kernel's own) */
-static void site_labels(FILE *f, const struct ksyms *k, const struct site_sum *s)
+static const void *site_row(const struct rows *r, size_t i)
 {
+	const struct serve *sv = r->ctx;
+
+	return &sv->sites[i];
+}
+
+/* the labels of a site: family, function, offset and module (vmlinux for the kernel's own) */
+static void site_labels(FILE *f, const struct rows *r, size_t i)
+{
+	const struct serve *sv = r->ctx;
+	const struct ksyms *k = sv->s->ksyms;
+	const struct site_sum *s = &sv->sites[i];
 	const struct ksym *sym = k && s->addr ? ksyms__resolve(k, s->addr) : NULL;
 	char buf[32];
 
@@ -484,6 +531,7 @@ static void site_labels(FILE *f, const struct ksyms *k, const struct site_sum *s
 static int render_sites(FILE *f, struct serve *sv, const struct agg *a, size_t *not_shown)
 {
 	size_t n = agg__nr_sites(a), nr = 0, top;
+	struct rows r;
 
 	if (grow((void **)&sv->sites, &sv->cap_sites, n, sizeof(*sv->sites)))
 		return -ENOMEM;
@@ -514,14 +562,9 @@ static int render_sites(FILE *f, struct serve *sv, const struct agg *a, size_t *
 	qsort(sv->sites, nr, sizeof(*sv->sites), by_bytes);
 	top = nr < sv->env->top_sites ? nr : sv->env->top_sites;
 	*not_shown = nr - top;
-	for (size_t m = 0; top && m < sizeof(site_metrics) / sizeof(site_metrics[0]); m++) {
-		help(f, site_metrics[m].name, site_metrics[m].type, site_metrics[m].help);
-		for (size_t i = 0; i < top; i++) {
-			fputs(site_metrics[m].name, f);
-			site_labels(f, sv->s->ksyms, &sv->sites[i]);
-			fprintf(f, " %llu\n", U64_AT(&sv->sites[i], site_metrics[m].off));
-		}
-	}
+	r = (struct rows){ top, site_row, site_labels, sv };
+	if (top)
+		render_rows(f, site_metrics, sizeof(site_metrics) / sizeof(site_metrics[0]), &r);
 	return 0;
 }
 
@@ -549,12 +592,20 @@ static const struct metric quality_metrics[] = {
 	  "bound.", offsetof(struct kms_quality, bulk_lost) },
 };
 
+static const void *one_row(const struct rows *r, size_t i)
+{
+	return r->ctx;
+}
+
+static void no_labels(FILE *f, const struct rows *r, size_t i)
+{
+}
+
 static void render_quality(FILE *f, const struct kms_quality *q, const struct agg *a)
 {
-	for (size_t m = 0; m < sizeof(quality_metrics) / sizeof(quality_metrics[0]); m++) {
-		help(f, quality_metrics[m].name, quality_metrics[m].type, quality_metrics[m].help);
-		fprintf(f, "%s %llu\n", quality_metrics[m].name, U64_AT(q, quality_metrics[m].off));
-	}
+	const struct rows r = { 1, one_row, no_labels, q };
+
+	render_rows(f, quality_metrics, sizeof(quality_metrics) / sizeof(quality_metrics[0]), &r);
 	help(f, "kmemscope_event_recursion_misses_total", "counter", "Recursion misses of the "
 	     "programs of one event: an upper bound of that event's loss.");
 	for (int i = 0; i < q->nr_event_misses; i++) {
