@@ -16,7 +16,7 @@ KERNELS=${*:-6.1 6.12 6.1-rt}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 CACHE=${KMS_QEMU_CACHE:-$HERE/cache}
-TIMEOUT=${KMS_QEMU_TIMEOUT:-900}
+TIMEOUT=${KMS_QEMU_TIMEOUT:-1200}
 JOBS=${KMS_QEMU_JOBS:-2}
 # one kmemscope run in the guest (guest-init.sh)
 STEP_TIMEOUT=${KMS_QEMU_STEP_TIMEOUT:-30}
