@@ -75,7 +75,7 @@ cmd_run() {
 # the load goes in once kmemscope says it is tracing (-v): at most 30 s
 wait_tracing() {
 	i=0
-	while ! grep -q '^tracing' "$1" && [ $i -lt 300 ]; do
+	while ! grep -qs '^tracing' "$1" && [ $i -lt 300 ]; do
 		sleep 0.1
 		i=$((i + 1))
 	done
