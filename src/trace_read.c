@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -535,12 +536,14 @@ struct replay {
 	struct trace_reader *r;
 	struct chunk *chunks;		/* REPLAY_CHUNKS, used in turn */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t ready, room;	/* a chunk for the sink; room for the decoder */
+	bool sink_waits, dec_waits;	/* who waits on them */
 	unsigned long filled, drained;	/* chunks handed over, and given back */
 	bool done;			/* the decoder has handed over its last chunk */
 	bool stop;			/* the sink stopped reading: decode no further */
 	int err;			/* the decoder's, once done */
 	char why[160];
+	__u64 cpu_ns;			/* the decoder's CPU time, once it returned */
 };
 
 /* hand the chunk being filled over; false when the sink stopped reading */
@@ -551,9 +554,19 @@ static bool chunk_put(struct replay *rp, bool last)
 	pthread_mutex_lock(&rp->lock);
 	rp->filled++;
 	rp->done = last;
-	pthread_cond_broadcast(&rp->cond);
-	while (!last && !rp->stop && rp->filled - rp->drained == REPLAY_CHUNKS)
-		pthread_cond_wait(&rp->cond, &rp->lock);
+	if (rp->sink_waits)
+		pthread_cond_signal(&rp->ready);
+	/*
+	 * The ring full, wait until half of it is free: the sink is the slower
+	 * thread, and waking the decoder for every chunk it gives back cost a
+	 * futex call per chunk on each side.
+	 */
+	if (!last && rp->filled - rp->drained == REPLAY_CHUNKS) {
+		rp->dec_waits = true;
+		while (!rp->stop && rp->filled - rp->drained > REPLAY_CHUNKS / 2)
+			pthread_cond_wait(&rp->room, &rp->lock);
+		rp->dec_waits = false;
+	}
 	go = !rp->stop;
 	pthread_mutex_unlock(&rp->lock);
 	/* the next chunk to fill: given back, or never handed over yet */
@@ -563,9 +576,8 @@ static bool chunk_put(struct replay *rp, bool last)
 }
 
 /* the decoding thread: every DATA block, in order */
-static void *decoder_main(void *arg)
+static void decode_blocks(struct replay *rp)
 {
-	struct replay *rp = arg;
 	struct trace_reader *r = rp->r;
 	struct chunk *ch = &rp->chunks[0];
 	int err = 0;
@@ -600,7 +612,7 @@ static void *decoder_main(void *arg)
 			ch->kind[ch->n++] = kind;
 			if (ch->n == REPLAY_CHUNK) {
 				if (!chunk_put(rp, false))
-					return NULL;
+					return;
 				ch = &rp->chunks[rp->filled % REPLAY_CHUNKS];
 			}
 		}
@@ -612,6 +624,17 @@ static void *decoder_main(void *arg)
 	}
 	rp->err = err;
 	chunk_put(rp, true);
+}
+
+static void *decoder_main(void *arg)
+{
+	struct replay *rp = arg;
+	struct timespec t;
+
+	decode_blocks(rp);
+	/* read by the caller after the join */
+	if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t))
+		rp->cpu_ns = t.tv_sec * 1000000000ULL + t.tv_nsec;
 	return NULL;
 }
 
@@ -658,7 +681,8 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 	}
 	rp.chunks[0].n = 0;
 	pthread_mutex_init(&rp.lock, NULL);
-	pthread_cond_init(&rp.cond, NULL);
+	pthread_cond_init(&rp.ready, NULL);
+	pthread_cond_init(&rp.room, NULL);
 	/* signals (Ctrl-C, a resize waking a paced replay) stay with the caller's thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -673,8 +697,11 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 		bool last;
 
 		pthread_mutex_lock(&rp.lock);
-		while (rp.drained == rp.filled)
-			pthread_cond_wait(&rp.cond, &rp.lock);
+		while (rp.drained == rp.filled) {
+			rp.sink_waits = true;
+			pthread_cond_wait(&rp.ready, &rp.lock);
+		}
+		rp.sink_waits = false;
 		last = rp.done && rp.drained + 1 == rp.filled;
 		pthread_mutex_unlock(&rp.lock);
 		ch = &rp.chunks[rp.drained % REPLAY_CHUNKS];
@@ -683,16 +710,19 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 		pthread_mutex_lock(&rp.lock);
 		rp.drained++;
 		rp.stop = !more;
-		pthread_cond_broadcast(&rp.cond);
+		if (rp.dec_waits && (rp.stop || rp.filled - rp.drained <= REPLAY_CHUNKS / 2))
+			pthread_cond_signal(&rp.room);
 		pthread_mutex_unlock(&rp.lock);
 	}
 	pthread_join(thread, NULL);
+	r->info.decode_cpu_ns += rp.cpu_ns;
 	/* the decoder's error counts only when the sink read up to it */
 	err = stopped ? 0 : rp.err;
 	if (err)
 		say(why, wlen, "%s", rp.why);
 out:
-	pthread_cond_destroy(&rp.cond);
+	pthread_cond_destroy(&rp.ready);
+	pthread_cond_destroy(&rp.room);
 	pthread_mutex_destroy(&rp.lock);
 	free(rp.chunks);
 	return err;
