@@ -78,7 +78,7 @@ struct proc {
 	struct agg_proc pub;
 };
 
-#define AGG_SITE_CACHE_BITS 8
+#define AGG_SITE_CACHE_BITS 10
 #define AGG_PROC_CACHE 64
 
 struct proc_cache {
@@ -331,7 +331,10 @@ static __attribute__((noinline)) __s64 site_find(struct agg *a, const struct sit
 
 /*
  * Every allocation asks for its site: a direct-mapped cache of the busy ones
- * in front of the table (a site's index never changes once made).
+ * in front of the table (a site's index never changes once made). 1024
+ * entries (32 KiB): with 256, a system-wide recording missed on one
+ * allocation in five, conflicts between its ~1000 busy sites (callgrind, stat
+ * -i: 196 k table lookups of 977 k allocations; 656 with 1024).
  */
 static inline __s64 site_get(struct agg *a, int fam, __u64 addr, __u64 obj)
 {

@@ -152,6 +152,7 @@ struct trace_read_info {
 	__u64 t_first, t_last;	/* DATA time span (ns), 0 when none */
 	__u64 lost;		/* the last block's count of lost records */
 	bool ended;		/* an END block closes the file */
+	__u64 decode_cpu_ns;	/* CPU time of the replays' decoding threads */
 	/* why reading stopped before the end of the file ("" when it did not) */
 	char cut[160];
 };
@@ -191,7 +192,9 @@ struct trace_sink {
 /*
  * Decode the valid DATA blocks in order into sink. 0, or -EINVAL with why set
  * when a block that passed its CRC does not decode (a writer bug, or a
- * forged file): the records before it were delivered.
+ * forged file): the records before it were delivered. The blocks are decoded
+ * on a thread of its own (its CPU time is added to info->decode_cpu_ns); the
+ * sink is called on the caller's, in file order.
  */
 int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, char *why,
 			 size_t len);

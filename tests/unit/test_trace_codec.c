@@ -126,10 +126,48 @@ static void test_cut(void **state)
 	}
 }
 
+/*
+ * Varints of every length, read where 8 bytes follow (the word-at-a-time
+ * path) and where the buffer ends with them (byte by byte): the same value
+ * and length both ways; an eleventh byte, or a cut one, is refused.
+ */
+static void test_varint(void **state)
+{
+	for (unsigned int bits = 0; bits <= 64; bits++) {
+		__u64 want[3] = { bits ? 1ULL << (bits - 1) : 0, 0, ~0ULL };
+		int n = bits < 64 ? 2 : 3;
+
+		want[1] = bits < 64 ? (1ULL << bits) - 1 : ~0ULL;
+		for (int k = 0; k < n; k++) {
+			__u8 buf[32], *end = trace_put_varint(buf, want[k]);
+			size_t len = end - buf;
+			__u8 *tight = malloc(len);
+			__u64 v = 1234;
+
+			memset(end, 0xff, sizeof(buf) - len);
+			assert_ptr_equal(trace_get_varint(buf, buf + sizeof(buf), &v), end);
+			assert_true(v == want[k]);
+			memcpy(tight, buf, len);
+			v = 1234;
+			assert_ptr_equal(trace_get_varint(tight, tight + len, &v), tight + len);
+			assert_true(v == want[k]);
+			assert_null(trace_get_varint(tight, tight + len - 1, &v));
+			free(tight);
+		}
+	}
+	/* eleven bytes of continuation: no varint of 64 bits */
+	__u8 run[16];
+
+	memset(run, 0x80, sizeof(run));
+	assert_null(trace_get_varint(run, run + 11, &(__u64){ 0 }));
+	assert_null(trace_get_varint(run, run + sizeof(run), &(__u64){ 0 }));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bytes),
+		cmocka_unit_test(test_varint),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_cut),
 	};
