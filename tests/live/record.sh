@@ -17,7 +17,7 @@
 # info as nobody (no root) gives the same description.
 # -- CMD: only the command's tree, CMD's exit status, the command in info.
 # SIGINT and SIGTERM mid-run: exit 0, the file ends cleanly.
-# ENOSPC: recording into a 256 KiB tmpfs while gen runs stops with exit 1 and one
+# ENOSPC: recording into a 1 MiB tmpfs while gen runs stops with exit 1 and one
 #   line naming the file; info (cut short, exit 0) and stat -i read what it kept.
 set -u
 
@@ -233,9 +233,9 @@ done
 TINY=$WORK/tiny
 mkdir -p "$TINY"
 RC=0
-mount -t tmpfs -o size=256k tmpfs "$TINY" || { RC=$?; TINY=; }
+mount -t tmpfs -o size=1m tmpfs "$TINY" || { RC=$?; TINY=; }
 res=ok
-judge "a tmpfs of 256 KiB mounted"
+judge "a tmpfs of 1 MiB mounted"
 F=$WORK/tiny/full.kmt
 "$GEN" -n 3000000 >/dev/null 2>&1 &
 gen=$!
