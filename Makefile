@@ -19,8 +19,8 @@ KMS_CFLAGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 KMS_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
-LIBS := -lbpf -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
-STATIC_LIBS := -lbpf -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd
+LIBS := -lbpf -ldw -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
+STATIC_LIBS := -lbpf -ldw -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd
 
 ifeq ($(V),1)
 Q =

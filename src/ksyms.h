@@ -35,7 +35,7 @@ struct ksym {
 struct ksrc {
 	unsigned long addr;	/* the frame's address, exactly */
 	unsigned int line;
-	const char *file;	/* as the debug information names it, mostly absolute */
+	const char *file;	/* as the line table names it: relative to the compile directory if given so */
 };
 
 struct ksyms;

@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 #include "kmemscope.skel.h"
 #include "log.h"
+#include "srcline.h"
 #include "user.h"
 
 /* the C library's allocation functions and their entry programs (bpf/user.bpf.h) */
@@ -419,6 +420,29 @@ char *user__symbols(struct user_tracer *u, size_t *len)
 			  (unsigned long long)u->maps[i].pgoff);
 		if (err)
 			kms_warn("no symbols from %s: %s\n", u->maps[i].path, strerror(-err));
+	}
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len)
+{
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < u->nr_maps; i++) {
+		const struct user_map *m = &u->maps[i];
+		int nr = srcline__write(m->path, m->start, m->end, m->pgoff, addrs, n, f);
+
+		if (nr < 0)
+			kms_warn("no source lines from %s: %s\n", m->path, strerror(-nr));
+		else if (nr)
+			kms_debug("--user: %d source lines from %s\n", nr, m->path);
 	}
 	if (fclose(f)) {
 		free(text);
