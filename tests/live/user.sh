@@ -19,7 +19,7 @@
 #   the leak's frames get the source lines again;
 # - source lines: the leak's site and its caller's frame give ledger.c and the
 #   lines of the marker comments in its source ("line: leak", "line: main-leak"),
-#   live, replayed (JSON), and in the text report;
+#   live, replayed (JSON), in the text report and in a pprof profile (Line);
 # - --record, then stat -i and leaks -i: the same user rows from the file;
 # - usage errors: --user without one process, --user with -i.
 set -u
@@ -31,7 +31,7 @@ LEDGER=$BUILD/tests/ledger
 # the source the ledger was built from: its marker comments give the expected lines
 export LEDGER_SRC="$(dirname "$0")/../user/ledger.c"
 
-EXPECTED=24
+EXPECTED=25
 WORK=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
@@ -218,7 +218,7 @@ else
 	fail "leaks --user -- stripped ledger with debuglink: exit $RC: $(head -n 2 "$WORK/err")"
 fi
 
-# --- record and replay (8 checks) ---
+# --- record and replay (9 checks) ---
 run "$KMS" stat --user --json -n 100000 -o "$WORK/rec.json" --record "$WORK/rec.kmt" -- "$LEDGER"
 cp "$WORK/out" "$WORK/rec.ledger"
 rec_rc=$RC
@@ -251,6 +251,12 @@ leak_line=$(grep -n '/\* line: leak \*/' "$LEDGER_SRC" | cut -d: -f1)
 res=$(grep -cE "^ +ledger_leak\+0x[0-9a-f]+ \[ledger\] at ledger\.c:$leak_line\$" "$WORK/out")
 [ "$res" -ge 3 ] && res=ok || res="$res stack lines 'ledger_leak+0x.. [ledger] at ledger.c:$leak_line'"
 judge "leaks -i text: the leak's frames read 'at ledger.c:$leak_line'"
+# pprof: the leak's Locations carry the line (go tool pprof -lines prints FUNC FILE:LINE)
+run "$KMS" leaks -i "$WORK/leaks.kmt" --pprof "$WORK/leaks.pb.gz"
+res=$(HOME=$WORK go tool pprof -lines -traces -focus=ledger_leak -sample_index=inuse_space \
+	"$WORK/leaks.pb.gz" 2>&1 | grep -c " ledger_leak [^ ]*/ledger\.c:$leak_line\$")
+[ "$res" -eq 3 ] && res=ok || res="$res traces with 'ledger_leak .../ledger.c:$leak_line' (want 3)"
+judge "leaks -i --pprof: the leak's Line is ledger.c:$leak_line"
 
 # --- usage (4 checks) ---
 bad_arg "--user without a process" stat --user -d 1
