@@ -19,8 +19,10 @@ KMS_CFLAGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 KMS_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
+# libdw: source lines of user frames (src/srcline.c); its static archive needs the
+# decompressors it reads compressed debug files with (lzma, bz2) spelled out
 LIBS := -lbpf -ldw -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
-STATIC_LIBS := -lbpf -ldw -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd
+STATIC_LIBS := -lbpf -ldw -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd -llzma -lbz2
 
 ifeq ($(V),1)
 Q =

@@ -240,7 +240,8 @@ static int parse(struct ksyms *k, size_t len)
 			break;
 	if (i < k->n)
 		qsort(k->ents, k->n, sizeof(*k->ents), cmp_entry);
-	qsort(k->srcs, k->nsrc, sizeof(*k->srcs), cmp_src);
+	if (k->nsrc)
+		qsort(k->srcs, k->nsrc, sizeof(*k->srcs), cmp_src);
 	return 0;
 }
 
