@@ -202,9 +202,10 @@ $(OUTPUT)/bench/%.skel.h: $(OUTPUT)/bench/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
+# -u probes the functions kmemscope --user does: it takes their list from src/user.c
+$(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h $(LIB_OBJS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) -I$(OUTPUT)/bench $(filter %.c %.o,$^) $(LIBS) -o $@
 
 man: $(MAN_PAGES)
 

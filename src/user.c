@@ -167,6 +167,20 @@ static int watch_mmaps(struct user_tracer *u)
 	return u->pb ? 0 : -errno;
 }
 
+/* free has no return probe: it is recorded at its entry */
+static bool has_ret(size_t i)
+{
+	return strcmp(user_funcs[i].func, "free");
+}
+
+const char *user__func(size_t i, bool *ret)
+{
+	if (i >= NR_FUNCS)
+		return NULL;
+	*ret = has_ret(i);
+	return user_funcs[i].func;
+}
+
 static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, const char *libc)
 {
 	struct bpf_program *ret = bpf_object__find_program_by_name(skel->obj, "u_alloc_ret");
@@ -178,8 +192,7 @@ static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, cons
 		prog = bpf_object__find_program_by_name(skel->obj, user_funcs[i].prog);
 		if (!prog || !ret)
 			return -ENOENT;
-		/* free has no return probe: it is recorded at its entry */
-		for (int r = 0; r < 2 - !strcmp(user_funcs[i].func, "free"); r++) {
+		for (int r = 0; r < 1 + has_ret(i); r++) {
 			opts.retprobe = r;
 			u->links[u->nr_links] = bpf_program__attach_uprobe_opts(r ? ret : prog,
 										u->pid, libc, 0,

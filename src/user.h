@@ -41,5 +41,10 @@ char *user__symbols(struct user_tracer *u, size_t *len);
  */
 char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len);
 void user__free(struct user_tracer *u);
+/*
+ * The i-th C library function --user probes, NULL past the last; *ret: it
+ * gets a return probe too (bench/floor -u probes the same).
+ */
+const char *user__func(size_t i, bool *ret);
 
 #endif
