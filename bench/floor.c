@@ -3,13 +3,15 @@
  * floor: attach count-only tp_btf programs to kmemscope's tracepoints, run a
  * command, print how many events fired.
  *
- *   floor [-c COMM] [-u] [-o FILE] [-v] -- CMD [ARGS]
+ *   floor [-c COMM] [-u [-e]] [-o FILE] [-v] -- CMD [ARGS]
  *
  * "target" events are those of CMD's process (its tgid; children not
  * included), or with -c those of every task whose comm is COMM, which lets
  * floor count a workload that another tracer starts. With -u, the programs
  * are a uprobe and a uretprobe on the C library functions kmemscope --user
- * probes (src/user.c), for CMD's process only, instead of the tracepoints.
+ * probes (src/user.c), for CMD's process only, instead of the tracepoints;
+ * -e leaves the return probes out (what a mode that reads only the entries
+ * would trap).
  * The line printed ends with the programs' run count and run time from
  * bpf_stats (0 when kernel.bpf_stats_enabled is off).
  */
@@ -59,10 +61,11 @@ static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 static __attribute__((noreturn)) void usage(FILE *f, int code)
 {
 	fprintf(f,
-		"Usage: floor [-c COMM] [-u] [-o FILE] [-v] -- CMD [ARGS]\n"
+		"Usage: floor [-c COMM] [-u [-e]] [-o FILE] [-v] -- CMD [ARGS]\n"
 		"Count kmemscope's allocator tracepoints with count-only BPF programs while CMD runs.\n"
 		"  -c, --comm COMM    count tasks named COMM as the target (default: CMD's tgid)\n"
 		"  -u, --user         uprobes on CMD's C library allocation functions instead\n"
+		"  -e, --entry-only   with -u: no return probes\n"
 		"  -o, --output FILE  write the counts to FILE (default: stderr)\n"
 		"  -v, --verbose      one line per event kind too\n"
 		"  -h, --help         this text\n"
@@ -84,13 +87,14 @@ static bool tracepoint_exists(const struct btf *vmlinux, const char *tp)
  * -u: the uprobe programs on the C library kmemscope --user probes, for pid
  * only. libbpf finds "libc.so.6" where the dynamic loader would.
  */
-static int attach_user(struct floor_bpf *skel, pid_t pid, struct bpf_link **links, int *n)
+static int attach_user(struct floor_bpf *skel, pid_t pid, bool entry_only, struct bpf_link **links,
+		       int *n)
 {
 	const char *func;
 	bool ret;
 
 	for (size_t i = 0; (func = user__func(i, &ret)); i++)
-		for (int r = 0; r < 1 + ret; r++) {
+		for (int r = 0; r < 1 + (ret && !entry_only); r++) {
 			LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .retprobe = r);
 
 			if (*n == MAX_ULINKS)
@@ -125,6 +129,7 @@ int main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "user", no_argument, NULL, 'u' },
+		{ "entry-only", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -137,12 +142,13 @@ int main(int argc, char **argv)
 	struct btf *vmlinux = NULL;
 	int gate[2] = { -1, -1 };
 	int c, ncpu, err, status, ret = 1, nprogs = 0, verbose = 0, user = 0, nulinks = 0, i, e;
+	bool entry_only = false;
 	__u64 sum_all = 0, sum_target = 0, misses = 0, runs = 0, run_ns = 0;
 	pid_t child = -1;
 	FILE *out = stderr;
 	__u32 zero = 0;
 
-	while ((c = getopt_long(argc, argv, "+c:o:uvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:o:uevh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (strlen(optarg) >= 16) {
@@ -161,6 +167,9 @@ int main(int argc, char **argv)
 		case 'u':
 			user = 1;
 			break;
+		case 'e':
+			entry_only = true;
+			break;
 		case 'h':
 			usage(stdout, 0);
 		default:
@@ -169,6 +178,10 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "floor: no command given (floor -- CMD [ARGS])\n");
+		return 2;
+	}
+	if (entry_only && !user) {
+		fprintf(stderr, "floor: -e needs -u\n");
 		return 2;
 	}
 	libbpf_set_print(print_libbpf);
@@ -235,7 +248,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, SIG_IGN);
 
 	skel->bss->target_tgid = child;
-	err = user ? attach_user(skel, child, ulinks, &nulinks) : floor_bpf__attach(skel);
+	err = user ? attach_user(skel, child, entry_only, ulinks, &nulinks) : floor_bpf__attach(skel);
 	if (err) {
 		fprintf(stderr, "floor: failed to attach BPF programs: %s\n", strerror(-err));
 		goto cleanup;
