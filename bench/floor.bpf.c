@@ -85,7 +85,7 @@ FLOOR_PROG(dma_free, FLOOR_DMA_FREE)
 FLOOR_PROG(dma_free_pages, FLOOR_DMA_FREE)
 FLOOR_PROG(dma_free_sgt, FLOOR_DMA_FREE)
 
-
+/* -u: the C library's allocation functions, attached by floor.c */
 SEC("uprobe")
 int floor_uprobe(void *ctx)
 {
