@@ -43,21 +43,12 @@ WORK=$(mktemp -d /tmp/kmemscope-pprof.XXXXXX) || exit 1
 # pprof keeps nothing of ours, but would write fetched profiles under $HOME/pprof
 export PPROF_TMPDIR="$WORK"
 
-# top_of NAME FILE ARGS...: "function flat" of pprof -top's row for function NAME, or
-# of its first row with NAME "" (bytes in B). pprof orders equal flat values by name, so
-# a row that ties with another is found by its name.
-top_of() {
-	want=$1
-	f=$2
-	shift 2
-	go tool pprof -top -unit=B "$@" "$f" 2>"$WORK/pprof.err" |
-		awk -v want="$want" 'hdr && (want == "" || $6 == want) {
-			sub(/B$/, "", $1); print $6, $1; exit } /^ *flat +flat%/ { hdr = 1 }'
-}
-
-# top FILE ARGS...: "function flat" of pprof -top's first row
+# top FILE ARGS...: "function flat" of pprof -top's first row (bytes in B)
 top() {
-	top_of "" "$@"
+	f=$1
+	shift
+	go tool pprof -top -unit=B "$@" "$f" 2>"$WORK/pprof.err" |
+		awk 'hdr { sub(/B$/, "", $1); print $6, $1; exit } /^ *flat +flat%/ { hdr = 1 }'
 }
 
 # default_type CMD FILE WANT: pprof shows WANT when not told which value
@@ -190,7 +181,7 @@ d = json.load(open(sys.argv[1]))
 print(sum(r["count"] for r in d["leaks"] if r["site"]["function"] == "do_eventfd" and r["family"] == "kmalloc"))
 ' "$WORK/leaks.json" 2>/dev/null)
 read -r fn inuse <<EOF
-$(top_of do_eventfd "$L" -sample_index=inuse_objects -focus='^do_eventfd$')
+$(top "$L" -sample_index=inuse_objects -focus='^do_eventfd$')
 EOF
 if [ "$fn" = do_eventfd ] && [ "$inuse" = "${jcount:-x}" ] && [ "$inuse" -ge $((EVENTFDS * 9 / 10)) ] &&
 	[ "$inuse" -le "$EVENTFDS" ]; then
