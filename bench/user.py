@@ -223,13 +223,13 @@ def main():
     if stats_was != "1":
         open(STATS, "w").write("1")
     try:
-        run_all(build, kms, mloop, floor, pywork, env)
+        run_all(kms, mloop, floor, pywork, env)
     finally:
         if stats_was != "1":
             open(STATS, "w").write(stats_was)
 
 
-def run_all(build, kms, mloop, floor, pywork, env):
+def run_all(kms, mloop, floor, pywork, env):
     work = tempfile.mkdtemp(prefix="kmemscope-user-bench.")
     out, fout = os.path.join(work, "r.json"), os.path.join(work, "floor.txt")
     peers()
