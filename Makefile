@@ -19,8 +19,10 @@ KMS_CFLAGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 KMS_LDFLAGS := $(CFLAGS) $(LDFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(VMLINUX_DIR) -Iinclude \
 	      -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
-LIBS := -lbpf -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
-STATIC_LIBS := -lbpf -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd
+# libdw: source lines of user frames (src/srcline.c); its static archive needs the
+# decompressors it reads compressed debug files with (lzma, bz2) spelled out
+LIBS := -lbpf -ldw -lelf -lz -lzstd -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lmicrohttpd
+STATIC_LIBS := -lbpf -ldw -lelf -lz -ljansson -lprotobuf-c -lncursesw -ltinfo -lm -lzstd -llzma -lbz2
 
 ifeq ($(V),1)
 Q =
@@ -144,6 +146,9 @@ $(OUTPUT)/tests/test_%: tests/unit/test_%.c $(LIB_OBJS) | $(OUTPUT)/tests
 	$(call msg,TEST,$@)
 	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) $(filter %.c %.o,$^) $(LIBS) -lcmocka -o $@
 
+# srcline's test reads its own line table, whatever CFLAGS a packager gives
+$(OUTPUT)/tests/test_srcline: KMS_CFLAGS += -g
+
 $(SAN_TEST): tests/unit/test_trace.c tests/unit/rnd.h $(TRACE_SRCS) $(TRACE_HDRS) | $(OUTPUT)/san
 	$(call msg,TEST-SAN,$@)
 	$(Q)$(CLANG) $(SAN_CFLAGS) $(filter %.c,$^) -lz -lzstd -ljansson -lcmocka -o $@
@@ -200,9 +205,10 @@ $(OUTPUT)/bench/%.skel.h: $(OUTPUT)/bench/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h
+# -u probes the functions kmemscope --user does: it takes their list from src/user.c
+$(OUTPUT)/bench/floor: bench/floor.c $(OUTPUT)/bench/floor.skel.h $(LIB_OBJS)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) -I$(OUTPUT)/bench $< $(LIBS) -o $@
+	$(Q)$(CC) $(KMS_CFLAGS) $(LDFLAGS) -I$(OUTPUT)/bench $(filter %.c %.o,$^) $(LIBS) -o $@
 
 man: $(MAN_PAGES)
 

@@ -2,7 +2,10 @@
 /*
  * The count-only floor: one tp_btf program per allocator tracepoint that
  * kmemscope uses, each bumping a per-CPU counter. Whatever kmemscope costs
- * above this is the price of its records, not of attaching at all.
+ * above this is the price of its records, not of attaching at all. With -u
+ * (floor.c), the same for --user: a uprobe and a uretprobe program on the C
+ * library functions kmemscope probes, so the cost of the traps themselves
+ * stands apart from kmemscope's programs and records.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -81,5 +84,18 @@ FLOOR_PROG(dma_alloc_sgt, FLOOR_DMA_ALLOC)
 FLOOR_PROG(dma_free, FLOOR_DMA_FREE)
 FLOOR_PROG(dma_free_pages, FLOOR_DMA_FREE)
 FLOOR_PROG(dma_free_sgt, FLOOR_DMA_FREE)
+
+/* -u: the C library's allocation functions, attached by floor.c */
+SEC("uprobe")
+int floor_uprobe(void *ctx)
+{
+	return count(FLOOR_UPROBE);
+}
+
+SEC("uretprobe")
+int floor_uretprobe(void *ctx)
+{
+	return count(FLOOR_URETPROBE);
+}
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -3,11 +3,17 @@
  * floor: attach count-only tp_btf programs to kmemscope's tracepoints, run a
  * command, print how many events fired.
  *
- *   floor [-c COMM] [-o FILE] [-v] -- CMD [ARGS]
+ *   floor [-c COMM] [-u [-e]] [-o FILE] [-v] -- CMD [ARGS]
  *
  * "target" events are those of CMD's process (its tgid; children not
  * included), or with -c those of every task whose comm is COMM, which lets
- * floor count a workload that another tracer starts.
+ * floor count a workload that another tracer starts. With -u, the programs
+ * are a uprobe and a uretprobe on the C library functions kmemscope --user
+ * probes (src/user.c), for CMD's process only, instead of the tracepoints;
+ * -e leaves the return probes out (what a mode that reads only the entries
+ * would trap).
+ * The line printed ends with the programs' run count and run time from
+ * bpf_stats (0 when kernel.bpf_stats_enabled is off).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +29,7 @@
 
 #include "floor.h"
 #include "floor.skel.h"
+#include "user.h"
 
 static const char *const event_names[FLOOR_NR] = {
 	[FLOOR_KMALLOC] = "kmalloc",
@@ -38,7 +45,11 @@ static const char *const event_names[FLOOR_NR] = {
 	[FLOOR_DMA_FREE] = "dma_free",
 	[FLOOR_PERCPU_ALLOC] = "percpu_alloc",
 	[FLOOR_PERCPU_FREE] = "percpu_free",
+	[FLOOR_UPROBE] = "uprobe",
+	[FLOOR_URETPROBE] = "uretprobe",
 };
+
+#define MAX_ULINKS 32
 
 static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list args)
 {
@@ -50,13 +61,16 @@ static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 static __attribute__((noreturn)) void usage(FILE *f, int code)
 {
 	fprintf(f,
-		"Usage: floor [-c COMM] [-o FILE] [-v] -- CMD [ARGS]\n"
+		"Usage: floor [-c COMM] [-u [-e]] [-o FILE] [-v] -- CMD [ARGS]\n"
 		"Count kmemscope's allocator tracepoints with count-only BPF programs while CMD runs.\n"
 		"  -c, --comm COMM    count tasks named COMM as the target (default: CMD's tgid)\n"
+		"  -u, --user         uprobes on CMD's C library allocation functions instead\n"
+		"  -e, --entry-only   with -u: no return probes\n"
 		"  -o, --output FILE  write the counts to FILE (default: stderr)\n"
 		"  -v, --verbose      one line per event kind too\n"
 		"  -h, --help         this text\n"
-		"Output: floor events=N target_events=N misses=N programs=N skipped=LIST\n");
+		"Output: floor events=N target_events=N misses=N programs=N skipped=LIST runs=N "
+		"run_ns=N\n");
 	exit(code);
 }
 
@@ -67,6 +81,32 @@ static bool tracepoint_exists(const struct btf *vmlinux, const char *tp)
 
 	snprintf(name, sizeof(name), "btf_trace_%s", tp);
 	return btf__find_by_name_kind(vmlinux, name, BTF_KIND_TYPEDEF) >= 0;
+}
+
+/*
+ * -u: the uprobe programs on the C library kmemscope --user probes, for pid
+ * only. libbpf finds "libc.so.6" where the dynamic loader would.
+ */
+static int attach_user(struct floor_bpf *skel, pid_t pid, bool entry_only, struct bpf_link **links,
+		       int *n)
+{
+	const char *func;
+	bool ret;
+
+	for (size_t i = 0; (func = user__func(i, &ret)); i++)
+		for (int r = 0; r < 1 + (ret && !entry_only); r++) {
+			LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .retprobe = r);
+
+			if (*n == MAX_ULINKS)
+				return -E2BIG;
+			links[*n] = bpf_program__attach_uprobe_opts(
+				r ? skel->progs.floor_uretprobe : skel->progs.floor_uprobe, pid,
+				"libc.so.6", 0, &opts);
+			if (!links[*n])
+				return -errno;
+			(*n)++;
+		}
+	return 0;
 }
 
 static int run_child(char **argv, int gate)
@@ -88,6 +128,8 @@ int main(int argc, char **argv)
 		{ "comm", required_argument, NULL, 'c' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "user", no_argument, NULL, 'u' },
+		{ "entry-only", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -96,15 +138,17 @@ int main(int argc, char **argv)
 	char skipped[512] = "";
 	struct floor_bpf *skel = NULL;
 	struct bpf_program *prog;
+	struct bpf_link *ulinks[MAX_ULINKS];
 	struct btf *vmlinux = NULL;
 	int gate[2] = { -1, -1 };
-	int c, ncpu, err, status, ret = 1, nprogs = 0, verbose = 0, i, e;
-	__u64 sum_all = 0, sum_target = 0, misses = 0;
+	int c, ncpu, err, status, ret = 1, nprogs = 0, verbose = 0, user = 0, nulinks = 0, i, e;
+	bool entry_only = false;
+	__u64 sum_all = 0, sum_target = 0, misses = 0, runs = 0, run_ns = 0;
 	pid_t child = -1;
 	FILE *out = stderr;
 	__u32 zero = 0;
 
-	while ((c = getopt_long(argc, argv, "+c:o:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:o:uevh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (strlen(optarg) >= 16) {
@@ -120,6 +164,12 @@ int main(int argc, char **argv)
 		case 'v':
 			verbose = 1;
 			break;
+		case 'u':
+			user = 1;
+			break;
+		case 'e':
+			entry_only = true;
+			break;
 		case 'h':
 			usage(stdout, 0);
 		default:
@@ -128,6 +178,10 @@ int main(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		fprintf(stderr, "floor: no command given (floor -- CMD [ARGS])\n");
+		return 2;
+	}
+	if (entry_only && !user) {
+		fprintf(stderr, "floor: -e needs -u\n");
 		return 2;
 	}
 	libbpf_set_print(print_libbpf);
@@ -148,9 +202,15 @@ int main(int argc, char **argv)
 			sizeof(skel->rodata->target_comm) - 1);
 	}
 	bpf_object__for_each_program(prog, skel->obj) {
-		/* section is "tp_btf/<tracepoint>" */
-		const char *tp = strchr(bpf_program__section_name(prog), '/') + 1;
+		/* section is "tp_btf/<tracepoint>", or "uprobe"/"uretprobe" (attached by hand) */
+		const char *tp = strchr(bpf_program__section_name(prog), '/');
 
+		if (!tp || user) {
+			bpf_program__set_autoload(prog, !tp && user);
+			nprogs += !tp && user;
+			continue;
+		}
+		tp++;
 		if (tracepoint_exists(vmlinux, tp)) {
 			nprogs++;
 			continue;
@@ -188,7 +248,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, SIG_IGN);
 
 	skel->bss->target_tgid = child;
-	err = floor_bpf__attach(skel);
+	err = user ? attach_user(skel, child, entry_only, ulinks, &nulinks) : floor_bpf__attach(skel);
 	if (err) {
 		fprintf(stderr, "floor: failed to attach BPF programs: %s\n", strerror(-err));
 		goto cleanup;
@@ -207,6 +267,8 @@ int main(int argc, char **argv)
 	}
 	child = -1;
 	floor_bpf__detach(skel);
+	while (nulinks > 0)
+		bpf_link__destroy(ulinks[--nulinks]);
 
 	ncpu = libbpf_num_possible_cpus();
 	if (ncpu <= 0) {
@@ -240,6 +302,8 @@ int main(int argc, char **argv)
 		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
 			continue;
 		misses += info.recursion_misses;
+		runs += info.run_cnt;
+		run_ns += info.run_time_ns;
 		if (verbose && info.recursion_misses)
 			fprintf(stderr, "floor: %s missed %llu runs (recursion)\n",
 				bpf_program__name(prog),
@@ -254,9 +318,11 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	fprintf(out, "floor events=%llu target_events=%llu misses=%llu programs=%d skipped=%s\n",
+	fprintf(out, "floor events=%llu target_events=%llu misses=%llu programs=%d skipped=%s "
+		"runs=%llu run_ns=%llu\n",
 		(unsigned long long)sum_all, (unsigned long long)sum_target,
-		(unsigned long long)misses, nprogs, skipped[0] ? skipped : "-");
+		(unsigned long long)misses, nprogs, skipped[0] ? skipped : "-",
+		(unsigned long long)runs, (unsigned long long)run_ns);
 	if (verbose)
 		for (e = 0; e < FLOOR_NR; e++)
 			fprintf(out, "floor.event %s events=%llu target_events=%llu\n",
@@ -276,6 +342,8 @@ cleanup:
 		close(gate[1]);	/* the command sees EOF and exits without running */
 	if (child > 0)
 		waitpid(child, NULL, 0);
+	while (nulinks > 0)
+		bpf_link__destroy(ulinks[--nulinks]);
 	free(percpu);
 	floor_bpf__destroy(skel);
 	btf__free(vmlinux);

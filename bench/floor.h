@@ -17,6 +17,8 @@ enum floor_event {
 	FLOOR_DMA_FREE,
 	FLOOR_PERCPU_ALLOC,
 	FLOOR_PERCPU_FREE,
+	FLOOR_UPROBE,		/* -u: entries of the C library's allocation functions */
+	FLOOR_URETPROBE,	/* -u: their returns */
 	FLOOR_NR,
 };
 

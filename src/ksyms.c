@@ -24,6 +24,8 @@ struct ksyms {
 	struct kentry *ents;	/* all symbols, sorted by address */
 	size_t n;
 	size_t ntext;
+	struct ksrc *srcs;	/* source lines, sorted by address */
+	size_t nsrc, cap_src;
 };
 
 static int type_rank(char type)
@@ -111,9 +113,46 @@ static int cmp_entry(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int cmp_src(const void *a, const void *b)
+{
+	const struct ksrc *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* "L 00005581a1b2c1a9 42 /src/ledger.c": the rest of the line is the file name */
+static int parse_src(struct ksyms *k, char *p)
+{
+	unsigned long addr = 0, line = 0;
+	int h;
+
+	while ((h = hexval(*p)) >= 0) {
+		addr = addr << 4 | h;
+		p++;
+	}
+	if (*p++ != ' ')
+		return 0;
+	while (*p >= '0' && *p <= '9' && line < 1UL << 31)
+		line = line * 10 + (*p++ - '0');
+	if (*p++ != ' ' || !*p || !addr)
+		return 0;	/* not a source line: skipped, as an unknown line is */
+	if (k->nsrc == k->cap_src) {
+		size_t cap = k->cap_src ? 2 * k->cap_src : 64;
+		struct ksrc *n = realloc(k->srcs, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		k->srcs = n;
+		k->cap_src = cap;
+	}
+	k->srcs[k->nsrc++] = (struct ksrc){ addr, line, p };
+	return 0;
+}
+
 /*
- * Lines: "ffffffff81000000 T _text\n", "ffffffffc0a01000 t name\t[module]\n".
- * Parsed in place: names and module names are NUL-terminated in the buffer.
+ * Lines: "ffffffff81000000 T _text\n", "ffffffffc0a01000 t name\t[module]\n",
+ * and source lines ("L ...", parse_src()). Parsed in place: names and module
+ * names are NUL-terminated in the buffer.
  */
 static int parse(struct ksyms *k, size_t len)
 {
@@ -134,6 +173,11 @@ static int parse(struct ksyms *k, size_t len)
 		if (!eol)
 			eol = end;
 		*eol = '\0';
+		if (p[0] == 'L' && p[1] == ' ') {
+			if (parse_src(k, p + 2))
+				return -ENOMEM;
+			continue;
+		}
 		addr = 0;
 		while ((h = hexval(*p)) >= 0) {
 			addr = addr << 4 | h;
@@ -196,6 +240,8 @@ static int parse(struct ksyms *k, size_t len)
 			break;
 	if (i < k->n)
 		qsort(k->ents, k->n, sizeof(*k->ents), cmp_entry);
+	if (k->nsrc)
+		qsort(k->srcs, k->nsrc, sizeof(*k->srcs), cmp_src);
 	return 0;
 }
 
@@ -294,6 +340,7 @@ void ksyms__free(struct ksyms *k)
 	if (!k)
 		return;
 	free(k->ents);
+	free(k->srcs);
 	free(k->buf);
 	free(k);
 }
@@ -341,6 +388,13 @@ static const struct kentry *lookup(const struct ksyms *k, unsigned long addr,
 	/* lo is the last entry at or below addr: the one after it is above */
 	*next = lo + 1 < k->n ? &k->ents[lo + 1] : NULL;
 	return e;
+}
+
+const struct ksrc *ksyms__source(const struct ksyms *k, unsigned long addr)
+{
+	struct ksrc key = { .addr = addr };
+
+	return k && k->nsrc ? bsearch(&key, k->srcs, k->nsrc, sizeof(key), cmp_src) : NULL;
 }
 
 const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr)

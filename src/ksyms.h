@@ -27,6 +27,17 @@ struct ksym {
 	const char *module;	/* NULL for vmlinux, "bpf" for BPF programs */
 };
 
+/*
+ * Where the code at an address came from (user frames with DWARF, user.h):
+ * kept in the same text as the symbols, as "L ADDR LINE FILE" lines, which
+ * parsers that predate them skip (a line not led by an address is no symbol).
+ */
+struct ksrc {
+	unsigned long addr;	/* the frame's address, exactly */
+	unsigned int line;
+	const char *file;	/* as the line table names it: relative to the compile directory if given so */
+};
+
 struct ksyms;
 
 /*
@@ -66,6 +77,8 @@ struct ksyms *ksyms__wait(struct ksyms_loader *l);
 /* wait for a started reader, free the symbols */
 void ksyms__loader_fini(struct ksyms_loader *l);
 
+/* the source line recorded for addr itself (not a range), NULL when none was */
+const struct ksrc *ksyms__source(const struct ksyms *k, unsigned long addr);
 /* the text symbol that contains addr, NULL when none does */
 const struct ksym *ksyms__resolve(const struct ksyms *k, unsigned long addr);
 /*

@@ -3,9 +3,10 @@
  * A profile as pprof's profile.proto, through the protobuf-c code the build
  * generates from third_party/pprof/profile.proto, gzipped with zlib.
  *
- * The tables: one Location per kernel address (the address is kept, so
- * `pprof -addresses` and disassembly work), one Function per symbol
- * (name; no source file: kallsyms has none), one Mapping per module
+ * The tables: one Location per address (the address is kept, so
+ * `pprof -addresses` and disassembly work), with its Line's number when a
+ * source line was recorded (user frames with DWARF; kallsyms has none), one
+ * Function per symbol and source file, one Mapping per module
  * ("[kernel]" for vmlinux) spanning the addresses seen in it. Every Mapping
  * says has_functions, so pprof does not look for binaries to symbolize with.
  */
@@ -54,11 +55,13 @@ struct pp_loc {
 	__u64 family;		/* 0, or family + 1 for a sample with no frame at all */
 	__u64 func_id;		/* 0: the address resolves to no symbol */
 	__u64 map_id;		/* 0: unknown */
+	__u64 line;		/* source line, 0: none */
 };
 
 struct pp_func {
 	int64_t name;		/* string indexes */
 	int64_t module;
+	int64_t file;		/* 0 (""): no source line */
 };
 
 struct pp_map {
@@ -131,9 +134,9 @@ static __u64 pp_map(struct pp *b, int64_t name, __u64 addr)
 	return i + 1;
 }
 
-static __u64 pp_func(struct pp *b, int64_t name, int64_t module)
+static __u64 pp_func(struct pp *b, int64_t name, int64_t module, int64_t file)
 {
-	struct pp_func key = { name, module };
+	struct pp_func key = { name, module, file };
 	bool created;
 	long i = kvec__get(&b->funcs, &key, &created);
 
@@ -163,12 +166,13 @@ static __u64 pp_loc(struct pp *b, __u64 addr)
 	if (f.func) {
 		int64_t module = pp_str(b, f.module ? f.module : PP_KERNEL);
 
-		func_id = pp_func(b, pp_str(b, f.func), module);
+		func_id = pp_func(b, pp_str(b, f.func), module, f.file ? pp_str(b, f.file) : 0);
 		map_id = pp_map(b, module, addr);
 	}
 	l = kvec__at(&b->locs, i);
 	l->func_id = func_id;
 	l->map_id = map_id;
+	l->line = f.line;
 	return i + 1;
 }
 
@@ -188,7 +192,7 @@ static __u64 pp_family_loc(struct pp *b, int family)
 		__u64 func_id;
 
 		profile__family_frame(family, name, sizeof(name));
-		func_id = pp_func(b, pp_str(b, name), 0);
+		func_id = pp_func(b, pp_str(b, name), 0, 0);
 		l = kvec__at(&b->locs, i);
 		l->func_id = func_id;
 	}
@@ -393,6 +397,7 @@ int pprof__encode(const struct profile *p, int deflt, void **buf, size_t *len)
 		if (l->func_id) {
 			perftools__profiles__line__init(&line[i]);
 			line[i].function_id = l->func_id;
+			line[i].line = l->line;
 			linep[i] = &line[i];
 			loc[i].line = &linep[i];
 			loc[i].n_line = 1;
@@ -406,6 +411,7 @@ int pprof__encode(const struct profile *p, int deflt, void **buf, size_t *len)
 		fn[i].id = i + 1;
 		fn[i].name = f->name;
 		fn[i].system_name = f->name;
+		fn[i].filename = f->file;
 		fnp[i] = &fn[i];
 	}
 	for (i = 0; i < b.maps.nr; i++) {

@@ -138,6 +138,7 @@ void profile__free(struct profile *p)
 void profile__frame(const struct profile *p, __u64 addr, struct profile_frame *f)
 {
 	const struct ksym *k = p->o.ksyms ? ksyms__resolve(p->o.ksyms, addr) : NULL;
+	const struct ksrc *src;
 
 	memset(f, 0, sizeof(*f));
 	f->addr = addr;
@@ -146,6 +147,11 @@ void profile__frame(const struct profile *p, __u64 addr, struct profile_frame *f
 	f->func = k->name;
 	f->offset = addr - k->addr;
 	f->module = k->module;
+	src = ksyms__source(p->o.ksyms, addr);
+	if (src) {
+		f->file = src->file;
+		f->line = src->line;
+	}
 }
 
 int profile__frame_name(const struct profile *p, __u64 addr, char *buf, size_t len)

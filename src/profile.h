@@ -114,6 +114,8 @@ struct profile_frame {
 	const char *func;	/* NULL: unresolved */
 	__u64 offset;
 	const char *module;	/* NULL: vmlinux */
+	const char *file;	/* source line (user frames with DWARF), NULL: none */
+	unsigned int line;
 };
 
 void profile__frame(const struct profile *p, __u64 addr, struct profile_frame *f);

@@ -240,6 +240,24 @@ static void site_text(const struct rows_ctx *c, __u64 addr, char *buf, size_t le
 		snprintf(buf, len, "0x%llx", (unsigned long long)addr);
 }
 
+/*
+ * Text only: a site with its source line when one was recorded (user frames
+ * with DWARF), the file without its directories: "func+0x1f [mod] at f.c:12".
+ */
+static void site_text_src(const struct rows_ctx *c, __u64 addr, char *buf, size_t len)
+{
+	const struct ksrc *src = c->ksyms && addr ? ksyms__source(c->ksyms, addr) : NULL;
+	const char *base;
+	size_t n;
+
+	site_text(c, addr, buf, len);
+	n = strlen(buf);
+	if (!src || n + 1 >= len)
+		return;
+	base = strrchr(src->file, '/');
+	snprintf(buf + n, len - n, " at %s:%u", base ? base + 1 : src->file, src->line);
+}
+
 static void gfp_text(const struct rows_ctx *c, __u64 v, char *buf, size_t len)
 {
 	if (v == KMS_GFP_UNKNOWN)
@@ -303,7 +321,7 @@ static void cell_text(const struct row_col *col, const struct row_cell *v,
 		break;
 	case RK_SITE:
 	case RK_SITE_FLAT:
-		site_text(c, v->u, buf, len);
+		site_text_src(c, v->u, buf, len);
 		break;
 	case RK_PROC:
 		snprintf(buf, len, "%llu (%s)", (unsigned long long)v->u,
@@ -362,7 +380,7 @@ static void list_text(const struct row_col *col, const struct row_cell *v,
 	fprintf(out, "%s%s:\n", indent, col->head);
 	for (i = 0; i < v->n; i++) {
 		if (col->kind == RK_STACK)
-			site_text(c, v->v[i], sym, sizeof(sym));
+			site_text_src(c, v->v[i], sym, sizeof(sym));
 		fprintf(out, "%s  %s\n", indent, col->kind == RK_STACK ? sym : v->names[i]);
 	}
 	if (!v->n || v->null)
@@ -587,10 +605,18 @@ json_t *rows__json_str(const char *s)
 	return json_string(clean);
 }
 
-/* addr, symbol, function, module of one address into o */
+/* file and line of a source line into o */
+static void source_json(json_t *o, const struct ksrc *src, bool *fail)
+{
+	jset(o, "file", rows__json_str(src->file), fail);
+	jset(o, "line", json_integer(src->line), fail);
+}
+
+/* addr, symbol, function, module (and file, line when known) of one address into o */
 static void site_json(json_t *o, const struct rows_ctx *c, __u64 addr, bool *fail)
 {
 	const struct ksym *k = c->ksyms && addr ? ksyms__resolve(c->ksyms, addr) : NULL;
+	const struct ksrc *src = c->ksyms && addr ? ksyms__source(c->ksyms, addr) : NULL;
 	char buf[CELL_LEN];
 
 	jset(o, "addr", j_hex(addr), fail);
@@ -599,6 +625,37 @@ static void site_json(json_t *o, const struct rows_ctx *c, __u64 addr, bool *fai
 	jset(o, "symbol", k ? rows__json_str(buf) : json_null(), fail);
 	jset(o, "function", rows__json_str(k ? k->name : NULL), fail);
 	jset(o, "module", rows__json_str(k ? k->module : NULL), fail);
+	if (src)
+		source_json(o, src, fail);
+}
+
+/*
+ * KEY_sources next to a stack KEY: per frame {file, line} or null, only when
+ * some frame has a source line, so the stack's own strings never change.
+ */
+static void stack_sources_json(json_t *o, const struct row_col *col, const struct row_cell *v,
+			       const struct rows_ctx *c, bool *fail)
+{
+	char key[128];
+	json_t *a;
+	int i;
+
+	for (i = 0; c->ksyms && !v->null && i < v->n; i++)
+		if (ksyms__source(c->ksyms, v->v[i]))
+			break;
+	if (!c->ksyms || v->null || i == v->n)
+		return;
+	a = json_array();
+	for (i = 0; a && i < v->n; i++) {
+		const struct ksrc *src = ksyms__source(c->ksyms, v->v[i]);
+		json_t *f = src ? json_object() : json_null();
+
+		if (src && f)
+			source_json(f, src, fail);
+		jpush(a, f, fail);
+	}
+	snprintf(key, sizeof(key), "%s_sources", col->key);
+	jset(o, key, a, fail);
 }
 
 static json_t *cell_json(const struct row_col *col, const struct row_cell *v,
@@ -682,6 +739,8 @@ static json_t *row_json(const struct rows *t, const struct row_cell *r, const st
 			site_json(o, c, r[k].u, fail);
 		else
 			jset(o, col->key, cell_json(col, &r[k], c, fail), fail);
+		if (col->kind == RK_STACK)
+			stack_sources_json(o, col, &r[k], c, fail);
 	}
 	return o;
 }

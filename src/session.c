@@ -100,12 +100,36 @@ static bool calibration_event(struct session *s, const struct kms_event *e)
 	return true;
 }
 
+/* user addresses lie in the lower half, kernel ones in the upper */
+static bool user_addr(__u64 addr)
+{
+	return addr && addr < 1ULL << 63;
+}
+
+/*
+ * --user: the frames that will need a source line (add_user_symbols()).
+ * A set insert per user record; a set that cannot grow costs lines, not
+ * records.
+ */
+static void note_user_frames(struct session *s, const struct kms_event *e)
+{
+	bool created;
+
+	if (!user_addr(e->site))
+		return;
+	kvec__get(&s->user_sites, &e->site, &created);
+	if (e->stack_id >= 0)
+		kvec__get(&s->user_stacks, &(__u64){ (__u64)e->stack_id }, &created);
+}
+
 static void sink_event(void *ctx, struct kms_event *e)
 {
 	struct session *s = ctx;
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
+	if (s->user)
+		note_user_frames(s, e);
 	if (e->type == KMS_EV_VMALLOC && s->vmap_level && !made_by_vmalloc(s, e->stack_id))
 		e->extra |= KMS_X_MAPPING;
 	if (calibration_event(s, e))
@@ -434,6 +458,8 @@ int session__start(struct session *s, const struct session_opts *o)
 	if (!s->self_traced && !s->context)
 		collector__exclude(s->coll, s->self);
 	err = collector__attach(s->coll);
+	kvec__init(&s->user_sites, sizeof(__u64), sizeof(__u64));
+	kvec__init(&s->user_stacks, sizeof(__u64), sizeof(__u64));
 	if (!err && o->user)
 		err = user__attach(&s->user, collector__bpf(s->coll),
 				   o->cmd ? s->cmd.pid : o->pids[0], !o->cmd);
@@ -604,15 +630,59 @@ int session__settle(struct session *s, double seconds)
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* the symbols' text with the source lines of the user frames seen appended */
+static char *user_text(struct session *s, size_t *len)
+{
+	struct kvec addrs;
+	__u64 ips[KMS_MAX_STACK];
+	char *text = user__symbols(s->user, len), *lines = NULL, *all;
+	size_t nl = 0, i;
+	bool created;
+	int n;
+
+	if (!text)
+		return NULL;
+	kvec__init(&addrs, sizeof(__u64), sizeof(__u64));
+	for (i = 0; i < s->user_sites.nr; i++)
+		kvec__get(&addrs, kvec__at(&s->user_sites, i), &created);
+	for (i = 0; i < s->user_stacks.nr; i++) {
+		n = collector__stack(s->coll, *(__u64 *)kvec__at(&s->user_stacks, i), ips,
+				     KMS_MAX_STACK);
+		while (n-- > 0)
+			if (user_addr(ips[n]))
+				kvec__get(&addrs, &ips[n], &created);
+	}
+	qsort(addrs.items, addrs.nr, addrs.isz, cmp_u64);
+	lines = user__lines(s->user, (const __u64 *)addrs.items, addrs.nr, &nl);
+	kvec__fini(&addrs);
+	all = lines ? realloc(text, *len + nl + 1) : NULL;
+	if (all) {
+		memcpy(all + *len, lines, nl + 1);
+		*len += nl;
+		text = all;
+	} else {
+		kms_warn("--user: no source lines (out of memory)\n");
+	}
+	free(lines);
+	return text;
+}
+
 /*
- * --user: the process's symbols join the kernel's (user.h), for the reports
- * and, in the file's SYMS, for a replay. The first table stays: the detectors
- * hold symbols of it.
+ * --user: the process's symbols join the kernel's (user.h), with the source
+ * lines of the frames seen, for the reports and, in the file's SYMS, for a
+ * replay. The first table stays: the detectors hold symbols of it.
  */
 static int add_user_symbols(struct session *s)
 {
 	size_t len = 0;
-	char *text = user__symbols(s->user, &len);
+	char *text = user_text(s, &len);
 	int err = text ? 0 : -ENOMEM;
 
 	if (text && s->rec)
@@ -687,6 +757,8 @@ void session__free(struct session *s)
 	pipeline__fini(&s->pipe);
 	ksyms__loader_fini(&s->syms);
 	ksyms__free(s->user_ksyms);
+	kvec__fini(&s->user_sites);
+	kvec__fini(&s->user_stacks);
 	free(s->site_cache);
 	free(s->vmalloc_cache);
 	memset(s, 0, sizeof(*s));

@@ -10,6 +10,7 @@
 #include "agg.h"
 #include "cli.h"
 #include "ksyms.h"
+#include "kvec.h"
 #include "pipeline.h"
 #include "quality.h"
 
@@ -89,6 +90,8 @@ struct session {
 	/* --user: the process's objects, and at the end the symbols with theirs added */
 	struct user_tracer *user;
 	struct ksyms *user_ksyms;
+	/* --user: the user sites and stack ids seen, whose frames get source lines */
+	struct kvec user_sites, user_stacks;
 	struct gfp_table *gfp;
 	/* filter stage, aggregator, detectors: see pipeline.h */
 	struct pipeline pipe;

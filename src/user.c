@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 #include "kmemscope.skel.h"
 #include "log.h"
+#include "srcline.h"
 #include "user.h"
 
 /* the C library's allocation functions and their entry programs (bpf/user.bpf.h) */
@@ -166,6 +167,20 @@ static int watch_mmaps(struct user_tracer *u)
 	return u->pb ? 0 : -errno;
 }
 
+/* free has no return probe: it is recorded at its entry */
+static bool has_ret(size_t i)
+{
+	return strcmp(user_funcs[i].func, "free");
+}
+
+const char *user__func(size_t i, bool *ret)
+{
+	if (i >= NR_FUNCS)
+		return NULL;
+	*ret = has_ret(i);
+	return user_funcs[i].func;
+}
+
 static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, const char *libc)
 {
 	struct bpf_program *ret = bpf_object__find_program_by_name(skel->obj, "u_alloc_ret");
@@ -177,8 +192,7 @@ static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, cons
 		prog = bpf_object__find_program_by_name(skel->obj, user_funcs[i].prog);
 		if (!prog || !ret)
 			return -ENOENT;
-		/* free has no return probe: it is recorded at its entry */
-		for (int r = 0; r < 2 - !strcmp(user_funcs[i].func, "free"); r++) {
+		for (int r = 0; r < 1 + has_ret(i); r++) {
 			opts.retprobe = r;
 			u->links[u->nr_links] = bpf_program__attach_uprobe_opts(r ? ret : prog,
 										u->pid, libc, 0,
@@ -419,6 +433,29 @@ char *user__symbols(struct user_tracer *u, size_t *len)
 			  (unsigned long long)u->maps[i].pgoff);
 		if (err)
 			kms_warn("no symbols from %s: %s\n", u->maps[i].path, strerror(-err));
+	}
+	if (fclose(f)) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len)
+{
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < u->nr_maps; i++) {
+		const struct user_map *m = &u->maps[i];
+		int nr = srcline__write(m->path, m->start, m->end, m->pgoff, addrs, n, f);
+
+		if (nr < 0)
+			kms_warn("no source lines from %s: %s\n", m->path, strerror(-nr));
+		else if (nr)
+			kms_debug("--user: %d source lines from %s\n", nr, m->path);
 	}
 	if (fclose(f)) {
 		free(text);

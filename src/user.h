@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <linux/types.h>
 
 struct kmemscope_bpf;
 struct user_tracer;
@@ -33,6 +34,17 @@ void user__poll(struct user_tracer *u);
  * object, its build id and the offset. A malloc'ed buffer, or NULL.
  */
 char *user__symbols(struct user_tracer *u, size_t *len);
+/*
+ * The source lines (srcline.h) of the user frames at addrs (sorted), from
+ * the DWARF of the objects that hold them: text to append to the symbols'.
+ * A malloc'ed buffer, or NULL.
+ */
+char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len);
 void user__free(struct user_tracer *u);
+/*
+ * The i-th C library function --user probes, NULL past the last; *ret: it
+ * gets a return probe too (bench/floor -u probes the same).
+ */
+const char *user__func(size_t i, bool *ret);
 
 #endif

@@ -14,7 +14,12 @@
 # - leaks --user: the held leak, and only it among the ledger's functions, with
 #   its stack through main;
 # - -p PID: the same counts for a process started before kmemscope;
-# - a stripped copy: frames name the object and its build id, with offsets;
+# - a stripped copy: frames name the object and its build id, with offsets,
+#   and no source line; with a separate debug file (a debuglink next to it)
+#   the leak's frames get the source lines again;
+# - source lines: the leak's site and its caller's frame give ledger.c and the
+#   lines of the marker comments in its source ("line: leak", "line: main-leak"),
+#   live, replayed (JSON), in the text report and in a pprof profile (Line);
 # - --record, then stat -i and leaks -i: the same user rows from the file;
 # - usage errors: --user without one process, --user with -i.
 set -u
@@ -23,8 +28,10 @@ set -u
 BUILD=$1
 KMS=$BUILD/kmemscope
 LEDGER=$BUILD/tests/ledger
+# the source the ledger was built from: its marker comments give the expected lines
+export LEDGER_SRC="$(dirname "$0")/../user/ledger.c"
 
-EXPECTED=20
+EXPECTED=25
 WORK=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
@@ -35,12 +42,13 @@ trap cleanup EXIT
 
 [ -x "$KMS" ] || { fail "user: $KMS not built"; exit 1; }
 [ -x "$LEDGER" ] || { fail "user: $LEDGER not built"; exit 1; }
-command -v strip >/dev/null || { fail "user: strip not found (apt-get install binutils)"; exit 1; }
+command -v strip >/dev/null && command -v objcopy >/dev/null ||
+	{ fail "user: strip or objcopy not found (apt-get install binutils)"; exit 1; }
 WORK=$(mktemp -d /tmp/kmemscope-user.XXXXXX) || exit 1
 
 # check.py MODE REPORT LEDGER [ARGS]: PASS/FAIL lines of its own, one per check
 cat >"$WORK/check.py" <<'EOF'
-import json, re, sys
+import json, os, re, sys
 
 def load(path):
     # -- CMD's stdout (the ledger) comes first when the report goes to stdout too
@@ -66,6 +74,21 @@ def by_function(rows, module):
         s['fails'] += r['fails']
         s['outst'] += r['outstanding_bytes']
     return sums
+
+def marker(name):
+    # the line of "/* line: NAME */" in the ledger's source
+    with open(os.environ['LEDGER_SRC']) as f:
+        return [i + 1 for i, l in enumerate(f) if '/* line: %s */' % name in l][0]
+
+def lines_ok(r, named=True):
+    # a leak row: its site and first frame at the malloc, its second frame at main's call
+    # (named main where the symbol table is left)
+    src = r.get('stack_sources') or []
+    return (r['site'].get('file', '').endswith('/ledger.c') and
+            r['site'].get('line') == marker('leak') and len(src) > 1 and
+            src[0] == {'file': r['site']['file'], 'line': marker('leak')} and
+            (r['stack'][1].startswith('main+') or not named) and
+            (src[1] or {}).get('line') == marker('main-leak'))
 
 mode, report, led = sys.argv[1], load(sys.argv[2]), ledger(sys.argv[3])
 tag = sys.argv[4] if len(sys.argv) > 4 else mode
@@ -103,6 +126,16 @@ elif mode == 'leaks':
               any(f.startswith('main+') for f in r['stack']) for r in mine))
     out(ok, tag + ': the held leak, 3 objects of 1000 bytes, stack ledger_leak < main, nothing '
         'else of the ledger', json.dumps(mine)[:600])
+    out(mine and all(lines_ok(r) for r in mine),
+        tag + ': the leak at ledger.c:%d, called from ledger.c:%d' % (marker('leak'),
+                                                                    marker('main-leak')),
+        json.dumps([(r['site'], r.get('stack_sources')) for r in mine])[:600])
+elif mode == 'linked':
+    mine = [r for r in report['leaks'] if r['family'] == 'user' and
+            r['site'].get('module') == 'ledger.linked']
+    out(len(mine) == 3 and all(lines_ok(r, False) for r in mine),
+        tag + ': source lines from the separate debug file',
+        json.dumps([(r['site'], r.get('stack_sources')) for r in mine])[:600])
 elif mode == 'stripped':
     build_id = sys.argv[5]
     rows = [r for r in report['sites'] if r.get('family') == 'user' and
@@ -111,8 +144,9 @@ elif mode == 'stripped':
                 re.match(r'build-id:[0-9a-f]+\+0x[0-9a-f]+$', r['symbol']) for r in rows)
     total = sum(r['allocs'] for r in rows)
     want = sum(v['allocs'] for v in led.values())
-    out(rows and named and total == want,
-        tag + ': stripped frames give the object, its build id and offsets',
+    unlined = not any('file' in r or 'line' in r for r in rows)
+    out(rows and named and unlined and total == want,
+        tag + ': stripped frames give the object, its build id and offsets, no source line',
         'allocs %d (ledger %d), rows %s' % (total, want,
                                             [(r['symbol'], r['module']) for r in rows][:5]))
 EOF
@@ -135,13 +169,13 @@ else
 	for i in 1 2 3 4; do fail "stat --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
 
-# --- leaks -- CMD (1 check) ---
+# --- leaks -- CMD (2 checks) ---
 run "$KMS" leaks --user --json --settle 0 -n 100000 -o "$WORK/leaks.json" \
 	--record "$WORK/leaks.kmt" -- "$LEDGER"
 if [ "$RC" -eq 0 ]; then
 	pycheck leaks "$WORK/leaks.json" "$WORK/ledger.json" "leaks --user -- ledger"
 else
-	fail "leaks --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"
+	for i in 1 2; do fail "leaks --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
 
 # --- -p PID: a process started before kmemscope (4 checks) ---
@@ -174,7 +208,17 @@ else
 	fail "stat --user -- stripped ledger: exit $RC, build id '$bid': $(head -n 2 "$WORK/err")"
 fi
 
-# --- record and replay (6 checks) ---
+# --- stripped, with a separate debug file found through its debuglink (1 check) ---
+objcopy --only-keep-debug "$LEDGER" "$WORK/ledger.debug"
+(cd "$WORK" && objcopy --add-gnu-debuglink=ledger.debug ledger.stripped ledger.linked)
+run "$KMS" leaks --user --json --settle 0 -n 100000 -o "$WORK/linked.json" -- "$WORK/ledger.linked"
+if [ "$RC" -eq 0 ]; then
+	pycheck linked "$WORK/linked.json" "$WORK/out" "leaks --user -- stripped ledger with debuglink"
+else
+	fail "leaks --user -- stripped ledger with debuglink: exit $RC: $(head -n 2 "$WORK/err")"
+fi
+
+# --- record and replay (9 checks) ---
 run "$KMS" stat --user --json -n 100000 -o "$WORK/rec.json" --record "$WORK/rec.kmt" -- "$LEDGER"
 cp "$WORK/out" "$WORK/rec.ledger"
 rec_rc=$RC
@@ -199,8 +243,20 @@ run "$KMS" leaks -i "$WORK/leaks.kmt" --json -n 100000 -o "$WORK/leaks-replay.js
 if [ "$RC" -eq 0 ]; then
 	pycheck leaks "$WORK/leaks-replay.json" "$WORK/ledger.json" "leaks -i (recorded with --user)"
 else
-	fail "leaks -i (recorded with --user): exit $RC: $(head -n 2 "$WORK/err")"
+	for i in 1 2; do fail "leaks -i (recorded with --user): exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
+# the text report: the leak's frame with its file and line, from the file alone
+run "$KMS" leaks -i "$WORK/leaks.kmt" -n 100000
+leak_line=$(grep -n '/\* line: leak \*/' "$LEDGER_SRC" | cut -d: -f1)
+res=$(grep -cE "^ +ledger_leak\+0x[0-9a-f]+ \[ledger\] at ledger\.c:$leak_line\$" "$WORK/out")
+[ "$res" -ge 3 ] && res=ok || res="$res stack lines 'ledger_leak+0x.. [ledger] at ledger.c:$leak_line'"
+judge "leaks -i text: the leak's frames read 'at ledger.c:$leak_line'"
+# pprof: the leak's Locations carry the line (go tool pprof -lines prints FUNC FILE:LINE)
+run "$KMS" leaks -i "$WORK/leaks.kmt" --pprof "$WORK/leaks.pb.gz"
+res=$(HOME=$WORK go tool pprof -lines -traces -focus=ledger_leak -sample_index=inuse_space \
+	"$WORK/leaks.pb.gz" 2>&1 | grep -c " ledger_leak [^ ]*/ledger\.c:$leak_line\$")
+[ "$res" -eq 3 ] && res=ok || res="$res traces with 'ledger_leak .../ledger.c:$leak_line' (want 3)"
+judge "leaks -i --pprof: the leak's Line is ledger.c:$leak_line"
 
 # --- usage (4 checks) ---
 bad_arg "--user without a process" stat --user -d 1

@@ -213,6 +213,41 @@ static void test_unsorted(void **state)
 	ksyms__free(k);
 }
 
+/*
+ * Source lines ride in the same text: found by exact address, out of order,
+ * file names with spaces kept whole; malformed ones and symbols unaffected.
+ */
+static void test_sources(void **state)
+{
+	static const char text[] =
+		"L 0000555555556789 42 /src/my dir/ledger.c\n"
+		"0000555555556700 T ledger_leak\t[ledger]\n"
+		"L 0000555555556712 7 ledger.c\n"
+		"L 0000555555556713 x ledger.c\n"	/* no line number */
+		"L 0000555555556714 9\n"		/* no file */
+		"0000555555556800 b .end\t[ledger]\n";
+	char *buf = strdup(text);
+	const struct ksrc *src;
+	struct ksyms *k;
+
+	assert_non_null(buf);
+	k = ksyms__from_text(buf, strlen(text));
+	assert_non_null(k);
+	assert_int_equal(ksyms__count(k), 1);
+	src = ksyms__source(k, 0x555555556789UL);
+	assert_non_null(src);
+	assert_int_equal(src->line, 42);
+	assert_string_equal(src->file, "/src/my dir/ledger.c");
+	src = ksyms__source(k, 0x555555556712UL);
+	assert_non_null(src);
+	assert_int_equal(src->line, 7);
+	assert_null(ksyms__source(k, 0x555555556713UL));
+	assert_null(ksyms__source(k, 0x555555556714UL));
+	assert_null(ksyms__source(k, 0x555555556788UL));
+	assert_format(k, 0x555555556789UL, "ledger_leak+0x89 [ledger]");
+	ksyms__free(k);
+}
+
 static void test_load_errors(void **state)
 {
 	errno = 0;
@@ -293,6 +328,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_truncates, setup, teardown),
 		cmocka_unit_test(test_unsorted),
+		cmocka_unit_test(test_sources),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test_setup_teardown(test_loader_thread, setup, teardown),
 		cmocka_unit_test(test_loader_in_place),

@@ -61,7 +61,7 @@ NOINLINE static void ledger_realloc_chain(void)
 NOINLINE static void ledger_leak(void)
 {
 	for (int i = 0; i < LEAKS; i++)
-		held[i] = malloc(LEAK_BYTES);
+		held[i] = malloc(LEAK_BYTES);	/* line: leak */
 }
 
 /* nmemb * size overflows: calloc must fail with ENOMEM and allocate nothing */
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 
 	ledger_classes();
 	ledger_realloc_chain();
-	ledger_leak();
+	ledger_leak();	/* line: main-leak */
 	overflow_failed = ledger_calloc_overflow();
 	ledger_realloc_zero();
 	ledger_calloc();
