@@ -176,7 +176,7 @@ enum {
 static const struct row_col misuse_cols[S_NR] = {
 	[S_CHECKED] = { "checked", "checked", RK_U64, .note = "allocations" },
 	[S_PREEMPT_RT] = { "preempt_rt", "PREEMPT_RT rules", RK_BOOL,
-			   .note = "(any GFP under a raw lock or in a hard interrupt is an error)" },
+			   .note = "(there any GFP under a raw lock or in a hard interrupt is an error)" },
 	[S_CONTEXTS] = { "contexts", "by context", RK_COUNTS },
 	[S_CTX_UNKNOWN] = { "context_unknown", "context unknown", RK_U64 },
 	[S_NO_PC] = { "no_preempt_count", "no preempt count", RK_U64 },

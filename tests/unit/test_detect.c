@@ -607,23 +607,20 @@ static void test_misuse_rt(void **state)
 		d = pipe_detect(&o);
 		assert_non_null(d);
 		assert_int_equal(detect__misuse_stats(d)->preempt_rt, rt);
-		/* GFP_ATOMIC under a raw spinlock (depth 2 over the baseline 1), twice */
+		/*
+		 * GFP_NOWAIT under a raw spinlock (depth 2 over the baseline 1) twice,
+		 * in a hard interrupt handler, in an NMI; under spin_lock() (no
+		 * preempt count on RT) or in a softirq thread; a softirq count,
+		 * should one show, is not a hard context
+		 */
+		static const __u32 pcs[] = { 2, 2, 0x10001, 0x100001, 1, 0x101 };
+
 		e = ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64);
 		e.gfp = GFP_NOWAIT_;
-		e.pc = 2;
-		feed(d, e);
-		feed(d, e);
-		/* in a hard interrupt handler, and in an NMI */
-		e.pc = 0x10001;
-		feed(d, e);
-		e.pc = 0x100001;
-		feed(d, e);
-		/* under spin_lock() (no preempt count on RT) and in a softirq thread */
-		e.pc = 1;
-		feed(d, e);
-		/* a softirq count, should one show: not a hard context */
-		e.pc = 0x101;
-		feed(d, e);
+		for (size_t i = 0; i < sizeof(pcs) / sizeof(pcs[0]); i++) {
+			e.pc = pcs[i];
+			feed(d, e);
+		}
 		/* GFP_KERNEL under a raw lock: blocking_gfp_in_atomic, and only that */
 		e.gfp = GFP_K;
 		e.pc = 2;
