@@ -26,8 +26,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "live"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from jsondiff import report_diff  # noqa: E402
 import matrix  # noqa: E402
+import tracefile  # noqa: E402
 
 MODULE = "kmemscope_test"
 FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
@@ -722,6 +724,41 @@ def check_replay(kms, fdir, name, tool, live, lines, deferred_run, rt):
     return [(row, errs, notes)] + extra_rows
 
 
+# scenarios whose verdict depends on the kernel being PREEMPT_RT: their trace file is also
+# replayed as a kmemscope without META's kernel.preempt_rt wrote it (NAME.replay_old_meta)
+RT_VERDICT_SCENARIOS = ("gfp_atomic_raw_spinlock",)
+
+
+@guarded(lambda m, kms, fdir, name, *a: (name + ".replay_old_meta", [m], []))
+def check_old_meta(kms, fdir, name, live, rt):
+    """A file written before META had kernel.preempt_rt is judged by its recorded version
+    string: its replay equals the guest's report (source aside), with the RT rules on
+    exactly on the RT kernel."""
+    row = name + ".replay_old_meta"
+    trace = os.path.join(fdir, name + ".kmt")
+    old = os.path.join(fdir, row + ".kmt")
+    out = os.path.join(fdir, row + ".json")
+    if not os.path.exists(trace) or live is None:
+        return (row, ["no trace file or no guest report for %s" % name], [])
+    tracefile.older_meta(trace, old, "preempt_rt")
+    p = subprocess.run([kms, "stat", "-i", old, "--json", "--top", "0", "-o", out],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        return (row, ["kmemscope stat -i %s exited %d: %s" %
+                      (os.path.basename(old), p.returncode, p.stderr.strip()[-300:] or "-")], [])
+    with open(out) as f:
+        doc = json.load(f)
+    errs = []
+    got = (doc.get("misuse") or {}).get("preempt_rt")
+    if got is not rt:
+        errs.append("misuse.preempt_rt=%s on a %sRT kernel" % (got, "" if rt else "non-"))
+    diffs = report_diff(live, doc)
+    if diffs:
+        errs.append("the replay differs from the guest's report at %d path(s): %s" %
+                    (len(diffs), "; ".join(diffs[:5])))
+    return (row, errs, ["preempt_rt from kernel.version: %s" % got])
+
+
 def pprof_rows(prof, args):
     """{function: flat} of go tool pprof -top ARGS on prof, or an error string."""
     try:
@@ -1005,6 +1042,8 @@ def main():
                                         deferred_run[".replay"], rt))
             if tool == "stat":
                 results.append(check_pprof(kms, fdir, name, lines))
+            if name in RT_VERDICT_SCENARIOS:
+                results.append(check_old_meta(kms, fdir, name, doc, rt))
         mark_known(results, first, known)
     if kms and have_kms:
         results.extend(gate_rows(kms, fdir, rcs))
