@@ -313,6 +313,13 @@ IOREMAP_WRAPPERS = {"ioremap", "__ioremap_caller", "memtype_reserve", "get_vm_ar
                     "__get_vm_area_node", "__get_vm_area_caller", "alloc_vmap_area"}
 
 
+# mempool's: the pool, its reserve array and the kernel's kmalloc elements are the ledger's
+# at the pool's user (the ftrace selftest follows them by stack, as kmemscope does)
+MEMPOOL_WRAPPERS = {"mempool_create_node", "mempool_create_node_noprof", "mempool_init_node",
+                    "mempool_init_noprof", "mempool_kmalloc", "mempool_alloc",
+                    "mempool_alloc_noprof"}
+
+
 @guarded(lambda m, *a: [m])
 def check_mappings(doc, L):
     """A "vmap" ledger line: areas of the kernel's address space the module mapped without
@@ -617,7 +624,7 @@ def ftrace_totals(text):
                 continue
             if site.startswith("kms_"):
                 slab_alloc(fam, site, f)
-            elif site in IOREMAP_WRAPPERS:
+            elif site in IOREMAP_WRAPPERS or site in MEMPOOL_WRAPPERS:
                 pending = (fam, f)
         elif ev in ("kfree", "kmem_cache_free", "percpu_free_percpu"):
             fam = {"kfree": "kmalloc", "kmem_cache_free": "kmem_cache"}.get(ev, "percpu")
