@@ -315,9 +315,9 @@ IOREMAP_WRAPPERS = {"ioremap", "__ioremap_caller", "memtype_reserve", "get_vm_ar
 
 # mempool's: the pool, its reserve array and the kernel's kmalloc elements are the ledger's
 # at the pool's user (the ftrace selftest follows them by stack, as kmemscope does)
-MEMPOOL_WRAPPERS = {"mempool_create_node", "mempool_create_node_noprof", "mempool_init_node",
-                    "mempool_init_noprof", "mempool_kmalloc", "mempool_alloc",
-                    "mempool_alloc_noprof"}
+MEMPOOL_WRAPPERS = {"mempool_create", "mempool_create_node", "mempool_create_node_noprof",
+                    "mempool_init_node", "mempool_init_noprof", "mempool_kmalloc",
+                    "mempool_alloc", "mempool_alloc_noprof"}
 
 
 @guarded(lambda m, *a: [m])
