@@ -126,13 +126,43 @@ int cli_parse_families(const char *list, unsigned int *out)
 	return 0;
 }
 
-const char *cli_kernel_release(void)
+/* the running kernel's uname, read once; NULL when uname() fails */
+static const struct utsname *kernel_uts(void)
 {
 	static struct utsname u;
 
 	if (!u.release[0] && uname(&u))
-		return "unknown";
-	return u.release;
+		return NULL;
+	return &u;
+}
+
+const char *cli_kernel_release(void)
+{
+	return kernel_uts() ? kernel_uts()->release : "unknown";
+}
+
+const char *cli_kernel_version(void)
+{
+	return kernel_uts() ? kernel_uts()->version : "";
+}
+
+/*
+ * The kernel's build writes "PREEMPT_RT" into its version string (init/Makefile,
+ * UTS_VERSION: "#1 SMP PREEMPT_RT Debian ...") exactly when CONFIG_PREEMPT_RT is
+ * set, and a UTS namespace cannot change it: one word, matched whole.
+ */
+bool cli_kernel_is_rt(const char *version)
+{
+	size_t n;
+
+	while (version && *version) {
+		version += strspn(version, " \t");
+		n = strcspn(version, " \t");
+		if (n == strlen("PREEMPT_RT") && !strncmp(version, "PREEMPT_RT", n))
+			return true;
+		version += n;
+	}
+	return false;
 }
 
 /*

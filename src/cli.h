@@ -37,6 +37,10 @@ int cli_parse_interval(const char *s, double *out);
 int cli_parse_settle(const char *s, double *out);
 int cli_parse_families(const char *list, unsigned int *out);
 const char *cli_kernel_release(void);
+/* its version string (uname -v), "" when unknown */
+const char *cli_kernel_version(void);
+/* a kernel with that version string is PREEMPT_RT */
+bool cli_kernel_is_rt(const char *version);
 int cli_preflight(void);
 int cli_check_output(const char *path);
 FILE *cli_open_output(const char *path);

@@ -135,6 +135,7 @@ struct detect *detect__new(const struct detect_opts *o)
 	if (!d)
 		return NULL;
 	d->o = *o;
+	d->ms.preempt_rt = o->preempt_rt;
 	if (!d->o.freed_max)
 		d->o.freed_max = DETECT_FREED_DEFAULT;
 	if (!d->o.page_shift)

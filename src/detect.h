@@ -53,6 +53,11 @@ struct detect_opts {
 	/* the store allocations and frees are matched in (the pipeline's): leaks read it */
 	const struct live *live;
 	unsigned int page_shift;	/* the running kernel's page size, log2; 0: 12 */
+	/*
+	 * The traced kernel is PREEMPT_RT: its allocators take sleeping locks, so
+	 * any allocation where preemption is really off is a bug there
+	 */
+	bool preempt_rt;
 };
 
 /* ---- context of one allocation, from its preempt count ---- */
@@ -77,6 +82,8 @@ enum detect_misuse_kind {
 	MIS_VMALLOC_IN_ATOMIC,		/* vmalloc may sleep whatever the GFP says */
 	MIS_ATOMIC_IN_PROCESS,		/* info: no direct reclaim where it could sleep */
 	MIS_HIGH_ORDER_ATOMIC,		/* info: order >= 3 page without direct reclaim */
+	/* PREEMPT_RT: any other GFP where preemption is really off (raw lock, hardirq) */
+	MIS_ALLOC_IN_ATOMIC_ON_RT,
 	MIS_NR,
 };
 
@@ -105,6 +112,7 @@ struct detect_misuse_stats {
 	__u64 no_baseline;	/* preempt count but no baseline for the family */
 	__u64 gfp_unknown;	/* __GFP_DIRECT_RECLAIM unknown: blocking not decidable */
 	__u64 nested_skipped;	/* page allocations under slab/vmalloc: judged at the outer one */
+	bool preempt_rt;	/* judged by PREEMPT_RT's rules (detect_opts.preempt_rt) */
 };
 
 /* ---- bad frees ---- */

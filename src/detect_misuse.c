@@ -24,6 +24,7 @@ static const char *const misuse_names[MIS_NR] = {
 	[MIS_VMALLOC_IN_ATOMIC] = "vmalloc_in_atomic",
 	[MIS_ATOMIC_IN_PROCESS] = "atomic_gfp_in_process",
 	[MIS_HIGH_ORDER_ATOMIC] = "high_order_atomic",
+	[MIS_ALLOC_IN_ATOMIC_ON_RT] = "alloc_in_atomic_on_rt",
 };
 
 const char *detect_ctx_name(int ctx)
@@ -60,6 +61,20 @@ int detect__classify(__u8 ctx_flags, __u32 pc, int baseline)
 	if ((int)(pc & DETECT_PC_PREEMPT) > baseline)
 		return DCTX_PREEMPT_OFF;
 	return DCTX_PROCESS;
+}
+
+/*
+ * Where preemption is really off on PREEMPT_RT: a raw_spinlock_t or
+ * preempt_disable() (the depth above the baseline), a hard interrupt handler
+ * (IRQF_NO_THREAD, the timer, IPIs), an NMI. spinlock_t, rwlock_t and
+ * local_lock_t are rtmutexes there and leave the preempt count alone, and RT
+ * keeps the softirq count in the task, not in the preempt count: their
+ * allocations classify as process context, correctly. A softirq or bh-disabled
+ * count, should one show, is not taken for a hard context.
+ */
+static bool rt_hard_atomic(int ctx)
+{
+	return ctx == DCTX_PREEMPT_OFF || ctx == DCTX_HARDIRQ || ctx == DCTX_NMI;
 }
 
 static void misuse_add(struct detect *d, int kind, int ctx, int fam, const struct kms_event *e)
@@ -120,16 +135,21 @@ void detect_misuse_check(struct detect *d, const struct kms_event *e, int fam, i
 	if (!d->o.gfp_direct_reclaim)
 		d->ms.gfp_unknown++;
 
-	if (fam == KMS_FAM_VMALLOC) {
-		if (atomic && (!gfp_known || blocking))
-			misuse_add(d, MIS_VMALLOC_IN_ATOMIC, ctx, fam, e);
-		return;
-	}
-	if (!gfp_known)
-		return;
-	if (atomic && blocking)
+	if (atomic && fam == KMS_FAM_VMALLOC && (!gfp_known || blocking))
+		misuse_add(d, MIS_VMALLOC_IN_ATOMIC, ctx, fam, e);
+	else if (atomic && blocking)
 		misuse_add(d, MIS_BLOCKING_IN_ATOMIC, ctx, fam, e);
-	else if (!atomic && !blocking)
+	/*
+	 * PREEMPT_RT: every allocator takes a sleeping lock (SLUB's per-CPU
+	 * local_lock on each allocation, the page allocator's per-CPU lists and
+	 * zone lock, pcpu_lock, vmap_area_lock), so GFP_ATOMIC and GFP_NOWAIT are
+	 * bugs there too, and the GFP need not be known
+	 */
+	else if (d->o.preempt_rt && rt_hard_atomic(ctx))
+		misuse_add(d, MIS_ALLOC_IN_ATOMIC_ON_RT, ctx, fam, e);
+	if (fam == KMS_FAM_VMALLOC || !gfp_known)
+		return;
+	if (!atomic && !blocking)
 		misuse_add(d, MIS_ATOMIC_IN_PROCESS, ctx, fam, e);
 	if (fam == KMS_FAM_PAGE && e->order >= HIGH_ORDER && !blocking)
 		misuse_add(d, MIS_HIGH_ORDER_ATOMIC, ctx, fam, e);

@@ -160,19 +160,23 @@ static struct rows *findings(const struct detect *d, const struct detect_report_
 	}
 	rows__total(t, n);
 	if (!errs)
-		rows__remark(t, "  no blocking allocation in atomic context seen");
+		rows__remark(t, detect__misuse_stats(d)->preempt_rt ?
+			     "  no allocation in hard atomic context seen" :
+			     "  no blocking allocation in atomic context seen");
 	free(v);
 	*errors = errs;
 	return t;
 }
 
 enum {
-	S_CHECKED, S_CONTEXTS, S_CTX_UNKNOWN, S_NO_PC, S_NO_BASELINE, S_GFP_KNOWN, S_NESTED,
+	S_CHECKED, S_PREEMPT_RT, S_CONTEXTS, S_CTX_UNKNOWN, S_NO_PC, S_NO_BASELINE, S_GFP_KNOWN, S_NESTED,
 	S_ERRORS, S_NOTES, S_NR,
 };
 
 static const struct row_col misuse_cols[S_NR] = {
 	[S_CHECKED] = { "checked", "checked", RK_U64, .note = "allocations" },
+	[S_PREEMPT_RT] = { "preempt_rt", "PREEMPT_RT rules", RK_BOOL,
+			   .note = "(there any GFP under a raw lock or in a hard interrupt is an error)" },
 	[S_CONTEXTS] = { "contexts", "by context", RK_COUNTS },
 	[S_CTX_UNKNOWN] = { "context_unknown", "context unknown", RK_U64 },
 	[S_NO_PC] = { "no_preempt_count", "no preempt count", RK_U64 },
@@ -228,6 +232,7 @@ struct rows *detect_report__misuse(const struct detect *d, const struct detect_r
 	for (c = 0; c < DCTX_NR; c++)
 		ctx[c] = detect_ctx_name(c);
 	r[S_CHECKED].u = ms->checked;
+	r[S_PREEMPT_RT].u = ms->preempt_rt;
 	r[S_CONTEXTS].names = rows__keep(t, ctx, sizeof(ctx));
 	r[S_CONTEXTS].v = ms->by_ctx;
 	r[S_CONTEXTS].n = DCTX_NR;

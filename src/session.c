@@ -243,6 +243,7 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 		/* kfree_rcu() and bulk frees attached: an unfreed slab object was not freed */
 		dopts.deferred_frees = deferred_traced;
 		dopts.trace_cut = s->trace_q.cut_short;
+		dopts.preempt_rt = s->preempt_rt;
 		if (s->gfp)
 			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
 					     gfp_table__value(s->gfp, "__GFP_RECLAIMABLE");
@@ -389,6 +390,7 @@ int session__start(struct session *s, const struct session_opts *o)
 		return session_trace__open(s, o);
 	}
 	s->kernel = cli_kernel_release();
+	s->preempt_rt = cli_kernel_is_rt(cli_kernel_version());
 	err = cli_preflight();
 	if (err)
 		return err;

@@ -86,6 +86,8 @@ struct session {
 	struct collector *coll;
 	struct ksyms_loader syms;	/* reads kallsyms while the programs load */
 	const char *kernel;		/* release of the traced kernel */
+	/* it is PREEMPT_RT: spinlock_t sleeps, softirqs run in threads (detect_opts) */
+	bool preempt_rt;
 	struct ksyms *ksyms;		/* syms' symbols, once attached (NULL: none) */
 	/* --user: the process's objects, and at the end the symbols with theirs added */
 	struct user_tracer *user;

@@ -195,9 +195,9 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 	json_object_set_new(m, "command_line", argv);
 	json_object_set_new(m, "host", json_string(host));
 	kernel_build_id(build_id, sizeof(build_id));
-	json_object_set_new(m, "kernel", json_pack("{s:s,s:s,s:s,s:s}", "release", u.release,
+	json_object_set_new(m, "kernel", json_pack("{s:s,s:s,s:s,s:s,s:b}", "release", u.release,
 						   "version", u.version, "machine", u.machine,
-						   "build_id", build_id));
+						   "build_id", build_id, "preempt_rt", s->preempt_rt));
 	json_object_set_new(m, "cpus", json_integer(libbpf_num_possible_cpus()));
 	json_object_set_new(m, "cpu_nodes", nodes);
 	json_object_set_new(m, "page_shift", json_integer(__builtin_ctzl(sysconf(_SC_PAGESIZE))));
@@ -405,6 +405,13 @@ int session_trace__open(struct session *s, const struct session_opts *o)
 			 info->ended ? "read" : "recovered", (unsigned long long)info->blocks,
 			 (unsigned long long)info->records);
 	s->kernel = get_str(json_object_get(meta, "kernel"), "release");
+	/*
+	 * judged as the recorded kernel was: files written before META had
+	 * preempt_rt carry its version string, which says the same
+	 */
+	it = json_object_get(json_object_get(meta, "kernel"), "preempt_rt");
+	s->preempt_rt = json_is_boolean(it) ? json_is_true(it) :
+			cli_kernel_is_rt(get_str(json_object_get(meta, "kernel"), "version"));
 	s->ksyms = trace_reader__ksyms(s->trace);
 	s->gfp = gfp_from_json(json_object_get(meta, "gfp_flags"));
 	if (!s->gfp)

@@ -9,6 +9,7 @@ when that was smaller (decoded with the zstd program).
 
   tracefile.py count FILE        JSON: what the whole, valid blocks hold
   tracefile.py corpus OUT FILE...  fuzzer seeds: each file, and variants of it
+  tracefile.py older IN OUT KEY  IN as a kmemscope without META's kernel.KEY wrote it
 """
 import json
 import os
@@ -148,6 +149,29 @@ def block_bytes(b, codec, payload):
     return BLOCK.pack(*head) + payload
 
 
+def older_meta(path, out, key):
+    """The file as an older kmemscope wrote it, whose META's kernel object had no member
+    key: the META block stored again (uncompressed), every other block as it was."""
+    data = open(path, "rb").read()
+    bl, why = blocks(data)
+    if why:
+        raise ValueError(f"{path}: {why}")
+    parts = [data[:HEADER.size]]
+    for b in bl:
+        if b.type == META:
+            meta = json.loads(b.raw())
+            if key not in meta.get("kernel", {}):
+                raise ValueError(f"{path}: META has no kernel.{key} to leave out")
+            del meta["kernel"][key]
+            payload = json.dumps(meta).encode()
+            b.raw_len = len(payload)
+            parts.append(block_bytes(b, CODEC_NONE, payload))
+        else:
+            parts.append(data[b.off:b.off + BLOCK.size + b.stored_len])
+    with open(out, "wb") as f:
+        f.write(b"".join(parts))
+
+
 def corpus(out, paths):
     """Each file; it uncompressed (the fuzzer reaches the decoders without zstd in
     the way); cut short; without its END; with a bit flipped in a payload."""
@@ -177,6 +201,8 @@ def main():
         print(json.dumps(count(sys.argv[2])))
     elif len(sys.argv) >= 4 and sys.argv[1] == "corpus":
         corpus(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "older":
+        older_meta(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         sys.exit(__doc__)
 

@@ -35,6 +35,9 @@
 #include <linux/kallsyms.h>
 #include <linux/rcupdate.h>
 #include <linux/delay.h>
+#include <linux/io.h>
+#include <linux/rbtree.h>
+#include <asm/memtype.h>
 
 /* a clone (.constprop/.isra) would carry another symbol name */
 #define KMS_FN noinline __attribute__((__noclone__))
@@ -748,7 +751,9 @@ static KMS_FN int kms_do_release(struct kms_run *r)
  * GFP_KERNEL (may sleep) while holding a lock. A raw_spinlock_t disables
  * preemption on every kernel: the bug the tool must flag. A spinlock_t does
  * too, except on PREEMPT_RT, where it is a sleeping lock and the allocation is
- * legal. Inlined so that each scenario's function is the call site.
+ * legal. Under the raw lock, the scenario also takes gfp=atomic: legal where
+ * the allocators spin, a bug on PREEMPT_RT, where they take sleeping locks.
+ * Inlined so that each scenario's function is the call site.
  */
 static __always_inline void kms_kmalloc_locked(struct kms_run *r, unsigned long ip, bool raw)
 {
@@ -775,6 +780,71 @@ static __always_inline void kms_kmalloc_locked(struct kms_run *r, unsigned long 
 		kms_note_kfree(r, ip, p);
 		kfree(p);
 	}
+}
+
+/*
+ * ioremap: a range that is neither RAM nor a device in QEMU's pc machine with
+ * 1 GB of RAM (the PCI hole, below the BARs the firmware places near 4 GB),
+ * mapped and unmapped count times. What the kernel allocates for each
+ * mapping, in wrappers kmemscope attributes to this function's call:
+ * - its vm_struct (kzalloc_node() in __get_vm_area_node()),
+ * - its memtype entry (kzalloc() in memtype_reserve(): x86 with PAT on, for a
+ *   range that is neither RAM nor the ISA hole),
+ * - an area of the kernel's address space (the pages asked for and a guard
+ *   page): no memory, the "vmap" line. kmemscope counts such areas as
+ *   vmap_mappings where it traces vmap areas (vmalloc:alloc_vmap_area), and
+ *   does not see them where it traces vmalloc at __vmalloc_node_range().
+ * Not in the ledger: the area's vmap_area descriptor (kmem_cache "vmap_area":
+ * the allocator keeps a spare per CPU for splits, and 6.12 reuses descriptors
+ * from per-node pools, so their count is not the number of mappings; their
+ * frees are lazy) and page-table pages, made only when a range of the address
+ * space is first used.
+ */
+#define KMS_IOREMAP_PHYS	0xe0000000UL
+/*
+ * struct memtype (arch/x86/mm/pat/memtype.h, not in the headers a module is
+ * built with): start, end, subtree_max_end, an enum type, an rb_node; the
+ * same in 6.1 and 6.12
+ */
+#define KMS_MEMTYPE_SIZE	(ALIGN(3 * sizeof(u64) + sizeof(int), sizeof(long)) + \
+				 sizeof(struct rb_node))
+
+/* an allocation the kernel made for this function and freed again */
+static void kms_note_kernel_kzalloc(struct kms_run *r, unsigned long ip, size_t size)
+{
+	struct kms_line *l = kms_line(r, "kmalloc", ip);
+
+	l->allocs++;
+	l->frees++;
+	l->bytes_req += size;
+	l->bytes_alloc += kmalloc_size_roundup(size);
+	kms_line_gfp(l, GFP_KERNEL | __GFP_ZERO, "__GFP_ZERO");
+}
+
+static KMS_FN int kms_do_ioremap(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	struct kms_line *vl;
+	void __iomem *p;
+
+	for (i = 0; i < r->a->count; i++) {
+		p = ioremap(KMS_IOREMAP_PHYS, size);
+		if (!p) {
+			kms_fail(r, "vmap", ip);
+			continue;
+		}
+		iounmap(p);
+		kms_note_kernel_kzalloc(r, ip, sizeof(struct vm_struct));
+		if (pat_enabled())
+			kms_note_kernel_kzalloc(r, ip, KMS_MEMTYPE_SIZE);
+		vl = kms_line(r, "vmap", ip);
+		vl->allocs++;
+		vl->frees++;
+		vl->bytes_req += size;
+		vl->bytes_alloc += PAGE_ALIGN(size);
+	}
+	return 0;
 }
 
 static KMS_FN int kms_do_spinlock(struct kms_run *r)
@@ -1152,6 +1222,7 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "kfree_bulk", kms_do_kfree_bulk, 64 },
 	{ "kmem_cache_free_bulk", kms_do_cache_free_bulk, 0 },
 	{ "gate", kms_do_gate, 0 },
+	{ "ioremap", kms_do_ioremap, 2 * PAGE_SIZE },
 };
 
 static const struct {
@@ -1240,8 +1311,11 @@ static int kms_parse(char *buf, struct kms_args *a, const struct kms_scenario **
 	/* kmalloc() with __GFP_DMA32 is a slab bug (kmalloc_fix_flags warns) */
 	if ((a->gfp & __GFP_DMA32) && !(*sc)->pages)
 		return -EINVAL;
-	/* the lock/irqs_off/softirq bugs are about GFP_KERNEL: pin it */
-	if (!strcmp(a->scenario, "spinlock") || !strcmp(a->scenario, "raw_spinlock") ||
+	/*
+	 * the spinlock/irqs_off/softirq bugs are about GFP_KERNEL: pin it. Under a
+	 * raw spinlock GFP_ATOMIC is a bug too, on PREEMPT_RT: gfp= is taken there
+	 */
+	if (!strcmp(a->scenario, "spinlock") ||
 	    !strcmp(a->scenario, "irqs_off") || !strcmp(a->scenario, "softirq")) {
 		a->gfp = GFP_KERNEL;
 		a->gfpname = "GFP_KERNEL";

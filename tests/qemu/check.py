@@ -26,8 +26,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "live"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from jsondiff import report_diff  # noqa: E402
 import matrix  # noqa: E402
+import tracefile  # noqa: E402
 
 MODULE = "kmemscope_test"
 FAMILIES = ["kmalloc", "kmem_cache", "page", "vmalloc", "dma", "percpu"]
@@ -306,6 +308,48 @@ def check_line(doc, L):
     return errs
 
 
+# the functions ioremap() allocates in for its caller: kmemscope must put no site there
+IOREMAP_WRAPPERS = {"ioremap", "__ioremap_caller", "memtype_reserve", "get_vm_area_caller",
+                    "__get_vm_area_node", "__get_vm_area_caller", "alloc_vmap_area"}
+
+
+# mempool's: the pool, its reserve array and the kernel's kmalloc elements are the ledger's
+# at the pool's user (the ftrace selftest follows them by stack, as kmemscope does)
+MEMPOOL_WRAPPERS = {"mempool_create", "mempool_create_node", "mempool_create_node_noprof",
+                    "mempool_init_node", "mempool_init_noprof", "mempool_kmalloc",
+                    "mempool_alloc", "mempool_alloc_noprof"}
+
+
+@guarded(lambda m, *a: [m])
+def check_mappings(doc, L):
+    """A "vmap" ledger line: areas of the kernel's address space the module mapped without
+    vmalloc (ioremap). No vmalloc row at its function; where vmalloc is traced at the
+    vmap-area tracepoint they are left out and counted in quality.vmap_mappings (at least
+    the ledger's, system-wide), where a function probe traces vmalloc they are not seen
+    (vmap_mappings 0). No site row of any family at ioremap's own functions."""
+    errs = []
+    fn, n = L["function"], int(L["allocs"])
+    sites = doc.get("sites") or []
+    vm = [s for s in sites if s.get("family") == "vmalloc" and s.get("function") == fn]
+    if vm:
+        errs.append("vmap: %d vmalloc allocation(s) at %s: an area vmalloc did not make" %
+                    (sum(int(s.get("allocs") or 0) for s in vm), fn))
+    method = {f.get("family"): f.get("method") for f in doc.get("families") or []}.get("vmalloc")
+    got = int((doc.get("quality") or {}).get("vmap_mappings", -1))
+    if method in TRACEPOINTS:
+        if got < n:
+            errs.append("vmap: quality.vmap_mappings=%d, ledger %d (vmalloc at %s)" %
+                        (got, n, method))
+    elif got != 0:
+        errs.append("vmap: quality.vmap_mappings=%d, expected 0 (vmalloc at %s sees no "
+                    "other area)" % (got, method))
+    at = sorted({"%s/%s" % (s.get("family"), s.get("function")) for s in sites
+                 if s.get("function") in IOREMAP_WRAPPERS})
+    if at:
+        errs.append("sites at ioremap's own functions, not its caller's: %s" % ", ".join(at))
+    return errs
+
+
 # ---- detectors: misuse findings and leak rows against the ledger ----
 
 # the ledger's context= (how the module ran the allocation) -> kmemscope's context
@@ -355,6 +399,15 @@ def misuse_expectations(lines, rt):
             # kmemscope sees process context there: what follows would be misjudged
             continue
         mctx = "process" if ctx == "process" else ATOMIC_CTX.get(ctx)
+        if ctx in ATOMIC_CTX and not all(blk):
+            if rt:
+                # only raw locks get here on RT (spinlock, softirq: process above): the
+                # allocators take sleeping locks there, any GFP is a bug
+                exp.append(dict(base, kind="alloc_in_atomic_on_rt", severity="error",
+                                context=mctx, count=n if not any(blk) else None))
+            else:
+                # legal where the allocators spin: no finding, but the context must be seen
+                exp.append(dict(base, kind=None, context=mctx, count=n, severity=None))
         if ctx == "process" and not all(blk):
             exp.append(dict(base, kind="atomic_gfp_in_process", severity="info",
                             context="process", count=n if not any(blk) else None))
@@ -383,6 +436,13 @@ def check_misuse(misuse, exp):
     errs, xfails, extra = [], [], []
     used = set()
     for e in exp:
+        if e["kind"] is None:
+            # no finding expected: the system-wide count of the context holds the line's
+            seen = int((misuse.get("contexts") or {}).get(e["context"]) or 0)
+            if seen < e["count"]:
+                errs.append("contexts.%s=%d, fewer than the %d allocations at %s" %
+                            (e["context"], seen, e["count"], e["function"]))
+            continue
         same = [i for i, f in enumerate(ours)
                 if f.get("kind") == e["kind"] and f.get("family") == e["family"] and
                 (f.get("site") or {}).get("function") == e["function"]]
@@ -535,13 +595,22 @@ def ftrace_totals(text):
         tot.setdefault(key, {"allocs": 0, "frees": 0, "bytes_req": 0, "bytes_alloc": 0,
                              "gfp": set(), "orders": {}})[field] += n
 
+    def slab_alloc(fam, fn, f):
+        key = (fam, fn)
+        bump(key, "allocs")
+        bump(key, "bytes_req", int(f.get("bytes_req", f.get("size", "0"))))
+        bump(key, "bytes_alloc", int(f["bytes_alloc"]))
+        tot[key]["gfp"].add(f.get("gfp_flags", ""))
+        owner[(fam, f["ptr"])] = key
+
     for line in text.splitlines():
         m = re.match(r"^\s*=> (\S+)", line)
         if m:
             fn = m.group(1).split("+")[0]
-            # page events carry no call site: the first module frame on the stack
-            if pending and fn.startswith("kms_"):
-                pfn, order, gfp = pending
+            # page events carry no call site, and ioremap's allocations are made in its
+            # own functions: the first module frame on the stack
+            if pending and fn.startswith("kms_") and pending[0] == "page":
+                pfn, order, gfp = pending[1:]
                 key = ("page", fn)
                 bump(key, "allocs")
                 bump(key, "bytes_req", 4096 << order)
@@ -549,6 +618,9 @@ def ftrace_totals(text):
                 tot[key]["gfp"].add(gfp)
                 tot[key]["orders"][order] = tot[key]["orders"].get(order, 0) + 1
                 owner[("pfn", pfn)] = key
+                pending = None
+            elif pending and fn.startswith("kms_"):
+                slab_alloc(pending[0], fn, pending[1])
                 pending = None
             continue
         m = EV_RE.search(line)
@@ -560,21 +632,19 @@ def ftrace_totals(text):
         site = f.get("call_site", "").split("+")[0]
         if ev in ("kmalloc", "kmem_cache_alloc", "percpu_alloc_percpu"):
             fam = {"kmalloc": "kmalloc", "kmem_cache_alloc": "kmem_cache"}.get(ev, "percpu")
-            if not site.startswith("kms_") or int(f.get("ptr", "0"), 16) == 0:
+            if int(f.get("ptr", "0"), 16) == 0:
                 continue
-            key = (fam, site)
-            bump(key, "allocs")
-            bump(key, "bytes_req", int(f.get("bytes_req", f.get("size", "0"))))
-            bump(key, "bytes_alloc", int(f["bytes_alloc"]))
-            tot[key]["gfp"].add(f.get("gfp_flags", ""))
-            owner[(fam, f["ptr"])] = key
+            if site.startswith("kms_"):
+                slab_alloc(fam, site, f)
+            elif site in IOREMAP_WRAPPERS or site in MEMPOOL_WRAPPERS:
+                pending = (fam, f)
         elif ev in ("kfree", "kmem_cache_free", "percpu_free_percpu"):
             fam = {"kfree": "kmalloc", "kmem_cache_free": "kmem_cache"}.get(ev, "percpu")
             key = owner.pop((fam, f.get("ptr")), None)
             if key:
                 bump(key, "frees")
         elif ev == "mm_page_alloc":
-            pending = (f.get("pfn"), int(f.get("order", "0")), f.get("gfp_flags", ""))
+            pending = ("page", f.get("pfn"), int(f.get("order", "0")), f.get("gfp_flags", ""))
         elif ev in ("mm_page_free", "mm_page_free_batched"):
             key = owner.pop(("pfn", f.get("pfn")), None)
             if key:
@@ -589,7 +659,7 @@ def selftest_scenario(text, lines):
     tot = ftrace_totals(text)
     for L in lines:
         fam, fn = L["family"], L["function"]
-        if fam in ("vmalloc", "dma"):
+        if fam in ("vmalloc", "dma", "vmap"):
             notes.append("%s unverified (no event)" % fam)
             continue
         t = tot.get((fam, fn))
@@ -626,6 +696,9 @@ def check_report(name, tool, doc, lines, errs, deferred_run, rt):
             errs.append("quality.lost=%s" % q.get("lost"))
         traced = {f.get("family"): f.get("traced") for f in doc.get("families") or []}
         for L in lines:
+            if L["family"] == "vmap":
+                errs.extend(check_mappings(doc, L))
+                continue
             if not traced.get(L["family"]):
                 errs.append("family %s not traced" % L["family"])
             errs.extend(check_line(doc, L))
@@ -668,6 +741,41 @@ def check_replay(kms, fdir, name, tool, live, lines, deferred_run, rt):
                         (len(diffs), "; ".join(diffs[:5])))
     notes.append("%d bytes" % os.path.getsize(trace))
     return [(row, errs, notes)] + extra_rows
+
+
+# scenarios whose verdict depends on the kernel being PREEMPT_RT: their trace file is also
+# replayed as a kmemscope without META's kernel.preempt_rt wrote it (NAME.replay_old_meta)
+RT_VERDICT_SCENARIOS = ("gfp_atomic_raw_spinlock",)
+
+
+@guarded(lambda m, kms, fdir, name, *a: (name + ".replay_old_meta", [m], []))
+def check_old_meta(kms, fdir, name, live, rt):
+    """A file written before META had kernel.preempt_rt is judged by its recorded version
+    string: its replay equals the guest's report (source aside), with the RT rules on
+    exactly on the RT kernel."""
+    row = name + ".replay_old_meta"
+    trace = os.path.join(fdir, name + ".kmt")
+    old = os.path.join(fdir, row + ".kmt")
+    out = os.path.join(fdir, row + ".json")
+    if not os.path.exists(trace) or live is None:
+        return (row, ["no trace file or no guest report for %s" % name], [])
+    tracefile.older_meta(trace, old, "preempt_rt")
+    p = subprocess.run([kms, "stat", "-i", old, "--json", "--top", "0", "-o", out],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        return (row, ["kmemscope stat -i %s exited %d: %s" %
+                      (os.path.basename(old), p.returncode, p.stderr.strip()[-300:] or "-")], [])
+    with open(out) as f:
+        doc = json.load(f)
+    errs = []
+    got = (doc.get("misuse") or {}).get("preempt_rt")
+    if got is not rt:
+        errs.append("misuse.preempt_rt=%s on a %sRT kernel" % (got, "" if rt else "non-"))
+    diffs = report_diff(live, doc)
+    if diffs:
+        errs.append("the replay differs from the guest's report at %d path(s): %s" %
+                    (len(diffs), "; ".join(diffs[:5])))
+    return (row, errs, ["preempt_rt from kernel.version: %s" % got])
 
 
 def pprof_rows(prof, args):
@@ -766,6 +874,8 @@ def check_pprof(kms, fdir, name, lines):
     errs = []
     for L in lines:
         fam, fn = L["family"], L["function"]
+        if fam == "vmap":
+            continue    # no memory: not in the profile
         sel = ["-tagfocus=family=^%s$" % fam, "-focus=^%s$" % re.escape(fn)]
         if not is_nested_line(L, lines):
             sel.append("-tagignore=nested=.")
@@ -951,6 +1061,8 @@ def main():
                                         deferred_run[".replay"], rt))
             if tool == "stat":
                 results.append(check_pprof(kms, fdir, name, lines))
+            if name in RT_VERDICT_SCENARIOS:
+                results.append(check_old_meta(kms, fdir, name, doc, rt))
         mark_known(results, first, known)
     if kms and have_kms:
         results.extend(gate_rows(kms, fdir, rcs))
@@ -977,7 +1089,7 @@ def misuse_rows(name, misuse, lines, errs, rt):
     real = [e for e in exp if not e["xfail"]]
     if real:
         rows.append((name + ".misuse", merr,
-                     ["%s %s%s" % (e["kind"], e["context"],
+                     ["%s %s%s" % (e["kind"] or "no finding,", e["context"],
                                    " x%d" % e["count"] if e["count"] is not None else "")
                       for e in real], None))
     for e, flagged in xfails:

@@ -69,7 +69,11 @@ if [ "${KMS_SELFTEST:-0}" = 1 ]; then
 		 percpu/percpu_alloc_percpu percpu/percpu_free_percpu; do
 		echo 1 > $T/events/$e/enable
 	done
-	echo stacktrace > $T/events/kmem/mm_page_alloc/trigger
+	# page events have no call site; ioremap's and mempool's slab objects are made in
+	# their own functions
+	for e in kmem/mm_page_alloc kmem/kmalloc kmem/kmem_cache_alloc; do
+		echo stacktrace > $T/events/$e/trigger
+	done
 	echo 0 > $T/tracing_on
 fi
 

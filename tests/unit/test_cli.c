@@ -29,6 +29,18 @@ static void test_uint(void **state)
 	assert_int_not_equal(cli_parse_uint("99999999999999999999999", "n", ~0UL, &v), 0);
 }
 
+/* uname -v of Debian's kernels: PREEMPT_RT is one whole word of it */
+static void test_kernel_is_rt(void **state)
+{
+	assert_true(cli_kernel_is_rt("#1 SMP PREEMPT_RT Debian 6.1.158-1 (2025-11-09)"));
+	assert_true(cli_kernel_is_rt("#1 SMP\tPREEMPT_RT"));
+	assert_false(cli_kernel_is_rt("#1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 (2025-11-09)"));
+	assert_false(cli_kernel_is_rt("#1 SMP PREEMPT_RTX"));
+	assert_false(cli_kernel_is_rt("#1 SMP NOT_PREEMPT_RT"));
+	assert_false(cli_kernel_is_rt(""));
+	assert_false(cli_kernel_is_rt(NULL));
+}
+
 static void test_seconds(void **state)
 {
 	double d = 0;
@@ -272,6 +284,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uint),
 		cmocka_unit_test(test_seconds),
+		cmocka_unit_test(test_kernel_is_rt),
 		cmocka_unit_test(test_families),
 		cmocka_unit_test(test_sort),
 		cmocka_unit_test(test_trace_options),

@@ -588,6 +588,70 @@ static void test_misuse(void **state)
 	}
 }
 
+/*
+ * PREEMPT_RT: a non-blocking allocation where preemption is really off (raw
+ * lock, hardirq, NMI) is an error there, whatever its GFP; spinlock_t and
+ * softirqs leave the preempt count alone on RT, so their process context stays
+ * clean. The same stream on a kernel that is not RT gives no such finding.
+ */
+static void test_misuse_rt(void **state)
+{
+	for (int rt = 0; rt < 2; rt++) {
+		struct detect_opts o = { .misuse = true, .gfp_direct_reclaim = GFP_DR,
+					 .preempt_rt = rt };
+		struct detect *d;
+		struct kms_event e;
+
+		for (int f = 0; f < KMS_FAM_MAX; f++)
+			o.baseline_pc[f] = 1;
+		d = pipe_detect(&o);
+		assert_non_null(d);
+		assert_int_equal(detect__misuse_stats(d)->preempt_rt, rt);
+		/*
+		 * GFP_NOWAIT under a raw spinlock (depth 2 over the baseline 1) twice,
+		 * in a hard interrupt handler, in an NMI; under spin_lock() (no
+		 * preempt count on RT) or in a softirq thread; a softirq count,
+		 * should one show, is not a hard context
+		 */
+		static const __u32 pcs[] = { 2, 2, 0x10001, 0x100001, 1, 0x101 };
+
+		e = ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64);
+		e.gfp = GFP_NOWAIT_;
+		for (size_t i = 0; i < sizeof(pcs) / sizeof(pcs[0]); i++) {
+			e.pc = pcs[i];
+			feed(d, e);
+		}
+		/* GFP_KERNEL under a raw lock: blocking_gfp_in_atomic, and only that */
+		e.gfp = GFP_K;
+		e.pc = 2;
+		feed(d, e);
+		/* percpu without a GFP (6.1's tracepoint): any GFP is a bug there on RT */
+		e = ev(KMS_EV_PERCPU_ALLOC, VMA1 + 0x100000, SITE_B, 64);
+		e.gfp = KMS_GFP_UNKNOWN;
+		e.pc = 2;
+		feed(d, e);
+		/* vmalloc with an explicit GFP_NOWAIT under a raw lock */
+		e = ev(KMS_EV_VMALLOC, VMA1, SITE_B, 8192);
+		e.gfp = GFP_NOWAIT_;
+		e.pc = 2;
+		feed(d, e);
+
+		assert_int_equal(misuse_count(d, MIS_ALLOC_IN_ATOMIC_ON_RT, DCTX_PREEMPT_OFF),
+				 rt ? 4 : 0);
+		assert_int_equal(misuse_count(d, MIS_ALLOC_IN_ATOMIC_ON_RT, DCTX_HARDIRQ), rt);
+		assert_int_equal(misuse_count(d, MIS_ALLOC_IN_ATOMIC_ON_RT, DCTX_NMI), rt);
+		assert_int_equal(misuse_count(d, MIS_ALLOC_IN_ATOMIC_ON_RT, -1), rt ? 6 : 0);
+		assert_int_equal(misuse_count(d, MIS_BLOCKING_IN_ATOMIC, -1), 1);
+		assert_int_equal(misuse_count(d, MIS_VMALLOC_IN_ATOMIC, -1), 0);
+		/* GFP_NOWAIT where it could sleep: the info, on both */
+		assert_int_equal(misuse_count(d, MIS_ATOMIC_IN_PROCESS, DCTX_PROCESS), 1);
+		assert_false(detect_misuse_is_info(MIS_ALLOC_IN_ATOMIC_ON_RT));
+		assert_string_equal(detect_misuse_name(MIS_ALLOC_IN_ATOMIC_ON_RT),
+				    "alloc_in_atomic_on_rt");
+		pipe_done();
+	}
+}
+
 /* ---- reports: lost records make every verdict uncertain ---- */
 
 static const char *report_stacks = "every";	/* what leaks_json() tells the report */
@@ -990,6 +1054,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_api),
 		cmocka_unit_test(test_wrong_cache),
 		cmocka_unit_test(test_misuse),
+		cmocka_unit_test(test_misuse_rt),
 		cmocka_unit_test(test_report_quality),
 		cmocka_unit_test(test_report_stacks),
 		cmocka_unit_test(test_verdict_rule),
