@@ -35,6 +35,18 @@ struct {
 	__type(value, struct ucall);
 } ucalls SEC(".maps");
 
+/*
+ * Threads whose own code has ended (glibc called __call_tls_dtors): their
+ * frees are the C library's cleanup, marked KMS_CTX_UEXIT. Forgotten when
+ * the thread exits, before its id can be reused.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);	/* pid_tgid */
+	__type(value, __u8);
+} uexit SEC(".maps");
+
 /* a syscall in flight (mremap, brk), keyed apart from ucalls: malloc calls mmap */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -75,9 +87,9 @@ static __always_inline int u_enter(__u32 api, __u64 size, __u64 arg)
 	return 0;
 }
 
-/* one user record; size saturates in the 32-bit fields */
+/* one user record; size saturates in the 32-bit fields; flags: KMS_CTX_* */
 static __always_inline void u_emit(void *ctx, __u8 type, __u32 api, __u64 site, __u64 ptr,
-				   __u64 size)
+				   __u64 size, __u8 flags)
 {
 	struct ev_slot es = { .guard = type, .user = true };
 	struct kms_event *e = ev_begin(ctx, &es, type, 0, EV_DIRECT);
@@ -88,6 +100,7 @@ static __always_inline void u_emit(void *ctx, __u8 type, __u32 api, __u64 site, 
 	e->ptr = ptr;
 	e->bytes_req = e->bytes_alloc = size > 0xffffffffULL ? 0xffffffffU : size;
 	e->extra = api;
+	e->ctx |= flags;
 	if (type == KMS_EV_ALLOC_FAIL)
 		e->order = api >= KMS_U_MMAP ? KMS_FAM_UMAP : KMS_FAM_USER;
 	ev_end(&es, e);
@@ -179,10 +192,10 @@ int BPF_KRETPROBE(u_alloc_ret, __u64 ret)
 	 * realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
 	 */
 	if (moves && call.arg && (ptr || !call.size))
-		u_emit(ctx, KMS_EV_UFREE, call.api, site, call.arg, 0);
+		u_emit(ctx, KMS_EV_UFREE, call.api, site, call.arg, 0, 0);
 	if (moves && !ptr && !call.size)
 		return 0;
-	u_emit(ctx, ptr ? KMS_EV_UALLOC : KMS_EV_ALLOC_FAIL, call.api, site, ptr, call.size);
+	u_emit(ctx, ptr ? KMS_EV_UALLOC : KMS_EV_ALLOC_FAIL, call.api, site, ptr, call.size, 0);
 	return 0;
 }
 
@@ -196,7 +209,36 @@ int BPF_KPROBE(u_free, __u64 ptr)
 		return 0;
 	/* at the entry the return address is on top of the stack */
 	bpf_probe_read_user(&site, sizeof(site), (void *)PT_REGS_SP(ctx));
-	u_emit(ctx, KMS_EV_UFREE, KMS_U_FREE, site, ptr, 0);
+	u_emit(ctx, KMS_EV_UFREE, KMS_U_FREE, site, ptr, 0,
+	       bpf_map_lookup_elem(&uexit, &id) ? KMS_CTX_UEXIT : 0);
+	return 0;
+}
+
+/*
+ * glibc calls __call_tls_dtors once a thread's start routine has returned
+ * (start_thread) and when exit() begins; what the thread frees from then on
+ * includes its thread cache (tcache_thread_shutdown): the blocks the
+ * program had already freed into it, and the cache itself, which glibc made
+ * with its internal _int_malloc, never through malloc. Frees are still
+ * matched as usual; the mark only says why one matched nothing.
+ */
+SEC("uprobe")
+int BPF_KPROBE(u_thread_end)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 one = 1;
+
+	bpf_map_update_elem(&uexit, &id, &one, BPF_ANY);
+	return 0;
+}
+
+/* a thread of any process exits: its id may be reused */
+SEC("raw_tp/sched_process_exit")
+int u_thread_gone(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&uexit, &id);
 	return 0;
 }
 
@@ -274,16 +316,16 @@ static __always_inline int u_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if (call.api == KMS_U_BRK) {
 		/* growth only: glibc rarely gives the top of its heap back */
 		if ((__u64)ret > call.arg)
-			u_emit(ctx, KMS_EV_UBRK, KMS_U_BRK, site, call.arg, ret - call.arg);
+			u_emit(ctx, KMS_EV_UBRK, KMS_U_BRK, site, call.arg, ret - call.arg, 0);
 		return 0;
 	}
 	if (u_failed(ret)) {
-		u_emit(ctx, KMS_EV_ALLOC_FAIL, call.api, site, 0, call.size);
+		u_emit(ctx, KMS_EV_ALLOC_FAIL, call.api, site, 0, call.size, 0);
 		return 0;
 	}
 	if (call.api == KMS_U_MREMAP)
-		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MREMAP, site, call.arg, call.old_len);
-	u_emit(ctx, KMS_EV_UMMAP, call.api, site, ret, call.size);
+		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MREMAP, site, call.arg, call.old_len, 0);
+	u_emit(ctx, KMS_EV_UMMAP, call.api, site, ret, call.size, 0);
 	return 0;
 }
 
@@ -310,7 +352,8 @@ SEC("tracepoint/syscalls/sys_enter_munmap")
 int u_sys_munmap(struct trace_event_raw_sys_enter *ctx)
 {
 	if (u_ours())
-		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MUNMAP, u_sys_site(), ctx->args[0], ctx->args[1]);
+		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MUNMAP, u_sys_site(), ctx->args[0], ctx->args[1],
+		       0);
 	return 0;
 }
 

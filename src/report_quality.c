@@ -6,8 +6,8 @@
 
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
-	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
-	Q_MAPPINGS,	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
+	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
+	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
 	Q_NR,
 };
 
@@ -29,6 +29,8 @@ static const struct row_col quality_cols[Q_NR] = {
 			      .note = "(its events left out, not lost)" },
 	[Q_UNMATCHED] = { "unmatched_frees", "unmatched frees", RK_U64,
 			  .note = "(allocated before tracing, or alloc lost)" },
+	[Q_EXIT_FREES] = { "exit_frees", "exit frees", RK_U64,
+			   .note = "(the C library's thread cache released at thread exit)" },
 	[Q_REALLOC] = { "realloc_without_free", "realloc without free", RK_U64,
 			.note = "(a live address allocated again)" },
 	[Q_SPLIT] = { "page_split_frees", "page split frees", RK_U64,
@@ -96,6 +98,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	/* its allocations, and its frees that freed nothing traced */
 	r[Q_SELF_EXCLUDED].u = q.self_excluded + st->self;
 	r[Q_UNMATCHED].u = st->unmatched_frees;
+	r[Q_EXIT_FREES].u = st->exit_frees;
 	r[Q_REALLOC].u = st->realloc_without_free;
 	r[Q_SPLIT].u = st->page_split_frees;
 	r[Q_MAPPINGS].u = st->vmap_mappings;

@@ -34,7 +34,8 @@ static const struct {
 };
 
 #define NR_FUNCS (sizeof(user_funcs) / sizeof(user_funcs[0]))
-#define NR_LINKS (2 * NR_FUNCS + 8)
+/* the probes, __call_tls_dtors's, and the tracepoints (bpf/user.bpf.h) */
+#define NR_LINKS (2 * NR_FUNCS + 10)
 
 /* one executable mapping of the traced process */
 struct user_map {
@@ -191,9 +192,26 @@ static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, cons
 			u->nr_links++;
 		}
 	}
-	/* the syscall tracepoints: named in their section, checked against user_tgid */
+	/*
+	 * glibc's thread end (u_thread_end): another C library has no
+	 * __call_tls_dtors, and then its frees at thread exit stay unmarked.
+	 */
+	prog = bpf_object__find_program_by_name(skel->obj, "u_thread_end");
+	if (prog) {
+		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = "__call_tls_dtors");
+
+		u->links[u->nr_links] = bpf_program__attach_uprobe_opts(prog, u->pid, libc, 0,
+									&opts);
+		if (u->links[u->nr_links])
+			u->nr_links++;
+		else
+			kms_info("--user: no __call_tls_dtors in %s: frees at thread exit are not "
+				 "told apart\n", libc);
+	}
+	/* the tracepoints: named in their section; the syscalls checked against user_tgid */
 	bpf_object__for_each_program(prog, skel->obj) {
-		if (strncmp(bpf_program__name(prog), "u_sys_", 6))
+		if (strncmp(bpf_program__name(prog), "u_", 2) ||
+		    bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
 			continue;
 		if (u->nr_links == NR_LINKS)
 			return -E2BIG;
