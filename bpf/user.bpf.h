@@ -10,8 +10,28 @@
 #ifndef __KMS_USER_BPF_H
 #define __KMS_USER_BPF_H
 
-/* the traced process (tgid), written by the collector before it attaches */
-__u32 user_tgid;
+/*
+ * The traced processes are the pid filter's (the pids map: the process and
+ * what it forks). Each has its own uprobes (src/user_proc.c); these maps
+ * say where one must stop until they are on:
+ * ustop: exec'd, at its loader's announcements (u_loader);
+ * ufork: forked, at its return from fork (u_fork_ret).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u8);
+} ustop SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u8);
+} ufork SEC(".maps");
+
+#define U_SIGSTOP 19
 
 /*
  * One allocation call in flight per thread, from entry to return. glibc's
@@ -232,6 +252,83 @@ int BPF_KPROBE(u_thread_end)
 	return 0;
 }
 
+/*
+ * A loader calls _dl_debug_state() when it starts adding objects and when
+ * they are loaded, before any of their code runs: an exec'd process stops
+ * there until user_proc.c has read which objects give its allocation
+ * functions and attached to them. A dlopen() later does not stop it.
+ */
+SEC("uprobe")
+int BPF_KPROBE(u_loader)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (bpf_map_lookup_elem(&ustop, &tgid))
+		bpf_send_signal(U_SIGSTOP);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(u_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&pids, &tgid))
+		bpf_map_update_elem(&ustop, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
+/* a new process (not a thread) of a traced one; follow_fork puts it in pids */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(u_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (ptgid != ctgid && bpf_map_lookup_elem(&pids, &ptgid))
+		bpf_map_update_elem(&ufork, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+/*
+ * The child's first step in user space is its return from the fork
+ * syscall, which fires the syscall's exit tracepoint in the child (return
+ * value 0). It stops there: uprobes bound to its parent do not cover it.
+ */
+static __always_inline int u_fork_ret(long ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!ret && !bpf_map_delete_elem(&ufork, &tgid))
+		bpf_send_signal(U_SIGSTOP);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone")
+int u_sys_clone_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone3")
+int u_sys_clone3_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fork")
+int u_sys_fork_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_vfork")
+int u_sys_vfork_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
 /* a thread of any process exits: its id may be reused */
 SEC("raw_tp/sched_process_exit")
 int u_thread_gone(void *ctx)
@@ -246,7 +343,9 @@ int u_thread_gone(void *ctx)
 
 static __always_inline bool u_ours(void)
 {
-	return (bpf_get_current_pid_tgid() >> 32) == *(volatile __u32 *)&user_tgid;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	return bpf_map_lookup_elem(&pids, &tgid) != NULL;
 }
 
 /* where the process made the syscall: its C library's wrapper, as a site */

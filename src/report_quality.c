@@ -7,7 +7,8 @@
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
-	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
+	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE,
+	Q_BULK_LOST, Q_NOT_TRACED, Q_USER_ALLOC, Q_CUT_SHORT, Q_COMPLETE,
 	Q_NR,
 };
 
@@ -45,6 +46,8 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_BULK_LOST] = { "bulk_lost", "bulk pointers lost", RK_U64,
 			  .note = "(bulk-freed pointers not recorded)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
+	[Q_USER_ALLOC] = { "user_allocator", "user allocator", RK_STR,
+			   .note = "(--user: the objects that give malloc and the rest)" },
 	[Q_CUT_SHORT] = { "cut_short", "trace cut short", RK_BOOL,
 			  .note = "(read from a damaged or unfinished trace file)" },
 	[Q_COMPLETE] = { "complete", "complete", RK_BOOL, ROW_LOUD_FALSE },
@@ -108,6 +111,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_BULK_LOST].u = q.bulk_lost;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
+	r[Q_USER_ALLOC].s = q.user_allocator;
 	r[Q_CUT_SHORT].u = q.cut_short;
 	r[Q_COMPLETE].u = kms_quality_complete(&q) && !st->nomem;
 	if (q.cut_short)

@@ -19,13 +19,21 @@ struct kmemscope_bpf;
 struct user_tracer;
 
 /*
- * Attach to pid, whose C library is found in its mappings, or (a command
- * not started yet: !started) in ours, since the same dynamic loader will
- * map it. 0 or -errno, with one error line logged.
+ * Attach to pid: a running process (cmd NULL), whose allocation functions
+ * are found in the objects its loader has loaded, or the command cmd (its
+ * argv[0]), forked as pid and not started yet, which is stopped once its
+ * loader has loaded its objects until user__poll() has attached there.
+ * 0 or -errno, with one error line logged.
  */
-int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid, bool started);
-/* read the executable mappings announced since the last call */
-void user__poll(struct user_tracer *u);
+int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid,
+		 const char *cmd);
+/*
+ * Read the executable mappings announced since the last call; attach to a
+ * command stopped at its loader. 0 or -errno (logged): tracing cannot go on.
+ */
+int user__poll(struct user_tracer *u);
+/* the objects that give the process its allocation functions, NULL if none yet */
+const char *user__allocator(const struct user_tracer *u);
 /*
  * The symbols of every object the process mapped executable, as kallsyms
  * lines ("addr t name\t[object]"), with a "build-id:HEX" symbol at each

@@ -27,7 +27,7 @@ BUILD=$1
 KMS=$BUILD/kmemscope
 LEDGER=$BUILD/tests/ledger
 
-EXPECTED=25
+EXPECTED=50
 WORK=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
@@ -37,7 +37,9 @@ cleanup() {
 trap cleanup EXIT
 
 [ -x "$KMS" ] || { fail "user: $KMS not built"; exit 1; }
-[ -x "$LEDGER" ] || { fail "user: $LEDGER not built"; exit 1; }
+for l in "$LEDGER" "$LEDGER-jemalloc" "$LEDGER-jemalloc-static"; do
+	[ -x "$l" ] || { fail "user: $l not built"; exit 1; }
+done
 command -v strip >/dev/null || { fail "user: strip not found (apt-get install binutils)"; exit 1; }
 WORK=$(mktemp -d /tmp/kmemscope-user.XXXXXX) || exit 1
 # the ledger's thread-exit count assumes glibc's default thread cache
@@ -72,13 +74,38 @@ def by_function(rows, module):
         s['outst'] += r['outstanding_bytes']
     return sums
 
-mode, report, led = sys.argv[1], load(sys.argv[2]), ledger(sys.argv[3])
-# not a function of the ledger: what its exiting thread's C library cache held
-led_exit = led.pop('thread_exit')['exit_frees']
+def ledgers(path):
+    # several ledgers one after another (-- sh -c 'a; b'): each ends with '}}'
+    text, docs = open(path).read(), []
+    while '}}' in text:
+        end = text.index('}}') + 2
+        docs.append(json.loads(text[:end]))
+        text = text[end:]
+    return docs
+
+def allocators(desc):
+    # "libjemalloc.so.2 (malloc calloc ...), libc.so.6 (pvalloc); libc.so.6": per process
+    # (answer), the object that gives malloc: the one named alone or with malloc
+    found = set()
+    for answer in (desc or '').split('; '):
+        for part in answer.split('), '):
+            name, _, funcs = part.partition(' (')
+            if not funcs or 'malloc' in funcs.rstrip(')').split():
+                found.add(name)
+    return found
+
+mode, report = sys.argv[1], load(sys.argv[2])
+if mode != 'tree':
+    led = ledger(sys.argv[3])
+    # not functions of the ledger: what its thread-exit frees were, which object gave malloc
+    proc = led.pop('process')
+    led_exit = proc['exit_frees']
 tag = sys.argv[4] if len(sys.argv) > 4 else mode
 
 if mode == 'stat':
-    sums = by_function(report['sites'], 'ledger')
+    # the binary the ledger ran as: its module in the rows, its comm in the processes
+    module = sys.argv[5] if len(sys.argv) > 5 else 'ledger'
+    sums = by_function(report['sites'], module)
     bad = []
     for fn, want in led.items():
         got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
@@ -103,11 +130,36 @@ if mode == 'stat':
         tag + ': the thread cache released at thread exit counted apart (exit_frees %d), '
         'no unmatched user free' % led_exit,
         'exit_frees %s, user unmatched %s' % (q.get('exit_frees'), u.get('unmatched_frees')))
-    procs = [p for p in report['processes'] if p.get('comm') == 'ledger']
+    out(proc['allocator'] in allocators(q.get('user_allocator')),
+        tag + ': the quality block names %s as the allocator' % proc['allocator'],
+        'user_allocator %s' % q.get('user_allocator'))
+    procs = [p for p in report['processes'] if p.get('comm') == module[:15]]
     ev = procs[0].get('events', {}) if procs else {}
     out(procs and ev.get('malloc', 0) >= 665 and
         sum(v for k, v in ev.items() if k in ('kmalloc', 'kmem_cache_alloc', 'mm_page_alloc')) > 0,
         tag + ': the process\'s kernel allocations in the same report', 'processes %s' % procs)
+elif mode == 'tree':
+    # sys.argv[3]: the ledgers' output, then the module (binary) of each, in order
+    docs, mods = ledgers(sys.argv[3]), sys.argv[5:]
+    tag = sys.argv[4]
+    bad = []
+    for led, mod in zip(docs, mods):
+        led.pop('process')
+        sums = by_function(report['sites'], mod)
+        for fn, want in led.items():
+            got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
+            w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
+                     bytes=want.get('bytes', 0), fails=want.get('fails', 0),
+                     outst=want.get('leaked', 0))
+            if got != w:
+                bad.append('%s %s: got %s, ledger %s' % (mod, fn, got, w))
+    out(len(docs) == len(mods) and not bad,
+        tag + ': every ledger function of %s counted exactly' % ', '.join(mods),
+        '%d ledgers; %s' % (len(docs), '; '.join(bad)))
+    procs = {p['comm']: p for p in report['processes']}
+    have = [m for m in mods if procs.get(m[:15], {}).get('events', {}).get('malloc', 0) >= 665]
+    out(have == mods, tag + ': one process row per program, its mallocs in it',
+        'processes %s' % sorted((p['comm'], p['pid']) for p in report['processes']))
 elif mode == 'leaks':
     bf = report['bad_frees']
     out(bf['double_free'] == 0 and bf['allocated_before_trace']['user'] == 0 and
@@ -145,13 +197,13 @@ pycheck() {
 	done <"$WORK/check"
 }
 
-# --- stat -- CMD (5 checks) ---
+# --- stat -- CMD (6 checks) ---
 run "$KMS" stat --user --json -n 100000 -o "$WORK/stat.json" -- "$LEDGER"
 cp "$WORK/out" "$WORK/ledger.json"
 if [ "$RC" -eq 0 ]; then
 	pycheck stat "$WORK/stat.json" "$WORK/ledger.json" "stat --user -- ledger"
 else
-	for i in 1 2 3 4 5; do fail "stat --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
+	for i in 1 2 3 4 5 6; do fail "stat --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
 
 # --- leaks -- CMD (2 checks) ---
@@ -163,7 +215,7 @@ else
 	for i in 1 2; do fail "leaks --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
 
-# --- -p PID: a process started before kmemscope (5 checks) ---
+# --- -p PID: a process started before kmemscope (6 checks) ---
 "$LEDGER" wait >"$WORK/pid.ledger" 2>&1 &
 lpid=$!
 "$KMS" stat -v --user -p "$lpid" -d 3 --json -n 100000 -o "$WORK/pid.json" >/dev/null 2>"$WORK/pid.err" &
@@ -180,7 +232,7 @@ wait "$kpid" || RC=$?
 if [ "$RC" -eq 0 ]; then
 	pycheck stat "$WORK/pid.json" "$WORK/pid.ledger" "stat --user -p PID"
 else
-	for i in 1 2 3 4 5; do fail "stat --user -p PID: exit $RC: $(tail -n 2 "$WORK/pid.err")"; done
+	for i in 1 2 3 4 5 6; do fail "stat --user -p PID: exit $RC: $(tail -n 2 "$WORK/pid.err")"; done
 fi
 
 # --- a stripped copy (1 check) ---
@@ -193,7 +245,7 @@ else
 	fail "stat --user -- stripped ledger: exit $RC, build id '$bid': $(head -n 2 "$WORK/err")"
 fi
 
-# --- record and replay (8 checks) ---
+# --- record and replay (9 checks) ---
 run "$KMS" stat --user --json -n 100000 -o "$WORK/rec.json" --record "$WORK/rec.kmt" -- "$LEDGER"
 cp "$WORK/out" "$WORK/rec.ledger"
 rec_rc=$RC
@@ -201,7 +253,7 @@ run "$KMS" stat -i "$WORK/rec.kmt" --json -n 100000 -o "$WORK/replay.json"
 if [ "$rec_rc" -eq 0 ] && [ "$RC" -eq 0 ]; then
 	pycheck stat "$WORK/replay.json" "$WORK/rec.ledger" "stat -i (recorded with --user)"
 else
-	for i in 1 2 3 4 5; do fail "stat -i (recorded with --user): exit $rec_rc/$RC: $(head -n 2 "$WORK/err")"; done
+	for i in 1 2 3 4 5 6; do fail "stat -i (recorded with --user): exit $rec_rc/$RC: $(head -n 2 "$WORK/err")"; done
 fi
 res=$(python3 - "$WORK/rec.json" "$WORK/replay.json" <<'EOF' 2>&1 | tail -n 1
 import json, sys
@@ -219,6 +271,61 @@ if [ "$RC" -eq 0 ]; then
 	pycheck leaks "$WORK/leaks-replay.json" "$WORK/ledger.json" "leaks -i (recorded with --user)"
 else
 	for i in 1 2; do fail "leaks -i (recorded with --user): exit $RC: $(head -n 2 "$WORK/err")"; done
+fi
+
+# --- other allocators (3 x 6 checks) ---
+# jemalloc linked, jemalloc linked into the executable, tcmalloc preloaded through env (so
+# the ledger is an exec of the command, whose own malloc was glibc's)
+TCMALLOC=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)
+for v in jemalloc jemalloc-static tcmalloc; do
+	if [ "$v" = tcmalloc ]; then
+		set -- env "LD_PRELOAD=$TCMALLOC" "$LEDGER"
+		bin=ledger
+	else
+		set -- "$LEDGER-$v"
+		bin=ledger-$v
+	fi
+	run "$KMS" stat --user --json -n 100000 -o "$WORK/$v.json" -- "$@"
+	if [ "$RC" -eq 0 ] && [ -x "$1" ] || [ "$v" = tcmalloc ] && [ -n "$TCMALLOC" ]; then
+		pycheck stat "$WORK/$v.json" "$WORK/out" "stat --user -- $bin ($v)" "$bin"
+	else
+		for i in 1 2 3 4 5 6; do
+			fail "stat --user ($v): exit $RC, ${TCMALLOC:-no libtcmalloc_minimal}: $(head -n 2 "$WORK/err")"
+		done
+	fi
+done
+
+# --- children and exec (2 checks) ---
+# a shell runs two programs: each is forked, exec'd, and found on its own allocator
+run "$KMS" stat --user --json -n 100000 -o "$WORK/tree.json" -- sh -c "$LEDGER; $LEDGER-jemalloc"
+if [ "$RC" -eq 0 ]; then
+	pycheck tree "$WORK/tree.json" "$WORK/out" "stat --user -- sh -c 'ledger; ledger-jemalloc'" \
+		ledger ledger-jemalloc
+else
+	for i in 1 2; do fail "stat --user -- sh -c: exit $RC: $(head -n 2 "$WORK/err")"; done
+fi
+
+# --- -p PID: a child forked and exec'd after tracing began (2 checks) ---
+mkfifo "$WORK/fifo"
+sh -c "read x <'$WORK/fifo'; '$LEDGER-jemalloc'" >"$WORK/ptree.out" 2>&1 &
+spid=$!
+"$KMS" stat -v --user -p "$spid" -d 5 --json -n 100000 -o "$WORK/ptree.json" >/dev/null \
+	2>"$WORK/ptree.err" &
+kpid=$!
+i=0
+while ! grep -q '^tracing' "$WORK/ptree.err" && [ $i -lt 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+echo go >"$WORK/fifo"
+wait "$spid"
+RC=0
+wait "$kpid" || RC=$?
+if [ "$RC" -eq 0 ]; then
+	pycheck tree "$WORK/ptree.json" "$WORK/ptree.out" "stat --user -p SHELL (its child)" \
+		ledger-jemalloc
+else
+	for i in 1 2; do fail "stat --user -p SHELL: exit $RC: $(tail -n 2 "$WORK/ptree.err")"; done
 fi
 
 # --- usage (4 checks) ---
