@@ -17,6 +17,13 @@
 #   its stack through main; no double free and nothing "allocated before trace"
 #   from those thread-exit frees;
 # - -p PID: the same counts for a process started before kmemscope;
+# - other allocators: the ledger linked with jemalloc, with jemalloc in the
+#   executable itself, and run with tcmalloc preloaded through env (an exec):
+#   the same exact counts, and the quality block names the object the ledger's
+#   loader gave malloc from (the ledger reads it with dladdr);
+# - children and exec: -- sh -c 'ledger; ledger-jemalloc' counts both
+#   programs exactly, one process row each; -p on a shell that forks and
+#   execs ledger-jemalloc after tracing began counts it exactly;
 # - a stripped copy: frames name the object and its build id, with offsets;
 # - --record, then stat -i and leaks -i: the same user rows from the file;
 # - usage errors: --user without one process, --user with -i.
