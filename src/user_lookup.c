@@ -197,8 +197,9 @@ static int rdebug_addr(pid_t pid, __u64 *addr)
 
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
 	err = elf_open(exe, &f);
+	/* -ENOENT is kept for "no loader" */
 	if (err)
-		return err;
+		return err == -ENOENT ? -ESRCH : err;
 	err = elf_interp(f.e, interp, sizeof(interp));
 	elf_close(&f);
 	if (err)

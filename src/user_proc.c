@@ -149,13 +149,12 @@ static bool probed(struct user_proc *p, const struct user_def *d)
 
 /*
  * For the report: the objects that give the allocation functions, each
- * with the functions it gives unless one gives them all; a new answer is
- * added to those of the other processes.
+ * with the functions it gives unless one gives them all.
  */
-static void describe(struct user_procs *ps, const struct user_def *defs, char *desc, size_t size)
+static void describe(const struct user_def *defs, char *desc, size_t size)
 {
 	FILE *f = fmemopen(desc, size, "w");
-	size_t i, k, all = 0, len = strlen(ps->allocator);
+	size_t i, k, all = 0;
 
 	desc[0] = '\0';
 	if (!f)
@@ -179,10 +178,17 @@ static void describe(struct user_procs *ps, const struct user_def *defs, char *d
 			fprintf(f, ")");
 	}
 	if (fclose(f))
-		return;
-	if (strstr(ps->allocator, desc))
-		return;
-	snprintf(ps->allocator + len, sizeof(ps->allocator) - len, "%s%s", len ? "; " : "", desc);
+		desc[0] = '\0';
+}
+
+/* a new answer joins those of the other processes */
+static void add_answer(struct user_procs *ps, const char *desc)
+{
+	size_t len = strlen(ps->allocator);
+
+	if (desc[0] && !strstr(ps->allocator, desc))
+		snprintf(ps->allocator + len, sizeof(ps->allocator) - len, "%s%s",
+			 len ? "; " : "", desc);
 }
 
 /* the probes on each function where defs say process p finds it */
@@ -191,11 +197,6 @@ static int attach_defs(struct user_procs *ps, struct user_proc *p, const struct 
 	struct bpf_program *ret = bpf_object__find_program_by_name(ps->skel->obj, "u_alloc_ret");
 	char desc[sizeof(ps->allocator)];
 
-	/* malloc and free at least: without them nothing could be matched */
-	if (!defs[0].path[0] || !defs[F_FREE].path[0]) {
-		kms_error("Failed to find malloc and free in process %d\n", p->pid);
-		return -ENOENT;
-	}
 	for (size_t i = 0; i < NR_FUNCS; i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = user_funcs[i].func);
 		struct bpf_program *prog = bpf_object__find_program_by_name(ps->skel->obj,
@@ -220,31 +221,60 @@ static int attach_defs(struct user_procs *ps, struct user_proc *p, const struct 
 	if (!defs[NR_ALLOC_FUNCS].path[0])
 		kms_info("--user: no __call_tls_dtors in process %d: frees at thread exit are "
 			 "not told apart\n", p->pid);
-	describe(ps, defs, desc, sizeof(desc));
+	describe(defs, desc, sizeof(desc));
+	add_answer(ps, desc);
 	kms_info("--user: process %d: allocation functions from %s\n", p->pid, desc);
 	return 0;
 }
 
-/* resolve in process p (or, not started yet, in the static executable exe) and attach */
-static int attach_proc(struct user_procs *ps, struct user_proc *p, const char *exe)
+/* where pid (or, not started yet, the static executable exe) finds each function */
+static struct user_def *resolve(pid_t pid, const char *exe)
 {
 	const char *names[NR_FUNCS];
 	struct user_def *defs = calloc(NR_FUNCS, sizeof(*defs));
 	int err;
 
 	if (!defs)
-		return -ENOMEM;
+		return NULL;
 	for (size_t i = 0; i < NR_FUNCS; i++)
 		names[i] = user_funcs[i].func;
 	err = exe ? user_lookup__static(exe, names, NR_FUNCS, defs) :
-		    user_lookup__resolve(p->pid, names, NR_FUNCS, defs);
+		    user_lookup__resolve(pid, names, NR_FUNCS, defs);
 	if (err)
-		kms_error("Failed to read which objects process %d loaded: %s\n", p->pid,
+		kms_error("Failed to read which objects process %d loaded: %s\n", pid,
 			  strerror(-err));
-	else
-		err = attach_defs(ps, p, defs);
+	/* malloc and free at least: without them nothing could be matched */
+	else if (!defs[0].path[0] || !defs[F_FREE].path[0])
+		kms_error("Failed to find malloc and free in process %d\n", pid);
+	if (err || !defs[0].path[0] || !defs[F_FREE].path[0]) {
+		free(defs);
+		errno = err ? -err : ENOENT;
+		return NULL;
+	}
+	return defs;
+}
+
+static int attach_proc(struct user_procs *ps, struct user_proc *p, const char *exe)
+{
+	struct user_def *defs = resolve(p->pid, exe);
+	int err;
+
+	if (!defs)
+		return -errno;
+	err = attach_defs(ps, p, defs);
 	free(defs);
 	return err;
+}
+
+int user_procs__describe(pid_t pid, char *buf, size_t len)
+{
+	struct user_def *defs = resolve(pid, NULL);
+
+	if (!defs)
+		return -errno;
+	describe(defs, buf, len);
+	free(defs);
+	return 0;
 }
 
 /*

@@ -33,6 +33,8 @@ void user_procs__exec(struct user_procs *ps, pid_t pid);
 void user_procs__exit(struct user_procs *ps, pid_t pid);
 /* probe and resume the processes stopped for it. 0 or -errno, logged */
 int user_procs__poll(struct user_procs *ps);
+/* what gives pid its allocation functions, without attaching (probe). 0 or -errno, logged */
+int user_procs__describe(pid_t pid, char *buf, size_t len);
 /* what gives the allocation functions, per distinct answer; NULL before any */
 const char *user_procs__allocator(const struct user_procs *ps);
 void user_procs__free(struct user_procs *ps);

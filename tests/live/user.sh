@@ -24,6 +24,7 @@
 # - children and exec: -- sh -c 'ledger; ledger-jemalloc' counts both
 #   programs exactly, one process row each; -p on a shell that forks and
 #   execs ledger-jemalloc after tracing began counts it exactly;
+# - probe --user -p PID names the allocator of a running ledger-jemalloc;
 # - a stripped copy: frames name the object and its build id, with offsets;
 # - --record, then stat -i and leaks -i: the same user rows from the file;
 # - usage errors: --user without one process, --user with -i.
@@ -34,7 +35,7 @@ BUILD=$1
 KMS=$BUILD/kmemscope
 LEDGER=$BUILD/tests/ledger
 
-EXPECTED=50
+EXPECTED=51
 WORK=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
@@ -228,7 +229,7 @@ lpid=$!
 "$KMS" stat -v --user -p "$lpid" -d 3 --json -n 100000 -o "$WORK/pid.json" >/dev/null 2>"$WORK/pid.err" &
 kpid=$!
 i=0
-while ! grep -q '^tracing' "$WORK/pid.err" && [ $i -lt 300 ]; do
+while ! grep -qs '^tracing' "$WORK/pid.err" && [ $i -lt 300 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
@@ -320,7 +321,7 @@ spid=$!
 	2>"$WORK/ptree.err" &
 kpid=$!
 i=0
-while ! grep -q '^tracing' "$WORK/ptree.err" && [ $i -lt 300 ]; do
+while ! grep -qs '^tracing' "$WORK/ptree.err" && [ $i -lt 300 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
@@ -334,6 +335,20 @@ if [ "$RC" -eq 0 ]; then
 else
 	for i in 1 2; do fail "stat --user -p SHELL: exit $RC: $(tail -n 2 "$WORK/ptree.err")"; done
 fi
+
+# --- probe --user -p PID (1 check) ---
+"$LEDGER-jemalloc" wait >/dev/null 2>&1 &
+lpid=$!
+sleep 0.2
+run "$KMS" probe --user -p "$lpid" --json
+kill -USR1 "$lpid"
+wait "$lpid"
+res=$(python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1])).get("user_allocator")
+print("ok" if a and a.startswith("libjemalloc.so.2 (malloc ") else "user_allocator %s" % a)
+' "$WORK/out" 2>&1 | tail -n 1)
+judge "probe --user -p PID names the process's allocator (jemalloc)"
 
 # --- usage (4 checks) ---
 bad_arg "--user without a process" stat --user -d 1
