@@ -217,21 +217,27 @@ static int rdebug_addr(pid_t pid, __u64 *addr)
 	return err ? (err == -ENOENT ? -ESRCH : err) : 0;
 }
 
-static int open_mem(pid_t pid)
+/*
+ * pid's r_debug and its memory, open in *mem; -ENOENT for a static
+ * executable (no loader, no list)
+ */
+static int open_rdebug(pid_t pid, __u64 *rd, int *mem)
 {
 	char path[64];
-	int fd;
+	int err = rdebug_addr(pid, rd);
 
+	if (err)
+		return err;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	*mem = open(path, O_RDONLY | O_CLOEXEC);
+	return *mem < 0 ? -errno : 0;
 }
 
 int user_lookup__state(pid_t pid, int *state)
 {
 	__u64 rd;
 	__s32 st;
-	int err = rdebug_addr(pid, &rd), mem;
+	int mem, err = open_rdebug(pid, &rd, &mem);
 
 	if (err == -ENOENT) {
 		*state = -1;
@@ -239,26 +245,29 @@ int user_lookup__state(pid_t pid, int *state)
 	}
 	if (err)
 		return err;
-	mem = open_mem(pid);
-	if (mem < 0)
-		return mem;
 	err = peek(mem, rd + RD_STATE, &st, sizeof(st));
 	close(mem);
 	*state = st;
 	return err;
 }
 
-/* a string of the process's memory, read in pieces: a name may end near a page end */
+/*
+ * A string of the process's memory, read in aligned pieces: a name may end
+ * just before an unmapped page, and a read across it comes back short.
+ */
 static int peek_str(int mem, __u64 addr, char *buf, size_t len)
 {
-	for (size_t got = 0; got + 1 < len; got += 64) {
-		size_t n = len - 1 - got < 64 ? len - 1 - got : 64;
+	for (size_t got = 0; got + 1 < len;) {
+		size_t n = 64 - (addr + got) % 64;
 
+		if (n > len - 1 - got)
+			n = len - 1 - got;
 		if (peek(mem, addr + got, buf + got, n))
 			return -EIO;
 		buf[got + n] = '\0';
 		if (memchr(buf + got, '\0', n))
 			return 0;
+		got += n;
 	}
 	return -ENAMETOOLONG;
 }
@@ -299,16 +308,13 @@ int user_lookup__resolve(pid_t pid, const char *const *funcs, int nr, struct use
 	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
 	len = readlink(exe, exe_path, sizeof(exe_path) - 1);
 	exe_path[len > 0 ? len : 0] = '\0';
-	err = rdebug_addr(pid, &rd);
+	err = open_rdebug(pid, &rd, &mem);
 	if (err == -ENOENT) {
 		search(exe, base(exe_path), true, funcs, nr, defs);
 		return 0;
 	}
 	if (err)
 		return err;
-	mem = open_mem(pid);
-	if (mem < 0)
-		return mem;
 	err = peek(mem, rd + RD_MAP, &lm, sizeof(lm));
 	for (; !err && lm && n < MAX_OBJS; n++) {
 		__u64 name_addr;

@@ -69,6 +69,18 @@ def ledger(path):
 def out(ok, name, why=''):
     print(('PASS ' if ok else 'FAIL ') + name + ('' if ok else ': ' + why))
 
+def mismatches(report, led, module):
+    # per ledger function, what the report's rows of module say against the ledger
+    sums, bad = by_function(report['sites'], module), []
+    for fn, want in led.items():
+        got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
+        w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
+                 bytes=want.get('bytes', 0), fails=want.get('fails', 0),
+                 outst=want.get('leaked', 0))
+        if got != w:
+            bad.append('%s %s: got %s, ledger %s' % (module, fn, got, w))
+    return bad
+
 def by_function(rows, module):
     sums = {}
     for r in rows:
@@ -114,14 +126,7 @@ if mode == 'stat':
     # the binary the ledger ran as: its module in the rows, its comm in the processes
     module = sys.argv[5] if len(sys.argv) > 5 else 'ledger'
     sums = by_function(report['sites'], module)
-    bad = []
-    for fn, want in led.items():
-        got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
-        w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
-                 bytes=want.get('bytes', 0), fails=want.get('fails', 0),
-                 outst=want.get('leaked', 0))
-        if got != w:
-            bad.append('%s: got %s, ledger %s' % (fn, got, w))
+    bad = mismatches(report, led, module)
     out(not bad, tag + ': every ledger function counted exactly', '; '.join(bad))
     extra = set(sums) - set(led) - {'main'}
     out(not extra and set(led) <= set(sums), tag + ': rows named from the ledger binary',
@@ -153,14 +158,7 @@ elif mode == 'tree':
     bad = []
     for led, mod in zip(docs, mods):
         led.pop('process')
-        sums = by_function(report['sites'], mod)
-        for fn, want in led.items():
-            got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
-            w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
-                     bytes=want.get('bytes', 0), fails=want.get('fails', 0),
-                     outst=want.get('leaked', 0))
-            if got != w:
-                bad.append('%s %s: got %s, ledger %s' % (mod, fn, got, w))
+        bad += mismatches(report, led, mod)
     out(len(docs) == len(mods) and not bad,
         tag + ': every ledger function of %s counted exactly' % ', '.join(mods),
         '%d ledgers; %s' % (len(docs), '; '.join(bad)))
@@ -228,11 +226,7 @@ fi
 lpid=$!
 "$KMS" stat -v --user -p "$lpid" -d 3 --json -n 100000 -o "$WORK/pid.json" >/dev/null 2>"$WORK/pid.err" &
 kpid=$!
-i=0
-while ! grep -qs '^tracing' "$WORK/pid.err" && [ $i -lt 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_tracing "$WORK/pid.err"
 kill -USR1 "$lpid"
 wait "$lpid"
 RC=0
@@ -320,11 +314,7 @@ spid=$!
 "$KMS" stat -v --user -p "$spid" -d 5 --json -n 100000 -o "$WORK/ptree.json" >/dev/null \
 	2>"$WORK/ptree.err" &
 kpid=$!
-i=0
-while ! grep -qs '^tracing' "$WORK/ptree.err" && [ $i -lt 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_tracing "$WORK/ptree.err"
 echo go >"$WORK/fifo"
 wait "$spid"
 RC=0
