@@ -7,10 +7,11 @@
  * the DT_NEEDED libraries breadth first (what dlopen() adds comes after, so
  * it cannot take malloc from them). /proc/PID/maps gives the objects but not
  * that order (addresses say where, not when), so the link map is read from
- * the process's memory: the loader's exported _r_debug, whose r_map is the
- * list's head. Only dynamic symbols take part in that lookup (.dynsym); an
- * executable that links an allocator statically exports its malloc there
- * once a library it needs refers to malloc. A static executable has no
+ * the process's memory: the r_debug whose address the loader writes into the
+ * executable's DT_DEBUG entry for debuggers; its r_map is the list's head.
+ * Only dynamic symbols take part in that lookup (.dynsym); an executable
+ * that links an allocator statically exports its malloc there once a
+ * library it needs refers to malloc. A static executable has no
  * loader: its own symbol table is all there is.
  */
 #include <errno.h>
@@ -82,12 +83,12 @@ static int elf_interp(Elf *e, char *buf, size_t len)
 }
 
 /*
- * Defined symbols of one table named in names[] and of the given type, the
- * first of each name: vals[i] set and found[i] true. A hidden version
- * (name@VER, not the default name@@VER) is not what a plain name binds to.
+ * Defined functions of one table named in names[], the first of each name:
+ * vals[i] set and found[i] true. A hidden version (name@VER, not the
+ * default name@@VER) is not what a plain name binds to.
  */
 static void table_find(Elf *e, Elf_Scn *scn, Elf_Scn *versym, const char *const *names, int nr,
-		       int type, __u64 *vals, bool *found)
+		       __u64 *vals, bool *found)
 {
 	Elf_Data *d = elf_getdata(scn, NULL), *vd = versym ? elf_getdata(versym, NULL) : NULL;
 	GElf_Shdr sh;
@@ -99,8 +100,9 @@ static void table_find(Elf *e, Elf_Scn *scn, Elf_Scn *versym, const char *const 
 		GElf_Sym s;
 		const char *name;
 
+		/* an IFUNC's value is its resolver, not the function a call reaches */
 		if (!gelf_getsym(d, i, &s) || s.st_shndx == SHN_UNDEF ||
-		    GELF_ST_TYPE(s.st_info) != type || GELF_ST_BIND(s.st_info) == STB_LOCAL)
+		    GELF_ST_TYPE(s.st_info) != STT_FUNC || GELF_ST_BIND(s.st_info) == STB_LOCAL)
 			continue;
 		if (vd && gelf_getversym(vd, i, &v) && (v & 0x8000))
 			continue;
@@ -114,7 +116,7 @@ static void table_find(Elf *e, Elf_Scn *scn, Elf_Scn *versym, const char *const 
 }
 
 /* the dynamic symbols, and with all the static table too (a static executable) */
-static void elf_find(Elf *e, bool all, const char *const *names, int nr, int type, __u64 *vals,
+static void elf_find(Elf *e, bool all, const char *const *names, int nr, __u64 *vals,
 		     bool *found)
 {
 	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL, *versym = NULL;
@@ -131,9 +133,9 @@ static void elf_find(Elf *e, bool all, const char *const *names, int nr, int typ
 			versym = scn;
 	}
 	if (dynsym)
-		table_find(e, dynsym, versym, names, nr, type, vals, found);
+		table_find(e, dynsym, versym, names, nr, vals, found);
 	if (all && symtab)
-		table_find(e, symtab, NULL, names, nr, type, vals, found);
+		table_find(e, symtab, NULL, names, nr, vals, found);
 }
 
 static const char *base(const char *path)
@@ -185,52 +187,67 @@ static int load_bias(pid_t pid, const char *path, Elf *e, __u64 *bias)
 	return err ? err : -ENOEXEC;
 }
 
-/* the address of pid's r_debug; -ENOENT for a static executable */
-static int rdebug_addr(pid_t pid, __u64 *addr)
+/* where the executable's dynamic section is loaded; -ENOENT: static (no loader) */
+static int dynamic_addr(pid_t pid, const char *exe, __u64 *addr)
 {
-	static const char *const names[] = { "_r_debug" };
-	char exe[64], interp[PATH_MAX], path[PATH_MAX + 32];
+	char interp[PATH_MAX] = "";
 	struct elf_file f;
-	bool found = false;
-	__u64 val = 0, bias = 0;
-	int err;
+	GElf_Phdr ph;
+	__u64 bias = 0;
+	size_t n = 0;
+	int err = elf_open(exe, &f);
 
-	snprintf(exe, sizeof(exe), "/proc/%d/exe", pid);
-	err = elf_open(exe, &f);
 	/* -ENOENT is kept for "no loader" */
 	if (err)
 		return err == -ENOENT ? -ESRCH : err;
 	err = elf_interp(f.e, interp, sizeof(interp));
-	elf_close(&f);
-	if (err)
-		return err;
-	/* in the process's own root: it may live in another mount namespace */
-	snprintf(path, sizeof(path), "/proc/%d/root%s", pid, interp);
-	err = elf_open(path, &f);
-	if (err)
-		return err;
-	elf_find(f.e, false, names, 1, STT_OBJECT, &val, &found);
-	err = found ? load_bias(pid, path, f.e, &bias) : -ENOENT;
-	elf_close(&f);
 	if (!err)
-		*addr = bias + val;
-	return err ? (err == -ENOENT ? -ESRCH : err) : 0;
+		err = elf_getphdrnum(f.e, &n) ? -EINVAL : -ENOEXEC;
+	for (size_t i = 0; err == -ENOEXEC && i < n; i++)
+		if (gelf_getphdr(f.e, i, &ph) && ph.p_type == PT_DYNAMIC) {
+			err = load_bias(pid, exe, f.e, &bias);
+			*addr = bias + ph.p_vaddr;
+		}
+	elf_close(&f);
+	/* a loader but no mapping of the executable found: not "static" */
+	return err == -ENOENT && interp[0] ? -ESRCH : err;
 }
 
 /*
  * pid's r_debug and its memory, open in *mem; -ENOENT for a static
- * executable (no loader, no list)
+ * executable (no loader, no list). The loader writes the address of the
+ * r_debug it keeps into the executable's DT_DEBUG entry (the debuggers'
+ * protocol) before it first announces anything.
  */
 static int open_rdebug(pid_t pid, __u64 *rd, int *mem)
 {
 	char path[64];
-	int err = rdebug_addr(pid, rd);
+	GElf_Dyn d = { .d_tag = DT_NULL };
+	__u64 dyn = 0;
+	int err;
 
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	err = dynamic_addr(pid, path, &dyn);
 	if (err)
 		return err;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	*mem = open(path, O_RDONLY | O_CLOEXEC);
-	return *mem < 0 ? -errno : 0;
+	if (*mem < 0)
+		return -errno;
+	/* a dynamic section is short; a longer one is damaged memory */
+	for (int i = 0; !err && i < 1024; i++) {
+		err = peek(*mem, dyn + i * sizeof(d), &d, sizeof(d));
+		if (err || d.d_tag == DT_NULL || d.d_tag == DT_DEBUG)
+			break;
+	}
+	if (!err && (d.d_tag != DT_DEBUG || !d.d_un.d_ptr))
+		err = -EAGAIN;	/* not set yet: the loader has not started */
+	if (err) {
+		close(*mem);
+		return err;
+	}
+	*rd = d.d_un.d_ptr;
+	return 0;
 }
 
 int user_lookup__state(pid_t pid, int *state)
@@ -284,7 +301,7 @@ static bool search(const char *path, const char *name, bool all, const char *con
 		return false;
 	for (int i = 0; i < nr; i++)
 		found[i] = defs[i].path[0] != '\0';
-	elf_find(f.e, all, funcs, nr, STT_FUNC, vals, found);
+	elf_find(f.e, all, funcs, nr, vals, found);
 	elf_close(&f);
 	for (int i = 0; i < nr; i++) {
 		if (found[i] && !defs[i].path[0]) {
