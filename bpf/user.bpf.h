@@ -31,7 +31,26 @@ struct {
 	__type(value, __u8);
 } ufork SEC(".maps");
 
+/*
+ * Every stop these programs make, by tgid, until user_proc.c has seen it:
+ * what it waits for (U_STOP_*). Read from here, not from perf records,
+ * which a busy system may lose: a stop nobody sees would never end.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u32);	/* U_STOP_* */
+} ustopped SEC(".maps");
+
 #define U_SIGSTOP 19
+
+/* recorded first: the stop is then never unseen */
+static __always_inline void u_stop(__u32 tgid, __u32 why)
+{
+	bpf_map_update_elem(&ustopped, &tgid, &why, BPF_ANY);
+	bpf_send_signal(U_SIGSTOP);
+}
 
 /*
  * One allocation call in flight per thread, from entry to return. glibc's
@@ -264,7 +283,7 @@ int BPF_KPROBE(u_loader)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (bpf_map_lookup_elem(&ustop, &tgid))
-		bpf_send_signal(U_SIGSTOP);
+		u_stop(tgid, U_STOP_LOADER);
 	return 0;
 }
 
@@ -301,7 +320,7 @@ static __always_inline int u_fork_ret(long ret)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (!ret && !bpf_map_delete_elem(&ufork, &tgid))
-		bpf_send_signal(U_SIGSTOP);
+		u_stop(tgid, U_STOP_FORK);
 	return 0;
 }
 

@@ -134,6 +134,12 @@ enum kms_user_api {
 	KMS_U_NR,
 };
 
+/* --user: why the BPF side stopped a process (the ustopped map, src/user_proc.c) */
+enum kms_user_stop {
+	U_STOP_FORK = 1,	/* a new process, at its return from fork */
+	U_STOP_LOADER,		/* an exec'd process, at its loader's announcement */
+};
+
 /* kms_event.obj of a nested vmalloc, as the aggregator keys it: no real pointer is 1 */
 #define KMS_OBJ_NESTED		1ULL
 

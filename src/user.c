@@ -118,7 +118,7 @@ static void on_mmap(struct user_tracer *u, struct perf_event_header *h)
 static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_header *h)
 {
 	struct user_tracer *u = ctx;
-	/* PERF_RECORD_FORK and _EXIT; PERF_RECORD_COMM starts with pid and tid too */
+	/* PERF_RECORD_EXIT */
 	const struct {
 		struct perf_event_header h;
 		__u32 pid, ppid, tid, ptid;
@@ -126,13 +126,9 @@ static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_h
 
 	if (h->type == PERF_RECORD_MMAP2)
 		on_mmap(u, h);
-	else if (h->type == PERF_RECORD_FORK && h->size >= sizeof(*t) && t->pid != t->ppid)
-		user_procs__fork(u->procs, t->ppid, t->pid);
+	/* a process's end, its last thread's: a lost record only keeps its probes longer */
 	else if (h->type == PERF_RECORD_EXIT && h->size >= sizeof(*t) && t->pid == t->tid)
 		user_procs__exit(u->procs, t->pid);
-	else if (h->type == PERF_RECORD_COMM && (h->misc & PERF_RECORD_MISC_COMM_EXEC) &&
-		 h->size >= sizeof(t->h) + 8)
-		user_procs__exec(u->procs, t->pid);
 	return LIBBPF_PERF_EVENT_CONT;
 }
 
@@ -140,8 +136,8 @@ static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_h
  * The kernel announces every executable mapping a process makes (perf's
  * PERF_RECORD_MMAP2, the same announcements perf record keeps): the objects
  * are known even when the process has exited before its records are read,
- * which /proc/PID/maps cannot give. Its forks, execs and exits come the
- * same way (PERF_RECORD_FORK, _COMM with the exec flag, _EXIT).
+ * which /proc/PID/maps cannot give. A process's end comes the same way
+ * (PERF_RECORD_EXIT).
  */
 static int watch_mmaps(struct user_tracer *u)
 {
@@ -152,8 +148,6 @@ static int watch_mmaps(struct user_tracer *u)
 		.mmap = 1,
 		.mmap2 = 1,
 		.task = 1,
-		.comm = 1,
-		.comm_exec = 1,
 	};
 	int ncpu = libbpf_num_possible_cpus();
 

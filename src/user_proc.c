@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "kmemscope.h"
 #include "kmemscope.skel.h"
 #include "log.h"
 #include "user_lookup.h"
@@ -46,12 +47,6 @@ static const struct {
 /* probe points per process: every exec may bring another allocator */
 #define MAX_PROBED (4 * NR_FUNCS)
 
-enum proc_wait {
-	W_NONE,
-	W_FORK,		/* forked: stops at its return from fork */
-	W_LOADER,	/* exec'd: stops at its loader's announcements */
-};
-
 /* a function probed in one process: the same object and address is not probed twice */
 struct probed {
 	dev_t dev;
@@ -61,8 +56,6 @@ struct probed {
 
 struct user_proc {
 	pid_t pid;
-	enum proc_wait wait;
-	bool adding;		/* its loader stopped once while adding objects */
 	struct bpf_link *loader;	/* u_loader on its loader, for its execs */
 	struct bpf_link *links[2 * MAX_PROBED];
 	struct probed probed[MAX_PROBED];
@@ -98,7 +91,7 @@ bool user_procs__has(const struct user_procs *ps, pid_t pid)
 	return ps && find(ps, pid);
 }
 
-static struct user_proc *add(struct user_procs *ps, pid_t pid, enum proc_wait wait)
+static struct user_proc *add(struct user_procs *ps, pid_t pid)
 {
 	struct user_proc *p;
 
@@ -115,7 +108,6 @@ static struct user_proc *add(struct user_procs *ps, pid_t pid, enum proc_wait wa
 	if (!p)
 		return NULL;
 	p->pid = pid;
-	p->wait = wait;
 	ps->v[ps->nr++] = p;
 	return p;
 }
@@ -125,9 +117,6 @@ static void proc_free(struct user_proc *p)
 	for (int i = 0; i < p->nr_links; i++)
 		bpf_link__destroy(p->links[i]);
 	bpf_link__destroy(p->loader);
-	/* stopped for kmemscope: it must not stay stopped when tracing ends */
-	if (p->wait != W_NONE)
-		kill(p->pid, SIGCONT);
 	free(p);
 }
 
@@ -312,7 +301,7 @@ static int watch_loader(struct user_procs *ps, struct user_proc *p, const char *
 
 int user_procs__add(struct user_procs *ps, pid_t pid)
 {
-	struct user_proc *p = add(ps, pid, W_NONE);
+	struct user_proc *p = add(ps, pid);
 	int err;
 
 	if (!p)
@@ -323,39 +312,22 @@ int user_procs__add(struct user_procs *ps, pid_t pid)
 
 int user_procs__add_cmd(struct user_procs *ps, pid_t pid, const char *argv0)
 {
-	struct user_proc *p = add(ps, pid, W_LOADER);
+	struct user_proc *p = add(ps, pid);
 
 	return p ? watch_loader(ps, p, argv0, true) : -ENOMEM;
-}
-
-void user_procs__fork(struct user_procs *ps, pid_t parent, pid_t child)
-{
-	if (find(ps, parent) && !find(ps, child) && !add(ps, child, W_FORK))
-		kms_warn("out of memory: process %d, forked by %d, is not traced\n", child, parent);
-}
-
-void user_procs__exec(struct user_procs *ps, pid_t pid)
-{
-	struct user_proc *p = find(ps, pid);
-
-	if (p && p->wait != W_FORK) {
-		p->wait = W_LOADER;
-		p->adding = false;
-	}
 }
 
 void user_procs__exit(struct user_procs *ps, pid_t pid)
 {
 	for (size_t i = 0; i < ps->nr; i++)
 		if (ps->v[i]->pid == pid) {
-			ps->v[i]->wait = W_NONE;
 			proc_free(ps->v[i]);
 			ps->v[i] = ps->v[--ps->nr];
 			return;
 		}
 }
 
-/* 'T': stopped by a signal (u_loader's or u_fork_ret's) */
+/* 'T': stopped by a signal (u_stop()'s) */
 static bool stopped(pid_t pid)
 {
 	char path[64], buf[512], *s;
@@ -374,56 +346,81 @@ static bool stopped(pid_t pid)
 	return s && s[1] == ' ' && s[2] == 'T';
 }
 
-static int resume(struct user_proc *p)
+static int resume(pid_t pid)
 {
-	p->wait = W_NONE;
-	return kill(p->pid, SIGCONT) && errno != ESRCH ? -errno : 0;
+	return kill(pid, SIGCONT) && errno != ESRCH ? -errno : 0;
 }
 
 /*
- * Stopped at its loader's announcement. Adding (r_state 1): resume it, once
- * only, since a second SIGCONT could cancel the stop of the next
- * announcement. Consistent after adding: its objects are loaded; resolve and
- * attach, then take it off u_loader's list (ustop) before resuming, so that
- * no dlopen() stops it.
+ * A new process stopped at its return from fork: a copy of its parent, the
+ * same objects, probes of its own. A process of that pid kmemscope knew is
+ * gone (pids are reused).
  */
-static int loader_stop(struct user_procs *ps, struct user_proc *p)
+static int fork_stop(struct user_procs *ps, pid_t pid)
 {
-	__u32 tgid = p->pid;
-	int state, err = user_lookup__state(p->pid, &state);
+	struct user_proc *p;
+	int err;
 
-	if (err)
-		return err;
-	if (state == 1 && !p->adding) {
-		p->adding = true;
-		return kill(p->pid, SIGCONT) ? -errno : 0;
-	}
-	if (state != 0 || !p->adding)
-		return 0;
+	user_procs__exit(ps, pid);
+	p = add(ps, pid);
+	if (!p)
+		return -ENOMEM;
 	err = attach_proc(ps, p, NULL);
-	bpf_map__delete_elem(ps->skel->maps.ustop, &tgid, sizeof(tgid), 0);
-	return resume(p) ?: err;
+	if (!err)
+		err = watch_loader(ps, p, NULL, false);
+	return resume(pid) ?: err;
 }
 
+/*
+ * Stopped at its loader's announcement. Adding (r_state 1): resume it, the
+ * next announcement stops it again. Consistent: its objects are loaded;
+ * resolve and attach, then take it off u_loader's list (ustop) before
+ * resuming, so that no dlopen() stops it.
+ */
+static int loader_stop(struct user_procs *ps, pid_t pid)
+{
+	struct user_proc *p = find(ps, pid);
+	__u32 tgid = pid;
+	int state, err = user_lookup__state(pid, &state);
+
+	if (!err && !state) {
+		p = p ? p : add(ps, pid);
+		err = p ? attach_proc(ps, p, NULL) : -ENOMEM;
+		bpf_map__delete_elem(ps->skel->maps.ustop, &tgid, sizeof(tgid), 0);
+	}
+	return resume(pid) ?: err;
+}
+
+/*
+ * The stops of the BPF side (ustopped), each seen once: its entry goes
+ * before the process is resumed, and the next stop makes a new one. A
+ * process not stopped yet (the signal is on its way) waits for the next
+ * call; one that is gone leaves.
+ */
 int user_procs__poll(struct user_procs *ps)
 {
-	for (size_t i = 0; ps && i < ps->nr; i++) {
-		struct user_proc *p = ps->v[i];
-		int err = 0;
+	struct bpf_map *m = ps ? ps->skel->maps.ustopped : NULL;
+	__u32 keys[64], why;
+	int n = 0;
 
-		if (p->wait == W_NONE || !stopped(p->pid))
+	while (m && n < 64 && !bpf_map__get_next_key(m, n ? &keys[n - 1] : NULL, &keys[n],
+						     sizeof(keys[0])))
+		n++;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = keys[i];
+		int err;
+
+		if (!stopped(pid)) {
+			if (kill(pid, 0) && errno == ESRCH)
+				bpf_map__delete_elem(m, &keys[i], sizeof(keys[i]), 0);
 			continue;
-		/* a copy of its parent: the same objects, its own probes */
-		if (p->wait == W_FORK) {
-			err = attach_proc(ps, p, NULL);
-			if (!err && !p->loader)
-				err = watch_loader(ps, p, NULL, false);
-			err = resume(p) ?: err;
-		} else {
-			err = loader_stop(ps, p);
 		}
+		if (bpf_map__lookup_elem(m, &keys[i], sizeof(keys[i]), &why, sizeof(why), 0) ||
+		    bpf_map__delete_elem(m, &keys[i], sizeof(keys[i]), 0))
+			continue;
+		err = why == U_STOP_FORK ? fork_stop(ps, pid) : loader_stop(ps, pid);
 		if (err) {
-			kms_error("Failed to trace the allocations of process %d: %s\n", p->pid,
+			kms_error("Failed to trace the allocations of process %d: %s\n", pid,
 				  strerror(-err));
 			return err;
 		}
@@ -438,8 +435,16 @@ const char *user_procs__allocator(const struct user_procs *ps)
 
 void user_procs__free(struct user_procs *ps)
 {
+	struct bpf_map *m = ps ? ps->skel->maps.ustopped : NULL;
+	__u32 tgid;
+
 	if (!ps)
 		return;
+	/* stopped for kmemscope: none stays stopped when tracing ends */
+	while (!bpf_map__get_next_key(m, NULL, &tgid, sizeof(tgid))) {
+		bpf_map__delete_elem(m, &tgid, sizeof(tgid), 0);
+		kill(tgid, SIGCONT);
+	}
 	for (size_t i = 0; i < ps->nr; i++)
 		proc_free(ps->v[i]);
 	free(ps->v);

@@ -8,9 +8,8 @@
  *     announcement that its objects are loaded (u_loader);
  *   - a forked child, at its return from fork (u_fork_ret): it is a copy
  *     of its parent, but uprobes bound to the parent do not follow it.
- * The kernel tells of forks, execs and exits through the perf records
- * user.c reads; user_procs__poll() resumes each stopped process once its
- * probes are on.
+ * The BPF side records each stop (the ustopped map); user_procs__poll()
+ * resumes each stopped process once its probes are on.
  */
 #ifndef KMS_USER_PROC_H
 #define KMS_USER_PROC_H
@@ -27,9 +26,7 @@ int user_procs__add(struct user_procs *ps, pid_t pid);
 /* a command forked as pid, not started yet (it execs argv0). 0 or -errno, logged */
 int user_procs__add_cmd(struct user_procs *ps, pid_t pid, const char *argv0);
 bool user_procs__has(const struct user_procs *ps, pid_t pid);
-/* the kernel's records: a process forked (threads are not processes), exec'd, exited */
-void user_procs__fork(struct user_procs *ps, pid_t parent, pid_t child);
-void user_procs__exec(struct user_procs *ps, pid_t pid);
+/* the kernel's record of a process's end: its probes go */
 void user_procs__exit(struct user_procs *ps, pid_t pid);
 /* probe and resume the processes stopped for it. 0 or -errno, logged */
 int user_procs__poll(struct user_procs *ps);
