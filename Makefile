@@ -43,7 +43,8 @@ LIB_OBJS := $(filter-out $(OUTPUT)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 TEST_TOOLS := $(OUTPUT)/tests/trigger $(OUTPUT)/tests/kernel $(OUTPUT)/tests/order \
-	      $(OUTPUT)/bench/gen $(OUTPUT)/tests/ledger
+	      $(OUTPUT)/bench/gen $(OUTPUT)/tests/ledger $(OUTPUT)/tests/ledger-jemalloc \
+	      $(OUTPUT)/tests/ledger-jemalloc-static
 # the trace reader and writer alone, built again with sanitizers: their unit
 # test (run by make unit next to the plain one) and the reader's fuzzer
 TRACE_SRCS := src/trace_read.c src/trace_write.c src/ksyms.c src/kvec.c
@@ -166,6 +167,17 @@ $(OUTPUT)/tests/trigger: tests/live/trigger.c | $(OUTPUT)/tests
 $(OUTPUT)/tests/ledger: tests/user/ledger.c | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -Wall $< -lpthread -o $@
+
+# the same against jemalloc: linked, and linked into the executable itself (its C++ parts
+# need libstdc++); tcmalloc is preloaded by the test
+$(OUTPUT)/tests/ledger-jemalloc: tests/user/ledger.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -Wall $< -ljemalloc -lpthread -o $@
+
+$(OUTPUT)/tests/ledger-jemalloc-static: tests/user/ledger.c | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) -g -O1 -fno-omit-frame-pointer -Wall $< -Wl,-Bstatic -ljemalloc_pic -Wl,-Bdynamic \
+		-lpthread -lm -lstdc++ -o $@
 
 # checks of the pure modules against the running kernel's files (live tier)
 $(OUTPUT)/tests/kernel: tests/live/kernel.c $(LIB_OBJS) | $(OUTPUT)/tests

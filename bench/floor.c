@@ -9,7 +9,7 @@
  * included), or with -c those of every task whose comm is COMM, which lets
  * floor count a workload that another tracer starts. With -u, the programs
  * are a uprobe and a uretprobe on the C library functions kmemscope --user
- * probes (src/user.c), for CMD's process only, instead of the tracepoints;
+ * probes (src/user_proc.c), for CMD's process only, instead of the tracepoints;
  * -e leaves the return probes out (what a mode that reads only the entries
  * would trap).
  * The line printed ends with the programs' run count and run time from
@@ -29,7 +29,7 @@
 
 #include "floor.h"
 #include "floor.skel.h"
-#include "user.h"
+#include "user_proc.h"
 
 static const char *const event_names[FLOOR_NR] = {
 	[FLOOR_KMALLOC] = "kmalloc",
@@ -93,7 +93,7 @@ static int attach_user(struct floor_bpf *skel, pid_t pid, bool entry_only, struc
 	const char *func;
 	bool ret;
 
-	for (size_t i = 0; (func = user__func(i, &ret)); i++)
+	for (size_t i = 0; (func = user_procs__func(i, &ret)); i++)
 		for (int r = 0; r < 1 + (ret && !entry_only); r++) {
 			LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = func, .retprobe = r);
 

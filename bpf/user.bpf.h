@@ -10,8 +10,47 @@
 #ifndef __KMS_USER_BPF_H
 #define __KMS_USER_BPF_H
 
-/* the traced process (tgid), written by the collector before it attaches */
-__u32 user_tgid;
+/*
+ * The traced processes are the pid filter's (the pids map: the process and
+ * what it forks). Each has its own uprobes (src/user_proc.c); these maps
+ * say where one must stop until they are on:
+ * ustop: exec'd, at its loader's announcements (u_loader);
+ * ufork: forked, at its return from fork (u_fork_ret).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u8);
+} ustop SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u8);
+} ufork SEC(".maps");
+
+/*
+ * Every stop these programs make, by tgid, until user_proc.c has seen it:
+ * what it waits for (U_STOP_*). Read from here, not from perf records,
+ * which a busy system may lose: a stop nobody sees would never end.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);	/* tgid */
+	__type(value, __u32);	/* U_STOP_* */
+} ustopped SEC(".maps");
+
+#define U_SIGSTOP 19
+
+/* recorded first: the stop is then never unseen */
+static __always_inline void u_stop(__u32 tgid, __u32 why)
+{
+	bpf_map_update_elem(&ustopped, &tgid, &why, BPF_ANY);
+	bpf_send_signal(U_SIGSTOP);
+}
 
 /*
  * One allocation call in flight per thread, from entry to return. glibc's
@@ -34,6 +73,18 @@ struct {
 	__type(key, __u64);	/* pid_tgid */
 	__type(value, struct ucall);
 } ucalls SEC(".maps");
+
+/*
+ * Threads whose own code has ended (glibc called __call_tls_dtors): their
+ * frees are the C library's cleanup, marked KMS_CTX_UEXIT. Forgotten when
+ * the thread exits, before its id can be reused.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);	/* pid_tgid */
+	__type(value, __u8);
+} uexit SEC(".maps");
 
 /* a syscall in flight (mremap, brk), keyed apart from ucalls: malloc calls mmap */
 struct {
@@ -75,9 +126,9 @@ static __always_inline int u_enter(__u32 api, __u64 size, __u64 arg)
 	return 0;
 }
 
-/* one user record; size saturates in the 32-bit fields */
+/* one user record; size saturates in the 32-bit fields; flags: KMS_CTX_* */
 static __always_inline void u_emit(void *ctx, __u8 type, __u32 api, __u64 site, __u64 ptr,
-				   __u64 size)
+				   __u64 size, __u8 flags)
 {
 	struct ev_slot es = { .guard = type, .user = true };
 	struct kms_event *e = ev_begin(ctx, &es, type, 0, EV_DIRECT);
@@ -88,6 +139,7 @@ static __always_inline void u_emit(void *ctx, __u8 type, __u32 api, __u64 site, 
 	e->ptr = ptr;
 	e->bytes_req = e->bytes_alloc = size > 0xffffffffULL ? 0xffffffffU : size;
 	e->extra = api;
+	e->ctx |= flags;
 	if (type == KMS_EV_ALLOC_FAIL)
 		e->order = api >= KMS_U_MMAP ? KMS_FAM_UMAP : KMS_FAM_USER;
 	ev_end(&es, e);
@@ -179,10 +231,10 @@ int BPF_KRETPROBE(u_alloc_ret, __u64 ret)
 	 * realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
 	 */
 	if (moves && call.arg && (ptr || !call.size))
-		u_emit(ctx, KMS_EV_UFREE, call.api, site, call.arg, 0);
+		u_emit(ctx, KMS_EV_UFREE, call.api, site, call.arg, 0, 0);
 	if (moves && !ptr && !call.size)
 		return 0;
-	u_emit(ctx, ptr ? KMS_EV_UALLOC : KMS_EV_ALLOC_FAIL, call.api, site, ptr, call.size);
+	u_emit(ctx, ptr ? KMS_EV_UALLOC : KMS_EV_ALLOC_FAIL, call.api, site, ptr, call.size, 0);
 	return 0;
 }
 
@@ -196,7 +248,113 @@ int BPF_KPROBE(u_free, __u64 ptr)
 		return 0;
 	/* at the entry the return address is on top of the stack */
 	bpf_probe_read_user(&site, sizeof(site), (void *)PT_REGS_SP(ctx));
-	u_emit(ctx, KMS_EV_UFREE, KMS_U_FREE, site, ptr, 0);
+	u_emit(ctx, KMS_EV_UFREE, KMS_U_FREE, site, ptr, 0,
+	       bpf_map_lookup_elem(&uexit, &id) ? KMS_CTX_UEXIT : 0);
+	return 0;
+}
+
+/*
+ * glibc calls __call_tls_dtors once a thread's start routine has returned
+ * (start_thread) and when exit() begins; what the thread frees from then on
+ * includes its thread cache (tcache_thread_shutdown): the blocks the
+ * program had already freed into it, and the cache itself, which glibc made
+ * with its internal _int_malloc, never through malloc. Frees are still
+ * matched as usual; the mark only says why one matched nothing.
+ */
+SEC("uprobe")
+int BPF_KPROBE(u_thread_end)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 one = 1;
+
+	bpf_map_update_elem(&uexit, &id, &one, BPF_ANY);
+	return 0;
+}
+
+/*
+ * A loader calls _dl_debug_state() when it starts adding objects and when
+ * they are loaded, before any of their code runs: an exec'd process stops
+ * there until user_proc.c has read which objects give its allocation
+ * functions and attached to them. A dlopen() later does not stop it.
+ */
+SEC("uprobe")
+int BPF_KPROBE(u_loader)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (bpf_map_lookup_elem(&ustop, &tgid))
+		u_stop(tgid, U_STOP_LOADER);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(u_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&pids, &tgid))
+		bpf_map_update_elem(&ustop, &tgid, &one, BPF_ANY);
+	return 0;
+}
+
+/* a new process (not a thread) of a traced one; follow_fork puts it in pids */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(u_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (ptgid != ctgid && bpf_map_lookup_elem(&pids, &ptgid))
+		bpf_map_update_elem(&ufork, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+/*
+ * The child's first step in user space is its return from the fork
+ * syscall, which fires the syscall's exit tracepoint in the child (return
+ * value 0). It stops there: uprobes bound to its parent do not cover it.
+ */
+static __always_inline int u_fork_ret(long ret)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	if (!ret && !bpf_map_delete_elem(&ufork, &tgid))
+		u_stop(tgid, U_STOP_FORK);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone")
+int u_sys_clone_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone3")
+int u_sys_clone3_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fork")
+int u_sys_fork_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_vfork")
+int u_sys_vfork_ret(struct trace_event_raw_sys_exit *ctx)
+{
+	return u_fork_ret(ctx->ret);
+}
+
+/* a thread of any process exits: its id may be reused */
+SEC("raw_tp/sched_process_exit")
+int u_thread_gone(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&uexit, &id);
 	return 0;
 }
 
@@ -204,7 +362,9 @@ int BPF_KPROBE(u_free, __u64 ptr)
 
 static __always_inline bool u_ours(void)
 {
-	return (bpf_get_current_pid_tgid() >> 32) == *(volatile __u32 *)&user_tgid;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+	return bpf_map_lookup_elem(&pids, &tgid) != NULL;
 }
 
 /* where the process made the syscall: its C library's wrapper, as a site */
@@ -274,16 +434,16 @@ static __always_inline int u_sys_exit(struct trace_event_raw_sys_exit *ctx)
 	if (call.api == KMS_U_BRK) {
 		/* growth only: glibc rarely gives the top of its heap back */
 		if ((__u64)ret > call.arg)
-			u_emit(ctx, KMS_EV_UBRK, KMS_U_BRK, site, call.arg, ret - call.arg);
+			u_emit(ctx, KMS_EV_UBRK, KMS_U_BRK, site, call.arg, ret - call.arg, 0);
 		return 0;
 	}
 	if (u_failed(ret)) {
-		u_emit(ctx, KMS_EV_ALLOC_FAIL, call.api, site, 0, call.size);
+		u_emit(ctx, KMS_EV_ALLOC_FAIL, call.api, site, 0, call.size, 0);
 		return 0;
 	}
 	if (call.api == KMS_U_MREMAP)
-		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MREMAP, site, call.arg, call.old_len);
-	u_emit(ctx, KMS_EV_UMMAP, call.api, site, ret, call.size);
+		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MREMAP, site, call.arg, call.old_len, 0);
+	u_emit(ctx, KMS_EV_UMMAP, call.api, site, ret, call.size, 0);
 	return 0;
 }
 
@@ -310,7 +470,8 @@ SEC("tracepoint/syscalls/sys_enter_munmap")
 int u_sys_munmap(struct trace_event_raw_sys_enter *ctx)
 {
 	if (u_ours())
-		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MUNMAP, u_sys_site(), ctx->args[0], ctx->args[1]);
+		u_emit(ctx, KMS_EV_UMUNMAP, KMS_U_MUNMAP, u_sys_site(), ctx->args[0], ctx->args[1],
+		       0);
 	return 0;
 }
 

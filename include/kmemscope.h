@@ -80,6 +80,14 @@ enum kms_ev_type {
 /* kms_event.ctx: what the program knew about the context it ran in */
 #define KMS_CTX_KNOWN		0x01	/* ->pc holds the raw preempt_count (context capture) */
 #define KMS_CTX_SELF		0x02	/* a free by kmemscope itself (with KMS_CTX_OUTSIDE) */
+/*
+ * A user free made after the thread's own code ended: glibc's start_thread
+ * (and exit()) had called __call_tls_dtors. There glibc releases its thread
+ * cache (tcache): blocks the program freed into it, and the cache itself,
+ * which it allocated without going through malloc. A bit that was always 0
+ * before: files of the same ABI version read as they did.
+ */
+#define KMS_CTX_UEXIT		0x04
 #define KMS_CTX_RCU_DONE	0x20	/* set by user space, not BPF: the real free of an
 					 * object already handed to RCU (KMS_EV_RCU_FREE) */
 #define KMS_CTX_OUTSIDE		0x40	/* a free by a process outside the pid filter */
@@ -124,6 +132,12 @@ enum kms_user_api {
 	KMS_U_MREMAP,
 	KMS_U_BRK,
 	KMS_U_NR,
+};
+
+/* --user: why the BPF side stopped a process (the ustopped map, src/user_proc.c) */
+enum kms_user_stop {
+	U_STOP_FORK = 1,	/* a new process, at its return from fork */
+	U_STOP_LOADER,		/* an exec'd process, at its loader's announcement */
 };
 
 /* kms_event.obj of a nested vmalloc, as the aggregator keys it: no real pointer is 1 */

@@ -11,12 +11,15 @@ set -e
 # read the pprof output with `go tool pprof`; libmicrohttpd: serve's HTTP server;
 # prometheus: serve's test scrapes with it; binutils: the --user test strips a copy of
 # its program; heaptrack, bpfcc-tools: the peers of --user in the benchmark; libdw-dev:
-# file:line of user frames from DWARF (libbz2-dev: its static link, make static)
+# file:line of user frames from DWARF (libbz2-dev: its static link, make static);
+# libjemalloc-dev, libgoogle-perftools-dev (tcmalloc): the --user test links and
+# preloads its program against each allocator
 PKGS="make gcc clang llvm libclang-rt-dev libbpf-dev bpftool libelf-dev zlib1g-dev
 libzstd-dev zstd libjansson-dev libcmocka-dev libncurses-dev pkg-config linux-perf
 qemu-system-x86 busybox-static cpio kmod python3 bc time pandoc man-db dwarves
 libxml2-utils chromium libprotobuf-c-dev protobuf-c-compiler golang-go libmicrohttpd-dev
-prometheus binutils heaptrack bpfcc-tools libdw-dev libbz2-dev"
+prometheus binutils heaptrack bpfcc-tools libdw-dev libbz2-dev libjemalloc-dev
+libgoogle-perftools-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -561,6 +561,11 @@ void agg__on_unmatched(struct agg *a, const struct kms_event *e)
 			a->stats.filtered++;
 		return;
 	}
+	/* the C library releasing its thread cache: not the program's, counted apart */
+	if (e->ctx & KMS_CTX_UEXIT) {
+		a->stats.exit_frees++;
+		return;
+	}
 	a->fam[fam].unmatched_frees++;
 	a->stats.unmatched_frees++;
 	if (e->type == KMS_EV_CACHE_FREE && e->obj) {

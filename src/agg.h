@@ -212,6 +212,7 @@ struct agg_stats {
 	__u64 filtered;		/* frees from outside the filters that freed none of ours */
 	__u64 self;		/* frees by kmemscope itself that freed none of ours */
 	__u64 unmatched_frees;	/* all families */
+	__u64 exit_frees;	/* user frees at thread exit matching nothing (KMS_CTX_UEXIT) */
 	__u64 realloc_without_free;	/* all families */
 	__u64 rcu_completed;	/* real frees of objects already handed to RCU: not counted again */
 	__u64 page_split_frees;	/* page frees that freed part of a higher-order allocation */

@@ -655,6 +655,13 @@ void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 	/* a free by a process outside the filters matters only if it frees one of ours */
 	if (e->ctx & KMS_CTX_OUTSIDE)
 		return;
+	/*
+	 * The C library's thread cache released at thread exit: blocks freed
+	 * once already (not a double free), and the cache itself (not one
+	 * allocated before tracing). The aggregator counts them (exit_frees).
+	 */
+	if (e->ctx & KMS_CTX_UEXIT)
+		return;
 	if (d->o.bad_frees) {
 		if (wrong_class(d, e, cls, &r)) {
 			struct alloc_view a = live_view(d, &r);

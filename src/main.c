@@ -23,6 +23,7 @@
 #include "plan.h"
 #include "session.h"
 #include "tracefs.h"
+#include "user_proc.h"
 #include "version.h"
 
 /* the release: trace files and the gate's fingerprints name it */
@@ -168,6 +169,13 @@ static int cmd_probe(int argc, char **argv)
 	ksyms__loader_fini(&syms);
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
+		return 1;
+	}
+	/* --user with one running process: where it finds malloc and the rest */
+	if (probe_env.sa.so.user && probe_env.sa.so.nr_pids == 1 && !probe_env.sa.so.cmd &&
+	    user_procs__describe(probe_env.sa.so.pids[0], plan->user_allocator,
+				 sizeof(plan->user_allocator))) {
+		plan__free(plan);
 		return 1;
 	}
 	out = cli_open_output(probe_env.output);

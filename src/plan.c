@@ -1064,6 +1064,9 @@ int plan__print_text(const struct plan *p, FILE *out)
 			"its second argument (6.2+)" : "head - func, or func when head is NULL (<= 6.1)");
 	fprintf(out, "context capture: %s\n", p->pc_var ? p->pc_var :
 		"unavailable (no per-CPU preempt count in BTF): misuse sees no context");
+	if (p->cfg.user)
+		fprintf(out, "user allocator: %s\n", p->user_allocator[0] ? p->user_allocator :
+			"found in each process as it runs (give one -p PID to see it)");
 	fprintf(out, "\nchecked as loaded with: pid filter %s, order %s, stacks %s, context %s, "
 		"rescue %s\n", p->cfg.filter_pids ? "on" : "off", p->cfg.order_seq ? "seq" : "time",
 		stacks_name(&p->cfg), p->cfg.context ? "on" : "off", p->cfg.rescue ? "on" : "off");
@@ -1139,6 +1142,9 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 			    "rcu_object_arg", p->rcu_ptr_arg ? "ptr" : "head-offset"));
 	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?}",
 			    "available", p->pc_var != NULL, "preempt_count", p->pc_var));
+	if (p->cfg.user)
+		json_object_set_new(root, "user_allocator", p->user_allocator[0] ?
+				    json_string(p->user_allocator) : json_null());
 	err = json_dumpf(root, out, JSON_INDENT(2));
 	fputc('\n', out);
 	json_decref(root);

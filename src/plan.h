@@ -89,6 +89,8 @@ struct plan {
 	const char *pc_var;	/* where pcpu_pc_off points (probe shows it), NULL if nowhere */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
+	/* probe --user -p PID: the objects that give it its allocation functions ("": unknown) */
+	char user_allocator[1024];
 	/*
 	 * The planned programs, loaded as cfg asks and not attached: the
 	 * collector takes this object (collector__open()).

@@ -37,6 +37,8 @@ struct kms_quality {
 	bool deferred_traced;	/* RCU handoffs and bulk frees are seen (function probes) */
 	bool cut_short;		/* read from a trace file that was cut short or damaged */
 	const char *deferred_method;
+	/* --user: the objects that give the allocation functions (user__allocator()) */
+	const char *user_allocator;
 };
 
 static inline bool kms_quality_complete(const struct kms_quality *q)

@@ -6,8 +6,9 @@
 
 enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
-	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED, Q_REALLOC, Q_SPLIT,
-	Q_MAPPINGS,	Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE, Q_BULK_LOST, Q_NOT_TRACED, Q_CUT_SHORT, Q_COMPLETE,
+	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
+	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE,
+	Q_BULK_LOST, Q_NOT_TRACED, Q_USER_ALLOC, Q_CUT_SHORT, Q_COMPLETE,
 	Q_NR,
 };
 
@@ -29,6 +30,8 @@ static const struct row_col quality_cols[Q_NR] = {
 			      .note = "(its events left out, not lost)" },
 	[Q_UNMATCHED] = { "unmatched_frees", "unmatched frees", RK_U64,
 			  .note = "(allocated before tracing, or alloc lost)" },
+	[Q_EXIT_FREES] = { "exit_frees", "exit frees", RK_U64,
+			   .note = "(the C library's thread cache released at thread exit)" },
 	[Q_REALLOC] = { "realloc_without_free", "realloc without free", RK_U64,
 			.note = "(a live address allocated again)" },
 	[Q_SPLIT] = { "page_split_frees", "page split frees", RK_U64,
@@ -43,6 +46,8 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_BULK_LOST] = { "bulk_lost", "bulk pointers lost", RK_U64,
 			  .note = "(bulk-freed pointers not recorded)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
+	[Q_USER_ALLOC] = { "user_allocator", "user allocator", RK_STR,
+			   .note = "(--user: the objects that give malloc and the rest)" },
 	[Q_CUT_SHORT] = { "cut_short", "trace cut short", RK_BOOL,
 			  .note = "(read from a damaged or unfinished trace file)" },
 	[Q_COMPLETE] = { "complete", "complete", RK_BOOL, ROW_LOUD_FALSE },
@@ -96,6 +101,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	/* its allocations, and its frees that freed nothing traced */
 	r[Q_SELF_EXCLUDED].u = q.self_excluded + st->self;
 	r[Q_UNMATCHED].u = st->unmatched_frees;
+	r[Q_EXIT_FREES].u = st->exit_frees;
 	r[Q_REALLOC].u = st->realloc_without_free;
 	r[Q_SPLIT].u = st->page_split_frees;
 	r[Q_MAPPINGS].u = st->vmap_mappings;
@@ -105,6 +111,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_BULK_LOST].u = q.bulk_lost;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
+	r[Q_USER_ALLOC].s = q.user_allocator;
 	r[Q_CUT_SHORT].u = q.cut_short;
 	r[Q_COMPLETE].u = kms_quality_complete(&q) && !st->nomem;
 	if (q.cut_short)

@@ -464,7 +464,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	kvec__init(&s->user_stacks, sizeof(__u64), sizeof(__u64));
 	if (!err && o->user)
 		err = user__attach(&s->user, collector__bpf(s->coll),
-				   o->cmd ? s->cmd.pid : o->pids[0], !o->cmd);
+				   o->cmd ? s->cmd.pid : o->pids[0], o->cmd ? o->cmd[0] : NULL);
 	if (err) {
 		cli_cmd_abort(&s->cmd);
 		return 1;
@@ -568,7 +568,8 @@ int session__run(struct session *s, double duration, double interval,
 			kms_error("Failed to read events: %s\n", strerror(-busy));
 			return 1;
 		}
-		user__poll(s->user);
+		if (user__poll(s->user))
+			return 1;
 		now = cli_now_ns();
 		if (session_trace__tick(s, now))
 			return 1;
@@ -735,6 +736,7 @@ void session__quality(struct session *s, struct kms_quality *q)
 	if (s->pipe.filter)
 		q->filtered += pipeline__filtered(&s->pipe);
 	q->self_traced = s->self_traced;
+	q->user_allocator = user__allocator(s->user);
 	q->duration_ns = (s->stop_ns ? s->stop_ns : cli_now_ns()) - s->start_ns;
 }
 

@@ -52,6 +52,8 @@ static json_t *quality_json(const struct kms_quality *q)
 	json_object_set_new(j, "deferred_traced", json_boolean(q->deferred_traced));
 	json_object_set_new(j, "deferred_method", json_string(q->deferred_method ?
 							     q->deferred_method : ""));
+	json_object_set_new(j, "user_allocator", json_string(q->user_allocator ?
+							    q->user_allocator : ""));
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		json_object_set_new(fams, kms_family_name(f),
 				    json_pack("{s:b,s:b,s:s}", "traced", q->traced[f], "skipped",
@@ -91,6 +93,7 @@ static void quality_from_json(const json_t *j, struct kms_quality *q)
 	q->self_traced = json_is_true(json_object_get(j, "self_traced"));
 	q->deferred_traced = json_is_true(json_object_get(j, "deferred_traced"));
 	q->deferred_method = get_str(j, "deferred_method");
+	q->user_allocator = get_str(j, "user_allocator");
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		const json_t *fj = json_object_get(fams, kms_family_name(f));
 

@@ -16,26 +16,10 @@
 #include "log.h"
 #include "srcline.h"
 #include "user.h"
+#include "user_proc.h"
 
-/* the C library's allocation functions and their entry programs (bpf/user.bpf.h) */
-static const struct {
-	const char *func;
-	const char *prog;
-} user_funcs[] = {
-	{ "malloc", "u_malloc" },
-	{ "calloc", "u_calloc" },
-	{ "realloc", "u_realloc" },
-	{ "reallocarray", "u_reallocarray" },
-	{ "posix_memalign", "u_posix_memalign" },
-	{ "aligned_alloc", "u_aligned_alloc" },
-	{ "memalign", "u_memalign" },
-	{ "valloc", "u_valloc" },
-	{ "pvalloc", "u_pvalloc" },
-	{ "free", "u_free" },
-};
-
-#define NR_FUNCS (sizeof(user_funcs) / sizeof(user_funcs[0]))
-#define NR_LINKS (2 * NR_FUNCS + 8)
+/* the tracepoints of bpf/user.bpf.h */
+#define NR_LINKS 16
 
 /* one executable mapping of the traced process */
 struct user_map {
@@ -44,7 +28,8 @@ struct user_map {
 };
 
 struct user_tracer {
-	pid_t pid;
+	struct kmemscope_bpf *skel;
+	struct user_procs *procs;
 	struct bpf_link *links[NR_LINKS];
 	int nr_links;
 	int map_fd;		/* perf event array of the mmap record buffers */
@@ -83,8 +68,8 @@ static int add_map(struct user_tracer *u, const char *path, __u64 start, __u64 e
 	return 0;
 }
 
-/* the executable mappings in /proc/PID/maps; libc: where the C library is, if mapped */
-static int read_maps(struct user_tracer *u, pid_t pid, char *libc, size_t len)
+/* the executable mappings in /proc/PID/maps */
+static int read_maps(struct user_tracer *u, pid_t pid)
 {
 	char path[64], line[PATH_MAX + 128], perms[8], file[PATH_MAX];
 	unsigned long long start, end, off;
@@ -96,25 +81,18 @@ static int read_maps(struct user_tracer *u, pid_t pid, char *libc, size_t len)
 	if (!f)
 		return -errno;
 	while (!err && fgets(line, sizeof(line), f)) {
-		const char *base;
-
 		file[0] = '\0';
 		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095[^\n]", &start, &end, perms, &off,
 			   file) < 4 || perms[2] != 'x')
 			continue;
-		base = strrchr(file, '/');
-		if (libc && base && !strncmp(base + 1, "libc.so", 7))
-			snprintf(libc, len, "%s", file);
-		if (u)
-			err = add_map(u, file, start, end, off);
+		err = add_map(u, file, start, end, off);
 	}
 	fclose(f);
 	return err;
 }
 
-static enum bpf_perf_event_ret on_mmap(void *ctx, int cpu, struct perf_event_header *h)
+static void on_mmap(struct user_tracer *u, struct perf_event_header *h)
 {
-	struct user_tracer *u = ctx;
 	struct {
 		struct perf_event_header h;
 		__u32 pid, tid;
@@ -123,20 +101,35 @@ static enum bpf_perf_event_ret on_mmap(void *ctx, int cpu, struct perf_event_hea
 		__u32 prot, flags;
 		char filename[];
 	} *r = (void *)h;
-
 	char path[PATH_MAX];
 	size_t n;
 
-	if (h->type != PERF_RECORD_MMAP2 || h->size <= sizeof(*r) || r->pid != (__u32)u->pid)
-		return LIBBPF_PERF_EVENT_CONT;
+	if (h->size <= sizeof(*r) || !user_procs__has(u->procs, r->pid))
+		return;
 	/* the ring is read-only: the name is copied out to be terminated */
 	n = strnlen(r->filename, h->size - sizeof(*r));
 	if (n >= sizeof(path))
-		return LIBBPF_PERF_EVENT_CONT;
+		return;
 	memcpy(path, r->filename, n);
 	path[n] = '\0';
 	if (add_map(u, path, r->addr, r->addr + r->len, r->pgoff))
 		kms_warn("out of memory: the mapping of %s stays unsymbolized\n", path);
+}
+
+static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_header *h)
+{
+	struct user_tracer *u = ctx;
+	/* PERF_RECORD_EXIT */
+	const struct {
+		struct perf_event_header h;
+		__u32 pid, ppid, tid, ptid;
+	} *t = (const void *)h;
+
+	if (h->type == PERF_RECORD_MMAP2)
+		on_mmap(u, h);
+	/* a process's end, its last thread's: a lost record only keeps its probes longer */
+	else if (h->type == PERF_RECORD_EXIT && h->size >= sizeof(*t) && t->pid == t->tid)
+		user_procs__exit(u->procs, t->pid);
 	return LIBBPF_PERF_EVENT_CONT;
 }
 
@@ -144,7 +137,8 @@ static enum bpf_perf_event_ret on_mmap(void *ctx, int cpu, struct perf_event_hea
  * The kernel announces every executable mapping a process makes (perf's
  * PERF_RECORD_MMAP2, the same announcements perf record keeps): the objects
  * are known even when the process has exited before its records are read,
- * which /proc/PID/maps cannot give.
+ * which /proc/PID/maps cannot give. A process's end comes the same way
+ * (PERF_RECORD_EXIT).
  */
 static int watch_mmaps(struct user_tracer *u)
 {
@@ -154,6 +148,7 @@ static int watch_mmaps(struct user_tracer *u)
 		.size = sizeof(attr),
 		.mmap = 1,
 		.mmap2 = 1,
+		.task = 1,
 	};
 	int ncpu = libbpf_num_possible_cpus();
 
@@ -163,51 +158,18 @@ static int watch_mmaps(struct user_tracer *u)
 				   sizeof(int), ncpu, NULL);
 	if (u->map_fd < 0)
 		return -errno;
-	u->pb = perf_buffer__new_raw(u->map_fd, 8, &attr, on_mmap, u, NULL);
+	u->pb = perf_buffer__new_raw(u->map_fd, 8, &attr, on_record, u, NULL);
 	return u->pb ? 0 : -errno;
 }
 
-/* free has no return probe: it is recorded at its entry */
-static bool has_ret(size_t i)
+/* the tracepoints: named in their section; the syscalls checked against the pid filter */
+static int attach_tracepoints(struct user_tracer *u)
 {
-	return strcmp(user_funcs[i].func, "free");
-}
-
-const char *user__func(size_t i, bool *ret)
-{
-	if (i >= NR_FUNCS)
-		return NULL;
-	*ret = has_ret(i);
-	return user_funcs[i].func;
-}
-
-static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, const char *libc)
-{
-	struct bpf_program *ret = bpf_object__find_program_by_name(skel->obj, "u_alloc_ret");
 	struct bpf_program *prog;
 
-	for (size_t i = 0; i < NR_FUNCS; i++) {
-		LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = user_funcs[i].func);
-
-		prog = bpf_object__find_program_by_name(skel->obj, user_funcs[i].prog);
-		if (!prog || !ret)
-			return -ENOENT;
-		for (int r = 0; r < 1 + has_ret(i); r++) {
-			opts.retprobe = r;
-			u->links[u->nr_links] = bpf_program__attach_uprobe_opts(r ? ret : prog,
-										u->pid, libc, 0,
-										&opts);
-			if (!u->links[u->nr_links]) {
-				kms_error("Failed to attach a uprobe to %s in %s: %s\n",
-					  user_funcs[i].func, libc, strerror(errno));
-				return -errno;
-			}
-			u->nr_links++;
-		}
-	}
-	/* the syscall tracepoints: named in their section, checked against user_tgid */
-	bpf_object__for_each_program(prog, skel->obj) {
-		if (strncmp(bpf_program__name(prog), "u_sys_", 6))
+	bpf_object__for_each_program(prog, u->skel->obj) {
+		if (strncmp(bpf_program__name(prog), "u_", 2) ||
+		    bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE)
 			continue;
 		if (u->nr_links == NR_LINKS)
 			return -E2BIG;
@@ -219,27 +181,25 @@ static int attach_probes(struct user_tracer *u, struct kmemscope_bpf *skel, cons
 	return 0;
 }
 
-int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid, bool started)
+int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid,
+		 const char *cmd)
 {
 	struct user_tracer *u = calloc(1, sizeof(*u));
-	char libc[PATH_MAX] = "";
 	int err;
 
 	if (!u)
 		return -ENOMEM;
-	u->pid = pid;
+	u->skel = skel;
 	u->map_fd = -1;
-	/*
-	 * A command not started yet still has our mappings: it will map the C
-	 * library the same dynamic loader maps for us, and the kernel announces
-	 * the rest (watch_mmaps()).
-	 */
-	err = started ? read_maps(u, pid, libc, sizeof(libc)) :
-			read_maps(NULL, getpid(), libc, sizeof(libc));
-	if (err || !*libc) {
-		kms_error("Failed to find the C library of process %d: %s\n", pid,
-			  err ? strerror(-err) : "not mapped");
-		err = err ? err : -ENOENT;
+	u->procs = user_procs__new(skel);
+	if (!u->procs) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	/* a command not started yet still has our mappings: the kernel announces its own */
+	err = cmd ? 0 : read_maps(u, pid);
+	if (err) {
+		kms_error("Failed to read the mappings of process %d: %s\n", pid, strerror(-err));
 		goto fail;
 	}
 	err = watch_mmaps(u);
@@ -247,11 +207,11 @@ int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid
 		kms_error("Failed to watch the mappings of process %d: %s\n", pid, strerror(-err));
 		goto fail;
 	}
-	skel->bss->user_tgid = pid;
-	err = attach_probes(u, skel, libc);
+	err = cmd ? user_procs__add_cmd(u->procs, pid, cmd) : user_procs__add(u->procs, pid);
+	if (!err)
+		err = attach_tracepoints(u);
 	if (err)
 		goto fail;
-	kms_info("--user: %d probes on %s for process %d\n", u->nr_links, libc, pid);
 	*out = u;
 	return 0;
 fail:
@@ -259,10 +219,18 @@ fail:
 	return err;
 }
 
-void user__poll(struct user_tracer *u)
+int user__poll(struct user_tracer *u)
 {
-	if (u && u->pb)
+	if (!u)
+		return 0;
+	if (u->pb)
 		perf_buffer__consume(u->pb);
+	return user_procs__poll(u->procs);
+}
+
+const char *user__allocator(const struct user_tracer *u)
+{
+	return u ? user_procs__allocator(u->procs) : NULL;
 }
 
 /* file offset of a symbol's address, from the program header that loads it */
@@ -468,6 +436,7 @@ void user__free(struct user_tracer *u)
 {
 	if (!u)
 		return;
+	user_procs__free(u->procs);
 	for (int i = 0; i < u->nr_links; i++)
 		bpf_link__destroy(u->links[i]);
 	perf_buffer__free(u->pb);

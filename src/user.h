@@ -20,13 +20,21 @@ struct kmemscope_bpf;
 struct user_tracer;
 
 /*
- * Attach to pid, whose C library is found in its mappings, or (a command
- * not started yet: !started) in ours, since the same dynamic loader will
- * map it. 0 or -errno, with one error line logged.
+ * Attach to pid: a running process (cmd NULL), whose allocation functions
+ * are found in the objects its loader has loaded, or the command cmd (its
+ * argv[0]), forked as pid and not started yet, which is stopped once its
+ * loader has loaded its objects until user__poll() has attached there.
+ * 0 or -errno, with one error line logged.
  */
-int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid, bool started);
-/* read the executable mappings announced since the last call */
-void user__poll(struct user_tracer *u);
+int user__attach(struct user_tracer **out, struct kmemscope_bpf *skel, pid_t pid,
+		 const char *cmd);
+/*
+ * Read the executable mappings announced since the last call; attach to a
+ * command stopped at its loader. 0 or -errno (logged): tracing cannot go on.
+ */
+int user__poll(struct user_tracer *u);
+/* the objects that give the process its allocation functions, NULL if none yet */
+const char *user__allocator(const struct user_tracer *u);
 /*
  * The symbols of every object the process mapped executable, as kallsyms
  * lines ("addr t name\t[object]"), with a "build-id:HEX" symbol at each
@@ -41,10 +49,4 @@ char *user__symbols(struct user_tracer *u, size_t *len);
  */
 char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len);
 void user__free(struct user_tracer *u);
-/*
- * The i-th C library function --user probes, NULL past the last; *ret: it
- * gets a return probe too (bench/floor -u probes the same).
- */
-const char *user__func(size_t i, bool *ret);
-
 #endif

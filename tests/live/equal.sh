@@ -72,15 +72,6 @@ cmd_run() {
 	fi
 }
 
-# the load goes in once kmemscope says it is tracing (-v): at most 30 s
-wait_tracing() {
-	i=0
-	while ! grep -qs '^tracing' "$1" && [ $i -lt 300 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-
 # wait_live NAME PID: the live kmemscope in the background ends well
 wait_live() {
 	rc=0

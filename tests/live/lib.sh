@@ -43,6 +43,16 @@ judge() {
 	fi
 }
 
+# wait_tracing FILE: wait (at most 30 s) until kmemscope -v says in FILE that it traces;
+# the file may not exist yet when kmemscope was just started in the background
+wait_tracing() {
+	i=0
+	while ! grep -qs '^tracing' "$1" && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 # lib_begin NAME TOOL...: the work directory $WORK, removed at exit, when
 # lib_finish judges the script; each TOOL (kmemscope first) must be built.
 # A script with more to undo at exit (processes it started, descriptors it

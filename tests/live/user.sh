@@ -10,10 +10,21 @@
 # - stat --user -- ledger: per ledger function (its rows summed: a function may
 #   call malloc from several places), allocations, frees, bytes, failures and
 #   outstanding bytes equal the ledger; rows are named from the binary's
-#   symbols; the process's kernel allocations are in the same report;
+#   symbols; the process's kernel allocations are in the same report; the
+#   frees glibc makes when the ledger's second thread exits (its thread cache)
+#   are exit_frees, as many as the ledger says, and no user free is unmatched;
 # - leaks --user: the held leak, and only it among the ledger's functions, with
-#   its stack through main;
+#   its stack through main; no double free and nothing "allocated before trace"
+#   from those thread-exit frees;
 # - -p PID: the same counts for a process started before kmemscope;
+# - other allocators: the ledger linked with jemalloc, with jemalloc in the
+#   executable itself, and run with tcmalloc preloaded through env (an exec):
+#   the same exact counts, and the quality block names the object the ledger's
+#   loader gave malloc from (the ledger reads it with dladdr);
+# - children and exec: -- sh -c 'ledger; ledger-jemalloc' counts both
+#   programs exactly, one process row each; -p on a shell that forks and
+#   execs ledger-jemalloc after tracing began counts it exactly;
+# - probe --user -p PID names the allocator of a running ledger-jemalloc;
 # - a stripped copy: frames name the object and its build id, with offsets,
 #   and no source line; with a separate debug file (a debuglink next to it)
 #   the leak's frames get the source lines again;
@@ -31,20 +42,13 @@ LEDGER=$BUILD/tests/ledger
 # the source the ledger was built from: its marker comments give the expected lines
 export LEDGER_SRC="$(dirname "$0")/../user/ledger.c"
 
-EXPECTED=25
-WORK=
+EXPECTED=56
 . "$(dirname "$0")/lib.sh"
-cleanup() {
-	[ -n "$WORK" ] && rm -rf "$WORK"
-	lib_finish
-}
-trap cleanup EXIT
-
-[ -x "$KMS" ] || { fail "user: $KMS not built"; exit 1; }
-[ -x "$LEDGER" ] || { fail "user: $LEDGER not built"; exit 1; }
+lib_begin user "$KMS" "$LEDGER" "$LEDGER-jemalloc" "$LEDGER-jemalloc-static"
 command -v strip >/dev/null && command -v objcopy >/dev/null ||
 	{ fail "user: strip or objcopy not found (apt-get install binutils)"; exit 1; }
-WORK=$(mktemp -d /tmp/kmemscope-user.XXXXXX) || exit 1
+# the ledger's thread-exit count assumes glibc's default thread cache
+unset GLIBC_TUNABLES
 
 # check.py MODE REPORT LEDGER [ARGS]: PASS/FAIL lines of its own, one per check
 cat >"$WORK/check.py" <<'EOF'
@@ -61,6 +65,18 @@ def ledger(path):
 
 def out(ok, name, why=''):
     print(('PASS ' if ok else 'FAIL ') + name + ('' if ok else ': ' + why))
+
+def mismatches(report, led, module):
+    # per ledger function, what the report's rows of module say against the ledger
+    sums, bad = by_function(report['sites'], module), []
+    for fn, want in led.items():
+        got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
+        w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
+                 bytes=want.get('bytes', 0), fails=want.get('fails', 0),
+                 outst=want.get('leaked', 0))
+        if got != w:
+            bad.append('%s %s: got %s, ledger %s' % (module, fn, got, w))
+    return bad
 
 def by_function(rows, module):
     sums = {}
@@ -90,19 +106,39 @@ def lines_ok(r, named=True):
             (r['stack'][1].startswith('main+') or not named) and
             (src[1] or {}).get('line') == marker('main-leak'))
 
-mode, report, led = sys.argv[1], load(sys.argv[2]), ledger(sys.argv[3])
+def ledgers(path):
+    # several ledgers one after another (-- sh -c 'a; b'): each ends with '}}'
+    text, docs = open(path).read(), []
+    while '}}' in text:
+        end = text.index('}}') + 2
+        docs.append(json.loads(text[:end]))
+        text = text[end:]
+    return docs
+
+def allocators(desc):
+    # "libjemalloc.so.2 (malloc calloc ...), libc.so.6 (pvalloc); libc.so.6": per process
+    # (answer), the object that gives malloc: the one named alone or with malloc
+    found = set()
+    for answer in (desc or '').split('; '):
+        for part in answer.split('), '):
+            name, _, funcs = part.partition(' (')
+            if not funcs or 'malloc' in funcs.rstrip(')').split():
+                found.add(name)
+    return found
+
+mode, report = sys.argv[1], load(sys.argv[2])
+if mode != 'tree':
+    led = ledger(sys.argv[3])
+    # not functions of the ledger: what its thread-exit frees were, which object gave malloc
+    proc = led.pop('process')
+    led_exit = proc['exit_frees']
 tag = sys.argv[4] if len(sys.argv) > 4 else mode
 
 if mode == 'stat':
-    sums = by_function(report['sites'], 'ledger')
-    bad = []
-    for fn, want in led.items():
-        got = sums.get(fn, dict(allocs=0, frees=0, bytes=0, fails=0, outst=0))
-        w = dict(allocs=want['allocs'], frees=want.get('frees', 0),
-                 bytes=want.get('bytes', 0), fails=want.get('fails', 0),
-                 outst=want.get('leaked', 0))
-        if got != w:
-            bad.append('%s: got %s, ledger %s' % (fn, got, w))
+    # the binary the ledger ran as: its module in the rows, its comm in the processes
+    module = sys.argv[5] if len(sys.argv) > 5 else 'ledger'
+    sums = by_function(report['sites'], module)
+    bad = mismatches(report, led, module)
     out(not bad, tag + ': every ledger function counted exactly', '; '.join(bad))
     extra = set(sums) - set(led) - {'main'}
     out(not extra and set(led) <= set(sums), tag + ': rows named from the ledger binary',
@@ -113,12 +149,42 @@ if mode == 'stat':
         m.get('allocs', 0) > 0 and u.get('fails') == 1,
         tag + ': user family traced (uprobe), one failure (the calloc overflow), mappings seen',
         'user %s, user_map %s' % (u, m))
-    procs = [p for p in report['processes'] if p.get('comm') == 'ledger']
+    # the thread that freed the cross blocks exits: glibc releases its cache
+    q = report['quality']
+    out(q.get('exit_frees') == led_exit and u.get('unmatched_frees') == 0,
+        tag + ': the thread cache released at thread exit counted apart (exit_frees %d), '
+        'no unmatched user free' % led_exit,
+        'exit_frees %s, user unmatched %s' % (q.get('exit_frees'), u.get('unmatched_frees')))
+    out(proc['allocator'] in allocators(q.get('user_allocator')),
+        tag + ': the quality block names %s as the allocator' % proc['allocator'],
+        'user_allocator %s' % q.get('user_allocator'))
+    procs = [p for p in report['processes'] if p.get('comm') == module[:15]]
     ev = procs[0].get('events', {}) if procs else {}
     out(procs and ev.get('malloc', 0) >= 665 and
         sum(v for k, v in ev.items() if k in ('kmalloc', 'kmem_cache_alloc', 'mm_page_alloc')) > 0,
         tag + ': the process\'s kernel allocations in the same report', 'processes %s' % procs)
+elif mode == 'tree':
+    # sys.argv[3]: the ledgers' output, then the module (binary) of each, in order
+    docs, mods = ledgers(sys.argv[3]), sys.argv[5:]
+    tag = sys.argv[4]
+    bad = []
+    for led, mod in zip(docs, mods):
+        led.pop('process')
+        bad += mismatches(report, led, mod)
+    out(len(docs) == len(mods) and not bad,
+        tag + ': every ledger function of %s counted exactly' % ', '.join(mods),
+        '%d ledgers; %s' % (len(docs), '; '.join(bad)))
+    procs = {p['comm']: p for p in report['processes']}
+    have = [m for m in mods if procs.get(m[:15], {}).get('events', {}).get('malloc', 0) >= 665]
+    out(have == mods, tag + ': one process row per program, its mallocs in it',
+        'processes %s' % sorted((p['comm'], p['pid']) for p in report['processes']))
 elif mode == 'leaks':
+    bf = report['bad_frees']
+    out(bf['double_free'] == 0 and bf['allocated_before_trace']['user'] == 0 and
+        report['quality'].get('exit_frees') == led_exit,
+        tag + ': thread-exit frees neither double frees nor allocated before trace',
+        'double_free %s, before trace %s, exit_frees %s' % (
+            bf['double_free'], bf['allocated_before_trace'], report['quality'].get('exit_frees')))
     rows = [r for r in report['leaks'] if r['family'] == 'user']
     mine = [r for r in rows if any(' [ledger]' in f for f in r['stack'])]
     ok = (sum(r['count'] for r in mine) == 3 and sum(r['bytes'] for r in mine) == 3000 and
@@ -160,13 +226,13 @@ pycheck() {
 	done <"$WORK/check"
 }
 
-# --- stat -- CMD (4 checks) ---
+# --- stat -- CMD (6 checks) ---
 run "$KMS" stat --user --json -n 100000 -o "$WORK/stat.json" -- "$LEDGER"
 cp "$WORK/out" "$WORK/ledger.json"
 if [ "$RC" -eq 0 ]; then
 	pycheck stat "$WORK/stat.json" "$WORK/ledger.json" "stat --user -- ledger"
 else
-	for i in 1 2 3 4; do fail "stat --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
+	for i in 1 2 3 4 5 6; do fail "stat --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
 
 # --- leaks -- CMD (2 checks) ---
@@ -178,16 +244,12 @@ else
 	for i in 1 2; do fail "leaks --user -- ledger: exit $RC: $(head -n 2 "$WORK/err")"; done
 fi
 
-# --- -p PID: a process started before kmemscope (4 checks) ---
+# --- -p PID: a process started before kmemscope (6 checks) ---
 "$LEDGER" wait >"$WORK/pid.ledger" 2>&1 &
 lpid=$!
 "$KMS" stat -v --user -p "$lpid" -d 3 --json -n 100000 -o "$WORK/pid.json" >/dev/null 2>"$WORK/pid.err" &
 kpid=$!
-i=0
-while ! grep -q '^tracing' "$WORK/pid.err" && [ $i -lt 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_tracing "$WORK/pid.err"
 kill -USR1 "$lpid"
 wait "$lpid"
 RC=0
@@ -195,7 +257,7 @@ wait "$kpid" || RC=$?
 if [ "$RC" -eq 0 ]; then
 	pycheck stat "$WORK/pid.json" "$WORK/pid.ledger" "stat --user -p PID"
 else
-	for i in 1 2 3 4; do fail "stat --user -p PID: exit $RC: $(tail -n 2 "$WORK/pid.err")"; done
+	for i in 1 2 3 4 5 6; do fail "stat --user -p PID: exit $RC: $(tail -n 2 "$WORK/pid.err")"; done
 fi
 
 # --- a stripped copy (1 check) ---
@@ -226,7 +288,7 @@ run "$KMS" stat -i "$WORK/rec.kmt" --json -n 100000 -o "$WORK/replay.json"
 if [ "$rec_rc" -eq 0 ] && [ "$RC" -eq 0 ]; then
 	pycheck stat "$WORK/replay.json" "$WORK/rec.ledger" "stat -i (recorded with --user)"
 else
-	for i in 1 2 3 4; do fail "stat -i (recorded with --user): exit $rec_rc/$RC: $(head -n 2 "$WORK/err")"; done
+	for i in 1 2 3 4 5 6; do fail "stat -i (recorded with --user): exit $rec_rc/$RC: $(head -n 2 "$WORK/err")"; done
 fi
 res=$(python3 - "$WORK/rec.json" "$WORK/replay.json" <<'EOF' 2>&1 | tail -n 1
 import json, sys
@@ -257,6 +319,71 @@ res=$(HOME=$WORK go tool pprof -lines -traces -focus=ledger_leak -sample_index=i
 	"$WORK/leaks.pb.gz" 2>&1 | grep -c " ledger_leak [^ ]*/ledger\.c:$leak_line\$")
 [ "$res" -eq 3 ] && res=ok || res="$res traces with 'ledger_leak .../ledger.c:$leak_line' (want 3)"
 judge "leaks -i --pprof: the leak's Line is ledger.c:$leak_line"
+
+# --- other allocators (3 x 6 checks) ---
+# jemalloc linked, jemalloc linked into the executable, tcmalloc preloaded through env (so
+# the ledger is an exec of the command, whose own malloc was glibc's)
+TCMALLOC=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1)
+for v in jemalloc jemalloc-static tcmalloc; do
+	if [ "$v" = tcmalloc ]; then
+		set -- env "LD_PRELOAD=$TCMALLOC" "$LEDGER"
+		bin=ledger
+	else
+		set -- "$LEDGER-$v"
+		bin=ledger-$v
+	fi
+	run "$KMS" stat --user --json -n 100000 -o "$WORK/$v.json" -- "$@"
+	if [ "$RC" -eq 0 ] && [ -x "$1" ] || [ "$v" = tcmalloc ] && [ -n "$TCMALLOC" ]; then
+		pycheck stat "$WORK/$v.json" "$WORK/out" "stat --user -- $bin ($v)" "$bin"
+	else
+		for i in 1 2 3 4 5 6; do
+			fail "stat --user ($v): exit $RC, ${TCMALLOC:-no libtcmalloc_minimal}: $(head -n 2 "$WORK/err")"
+		done
+	fi
+done
+
+# --- children and exec (2 checks) ---
+# a shell runs two programs: each is forked, exec'd, and found on its own allocator
+run "$KMS" stat --user --json -n 100000 -o "$WORK/tree.json" -- sh -c "$LEDGER; $LEDGER-jemalloc"
+if [ "$RC" -eq 0 ]; then
+	pycheck tree "$WORK/tree.json" "$WORK/out" "stat --user -- sh -c 'ledger; ledger-jemalloc'" \
+		ledger ledger-jemalloc
+else
+	for i in 1 2; do fail "stat --user -- sh -c: exit $RC: $(head -n 2 "$WORK/err")"; done
+fi
+
+# --- -p PID: a child forked and exec'd after tracing began (2 checks) ---
+mkfifo "$WORK/fifo"
+sh -c "read x <'$WORK/fifo'; '$LEDGER-jemalloc'" >"$WORK/ptree.out" 2>&1 &
+spid=$!
+"$KMS" stat -v --user -p "$spid" -d 5 --json -n 100000 -o "$WORK/ptree.json" >/dev/null \
+	2>"$WORK/ptree.err" &
+kpid=$!
+wait_tracing "$WORK/ptree.err"
+echo go >"$WORK/fifo"
+wait "$spid"
+RC=0
+wait "$kpid" || RC=$?
+if [ "$RC" -eq 0 ]; then
+	pycheck tree "$WORK/ptree.json" "$WORK/ptree.out" "stat --user -p SHELL (its child)" \
+		ledger-jemalloc
+else
+	for i in 1 2; do fail "stat --user -p SHELL: exit $RC: $(tail -n 2 "$WORK/ptree.err")"; done
+fi
+
+# --- probe --user -p PID (1 check) ---
+"$LEDGER-jemalloc" wait >/dev/null 2>&1 &
+lpid=$!
+sleep 0.2
+run "$KMS" probe --user -p "$lpid" --json
+kill -USR1 "$lpid"
+wait "$lpid"
+res=$(python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1])).get("user_allocator")
+print("ok" if a and a.startswith("libjemalloc.so.2 (malloc ") else "user_allocator %s" % a)
+' "$WORK/out" 2>&1 | tail -n 1)
+judge "probe --user -p PID names the process's allocator (jemalloc)"
 
 # --- usage (4 checks) ---
 bad_arg "--user without a process" stat --user -d 1
