@@ -222,7 +222,7 @@ static int find_free_handlers(struct collector *c)
 			if (fam < 0 || ev->alloc || ev->selected < 0)
 				continue;
 			cd = &ev->cands[ev->selected];
-			if (strcmp(name, cd->prog) && (!cd->prog_ret || strcmp(name, cd->prog_ret)))
+			if (strcmp(name, cd->prog) && (!cd->prog2 || strcmp(name, cd->prog2)))
 				continue;
 			/* kfree frees kmem_cache objects too, and the reverse */
 			if (fam == KMS_FAM_KMALLOC || fam == KMS_FAM_CACHE)
@@ -691,7 +691,7 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 		cand = &ev->cands[ev->selected];
 		em = &q->event_misses[q->nr_event_misses++];
 		em->name = ev->name;
-		em->misses = prog_misses(c, cand->prog) + prog_misses(c, cand->prog_ret);
+		em->misses = prog_misses(c, cand->prog) + prog_misses(c, cand->prog2);
 	}
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q->traced[f] = c->plan->fam_traced[f];

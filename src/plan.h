@@ -54,7 +54,11 @@ struct plan_cand {
 	enum plan_method method;
 	const char *target;	/* tracepoint or kernel function */
 	const char *prog;	/* BPF program name (bpf/kmemscope.bpf.c and its headers) */
-	const char *prog_ret;	/* kretprobe program, or NULL */
+	/*
+	 * the pair's second program, or NULL: a kprobe's kretprobe, or the
+	 * fentry that tells an fexit program it runs nested (bpf/funcprobe.bpf.h)
+	 */
+	const char *prog2;
 	unsigned int gives;	/* PG_*, allocation candidates only */
 	enum cand_result result;
 	char reason[128];
