@@ -140,15 +140,91 @@ static __always_inline __u64 ptr_val(const void *p)
 
 #include "stage.bpf.h"
 
+/*
+ * ---- one large kmalloc(), traced twice ----
+ * From 6.10 (measured on 6.12 and 6.18), a kmalloc() past
+ * KMALLOC_MAX_CACHE_SIZE through __do_kmalloc_node() (__kmalloc_noprof,
+ * __kmalloc_node_noprof, __kmalloc_node_track_caller_noprof; so kvmalloc()
+ * and krealloc() too) fires kmem:kmalloc twice: first in
+ * __kmalloc_large_node_noprof(), whose call site is its return address
+ * inside the allocator, then in __do_kmalloc_node() with the caller's. The
+ * two carry the same pointer (NULL for a failure), size, GFP and node, from
+ * the same thread, back to back on one CPU. A constant-size kmalloc() that
+ * calls __kmalloc_large_node_noprof() itself is traced once, as is every
+ * large kmalloc on 6.1. So: a staged large kmalloc record whose site is in
+ * an allocator function (the wrapper ranges) is held (kmalloc_first()); the
+ * next kmalloc event on that CPU, if the held record is still the last one
+ * staged there and it matches it field for field from another site, is the
+ * second trace (kmalloc_second()): it gives the held record its site and
+ * makes no record of its own. A free and a new allocation of the same
+ * address in between on this CPU would be records in between; one freed on
+ * another CPU would have to come back to the same thread with the same size,
+ * GFP and node from another call site before anything else is staged here.
+ * Missed (both counted): an interrupt's or another task's event between the
+ * two, a forced flush between them, a migration, a handler nested in
+ * another, and whatever comes before the collector has read kallsyms.
+ */
+/* SLUB serves kmalloc() from caches up to two pages (KMALLOC_MAX_CACHE_SIZE) */
+static __always_inline bool kmalloc_large(__u64 req)
+{
+	return req > 2 * (__u64)page_size;
+}
+
+static __always_inline bool kmalloc_first(struct ev_slot *es, struct kms_event *e)
+{
+	if (!es->s || !kmalloc_large(e->bytes_req) || !in_wrapper(e->site))
+		return false;
+	es->s->twice_key = e->ts;
+	es->s->twice_site = e->site;
+	es->s->twice_tid = (__u32)bpf_get_current_pid_tgid();
+	return true;
+}
+
+static __always_inline bool kmalloc_second(__u64 site, __u64 ptr, __u64 req, __u64 alloc,
+					   __u64 gfp, int node)
+{
+	struct kms_stage *s;
+	struct kms_event *e;
+	bool same;
+	__u32 n;
+
+	if (!kmalloc_large(req))
+		return false;
+	s = stage_get();
+	if (!s || s->busy || !s->twice_key)
+		return false;
+	/* an interrupt's handler now ships directly: the held record stays put */
+	s->busy = 1;
+	barrier();
+	n = s->b.count;
+	e = &s->b.ev[(n - 1) & (KMS_BATCH - 1)];
+	same = n && e->ts == s->twice_key && site != s->twice_site &&
+	       s->twice_tid == (__u32)bpf_get_current_pid_tgid() &&
+	       e->type == (ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL) && e->ptr == ptr &&
+	       e->bytes_req == (__u32)req && e->bytes_alloc == (__u32)alloc &&
+	       e->gfp == (__u32)gfp && e->node == (__s16)node;
+	if (same) {
+		/* a wrapper's caller comes from the stack the held record has */
+		e->site = stack_types && in_wrapper(site) ? 0 : site;
+		s->twice_key = 0;
+		cnt_add(KMS_CNT_KMALLOC_TWICE, 1);
+	}
+	barrier();
+	s->busy = 0;
+	return same;
+}
+
 /* ---- handlers shared by every attach flavour ---- */
 
 static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 req, __u64 alloc,
 				      __u64 gfp, int node)
 {
 	struct ev_slot es = { .guard = KMS_EV_KMALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0,
-				       EV_STAGED);
+	struct kms_event *e;
 
+	if (kmalloc_second(site, ptr, req, alloc, gfp, node))
+		return 0;
+	e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0, EV_STAGED);
 	if (!e)
 		return 0;
 	e->site = site;
@@ -159,6 +235,7 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 	e->node = node;
 	if (!ptr)
 		e->order = KMS_FAM_KMALLOC;
+	es.hold = kmalloc_first(&es, e);
 	ev_end(&es, e);
 	return 0;
 }

@@ -409,13 +409,14 @@ void collector__set_wrappers(struct collector *c, const struct ksyms *k)
 	unsigned long lo[KMS_WRAP_MAX], hi[KMS_WRAP_MAX];
 	int n;
 
-	/* a wrapper's caller comes from a stack: none without stacks */
-	if (!c->skel->rodata->stack_types)
-		return;
+	/*
+	 * with stacks, a wrapper's caller comes from the stack; with or without,
+	 * a large kmalloc traced twice is told by its first site (bpf/)
+	 */
 	n = frames__wrappers(k, lo, hi, KMS_WRAP_MAX);
 	if (n < 0) {
-		kms_warn("more than %d allocator wrapper functions: call sites stay in them\n",
-			 KMS_WRAP_MAX);
+		kms_warn("more than %d allocator wrapper functions: call sites stay in them, and "
+			 "a large kmalloc() the kernel traces twice counts twice\n", KMS_WRAP_MAX);
 		return;
 	}
 	kms_debug("%d address ranges of allocator wrappers\n", n);
@@ -660,6 +661,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 				break;
 			case KMS_CNT_SELF:
 				q->self_excluded = sum;
+				break;
+			case KMS_CNT_KMALLOC_TWICE:
+				q->kmalloc_twice = sum;
 				break;
 			}
 		}
