@@ -131,15 +131,15 @@ SEC("fexit/__vmalloc_node_range")
 int BPF_PROG(fx_vmalloc)
 {
 	__u64 size = 0, gfp = 0, caller = 0, ret = 0;
-	struct pending v;
-	bool nested = pend_pop(PEND_VMALLOC, &v) && v.nested;
+	struct pending v = {};	/* no entry seen: not marked nested */
 
+	pend_pop(PEND_VMALLOC, &v);
 	/* typed pointer arguments cannot be turned into numbers: read them raw */
 	bpf_get_func_arg(ctx, 0, &size);
 	bpf_get_func_arg(ctx, 4, &gfp);
 	bpf_get_func_arg(ctx, 8, &caller);
 	bpf_get_func_ret(ctx, &ret);
-	return on_vmalloc(ctx, caller, ret, size, vm_pages(size), gfp, !ret, nested, EV_DIRECT);
+	return on_vmalloc(ctx, caller, ret, size, vm_pages(size), gfp, !ret, v.nested, EV_DIRECT);
 }
 
 SEC("fentry/vfree")
