@@ -42,6 +42,9 @@ const volatile __u32 page_size = 4096;
 /* kvfree_call_rcu() passes the object itself, 6.2+ (see rcu_obj()) */
 const volatile bool rcu_ptr_arg = false;
 
+/* a large kmalloc() may fire kmem:kmalloc twice (see kmalloc_first()) */
+const volatile bool kmalloc_twice = false;
+
 /* the global order counter (use_seq); one cache line of its own */
 __u64 seq_counter SEC(".data.seq") __attribute__((aligned(64)));
 
@@ -142,27 +145,31 @@ static __always_inline __u64 ptr_val(const void *p)
 
 /*
  * ---- one large kmalloc(), traced twice ----
- * From 6.10 (measured on 6.12 and 6.18), a kmalloc() past
+ * Where the kernel has __kmalloc_large_node_noprof() (measured: 6.12 and
+ * 6.18; 6.1 has not, and traces once), a kmalloc() past
  * KMALLOC_MAX_CACHE_SIZE through __do_kmalloc_node() (__kmalloc_noprof,
- * __kmalloc_node_noprof, __kmalloc_node_track_caller_noprof; so kvmalloc()
+ * __kmalloc_node_noprof, __kmalloc_node_track_caller_noprof: so kvmalloc()
  * and krealloc() too) fires kmem:kmalloc twice: first in
  * __kmalloc_large_node_noprof(), whose call site is its return address
  * inside the allocator, then in __do_kmalloc_node() with the caller's. The
  * two carry the same pointer (NULL for a failure), size, GFP and node, from
  * the same thread, back to back on one CPU. A constant-size kmalloc() that
- * calls __kmalloc_large_node_noprof() itself is traced once, as is every
- * large kmalloc on 6.1. So: a staged large kmalloc record whose site is in
- * an allocator function (the wrapper ranges) is held (kmalloc_first()); the
- * next kmalloc event on that CPU, if the held record is still the last one
- * staged there and it matches it field for field from another site, is the
- * second trace (kmalloc_second()): it gives the held record its site and
- * makes no record of its own. A free and a new allocation of the same
- * address in between on this CPU would be records in between; one freed on
- * another CPU would have to come back to the same thread with the same size,
- * GFP and node from another call site before anything else is staged here.
- * Missed (both counted): an interrupt's or another task's event between the
- * two, a forced flush between them, a migration, a handler nested in
- * another, and whatever comes before the collector has read kallsyms.
+ * calls __kmalloc_large_node_noprof() itself is traced once.
+ *
+ * So, where the plan says the kernel has that function (kmalloc_twice; the
+ * verifier drops this code elsewhere): a staged large kmalloc record whose
+ * site is in an allocator function (the wrapper ranges) is held
+ * (kmalloc_first()); the next kmalloc event on that CPU, if the held record
+ * is still the last one staged there and it matches it field for field from
+ * another site, is the second trace (kmalloc_second()): it gives the held
+ * record its site and makes no record of its own. A new allocation of the
+ * same address is never taken for the second trace: freed on this CPU, its
+ * free is a record in between; freed on another CPU, it would have to come
+ * back to the same thread with the same size, GFP and node, from another
+ * call site, before anything else is staged here. Missed (both counted): an
+ * interrupt's or another task's event between the two, a forced flush
+ * between them, a migration, a handler nested in another, and what comes
+ * before the collector has read kallsyms.
  */
 /* SLUB serves kmalloc() from caches up to two pages (KMALLOC_MAX_CACHE_SIZE) */
 static __always_inline bool kmalloc_large(__u64 req)
@@ -172,7 +179,7 @@ static __always_inline bool kmalloc_large(__u64 req)
 
 static __always_inline bool kmalloc_first(struct ev_slot *es, struct kms_event *e)
 {
-	if (!es->s || !kmalloc_large(e->bytes_req) || !in_wrapper(e->site))
+	if (!kmalloc_twice || !es->s || !kmalloc_large(e->bytes_req) || !in_wrapper(e->site))
 		return false;
 	es->s->twice_key = e->ts;
 	es->s->twice_site = e->site;
@@ -188,7 +195,7 @@ static __always_inline bool kmalloc_second(__u64 site, __u64 ptr, __u64 req, __u
 	bool same;
 	__u32 n;
 
-	if (!kmalloc_large(req))
+	if (!kmalloc_twice || !kmalloc_large(req))
 		return false;
 	s = stage_get();
 	if (!s || s->busy || !s->twice_key)

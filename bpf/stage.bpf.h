@@ -349,7 +349,7 @@ struct ev_slot {
 	void *ctx;		/* the program's context, for the stack (ev_end()) */
 	bool user;		/* a user-space event (user.bpf.h): a user stack */
 	bool hold;		/* the record may take a second event's site: no flush
-				 * behind it (kmalloc_twice()) */
+				 * behind it (kmalloc_first()) */
 };
 
 /*

@@ -105,7 +105,7 @@ enum kms_ev_type {
  * BPF is given: with stacks, an allocation whose reported call site falls in
  * one gets a stack, so the site becomes the wrapper's caller; and a large
  * kmalloc event reported from one may be the kernel's first of two
- * (bpf/: kmalloc_twice()).
+ * (bpf/kmemscope.bpf.c: kmalloc_first()).
  */
 #define KMS_WRAP_MAX		256
 
@@ -224,8 +224,9 @@ struct kms_stage {
 	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
 	/*
 	 * the last staged record, if it is a large kmalloc the kernel may
-	 * trace a second time (bpf/: kmalloc_twice()): its order key (0: none),
-	 * its call site inside the allocator, and the thread that made it
+	 * trace a second time (bpf/kmemscope.bpf.c: kmalloc_first()): its
+	 * order key (0: none), its call site inside the allocator, and the
+	 * thread that made it
 	 */
 	__u64 twice_key;
 	__u64 twice_site;

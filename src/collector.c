@@ -278,6 +278,7 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
+	skel->rodata->kmalloc_twice = p->kmalloc_twice;
 	/* context capture needs both per-CPU offsets (see read_ctx() in bpf/) */
 	if (!o->context || p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
 		return;

@@ -577,6 +577,19 @@ static bool rcu_ptr_arg(const struct btf *btf)
 }
 
 /*
+ * Whether a large kmalloc() may fire kmem:kmalloc twice here: when
+ * __do_kmalloc_node() hands it to __kmalloc_large_node_noprof(), which
+ * traces it, and then traces it again itself. Measured: twice on 6.12 and
+ * 6.18, which have that function; once on 6.1, whose __kmalloc_large_node()
+ * traces nothing. The name tells where the pair can come from; bpf/
+ * (kmalloc_first()) drops only a second event that matches a first.
+ */
+static bool kmalloc_twice(const struct btf *btf)
+{
+	return btf && btf__find_by_name_kind(btf, "__kmalloc_large_node_noprof", BTF_KIND_FUNC) > 0;
+}
+
+/*
  * Byte offset of a named member in a struct or union, looking into anonymous
  * members too: pcpu_hot.preempt_count sits inside an anonymous union/struct
  * pair on some kernels (6.12), directly in the struct on others. -1 if absent.
@@ -772,6 +785,7 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 	}
 	env.p = p;
 	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
+	p->kmalloc_twice = kmalloc_twice(env.vmlinux);
 	find_context_offsets(p, env.vmlinux);
 	percpu_gives(p, env.vmlinux);
 
@@ -1077,6 +1091,11 @@ int plan__print_text(const struct plan *p, FILE *out)
 	if (p->deferred_traced)
 		fprintf(out, "kvfree_call_rcu(): the object is %s\n", p->rcu_ptr_arg ?
 			"its second argument (6.2+)" : "head - func, or func when head is NULL (<= 6.1)");
+	if (p->fam_traced[KMS_FAM_KMALLOC])
+		fprintf(out, "large kmalloc(): %s\n", p->kmalloc_twice ?
+			"traced twice by this kernel (__kmalloc_large_node_noprof, then its "
+			"caller): the second event is dropped, counted as kmalloc_twice" :
+			"traced once (no __kmalloc_large_node_noprof)");
 	fprintf(out, "context capture: %s\n", p->pc_var ? p->pc_var :
 		"unavailable (no per-CPU preempt count in BTF): misuse sees no context");
 	fprintf(out, "\nchecked as loaded with: pid filter %s, order %s, stacks %s, context %s, "
@@ -1152,6 +1171,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	json_object_set_new(root, "deferred_frees", json_pack("{s:b,s:s?,s:s}",
 			    "traced", p->deferred_traced, "method", p->deferred_method,
 			    "rcu_object_arg", p->rcu_ptr_arg ? "ptr" : "head-offset"));
+	json_object_set_new(root, "kmalloc_traced_twice", json_boolean(p->kmalloc_twice));
 	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?}",
 			    "available", p->pc_var != NULL, "preempt_count", p->pc_var));
 	err = json_dumpf(root, out, JSON_INDENT(2));

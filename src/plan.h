@@ -87,6 +87,7 @@ struct plan {
 	bool fam_traced[KMS_FAM_MAX];
 	const char *fam_method[KMS_FAM_MAX];
 	bool rcu_ptr_arg;	/* kvfree_call_rcu(head, ptr) (6.2+), not (head, func) */
+	bool kmalloc_twice;	/* a large kmalloc() may fire kmem:kmalloc twice (bpf/) */
 	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
 	long pcpu_rq_off;
 	long pcpu_pc_off;
