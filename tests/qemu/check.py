@@ -42,10 +42,12 @@ ON_61 = {"kmalloc": TRACEPOINTS, "kmem_cache": TRACEPOINTS, "page": TRACEPOINTS,
 # attach point delivers the caller's size and GFP is the plan's choice: the vmalloc
 # scenarios' exact bytes and GFP checks judge it, not this table.
 ON_612 = dict(ON_61, dma=TRACEPOINTS, vmalloc=TRACEPOINTS | FUNC_METHODS)
+# twice: a large kmalloc() fires kmem:kmalloc twice there (6.12's __kmalloc_large_node_noprof,
+# then __do_kmalloc_node): kmemscope drops the second event and counts it (kmalloc_twice)
 KERNELS = {
-    "6.1": {"release": "6.1.", "rt": False, "methods": ON_61},
-    "6.12": {"release": "6.12.", "rt": False, "methods": ON_612},
-    "6.1-rt": {"release": "6.1.", "rt": True, "methods": ON_61},
+    "6.1": {"release": "6.1.", "rt": False, "methods": ON_61, "twice": False},
+    "6.12": {"release": "6.12.", "rt": False, "methods": ON_612, "twice": True},
+    "6.1-rt": {"release": "6.1.", "rt": True, "methods": ON_61, "twice": False},
 }
 # deferred frees have no tracepoint anywhere: function probes, on every kernel tested here
 DEFERRED_EVENTS = ("kfree_rcu", "kmem_cache_free_bulk")
@@ -224,6 +226,9 @@ def check_probe(doc, spec):
             if e.get("method") not in methods:
                 errs.append("probe: %s event %s uses %s, expected one of %s" %
                             (fam, e.get("event"), e.get("method"), ", ".join(sorted(methods))))
+    if doc.get("kmalloc_traced_twice") is not spec["twice"]:
+        errs.append("probe: kmalloc_traced_twice %r, expected %r" %
+                    (doc.get("kmalloc_traced_twice"), spec["twice"]))
     # the plan chose by what candidates deliver: vmalloc's GFP, request and only vmalloc
     vm = [e for e in doc.get("events", []) if e.get("event") == "vmalloc"]
     lacks = {"gfp", "bytes_req", "bytes_alloc", "own_only"} - set(
@@ -423,6 +428,22 @@ def frames(row):
     if site.get("function"):
         out.append((site["function"], site.get("module")))
     return out
+
+
+@guarded(lambda m, *a: [m])
+def check_twice(doc, lines, twice):
+    """quality.kmalloc_twice: at least one per large kmalloc of the ledger (past two pages,
+    KMALLOC_MAX_CACHE_SIZE; the whole system is traced, so others may add) where the kernel
+    traces them twice, none anywhere else."""
+    got = (doc.get("quality") or {}).get("kmalloc_twice")
+    if not isinstance(got, int):
+        return ["quality.kmalloc_twice is %r" % got]
+    large = sum(int(L["allocs"]) for L in lines if L.get("family") == "kmalloc" and
+                int(L.get("bytes_req", 0)) > 2 * 4096 * int(L.get("allocs", 0)))
+    if not twice:
+        return ["quality.kmalloc_twice=%d on a kernel that traces once" % got] if got else []
+    return [] if got >= large else ["quality.kmalloc_twice=%d, ledger %d large kmallocs" %
+                                    (got, large)]
 
 
 @guarded(lambda m, *a: ([m], []))
@@ -696,18 +717,7 @@ def pprof_mappings(prof):
 # Open defects on one kernel, each with what is wrong: the scenario's rows (live, replay,
 # pprof) are shown as XFAIL with the reason and not counted; a row that passes counts as
 # a pass (XPASS). Each is a bug to fix, written here so that it cannot go unnoticed.
-LARGE_KMALLOC_TWICE = ("6.12 fires kmem:kmalloc twice for one large kmalloc() through "
-                       "__kmalloc_noprof (__kmalloc_large_node_noprof and __do_kmalloc_node both "
-                       "trace it): kmemscope counts both events (20 for the ledger's 10); "
-                       "not deduplicated yet")
-KNOWN_DEFECTS = {
-    "6.12": {
-        "kmalloc_large": LARGE_KMALLOC_TWICE,
-        "krealloc": LARGE_KMALLOC_TWICE + " (its 12288-byte reallocation is a large kmalloc)",
-        "kvmalloc_large": "with fexit on __vmalloc_node_range_noprof, the page-array vmalloc "
-                          "vmalloc makes inside it is not marked nested (4 allocations, ledger 2)",
-    },
-}
+KNOWN_DEFECTS = {}
 
 
 def mark_known(results, start, known):
@@ -720,11 +730,7 @@ def mark_known(results, start, known):
 
 
 # open defects of the profile model (src/profile.c), not of the pprof encoding: shown, not counted
-PPROF_XFAIL = {
-    "kvmalloc_large": "the profile's stack trimming files vmalloc's own page-array vmalloc "
-                      "under the module function (4 objects, ledger 2); stat's site is the inner "
-                      "call site",
-}
+PPROF_XFAIL = {}
 
 
 def check_pprof(kms, fdir, name, lines):
@@ -932,6 +938,7 @@ def main():
             else:
                 notes, extra_rows = check_report(name, tool, doc, lines, errs, deferred_run[""],
                                                  rt)
+                errs.extend(check_twice(doc, lines, spec["twice"]))
         results.append((name, errs, notes))
         results.extend(extra_rows)
         if kms and have_kms and name in rcs:
