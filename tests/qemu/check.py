@@ -729,34 +729,29 @@ def mark_known(results, start, known):
             results[i] = (row[0], row[1], row[2], reason)
 
 
-# open defects of the profile model (src/profile.c), not of the pprof encoding: shown, not counted
-PPROF_XFAIL = {}
-
-
 def check_pprof(kms, fdir, name, lines):
     """The pprof profile of the replay (stat -i NAME.kmt --pprof), read by go tool pprof:
     per ledger line, the samples of its family whose leaf is its function (pages nested
     under another allocation left out, but for the line that is that allocation's own page
     block) hold the ledger's allocs (alloc_objects) and bytes_alloc (alloc_space), and the
     function's locations are in the module's mapping."""
-    xfail = PPROF_XFAIL.get(name)
     row = name + ".pprof"
     trace = os.path.join(fdir, name + ".kmt")
     prof = os.path.join(fdir, row + ".pb.gz")
     if not os.path.exists(trace):
-        return (row, ["no trace file %s.kmt from the guest" % name], [], xfail)
+        return (row, ["no trace file %s.kmt from the guest" % name], [])
     try:
         p = subprocess.run([kms, "stat", "-i", trace, "--pprof", prof, "-o", os.devnull],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=120)
     except (OSError, subprocess.SubprocessError) as e:
-        return (row, ["cannot run %s stat -i: %s" % (kms, e)], [], xfail)
+        return (row, ["cannot run %s stat -i: %s" % (kms, e)], [])
     if p.returncode != 0:
         return (row, ["kmemscope stat -i %s.kmt --pprof exited %d: %s" %
-                      (name, p.returncode, p.stderr.strip()[-300:] or "-")], [], xfail)
+                      (name, p.returncode, p.stderr.strip()[-300:] or "-")], [])
     maps = pprof_mappings(prof)
     if isinstance(maps, str):
-        return (row, [maps], [], xfail)
+        return (row, [maps], [])
     errs = []
     for L in lines:
         fam, fn = L["family"], L["function"]
@@ -772,7 +767,7 @@ def check_pprof(kms, fdir, name, lines):
                             (fam, fn, index, rows.get(fn, "missing"), key, L[key]))
         if maps.get(fn) != MODULE:
             errs.append("%s: mapping %s, not %s" % (fn, maps.get(fn, "none"), MODULE))
-    return (row, errs, ["%d bytes" % os.path.getsize(prof)] if os.path.exists(prof) else [], xfail)
+    return (row, errs, ["%d bytes" % os.path.getsize(prof)] if os.path.exists(prof) else [])
 
 
 # the gate scenario (issue #9): the guest's clean runs, and one run per regression the
