@@ -159,18 +159,23 @@ static __always_inline __u64 ptr_val(const void *p)
  * So, where the plan says the kernel has that function (kmalloc_twice; the
  * verifier drops this code elsewhere): a staged large kmalloc record whose
  * site is in an allocator function (the wrapper ranges) is held
- * (kmalloc_first()); the next kmalloc event on that CPU, if the held record
- * is still the last one staged there and it matches it field for field from
- * another site, is the second trace (kmalloc_second()): it gives the held
- * record its site and makes no record of its own. A new allocation of the
- * same address is never taken for the second trace: freed on this CPU, its
- * free is a record in between; freed on another CPU, it would have to come
- * back to the same thread with the same size, GFP and node, from another
- * call site, before anything else is staged here. Missed (both counted): an
- * interrupt's or another task's event between the two, a forced flush
- * between them, a migration, a handler nested in another, and what comes
- * before the collector has read kallsyms.
+ * (kmalloc_first()); the next large kmalloc event on that CPU, if the held
+ * record is still in the stage, at most TWICE_GAP records back, none of
+ * those in between names its address, and it matches it field for field
+ * from another site and the same thread, is the second trace
+ * (kmalloc_second()): it gives the held record its site and makes no record
+ * of its own. Records in between are an interrupt's (an RCU softirq freeing
+ * a batch on its way out, seen on 6.12): the object itself is the
+ * allocator's until the second trace, so none of them can be its free. A
+ * new allocation of the same address is never taken for the second trace:
+ * freed on this CPU, its free names the address; freed on another CPU, it
+ * would have to come back to the same thread with the same size, GFP and
+ * node, from another call site, within TWICE_GAP records here. Missed (both
+ * counted): more records in between, a flush between them, a migration, a
+ * handler nested in another, and what comes before the collector has read
+ * kallsyms.
  */
+#define TWICE_GAP 8
 /* SLUB serves kmalloc() from caches up to two pages (KMALLOC_MAX_CACHE_SIZE) */
 static __always_inline bool kmalloc_large(__u64 req)
 {
@@ -182,6 +187,7 @@ static __always_inline bool kmalloc_first(struct ev_slot *es, struct kms_event *
 	if (!kmalloc_twice || !es->s || !kmalloc_large(e->bytes_req) || !in_wrapper(e->site))
 		return false;
 	es->s->twice_key = e->ts;
+	es->s->twice_idx = es->s->b.count;	/* e's slot: counted in ev_end() */
 	es->s->twice_site = e->site;
 	es->s->twice_tid = (__u32)bpf_get_current_pid_tgid();
 	return true;
@@ -192,8 +198,8 @@ static __always_inline bool kmalloc_second(__u64 site, __u64 ptr, __u64 req, __u
 {
 	struct kms_stage *s;
 	struct kms_event *e;
+	__u32 n, idx;
 	bool same;
-	__u32 n;
 
 	if (!kmalloc_twice || !kmalloc_large(req))
 		return false;
@@ -204,12 +210,17 @@ static __always_inline bool kmalloc_second(__u64 site, __u64 ptr, __u64 req, __u
 	s->busy = 1;
 	barrier();
 	n = s->b.count;
-	e = &s->b.ev[(n - 1) & (KMS_BATCH - 1)];
-	same = n && e->ts == s->twice_key && site != s->twice_site &&
+	idx = s->twice_idx;
+	e = &s->b.ev[idx & (KMS_BATCH - 1)];
+	same = idx < n && n - idx <= TWICE_GAP + 1 && e->ts == s->twice_key &&
+	       site != s->twice_site &&
 	       s->twice_tid == (__u32)bpf_get_current_pid_tgid() &&
 	       e->type == (ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL) && e->ptr == ptr &&
 	       e->bytes_req == (__u32)req && e->bytes_alloc == (__u32)alloc &&
 	       e->gfp == (__u32)gfp && e->node == (__s16)node;
+	/* meta records in between hold a tgid or a cache there, never this object */
+	for (__u32 i = 1; i <= TWICE_GAP && same && idx + i < n; i++)
+		same = s->b.ev[(idx + i) & (KMS_BATCH - 1)].ptr != ptr;
 	if (same) {
 		/* a wrapper's caller comes from the stack the held record has */
 		e->site = stack_types && in_wrapper(site) ? 0 : site;

@@ -223,15 +223,15 @@ struct kms_stage {
 	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
 	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
 	/*
-	 * the last staged record, if it is a large kmalloc the kernel may
-	 * trace a second time (bpf/kmemscope.bpf.c: kmalloc_first()): its
-	 * order key (0: none), its call site inside the allocator, and the
-	 * thread that made it
+	 * a staged large kmalloc the kernel may trace a second time
+	 * (bpf/kmemscope.bpf.c: kmalloc_first()): its order key (0: none),
+	 * its call site inside the allocator, the thread that made it, and
+	 * its slot in the stage
 	 */
 	__u64 twice_key;
 	__u64 twice_site;
 	__u32 twice_tid;
-	__u32 pad2;
+	__u32 twice_idx;
 	__u64 seen[KMS_NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
