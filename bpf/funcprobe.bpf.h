@@ -30,8 +30,9 @@ static __always_inline __u64 pend_key(int kind)
 /*
  * ---- function probes, for kernels without the vmalloc:/dma: tracepoints ----
  * fexit sees arguments and return value in one program. kprobe + kretprobe
- * pair by thread id through the pending map. The collector sets the target
- * (plain or _noprof name) before load or at attach.
+ * pair by thread id through the pending map, and so do fentry + fexit where
+ * nesting matters. The collector sets the target (plain or _noprof name)
+ * before load or at attach.
  */
 /*
  * The pages a vmalloc area of size bytes holds: __vmalloc_node_range()
@@ -43,61 +44,10 @@ static __always_inline __u64 vm_pages(__u64 size)
 	return (size + page_size - 1) & ~((__u64)page_size - 1);
 }
 
-SEC("fexit/__vmalloc_node_range")
-int BPF_PROG(fx_vmalloc)
-{
-	__u64 size = 0, gfp = 0, caller = 0, ret = 0;
-
-	/* typed pointer arguments cannot be turned into numbers: read them raw */
-	bpf_get_func_arg(ctx, 0, &size);
-	bpf_get_func_arg(ctx, 4, &gfp);
-	bpf_get_func_arg(ctx, 8, &caller);
-	bpf_get_func_ret(ctx, &ret);
-	return on_vmalloc(ctx, caller, ret, size, vm_pages(size), gfp, !ret, false, EV_DIRECT);
-}
-
-SEC("fentry/vfree")
-int BPF_PROG(fe_vfree)
-{
-	__u64 addr = 0;
-
-	bpf_get_func_arg(ctx, 0, &addr);
-	return on_free(ctx, KMS_EV_VFREE, 0, addr, 0, EV_DIRECT);
-}
-
-SEC("fexit/dma_alloc_attrs")
-int BPF_PROG(fx_dma_alloc)
-{
-	__u64 dev = 0, size = 0, gfp = 0, ret = 0;
-
-	bpf_get_func_arg(ctx, 0, &dev);
-	bpf_get_func_arg(ctx, 1, &size);
-	bpf_get_func_arg(ctx, 3, &gfp);
-	bpf_get_func_ret(ctx, &ret);
-	return on_dma_alloc(ctx, 0, dev, ret, size, gfp, EV_DIRECT);
-}
-
-SEC("fentry/dma_free_attrs")
-int BPF_PROG(fe_dma_free)
-{
-	__u64 dev = 0, addr = 0;
-
-	bpf_get_func_arg(ctx, 0, &dev);
-	bpf_get_func_arg(ctx, 2, &addr);
-	return on_free(ctx, KMS_EV_DMA_FREE, 0, addr, dev, EV_DIRECT);
-}
-
-static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
-{
-	__u64 ra = 0;
-
-	bpf_probe_read_kernel(&ra, sizeof(ra), (void *)PT_REGS_SP(regs));
-	return ra;
-}
-
 /*
- * kprobe/kretprobe pairs keep what each entry saw on a small per-thread stack:
- * these functions nest (vmalloc of a large area vmallocs its page array).
+ * Entry/return pairs (kprobe/kretprobe, and fentry/fexit for vmalloc's
+ * nesting) keep what each entry saw on a small per-thread stack: these
+ * functions nest (vmalloc of a large area vmallocs its page array).
  */
 #define PEND_DEPTH 4
 
@@ -143,7 +93,9 @@ static __always_inline bool pend_pop(int kind, struct pending *out)
 	__u32 d;
 
 	if (!st || !st->depth) {
-		cnt_add(KMS_CNT_PENDING_LOST, 1);
+		/* before the collector arms the handlers no record is made: none is short */
+		if (*(volatile __u32 *)&armed)
+			cnt_add(KMS_CNT_PENDING_LOST, 1);
 		return false;
 	}
 	d = st->depth - 1;
@@ -156,6 +108,77 @@ static __always_inline bool pend_pop(int kind, struct pending *out)
 	if (!d)
 		bpf_map_delete_elem(&pend, &key);
 	return true;
+}
+
+/*
+ * fexit sees one call, not whether another call of the same function is in
+ * progress on this thread: vmalloc of a large area vmallocs its page array
+ * from inside, and that inner call returns first. The fentry program pushes
+ * on the thread's pending stack, as the kprobe does, and the fexit one pops
+ * its depth there. Its arguments come from fexit itself: a missed entry
+ * (a call in flight at attach) costs the nesting mark only, and is counted.
+ */
+SEC("fentry/__vmalloc_node_range")
+int BPF_PROG(fe_vmalloc)
+{
+	struct pending p = {};
+
+	pend_push(PEND_VMALLOC, &p);
+	return 0;
+}
+
+SEC("fexit/__vmalloc_node_range")
+int BPF_PROG(fx_vmalloc)
+{
+	__u64 size = 0, gfp = 0, caller = 0, ret = 0;
+	struct pending v = {};	/* no entry seen: not marked nested */
+
+	pend_pop(PEND_VMALLOC, &v);
+	/* typed pointer arguments cannot be turned into numbers: read them raw */
+	bpf_get_func_arg(ctx, 0, &size);
+	bpf_get_func_arg(ctx, 4, &gfp);
+	bpf_get_func_arg(ctx, 8, &caller);
+	bpf_get_func_ret(ctx, &ret);
+	return on_vmalloc(ctx, caller, ret, size, vm_pages(size), gfp, !ret, v.nested, EV_DIRECT);
+}
+
+SEC("fentry/vfree")
+int BPF_PROG(fe_vfree)
+{
+	__u64 addr = 0;
+
+	bpf_get_func_arg(ctx, 0, &addr);
+	return on_free(ctx, KMS_EV_VFREE, 0, addr, 0, EV_DIRECT);
+}
+
+SEC("fexit/dma_alloc_attrs")
+int BPF_PROG(fx_dma_alloc)
+{
+	__u64 dev = 0, size = 0, gfp = 0, ret = 0;
+
+	bpf_get_func_arg(ctx, 0, &dev);
+	bpf_get_func_arg(ctx, 1, &size);
+	bpf_get_func_arg(ctx, 3, &gfp);
+	bpf_get_func_ret(ctx, &ret);
+	return on_dma_alloc(ctx, 0, dev, ret, size, gfp, EV_DIRECT);
+}
+
+SEC("fentry/dma_free_attrs")
+int BPF_PROG(fe_dma_free)
+{
+	__u64 dev = 0, addr = 0;
+
+	bpf_get_func_arg(ctx, 0, &dev);
+	bpf_get_func_arg(ctx, 2, &addr);
+	return on_free(ctx, KMS_EV_DMA_FREE, 0, addr, dev, EV_DIRECT);
+}
+
+static __always_inline __u64 entry_ret_addr(struct pt_regs *regs)
+{
+	__u64 ra = 0;
+
+	bpf_probe_read_kernel(&ra, sizeof(ra), (void *)PT_REGS_SP(regs));
+	return ra;
 }
 
 SEC("kprobe/__vmalloc_node_range")

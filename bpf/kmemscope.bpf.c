@@ -42,6 +42,9 @@ const volatile __u32 page_size = 4096;
 /* kvfree_call_rcu() passes the object itself, 6.2+ (see rcu_obj()) */
 const volatile bool rcu_ptr_arg = false;
 
+/* a large kmalloc() may fire kmem:kmalloc twice (see kmalloc_first()) */
+const volatile bool kmalloc_twice = false;
+
 /* the global order counter (use_seq); one cache line of its own */
 __u64 seq_counter SEC(".data.seq") __attribute__((aligned(64)));
 
@@ -140,15 +143,106 @@ static __always_inline __u64 ptr_val(const void *p)
 
 #include "stage.bpf.h"
 
+/*
+ * ---- one large kmalloc(), traced twice ----
+ * Where the kernel has __kmalloc_large_node_noprof() (measured: 6.12 and
+ * 6.18; 6.1 has not, and traces once), a kmalloc() past
+ * KMALLOC_MAX_CACHE_SIZE through __do_kmalloc_node() (__kmalloc_noprof,
+ * __kmalloc_node_noprof, __kmalloc_node_track_caller_noprof: so kvmalloc()
+ * and krealloc() too) fires kmem:kmalloc twice: first in
+ * __kmalloc_large_node_noprof(), whose call site is its return address
+ * inside the allocator, then in __do_kmalloc_node() with the caller's. The
+ * two carry the same pointer (NULL for a failure), size, GFP and node, from
+ * the same thread, back to back on one CPU. A constant-size kmalloc() that
+ * calls __kmalloc_large_node_noprof() itself is traced once.
+ *
+ * So, where the plan says the kernel has that function (kmalloc_twice; the
+ * verifier drops this code elsewhere): a staged large kmalloc record whose
+ * site is in an allocator function (the wrapper ranges) is held
+ * (kmalloc_first()); the next large kmalloc event on that CPU, if the held
+ * record is still in the stage, at most TWICE_GAP records back, none of
+ * those in between names its address, and it matches it field for field
+ * from another site and the same thread, is the second trace
+ * (kmalloc_second()): it gives the held record its site and makes no record
+ * of its own. Records in between are an interrupt's (an RCU softirq freeing
+ * a batch on its way out, seen on 6.12): the object itself is the
+ * allocator's until the second trace, so none of them can be its free. A
+ * new allocation of the same address is never taken for the second trace:
+ * freed on this CPU, its free names the address; freed on another CPU, it
+ * would have to come back to the same thread with the same size, GFP and
+ * node, from another call site, within TWICE_GAP records here. Missed (both
+ * counted): more records in between, a flush between them, a migration, a
+ * handler nested in another, and what comes before the collector has read
+ * kallsyms.
+ */
+#define TWICE_GAP 8
+/* SLUB serves kmalloc() from caches up to two pages (KMALLOC_MAX_CACHE_SIZE) */
+static __always_inline bool kmalloc_large(__u64 req)
+{
+	return req > 2 * (__u64)page_size;
+}
+
+static __always_inline bool kmalloc_first(struct ev_slot *es, struct kms_event *e)
+{
+	if (!kmalloc_twice || !es->s || !kmalloc_large(e->bytes_req) || !in_wrapper(e->site))
+		return false;
+	es->s->twice_key = e->ts;
+	es->s->twice_idx = es->s->b.count;	/* e's slot: counted in ev_end() */
+	es->s->twice_site = e->site;
+	es->s->twice_tid = (__u32)bpf_get_current_pid_tgid();
+	return true;
+}
+
+static __always_inline bool kmalloc_second(__u64 site, __u64 ptr, __u64 req, __u64 alloc,
+					   __u64 gfp, int node)
+{
+	struct kms_stage *s;
+	struct kms_event *e;
+	__u32 n, idx;
+	bool same;
+
+	if (!kmalloc_twice || !kmalloc_large(req))
+		return false;
+	s = stage_get();
+	if (!s || s->busy || !s->twice_key)
+		return false;
+	/* an interrupt's handler now ships directly: the held record stays put */
+	s->busy = 1;
+	barrier();
+	n = s->b.count;
+	idx = s->twice_idx;
+	e = &s->b.ev[idx & (KMS_BATCH - 1)];
+	same = idx < n && n - idx <= TWICE_GAP + 1 && e->ts == s->twice_key &&
+	       site != s->twice_site &&
+	       s->twice_tid == (__u32)bpf_get_current_pid_tgid() &&
+	       e->type == (ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL) && e->ptr == ptr &&
+	       e->bytes_req == (__u32)req && e->bytes_alloc == (__u32)alloc &&
+	       e->gfp == (__u32)gfp && e->node == (__s16)node;
+	/* meta records in between hold a tgid or a cache there, never this object */
+	for (__u32 i = 1; i <= TWICE_GAP && same && idx + i < n; i++)
+		same = s->b.ev[(idx + i) & (KMS_BATCH - 1)].ptr != ptr;
+	if (same) {
+		/* a wrapper's caller comes from the stack the held record has */
+		e->site = stack_types && in_wrapper(site) ? 0 : site;
+		s->twice_key = 0;
+		cnt_add(KMS_CNT_KMALLOC_TWICE, 1);
+	}
+	barrier();
+	s->busy = 0;
+	return same;
+}
+
 /* ---- handlers shared by every attach flavour ---- */
 
 static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 req, __u64 alloc,
 				      __u64 gfp, int node)
 {
 	struct ev_slot es = { .guard = KMS_EV_KMALLOC };
-	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0,
-				       EV_STAGED);
+	struct kms_event *e;
 
+	if (kmalloc_second(site, ptr, req, alloc, gfp, node))
+		return 0;
+	e = ev_begin(ctx, &es, ptr ? KMS_EV_KMALLOC : KMS_EV_ALLOC_FAIL, 0, EV_STAGED);
 	if (!e)
 		return 0;
 	e->site = site;
@@ -159,6 +253,7 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 	e->node = node;
 	if (!ptr)
 		e->order = KMS_FAM_KMALLOC;
+	es.hold = kmalloc_first(&es, e);
 	ev_end(&es, e);
 	return 0;
 }

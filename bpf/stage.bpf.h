@@ -348,6 +348,8 @@ struct ev_slot {
 	enum ev_path how;
 	void *ctx;		/* the program's context, for the stack (ev_end()) */
 	bool user;		/* a user-space event (user.bpf.h): a user stack */
+	bool hold;		/* the record may take a second event's site: no flush
+				 * behind it (kmalloc_first()) */
 };
 
 /*
@@ -536,7 +538,7 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 	 * events with none), and every caller has its own, so the per-site
 	 * cache is not asked.
 	 */
-	if (site && type_is_alloc(es->type) && in_wrapper(site)) {
+	if (stack_types && site && type_is_alloc(es->type) && in_wrapper(site)) {
 		stack = true;
 		site = 0;
 		e->site = 0;
@@ -555,7 +557,11 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 	 */
 	if (es->s) {
 		es->s->b.count++;
-		stage_done(es->s);
+		/* a full stage is shipped by the next handler's stage_room() */
+		if (es->hold)
+			es->s->busy = 0;
+		else
+			stage_done(es->s);
 	} else {
 		direct_ship(es->r);
 	}

@@ -110,8 +110,10 @@ enum kms_ev_type {
 
 /*
  * Address ranges of allocator wrappers (mempool, ioremap, ...; src/frames.c)
- * BPF is given: an allocation whose reported call site falls in one gets a
- * stack, so the site becomes the wrapper's caller.
+ * BPF is given: with stacks, an allocation whose reported call site falls in
+ * one gets a stack, so the site becomes the wrapper's caller; and a large
+ * kmalloc event reported from one may be the kernel's first of two
+ * (bpf/kmemscope.bpf.c: kmalloc_first()).
  */
 #define KMS_WRAP_MAX		256
 
@@ -234,6 +236,16 @@ struct kms_stage {
 	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
 	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
 	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
+	/*
+	 * a staged large kmalloc the kernel may trace a second time
+	 * (bpf/kmemscope.bpf.c: kmalloc_first()): its order key (0: none),
+	 * its call site inside the allocator, the thread that made it, and
+	 * its slot in the stage
+	 */
+	__u64 twice_key;
+	__u64 twice_site;
+	__u32 twice_tid;
+	__u32 twice_idx;
 	__u64 seen[KMS_NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
@@ -261,6 +273,7 @@ enum kms_counter {
 	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
 	KMS_CNT_BULK_LOST,	/* pointers of a bulk free not recorded (past the bound, unreadable) */
 	KMS_CNT_SELF,		/* kmemscope's own allocations, left out (self_tgid) */
+	KMS_CNT_KMALLOC_TWICE,	/* second kmem:kmalloc of one large kmalloc(), dropped */
 	KMS_CNT_NR,
 };
 

@@ -222,7 +222,7 @@ static int find_free_handlers(struct collector *c)
 			if (fam < 0 || ev->alloc || ev->selected < 0)
 				continue;
 			cd = &ev->cands[ev->selected];
-			if (strcmp(name, cd->prog) && (!cd->prog_ret || strcmp(name, cd->prog_ret)))
+			if (strcmp(name, cd->prog) && (!cd->prog2 || strcmp(name, cd->prog2)))
 				continue;
 			/* kfree frees kmem_cache objects too, and the reverse */
 			if (fam == KMS_FAM_KMALLOC || fam == KMS_FAM_CACHE)
@@ -278,6 +278,7 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
+	skel->rodata->kmalloc_twice = p->kmalloc_twice;
 	/* context capture needs both per-CPU offsets (see read_ctx() in bpf/) */
 	if (!o->context || p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
 		return;
@@ -409,13 +410,14 @@ void collector__set_wrappers(struct collector *c, const struct ksyms *k)
 	unsigned long lo[KMS_WRAP_MAX], hi[KMS_WRAP_MAX];
 	int n;
 
-	/* a wrapper's caller comes from a stack: none without stacks */
-	if (!c->skel->rodata->stack_types)
-		return;
+	/*
+	 * with stacks, a wrapper's caller comes from the stack; with or without,
+	 * a large kmalloc traced twice is told by its first site (bpf/)
+	 */
 	n = frames__wrappers(k, lo, hi, KMS_WRAP_MAX);
 	if (n < 0) {
-		kms_warn("more than %d allocator wrapper functions: call sites stay in them\n",
-			 KMS_WRAP_MAX);
+		kms_warn("more than %d allocator wrapper functions: call sites stay in them, and "
+			 "a large kmalloc() the kernel traces twice counts twice\n", KMS_WRAP_MAX);
 		return;
 	}
 	kms_debug("%d address ranges of allocator wrappers\n", n);
@@ -661,6 +663,9 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_SELF:
 				q->self_excluded = sum;
 				break;
+			case KMS_CNT_KMALLOC_TWICE:
+				q->kmalloc_twice = sum;
+				break;
 			}
 		}
 		free(vals);
@@ -691,7 +696,7 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 		cand = &ev->cands[ev->selected];
 		em = &q->event_misses[q->nr_event_misses++];
 		em->name = ev->name;
-		em->misses = prog_misses(c, cand->prog) + prog_misses(c, cand->prog_ret);
+		em->misses = prog_misses(c, cand->prog) + prog_misses(c, cand->prog2);
 	}
 	for (int f = 0; f < KMS_FAM_MAX; f++) {
 		q->traced[f] = c->plan->fam_traced[f];

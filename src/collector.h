@@ -57,9 +57,10 @@ int collector__del_pid(struct collector *c, pid_t pid);
  */
 void collector__exclude(struct collector *c, pid_t tgid);
 /*
- * Give the BPF side the allocator wrappers' ranges from k (frames.h): an
- * allocation whose call site falls in one then gets a stack, and its site
- * comes from that. Nothing without stacks.
+ * Give the BPF side the allocator wrappers' ranges from k (frames.h): with
+ * stacks, an allocation whose call site falls in one then gets a stack, and
+ * its site comes from that; a large kmalloc reported from one may be the
+ * first of the kernel's two events for it (bpf/kmemscope.bpf.c).
  */
 struct ksyms;
 void collector__set_wrappers(struct collector *c, const struct ksyms *k);

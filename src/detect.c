@@ -15,13 +15,6 @@
 #define DMAP_VOTES	2	/* agreeing large kmallocs before the direct map base is used */
 #define DMAP_ALIGN	(1ULL << 21)
 
-enum nest_kind {
-	NEST_SLAB = 0,
-	NEST_VMALLOC,
-	NEST_PERCPU,
-	NEST_DMA,
-};
-
 static const char *const badfree_names[BF_NR] = {
 	[BF_WRONG_API] = "wrong_api",
 	[BF_WRONG_CACHE] = "wrong_cache",
@@ -440,7 +433,8 @@ static __attribute__((noinline)) long group_find(struct detect *d, const struct 
 		return i;
 	s = site_get(d, key->family, key->site, key->obj);
 	g = kvec__at(&d->groups, i);
-	g->nested = key->family == KMS_FAM_PAGE ? page_nested(d, key->stack_id) : -1;
+	g->nested = key->family == KMS_FAM_PAGE ? page_nested(d, key->stack_id) :
+		    key->obj == KMS_OBJ_NESTED ? NEST_VMALLOC : -1;
 	g->retained = retained_kind(d, e, key->family);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;
@@ -458,6 +452,10 @@ static long group_get(struct detect *d, const struct kms_event *e, int fam)
 	int stack_id = e->stack_id < 0 ? -1 : e->stack_id;
 	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
 	struct group_cache *c;
+
+	/* vmalloc's own page array: a group of its own, nested (as agg__on_alloc() keys it) */
+	if (fam == KMS_FAM_VMALLOC && (e->extra & KMS_X_NESTED))
+		obj = KMS_OBJ_NESTED;
 	struct detect_group key;
 	long i;
 

@@ -125,7 +125,19 @@ enum detect_badfree_kind {
 };
 
 const char *detect_badfree_name(int kind);
-/* what a nested page was allocated under: "slab", "vmalloc", "percpu", "dma" */
+/*
+ * What a nested allocation was made under: a page under slab, vmalloc,
+ * percpu or dma internals (its stack shows them), a vmalloc's own page array
+ * under vmalloc (KMS_X_NESTED). Its memory is counted there too.
+ */
+enum detect_nest {
+	NEST_SLAB = 0,
+	NEST_VMALLOC,
+	NEST_PERCPU,
+	NEST_DMA,
+};
+
+/* "slab", "vmalloc", "percpu", "dma" */
 const char *detect_nest_name(int nest);
 
 struct detect_badfree {
@@ -188,7 +200,7 @@ struct detect_group {
 	int stack_id;		/* < 0: no stack, grouped by site */
 	__u64 site;
 	__u64 obj;
-	int nested;		/* family index the page was allocated under, -1: not nested */
+	int nested;		/* enum detect_nest, -1: not nested */
 	int retained;		/* enum detect_retained */
 	size_t site_idx;	/* detect__site() */
 	__u64 allocs;

@@ -72,8 +72,8 @@ static const struct plan_event plan_template[] = {
 	 */
 	{ "vmalloc", KMS_FAM_VMALLOC, true, false, 0, {
 		TP("vmalloc", "alloc_vmap_area", PG_AREA),
-		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", NULL, G_ALL },
-		{ PM_FENTRY, "__vmalloc_node_range", "fx_vmalloc", NULL, G_ALL },
+		{ PM_FENTRY, "__vmalloc_node_range_noprof", "fx_vmalloc", "fe_vmalloc", G_ALL },
+		{ PM_FENTRY, "__vmalloc_node_range", "fx_vmalloc", "fe_vmalloc", G_ALL },
 		{ PM_KPROBE, "__vmalloc_node_range_noprof", "kp_vmalloc", "kr_vmalloc", G_ALL },
 		{ PM_KPROBE, "__vmalloc_node_range", "kp_vmalloc", "kr_vmalloc", G_ALL } } },
 	{ "vfree", KMS_FAM_VMALLOC, false, false, 0, {
@@ -263,19 +263,26 @@ static struct bpf_link *attach_one(struct bpf_program *prog, const struct plan_c
 
 static int set_targets(struct kmemscope_bpf *skel, const struct plan_cand *c)
 {
-	struct bpf_program *p;
+	const char *names[] = { c->prog, c->prog2 };
 
 	if (c->method != PM_FENTRY)
 		return 0;
-	p = bpf_object__find_program_by_name(skel->obj, c->prog);
-	if (!p)
-		return -ENOENT;
-	return bpf_program__set_attach_target(p, 0, c->target);
+	for (int i = 0; i < 2 && names[i]; i++) {
+		struct bpf_program *p = bpf_object__find_program_by_name(skel->obj, names[i]);
+		int err;
+
+		if (!p)
+			return -ENOENT;
+		err = bpf_program__set_attach_target(p, 0, c->target);
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 static bool cand_has_prog(const struct plan_cand *c, const char *name)
 {
-	return !strcmp(c->prog, name) || (c->prog_ret && !strcmp(c->prog_ret, name));
+	return !strcmp(c->prog, name) || (c->prog2 && !strcmp(c->prog2, name));
 }
 
 static bool prog_linked(const struct kmemscope_bpf *skel, const struct bpf_program *prog)
@@ -299,12 +306,15 @@ static void keep_link(struct kmemscope_bpf *skel, const struct bpf_program *prog
 	bpf_link__destroy(l);
 }
 
-/* attach a candidate's program (ret: its return probe), the link kept in the skeleton */
-static int attach_cand(struct kmemscope_bpf *skel, const struct plan_cand *c, bool ret)
+/*
+ * attach a candidate's program (second: its pair's second program, prog2),
+ * the link kept in the skeleton
+ */
+static int attach_cand(struct kmemscope_bpf *skel, const struct plan_cand *c, bool second)
 {
 	struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj,
-								     ret ? c->prog_ret : c->prog);
-	struct bpf_link *l = prog ? attach_one(prog, c, ret) : NULL;
+								     second ? c->prog2 : c->prog);
+	struct bpf_link *l = prog ? attach_one(prog, c, second) : NULL;
 
 	if (!l)
 		return prog ? -errno : -ENOENT;
@@ -379,10 +389,15 @@ static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 			snprintf(why, len, "attach: %s", strerror(-err));
 			goto out;
 		}
-		err = c->prog_ret ? attach_cand(skel, c, true) : 0;
+		/*
+		 * an fexit before its fentry: a call that returns before both
+		 * are attached loses its nesting mark (counted), where an entry
+		 * without its exit would leave the thread's depth one too high
+		 */
+		err = c->prog2 ? attach_cand(skel, c, true) : 0;
 		if (err) {
 			*failed = i;
-			snprintf(why, len, "attach return probe: %s", strerror(-err));
+			snprintf(why, len, "attach %s: %s", c->prog2, strerror(-err));
 			goto out;
 		}
 	}
@@ -559,6 +574,19 @@ static bool rcu_ptr_arg(const struct btf *btf)
 	id = btf__resolve_type(btf, t->type);
 	t = id > 0 ? btf__type_by_id(btf, id) : NULL;
 	return !t || !btf_is_func_proto(t);
+}
+
+/*
+ * Whether a large kmalloc() may fire kmem:kmalloc twice here: when
+ * __do_kmalloc_node() hands it to __kmalloc_large_node_noprof(), which
+ * traces it, and then traces it again itself. Measured: twice on 6.12 and
+ * 6.18, which have that function; once on 6.1, whose __kmalloc_large_node()
+ * traces nothing. The name tells where the pair can come from; bpf/
+ * (kmalloc_first()) drops only a second event that matches a first.
+ */
+static bool kmalloc_twice(const struct btf *btf)
+{
+	return btf && btf__find_by_name_kind(btf, "__kmalloc_large_node_noprof", BTF_KIND_FUNC) > 0;
 }
 
 /*
@@ -757,6 +785,7 @@ int plan__probe(struct plan **out, const struct collector_opts *cfg,
 	}
 	env.p = p;
 	p->rcu_ptr_arg = rcu_ptr_arg(env.vmlinux);
+	p->kmalloc_twice = kmalloc_twice(env.vmlinux);
 	find_context_offsets(p, env.vmlinux);
 	percpu_gives(p, env.vmlinux);
 
@@ -846,7 +875,7 @@ static bool prog_selected(const struct plan *p, const char *name, bool rescue,
 		if (!ev)
 			continue;
 		c = &ev->cands[ev->selected];
-		if (!strcmp(c->prog, name) || (c->prog_ret && !strcmp(c->prog_ret, name))) {
+		if (!strcmp(c->prog, name) || (c->prog2 && !strcmp(c->prog2, name))) {
 			*cand = c;
 			return true;
 		}
@@ -906,7 +935,7 @@ static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,
 {
 	const char *name = bpf_program__name(prog);
 	struct bpf_link *l;
-	bool ret = c && c->prog_ret && !strcmp(c->prog_ret, name);
+	bool ret = c && c->prog2 && !strcmp(c->prog2, name);
 
 	l = c ? attach_one(prog, c, ret) : bpf_program__attach(prog);
 	if (!l) {
@@ -1062,6 +1091,11 @@ int plan__print_text(const struct plan *p, FILE *out)
 	if (p->deferred_traced)
 		fprintf(out, "kvfree_call_rcu(): the object is %s\n", p->rcu_ptr_arg ?
 			"its second argument (6.2+)" : "head - func, or func when head is NULL (<= 6.1)");
+	if (p->fam_traced[KMS_FAM_KMALLOC])
+		fprintf(out, "large kmalloc(): %s\n", p->kmalloc_twice ?
+			"traced twice by this kernel (__kmalloc_large_node_noprof, then its "
+			"caller): the second event is dropped, counted as kmalloc_twice" :
+			"traced once (no __kmalloc_large_node_noprof)");
 	fprintf(out, "context capture: %s\n", p->pc_var ? p->pc_var :
 		"unavailable (no per-CPU preempt count in BTF): misuse sees no context");
 	if (p->cfg.user)
@@ -1140,6 +1174,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	json_object_set_new(root, "deferred_frees", json_pack("{s:b,s:s?,s:s}",
 			    "traced", p->deferred_traced, "method", p->deferred_method,
 			    "rcu_object_arg", p->rcu_ptr_arg ? "ptr" : "head-offset"));
+	json_object_set_new(root, "kmalloc_traced_twice", json_boolean(p->kmalloc_twice));
 	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?}",
 			    "available", p->pc_var != NULL, "preempt_count", p->pc_var));
 	if (p->cfg.user)

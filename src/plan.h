@@ -54,7 +54,11 @@ struct plan_cand {
 	enum plan_method method;
 	const char *target;	/* tracepoint or kernel function */
 	const char *prog;	/* BPF program name (bpf/kmemscope.bpf.c and its headers) */
-	const char *prog_ret;	/* kretprobe program, or NULL */
+	/*
+	 * the pair's second program, or NULL: a kprobe's kretprobe, or the
+	 * fentry that tells an fexit program it runs nested (bpf/funcprobe.bpf.h)
+	 */
+	const char *prog2;
 	unsigned int gives;	/* PG_*, allocation candidates only */
 	enum cand_result result;
 	char reason[128];
@@ -83,6 +87,7 @@ struct plan {
 	bool fam_traced[KMS_FAM_MAX];
 	const char *fam_method[KMS_FAM_MAX];
 	bool rcu_ptr_arg;	/* kvfree_call_rcu(head, ptr) (6.2+), not (head, func) */
+	bool kmalloc_twice;	/* a large kmalloc() may fire kmem:kmalloc twice (bpf/) */
 	/* per-CPU offsets of runqueues and the preempt count (BTF), -1: absent */
 	long pcpu_rq_off;
 	long pcpu_pc_off;

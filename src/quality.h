@@ -27,6 +27,7 @@ struct kms_quality {
 	bool self_traced;	/* kmemscope's own process is traced (--trace-self) */
 	__u64 pending_lost;	/* function returns whose entry was not seen */
 	__u64 bulk_lost;	/* pointers of bulk frees past the BPF handler's bound */
+	__u64 kmalloc_twice;	/* the kernel's second event of one large kmalloc(), dropped */
 	__u64 duration_ns;
 	bool traced[KMS_FAM_MAX];	/* family has working alloc and free events */
 	bool skipped[KMS_FAM_MAX];	/* family left out on request (-F): not a failure */

@@ -8,7 +8,7 @@ enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
 	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE,
-	Q_BULK_LOST, Q_NOT_TRACED, Q_USER_ALLOC, Q_CUT_SHORT, Q_COMPLETE,
+	Q_BULK_LOST, Q_KMALLOC_TWICE, Q_NOT_TRACED, Q_USER_ALLOC, Q_CUT_SHORT, Q_COMPLETE,
 	Q_NR,
 };
 
@@ -45,6 +45,8 @@ static const struct row_col quality_cols[Q_NR] = {
 			 .note = "(real frees of objects handed to RCU, not counted again)" },
 	[Q_BULK_LOST] = { "bulk_lost", "bulk pointers lost", RK_U64,
 			  .note = "(bulk-freed pointers not recorded)" },
+	[Q_KMALLOC_TWICE] = { "kmalloc_twice", "kmalloc traced twice", RK_U64,
+			      .note = "(the kernel's second event of one large kmalloc, dropped)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
 	[Q_USER_ALLOC] = { "user_allocator", "user allocator", RK_STR,
 			   .note = "(--user: the objects that give malloc and the rest)" },
@@ -109,6 +111,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_DEFERRED].u = quality ? q.deferred_traced : false;
 	r[Q_RCU_DONE].u = st->rcu_completed;
 	r[Q_BULK_LOST].u = q.bulk_lost;
+	r[Q_KMALLOC_TWICE].u = q.kmalloc_twice;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
 	r[Q_USER_ALLOC].s = q.user_allocator;

@@ -590,6 +590,8 @@ static const struct metric quality_metrics[] = {
 	  offsetof(struct kms_quality, pending_lost) },
 	{ "kmemscope_bulk_lost_total", "counter", "Pointers of bulk frees past the BPF handler's "
 	  "bound.", offsetof(struct kms_quality, bulk_lost) },
+	{ "kmemscope_kmalloc_twice_total", "counter", "The kernel's second kmem:kmalloc event of "
+	  "one large kmalloc(), dropped.", offsetof(struct kms_quality, kmalloc_twice) },
 };
 
 static const void *one_row(const struct rows *r, size_t i)

@@ -36,7 +36,8 @@ static const struct {
 } quality_u64[] = {
 #define Q(f) { #f, offsetof(struct kms_quality, f) }
 	Q(events), Q(lost), Q(misses), Q(rescued), Q(stack_failures), Q(out_of_order),
-	Q(filtered), Q(self_excluded), Q(pending_lost), Q(bulk_lost), Q(duration_ns),
+	Q(filtered), Q(self_excluded), Q(pending_lost), Q(bulk_lost), Q(kmalloc_twice),
+	Q(duration_ns),
 #undef Q
 };
 

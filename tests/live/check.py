@@ -40,6 +40,7 @@ AT_LEAST_N = {
     "bpfmap": [("vmalloc",), ("kmalloc",)],
     "pages": [("mm_page_alloc",), ("mm_page_free", "mm_page_free_batched")],
     "eventfd": [("kmalloc",), ("kmem_cache_alloc",), ("kmem_cache_free",)],
+    "bigalloc": [("kmalloc",)],
 }
 # nonzero, fewer than N (fork: kernel stacks are partly served from a cache)
 NONZERO = {
@@ -67,8 +68,8 @@ def out(ok, name, why=""):
 
 def expected(mode):
     """mode, json schema, lost, out of order, families, worker, perf lost,
-    misses_by_event, counts, then the mode's own."""
-    return 9 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, [])) + \
+    misses_by_event, counts, kmalloc_twice, then the mode's own."""
+    return 10 + len(AT_LEAST_N.get(mode, [])) + len(NONZERO.get(mode, [])) + \
         (mode in VMALLOC_MODES)
 
 
@@ -93,8 +94,24 @@ def vmalloc_fields(t, doc, fams):
         "whole pages", "; ".join(errs) or "no vmalloc allocation")
 
 
+def kernel_pair(prev, line):
+    """prev and line (perf script lines, pid cpu time event trace...) are the kernel's two
+    kmem:kmalloc events of one large kmalloc() (6.10+): back to back on one CPU, one thread,
+    every field equal but call_site (the first is inside the allocator)."""
+    if not prev:
+        return False
+    a, b = prev.split(), line.split()
+    if a[3] != "kmem:kmalloc:" or b[3] != "kmem:kmalloc:" or a[:2] != b[:2]:
+        return False
+    fa = dict(f.split("=", 1) for f in a[4:] if "=" in f)
+    fb = dict(f.split("=", 1) for f in b[4:] if "=" in f)
+    return fa.pop("call_site", None) != fb.pop("call_site", None) and fa == fb
+
+
 def perf_counts(data, worker):
-    """Per-event samples of one pid, its kfree(NULL) count, and what perf lost."""
+    """Per-event samples of one pid, with the kernel's second event of each large kmalloc
+    traced twice left out as kmemscope leaves it out (the pairs), its kfree(NULL) count,
+    the number of pairs, and what perf lost."""
     # Measured here: perf record -a now and then writes a run of samples twice
     # (same CPU, same nanosecond, same fields). Two real events cannot share
     # all of those, so exact duplicates are dropped from the reference.
@@ -103,15 +120,20 @@ def perf_counts(data, worker):
     if r.returncode != 0:
         sys.exit(f"check: perf script failed: {r.stderr.strip().splitlines()[-1:]}")
     counts = {k: 0 for k in EVENTS.values()}
-    kfree_null = 0
+    kfree_null = pairs = 0
     seen = set()
+    last = {}   # cpu -> the last event recorded there, any pid
     for line in r.stdout.splitlines():
         w = line.split()
-        if len(w) < 4 or w[0] != str(worker):
-            continue
-        if line in seen:
+        if len(w) < 4 or line in seen:
             continue
         seen.add(line)
+        prev, last[w[1]] = last.get(w[1]), line
+        if w[0] != str(worker):
+            continue
+        if kernel_pair(prev, line):
+            pairs += 1
+            continue
         key = EVENTS.get(w[3].rstrip(":"))
         if key:
             counts[key] += 1
@@ -128,7 +150,7 @@ def perf_counts(data, worker):
         # "LOST events: N" and "LOST_SAMPLES events: N" in the aggregated part
         if len(w) >= 3 and w[0] in ("LOST", "LOST_SAMPLES") and w[1] == "events:":
             lost += int(w[2])
-    return counts, kfree_null, lost
+    return counts, kfree_null, pairs, lost
 
 
 def main():
@@ -170,9 +192,14 @@ def main():
     out(True, f"{t} worker in processes[]")
     kms = procs[0].get("events", {})
 
-    perf, kfree_null, perf_lost = perf_counts(data, worker)
+    perf, kfree_null, pairs, perf_lost = perf_counts(data, worker)
     out(perf_lost == 0, f"{t} perf lost nothing (reference valid)",
         f"perf reported {perf_lost} lost records/samples: the reference is incomplete")
+    # system-wide: other processes' large kmallocs add to it
+    twice = q.get("kmalloc_twice")
+    out(isinstance(twice, int) and twice >= pairs,
+        f"{t} quality.kmalloc_twice >= the worker's {pairs} kernel pairs in perf's record",
+        f"quality.kmalloc_twice = {twice!r}")
 
     # every key perf counts must be there; keys the schema adds later are ignored
     missing = [k for k in EVENTS.values() if k not in kms]

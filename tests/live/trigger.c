@@ -9,6 +9,9 @@
  *   fork N     N forks, 8 of them alive together (fresh vmalloc'ed kernel stacks)
  *   bpfmap N   create and close N 64 KiB BPF array maps: vmalloc, kmalloc
  *   pages N    mmap an anonymous page, touch it, munmap, N times: page
+ *   bigalloc N fsetxattr() with a 20000-byte value N times: one large kmalloc
+ *              each (the kernel copies the value with kvmalloc() before the
+ *              file system accepts or refuses it), which 6.10+ traces twice
  *   eventfd N  open N eventfds, print "held", wait for a byte on stdin or a
  *              signal (SIGINT, SIGTERM, SIGUSR1), then close them
  *   epoll N    epoll_create1()+close() N times: a kmalloc the kernel frees
@@ -34,6 +37,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <linux/bpf.h>
 
@@ -49,6 +53,7 @@ static __attribute__((noreturn)) void usage(FILE *f, int code)
 		"  fork N     fork()+waitpid() N times (percpu, vmalloc for kernel stacks)\n"
 		"  bpfmap N   create and close N 64 KiB BPF array maps (vmalloc, kmalloc)\n"
 		"  pages N    mmap, touch and munmap one anonymous page N times (page)\n"
+		"  bigalloc N fsetxattr() with a 20000-byte value N times (one large kmalloc each)\n"
 		"  eventfd N  hold N eventfds, print \"held\", wait for a byte on stdin\n"
 		"             or SIGINT/SIGTERM/SIGUSR1, then close them\n"
 		"  epoll N    epoll_create1()+close() N times in two waves 6 s apart (kmalloc freed\n"
@@ -156,6 +161,27 @@ static void do_pages(long n)
 	}
 }
 
+/* past KMALLOC_MAX_CACHE_SIZE (two pages): kmalloc() takes the page allocator's path */
+#define BIG_VALUE 20000
+
+static void do_bigalloc(long n)
+{
+	static char value[BIG_VALUE];
+	char path[] = "/tmp/kmemscope-trigger.XXXXXX";
+	int fd = mkstemp(path);
+	long i;
+
+	if (fd < 0)
+		die("mkstemp");
+	unlink(path);
+	for (i = 0; i < n; i++)
+		/* refused or not (most file systems take no 20000-byte value): copied first */
+		if (fsetxattr(fd, "user.kmemscope", value, sizeof(value), 0) && errno != ENOSPC &&
+		    errno != E2BIG && errno != ENOTSUP && errno != ERANGE)
+			die("fsetxattr");
+	close(fd);
+}
+
 static void epoll_wave(long n)
 {
 	long i;
@@ -244,6 +270,7 @@ int main(int argc, char **argv)
 		{ "fork", do_fork },
 		{ "bpfmap", do_bpfmap },
 		{ "pages", do_pages },
+		{ "bigalloc", do_bigalloc },
 		{ "eventfd", do_eventfd },
 		{ "epoll", do_epoll },
 		{ "epoll-once", do_epoll_once },

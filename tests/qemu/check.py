@@ -44,10 +44,12 @@ ON_61 = {"kmalloc": TRACEPOINTS, "kmem_cache": TRACEPOINTS, "page": TRACEPOINTS,
 # attach point delivers the caller's size and GFP is the plan's choice: the vmalloc
 # scenarios' exact bytes and GFP checks judge it, not this table.
 ON_612 = dict(ON_61, dma=TRACEPOINTS, vmalloc=TRACEPOINTS | FUNC_METHODS)
+# twice: a large kmalloc() fires kmem:kmalloc twice there (6.12's __kmalloc_large_node_noprof,
+# then __do_kmalloc_node): kmemscope drops the second event and counts it (kmalloc_twice)
 KERNELS = {
-    "6.1": {"release": "6.1.", "rt": False, "methods": ON_61},
-    "6.12": {"release": "6.12.", "rt": False, "methods": ON_612},
-    "6.1-rt": {"release": "6.1.", "rt": True, "methods": ON_61},
+    "6.1": {"release": "6.1.", "rt": False, "methods": ON_61, "twice": False},
+    "6.12": {"release": "6.12.", "rt": False, "methods": ON_612, "twice": True},
+    "6.1-rt": {"release": "6.1.", "rt": True, "methods": ON_61, "twice": False},
 }
 # deferred frees have no tracepoint anywhere: function probes, on every kernel tested here
 DEFERRED_EVENTS = ("kfree_rcu", "kmem_cache_free_bulk")
@@ -226,6 +228,9 @@ def check_probe(doc, spec):
             if e.get("method") not in methods:
                 errs.append("probe: %s event %s uses %s, expected one of %s" %
                             (fam, e.get("event"), e.get("method"), ", ".join(sorted(methods))))
+    if doc.get("kmalloc_traced_twice") is not spec["twice"]:
+        errs.append("probe: kmalloc_traced_twice %r, expected %r" %
+                    (doc.get("kmalloc_traced_twice"), spec["twice"]))
     # the plan chose by what candidates deliver: vmalloc's GFP, request and only vmalloc
     vm = [e for e in doc.get("events", []) if e.get("event") == "vmalloc"]
     lacks = {"gfp", "bytes_req", "bytes_alloc", "own_only"} - set(
@@ -483,6 +488,22 @@ def frames(row):
     if site.get("function"):
         out.append((site["function"], site.get("module")))
     return out
+
+
+@guarded(lambda m, *a: [m])
+def check_twice(doc, lines, twice):
+    """quality.kmalloc_twice: at least one per large kmalloc of the ledger (past two pages,
+    KMALLOC_MAX_CACHE_SIZE; the whole system is traced, so others may add) where the kernel
+    traces them twice, none anywhere else."""
+    got = (doc.get("quality") or {}).get("kmalloc_twice")
+    if not isinstance(got, int):
+        return ["quality.kmalloc_twice is %r" % got]
+    large = sum(int(L["allocs"]) for L in lines if L.get("family") == "kmalloc" and
+                int(L.get("bytes_req", 0)) > 2 * 4096 * int(L.get("allocs", 0)))
+    if not twice:
+        return ["quality.kmalloc_twice=%d on a kernel that traces once" % got] if got else []
+    return [] if got >= large else ["quality.kmalloc_twice=%d, ledger %d large kmallocs" %
+                                    (got, large)]
 
 
 @guarded(lambda m, *a: ([m], []))
@@ -816,18 +837,7 @@ def pprof_mappings(prof):
 # Open defects on one kernel, each with what is wrong: the scenario's rows (live, replay,
 # pprof) are shown as XFAIL with the reason and not counted; a row that passes counts as
 # a pass (XPASS). Each is a bug to fix, written here so that it cannot go unnoticed.
-LARGE_KMALLOC_TWICE = ("6.12 fires kmem:kmalloc twice for one large kmalloc() through "
-                       "__kmalloc_noprof (__kmalloc_large_node_noprof and __do_kmalloc_node both "
-                       "trace it): kmemscope counts both events (20 for the ledger's 10); "
-                       "not deduplicated yet")
-KNOWN_DEFECTS = {
-    "6.12": {
-        "kmalloc_large": LARGE_KMALLOC_TWICE,
-        "krealloc": LARGE_KMALLOC_TWICE + " (its 12288-byte reallocation is a large kmalloc)",
-        "kvmalloc_large": "with fexit on __vmalloc_node_range_noprof, the page-array vmalloc "
-                          "vmalloc makes inside it is not marked nested (4 allocations, ledger 2)",
-    },
-}
+KNOWN_DEFECTS = {}
 
 
 def mark_known(results, start, known):
@@ -839,38 +849,29 @@ def mark_known(results, start, known):
             results[i] = (row[0], row[1], row[2], reason)
 
 
-# open defects of the profile model (src/profile.c), not of the pprof encoding: shown, not counted
-PPROF_XFAIL = {
-    "kvmalloc_large": "the profile's stack trimming files vmalloc's own page-array vmalloc "
-                      "under the module function (4 objects, ledger 2); stat's site is the inner "
-                      "call site",
-}
-
-
 def check_pprof(kms, fdir, name, lines):
     """The pprof profile of the replay (stat -i NAME.kmt --pprof), read by go tool pprof:
     per ledger line, the samples of its family whose leaf is its function (pages nested
     under another allocation left out, but for the line that is that allocation's own page
     block) hold the ledger's allocs (alloc_objects) and bytes_alloc (alloc_space), and the
     function's locations are in the module's mapping."""
-    xfail = PPROF_XFAIL.get(name)
     row = name + ".pprof"
     trace = os.path.join(fdir, name + ".kmt")
     prof = os.path.join(fdir, row + ".pb.gz")
     if not os.path.exists(trace):
-        return (row, ["no trace file %s.kmt from the guest" % name], [], xfail)
+        return (row, ["no trace file %s.kmt from the guest" % name], [])
     try:
         p = subprocess.run([kms, "stat", "-i", trace, "--pprof", prof, "-o", os.devnull],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=120)
     except (OSError, subprocess.SubprocessError) as e:
-        return (row, ["cannot run %s stat -i: %s" % (kms, e)], [], xfail)
+        return (row, ["cannot run %s stat -i: %s" % (kms, e)], [])
     if p.returncode != 0:
         return (row, ["kmemscope stat -i %s.kmt --pprof exited %d: %s" %
-                      (name, p.returncode, p.stderr.strip()[-300:] or "-")], [], xfail)
+                      (name, p.returncode, p.stderr.strip()[-300:] or "-")], [])
     maps = pprof_mappings(prof)
     if isinstance(maps, str):
-        return (row, [maps], [], xfail)
+        return (row, [maps], [])
     errs = []
     for L in lines:
         fam, fn = L["family"], L["function"]
@@ -888,7 +889,7 @@ def check_pprof(kms, fdir, name, lines):
                             (fam, fn, index, rows.get(fn, "missing"), key, L[key]))
         if maps.get(fn) != MODULE:
             errs.append("%s: mapping %s, not %s" % (fn, maps.get(fn, "none"), MODULE))
-    return (row, errs, ["%d bytes" % os.path.getsize(prof)] if os.path.exists(prof) else [], xfail)
+    return (row, errs, ["%d bytes" % os.path.getsize(prof)] if os.path.exists(prof) else [])
 
 
 # the gate scenario (issue #9): the guest's clean runs, and one run per regression the
@@ -1054,6 +1055,7 @@ def main():
             else:
                 notes, extra_rows = check_report(name, tool, doc, lines, errs, deferred_run[""],
                                                  rt)
+                errs.extend(check_twice(doc, lines, spec["twice"]))
         results.append((name, errs, notes))
         results.extend(extra_rows)
         if kms and have_kms and name in rcs:

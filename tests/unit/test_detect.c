@@ -284,6 +284,37 @@ static void test_untraced_frees(void **state)
 	pipe_done();
 }
 
+/* vmalloc's own page array (KMS_X_NESTED) at the caller's site: a group of its own, nested */
+static void test_nested_vmalloc(void **state)
+{
+	struct detect *d = new_detect(true, false, 0);
+	struct kms_event e;
+	const struct detect_group *outer = NULL, *inner = NULL;
+
+	for (int i = 0; i < 2; i++) {
+		e = ev(KMS_EV_VMALLOC, 0xffffc90000100000ULL + i * 0x1000000, SITE_A, 4 << 20);
+		feed(d, e);
+		e = ev(KMS_EV_VMALLOC, 0xffffc90000900000ULL + i * 0x1000000, SITE_A, 8192);
+		e.extra = KMS_X_NESTED;
+		feed(d, e);
+	}
+	for (size_t i = 0; i < detect__nr_groups(d); i++) {
+		const struct detect_group *g = detect__group(d, i);
+
+		if (g->family == KMS_FAM_VMALLOC && g->site == SITE_A)
+			*(g->obj == KMS_OBJ_NESTED ? &inner : &outer) = g;
+	}
+	assert_non_null(outer);
+	assert_non_null(inner);
+	assert_int_equal(outer->allocs, 2);
+	assert_int_equal(outer->nested, -1);
+	assert_int_equal(inner->allocs, 2);
+	assert_string_equal(detect_nest_name(inner->nested), "vmalloc");
+	/* a leak of the page array is judged at its area, not on its own */
+	assert_int_equal(detect__leak_class(d, inner, false), DLC_NESTED);
+	pipe_done();
+}
+
 static void test_nested_pages(void **state)
 {
 	struct detect *d = new_detect(true, true, 0);
@@ -1046,6 +1077,7 @@ int main(void)
 		cmocka_unit_test(test_before_trace),
 		cmocka_unit_test(test_untraced_frees),
 		cmocka_unit_test(test_nested_pages),
+		cmocka_unit_test(test_nested_vmalloc),
 		cmocka_unit_test(test_page_split_free),
 		cmocka_unit_test(test_page_split_free_64k),
 		cmocka_unit_test(test_growth),

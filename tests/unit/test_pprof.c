@@ -13,6 +13,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
+#include "detect.h"
 #include "gfp.h"
 #include "kallsyms_text.h"
 #include "pprof.h"
@@ -58,7 +59,7 @@ static int setup(void **state)
 	/* pages from the module <- func_a (the same location as above), then an unknown address */
 	s[1] = (struct profile_sample){ .family = KMS_FAM_PAGE, .nframes = 3,
 		.frames = { M + 8, A + 0x10, 0xffffffff90000000UL }, .gfp = 0xdc0,
-		.gfp_mixed = true, .order = 2, .nested = KMS_FAM_CACHE, .pid = 7,
+		.gfp_mixed = true, .order = 2, .nested = NEST_SLAB, .pid = 7,
 		.v = { 1, 16384, 1, 16384 } };
 	/* no frame at all; a comm that is not UTF-8 (protobuf strings must be) */
 	s[2] = (struct profile_sample){ .family = KMS_FAM_CACHE, .gfp = 0, .order = -1,
@@ -239,7 +240,7 @@ static void test_tables(void **state)
 	assert_int_equal(loc(pr, s->location_id[2])->address, 0xffffffff90000000UL);
 	labels(pr, s, lb, sizeof(lb));
 	assert_string_equal(lb, "family=page,gfp=GFP_KERNEL|__GFP_ZERO,gfp_mixed=true,order=#2,"
-			    "nested=kmem_cache,pid=#7");
+			    "nested=slab,pid=#7");
 
 	/* no frame: the family's own frame, so its bytes still show in pprof -top */
 	s = pr->sample[2];
