@@ -359,6 +359,7 @@ struct stack_scratch {
 	__u32 at;			/* stack_scan(): the next frame to find ... */
 	__u32 want;			/* ... up to this one */
 	__u32 cur;			/* stack_rescan(): the word looked at last */
+	__u32 way;			/* stack_find(): the way stack_verified() checks */
 	__u32 pos[KMS_MAX_STACK];	/* stack_scan(): word of win each was found at */
 };
 
@@ -371,6 +372,22 @@ struct {
 
 #define STACK_WORDS (STACK_WINDOW / 8)
 
+static __always_inline struct stack_scratch *stack_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stack_scratch, &zero);
+}
+
+/* direct-mapped by site and context: a clash just evicts */
+static __always_inline struct stack_slot *stack_slot_get(__u64 site, __u32 pc)
+{
+	__u32 key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
+		    (KMS_STACK_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&stack_slots, &key);
+}
+
 static __always_inline __u64 chain_mix(__u64 h, __u64 v)
 {
 	return (h ^ v) * 0x9e3779b97f4a7c15ULL;
@@ -382,16 +399,19 @@ static __always_inline __u64 frames_chain(struct stack_scratch *sc, __u64 site, 
 	__u32 n = sc->nframes, j = KMS_MAX_STACK;
 	__u64 h = site;
 
-	for (__u32 i = 0; i < KMS_MAX_STACK; i++) {
-		if (i >= n)
-			break;
-		if (j < KMS_MAX_STACK)
-			h = chain_mix(h, sc->frames[i]);
-		else if (sc->frames[i] == site)
+	for (__u32 i = 0; i < KMS_MAX_STACK; i++)
+		if (i < n && sc->frames[i] == site) {
 			j = i;
-	}
+			break;
+		}
 	*site_at = j;
-	return j < KMS_MAX_STACK ? chain_mix(h, n - j - 1) : 0;
+	if (j >= KMS_MAX_STACK)
+		return 0;
+	/* one path through the loop whatever j is: the verifier need not walk each */
+	for (__u32 i = 0; i < KMS_MAX_STACK; i++)
+		if (i > j && i < n)
+			h = chain_mix(h, sc->frames[i]);
+	return chain_mix(h, n - j - 1);
 }
 
 /*
@@ -406,9 +426,9 @@ static __always_inline __u64 frames_chain(struct stack_scratch *sc, __u64 site, 
  */
 static long stack_scan(__u64 i, void *unused)
 {
-	__u32 zero = 0, at;
+	__u32 at;
 	/* bpf_loop() passes a pointer to the stack only: find the scratch again */
-	struct stack_scratch *sc = bpf_map_lookup_elem(&stack_scratch, &zero);
+	struct stack_scratch *sc = stack_scratch_get();
 
 	if (!sc)
 		return 1;
@@ -424,8 +444,8 @@ static long stack_scan(__u64 i, void *unused)
 
 static long stack_rescan(__u64 i, void *unused)
 {
-	__u32 zero = 0, at, p;
-	struct stack_scratch *sc = bpf_map_lookup_elem(&stack_scratch, &zero);
+	__u32 at, p;
+	struct stack_scratch *sc = stack_scratch_get();
 
 	if (!sc)
 		return 1;
@@ -493,22 +513,28 @@ static __always_inline __u64 stack_first(struct stack_scratch *sc)
 }
 
 /*
- * A full capture at the slot's site gave id: learn where its chain lies, as a
- * new way of the slot. Anything not found marks the site varied (captured every
- * time): correct, at the full price.
+ * A full capture at site gave id, and its frames are in the scratch: learn
+ * where its chain lies, as a new way of the slot. Anything not found marks the
+ * site varied (captured every time): correct, at the full price. Global, as
+ * the two below: verified once per program, not once per handler inlining it.
  */
-static __noinline void stack_learn(void *ctx, struct stack_slot *sl, struct stack_scratch *sc,
-				   __u64 skip, __s32 id)
+__noinline int stack_learnt(__u64 site, __u32 pc, __s32 id)
 {
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl = stack_slot_get(site, pc);
 	struct stack_way *w;
 	__u32 j, base, span, n, top;
-	long got;
 	__u64 at;
 	__u64 h;
 
-	got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
-	sc->nframes = got > 0 ? (__u64)got / 8 : 0;
-	h = frames_chain(sc, sl->site, &j);
+	if (!sc || !sl)
+		return 0;
+	if (sl->site != site || sl->pc != pc) {
+		__builtin_memset(sl, 0, sizeof(*sl));
+		sl->site = site;
+		sl->pc = pc;
+	}
+	h = frames_chain(sc, site, &j);
 	/* the allocator's own return address lies below the site's slot: start there */
 	if (!h || j < 1 || j >= KMS_MAX_STACK)
 		goto varied;
@@ -566,9 +592,10 @@ static __noinline void stack_learn(void *ctx, struct stack_slot *sl, struct stac
 		sl->span = span;
 	if (w == &sl->way[sl->next & (STACK_WAYS - 1)])
 		sl->next++;
-	return;
+	return 0;
 varied:
 	sl->varied = 1;
+	return 0;
 }
 
 /* the hash of the chain way w expects, read from the stack in win (and top) */
@@ -588,6 +615,71 @@ static __always_inline __u64 way_chain(struct stack_scratch *sc, struct stack_wa
 	return chain_mix(h, n);
 }
 
+/* what stack_find() asks of its caller, which holds ctx: (ids are >= 0) */
+#define STACK_CAPTURE (-1)	/* capture, nothing to learn */
+#define STACK_LEARN (-2)	/* capture, and learn the chain */
+#define STACK_VERIFY (-3)	/* the frames, for stack_verified() to check the way hit */
+
+/* the id the cache holds for this allocation's chain, or what to do instead */
+__noinline int stack_find(__u64 site, __u32 pc)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl = stack_slot_get(site, pc);
+	__u64 at, first = 0;
+	__u32 span;
+
+	if (!sc || !sl)
+		return STACK_CAPTURE;
+	if (sl->site != site || sl->pc != pc)
+		return STACK_LEARN;
+	if (sl->varied)
+		return STACK_CAPTURE;
+	at = *(volatile __u64 *)&sc->ctx;
+	stack_regs(sc);
+	/* spans are below STACK_WINDOW (stack_learnt()): the mask is for the verifier */
+	span = stack_room(sc, at, sl->span) & (STACK_WINDOW - 1);
+	if (!span || bpf_probe_read_kernel(sc->win, span, (void *)at))
+		return STACK_LEARN;
+	for (int i = 0; i < STACK_WAYS; i++) {
+		struct stack_way *w = &sl->way[i];
+
+		/* a way whose chain reaches past the stack's top is another caller's */
+		if (!w->hash || w->span > span ||
+		    sc->win[(w->base / 8) & (STACK_WORDS - 1)] != site)
+			continue;
+		if (w->top && !first)
+			first = stack_first(sc);
+		if (way_chain(sc, w, site, first) != w->hash)
+			continue;
+		if (w->left) {
+			w->left--;
+			return w->id;
+		}
+		sc->way = i;
+		return STACK_VERIFY;
+	}
+	return STACK_LEARN;
+}
+
+/* the check of way sc->way: a full capture's frames (in the scratch) from the site on */
+__noinline int stack_verified(__u64 site, __u32 pc)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl = stack_slot_get(site, pc);
+	struct stack_way *w;
+	__u32 j;
+
+	if (!sc || !sl)
+		return STACK_CAPTURE;
+	w = &sl->way[sc->way & (STACK_WAYS - 1)];
+	if (frames_chain(sc, site, &j) == w->hash) {
+		w->left = KMS_STACK_CHECK - 1;
+		return w->id;
+	}
+	sl->varied = 1;
+	return STACK_CAPTURE;
+}
+
 static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, __u64 site,
 				      __u32 pc)
 {
@@ -599,69 +691,36 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	 */
 	__u64 skip = how == EV_STAGED ? 1 : 0;
 	struct stack_scratch *sc;
-	struct stack_slot *sl;
-	__u32 key = 0, span, j;
-	__u64 at;
-	__s32 id;
+	bool learn;
+	long got;
+	int r;
 
 	if (!stack_cache || !site || !staged || how != EV_STAGED)
 		return bpf_get_stackid(ctx, &stacks, skip);
-	sc = bpf_map_lookup_elem(&stack_scratch, &key);
+	sc = stack_scratch_get();
+	if (!sc)
+		return bpf_get_stackid(ctx, &stacks, skip);
 	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
-	key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
-	      (KMS_STACK_SLOTS - 1);
-	sl = bpf_map_lookup_elem(&stack_slots, &key);
-	if (!sc || !sl)
-		return bpf_get_stackid(ctx, &stacks, skip);
-	if (sl->site == site && sl->pc == pc && sl->varied)
-		return bpf_get_stackid(ctx, &stacks, skip);
 	/* ctx as a number: a privileged program may store a pointer in a map (CAP_PERFMON) */
 	*(void *volatile *)&sc->ctx = ctx;
-	at = *(volatile __u64 *)&sc->ctx;
-	stack_regs(sc);
-	/* spans are below STACK_WINDOW (stack_learn()): the mask is for the verifier */
-	span = stack_room(sc, at, sl->span) & (STACK_WINDOW - 1);
-	if (sl->site == site && sl->pc == pc && span &&
-	    !bpf_probe_read_kernel(sc->win, span, (void *)at)) {
-		__u64 first = 0;
-
-		for (int i = 0; i < STACK_WAYS; i++) {
-			struct stack_way *w = &sl->way[i];
-
-			/* a way whose chain reaches past the stack's top is another caller's */
-			if (!w->hash || w->span > span ||
-			    sc->win[(w->base / 8) & (STACK_WORDS - 1)] != site)
-				continue;
-			if (w->top && !first)
-				first = stack_first(sc);
-			if (way_chain(sc, w, site, first) != w->hash)
-				continue;
-			if (w->left) {
-				w->left--;
-				return w->id;
-			}
-			/* the check: a full capture's frames from the site on */
-			id = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
-			sc->nframes = id > 0 ? (__u32)id / 8 : 0;
-			if (frames_chain(sc, site, &j) == w->hash) {
-				w->left = KMS_STACK_CHECK - 1;
-				return w->id;
-			}
-			sl->varied = 1;
-			return bpf_get_stackid(ctx, &stacks, skip);
-		}
+	r = stack_find(site, pc);
+	if (r >= 0)
+		return r;
+	if (r == STACK_VERIFY) {
+		got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
+		sc->nframes = got > 0 ? (__u64)got / 8 : 0;
+		r = stack_verified(site, pc);
+		return r >= 0 ? r : bpf_get_stackid(ctx, &stacks, skip);
 	}
-	id = bpf_get_stackid(ctx, &stacks, skip);
+	learn = r == STACK_LEARN;
+	r = bpf_get_stackid(ctx, &stacks, skip);
 	/* a failed capture is not learnt: the next allocation tries again */
-	if (id < 0)
-		return id;
-	if (sl->site != site || sl->pc != pc) {
-		__builtin_memset(sl, 0, sizeof(*sl));
-		sl->site = site;
-		sl->pc = pc;
+	if (r >= 0 && learn) {
+		got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
+		sc->nframes = got > 0 ? (__u64)got / 8 : 0;
+		stack_learnt(site, pc, r);
 	}
-	stack_learn(ctx, sl, sc, skip, id);
-	return id;
+	return r;
 }
 
 /* where a handler writes its record: a stage slot, or a direct record */
