@@ -32,6 +32,8 @@
 #   lines of the marker comments in its source ("line: leak", "line: main-leak"),
 #   live, replayed (JSON), in the text report and in a pprof profile (Line);
 # - --record, then stat -i and leaks -i: the same user rows from the file;
+# - the CI gate: baseline and check of recorded ledger runs, a doubled one fails at
+#   ledger_classes;
 # - usage errors: --user without one process, --user with -i.
 set -u
 
@@ -42,7 +44,7 @@ LEDGER=$BUILD/tests/ledger
 # the source the ledger was built from: its marker comments give the expected lines
 export LEDGER_SRC="$(dirname "$0")/../user/ledger.c"
 
-EXPECTED=56
+EXPECTED=58
 . "$(dirname "$0")/lib.sh"
 lib_begin user "$KMS" "$LEDGER" "$LEDGER-jemalloc" "$LEDGER-jemalloc-static"
 command -v strip >/dev/null && command -v objcopy >/dev/null ||
@@ -384,6 +386,26 @@ a = json.load(open(sys.argv[1])).get("user_allocator")
 print("ok" if a and a.startswith("libjemalloc.so.2 (malloc ") else "user_allocator %s" % a)
 ' "$WORK/out" 2>&1 | tail -n 1)
 judge "probe --user -p PID names the process's allocator (jemalloc)"
+
+# --- the CI gate on user rows (2 checks) ---
+# A baseline of one ledger run; another run is within budget, and a command that runs the
+# ledger twice fails naming the ledger's own function (the kernel's rows of the command's
+# tree move by a few pages between runs: --min-delta keeps them out of the verdict).
+for t in base same; do
+	"$KMS" record --user -o "$WORK/gate-$t.kmt" -- sh -c "'$LEDGER' >/dev/null" >/dev/null 2>&1
+done
+"$KMS" record --user -o "$WORK/gate-twice.kmt" -- \
+	sh -c "'$LEDGER' >/dev/null; '$LEDGER' >/dev/null" >/dev/null 2>&1
+"$KMS" baseline -o "$WORK/gate.json" "$WORK/gate-base.kmt" >/dev/null 2>&1
+run "$KMS" check --baseline "$WORK/gate.json" --min-delta 64K "$WORK/gate-same.kmt"
+res=$(grep -q '^kmemscope check: PASS' "$WORK/out" && echo ok || echo "no PASS line")
+judge "check: a second ledger run is within its baseline"
+run "$KMS" check --baseline "$WORK/gate.json" --min-delta 64K --ignore-fingerprint \
+	"$WORK/gate-twice.kmt"
+n=$("$LEDGER" | sed -n 's/.*"ledger_classes": {"allocs": \([0-9]*\).*/\1/p')
+res=$(grep -q "^  site ledger_classes \\[ledger\\]: allocs $n -> $((2 * n)) .* broke allocs=10%" \
+	"$WORK/out" && echo ok || echo "no ledger_classes allocs ${n:-?} -> twice that line")
+judge "check: the ledger run twice breaks allocs=10% at ledger_classes [ledger]" 1
 
 # --- usage (4 checks) ---
 bad_arg "--user without a process" stat --user -d 1
