@@ -462,9 +462,13 @@ int session__start(struct session *s, const struct session_opts *o)
 	err = collector__attach(s->coll);
 	kvec__init(&s->user_sites, sizeof(__u64), sizeof(__u64));
 	kvec__init(&s->user_stacks, sizeof(__u64), sizeof(__u64));
-	if (!err && o->user)
+	if (!err && o->user) {
 		err = user__attach(&s->user, collector__bpf(s->coll),
 				   o->cmd ? s->cmd.pid : o->pids[0], o->cmd ? o->cmd[0] : NULL);
+		/* CMD not found: its exec fails and says so (127), as without --user */
+		if (o->cmd && (err == -ENOENT || err == -EACCES) && cli_cmd_go(&s->cmd) == 127)
+			return 127;
+	}
 	if (err) {
 		cli_cmd_abort(&s->cmd);
 		return 1;

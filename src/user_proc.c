@@ -291,8 +291,10 @@ static int watch_loader(struct user_procs *ps, struct user_proc *p, const char *
 	err = user_lookup__cmd_loader(argv0 ? argv0 : self, loader, sizeof(loader), exe,
 				      sizeof(exe));
 	if (err) {
-		kms_error("Failed to read the executable of process %d: %s\n", p->pid,
-			  strerror(-err));
+		/* a command that cannot be found fails its exec, and the session says so */
+		if (!argv0)
+			kms_error("Failed to read the executable of process %d: %s\n", p->pid,
+				  strerror(-err));
 		return err;
 	}
 	if (!loader[0])

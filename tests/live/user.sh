@@ -34,7 +34,8 @@
 # - --record, then stat -i and leaks -i: the same user rows from the file;
 # - the CI gate: baseline and check of recorded ledger runs, a doubled one fails at
 #   ledger_classes;
-# - usage errors: --user without one process, --user with -i.
+# - usage errors: --user without one process, --user with -i; a command that cannot
+#   run exits 127.
 set -u
 
 [ $# -eq 1 ] || { echo "usage: tests/live/user.sh BUILD_DIR" >&2; exit 2; }
@@ -44,7 +45,7 @@ LEDGER=$BUILD/tests/ledger
 # the source the ledger was built from: its marker comments give the expected lines
 export LEDGER_SRC="$(dirname "$0")/../user/ledger.c"
 
-EXPECTED=58
+EXPECTED=59
 . "$(dirname "$0")/lib.sh"
 lib_begin user "$KMS" "$LEDGER" "$LEDGER-jemalloc" "$LEDGER-jemalloc-static"
 command -v strip >/dev/null && command -v objcopy >/dev/null ||
@@ -407,8 +408,13 @@ res=$(grep -q "^  site ledger_classes \\[ledger\\]: allocs $n -> $((2 * n)) .* b
 	"$WORK/out" && echo ok || echo "no ledger_classes allocs ${n:-?} -> twice that line")
 judge "check: the ledger run twice breaks allocs=10% at ledger_classes [ledger]" 1
 
-# --- usage (4 checks) ---
+# --- usage (5 checks) ---
 bad_arg "--user without a process" stat --user -d 1
 bad_arg "--user with -c" stat --user -c ledger -d 1
 bad_arg "--user with two -p" stat --user -p 1 -p 2 -d 1
 bad_arg "--user with -i" stat --user -i "$WORK/rec.kmt"
+# a command that cannot run says so in one line and exits 127, as without --user
+run "$KMS" stat --user -- "$WORK/no-such-program"
+res=$([ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q '^kmemscope: cannot run .*no-such-program: No such file' \
+	"$WORK/err" && echo ok || echo "stderr: $(head -n 2 "$WORK/err" | tr '\n' '|')")
+judge "--user -- a program that does not exist" 127
