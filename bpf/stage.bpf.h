@@ -315,17 +315,25 @@ enum ev_path {
  */
 #define STACK_WAYS 4			/* chains (callers) per site and context */
 #define STACK_CHAIN (KMS_MAX_STACK - 1)	/* return addresses above the site */
-#define STACK_WINDOW 8192		/* bytes of stack read above ctx, at most */
+#define STACK_WINDOW 8192		/* bytes of stack read above ctx, at most ... */
+#define STACK_WORDS (STACK_WINDOW / 8)
+#define STACK_FIRST (STACK_WORDS - 1)	/* ... but the last word: stack_first()'s */
 #define STACK_EVICTIONS 64		/* then a site's callers are too many to cache */
 
+/*
+ * A chain is hashed as STACK_CHAIN words whatever its length: its return
+ * addresses, then the site again (a chain of n returns reads the site's slot
+ * for the others), then n. The check reads one word per entry without a
+ * branch: one verifier state, not one per length.
+ */
 struct stack_way {
-	__u64 hash;	/* of the return addresses above the site; 0: unused */
+	__u64 hash;	/* of the chain above the site; 0: unused */
 	__s32 id;	/* stack map id of the capture that learnt it */
 	__u16 left;	/* reuses before the next full capture checks the chain */
 	__u8 n;		/* return addresses in the chain */
 	__u8 top;	/* the last is the stack's first frame (stack_first()) */
 	__u16 base;	/* the site's slot: bytes above ctx */
-	__u16 off[STACK_CHAIN];	/* where the others lie: bytes above ctx */
+	__u16 off[STACK_CHAIN];	/* where the chain's words lie: bytes above ctx */
 	__u16 span;	/* bytes above ctx that hold them */
 	__u16 pad[3];
 };
@@ -351,16 +359,23 @@ struct {
 
 struct stack_scratch {
 	__u64 ctx;			/* the program's ctx as a number */
-	__u64 win[STACK_WINDOW / 8];	/* the kernel stack above it */
+	__u64 win[STACK_WORDS];		/* the kernel stack above it, stack_first() last */
 	__u64 frames[KMS_MAX_STACK];	/* a full capture, bpf_get_stack() */
 	__u64 regs;			/* the task's pt_regs as a number (stack_regs()) */
+	__u64 site;			/* the site of the capture in frames */
+	__u64 hash;			/* frames_chain(): the hash so far */
 	__u32 nframes;
+	__u32 site_at;			/* frames_chain(): the site's index in frames */
 	__u32 wlen;			/* words of win read */
 	__u32 at;			/* stack_scan(): the next frame to find ... */
 	__u32 want;			/* ... up to this one */
 	__u32 cur;			/* stack_rescan(): the word looked at last */
-	__u32 way;			/* stack_find(): the way stack_verified() checks */
+	__u32 way;			/* the way stack_verified() checks, stack_learnt() fills */
+	__u32 base;			/* stack_learnt(): the site's word in win ... */
+	__u32 top;			/* ... whether the chain ends at stack_first() ... */
+	__u32 n;			/* ... and its length */
 	__u32 pos[KMS_MAX_STACK];	/* stack_scan(): word of win each was found at */
+	__u16 off[STACK_CHAIN];		/* stack_learnt(): the new way's off[] */
 };
 
 struct {
@@ -369,8 +384,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct stack_scratch);
 } stack_scratch SEC(".maps");
-
-#define STACK_WORDS (STACK_WINDOW / 8)
 
 static __always_inline struct stack_scratch *stack_scratch_get(void)
 {
@@ -393,25 +406,64 @@ static __always_inline __u64 chain_mix(__u64 h, __u64 v)
 	return (h ^ v) * 0x9e3779b97f4a7c15ULL;
 }
 
-/* frames[j] is the site: the hash of frames[j+1..nframes), 0 if the site is not there */
-static __always_inline __u64 frames_chain(struct stack_scratch *sc, __u64 site, __u32 *site_at)
-{
-	__u32 n = sc->nframes, j = KMS_MAX_STACK;
-	__u64 h = site;
+/*
+ * What the verifier must see as one unknown value: read back from the
+ * scratch map. A loop that breaks out at index i, or a branch on a value,
+ * leaves one verifier state per constant or range; a value used as an index
+ * after that is precise, and those states cannot be pruned: the rest of the
+ * function is verified once per value (32 times for the site's position in
+ * a capture: 358 k instructions per handler on 6.18, a minute per run on
+ * 6.1 under TCG). Loops whose exit depends on the data are bpf_loop()
+ * callbacks for the same reason: verified once, not once per iteration and
+ * range. Only stack_find(), run at every allocation, has a loop of its own,
+ * without a branch.
+ */
+#define READ_BACK(x) (*(volatile typeof(x) *)&(x))
 
-	for (__u32 i = 0; i < KMS_MAX_STACK; i++)
-		if (i < n && sc->frames[i] == site) {
-			j = i;
-			break;
-		}
-	*site_at = j;
-	if (j >= KMS_MAX_STACK)
+/*
+ * bpf_loop() callbacks of frames_chain(): where the site is in frames[], and
+ * the chain's word k (stack_way)
+ */
+static long site_find(__u64 i, void *unused)
+{
+	/* bpf_loop() passes a pointer to the stack only: find the scratch again */
+	struct stack_scratch *sc = stack_scratch_get();
+
+	if (!sc || sc->frames[i & (KMS_MAX_STACK - 1)] != sc->site)
+		return !sc;
+	sc->site_at = i;
+	return 1;
+}
+
+static long chain_add(__u64 k, void *unused)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	__u32 i;
+
+	if (!sc)
+		return 1;
+	i = sc->site_at + 1 + k;
+	sc->hash = chain_mix(sc->hash, i < sc->nframes ? sc->frames[i & (KMS_MAX_STACK - 1)] :
+				       sc->site);
+	return 0;
+}
+
+/*
+ * The hash of a full capture's chain above sc->site (stack_way), its index
+ * in sc->site_at (KMS_MAX_STACK if it is not there); 0 if it is not
+ */
+static __always_inline __u64 frames_chain(struct stack_scratch *sc)
+{
+	__u32 n = sc->nframes, j;
+
+	sc->site_at = KMS_MAX_STACK;
+	bpf_loop(n < KMS_MAX_STACK ? n : KMS_MAX_STACK, site_find, NULL, 0);
+	j = READ_BACK(sc->site_at);
+	if (j >= KMS_MAX_STACK || j >= n)
 		return 0;
-	/* one path through the loop whatever j is: the verifier need not walk each */
-	for (__u32 i = 0; i < KMS_MAX_STACK; i++)
-		if (i > j && i < n)
-			h = chain_mix(h, sc->frames[i]);
-	return chain_mix(h, n - j - 1);
+	sc->hash = 0;
+	bpf_loop(STACK_CHAIN, chain_add, NULL, 0);
+	return chain_mix(READ_BACK(sc->hash), n - j - 1);
 }
 
 /*
@@ -512,39 +564,62 @@ static __always_inline __u64 stack_first(struct stack_scratch *sc)
 	return v;
 }
 
-/*
- * A full capture at site gave id, and its frames are in the scratch: learn
- * where its chain lies, as a new way of the slot. Anything not found marks the
- * site varied (captured every time): correct, at the full price. Global, as
- * the two below: verified once per program, not once per handler inlining it.
- */
-__noinline int stack_learnt(__u64 site, __u32 pc, __s32 id)
+/* bpf_loop() callback of stack_learnt(): where the new way's word k lies */
+static long way_off(__u64 k, void *unused)
 {
 	struct stack_scratch *sc = stack_scratch_get();
-	struct stack_slot *sl = stack_slot_get(site, pc);
-	struct stack_way *w;
-	__u32 j, base, span, n, top;
-	__u64 at;
-	__u64 h;
 
-	if (!sc || !sl)
+	if (!sc || k >= STACK_CHAIN)
+		return 1;
+	if (k + sc->top < sc->n)	/* in the window */
+		sc->off[k] = sc->pos[(sc->site_at + 1 + k) & (KMS_MAX_STACK - 1)] * 8;
+	else if (k < sc->n)		/* the stack's first frame */
+		sc->off[k] = STACK_FIRST * 8;
+	else				/* past the chain: the site again */
+		sc->off[k] = sc->base * 8;
+	return 0;
+}
+
+/*
+ * A full capture at sc->site gave id, and its frames are in the scratch:
+ * learn where its chain lies, as a new way of the slot. Anything not found
+ * marks the site varied (captured every time): correct, at the full price.
+ * Global, as the two below: verified once per program, not once per handler
+ * inlining it, and without stack_cache in a few instructions (6.1 verifies
+ * every global function, called or not).
+ */
+__noinline int stack_learnt(__u32 pc, __s32 id)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl;
+	struct stack_way *w;
+	__u32 j, span, n, wi;
+	__u64 at, h, site;
+
+	if (!stack_cache || !sc)
+		return 0;
+	site = sc->site;
+	sl = stack_slot_get(site, pc);
+	if (!sl)
 		return 0;
 	if (sl->site != site || sl->pc != pc) {
 		__builtin_memset(sl, 0, sizeof(*sl));
 		sl->site = site;
 		sl->pc = pc;
 	}
-	h = frames_chain(sc, site, &j);
+	h = frames_chain(sc);
+	j = READ_BACK(sc->site_at);
 	/* the allocator's own return address lies below the site's slot: start there */
 	if (!h || j < 1 || j >= KMS_MAX_STACK)
 		goto varied;
 	n = sc->nframes - j - 1;
+	sc->n = n;
 	stack_regs(sc);
-	top = n && sc->frames[(sc->nframes - 1) & (KMS_MAX_STACK - 1)] == stack_first(sc);
-	at = *(volatile __u64 *)&sc->ctx;
-	sc->wlen = stack_read(sc, at, stack_room(sc, at, STACK_WINDOW)) / 8;
+	sc->top = n && sc->frames[(sc->nframes - 1) & (KMS_MAX_STACK - 1)] == stack_first(sc);
+	at = READ_BACK(sc->ctx);
+	sc->wlen = stack_read(sc, at, stack_room(sc, at, STACK_FIRST * 8)) / 8;
 	sc->at = j - 1;
-	sc->want = sc->nframes - top;
+	sc->want = sc->nframes - READ_BACK(sc->top);
 	bpf_loop(sc->wlen, stack_scan, NULL, 0);
 	if (sc->at != sc->want || sc->want < j + 2)
 		goto varied;
@@ -554,43 +629,40 @@ __noinline int stack_learnt(__u64 site, __u32 pc, __s32 id)
 	bpf_loop(sc->wlen, stack_rescan, NULL, 0);
 	if (sc->at != j - 1)
 		goto varied;
-	sc->want = sc->nframes - top;
+	sc->want = sc->nframes - READ_BACK(sc->top);
 	/*
 	 * The frames below the site (the allocator's, the tracepoint's: a
 	 * __traceiter_* one when another tracer attaches) may put the site's
 	 * slot at another distance from ctx: each way has its own.
 	 */
-	base = sc->pos[j & (KMS_MAX_STACK - 1)] * 8;
-	w = &sl->way[sl->next & (STACK_WAYS - 1)];
+	sc->base = sc->pos[j & (KMS_MAX_STACK - 1)];
+	sc->way = sl->next;
 	for (int i = 0; i < STACK_WAYS; i++)
-		if (sl->way[i].hash == h && sl->way[i].base == base)
-			w = &sl->way[i];	/* its chain, where it was read wrong */
+		if (sl->way[i].hash == h && sl->way[i].base == sc->base * 8)
+			sc->way = i;	/* its chain, where it was read wrong */
+	wi = READ_BACK(sc->way) & (STACK_WAYS - 1);
+	w = &sl->way[wi];
 	/*
 	 * More callers than ways: the oldest goes. A site whose callers keep
 	 * evicting each other costs two captures per learning: past
 	 * STACK_EVICTIONS it is captured every time instead.
 	 */
-	if (w->hash && (w->hash != h || w->base != base) && ++sl->evicted >= STACK_EVICTIONS)
+	if (w->hash && (w->hash != h || w->base != sc->base * 8) &&
+	    ++sl->evicted >= STACK_EVICTIONS)
 		goto varied;
-	for (__u32 k = 0; k < STACK_CHAIN; k++) {
-		__u32 p;
-
-		if (k + top >= n)
-			break;
-		p = sc->pos[(j + 1 + k) & (KMS_MAX_STACK - 1)];
-		w->off[k] = p * 8;
-	}
+	bpf_loop(STACK_CHAIN, way_off, NULL, 0);
+	__builtin_memcpy(w->off, sc->off, sizeof(w->off));
 	span = (sc->pos[(sc->want - 1) & (KMS_MAX_STACK - 1)] + 1) * 8;
 	w->hash = h;
 	w->id = id;
 	w->n = n;
-	w->top = top;
+	w->top = READ_BACK(sc->top);
 	w->span = span;
 	w->left = KMS_STACK_CHECK - 1;
-	w->base = base;
+	w->base = sc->base * 8;
 	if (span > sl->span)
 		sl->span = span;
-	if (w == &sl->way[sl->next & (STACK_WAYS - 1)])
+	if (wi == (sl->next & (STACK_WAYS - 1)))
 		sl->next++;
 	return 0;
 varied:
@@ -598,43 +670,30 @@ varied:
 	return 0;
 }
 
-/* the hash of the chain way w expects, read from the stack in win (and top) */
-static __always_inline __u64 way_chain(struct stack_scratch *sc, struct stack_way *w, __u64 site,
-				       __u64 top)
-{
-	__u32 n = w->n, in_win = n - (w->top ? 1 : 0);
-	__u64 h = site;
-
-	for (__u32 k = 0; k < STACK_CHAIN; k++) {
-		if (k >= in_win)
-			break;
-		h = chain_mix(h, sc->win[(w->off[k] / 8) & (STACK_WORDS - 1)]);
-	}
-	if (w->top)
-		h = chain_mix(h, top);
-	return chain_mix(h, n);
-}
-
 /* what stack_find() asks of its caller, which holds ctx: (ids are >= 0) */
 #define STACK_CAPTURE (-1)	/* capture, nothing to learn */
 #define STACK_LEARN (-2)	/* capture, and learn the chain */
 #define STACK_VERIFY (-3)	/* the frames, for stack_verified() to check the way hit */
 
-/* the id the cache holds for this allocation's chain, or what to do instead */
-__noinline int stack_find(__u64 site, __u32 pc)
+/* the id the cache holds for this allocation's chain at sc->site, or what to do instead */
+__noinline int stack_find(__u32 pc)
 {
 	struct stack_scratch *sc = stack_scratch_get();
-	struct stack_slot *sl = stack_slot_get(site, pc);
-	__u64 at, first = 0;
+	struct stack_slot *sl;
+	__u64 at, site;
 	__u32 span;
 
-	if (!sc || !sl)
+	if (!stack_cache || !sc)
+		return STACK_CAPTURE;
+	site = sc->site;
+	sl = stack_slot_get(site, pc);
+	if (!sl)
 		return STACK_CAPTURE;
 	if (sl->site != site || sl->pc != pc)
 		return STACK_LEARN;
 	if (sl->varied)
 		return STACK_CAPTURE;
-	at = *(volatile __u64 *)&sc->ctx;
+	at = READ_BACK(sc->ctx);
 	stack_regs(sc);
 	/* spans are below STACK_WINDOW (stack_learnt()): the mask is for the verifier */
 	span = stack_room(sc, at, sl->span) & (STACK_WINDOW - 1);
@@ -642,14 +701,17 @@ __noinline int stack_find(__u64 site, __u32 pc)
 		return STACK_LEARN;
 	for (int i = 0; i < STACK_WAYS; i++) {
 		struct stack_way *w = &sl->way[i];
+		__u64 h = 0;
 
 		/* a way whose chain reaches past the stack's top is another caller's */
-		if (!w->hash || w->span > span ||
-		    sc->win[(w->base / 8) & (STACK_WORDS - 1)] != site)
+		if (!w->hash || w->span > span || sc->win[(w->base / 8) & (STACK_WORDS - 1)] != site)
 			continue;
-		if (w->top && !first)
-			first = stack_first(sc);
-		if (way_chain(sc, w, site, first) != w->hash)
+		/* rare enough to read again for a second way that ends there */
+		if (w->top)
+			sc->win[STACK_FIRST] = stack_first(sc);
+		for (int k = 0; k < STACK_CHAIN; k++)
+			h = chain_mix(h, sc->win[(w->off[k] / 8) & (STACK_WORDS - 1)]);
+		if (chain_mix(h, w->n) != w->hash)
 			continue;
 		if (w->left) {
 			w->left--;
@@ -662,17 +724,19 @@ __noinline int stack_find(__u64 site, __u32 pc)
 }
 
 /* the check of way sc->way: a full capture's frames (in the scratch) from the site on */
-__noinline int stack_verified(__u64 site, __u32 pc)
+__noinline int stack_verified(__u32 pc)
 {
 	struct stack_scratch *sc = stack_scratch_get();
-	struct stack_slot *sl = stack_slot_get(site, pc);
+	struct stack_slot *sl;
 	struct stack_way *w;
-	__u32 j;
 
-	if (!sc || !sl)
+	if (!stack_cache || !sc)
+		return STACK_CAPTURE;
+	sl = stack_slot_get(sc->site, pc);
+	if (!sl)
 		return STACK_CAPTURE;
 	w = &sl->way[sc->way & (STACK_WAYS - 1)];
-	if (frames_chain(sc, site, &j) == w->hash) {
+	if (frames_chain(sc) == w->hash) {
 		w->left = KMS_STACK_CHECK - 1;
 		return w->id;
 	}
@@ -703,13 +767,14 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
 	/* ctx as a number: a privileged program may store a pointer in a map (CAP_PERFMON) */
 	*(void *volatile *)&sc->ctx = ctx;
-	r = stack_find(site, pc);
+	sc->site = site;
+	r = stack_find(pc);
 	if (r >= 0)
 		return r;
 	if (r == STACK_VERIFY) {
 		got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
 		sc->nframes = got > 0 ? (__u64)got / 8 : 0;
-		r = stack_verified(site, pc);
+		r = stack_verified(pc);
 		return r >= 0 ? r : bpf_get_stackid(ctx, &stacks, skip);
 	}
 	learn = r == STACK_LEARN;
@@ -718,7 +783,7 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	if (r >= 0 && learn) {
 		got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
 		sc->nframes = got > 0 ? (__u64)got / 8 : 0;
-		stack_learnt(site, pc, r);
+		stack_learnt(pc, r);
 	}
 	return r;
 }
