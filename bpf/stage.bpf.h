@@ -292,7 +292,7 @@ enum ev_path {
  * - above that slot lie the return addresses of the site's callers, each at a
  *   distance fixed by the frame of the function it returns to (the unwinder
  *   relies on the same). So one full capture (bpf_get_stack()) at a site
- *   gives where they lie (stack_learn()); the next allocations read those
+ *   gives where they lie (stack_learnt()); the next allocations read those
  *   slots and compare a hash of what they hold with the chain learnt. Each
  *   slot read is a return address as long as the ones below it matched, so a
  *   different caller at any depth shows as a different chain, never as
@@ -324,7 +324,9 @@ enum ev_path {
  * A chain is hashed as STACK_CHAIN words whatever its length: its return
  * addresses, then the site again (a chain of n returns reads the site's slot
  * for the others), then n. The check reads one word per entry without a
- * branch: one verifier state, not one per length.
+ * branch: one verifier state, not one per length. A chain that ends at the
+ * stack's first frame reads it from win[STACK_FIRST], where stack_find()
+ * puts it.
  */
 struct stack_way {
 	__u64 hash;	/* of the chain above the site; 0: unused */
