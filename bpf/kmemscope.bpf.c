@@ -82,23 +82,6 @@ struct {
 	__type(value, __u8);
 } pids SEC(".maps");
 
-/* a stack id learnt for one call site in one context (stack_of()) */
-struct stack_slot {
-	__u64 site;
-	__u32 pc;	/* preempt count, need-resched bit masked: the context */
-	__s32 id;	/* stack map id, or STACK_VARIED */
-	__u32 left;	/* reuses before the next full capture checks the id */
-	__u32 pad;
-};
-
-/* per CPU, direct-mapped by site and context: a clash just evicts */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, KMS_STACK_SLOTS);
-	__type(key, __u32);
-	__type(value, struct stack_slot);
-} stack_slots SEC(".maps");
-
 /* bumped by the collector when it changes the filter */
 __u32 filter_gen;
 

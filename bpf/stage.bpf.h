@@ -282,21 +282,469 @@ enum ev_path {
  * A kernel stack costs ~1 us here (bpf_get_stackid() runs the unwinder
  * through its own frames and the BPF frame before the first one it records,
  * so even 3 frames cost half of 32), a cache probe ~0.1 us. With stack_cache
- * on, the first allocation at a call site in one context (the preempt count:
- * process, softirq, locks held) captures the stack, and the next ones at the
- * same site and context reuse its id; one reuse in KMS_STACK_CHECK captures
- * again, and a site that shows a second stack is captured every time from
- * then on (STACK_VARIED). So allocations reaching one site through different
- * callers share the first stack until a check sees another: the price of the
- * cache, documented with --stacks. Sites must be known (tracepoints that
- * report call_site); page, vmalloc and dma events have none and are always
- * captured.
+ * on, a stack id is reused for the next allocation that provably has the
+ * same stack from the call site on, which the handler tells without an
+ * unwind by reading the task's kernel stack itself:
  *
- * Only a tracepoint handler holding the stage uses the slots: it cannot be
- * preempted, and an interrupt's handler finds the stage busy and captures in
- * full, so no slot is ever seen half written.
+ * - a tracepoint program's ctx is the argument array of bpf_trace_run*(), on
+ *   the kernel stack of the allocation (the task's or the interrupt's), below
+ *   the allocator's frame and the slot of its return address, call_site;
+ * - above that slot lie the return addresses of the site's callers, each at a
+ *   distance fixed by the frame of the function it returns to (the unwinder
+ *   relies on the same). So one full capture (bpf_get_stack()) at a site
+ *   gives where they lie (stack_learnt()); the next allocations read those
+ *   slots and compare a hash of what they hold with the chain learnt. Each
+ *   slot read is a return address as long as the ones below it matched, so a
+ *   different caller at any depth shows as a different chain, never as
+ *   stale data, down to the depth a full capture records;
+ * - up to STACK_WAYS chains (callers) per site and context (the preempt
+ *   count: process, softirq, locks held), each with its own stack id; one
+ *   reuse in KMS_STACK_CHECK of a chain captures again and compares the
+ *   frames from the site on (a __traceiter_* frame below the site, added when
+ *   another tracer attaches, changes nothing the report shows): a mismatch
+ *   marks the site varied, captured every time from then on, as is a site
+ *   with more chains than ways or whose chain could not be found in a window
+ *   of the stack (an interrupt stack whose frames go on on the task's stack,
+ *   a stack deeper than the window).
+ *
+ * Sites must be known (tracepoints that report call_site); page, vmalloc and
+ * dma events have none and are always captured. Only a tracepoint handler
+ * holding the stage uses the slots: it cannot be preempted, and an
+ * interrupt's handler finds the stage busy and captures in full, so no slot
+ * or scratch buffer is ever seen half written.
  */
-#define STACK_VARIED (-1)
+#define STACK_WAYS 4			/* chains (callers) per site and context */
+#define STACK_CHAIN (KMS_MAX_STACK - 1)	/* return addresses above the site */
+#define STACK_WINDOW 8192		/* bytes of stack read above ctx, at most ... */
+#define STACK_WORDS (STACK_WINDOW / 8)
+#define STACK_FIRST (STACK_WORDS - 1)	/* ... but the last word: stack_first()'s */
+#define STACK_EVICTIONS 64		/* then a site's callers are too many to cache */
+
+/*
+ * A chain is hashed as STACK_CHAIN words whatever its length: its return
+ * addresses, then the site again (a chain of n returns reads the site's slot
+ * for the others), then n. The check reads one word per entry without a
+ * branch: one verifier state, not one per length. A chain that ends at the
+ * stack's first frame reads it from win[STACK_FIRST], where stack_find()
+ * puts it.
+ */
+struct stack_way {
+	__u64 hash;	/* of the chain above the site; 0: unused */
+	__s32 id;	/* stack map id of the capture that learnt it */
+	__u16 left;	/* reuses before the next full capture checks the chain */
+	__u8 n;		/* return addresses in the chain */
+	__u8 top;	/* the last is the stack's first frame (stack_first()) */
+	__u16 base;	/* the site's slot: bytes above ctx */
+	__u16 off[STACK_CHAIN];	/* where the chain's words lie: bytes above ctx */
+	__u16 span;	/* bytes above ctx that hold them */
+	__u16 pad[3];
+};
+
+struct stack_slot {
+	__u64 site;
+	__u32 pc;	/* preempt count, need-resched bit masked: the context */
+	__u16 span;	/* the largest span of its ways */
+	__u8 varied;	/* captured every time */
+	__u8 next;	/* the way the next new chain takes */
+	__u8 evicted;	/* chains that took the way of another */
+	__u8 pad[7];
+	struct stack_way way[STACK_WAYS];
+};
+
+/* per CPU, direct-mapped by site and context: a clash just evicts */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KMS_STACK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct stack_slot);
+} stack_slots SEC(".maps");
+
+struct stack_scratch {
+	__u64 ctx;			/* the program's ctx as a number */
+	__u64 win[STACK_WORDS];		/* the kernel stack above it, stack_first() last */
+	__u64 frames[KMS_MAX_STACK];	/* a full capture, bpf_get_stack() */
+	__u64 regs;			/* the task's pt_regs as a number (stack_regs()) */
+	__u64 site;			/* the site of the capture in frames */
+	__u64 hash;			/* frames_chain(): the hash so far */
+	__u32 nframes;
+	__u32 site_at;			/* frames_chain(): the site's index in frames */
+	__u32 wlen;			/* words of win read */
+	__u32 at;			/* stack_scan(): the next frame to find ... */
+	__u32 want;			/* ... up to this one */
+	__u32 cur;			/* stack_rescan(): the word looked at last */
+	__u32 way;			/* the way stack_verified() checks, stack_learnt() fills */
+	__u32 base;			/* stack_learnt(): the site's word in win ... */
+	__u32 top;			/* ... whether the chain ends at stack_first() ... */
+	__u32 n;			/* ... and its length */
+	__u32 pos[KMS_MAX_STACK];	/* stack_scan(): word of win each was found at */
+	__u16 off[STACK_CHAIN];		/* stack_learnt(): the new way's off[] */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stack_scratch);
+} stack_scratch SEC(".maps");
+
+static __always_inline struct stack_scratch *stack_scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&stack_scratch, &zero);
+}
+
+/* direct-mapped by site and context: a clash just evicts */
+static __always_inline struct stack_slot *stack_slot_get(__u64 site, __u32 pc)
+{
+	__u32 key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
+		    (KMS_STACK_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&stack_slots, &key);
+}
+
+static __always_inline __u64 chain_mix(__u64 h, __u64 v)
+{
+	return (h ^ v) * 0x9e3779b97f4a7c15ULL;
+}
+
+/*
+ * What the verifier must see as one unknown value: read back from the
+ * scratch map. A loop that breaks out at index i, or a branch on a value,
+ * leaves one verifier state per constant or range; a value used as an index
+ * after that is precise, and those states cannot be pruned: the rest of the
+ * function is verified once per value (32 times for the site's position in
+ * a capture: 358 k instructions per handler on 6.18, a minute per run on
+ * 6.1 under TCG). Loops whose exit depends on the data are bpf_loop()
+ * callbacks for the same reason: verified once, not once per iteration and
+ * range. Only stack_find(), run at every allocation, has a loop of its own,
+ * without a branch.
+ */
+#define READ_BACK(x) (*(volatile typeof(x) *)&(x))
+
+/*
+ * bpf_loop() callbacks of frames_chain(): where the site is in frames[], and
+ * the chain's word k (stack_way)
+ */
+static long site_find(__u64 i, void *unused)
+{
+	/* bpf_loop() passes a pointer to the stack only: find the scratch again */
+	struct stack_scratch *sc = stack_scratch_get();
+
+	if (!sc || sc->frames[i & (KMS_MAX_STACK - 1)] != sc->site)
+		return !sc;
+	sc->site_at = i;
+	return 1;
+}
+
+static long chain_add(__u64 k, void *unused)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	__u32 i;
+
+	if (!sc)
+		return 1;
+	i = sc->site_at + 1 + k;
+	sc->hash = chain_mix(sc->hash, i < sc->nframes ? sc->frames[i & (KMS_MAX_STACK - 1)] :
+				       sc->site);
+	return 0;
+}
+
+/*
+ * The hash of a full capture's chain above sc->site (stack_way), its index
+ * in sc->site_at (KMS_MAX_STACK if it is not there); 0 if it is not
+ */
+static __always_inline __u64 frames_chain(struct stack_scratch *sc)
+{
+	__u32 n = sc->nframes, j;
+
+	sc->site_at = KMS_MAX_STACK;
+	bpf_loop(n < KMS_MAX_STACK ? n : KMS_MAX_STACK, site_find, NULL, 0);
+	j = READ_BACK(sc->site_at);
+	if (j >= KMS_MAX_STACK || j >= n)
+		return 0;
+	sc->hash = 0;
+	bpf_loop(STACK_CHAIN, chain_add, NULL, 0);
+	return chain_mix(READ_BACK(sc->hash), n - j - 1);
+}
+
+/*
+ * bpf_loop() callbacks finding where the frames of a full capture lie in win.
+ * stack_scan(): frames[at..want) in that order, each at the first match
+ * above the last. Then stack_rescan(): from the last of them down, each at the
+ * last match below the one above it (frames[at] down to the site, sc->want
+ * holding the site's index). A function's frame may hold a spilled copy of
+ * its own return address (the allocator's caller address, a *_track_caller
+ * wrapper's), never one of its caller's: of two matches, the higher is the
+ * slot. The first pass bounds the second from below.
+ */
+static long stack_scan(__u64 i, void *unused)
+{
+	__u32 at;
+	/* bpf_loop() passes a pointer to the stack only: find the scratch again */
+	struct stack_scratch *sc = stack_scratch_get();
+
+	if (!sc)
+		return 1;
+	at = sc->at;
+	if (i >= sc->wlen || at >= sc->want || at >= KMS_MAX_STACK)
+		return 1;
+	if (sc->win[i & (STACK_WORDS - 1)] == sc->frames[at]) {
+		sc->pos[at] = i;
+		sc->at = at + 1;
+	}
+	return 0;
+}
+
+static long stack_rescan(__u64 i, void *unused)
+{
+	__u32 at, p;
+	struct stack_scratch *sc = stack_scratch_get();
+
+	if (!sc)
+		return 1;
+	at = sc->at;
+	p = sc->cur;
+	if (at < sc->want || at >= KMS_MAX_STACK || !p)
+		return 1;
+	sc->cur = --p;
+	if (sc->win[p & (STACK_WORDS - 1)] == sc->frames[at]) {
+		sc->pos[at] = p;
+		sc->at = at - 1;
+	}
+	return 0;
+}
+
+/* read up to len bytes of stack from addr into win; the stack may end sooner */
+static __always_inline __u32 stack_read(struct stack_scratch *sc, __u64 addr, __u32 len)
+{
+	/* a read that crosses the end of the stack fails: retry up to a page end */
+	__u64 ends[3] = { addr + len, ((addr + 4095) & ~4095ULL) + 4096, (addr + 4095) & ~4095ULL };
+
+	for (int k = 0; k < 3; k++) {
+		__u64 n = ends[k] - addr;
+
+		barrier_var(n);
+		if (n > len || n > STACK_WINDOW)
+			continue;
+		if (n && !bpf_probe_read_kernel(sc->win, n, (void *)addr))
+			return n;
+	}
+	return 0;
+}
+
+/*
+ * The task's pt_regs, at the top of its kernel stack, as a number: a read of
+ * the stack clamped there does not run off its end (a fault, expensive).
+ */
+static __always_inline void stack_regs(struct stack_scratch *sc)
+{
+	*(volatile __u64 *)&sc->regs = bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+/* at most len bytes from addr: those below the task's pt_regs if addr is on its stack */
+static __always_inline __u32 stack_room(struct stack_scratch *sc, __u64 addr, __u32 len)
+{
+	/* volatile: read back as a number, not as the pointer the compiler saw stored */
+	__u64 regs = *(volatile __u64 *)&sc->regs;
+
+	return regs > addr && regs - addr < len ? regs - addr : len;
+}
+
+/*
+ * The stack's first frame: the entry code's return address, in the slot just
+ * below the task's pt_regs; 0 if unreadable. It is not at a fixed distance
+ * from the site: the syscall entry leaves a random gap in the stack below it
+ * (CONFIG_RANDOMIZE_KSTACK_OFFSET), so it is read from the top.
+ */
+static __always_inline __u64 stack_first(struct stack_scratch *sc)
+{
+	__u64 v;
+
+	if (bpf_probe_read_kernel(&v, sizeof(v), (void *)(*(volatile __u64 *)&sc->regs - sizeof(v))))
+		return 0;
+	return v;
+}
+
+/* bpf_loop() callback of stack_learnt(): where the new way's word k lies */
+static long way_off(__u64 k, void *unused)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+
+	if (!sc || k >= STACK_CHAIN)
+		return 1;
+	if (k + sc->top < sc->n)	/* in the window */
+		sc->off[k] = sc->pos[(sc->site_at + 1 + k) & (KMS_MAX_STACK - 1)] * 8;
+	else if (k < sc->n)		/* the stack's first frame */
+		sc->off[k] = STACK_FIRST * 8;
+	else				/* past the chain: the site again */
+		sc->off[k] = sc->base * 8;
+	return 0;
+}
+
+/*
+ * A full capture at sc->site gave id, and its frames are in the scratch:
+ * learn where its chain lies, as a new way of the slot. Anything not found
+ * marks the site varied (captured every time): correct, at the full price.
+ * Global, as the two below: verified once per program, not once per handler
+ * inlining it, and without stack_cache in a few instructions (6.1 verifies
+ * every global function, called or not).
+ */
+__noinline int stack_learnt(__u32 pc, __s32 id)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl;
+	struct stack_way *w;
+	__u32 j, span, n, wi;
+	__u64 at, h, site;
+
+	if (!stack_cache || !sc)
+		return 0;
+	site = sc->site;
+	sl = stack_slot_get(site, pc);
+	if (!sl)
+		return 0;
+	if (sl->site != site || sl->pc != pc) {
+		__builtin_memset(sl, 0, sizeof(*sl));
+		sl->site = site;
+		sl->pc = pc;
+	}
+	h = frames_chain(sc);
+	j = READ_BACK(sc->site_at);
+	/* the allocator's own return address lies below the site's slot: start there */
+	if (!h || j < 1 || j >= KMS_MAX_STACK)
+		goto varied;
+	n = sc->nframes - j - 1;
+	sc->n = n;
+	stack_regs(sc);
+	sc->top = n && sc->frames[(sc->nframes - 1) & (KMS_MAX_STACK - 1)] == stack_first(sc);
+	at = READ_BACK(sc->ctx);
+	sc->wlen = stack_read(sc, at, stack_room(sc, at, STACK_FIRST * 8)) / 8;
+	sc->at = j - 1;
+	sc->want = sc->nframes - READ_BACK(sc->top);
+	bpf_loop(sc->wlen, stack_scan, NULL, 0);
+	if (sc->at != sc->want || sc->want < j + 2)
+		goto varied;
+	sc->at = sc->want - 2;
+	sc->cur = sc->pos[(sc->want - 1) & (KMS_MAX_STACK - 1)];
+	sc->want = j;
+	bpf_loop(sc->wlen, stack_rescan, NULL, 0);
+	if (sc->at != j - 1)
+		goto varied;
+	sc->want = sc->nframes - READ_BACK(sc->top);
+	/*
+	 * The frames below the site (the allocator's, the tracepoint's: a
+	 * __traceiter_* one when another tracer attaches) may put the site's
+	 * slot at another distance from ctx: each way has its own.
+	 */
+	sc->base = sc->pos[j & (KMS_MAX_STACK - 1)];
+	sc->way = sl->next;
+	for (int i = 0; i < STACK_WAYS; i++)
+		if (sl->way[i].hash == h && sl->way[i].base == sc->base * 8)
+			sc->way = i;	/* its chain, where it was read wrong */
+	wi = READ_BACK(sc->way) & (STACK_WAYS - 1);
+	w = &sl->way[wi];
+	/*
+	 * More callers than ways: the oldest goes. A site whose callers keep
+	 * evicting each other costs two captures per learning: past
+	 * STACK_EVICTIONS it is captured every time instead.
+	 */
+	if (w->hash && (w->hash != h || w->base != sc->base * 8) &&
+	    ++sl->evicted >= STACK_EVICTIONS)
+		goto varied;
+	bpf_loop(STACK_CHAIN, way_off, NULL, 0);
+	__builtin_memcpy(w->off, sc->off, sizeof(w->off));
+	span = (sc->pos[(sc->want - 1) & (KMS_MAX_STACK - 1)] + 1) * 8;
+	w->hash = h;
+	w->id = id;
+	w->n = n;
+	w->top = READ_BACK(sc->top);
+	w->span = span;
+	w->left = KMS_STACK_CHECK - 1;
+	w->base = sc->base * 8;
+	if (span > sl->span)
+		sl->span = span;
+	if (wi == (sl->next & (STACK_WAYS - 1)))
+		sl->next++;
+	return 0;
+varied:
+	sl->varied = 1;
+	return 0;
+}
+
+/* what stack_find() asks of its caller, which holds ctx: (ids are >= 0) */
+#define STACK_CAPTURE (-1)	/* capture, nothing to learn */
+#define STACK_LEARN (-2)	/* capture, and learn the chain */
+#define STACK_VERIFY (-3)	/* the frames, for stack_verified() to check the way hit */
+
+/* the id the cache holds for this allocation's chain at sc->site, or what to do instead */
+__noinline int stack_find(__u32 pc)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl;
+	__u64 at, site;
+	__u32 span;
+
+	if (!stack_cache || !sc)
+		return STACK_CAPTURE;
+	site = sc->site;
+	sl = stack_slot_get(site, pc);
+	if (!sl)
+		return STACK_CAPTURE;
+	if (sl->site != site || sl->pc != pc)
+		return STACK_LEARN;
+	if (sl->varied)
+		return STACK_CAPTURE;
+	at = READ_BACK(sc->ctx);
+	stack_regs(sc);
+	/* spans are below STACK_WINDOW (stack_learnt()): the mask is for the verifier */
+	span = stack_room(sc, at, sl->span) & (STACK_WINDOW - 1);
+	if (!span || bpf_probe_read_kernel(sc->win, span, (void *)at))
+		return STACK_LEARN;
+	for (int i = 0; i < STACK_WAYS; i++) {
+		struct stack_way *w = &sl->way[i];
+		__u64 h = 0;
+
+		/* a way whose chain reaches past the stack's top is another caller's */
+		if (!w->hash || w->span > span || sc->win[(w->base / 8) & (STACK_WORDS - 1)] != site)
+			continue;
+		/* rare enough to read again for a second way that ends there */
+		if (w->top)
+			sc->win[STACK_FIRST] = stack_first(sc);
+		for (int k = 0; k < STACK_CHAIN; k++)
+			h = chain_mix(h, sc->win[(w->off[k] / 8) & (STACK_WORDS - 1)]);
+		if (chain_mix(h, w->n) != w->hash)
+			continue;
+		if (w->left) {
+			w->left--;
+			return w->id;
+		}
+		sc->way = i;
+		return STACK_VERIFY;
+	}
+	return STACK_LEARN;
+}
+
+/* the check of way sc->way: a full capture's frames (in the scratch) from the site on */
+__noinline int stack_verified(__u32 pc)
+{
+	struct stack_scratch *sc = stack_scratch_get();
+	struct stack_slot *sl;
+	struct stack_way *w;
+
+	if (!stack_cache || !sc)
+		return STACK_CAPTURE;
+	sl = stack_slot_get(sc->site, pc);
+	if (!sl)
+		return STACK_CAPTURE;
+	w = &sl->way[sc->way & (STACK_WAYS - 1)];
+	if (frames_chain(sc) == w->hash) {
+		w->left = KMS_STACK_CHECK - 1;
+		return w->id;
+	}
+	sl->varied = 1;
+	return STACK_CAPTURE;
+}
 
 static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, __u64 site,
 				      __u32 pc)
@@ -308,34 +756,38 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	 * caller: the site), an fentry program's in its trampoline: kept.
 	 */
 	__u64 skip = how == EV_STAGED ? 1 : 0;
-	struct stack_slot *sl = NULL;
-	__u32 key;
-	__s32 id;
+	struct stack_scratch *sc;
+	bool learn;
+	long got;
+	int r;
 
+	if (!stack_cache || !site || !staged || how != EV_STAGED)
+		return bpf_get_stackid(ctx, &stacks, skip);
+	sc = stack_scratch_get();
+	if (!sc)
+		return bpf_get_stackid(ctx, &stacks, skip);
 	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
-	if (stack_cache && site && staged && how == EV_STAGED) {
-		key = (__u32)((site ^ ((__u64)pc << 40)) * 0x9e3779b97f4a7c15ULL >> 40) &
-		      (KMS_STACK_SLOTS - 1);
-		sl = bpf_map_lookup_elem(&stack_slots, &key);
+	/* ctx as a number: a privileged program may store a pointer in a map (CAP_PERFMON) */
+	*(void *volatile *)&sc->ctx = ctx;
+	sc->site = site;
+	r = stack_find(pc);
+	if (r >= 0)
+		return r;
+	if (r == STACK_VERIFY) {
+		got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
+		sc->nframes = got > 0 ? (__u64)got / 8 : 0;
+		r = stack_verified(pc);
+		return r >= 0 ? r : bpf_get_stackid(ctx, &stacks, skip);
 	}
-	if (sl && sl->site == site && sl->pc == pc && sl->id != STACK_VARIED && sl->left) {
-		sl->left--;
-		return sl->id;
-	}
-	id = bpf_get_stackid(ctx, &stacks, skip);
+	learn = r == STACK_LEARN;
+	r = bpf_get_stackid(ctx, &stacks, skip);
 	/* a failed capture is not learnt: the next allocation tries again */
-	if (!sl || id < 0)
-		return id;
-	if (sl->site == site && sl->pc == pc) {
-		if (id != sl->id)
-			sl->id = STACK_VARIED;
-	} else {
-		sl->site = site;
-		sl->pc = pc;
-		sl->id = id;
+	if (r >= 0 && learn) {
+		got = bpf_get_stack(ctx, sc->frames, sizeof(sc->frames), skip);
+		sc->nframes = got > 0 ? (__u64)got / 8 : 0;
+		stack_learnt(pc, r);
 	}
-	sl->left = KMS_STACK_CHECK - 1;
-	return id;
+	return r;
 }
 
 /* where a handler writes its record: a stage slot, or a direct record */

@@ -18,7 +18,7 @@
  * The per-site stack cache (leaks): slots per CPU, and how many reuses of a
  * learnt stack id come between two full captures that check it.
  */
-#define KMS_STACK_SLOTS 2048
+#define KMS_STACK_SLOTS 512
 #define KMS_STACK_CHECK 64
 
 enum kms_family {

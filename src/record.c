@@ -32,7 +32,7 @@ static const struct argp_option record_options[] = {
 	{ "duration", 'd', "SEC", 0, "record for SEC seconds (default: until Ctrl-C, or until "
 				     "CMD exits)" },
 	{ "stacks", 1020, "MODE", 0, "cached (default): a stack for every allocation, captured "
-				     "once per call site and context and reused (leaks groups by "
+				     "once per call site, callers and context, reused (leaks groups by "
 				     "it); every: one captured per allocation; sites: only where "
 				     "the event has no call site (page, vmalloc, dma), as stat; "
 				     "none: no stacks" },

@@ -28,11 +28,12 @@ static const char *const notes[] = {
 };
 
 static const char stacks_note[] =
-	"stacks cached: one stack is captured per call site and context (preempt count) and "
-	"reused for the next allocations there; every 64th is captured again, and a site found "
-	"with a second stack is captured every time from then on. Until then, allocations "
-	"reaching one site through different callers are grouped under the first stack seen. "
-	"--stacks every captures one per allocation: exact, at about 1 us each.";
+	"stacks cached: one stack is captured per call site, chain of callers (their return "
+	"addresses read off the kernel stack) and context (preempt count), and reused for the "
+	"next allocations with the same; every 64th reuse is captured again and compared from "
+	"the site on, and a site found with a stack its callers did not tell apart is captured "
+	"every time from then on. --stacks every captures one per allocation, at about 1 us "
+	"each.";
 _Static_assert(KMS_STACK_CHECK == 64, "stacks_note says every 64th");
 
 /* what a trace file recorded by another command lacks (leaks -i FILE) */

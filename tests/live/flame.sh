@@ -157,7 +157,7 @@ print("ok" if ok and colours > 20 else f"{len(png)} bytes, {w}x{h}, {colours} co
 EOF
 
 # --- leaks: eventfds held while the report is made --------------------------------
-eventfd_held "$HELD" leaks --folded=inuse_count --record "$WORK/l.kmt" \
+held eventfd "$HELD" leaks --folded=inuse_count --record "$WORK/l.kmt" \
 	--flamegraph "$WORK/l.svg"
 cp "$WORK/out" "$WORK/l.folded"
 fcheck "leaks --folded=inuse_count: $HELD held eventfds under eventfd2;do_eventfd" <<EOF

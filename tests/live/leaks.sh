@@ -17,7 +17,9 @@
 # filters: -c with a comm that never runs reports nothing; -c trigger under a
 #   shell only the trigger's rows; -F only the families asked for.
 # stacks: probe shows leaks caching stacks per site, misuse not; the eventfd rows'
-#   stacks (cached) are the eventfd2 syscall's.
+#   stacks (cached) are the eventfd2 syscall's; N pipes held: the files at
+#   alloc_empty_file show under each of its two callers (alloc_file_pseudo,
+#   alloc_file_clone) N times, never merged under one (the cache tells callers apart).
 # Every JSON report also has quality.out_of_order == 0.
 set -u
 
@@ -29,7 +31,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=41
+EXPECTED=43
 . "$(dirname "$0")/lib.sh"
 lib_begin leaks "$KMS" "$TRIGGER"
 
@@ -113,6 +115,19 @@ if what.startswith("eventfd-held"):
     sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 2
     print(f"{'PASS' if sch else 'FAIL'} {what}: schema kmemscope.leaks v2, quality present"
           if sch and "quality" in d else f"FAIL {what}: schema or quality missing")
+elif what.startswith("pipes-held"):
+    n, worker = int(args[0]), int(args[1])
+    rows = [r for r in d["leaks"] if r["site"]["function"] == "alloc_empty_file"
+            and r["example"]["pid"] == worker]
+    by = {c: sum(r["count"] for r in rows if any(f.startswith(c + "+") for f in r["stack"]))
+          for c in ("alloc_file_pseudo", "alloc_file_clone")}
+    both = [r["stack"] for r in rows if all(any(f.startswith(c + "+") for f in r["stack"])
+                                            for c in by)]
+    ok = not both and (all(v == n for v in by.values()) if certain else
+                       all(n * 9 // 10 <= v <= n for v in by.values()))
+    print(f"{'PASS' if ok else 'FAIL'} {what}: files at alloc_empty_file by caller {by}, "
+          f"{n} pipes held{'' if certain else f' (uncertain: {lost} records lost)'}"
+          + (f"; a stack through both: {both[0]}" if both else ""))
 elif what.startswith("eventfd-closed"):
     got = count_at(d["leaks"], "do_eventfd", "kmalloc")
     print(f"{'PASS' if got == 0 else 'FAIL'} {what}: {got} outstanding kmallocs at do_eventfd "
@@ -202,7 +217,7 @@ EOF
 # --- eventfd held: N outstanding at do_eventfd -------------------------------
 # The command starts the trigger in the background and exits once it holds its
 # eventfds; kmemscope reports while the trigger still holds them.
-eventfd_held "$N" leaks --json -o "$WORK/held.json" -n 0 --stack-depth 6
+held eventfd "$N" leaks --json -o "$WORK/held.json" -n 0 --stack-depth 6
 if [ "$RC" -ne 0 ] || [ -z "$worker" ] || [ ! -s "$WORK/held.json" ]; then
 	fail "eventfd-held $N: exit $RC, worker '$worker': $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else
@@ -210,6 +225,14 @@ else
 fi
 grep -q 'status=0$' "$WORK/trig.out" && pass "eventfd-held $N: trigger released and exited" ||
 	fail "eventfd-held $N: trigger did not finish: $(tail -n 1 "$WORK/trig.out")"
+
+# --- pipes held: one site, two callers, never merged by the stack cache -------
+held pipes-held "$N" leaks --json -o "$WORK/pipes.json" -n 0 --stack-depth 6
+if [ "$RC" -ne 0 ] || [ -z "$worker" ] || [ ! -s "$WORK/pipes.json" ]; then
+	fail "pipes-held $N: exit $RC, worker '$worker': $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "pipes-held $N" "$WORK/pipes.json" "$N" "$worker"
+fi
 
 # --- eventfd closed before the report: none outstanding ----------------------
 RC=0

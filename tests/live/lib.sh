@@ -76,19 +76,20 @@ lib_exit() {
 	lib_finish
 }
 
-# eventfd_held N ARGS...: kmemscope ARGS -- CMD, where CMD exits as soon as trigger's worker
-# holds N eventfds (in the background), so that the report sees them in use; then the
-# trigger closes them and exits. Sets RC (kmemscope's exit status, 1 when the fifo could
+# held MODE N ARGS...: kmemscope ARGS -- CMD, where CMD exits as soon as trigger's worker
+# holds N eventfds or pipes (MODE eventfd or pipes-held; in the background), so that the
+# report sees them in use; then the trigger closes them and exits. Sets RC (kmemscope's exit status, 1 when the fifo could
 # not be made) and worker (the worker's pid); trigger's output is in $WORK/trig.out.
-eventfd_held() {
-	n=$1
-	shift
+held() {
+	mode=$1
+	n=$2
+	shift 2
 	worker=
 	mkfifo "$WORK/fifo" || { RC=1; echo "mkfifo $WORK/fifo failed" >"$WORK/err"; return; }
 	exec 3<>"$WORK/fifo"
 	RC=0
 	timeout 120 "$KMS" "$@" -- sh -c \
-		"'$TRIGGER' eventfd $n <'$WORK/fifo' >'$WORK/trig.out' 2>&1 &
+		"'$TRIGGER' $mode $n <'$WORK/fifo' >'$WORK/trig.out' 2>&1 &
 		 i=0; while ! grep -q '^held' '$WORK/trig.out' 2>/dev/null && [ \$i -lt 600 ]; do
 			sleep 0.05; i=\$((i + 1)); done" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
 	worker=$(sed -n 's/^held n=[0-9]* pid=\([0-9]*\)$/\1/p' "$WORK/trig.out" 2>/dev/null)

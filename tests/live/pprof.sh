@@ -171,7 +171,7 @@ fi
 
 # --- leaks: what is in use ------------------------------------------------------
 L=$WORK/leaks.pb.gz
-eventfd_held "$EVENTFDS" leaks --json -o "$WORK/leaks.json" -n 0 --pprof "$L"
+held eventfd "$EVENTFDS" leaks --json -o "$WORK/leaks.json" -n 0 --pprof "$L"
 if [ "$RC" -eq 0 ] && [ -s "$L" ]; then
 	pass "leaks --pprof: written"
 else

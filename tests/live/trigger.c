@@ -14,6 +14,9 @@
  *              file system accepts or refuses it), which 6.10+ traces twice
  *   eventfd N  open N eventfds, print "held", wait for a byte on stdin or a
  *              signal (SIGINT, SIGTERM, SIGUSR1), then close them
+ *   pipes-held N  the same with N pipes: a file each end, allocated at one
+ *              site (alloc_empty_file) from two callers (alloc_file_pseudo,
+ *              alloc_file_clone)
  *   epoll N    epoll_create1()+close() N times: a kmalloc the kernel frees
  *              after an RCU grace period without a kfree event
  *   epoll-once N  the same in one wave
@@ -56,6 +59,7 @@ static __attribute__((noreturn)) void usage(FILE *f, int code)
 		"  bigalloc N fsetxattr() with a 20000-byte value N times (one large kmalloc each)\n"
 		"  eventfd N  hold N eventfds, print \"held\", wait for a byte on stdin\n"
 		"             or SIGINT/SIGTERM/SIGUSR1, then close them\n"
+		"  pipes-held N  the same with N pipes\n"
 		"  epoll N    epoll_create1()+close() N times in two waves 6 s apart (kmalloc freed\n"
 		"             by RCU, untraced)\n"
 		"  epoll-once N  the same, in one wave\n"
@@ -222,36 +226,59 @@ static void on_signal(int sig)
 	got_signal = sig;
 }
 
-static void do_eventfd(long n)
+/* hold nfds descriptors, opened by open_fds() into fds[], until told to close them */
+static void hold(long n, long nfds, void (*open_fds)(int *fds, long n))
 {
 	struct rlimit rl;
 	int *fds;
 	long i;
 	char c;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
-		rl.rlim_cur = n + 16;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)nfds + 16) {
+		rl.rlim_cur = nfds + 16;
 		if (rl.rlim_max < rl.rlim_cur)
 			rl.rlim_max = rl.rlim_cur;
 		if (setrlimit(RLIMIT_NOFILE, &rl))
 			die("setrlimit(RLIMIT_NOFILE)");
 	}
-	fds = calloc(n ? n : 1, sizeof(*fds));
+	fds = calloc(nfds ? nfds : 1, sizeof(*fds));
 	if (!fds)
 		die("calloc");
-	for (i = 0; i < n; i++) {
-		fds[i] = eventfd(0, 0);
-		if (fds[i] < 0)
-			die("eventfd");
-	}
+	open_fds(fds, n);
 	printf("held n=%ld pid=%d\n", n, getpid());
 	fflush(stdout);
 	/* a signal interrupts read(): the handler is installed without SA_RESTART */
 	while (!got_signal && read(0, &c, 1) < 0 && errno == EINTR)
 		;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < nfds; i++)
 		close(fds[i]);
 	free(fds);
+}
+
+static void open_eventfds(int *fds, long n)
+{
+	for (long i = 0; i < n; i++) {
+		fds[i] = eventfd(0, 0);
+		if (fds[i] < 0)
+			die("eventfd");
+	}
+}
+
+static void open_pipes(int *fds, long n)
+{
+	for (long i = 0; i < n; i++)
+		if (pipe(fds + 2 * i))
+			die("pipe");
+}
+
+static void do_eventfd(long n)
+{
+	hold(n, n, open_eventfds);
+}
+
+static void do_pipes_held(long n)
+{
+	hold(n, 2 * n, open_pipes);
 }
 
 static void forward_signal(int sig)
@@ -272,6 +299,7 @@ int main(int argc, char **argv)
 		{ "pages", do_pages },
 		{ "bigalloc", do_bigalloc },
 		{ "eventfd", do_eventfd },
+		{ "pipes-held", do_pipes_held },
 		{ "epoll", do_epoll },
 		{ "epoll-once", do_epoll_once },
 	};
