@@ -650,6 +650,7 @@ int session_trace__replay(struct session *s, double interval,
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
 	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r,
 				   replay_tick };
+	const struct trace_read_info *ti;
 	char why[192];
 	__u64 cpu0;
 	int err;
@@ -673,9 +674,11 @@ int session_trace__replay(struct session *s, double interval,
 	if (r.shown)
 		fputs("\r\033[K", stderr);
 	/* which of the two threads sets the pace on free CPUs (bench/peak.py reads it) */
-	kms_info("%s: %llu records replayed; CPU: %.3f s decoding, %.3f s in the pipeline\n",
-		 s->input, (unsigned long long)r.events,
-		 trace_reader__info(s->trace)->decode_cpu_ns / 1e9, (thread_cpu_ns() - cpu0) / 1e9);
+	ti = trace_reader__info(s->trace);
+	kms_info("%s: %llu records replayed; CPU: %.3f s decoding, %.3f s in the pipeline; "
+		 "waits: decoding %llu, pipeline %llu\n", s->input, (unsigned long long)r.events,
+		 ti->decode_cpu_ns / 1e9, (thread_cpu_ns() - cpu0) / 1e9,
+		 (unsigned long long)ti->decoder_waits, (unsigned long long)ti->sink_waits);
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
 		s->trace_q.cut_short = true;
