@@ -91,10 +91,22 @@ struct site_cache {
 	__u32 idx;		/* site index + 1, 0: empty */
 };
 
+/* agg__family()'s answers, summed over the sites when one is asked after a change */
+struct fam_sums {
+	bool valid;
+	struct agg_counts fam[KMS_FAM_MAX];
+};
+
 struct agg {
 
 	struct agg_stats stats;
+	/*
+	 * Per family, only what has no site (unmatched frees, failures, implicit
+	 * frees): the rest is the sum of the family's sites, made when a report
+	 * reads it (agg__family()), not counted twice per allocation and free.
+	 */
 	struct agg_counts fam[KMS_FAM_MAX];
+	struct fam_sums *sums;
 
 	struct htab site_tab;
 	struct site_cache site_cache[1 << AGG_SITE_CACHE_BITS];
@@ -195,6 +207,9 @@ struct agg *agg__new(void)
 	if (!a)
 		return NULL;
 	a->last_gfp_idx = -1;
+	a->sums = calloc(1, sizeof(*a->sums));
+	if (!a->sums)
+		goto fail;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, HTAB_FAST, site_slot_hash);
 	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
 	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64, HTAB_FAST, htab__hash_u64);
@@ -224,6 +239,7 @@ void agg__free(struct agg *a)
 	free(a->procs);
 	free(a->gfps);
 	free(a->cpu_node);
+	free(a->sums);
 	free(a);
 }
 
@@ -425,16 +441,14 @@ static inline unsigned int clamp_order(unsigned int o)
 static void account_release(struct agg *a, __u32 site, __u32 bytes, bool whole)
 {
 	struct site *s = &a->sites[site];
-	struct agg_counts *f = &a->fam[s->pub.family];
 
+	a->sums->valid = false;
 	s->pub.outstanding_bytes -= bytes;
-	f->outstanding_bytes -= bytes;
 	if (s->cache >= 0)
 		a->caches[s->cache].outstanding_bytes -= bytes;
 	if (!whole)
 		return;
 	s->pub.outstanding--;
-	f->outstanding--;
 	if (s->cache >= 0)
 		a->caches[s->cache].outstanding--;
 }
@@ -447,7 +461,6 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 	if (!whole)
 		return;
 	s->pub.frees++;
-	a->fam[s->pub.family].frees++;
 	if (s->cache >= 0)
 		a->caches[s->cache].frees++;
 }
@@ -463,7 +476,6 @@ void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 		obj = KMS_OBJ_NESTED;
 	__u32 req = e->bytes_req, alloc = e->bytes_alloc;
 	unsigned int order = 0;
-	struct agg_counts *f;
 	struct site *s;
 	__s64 idx;
 	int node;
@@ -497,12 +509,7 @@ void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 	s->pub.outstanding_bytes += alloc;
 	site_gfp(&s->pub, e->gfp);
 
-	f = &a->fam[fam];
-	f->allocs++;
-	f->bytes_req += req;
-	f->bytes_alloc += alloc;
-	f->outstanding++;
-	f->outstanding_bytes += alloc;
+	a->sums->valid = false;
 
 	if (s->cache >= 0) {
 		struct agg_cache *c = &a->caches[s->cache];
@@ -567,6 +574,7 @@ void agg__on_unmatched(struct agg *a, const struct kms_event *e)
 		return;
 	}
 	a->fam[fam].unmatched_frees++;
+	a->sums->valid = false;
 	a->stats.unmatched_frees++;
 	if (e->type == KMS_EV_CACHE_FREE && e->obj) {
 		int c = cache_get(a, e->obj);
@@ -590,7 +598,6 @@ void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_ob
 	account_free(a, o->site, o->bytes_alloc, true);
 	if (kms_ev_is_deferred(e->type)) {
 		s->pub.deferred_frees++;
-		a->fam[s->pub.family].deferred_frees++;
 	}
 }
 
@@ -642,6 +649,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		__s64 idx = site_get(a, fam, e->site, obj);
 
 		a->fam[fam].fails++;
+		a->sums->valid = false;
 		if (idx >= 0)
 			a->sites[idx].pub.fails++;
 		else
@@ -716,7 +724,31 @@ const struct agg_counts *agg__family(const struct agg *a, int fam)
 {
 	if (fam < 0 || fam >= KMS_FAM_MAX)
 		return NULL;
-	return &a->fam[fam];
+	if (!a->sums->valid) {
+		struct agg_counts *sum = a->sums->fam;
+
+		for (int f = 0; f < KMS_FAM_MAX; f++) {
+			sum[f] = (struct agg_counts){
+				.unmatched_frees = a->fam[f].unmatched_frees,
+				.fails = a->fam[f].fails,
+				.realloc_without_free = a->fam[f].realloc_without_free,
+			};
+		}
+		for (size_t i = 0; i < a->nr_sites; i++) {
+			const struct agg_site *st = &a->sites[i].pub;
+			struct agg_counts *f = &sum[st->family];
+
+			f->allocs += st->allocs;
+			f->frees += st->frees;
+			f->deferred_frees += st->deferred_frees;
+			f->bytes_req += st->bytes_req;
+			f->bytes_alloc += st->bytes_alloc;
+			f->outstanding += st->outstanding;
+			f->outstanding_bytes += st->outstanding_bytes;
+		}
+		a->sums->valid = true;
+	}
+	return &a->sums->fam[fam];
 }
 
 size_t agg__nr_sites(const struct agg *a)
