@@ -520,13 +520,18 @@ int trace_reader__stack(const struct trace_reader *r, int stack_id, __u64 *ips, 
  * in file order, as they would from one thread, and a block that does not
  * decode ends the replay after the records before it.
  *
- * Each side waits for half the ring (the decoder for room, the sink for
- * chunks), so that neither is woken for every chunk: a wake-up is a futex
- * call, charged to the waking thread's CPU time. With the sink alone waiting
- * for any one chunk, a decoder a little slower than the sink woke it per
- * chunk (11.5 k times in an 11.8 M-record replay) and came out ~0.2 s slower
- * than the pipeline's thread, where otherwise it is ~0.2 s faster: the
- * "swapped" CPU times of `-v`.
+ * The ring's counters are atomics, each written by one side, so a chunk
+ * changes hands without a lock: the lock and the conditions are only for
+ * sleeping, when the ring is empty (the sink) or full (the decoder). With a
+ * mutex around every hand-over the two threads met on it at chunk
+ * boundaries: ~2 k contended locks in an 11.8 M-record replay, each a futex
+ * wait and wake. Each side sleeps until half the ring is ready (the decoder
+ * for room, the sink for chunks), so that neither is woken for every chunk:
+ * a wake-up is a futex call in the waker's CPU time, and an interrupt to
+ * wake the other CPU when it idles. With the sink woken for any one chunk, a
+ * decoder a little slower than the pipeline woke it per chunk (11.5 k times)
+ * and came out ~0.2 s slower than the pipeline's thread, where otherwise it
+ * is ~0.2 s faster: the "swapped" CPU times of `-v`.
  */
 #define REPLAY_CHUNK	1024	/* records per chunk: 64 KiB */
 #define REPLAY_CHUNKS	8	/* chunks decoded ahead */
@@ -543,46 +548,66 @@ struct chunk {
 struct replay {
 	struct trace_reader *r;
 	struct chunk *chunks;		/* REPLAY_CHUNKS, used in turn */
+	/* atomics (see above): the decoder writes filled and total, the sink drained and stop */
+	unsigned long filled;		/* chunks handed over */
+	unsigned long drained;		/* chunks given back */
+	unsigned long total;		/* chunks in all, once the last is handed over; 0 before */
+	bool stop;			/* the sink stopped reading: decode no further */
+	/* sleeping: whoever sleeps sets its flag under the lock; the other side wakes it */
 	pthread_mutex_t lock;
 	pthread_cond_t ready, room;	/* a chunk for the sink; room for the decoder */
-	bool sink_waits, dec_waits;	/* who waits on them */
-	unsigned long filled, drained;	/* chunks handed over, and given back */
-	unsigned long sink_slept, dec_slept;	/* times each thread waited */
-	bool done;			/* the decoder has handed over its last chunk */
-	bool stop;			/* the sink stopped reading: decode no further */
+	bool sink_waits, dec_waits;
+	unsigned long sink_slept, dec_slept;	/* times each thread slept */
 	int err;			/* the decoder's, once done */
 	char why[160];
 	__u64 cpu_ns;			/* the decoder's CPU time, once it returned */
 };
 
-/* hand the chunk being filled over; false when the sink stopped reading */
+#define LOAD(x)		__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define STORE(x, v)	__atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+
+/*
+ * The lock is taken only to wait until a sleeper that set its flag sleeps;
+ * the signal comes after it is released, or the sleeper woke up only to wait
+ * for the lock again (a futex wait and wake more per sleep).
+ */
+static void wake(struct replay *rp, pthread_cond_t *c)
+{
+	pthread_mutex_lock(&rp->lock);
+	pthread_mutex_unlock(&rp->lock);
+	pthread_cond_signal(c);
+}
+
+/*
+ * Hand the chunk being filled over; false when the sink stopped reading.
+ * A flag is stored before the other side's counter is read, on both sides
+ * (sequentially consistent): a sleeper's flag or the counter it waits on is
+ * seen, so no wake-up is lost.
+ */
 static bool chunk_put(struct replay *rp, bool last)
 {
-	bool go;
+	unsigned long f = rp->filled + 1;
 
-	pthread_mutex_lock(&rp->lock);
-	rp->filled++;
-	rp->done = last;
-	if (rp->sink_waits && (last || rp->filled - rp->drained >= REPLAY_CHUNKS / 2))
-		pthread_cond_signal(&rp->ready);
-	/*
-	 * The ring full, wait until half of it is free, as the sink waits for
-	 * half of it to fill: a thread woken for every chunk costs a futex call
-	 * per chunk on each side, in the waker's CPU time (see trace_reader__replay()).
-	 */
-	if (!last && rp->filled - rp->drained == REPLAY_CHUNKS) {
-		rp->dec_waits = true;
+	if (last)
+		STORE(rp->total, f);
+	STORE(rp->filled, f);
+	if (LOAD(rp->sink_waits) && (last || f - LOAD(rp->drained) >= REPLAY_CHUNKS / 2))
+		wake(rp, &rp->ready);
+	if (!last && f - LOAD(rp->drained) == REPLAY_CHUNKS) {
+		pthread_mutex_lock(&rp->lock);
+		STORE(rp->dec_waits, true);
 		rp->dec_slept++;
-		while (!rp->stop && rp->filled - rp->drained > REPLAY_CHUNKS / 2)
+		while (!LOAD(rp->stop) && f - LOAD(rp->drained) > REPLAY_CHUNKS / 2)
 			pthread_cond_wait(&rp->room, &rp->lock);
-		rp->dec_waits = false;
+		STORE(rp->dec_waits, false);
+		pthread_mutex_unlock(&rp->lock);
 	}
-	go = !rp->stop;
-	pthread_mutex_unlock(&rp->lock);
+	if (LOAD(rp->stop))
+		return false;
 	/* the next chunk to fill: given back, or never handed over yet */
-	if (go && !last)
-		rp->chunks[rp->filled % REPLAY_CHUNKS].n = 0;
-	return go;
+	if (!last)
+		rp->chunks[f % REPLAY_CHUNKS].n = 0;
+	return true;
 }
 
 /* the decoding thread: every DATA block, in order */
@@ -703,28 +728,28 @@ int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, 
 		goto out;
 	}
 	while (more) {
+		unsigned long d = rp.drained;
 		struct chunk *ch;
 		bool last;
 
-		pthread_mutex_lock(&rp.lock);
-		if (rp.drained == rp.filled) {
-			rp.sink_waits = true;
+		while (LOAD(rp.filled) == d) {
+			pthread_mutex_lock(&rp.lock);
+			STORE(rp.sink_waits, true);
 			rp.sink_slept++;
-			while (!rp.done && rp.filled - rp.drained < REPLAY_CHUNKS / 2)
+			while (!LOAD(rp.total) && LOAD(rp.filled) - d < REPLAY_CHUNKS / 2)
 				pthread_cond_wait(&rp.ready, &rp.lock);
-			rp.sink_waits = false;
+			STORE(rp.sink_waits, false);
+			pthread_mutex_unlock(&rp.lock);
 		}
-		last = rp.done && rp.drained + 1 == rp.filled;
-		pthread_mutex_unlock(&rp.lock);
-		ch = &rp.chunks[rp.drained % REPLAY_CHUNKS];
+		ch = &rp.chunks[d % REPLAY_CHUNKS];
+		last = LOAD(rp.total) == d + 1;
 		stopped = !chunk_feed(ch, sink);
 		more = !stopped && !last;
-		pthread_mutex_lock(&rp.lock);
-		rp.drained++;
-		rp.stop = !more;
-		if (rp.dec_waits && (rp.stop || rp.filled - rp.drained <= REPLAY_CHUNKS / 2))
-			pthread_cond_signal(&rp.room);
-		pthread_mutex_unlock(&rp.lock);
+		STORE(rp.drained, d + 1);
+		if (!more)
+			STORE(rp.stop, true);
+		if (LOAD(rp.dec_waits) && (!more || LOAD(rp.filled) - (d + 1) <= REPLAY_CHUNKS / 2))
+			wake(&rp, &rp.room);
 	}
 	pthread_join(thread, NULL);
 	r->info.decode_cpu_ns += rp.cpu_ns;
