@@ -44,6 +44,7 @@ enum htab_shape {
 
 struct htab {
 	char *slots;
+	char *end;		/* past the last slot: probes wrap here */
 	size_t map_size;
 	__u32 slot_size;
 	__u32 cap;
@@ -78,6 +79,7 @@ static inline int htab__init(struct htab *h, __u32 slot_size, __u32 cap, enum ht
 	h->map_size = size;
 	h->slot_size = slot_size;
 	h->cap = size / slot_size;
+	h->end = h->slots + (size_t)h->cap * slot_size;
 	h->grow_at = shape == HTAB_DENSE ? h->cap / 4 * 3 : h->cap / 2;
 	h->shape = shape;
 	h->hash = hash;
@@ -192,7 +194,7 @@ static __attribute__((always_inline)) inline char *htab__step(const struct htab 
 							      size_t ssz)
 {
 	s += ssz;
-	return s == h->slots + (size_t)h->cap * ssz ? h->slots : s;
+	return s == h->end ? h->slots : s;
 }
 
 /*
