@@ -125,6 +125,8 @@ struct agg {
 	struct agg_proc *procs;
 	size_t nr_procs, cap_procs;
 	struct proc_cache proc_cache[AGG_PROC_CACHE];
+	/* the process of the record agg__event() was last given: its allocation asks again */
+	struct agg_proc *cur_proc;
 
 	struct htab gfp_tab;
 	struct agg_gfp *gfps;
@@ -282,6 +284,8 @@ static __attribute__((noinline)) struct agg_proc *proc_find(struct agg *a, __u32
 		}
 		s->idx = a->nr_procs++;
 		a->procs[s->idx].pid = pid;
+		/* the array may have moved */
+		a->cur_proc = NULL;
 	}
 	c->pid = pid;
 	c->idx = s->idx + 1;
@@ -468,7 +472,8 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 {
 	int fam = kms_ev_family(e->type);
-	struct agg_proc *p = proc_get(a, e->pid);
+	struct agg_proc *p = a->cur_proc && a->cur_proc->pid == e->pid ? a->cur_proc :
+			     proc_get(a, e->pid);
 	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
 
 	/* the allocator's own nested vmalloc gets a row of its own at the same site */
@@ -639,6 +644,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		a->stats.nomem++;
 		return;
 	}
+	a->cur_proc = p;
 	p->events[type]++;
 	if (ei->cls == KMS_OC_PAGE && ei->free)
 		a->orders[type == KMS_EV_PAGE_FREE ? clamp_order(e->order) : 0].frees++;
