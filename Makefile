@@ -15,7 +15,8 @@ CC ?= cc
 CFLAGS ?= -g -O2
 # Link-time optimization: the record path crosses files (pipeline, store,
 # aggregator, detectors) once per record, and inlined across them a replay's
-# pipeline thread runs ~10 % fewer instructions (bench/README.md, issue 8)
+# pipeline thread runs ~10 % fewer instructions (bench/README.md, issue 8).
+# `make KMS_LTO=` builds without it.
 KMS_LTO := -flto=auto
 KMS_CFLAGS := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	      -std=gnu11 -D_GNU_SOURCE -Iinclude -Isrc -I$(OUTPUT) -MMD -MP $(KMS_LTO) \
