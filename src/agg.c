@@ -831,7 +831,7 @@ const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache)
 {
 	const struct u64_slot *s;
 
-	s = htab__lookup(&a->cache_tab, kms_hash64(cache), &cache, sizeof(cache));
+	s = htab__lookup(&a->cache_tab, kms_hash64(cache), &cache, sizeof(cache), sizeof(*s));
 	if (!s || !a->caches[s->idx].known)
 		return NULL;
 	return &a->caches[s->idx];
@@ -848,7 +848,7 @@ const char *agg__device_name(const struct agg *a, __u64 dev)
 {
 	const struct u64_slot *s;
 
-	s = htab__lookup(&a->dev_tab, kms_hash64(dev), &dev, sizeof(dev));
+	s = htab__lookup(&a->dev_tab, kms_hash64(dev), &dev, sizeof(dev), sizeof(*s));
 	return s ? a->devs[s->idx].name : NULL;
 }
 
@@ -857,7 +857,7 @@ const char *agg__proc_comm(const struct agg *a, __u32 pid)
 	const struct u64_slot *s;
 	__u64 key = pid;
 
-	s = htab__lookup(&a->proc_tab, kms_hash64(key), &key, sizeof(key));
+	s = htab__lookup(&a->proc_tab, kms_hash64(key), &key, sizeof(key), sizeof(*s));
 	return s && a->procs[s->idx].comm[0] ? a->procs[s->idx].comm : NULL;
 }
 

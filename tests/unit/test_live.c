@@ -21,7 +21,7 @@ HTAB_SLOT(struct kv_slot);
 
 static struct kv_slot *kv_find(const struct htab *h, __u64 key)
 {
-	return htab__lookup(h, h->hash(&key), &key, sizeof(key));
+	return htab__lookup(h, h->hash(&key), &key, sizeof(key), sizeof(struct kv_slot));
 }
 
 static struct kv_slot *kv_add(struct htab *h, __u64 key, __u32 val)
