@@ -529,9 +529,10 @@ int trace_reader__stack(const struct trace_reader *r, int stack_id, __u64 *ips, 
  * for room, the sink for chunks), so that neither is woken for every chunk:
  * a wake-up is a futex call in the waker's CPU time, and an interrupt to
  * wake the other CPU when it idles. With the sink woken for any one chunk, a
- * decoder a little slower than the pipeline woke it per chunk (11.5 k times)
- * and came out ~0.2 s slower than the pipeline's thread, where otherwise it
- * is ~0.2 s faster: the "swapped" CPU times of `-v`.
+ * decoder slower than the sink woke it for most chunks (a sink that drops
+ * every record: 4.4-7.7 k wake-ups for 11.5 k chunks), all in the decoder's
+ * CPU time: the likely cause of `-v`'s "swapped" CPU times on a quiet
+ * machine (0.73 s decoding, 0.52 s pipeline), not reproduced under load.
  */
 #define REPLAY_CHUNK	1024	/* records per chunk: 64 KiB */
 #define REPLAY_CHUNKS	8	/* chunks decoded ahead */
