@@ -91,10 +91,22 @@ struct site_cache {
 	__u32 idx;		/* site index + 1, 0: empty */
 };
 
+/* agg__family()'s answers, summed over the sites when one is asked after a change */
+struct fam_sums {
+	bool valid;
+	struct agg_counts fam[KMS_FAM_MAX];
+};
+
 struct agg {
 
 	struct agg_stats stats;
+	/*
+	 * Per family, only what has no site (unmatched frees, failures, implicit
+	 * frees): the rest is the sum of the family's sites, made when a report
+	 * reads it (agg__family()), not counted twice per allocation and free.
+	 */
 	struct agg_counts fam[KMS_FAM_MAX];
+	struct fam_sums *sums;
 
 	struct htab site_tab;
 	struct site_cache site_cache[1 << AGG_SITE_CACHE_BITS];
@@ -113,6 +125,8 @@ struct agg {
 	struct agg_proc *procs;
 	size_t nr_procs, cap_procs;
 	struct proc_cache proc_cache[AGG_PROC_CACHE];
+	/* the process of the record agg__event() was last given: its allocation asks again */
+	struct agg_proc *cur_proc;
 
 	struct htab gfp_tab;
 	struct agg_gfp *gfps;
@@ -195,6 +209,9 @@ struct agg *agg__new(void)
 	if (!a)
 		return NULL;
 	a->last_gfp_idx = -1;
+	a->sums = calloc(1, sizeof(*a->sums));
+	if (!a->sums)
+		goto fail;
 	err |= htab__init(&a->site_tab, sizeof(struct site_slot), 1024, HTAB_FAST, site_slot_hash);
 	err |= htab__init(&a->cache_tab, sizeof(struct u64_slot), 256, HTAB_FAST, htab__hash_u64);
 	err |= htab__init(&a->dev_tab, sizeof(struct u64_slot), 64, HTAB_FAST, htab__hash_u64);
@@ -224,6 +241,7 @@ void agg__free(struct agg *a)
 	free(a->procs);
 	free(a->gfps);
 	free(a->cpu_node);
+	free(a->sums);
 	free(a);
 }
 
@@ -266,6 +284,8 @@ static __attribute__((noinline)) struct agg_proc *proc_find(struct agg *a, __u32
 		}
 		s->idx = a->nr_procs++;
 		a->procs[s->idx].pid = pid;
+		/* the array may have moved */
+		a->cur_proc = NULL;
 	}
 	c->pid = pid;
 	c->idx = s->idx + 1;
@@ -425,16 +445,14 @@ static inline unsigned int clamp_order(unsigned int o)
 static void account_release(struct agg *a, __u32 site, __u32 bytes, bool whole)
 {
 	struct site *s = &a->sites[site];
-	struct agg_counts *f = &a->fam[s->pub.family];
 
+	a->sums->valid = false;
 	s->pub.outstanding_bytes -= bytes;
-	f->outstanding_bytes -= bytes;
 	if (s->cache >= 0)
 		a->caches[s->cache].outstanding_bytes -= bytes;
 	if (!whole)
 		return;
 	s->pub.outstanding--;
-	f->outstanding--;
 	if (s->cache >= 0)
 		a->caches[s->cache].outstanding--;
 }
@@ -447,7 +465,6 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 	if (!whole)
 		return;
 	s->pub.frees++;
-	a->fam[s->pub.family].frees++;
 	if (s->cache >= 0)
 		a->caches[s->cache].frees++;
 }
@@ -455,7 +472,8 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 {
 	int fam = kms_ev_family(e->type);
-	struct agg_proc *p = proc_get(a, e->pid);
+	struct agg_proc *p = a->cur_proc && a->cur_proc->pid == e->pid ? a->cur_proc :
+			     proc_get(a, e->pid);
 	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
 
 	/* the allocator's own nested vmalloc gets a row of its own at the same site */
@@ -463,7 +481,6 @@ void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 		obj = KMS_OBJ_NESTED;
 	__u32 req = e->bytes_req, alloc = e->bytes_alloc;
 	unsigned int order = 0;
-	struct agg_counts *f;
 	struct site *s;
 	__s64 idx;
 	int node;
@@ -497,12 +514,7 @@ void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
 	s->pub.outstanding_bytes += alloc;
 	site_gfp(&s->pub, e->gfp);
 
-	f = &a->fam[fam];
-	f->allocs++;
-	f->bytes_req += req;
-	f->bytes_alloc += alloc;
-	f->outstanding++;
-	f->outstanding_bytes += alloc;
+	a->sums->valid = false;
 
 	if (s->cache >= 0) {
 		struct agg_cache *c = &a->caches[s->cache];
@@ -567,6 +579,7 @@ void agg__on_unmatched(struct agg *a, const struct kms_event *e)
 		return;
 	}
 	a->fam[fam].unmatched_frees++;
+	a->sums->valid = false;
 	a->stats.unmatched_frees++;
 	if (e->type == KMS_EV_CACHE_FREE && e->obj) {
 		int c = cache_get(a, e->obj);
@@ -590,7 +603,6 @@ void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_ob
 	account_free(a, o->site, o->bytes_alloc, true);
 	if (kms_ev_is_deferred(e->type)) {
 		s->pub.deferred_frees++;
-		a->fam[s->pub.family].deferred_frees++;
 	}
 }
 
@@ -632,6 +644,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		a->stats.nomem++;
 		return;
 	}
+	a->cur_proc = p;
 	p->events[type]++;
 	if (ei->cls == KMS_OC_PAGE && ei->free)
 		a->orders[type == KMS_EV_PAGE_FREE ? clamp_order(e->order) : 0].frees++;
@@ -642,6 +655,7 @@ void agg__event(struct agg *a, const struct kms_event *e)
 		__s64 idx = site_get(a, fam, e->site, obj);
 
 		a->fam[fam].fails++;
+		a->sums->valid = false;
 		if (idx >= 0)
 			a->sites[idx].pub.fails++;
 		else
@@ -716,7 +730,31 @@ const struct agg_counts *agg__family(const struct agg *a, int fam)
 {
 	if (fam < 0 || fam >= KMS_FAM_MAX)
 		return NULL;
-	return &a->fam[fam];
+	if (!a->sums->valid) {
+		struct agg_counts *sum = a->sums->fam;
+
+		for (int f = 0; f < KMS_FAM_MAX; f++) {
+			sum[f] = (struct agg_counts){
+				.unmatched_frees = a->fam[f].unmatched_frees,
+				.fails = a->fam[f].fails,
+				.realloc_without_free = a->fam[f].realloc_without_free,
+			};
+		}
+		for (size_t i = 0; i < a->nr_sites; i++) {
+			const struct agg_site *st = &a->sites[i].pub;
+			struct agg_counts *f = &sum[st->family];
+
+			f->allocs += st->allocs;
+			f->frees += st->frees;
+			f->deferred_frees += st->deferred_frees;
+			f->bytes_req += st->bytes_req;
+			f->bytes_alloc += st->bytes_alloc;
+			f->outstanding += st->outstanding;
+			f->outstanding_bytes += st->outstanding_bytes;
+		}
+		a->sums->valid = true;
+	}
+	return &a->sums->fam[fam];
 }
 
 size_t agg__nr_sites(const struct agg *a)
@@ -793,7 +831,7 @@ const struct agg_cache *agg__find_cache(const struct agg *a, __u64 cache)
 {
 	const struct u64_slot *s;
 
-	s = htab__lookup(&a->cache_tab, kms_hash64(cache), &cache, sizeof(cache));
+	s = htab__lookup(&a->cache_tab, kms_hash64(cache), &cache, sizeof(cache), sizeof(*s));
 	if (!s || !a->caches[s->idx].known)
 		return NULL;
 	return &a->caches[s->idx];
@@ -810,7 +848,7 @@ const char *agg__device_name(const struct agg *a, __u64 dev)
 {
 	const struct u64_slot *s;
 
-	s = htab__lookup(&a->dev_tab, kms_hash64(dev), &dev, sizeof(dev));
+	s = htab__lookup(&a->dev_tab, kms_hash64(dev), &dev, sizeof(dev), sizeof(*s));
 	return s ? a->devs[s->idx].name : NULL;
 }
 
@@ -819,7 +857,7 @@ const char *agg__proc_comm(const struct agg *a, __u32 pid)
 	const struct u64_slot *s;
 	__u64 key = pid;
 
-	s = htab__lookup(&a->proc_tab, kms_hash64(key), &key, sizeof(key));
+	s = htab__lookup(&a->proc_tab, kms_hash64(key), &key, sizeof(key), sizeof(*s));
 	return s && a->procs[s->idx].comm[0] ? a->procs[s->idx].comm : NULL;
 }
 

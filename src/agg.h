@@ -227,6 +227,7 @@ struct agg_stats {
 int agg__set_cpu_nodes(struct agg *a, const int *node_of_cpu, int nr_cpus);
 
 const struct agg_stats *agg__stats(const struct agg *a);
+/* summed over the family's sites when asked after records: ask again after more */
 const struct agg_counts *agg__family(const struct agg *a, int fam);
 size_t agg__nr_sites(const struct agg *a);
 const struct agg_site *agg__site(const struct agg *a, size_t i);

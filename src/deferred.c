@@ -64,7 +64,7 @@ void deferred__event(struct deferred *d, struct kms_event *e)
 	/* the common case on kernels where no handoff is traced: one compare */
 	if (!d->pending.count)
 		return;
-	s = htab__lookup(&d->pending, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr));
+	s = htab__lookup(&d->pending, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr), sizeof(*s));
 	if (!s)
 		return;
 	htab__delete(&d->pending, s, sizeof(*s));

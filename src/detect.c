@@ -116,7 +116,7 @@ struct alloc_view {
 
 static struct freed_slot *freed_find(const struct htab *t, __u64 ptr)
 {
-	return htab__lookup(t, kms_hash64(ptr), &ptr, sizeof(ptr));
+	return htab__lookup(t, kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(struct freed_slot));
 }
 
 /* ---- the detector ---- */

@@ -74,8 +74,30 @@ enum detect_ctx {
 };
 
 const char *detect_ctx_name(int ctx);
-/* the context of a record; baseline -1 when unknown */
-int detect__classify(__u8 ctx_flags, __u32 pc, int baseline);
+/*
+ * The context of a record; baseline -1 when unknown. Inline: every
+ * allocation asks it (misuse checks), and the call cost as much as the tests.
+ */
+static inline int detect__classify(__u8 ctx_flags, __u32 pc, int baseline)
+{
+	if (!(ctx_flags & KMS_CTX_KNOWN))
+		return DCTX_UNKNOWN;
+	/* interrupt bits are absolute: the tracer adds none of them */
+	if (pc & DETECT_PC_NMI)
+		return DCTX_NMI;
+	if (pc & DETECT_PC_HARDIRQ)
+		return DCTX_HARDIRQ;
+	if (pc & DETECT_PC_SOFTIRQ_SERVING)
+		return DCTX_SOFTIRQ;
+	if (pc & DETECT_PC_SOFTIRQ)
+		return DCTX_BH_OFF;
+	/* the depth includes what the tracer itself adds: only the baseline tells */
+	if (baseline < 0)
+		return DCTX_UNKNOWN;
+	if ((int)(pc & DETECT_PC_PREEMPT) > baseline)
+		return DCTX_PREEMPT_OFF;
+	return DCTX_PROCESS;
+}
 
 enum detect_misuse_kind {
 	MIS_BLOCKING_IN_ATOMIC = 0,	/* __GFP_DIRECT_RECLAIM from atomic context */

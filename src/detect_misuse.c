@@ -42,27 +42,6 @@ bool detect_misuse_is_info(int kind)
 	return kind == MIS_ATOMIC_IN_PROCESS || kind == MIS_HIGH_ORDER_ATOMIC;
 }
 
-int detect__classify(__u8 ctx_flags, __u32 pc, int baseline)
-{
-	if (!(ctx_flags & KMS_CTX_KNOWN))
-		return DCTX_UNKNOWN;
-	/* interrupt bits are absolute: the tracer adds none of them */
-	if (pc & DETECT_PC_NMI)
-		return DCTX_NMI;
-	if (pc & DETECT_PC_HARDIRQ)
-		return DCTX_HARDIRQ;
-	if (pc & DETECT_PC_SOFTIRQ_SERVING)
-		return DCTX_SOFTIRQ;
-	if (pc & DETECT_PC_SOFTIRQ)
-		return DCTX_BH_OFF;
-	/* the depth includes what the tracer itself adds: only the baseline tells */
-	if (baseline < 0)
-		return DCTX_UNKNOWN;
-	if ((int)(pc & DETECT_PC_PREEMPT) > baseline)
-		return DCTX_PREEMPT_OFF;
-	return DCTX_PROCESS;
-}
-
 /*
  * Where preemption is really off on PREEMPT_RT: a raw_spinlock_t or
  * preempt_disable() (the depth above the baseline), a hard interrupt handler
@@ -77,7 +56,9 @@ static bool rt_hard_atomic(int ctx)
 	return ctx == DCTX_PREEMPT_OFF || ctx == DCTX_HARDIRQ || ctx == DCTX_NMI;
 }
 
-static void misuse_add(struct detect *d, int kind, int ctx, int fam, const struct kms_event *e)
+/* out of line: one allocation in hundreds makes a finding, and inlined it slowed every one */
+static __attribute__((noinline, cold)) void misuse_add(struct detect *d, int kind, int ctx,
+						       int fam, const struct kms_event *e)
 {
 	struct detect_misuse key;
 	struct detect_misuse *m;
@@ -111,13 +92,14 @@ void detect_misuse_check(struct detect *d, const struct kms_event *e, int fam, i
 	int ctx = detect__classify(e->ctx, e->pc, base);
 	bool atomic, blocking, gfp_known;
 
-	if (!(e->ctx & KMS_CTX_KNOWN))
-		d->ms.no_context++;
-	else if (ctx == DCTX_UNKNOWN)
-		d->ms.no_baseline++;
 	d->ms.by_ctx[ctx]++;
-	if (ctx == DCTX_UNKNOWN)
+	if (ctx == DCTX_UNKNOWN) {
+		if (!(e->ctx & KMS_CTX_KNOWN))
+			d->ms.no_context++;
+		else
+			d->ms.no_baseline++;
 		return;
+	}
 	/* the outer slab/vmalloc allocation carries the verdict for its pages */
 	if (nested >= 0) {
 		d->ms.nested_skipped++;

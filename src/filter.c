@@ -92,7 +92,7 @@ static bool comm_match(struct filter *f, __u32 tgid)
 
 	if (f->last_match >= 0 && f->last_tgid == tgid)
 		return f->last_match;
-	s = htab__lookup(&f->tasks, kms_hash64(key), &key, sizeof(key));
+	s = htab__lookup(&f->tasks, kms_hash64(key), &key, sizeof(key), sizeof(*s));
 	f->last_tgid = tgid;
 	f->last_match = s && s->match;
 	return f->last_match;

@@ -44,6 +44,7 @@ enum htab_shape {
 
 struct htab {
 	char *slots;
+	char *end;		/* past the last slot: probes wrap here */
 	size_t map_size;
 	__u32 slot_size;
 	__u32 cap;
@@ -78,6 +79,7 @@ static inline int htab__init(struct htab *h, __u32 slot_size, __u32 cap, enum ht
 	h->map_size = size;
 	h->slot_size = slot_size;
 	h->cap = size / slot_size;
+	h->end = h->slots + (size_t)h->cap * slot_size;
 	h->grow_at = shape == HTAB_DENSE ? h->cap / 4 * 3 : h->cap / 2;
 	h->shape = shape;
 	h->hash = hash;
@@ -134,21 +136,30 @@ static inline __u32 htab__empty(const struct htab *h, __u64 hash, __u8 *m)
 	return i;
 }
 
+/* the slot after s, ssz bytes each: the hot loops step by a constant, not an index */
+static __attribute__((always_inline)) inline char *htab__step(const struct htab *h, char *s,
+							      size_t ssz)
+{
+	s += ssz;
+	return s == h->end ? h->slots : s;
+}
+
 /*
  * The slot of key, NULL when none. Only a slot whose meta byte equals the
  * probe's own distance has the key's home; past 254 every saturated slot is
- * compared.
+ * compared. ksz and ssz (key and slot sizes) are constants at every call
+ * site: the probe steps by a constant, as htab__get()'s does.
  */
 static __attribute__((always_inline)) inline void *
-htab__lookup(const struct htab *h, __u64 hash, const void *key, size_t ksz)
+htab__lookup(const struct htab *h, __u64 hash, const void *key, size_t ksz, size_t ssz)
 {
-	__u32 i = htab__home(h, hash);
+	char *s = h->slots + (size_t)htab__home(h, hash) * ssz;
 	__u8 d = 1, m;
 
-	while ((m = *htab__meta(h, i))) {
-		if (m == d && !memcmp(htab__at(h, i), key, ksz))
-			return htab__at(h, i);
-		i = htab__next(h, i);
+	while ((m = s[ssz - 1])) {
+		if (m == d && !memcmp(s, key, ksz))
+			return s;
+		s = htab__step(h, s, ssz);
 		d += d < HTAB_DIST_MAX;
 	}
 	return NULL;
@@ -187,13 +198,6 @@ static inline int htab__grow(struct htab *h)
 	return 0;
 }
 
-/* the slot after s, ssz bytes each: the hot loops step by a constant, not an index */
-static __attribute__((always_inline)) inline char *htab__step(const struct htab *h, char *s,
-							      size_t ssz)
-{
-	s += ssz;
-	return s == h->slots + (size_t)h->cap * ssz ? h->slots : s;
-}
 
 /*
  * The slot of key, created zeroed (key set) if missing; NULL: no memory.

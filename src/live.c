@@ -52,7 +52,8 @@ void live__fini(struct live *l)
 
 struct live_slot *live__find(const struct live *l, int cls, __u64 ptr)
 {
-	return htab__lookup(&l->tab[cls], kms_hash64(ptr), &ptr, sizeof(ptr));
+	return htab__lookup(&l->tab[cls], kms_hash64(ptr), &ptr, sizeof(ptr),
+			    sizeof(struct live_slot));
 }
 
 /*

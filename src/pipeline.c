@@ -156,7 +156,8 @@ static bool mapping(struct pipeline *p, const struct kms_event *e)
 	}
 	if (e->type != KMS_EV_VFREE || !p->mappings.count)
 		return false;
-	s = htab__lookup(&p->mappings, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr));
+	s = htab__lookup(&p->mappings, kms_hash64(e->ptr), &e->ptr, sizeof(e->ptr),
+			 sizeof(*s));
 	if (!s)
 		return false;
 	htab__delete(&p->mappings, s, sizeof(*s));

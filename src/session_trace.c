@@ -493,6 +493,11 @@ struct replay {
 	__u64 end;		/* the recording's window: a live session ticks up to there */
 	bool begun;		/* past the BEGIN mark: before it, calibration */
 	bool marks;		/* tick at the recording's TICK marks, not by trace time */
+	/*
+	 * Every record goes straight to the pipeline: past the BEGIN mark, no
+	 * time window, no ticks by trace time, no progress line (set_plain())
+	 */
+	bool plain;
 	unsigned long ticks;	/* taken so far */
 	__u64 events;		/* events read */
 	__u64 shown;		/* when progress was last shown (0: not yet) */
@@ -573,6 +578,12 @@ static bool ticks_until(struct replay *r, __u64 t)
 	return true;
 }
 
+/* whether replay_event() can skip its checks: one test per record instead of six */
+static void set_plain(struct replay *r)
+{
+	r->plain = r->begun && !r->from && !r->to && !(r->tick && !r->marks) && !r->s->progress;
+}
+
 static bool replay_event(void *ctx, struct kms_event *e)
 {
 	struct replay *r = ctx;
@@ -581,6 +592,10 @@ static bool replay_event(void *ctx, struct kms_event *e)
 		return false;
 	/* as the collector counted them: calibration too */
 	r->events++;
+	if (r->plain) {
+		pipeline__event(&r->s->pipe, e);
+		return true;
+	}
 	if (r->s->progress && !(r->events & 0xffff))
 		show_progress(r);
 	/*
@@ -632,6 +647,7 @@ static void replay_begin(void *ctx)
 	struct replay *r = ctx;
 
 	r->begun = true;
+	set_plain(r);
 	pipeline__begin(&r->s->pipe);
 }
 
@@ -650,6 +666,7 @@ int session_trace__replay(struct session *s, double interval,
 	struct replay r = { .s = s, .tick = interval > 0 ? tick : NULL, .ctx = ctx };
 	struct trace_sink sink = { replay_event, replay_meta, replay_settle, replay_begin, &r,
 				   replay_tick };
+	const struct trace_read_info *ti;
 	char why[192];
 	__u64 cpu0;
 	int err;
@@ -673,9 +690,11 @@ int session_trace__replay(struct session *s, double interval,
 	if (r.shown)
 		fputs("\r\033[K", stderr);
 	/* which of the two threads sets the pace on free CPUs (bench/peak.py reads it) */
-	kms_info("%s: %llu records replayed; CPU: %.3f s decoding, %.3f s in the pipeline\n",
-		 s->input, (unsigned long long)r.events,
-		 trace_reader__info(s->trace)->decode_cpu_ns / 1e9, (thread_cpu_ns() - cpu0) / 1e9);
+	ti = trace_reader__info(s->trace);
+	kms_info("%s: %llu records replayed; CPU: %.3f s decoding, %.3f s in the pipeline; "
+		 "waits: decoding %llu, pipeline %llu\n", s->input, (unsigned long long)r.events,
+		 ti->decode_cpu_ns / 1e9, (thread_cpu_ns() - cpu0) / 1e9,
+		 (unsigned long long)ti->decoder_waits, (unsigned long long)ti->sink_waits);
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);
 		s->trace_q.cut_short = true;

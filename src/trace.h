@@ -153,6 +153,8 @@ struct trace_read_info {
 	__u64 lost;		/* the last block's count of lost records */
 	bool ended;		/* an END block closes the file */
 	__u64 decode_cpu_ns;	/* CPU time of the replays' decoding threads */
+	/* times the replays' sink (the caller's thread) and decoder waited for each other */
+	__u64 sink_waits, decoder_waits;
 	/* why reading stopped before the end of the file ("" when it did not) */
 	char cut[160];
 };

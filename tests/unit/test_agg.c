@@ -218,6 +218,8 @@ static void test_page_split(void **state)
 	assert_int_equal(f->outstanding, 1);
 	assert_int_equal(f->outstanding_bytes, 4096);
 	feed(a, page_ev(KMS_EV_PAGE_FREE_BATCHED, 0x1003, 0));
+	/* the family's figures are summed when asked: ask again after records */
+	f = agg__family(a, KMS_FAM_PAGE);
 	assert_int_equal(f->frees, 1);
 	assert_int_equal(f->outstanding, 0);
 	assert_int_equal(f->outstanding_bytes, 0);
@@ -226,20 +228,24 @@ static void test_page_split(void **state)
 	/* an order-3 block, a middle page first */
 	feed(a, page_ev(KMS_EV_PAGE_ALLOC, 0x3000, 3));
 	feed(a, page_ev(KMS_EV_PAGE_FREE, 0x3005, 0));
+	f = agg__family(a, KMS_FAM_PAGE);
 	assert_int_equal(f->outstanding_bytes, 7 * 4096);
 	/* an order-1 chunk of it */
 	feed(a, page_ev(KMS_EV_PAGE_FREE, 0x3002, 1));
+	f = agg__family(a, KMS_FAM_PAGE);
 	assert_int_equal(f->outstanding_bytes, 5 * 4096);
 	assert_int_equal(f->unmatched_frees, 0);
 
 	/* exact order: a plain match */
 	feed(a, page_ev(KMS_EV_PAGE_ALLOC, 0x2000, 1));
 	feed(a, page_ev(KMS_EV_PAGE_FREE, 0x2000, 1));
+	f = agg__family(a, KMS_FAM_PAGE);
 	assert_int_equal(f->frees, 2);
 
 	/* outside any live block */
 	feed(a, page_ev(KMS_EV_PAGE_FREE, 0x3009, 0));
 	feed(a, page_ev(KMS_EV_PAGE_FREE, 0x5001, 0));
+	f = agg__family(a, KMS_FAM_PAGE);
 	assert_int_equal(f->unmatched_frees, 2);
 	assert_int_equal(f->allocs, 3);
 	assert_int_equal(f->bytes_alloc, (4 + 8 + 2) * 4096);
@@ -303,6 +309,7 @@ static void test_realloc_without_free(void **state)
 	feed(a, ev(KMS_EV_KFREE, 0x1000, 0, 0, 0));
 	assert_int_equal(find_site(a, KMS_FAM_KMALLOC, SITE_B, 0)->frees, 1);
 	assert_int_equal(find_site(a, KMS_FAM_KMALLOC, SITE_A, 0)->frees, 0);
+	f = agg__family(a, KMS_FAM_KMALLOC);
 	assert_int_equal(f->outstanding, 0);
 	pipe_done();
 }
@@ -418,6 +425,7 @@ static void test_stress(void **state)
 	/* the rest still match after all that shifting */
 	for (; i < N; i++)
 		feed(a, ev(KMS_EV_KFREE, ptrs[i], 0, 0, 0));
+	f = agg__family(a, KMS_FAM_KMALLOC);
 	assert_int_equal(f->frees, N);
 	assert_int_equal(f->outstanding, 0);
 	assert_int_equal(f->unmatched_frees, 0);

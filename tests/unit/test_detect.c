@@ -1056,6 +1056,7 @@ static void test_rcu_handoff(void **state)
 	assert_int_equal(deferred__stats(test_pipe.defer)->reused, 1);
 	assert_int_equal(agg__stats(a)->realloc_without_free, 0);
 	feed3(ev(KMS_EV_KFREE, SLAB1 + 64, SITE_B, 0));
+	km = agg__family(a, KMS_FAM_KMALLOC);
 	assert_int_equal(km->frees, 3);
 	assert_int_equal(km->deferred_frees, 2);
 	assert_int_equal(km->outstanding, 0);

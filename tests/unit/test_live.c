@@ -21,13 +21,13 @@ HTAB_SLOT(struct kv_slot);
 
 static struct kv_slot *kv_find(const struct htab *h, __u64 key)
 {
-	return htab__lookup(h, h->hash(&key), &key, sizeof(key));
+	return htab__lookup(h, h->hash(&key), &key, sizeof(key), sizeof(struct kv_slot));
 }
 
 static struct kv_slot *kv_add(struct htab *h, __u64 key, __u32 val)
 {
 	struct kv_slot *s;
-	bool created;
+	bool created = false;	/* htab__get() leaves it when it fails (no memory) */
 
 	s = htab__get(h, h->hash(&key), &key, sizeof(key), sizeof(*s), &created);
 	assert_non_null(s);
