@@ -88,7 +88,10 @@ const char *detect_nest_name(int nest)
  * ---- the recently-freed set ----
  * Live objects are the pipeline's store (live.h); each holds the index of
  * its group here. Frees are remembered, one table per object class, for the
- * double frees that come after them.
+ * double frees that come after them. An address allocated again keeps its
+ * entry: only an unmatched free consults the set, and while the address is
+ * live in the store its free matches; once freed again, the entry is that
+ * free's. So the allocation, the hot path, never touches the set.
  */
 /* a free remembered for double frees: bounded, so it can afford the detail */
 struct freed_slot {
@@ -565,20 +568,18 @@ void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_o
 	int fam = kms_ev_family(e->type), cls = kms_ev_class(e->type);
 	struct detect_group *g;
 	struct freed_slot *f;
-	__u64 ptr = e->ptr;
 	long gi;
 
 	if (!d->o.leaks || !o)
 		return;
-	if (d->ring) {
-		/* allocated again: an earlier free of this address is no longer a double free */
-		f = freed_find(&d->freed[cls], ptr);
+	gi = group_get(d, e, fam);
+	if (gi < 0) {
+		/* untracked, its free is not remembered: an earlier one must not stand for it */
+		f = d->ring ? freed_find(&d->freed[cls], e->ptr) : NULL;
 		if (f)
 			htab__delete(&d->freed[cls], f, sizeof(*f));
-	}
-	gi = group_get(d, e, fam);
-	if (gi < 0)
 		return;
+	}
 	o->group = gi;
 	g = kvec__at(&d->groups, gi);
 	g->allocs++;
