@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
+#include <linux/bpf.h>
 #include <bpf/libbpf.h>
 #include <bpf/bpf.h>
 #include "kmemscope.skel.h"
@@ -40,10 +42,28 @@
 /* ring records between two looks at the clock (direct records come one event each) */
 #define TICK_RECORDS	16
 
+/*
+ * The ring buffer, read by hand rather than through libbpf's ring_buffer,
+ * which releases a record when its callback returns: the merge would have to
+ * copy every record out. Here the merge reads each batch in place, and the
+ * consumer position (which tells the kernel what it may overwrite) moves only
+ * past batches it has delivered (merge__released()). The layout is the
+ * kernel's (kernel/bpf/ringbuf.c): a consumer page, a producer page, then the
+ * data pages mapped twice in a row, so a record that wraps reads as one.
+ */
+struct ring {
+	unsigned long *consumer_pos;	/* mapped read-write */
+	const unsigned long *producer_pos; /* mapped read-only, the data after it */
+	const char *data;
+	size_t page, size;		/* size: the data's, a power of two */
+	__u64 read;			/* where the next record starts */
+	__u64 released;			/* what consumer_pos says */
+};
+
 struct collector {
 	struct kmemscope_bpf *skel;
 	const struct plan *plan;
-	struct ring_buffer *rb;
+	struct ring ring;
 	struct collector_sink sink;
 	int nr_cpus;		/* possible CPUs */
 	bool *online;
@@ -94,32 +114,111 @@ static void deliver_one(void *ctx, struct kms_event *e)
 }
 
 static void tick(struct collector *c, __u64 now);
-static void deliver(struct collector *c, __u64 limit);
+static int deliver(struct collector *c, __u64 limit);
 static __u64 watermark(struct collector *c);
 
-static int on_sample(void *ctx, void *data, size_t size)
+static int ring_open(struct ring *r, int fd, size_t size)
 {
-	struct collector *c = ctx;
-	int err = merge__batch(c->m, data, size);
+	void *p;
+
+	r->page = sysconf(_SC_PAGESIZE);
+	r->size = size;
+	p = mmap(NULL, r->page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	r->consumer_pos = p;
+	p = mmap(NULL, r->page + 2 * size, PROT_READ, MAP_SHARED, fd, r->page);
+	if (p == MAP_FAILED)
+		return -errno;
+	r->producer_pos = p;
+	r->data = (const char *)p + r->page;
+	r->read = r->released = __atomic_load_n(r->consumer_pos, __ATOMIC_ACQUIRE);
+	return 0;
+}
+
+static void ring_close(struct ring *r)
+{
+	if (r->producer_pos)
+		munmap((void *)r->producer_pos, r->page + 2 * r->size);
+	if (r->consumer_pos)
+		munmap(r->consumer_pos, r->page);
+}
+
+/*
+ * Give the kernel back what the merge has delivered. Records held back by a
+ * quiet CPU's watermark keep their space; should they fill half the ring,
+ * they are copied out, so that a ring full of waiting records can never keep
+ * out the batch that would let them go.
+ */
+static int ring_release(struct collector *c)
+{
+	struct ring *r = &c->ring;
+	__u64 pos = merge__released(c->m);
+
+	if (r->read - pos > r->size / 2) {
+		int err = merge__spill(c->m);
+
+		if (err)
+			return err;
+		kms_debug("%llu bytes of waiting records copied out of the ring buffer\n",
+			  (unsigned long long)(r->read - pos));
+		pos = merge__released(c->m);
+	}
+	if (pos != r->released) {
+		__atomic_store_n(r->consumer_pos, pos, __ATOMIC_RELEASE);
+		r->released = pos;
+	}
+	return 0;
+}
+
+/* after each record read: deliver, now and then tick; true: stop reading */
+static bool on_record(struct collector *c, int *err)
+{
 	__u64 now;
 
-	if (err)
-		return err;
 	if (++c->records < TICK_RECORDS) {
-		deliver(c, watermark(c));
+		*err = deliver(c, watermark(c));
 	} else {
 		c->records = 0;
 		now = now_ns();
 		tick(c, now);
-		/* stops ring_buffer__consume() after this record (it counts as read) */
 		if (now >= c->poll_until)
-			return -EAGAIN;
+			return true;
 	}
 	/* a sync is done once every CPU's watermark passed its key */
-	return c->sync_key && watermark(c) >= c->sync_key ? -EAGAIN : 0;
+	return *err || (c->sync_key && watermark(c) >= c->sync_key);
 }
 
-static void deliver(struct collector *c, __u64 limit)
+/*
+ * Read the ring (as libbpf's ring_buffer__consume() does, but see struct
+ * ring): 0 once it is empty or the next record is still being written, 1 when
+ * stopped early (the poll's budget is spent, or a sync is done), or -errno.
+ */
+static int consume(struct collector *c)
+{
+	struct ring *r = &c->ring;
+	__u64 prod;
+	int err = 0;
+
+	while ((prod = __atomic_load_n(r->producer_pos, __ATOMIC_ACQUIRE)) > r->read) {
+		while (r->read < prod) {
+			const __u32 *hdr = (const __u32 *)(r->data + (r->read & (r->size - 1)));
+			__u32 len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+			__u32 size = len & ~BPF_RINGBUF_DISCARD_BIT;
+
+			if (len & BPF_RINGBUF_BUSY_BIT)
+				return 0;
+			r->read += (size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
+			err = merge__batch(c->m, len & BPF_RINGBUF_DISCARD_BIT ? NULL : hdr + 2,
+					   size, r->read);
+			if (err || on_record(c, &err))
+				return err ? err : 1;
+		}
+	}
+	return 0;
+}
+
+static int deliver(struct collector *c, __u64 limit)
 {
 	if (c->marked && c->mark_key <= limit) {
 		struct kms_meta m = { .type = KMS_EV_META_LOSS, .key = c->mark_fams };
@@ -131,6 +230,7 @@ static void deliver(struct collector *c, __u64 limit)
 		c->mark_fams = 0;
 	}
 	merge__deliver(c->m, limit, deliver_one, c);
+	return ring_release(c);
 }
 
 /* the order key a record made now would get at least */
@@ -368,10 +468,10 @@ int collector__open(struct collector **out, struct plan *plan,
 		kms_error("Failed to set up the collector: %s\n", strerror(-err));
 		goto fail;
 	}
-	c->rb = ring_buffer__new(bpf_map__fd(c->skel->maps.rb), on_sample, c, NULL);
-	if (!c->rb) {
-		err = -errno;
-		kms_error("Failed to set up the ring buffer: %s\n", strerror(-err));
+	err = ring_open(&c->ring, bpf_map__fd(c->skel->maps.rb),
+			bpf_map__max_entries(c->skel->maps.rb));
+	if (err) {
+		kms_error("Failed to map the ring buffer: %s\n", strerror(-err));
 		goto fail;
 	}
 	*out = c;
@@ -503,7 +603,7 @@ static __u64 watermark(struct collector *c)
 	return merge__watermark(c->m, c->online);
 }
 
-/* the collector's periodic work; on_sample() runs it too, while the ring is read */
+/* the collector's periodic work; on_record() runs it too, while the ring is read */
 static void tick(struct collector *c, __u64 now)
 {
 	flush_below(c, merge__oldest(c->m), true);
@@ -511,6 +611,7 @@ static void tick(struct collector *c, __u64 now)
 		check_losses(c, false);
 		c->next_check = now + CHECK_NS;
 	}
+	/* -ENOMEM from the ring's spill comes back from the next record's deliver */
 	deliver(c, watermark(c));
 }
 
@@ -521,11 +622,11 @@ int collector__poll(struct collector *c)
 	if (c->stopped)
 		return 0;
 	c->poll_until = now_ns() + POLL_BUDGET_NS;
-	n = ring_buffer__consume(c->rb);
-	if (n < 0 && n != -EAGAIN)
+	n = consume(c);
+	if (n < 0)
 		return n;
 	tick(c, now_ns());
-	return n == -EAGAIN;
+	return n;
 }
 
 int collector__sync(struct collector *c)
@@ -538,8 +639,8 @@ int collector__sync(struct collector *c)
 	flush_below(c, ~0ULL, false);
 	do {
 		c->poll_until = now_ns() + POLL_BUDGET_NS;
-		n = ring_buffer__consume(c->rb);
-		if (n < 0 && n != -EAGAIN)
+		n = consume(c);
+		if (n < 0)
 			break;
 		n = 0;
 		if (watermark(c) >= c->sync_key)
@@ -551,8 +652,7 @@ int collector__sync(struct collector *c)
 	if (n < 0)
 		return n;
 	check_losses(c, false);
-	deliver(c, watermark(c));
-	return 0;
+	return deliver(c, watermark(c));
 }
 
 int collector__stop(struct collector *c)
@@ -564,11 +664,13 @@ int collector__stop(struct collector *c)
 	/* after detach returns no handler runs: the final flush sees everything */
 	kmemscope_bpf__detach(c->skel);
 	c->poll_until = ~0ULL;
-	n = ring_buffer__consume(c->rb);
+	n = consume(c);
 	flush_below(c, ~0ULL, false);
-	n = ring_buffer__consume(c->rb);
+	if (n >= 0)
+		n = consume(c);
 	check_losses(c, true);
-	deliver(c, ~0ULL);
+	if (n >= 0)
+		n = deliver(c, ~0ULL);
 	c->stopped = true;
 	return n < 0 ? n : 0;
 }
@@ -749,7 +851,7 @@ void collector__free(struct collector *c)
 {
 	if (!c)
 		return;
-	ring_buffer__free(c->rb);
+	ring_close(&c->ring);
 	kmemscope_bpf__destroy(c->skel);
 	merge__free(c->m);
 	free(c->online);

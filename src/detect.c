@@ -88,7 +88,10 @@ const char *detect_nest_name(int nest)
  * ---- the recently-freed set ----
  * Live objects are the pipeline's store (live.h); each holds the index of
  * its group here. Frees are remembered, one table per object class, for the
- * double frees that come after them.
+ * double frees that come after them. An address allocated again keeps its
+ * entry: only an unmatched free consults the set, and while the address is
+ * live in the store its free matches; once freed again, the entry is that
+ * free's. So the allocation, the hot path, never touches the set.
  */
 /* a free remembered for double frees: bounded, so it can afford the detail */
 struct freed_slot {
@@ -322,18 +325,20 @@ static void badfree_add(struct detect *d, int kind, const struct alloc_view *a,
 static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct alloc_view *a,
 			   const struct kms_event *e)
 {
-	struct ring_ent *slot;
+	/* head + nr < 2 * cap: no division (a free is a hot path, a div is ~30 cycles) */
+	unsigned int at = d->ring_head + d->ring_nr - (d->ring_head + d->ring_nr >= d->ring_cap ?
+						      d->ring_cap : 0);
+	struct ring_ent *slot = &d->ring[at];
 	struct freed_slot *r;
 	bool created;
 
 	if (d->ring_nr == d->ring_cap) {
-		/* bounded: the oldest free is forgotten */
-		struct ring_ent *old = &d->ring[d->ring_head];
-
-		r = freed_find(&d->freed[old->cls], old->ptr);
-		if (r && r->seq == old->seq)
-			htab__delete(&d->freed[old->cls], r, sizeof(*r));
-		d->ring_head = (d->ring_head + 1) % d->ring_cap;
+		/* bounded: the oldest free, whose entry this one takes, is forgotten */
+		r = freed_find(&d->freed[slot->cls], slot->ptr);
+		if (r && r->seq == slot->seq)
+			htab__delete(&d->freed[slot->cls], r, sizeof(*r));
+		if (++d->ring_head == d->ring_cap)
+			d->ring_head = 0;
 		d->ring_nr--;
 		d->fs.freed_evicted++;
 	}
@@ -347,7 +352,6 @@ static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct al
 	r->type = a->type;
 	r->free_site = e->site;
 	r->seq = ++d->seq;
-	slot = &d->ring[(d->ring_head + d->ring_nr) % d->ring_cap];
 	slot->ptr = ptr;
 	slot->cls = cls;
 	slot->seq = r->seq;
@@ -565,20 +569,18 @@ void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_o
 	int fam = kms_ev_family(e->type), cls = kms_ev_class(e->type);
 	struct detect_group *g;
 	struct freed_slot *f;
-	__u64 ptr = e->ptr;
 	long gi;
 
 	if (!d->o.leaks || !o)
 		return;
-	if (d->ring) {
-		/* allocated again: an earlier free of this address is no longer a double free */
-		f = freed_find(&d->freed[cls], ptr);
+	gi = group_get(d, e, fam);
+	if (gi < 0) {
+		/* untracked, its free is not remembered: an earlier one must not stand for it */
+		f = d->ring ? freed_find(&d->freed[cls], e->ptr) : NULL;
 		if (f)
 			htab__delete(&d->freed[cls], f, sizeof(*f));
-	}
-	gi = group_get(d, e, fam);
-	if (gi < 0)
 		return;
+	}
 	o->group = gi;
 	g = kvec__at(&d->groups, gi);
 	g->allocs++;

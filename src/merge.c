@@ -9,20 +9,26 @@
 #include <string.h>
 #include "merge.h"
 
-/* a record waiting for its turn, with the key it is ordered by */
-struct qent {
-	__u64 key;
-	struct kms_event ev;
+/*
+ * A batch as given, in the order given (merge__released() walks them in that
+ * order); delivered from ev[next] on. b is NULL once all of it is delivered,
+ * or when it held nothing to deliver.
+ */
+struct held {
+	const struct kms_batch *b;
+	__u64 end;		/* the giver's stream position after it */
+	__u32 next, count;
+	bool copied;		/* b is the merge's own copy (merge__spill()) */
 };
 
 /*
- * A ring of records: head and tail only grow, the slot is the index masked
- * by cap - 1. Slots are reused as they drain, so at a steady rate the queue
- * stays the same memory (no compaction, no page faults); it doubles when full.
+ * A ring of indexes into the held batches, in key order: head and tail only
+ * grow, the slot is the index masked by cap - 1; it doubles when full.
  */
 struct queue {
-	struct qent *v;
-	size_t head, tail, cap;	/* cap: a power of two, 0 before the first record */
+	size_t *v;
+	size_t head, tail, cap;	/* cap: a power of two, 0 before the first batch */
+	__u64 key;		/* the key of its next record, while not empty */
 };
 
 struct merge {
@@ -31,108 +37,139 @@ struct merge {
 	__u64 *flushed_at;	/* per-CPU time of the last batch */
 	struct queue *q;	/* per-CPU queues, then one for nested records */
 	int *heap;		/* the merge heap, one slot per queue */
+	struct held *held;	/* a ring as the queues are, by the same kind of index */
+	size_t held_head, held_tail, held_cap;
+	__u64 released;		/* merge__released() */
 	__u64 delivered_key;	/* newest order key delivered */
 	struct merge_stats st;
 };
 
-static inline struct qent *q_at(const struct queue *q, size_t i)
+static inline struct held *held_at(const struct merge *c, size_t i)
+{
+	return &c->held[i & (c->held_cap - 1)];
+}
+
+static inline size_t *q_at(const struct queue *q, size_t i)
 {
 	return &q->v[i & (q->cap - 1)];
 }
 
-/* make room for n more entries */
-static int q_reserve(struct queue *q, size_t n)
+/* double a ring of n-byte slots (indexes head..tail stay valid); 0 or -ENOMEM */
+static int ring_grow(void **v, size_t *cap, size_t head, size_t tail, size_t n)
 {
-	size_t live = q->tail - q->head, cap = q->cap ? q->cap : 4096;
-	struct qent *nv;
+	size_t ncap = *cap ? *cap * 2 : 1024;
+	char *nv = malloc(ncap * n);
 
-	if (live + n <= q->cap)
-		return 0;
-	while (cap < live + n)
-		cap *= 2;
-	nv = malloc(cap * sizeof(*nv));
 	if (!nv)
 		return -ENOMEM;
-	for (size_t i = 0; i < live; i++)
-		nv[i] = *q_at(q, q->head + i);
-	free(q->v);
-	q->v = nv;
-	q->cap = cap;
-	q->head = 0;
-	q->tail = live;
+	for (size_t i = head; i < tail; i++)
+		memcpy(nv + (i & (ncap - 1)) * n, (char *)*v + (i & (*cap - 1)) * n, n);
+	free(*v);
+	*v = nv;
+	*cap = ncap;
 	return 0;
+}
+
+static int q_push(struct queue *q, size_t idx)
+{
+	if (q->tail - q->head == q->cap &&
+	    ring_grow((void **)&q->v, &q->cap, q->head, q->tail, sizeof(*q->v)))
+		return -ENOMEM;
+	*q_at(q, q->tail++) = idx;
+	return 0;
+}
+
+static __u64 held_key(const struct merge *c, size_t idx)
+{
+	const struct held *h = held_at(c, idx);
+
+	return h->b->ev[h->next].ts;
 }
 
 /* nested records are rare and nearly in order: insertion from the back */
-static int q_insert_sorted(struct queue *q, const struct qent *e)
+static int q_insert_sorted(struct merge *c, struct queue *q, size_t idx)
 {
+	__u64 key = held_key(c, idx);
 	size_t i;
-	int err = q_reserve(q, 1);
+	int err = q_push(q, idx);
 
 	if (err)
 		return err;
-	for (i = q->tail; i > q->head && q_at(q, i - 1)->key > e->key; i--)
+	for (i = q->tail - 1; i > q->head && held_key(c, *q_at(q, i - 1)) > key; i--)
 		*q_at(q, i) = *q_at(q, i - 1);
-	*q_at(q, i) = *e;
-	q->tail++;
+	*q_at(q, i) = idx;
 	return 0;
 }
 
-int merge__batch(struct merge *c, const void *data, size_t size)
+/* a batch is delivered: its memory goes back in turn (merge__released()) */
+static void held_done(struct held *h)
+{
+	if (h->copied)
+		free((void *)h->b);
+	h->b = NULL;
+}
+
+static void release_done(struct merge *c)
+{
+	while (c->held_head != c->held_tail && !held_at(c, c->held_head)->b) {
+		struct held *h = held_at(c, c->held_head++);
+
+		if (h->end > c->released)
+			c->released = h->end;
+	}
+}
+
+int merge__batch(struct merge *c, const void *data, size_t size, __u64 end)
 {
 	const struct kms_batch *b = data;
-	bool seq = b->flags & KMS_BATCH_SEQ;
+	bool nested;
 	struct queue *q;
-	size_t n;
+	struct held *h;
+	size_t idx;
 	int err;
 
+	if (c->held_tail - c->held_head == c->held_cap &&
+	    ring_grow((void **)&c->held, &c->held_cap, c->held_head, c->held_tail, sizeof(*h)))
+		return -ENOMEM;
+	idx = c->held_tail++;
+	h = held_at(c, idx);
+	*h = (struct held){ .end = end };
+	if (!b) {
+		release_done(c);
+		return 0;
+	}
 	if (size < offsetof(struct kms_batch, ev) || b->cpu >= (unsigned int)c->nr_cpus ||
 	    b->count > KMS_BATCH ||
 	    size < offsetof(struct kms_batch, ev) + b->count * sizeof(struct kms_event)) {
 		c->st.bad_records++;
+		release_done(c);
 		return 0;
 	}
-	n = b->count;
-	if (b->flags & KMS_BATCH_NESTED) {
-		struct qent e;
-
-		if (!n)
-			return 0;
-		e.key = b->ev[0].ts;
-		e.ev = b->ev[0];
-		e.ev.cpu = b->cpu;
-		if (seq)
-			e.ev.ts = b->flush_ts;
-		if (e.key < c->delivered_key)
-			c->st.out_of_order++;
-		return q_insert_sorted(&c->q[c->nr_cpus], &e);
+	nested = b->flags & KMS_BATCH_NESTED;
+	/* a direct record is a batch of one */
+	h->count = nested && b->count ? 1 : b->count;
+	if (!nested) {
+		if (b->flush_key > c->wm[b->cpu])
+			c->wm[b->cpu] = b->flush_key;
+		if (b->flush_ts > c->flushed_at[b->cpu])
+			c->flushed_at[b->cpu] = b->flush_ts;
 	}
-	q = &c->q[b->cpu];
-	err = q_reserve(q, n);
-	if (err)
+	if (!h->count) {
+		release_done(c);
+		return 0;
+	}
+	/* a batch's keys grow: only a late first record can have late ones after it */
+	for (__u32 i = 0; i < h->count && b->ev[i].ts < c->delivered_key; i++)
+		c->st.out_of_order++;
+	h->b = b;
+	q = &c->q[nested ? c->nr_cpus : (int)b->cpu];
+	err = nested ? q_insert_sorted(c, q, idx) : q_push(q, idx);
+	if (err) {
+		h->b = NULL;
 		return err;
-	for (size_t i = 0; i < n; i++) {
-		struct qent *e = q_at(q, q->tail++);
-
-		e->key = b->ev[i].ts;
-		e->ev = b->ev[i];
-		e->ev.cpu = b->cpu;
-		/* a sequence number is no time: date the record by its batch */
-		if (seq)
-			e->ev.ts = b->flush_ts;
-		if (e->key < c->delivered_key)
-			c->st.out_of_order++;
 	}
-	if (b->flush_key > c->wm[b->cpu])
-		c->wm[b->cpu] = b->flush_key;
-	if (b->flush_ts > c->flushed_at[b->cpu])
-		c->flushed_at[b->cpu] = b->flush_ts;
+	q->key = held_key(c, *q_at(q, q->head));
 	return 0;
-}
-
-static __u64 head_key(const struct merge *c, int i)
-{
-	return q_at(&c->q[i], c->q[i].head)->key;
 }
 
 /* restore the heap order below slot k (a min-heap of queue indices by head key) */
@@ -141,9 +178,9 @@ static void sift_down(const struct merge *c, int *heap, int n, int k)
 	for (;;) {
 		int l = 2 * k + 1, m = k, t;
 
-		if (l < n && head_key(c, heap[l]) < head_key(c, heap[m]))
+		if (l < n && c->q[heap[l]].key < c->q[heap[m]].key)
 			m = l;
-		if (l + 1 < n && head_key(c, heap[l + 1]) < head_key(c, heap[m]))
+		if (l + 1 < n && c->q[heap[l + 1]].key < c->q[heap[m]].key)
 			m = l + 1;
 		if (m == k)
 			return;
@@ -155,9 +192,47 @@ static void sift_down(const struct merge *c, int *heap, int n, int k)
 }
 
 /*
+ * Deliver q's records up to and including key bound, in order, batch after
+ * batch; true when q ran empty. A record is copied out of its batch to be
+ * handed over (the batch may be the ring buffer's read-only page), with its
+ * CPU and time set.
+ */
+static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn fn, void *ctx)
+{
+	while (q->head != q->tail) {
+		struct held *h = held_at(c, *q_at(q, q->head));
+		const struct kms_batch *b = h->b;
+		bool seq = b->flags & KMS_BATCH_SEQ;
+
+		for (; h->next < h->count; h->next++) {
+			const struct kms_event *src = &b->ev[h->next];
+			struct kms_event e;
+
+			if (src->ts > bound) {
+				q->key = src->ts;
+				return false;
+			}
+			if (src->ts > c->delivered_key)
+				c->delivered_key = src->ts;
+			e = *src;
+			e.cpu = b->cpu;
+			/* a sequence number is no time: date the record by its batch */
+			if (seq)
+				e.ts = b->flush_ts;
+			fn(ctx, &e);
+		}
+		held_done(h);
+		q->head++;
+	}
+	return true;
+}
+
+/*
  * Merge all queues by order key, up to and including limit: a k-way merge
- * with a heap of the non-empty queues, so the cost per record grows with
- * log(CPUs), not with the number of CPUs.
+ * with a heap of the non-empty queues. The queue on top delivers its whole
+ * run below every other queue's next key before the heap is sifted, so the
+ * heap costs a sift per run, not per record (a busy CPU's batch is mostly
+ * one run).
  */
 void merge__deliver(struct merge *c, __u64 limit, merge_fn fn, void *ctx)
 {
@@ -169,17 +244,45 @@ void merge__deliver(struct merge *c, __u64 limit, merge_fn fn, void *ctx)
 			heap[n++] = i;
 	for (int k = n / 2 - 1; k >= 0; k--)
 		sift_down(c, heap, n, k);
-	while (n && head_key(c, heap[0]) <= limit) {
-		struct queue *q = &c->q[heap[0]];
-		struct qent *qe = q_at(q, q->head++);
+	while (n && c->q[heap[0]].key <= limit) {
+		__u64 bound = limit;
 
-		if (qe->key > c->delivered_key)
-			c->delivered_key = qe->key;
-		fn(ctx, &qe->ev);
-		if (q->head == q->tail)
+		/* the other queues' smallest next key is in one of the root's children */
+		if (n > 1 && c->q[heap[1]].key < bound)
+			bound = c->q[heap[1]].key;
+		if (n > 2 && c->q[heap[2]].key < bound)
+			bound = c->q[heap[2]].key;
+		if (deliver_run(c, &c->q[heap[0]], bound, fn, ctx))
 			heap[0] = heap[--n];
 		sift_down(c, heap, n, 0);
 	}
+	release_done(c);
+}
+
+__u64 merge__released(const struct merge *c)
+{
+	return c->released;
+}
+
+int merge__spill(struct merge *c)
+{
+	for (size_t i = c->held_head; i != c->held_tail; i++) {
+		struct held *h = held_at(c, i);
+		size_t size = offsetof(struct kms_batch, ev) + h->count * sizeof(struct kms_event);
+		void *copy;
+
+		if (!h->b || h->copied)
+			continue;
+		copy = malloc(size);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, h->b, size);
+		h->b = copy;
+		h->copied = true;
+	}
+	if (c->held_head != c->held_tail && held_at(c, c->held_tail - 1)->end > c->released)
+		c->released = held_at(c, c->held_tail - 1)->end;
+	return 0;
 }
 
 struct merge *merge__new(int nr_cpus)
@@ -207,6 +310,9 @@ void merge__free(struct merge *m)
 	if (m->q)
 		for (int i = 0; i <= m->nr_cpus; i++)
 			free(m->q[i].v);
+	for (size_t i = m->held_head; i != m->held_tail; i++)
+		held_done(held_at(m, i));
+	free(m->held);
 	free(m->q);
 	free(m->heap);
 	free(m->wm);
@@ -229,8 +335,8 @@ __u64 merge__oldest(const struct merge *m)
 	__u64 k = ~0ULL;
 
 	for (int i = 0; i <= m->nr_cpus; i++)
-		if (m->q[i].head != m->q[i].tail && head_key(m, i) < k)
-			k = head_key(m, i);
+		if (m->q[i].head != m->q[i].tail && m->q[i].key < k)
+			k = m->q[i].key;
 	return k;
 }
 
@@ -248,8 +354,12 @@ size_t merge__pending(const struct merge *m)
 {
 	size_t n = 0;
 
-	for (int i = 0; i <= m->nr_cpus; i++)
-		n += m->q[i].tail - m->q[i].head;
+	for (size_t i = m->held_head; i != m->held_tail; i++) {
+		const struct held *h = held_at(m, i);
+
+		if (h->b)
+			n += h->count - h->next;
+	}
 	return n;
 }
 

@@ -12,6 +12,12 @@
  * whose watermark passes that key is read after it. Order matters because
  * an object allocated on one CPU is often freed on another: matching frees
  * to allocations needs the allocation first.
+ *
+ * Records are not copied: the merge holds each batch where it was given
+ * (the collector gives the ring buffer's own pages) until all its records
+ * are delivered, and merge__released() says how far, in the order batches
+ * came, the giver may reuse their memory. merge__spill() copies what is held
+ * when the giver needs all of it back (a ring filling up behind a quiet CPU).
  */
 #ifndef KMS_MERGE_H
 #define KMS_MERGE_H
@@ -33,8 +39,17 @@ typedef void (*merge_fn)(void *ctx, struct kms_event *e);
 
 struct merge *merge__new(int nr_cpus);
 void merge__free(struct merge *m);
-/* take one ring-buffer record (a struct kms_batch); 0 or -ENOMEM */
-int merge__batch(struct merge *m, const void *data, size_t size);
+/*
+ * Take one ring-buffer record (a struct kms_batch; NULL: a record with nothing
+ * to deliver), which ends at position end of the giver's stream (end grows
+ * with every call). data stays readable until merge__released() passes end.
+ * 0 or -ENOMEM.
+ */
+int merge__batch(struct merge *m, const void *data, size_t size, __u64 end);
+/* every record before this stream position is delivered: its memory may be reused */
+__u64 merge__released(const struct merge *m);
+/* copy the held records out, so that everything given so far is released; 0 or -ENOMEM */
+int merge__spill(struct merge *m);
 /* hand fn every queued record with key <= limit, in key order */
 void merge__deliver(struct merge *m, __u64 limit, merge_fn fn, void *ctx);
 /* the smallest watermark over the CPUs marked online (NULL: all) */

@@ -461,6 +461,32 @@ static void test_freed_set_bounded(void **state)
 	pipe_done();
 }
 
+/*
+ * An address allocated and freed again keeps one entry, the newest free's:
+ * evicting its older free from the bounded set leaves it.
+ */
+static void test_freed_set_realloc(void **state)
+{
+	struct detect *d = new_detect(true, false, 4);
+	const struct detect_badfree *b;
+
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_B, 0));
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_E, 0));
+	for (int i = 1; i <= 3; i++) {
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64));
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + i * 64, SITE_B, 0));
+	}
+	/* the first free of SLAB1 is out of the set, the second is not */
+	assert_int_equal(detect__free_stats(d)->freed_evicted, 1);
+	feed(d, ev(KMS_EV_KFREE, SLAB1, SITE_A, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
+	b = detect__badfree(d, 0);
+	assert_int_equal(b->first_free_site, SITE_E);
+	pipe_done();
+}
+
 static void test_wrong_api(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
@@ -1083,6 +1109,7 @@ int main(void)
 		cmocka_unit_test(test_page_split_free_64k),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_double_free),
+		cmocka_unit_test(test_freed_set_realloc),
 		cmocka_unit_test(test_freed_set_bounded),
 		cmocka_unit_test(test_wrong_api),
 		cmocka_unit_test(test_wrong_cache),

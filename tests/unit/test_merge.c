@@ -31,11 +31,30 @@ static void collect(void *ctx, struct kms_event *e)
 	}
 }
 
+/*
+ * The batches given to a merge, each in memory of its own: the merge reads
+ * them in place until merge__released() passes them, as it does the ring's.
+ */
+struct given {
+	int n;
+	__u64 pos;		/* the stream position after the last one */
+	struct kms_batch *b[4096];
+	__u64 end[4096];	/* ... after each */
+	size_t size[4096];
+};
+
+static struct given given;
+
 /* a batch from cpu with records of the given keys, then watermark flush_key */
-static size_t batch(struct kms_batch *b, int cpu, const __u64 *keys, int n, __u64 flush_key,
-		    __u16 flags)
+static struct kms_batch *batch(int cpu, const __u64 *keys, int n, __u64 flush_key, __u16 flags,
+			       size_t *size)
 {
-	memset(b, 0, sizeof(*b));
+	struct kms_batch *b = calloc(1, sizeof(*b));
+
+	assert_non_null(b);
+	assert_true(given.n < 4096);
+	given.size[given.n] = sizeof(*b);
+	given.b[given.n++] = b;
 	b->cpu = cpu;
 	b->count = n;
 	b->flags = flags;
@@ -46,7 +65,36 @@ static size_t batch(struct kms_batch *b, int cpu, const __u64 *keys, int n, __u6
 		b->ev[i].ts = keys[i];
 		b->ev[i].ptr = keys[i];
 	}
-	return offsetof(struct kms_batch, ev) + n * sizeof(struct kms_event);
+	*size = offsetof(struct kms_batch, ev) + n * sizeof(struct kms_event);
+	return b;
+}
+
+/* scribble over what the merge released, as the kernel reuses the ring's space */
+static void scribble_released(const struct merge *m)
+{
+	for (int i = 0; i < given.n; i++)
+		if (given.end[i] && given.end[i] <= merge__released(m))
+			memset(given.b[i], 0xa5, given.size[i]);
+}
+
+/* give m such a batch, as one ring record of its size */
+static int give(struct merge *m, int cpu, const __u64 *keys, int n, __u64 flush_key, __u16 flags)
+{
+	size_t size;
+	struct kms_batch *b = batch(cpu, keys, n, flush_key, flags, &size);
+
+	scribble_released(m);
+	given.pos += size;
+	given.end[given.n - 1] = given.pos;
+	return merge__batch(m, b, size, given.pos);
+}
+
+static void given_free(struct merge *m)
+{
+	merge__free(m);
+	for (int i = 0; i < given.n; i++)
+		free(given.b[i]);
+	memset(&given, 0, sizeof(given));
 }
 
 static void assert_sorted(const struct out *o)
@@ -58,21 +106,17 @@ static void assert_sorted(const struct out *o)
 static void test_two_cpus(void **state)
 {
 	struct merge *m = merge__new(2);
-	struct kms_batch *b = malloc(sizeof(*b));
 	struct out o = {};
 	__u64 k0[] = { 1, 4, 6 }, k1[] = { 2, 3, 9 }, k0b[] = { 10, 12 };
-	size_t sz;
 
 	assert_non_null(m);
-	sz = batch(b, 0, k0, 3, 7, 0);
-	assert_int_equal(merge__batch(m, b, sz), 0);
+	assert_int_equal(give(m, 0, k0, 3, 7, 0), 0);
 	/* cpu 1 has shipped nothing: nothing can be delivered */
 	assert_int_equal(merge__watermark(m, NULL), 0);
 	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
 	assert_int_equal(o.n, 0);
 
-	sz = batch(b, 1, k1, 3, 11, 0);
-	assert_int_equal(merge__batch(m, b, sz), 0);
+	assert_int_equal(give(m, 1, k1, 3, 11, 0), 0);
 	assert_int_equal(merge__watermark(m, NULL), 7);
 	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
 	/* 1 2 3 4 6 are safe; 9 waits for cpu 0 to pass it */
@@ -81,8 +125,7 @@ static void test_two_cpus(void **state)
 	assert_int_equal(o.ptr[4], 6);
 	assert_int_equal(merge__pending(m), 1);
 
-	sz = batch(b, 0, k0b, 2, 13, 0);
-	assert_int_equal(merge__batch(m, b, sz), 0);
+	assert_int_equal(give(m, 0, k0b, 2, 13, 0), 0);
 	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
 	assert_int_equal(o.n, 7);	/* 9 and 10; 12 waits for cpu 1 */
 	merge__deliver(m, ~0ULL, collect, &o);
@@ -90,42 +133,38 @@ static void test_two_cpus(void **state)
 	assert_sorted(&o);
 	assert_int_equal(o.cpu[7], 0);
 	assert_int_equal(merge__stats(m)->out_of_order, 0);
-	merge__free(m);
-	free(b);
+	given_free(m);
 }
 
 static void test_offline_cpu(void **state)
 {
 	struct merge *m = merge__new(3);
-	struct kms_batch *b = malloc(sizeof(*b));
 	bool online[3] = { true, false, true };
 	struct out o = {};
 	__u64 k[] = { 5 };
 
-	merge__batch(m, b, batch(b, 0, k, 1, 6, 0));
-	merge__batch(m, b, batch(b, 2, NULL, 0, 8, KMS_BATCH_FORCED));
+	give(m, 0, k, 1, 6, 0);
+	give(m, 2, NULL, 0, 8, KMS_BATCH_FORCED);
 	/* an offline CPU does not hold the watermark back */
 	assert_int_equal(merge__watermark(m, online), 6);
 	assert_int_equal(merge__watermark(m, NULL), 0);
 	merge__deliver(m, merge__watermark(m, online), collect, &o);
 	assert_int_equal(o.n, 1);
-	merge__free(m);
-	free(b);
+	given_free(m);
 }
 
 static void test_nested_and_late(void **state)
 {
 	struct merge *m = merge__new(1);
-	struct kms_batch *b = malloc(sizeof(*b));
 	struct out o = {};
 	__u64 k[] = { 3, 8 }, n1[] = { 5 }, n2[] = { 4 }, late[] = { 1 };
 
 	/* nested records arrive before the batch they were made inside of */
-	merge__batch(m, b, batch(b, 0, n1, 1, 0, KMS_BATCH_NESTED));
-	merge__batch(m, b, batch(b, 0, n2, 1, 0, KMS_BATCH_NESTED));
+	give(m, 0, n1, 1, 0, KMS_BATCH_NESTED);
+	give(m, 0, n2, 1, 0, KMS_BATCH_NESTED);
 	/* a nested batch never moves the watermark */
 	assert_int_equal(merge__watermark(m, NULL), 0);
-	merge__batch(m, b, batch(b, 0, k, 2, 9, 0));
+	give(m, 0, k, 2, 9, 0);
 	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
 	assert_int_equal(o.n, 4);
 	assert_int_equal(o.ptr[0], 3);
@@ -135,51 +174,86 @@ static void test_nested_and_late(void **state)
 	assert_int_equal(merge__stats(m)->out_of_order, 0);
 
 	/* a record older than what was delivered is still delivered, and counted */
-	merge__batch(m, b, batch(b, 0, late, 1, 10, 0));
+	give(m, 0, late, 1, 10, 0);
 	merge__deliver(m, ~0ULL, collect, &o);
 	assert_int_equal(o.n, 5);
 	assert_int_equal(merge__stats(m)->out_of_order, 1);
-	merge__free(m);
-	free(b);
+	given_free(m);
 }
 
 static void test_seq_time(void **state)
 {
 	struct merge *m = merge__new(1);
-	struct kms_batch *b = malloc(sizeof(*b));
 	struct out o = {};
 	__u64 k[] = { 7, 8 };
 
 	/* sequence keys are no time: records are dated by their batch */
-	merge__batch(m, b, batch(b, 0, k, 2, 9, KMS_BATCH_SEQ));
+	give(m, 0, k, 2, 9, KMS_BATCH_SEQ);
 	merge__deliver(m, ~0ULL, collect, &o);
 	assert_int_equal(o.n, 2);
 	assert_int_equal(o.ts[0], 1000000 + 9);
 	assert_int_equal(o.ptr[1], 8);
-	merge__free(m);
-	free(b);
+	given_free(m);
 }
 
 static void test_bad_records(void **state)
 {
 	struct merge *m = merge__new(2);
-	struct kms_batch *b = malloc(sizeof(*b));
 	struct out o = {};
 	__u64 k[] = { 1, 2 };
-	size_t sz = batch(b, 1, k, 2, 3, 0);
+	size_t sz;
+	struct kms_batch *b = batch(1, k, 2, 3, 0, &sz);
 
-	assert_int_equal(merge__batch(m, b, 4), 0);		/* shorter than a header */
-	assert_int_equal(merge__batch(m, b, sz - 1), 0);	/* cut record */
+	assert_int_equal(merge__batch(m, b, 4, 1), 0);		/* shorter than a header */
+	assert_int_equal(merge__batch(m, b, sz - 1, 2), 0);	/* cut record */
 	b->cpu = 5;
-	assert_int_equal(merge__batch(m, b, sz), 0);		/* no such CPU */
+	assert_int_equal(merge__batch(m, b, sz, 3), 0);		/* no such CPU */
 	b->cpu = 1;
 	b->count = KMS_BATCH + 1;
-	assert_int_equal(merge__batch(m, b, sizeof(*b)), 0);	/* too many */
+	assert_int_equal(merge__batch(m, b, sizeof(*b), 4), 0);	/* too many */
 	assert_int_equal(merge__stats(m)->bad_records, 4);
+	/* nothing to deliver in them: their space is free at once */
+	assert_int_equal(merge__released(m), 4);
 	merge__deliver(m, ~0ULL, collect, &o);
 	assert_int_equal(o.n, 0);
-	merge__free(m);
-	free(b);
+	given_free(m);
+}
+
+/*
+ * A batch's space is released once all its records are delivered, and only
+ * in the order batches came: a CPU held back holds back what came after it.
+ * A spill copies what is held, so that all of it is released.
+ */
+static void test_release_and_spill(void **state)
+{
+	struct merge *m = merge__new(2);
+	struct out o = {};
+	__u64 a[] = { 1, 2 }, b[] = { 3, 5 }, c[] = { 4, 6 }, d[] = { 7 };
+
+	give(m, 0, a, 2, 3, 0);
+	give(m, 1, b, 2, 5, 0);
+	give(m, 0, c, 2, 7, 0);
+	assert_int_equal(merge__released(m), 0);
+	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	/* 1 2 3 4 5 are out; the second batch of CPU 0 still holds 6 */
+	assert_int_equal(o.n, 5);
+	assert_int_equal(merge__released(m), given.end[1]);
+	assert_int_equal(merge__pending(m), 1);
+
+	give(m, 1, d, 1, 9, 0);
+	assert_int_equal(merge__spill(m), 0);
+	assert_int_equal(merge__released(m), given.end[3]);
+	/* the giver reuses all of it: the merge reads its copies */
+	scribble_released(m);
+	merge__deliver(m, ~0ULL, collect, &o);
+	assert_int_equal(o.n, 7);
+	assert_sorted(&o);
+	assert_int_equal(o.ptr[5], 6);
+	assert_int_equal(o.cpu[5], 0);
+	assert_int_equal(o.ptr[6], 7);
+	assert_int_equal(o.cpu[6], 1);
+	assert_int_equal(merge__pending(m), 0);
+	given_free(m);
 }
 
 /* counts records and checks that their keys (in ptr) come in order, with no cap */
@@ -206,7 +280,6 @@ static void count_sorted(void *ctx, struct kms_event *e)
 static void test_ring_wrap(void **state)
 {
 	struct merge *m = merge__new(2);
-	struct kms_batch *b = malloc(sizeof(*b));
 	struct seen o = { .sorted = true };
 	__u64 k[KMS_BATCH], key = 1;
 
@@ -216,28 +289,27 @@ static void test_ring_wrap(void **state)
 
 		for (int i = 0; i < n; i++)
 			k[i] = key++;
-		assert_int_equal(merge__batch(m, b, batch(b, 0, k, n, key, 0)), 0);
+		assert_int_equal(give(m, 0, k, n, key, 0), 0);
 		/* CPU 1 holds everything back until it says otherwise */
 		assert_int_equal(merge__oldest(m), o.n + 1);
 		assert_true(merge__cpu_watermark(m, 1) < merge__oldest(m));
 		/* rounds 100-159 hold ~7000 records: the ring grows while wrapped */
 		if (round % 3 == 2 && (round < 100 || round >= 160)) {
 			/* deliver all but the last 59 records: the ring's head moves on */
-			merge__batch(m, b, batch(b, 1, NULL, 0, key - 60, KMS_BATCH_FORCED));
+			give(m, 1, NULL, 0, key - 60, KMS_BATCH_FORCED);
 			merge__deliver(m, merge__watermark(m, NULL), count_sorted, &o);
 			assert_int_equal(o.n, key - 60);
 			assert_int_equal(merge__pending(m), 59);
 		}
 	}
-	merge__batch(m, b, batch(b, 1, NULL, 0, key, KMS_BATCH_FORCED));
+	give(m, 1, NULL, 0, key, KMS_BATCH_FORCED);
 	merge__deliver(m, merge__watermark(m, NULL), count_sorted, &o);
 	assert_int_equal(o.n, key - 1);
 	assert_true(o.sorted);
 	assert_int_equal(o.last, key - 1);
 	assert_int_equal(merge__oldest(m), ~0ULL);
 	assert_int_equal(merge__pending(m), 0);
-	merge__free(m);
-	free(b);
+	given_free(m);
 }
 
 /* many CPUs, many batches, random interleaving: every record once, in order */
@@ -245,7 +317,6 @@ static void test_many(void **state)
 {
 	enum { CPUS = 9, PER = 300 };
 	struct merge *m = merge__new(CPUS);
-	struct kms_batch *b = malloc(sizeof(*b));
 	static struct out o;
 	__u64 next[CPUS] = {}, key = 1;
 	int left[CPUS], total = 0;
@@ -266,7 +337,7 @@ static void test_many(void **state)
 		for (int i = 0; i < n; i++)
 			keys[i] = key += 1 + rand() % 3;
 		next[c] = key + 1;
-		assert_int_equal(merge__batch(m, b, batch(b, c, keys, n, next[c], KMS_BATCH_SEQ)), 0);
+		assert_int_equal(give(m, c, keys, n, next[c], KMS_BATCH_SEQ), 0);
 		left[c] -= n;
 		total += n;
 		merge__deliver(m, merge__watermark(m, NULL), collect, &o);
@@ -276,8 +347,7 @@ static void test_many(void **state)
 	assert_sorted(&o);
 	assert_int_equal(merge__pending(m), 0);
 	assert_int_equal(merge__stats(m)->out_of_order, 0);
-	merge__free(m);
-	free(b);
+	given_free(m);
 }
 
 int main(void)
@@ -288,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_nested_and_late),
 		cmocka_unit_test(test_seq_time),
 		cmocka_unit_test(test_bad_records),
+		cmocka_unit_test(test_release_and_spill),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_ring_wrap),
 	};
