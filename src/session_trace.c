@@ -689,7 +689,7 @@ int session_trace__replay(struct session *s, double interval,
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (r.shown)
 		fputs("\r\033[K", stderr);
-	/* which of the two threads sets the pace on free CPUs (bench/peak.py reads it) */
+	/* the decoding lanes' CPU and the pipeline's: what sets the pace (bench/peak.py reads it) */
 	ti = trace_reader__info(s->trace);
 	kms_info("%s: %llu records replayed; CPU: %.3f s decoding, %.3f s in the pipeline; "
 		 "waits: decoding %llu, pipeline %llu\n", s->input, (unsigned long long)r.events,

@@ -49,6 +49,13 @@ struct text {
 	size_t len;
 };
 
+/* a payload's decompression: its context and buffer (one per thread) */
+struct unpack {
+	ZSTD_DCtx *zd;
+	__u8 *raw;			/* a decoded payload */
+	size_t raw_cap;
+};
+
 struct trace_reader {
 	const __u8 *map;
 	size_t size;
@@ -59,9 +66,7 @@ struct trace_reader {
 	struct kvec stacks;		/* struct stack_item by id */
 	__u64 *data;			/* offsets of the valid DATA blocks */
 	size_t nr_data, cap_data;
-	__u8 *raw;			/* a decoded payload */
-	size_t raw_cap;
-	ZSTD_DCtx *zd;
+	struct unpack un;		/* for the blocks read at open */
 };
 
 static void say(char *buf, size_t len, const char *fmt, ...)
@@ -73,8 +78,20 @@ static void say(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* the payload of the block at off, decoded into r->raw; NULL with why set */
-static const __u8 *payload(struct trace_reader *r, const struct kms_block_header *h,
+static int unpack_init(struct unpack *u)
+{
+	*u = (struct unpack){ .zd = ZSTD_createDCtx() };
+	return u->zd ? 0 : -ENOMEM;
+}
+
+static void unpack_fini(struct unpack *u)
+{
+	free(u->raw);
+	ZSTD_freeDCtx(u->zd);
+}
+
+/* the payload of the block at off, decoded into u->raw; NULL with why set */
+static const __u8 *payload(struct unpack *u, const struct kms_block_header *h,
 			   const __u8 *stored, char *why, size_t len)
 {
 	if (h->codec == KMS_CODEC_NONE) {
@@ -85,23 +102,23 @@ static const __u8 *payload(struct trace_reader *r, const struct kms_block_header
 		return stored;
 	}
 	/* a frame of no bytes decodes into a buffer too: NULL is the failure */
-	if (h->raw_len > r->raw_cap || !r->raw) {
-		__u8 *p = realloc(r->raw, h->raw_len ? h->raw_len : 1);
+	if (h->raw_len > u->raw_cap || !u->raw) {
+		__u8 *p = realloc(u->raw, h->raw_len ? h->raw_len : 1);
 
 		if (!p) {
 			say(why, len, "%s", strerror(ENOMEM));
 			return NULL;
 		}
-		r->raw = p;
-		r->raw_cap = h->raw_len;
+		u->raw = p;
+		u->raw_cap = h->raw_len;
 	}
-	size_t n = ZSTD_decompressDCtx(r->zd, r->raw, h->raw_len, stored, h->stored_len);
+	size_t n = ZSTD_decompressDCtx(u->zd, u->raw, h->raw_len, stored, h->stored_len);
 	if (ZSTD_isError(n) || n != h->raw_len) {
 		say(why, len, "payload does not decompress (%s)",
 		    ZSTD_isError(n) ? ZSTD_getErrorName(n) : "wrong length");
 		return NULL;
 	}
-	return r->raw;
+	return u->raw;
 }
 
 /*
@@ -189,7 +206,7 @@ static int keep_block(struct trace_reader *r, const struct kms_block_header *h, 
 
 	/* records are decoded when they replay: here the CRC vouches for them */
 	if (h->type != KMS_BLK_DATA) {
-		p = payload(r, h, r->map + off + sizeof(*h), why, wlen);
+		p = payload(&r->un, h, r->map + off + sizeof(*h), why, wlen);
 		if (!p)
 			return -EINVAL;
 	}
@@ -386,8 +403,7 @@ static struct trace_reader *reader_new(void)
 	if (!r)
 		return NULL;
 	kvec__init(&r->stacks, sizeof(struct stack_item), sizeof(__u64));
-	r->zd = ZSTD_createDCtx();
-	if (!r->zd) {
+	if (unpack_init(&r->un)) {
 		free(r);
 		return NULL;
 	}
@@ -470,8 +486,7 @@ void trace_reader__free(struct trace_reader *r)
 	ksyms__free(r->ksyms);
 	kvec__fini(&r->stacks);
 	free(r->data);
-	free(r->raw);
-	ZSTD_freeDCtx(r->zd);
+	unpack_fini(&r->un);
 	free(r);
 }
 
@@ -513,32 +528,38 @@ int trace_reader__stack(const struct trace_reader *r, int stack_id, __u64 *ips, 
 }
 
 /*
- * Replay runs on two threads: one decompresses and decodes the DATA blocks
- * into chunks of records, the caller's feeds them to the sink. Decoding is
- * about 40 % of a replay's instructions (stat -i), so on two CPUs the sink's
- * thread, the pipeline, sets the pace. The records and marks reach the sink
- * in file order, as they would from one thread, and a block that does not
- * decode ends the replay after the records before it.
+ * Replay decodes on threads of their own, lanes, while the caller's thread
+ * feeds the records to the sink. Each DATA block is an independent frame
+ * (compression and deltas start afresh), so with two lanes one decodes the
+ * even blocks and the other the odd ones; the sink takes the blocks in file
+ * order from the lane that holds each, so the records and marks reach it as
+ * they would from one thread, and a block that does not decode ends the
+ * replay after the records before it. On this machine's two CPUs decoding is
+ * ~45 % of a replay's CPU (stat -i, 0.55 s of 0.92 for 11.8 M records): one
+ * lane set the pace (0.64 s wall), two share it with the sink.
+ *
+ * A lane's ring holds chunks of records, and a chunk never spans two blocks.
+ * The ring must hold about a block (1 MiB of encoded records: 36 k records
+ * in the measured file, up to ~80 k) for a lane to decode its next block
+ * while the sink reads the other lane's: with a ring of 8 chunks the second
+ * lane waited for the sink most of the time.
  *
  * The ring's counters are atomics, each written by one side, so a chunk
  * changes hands without a lock: the lock and the conditions are only for
- * sleeping, when the ring is empty (the sink) or full (the decoder). With a
- * mutex around every hand-over the two threads met on it at chunk
- * boundaries: ~2 k contended locks in an 11.8 M-record replay, each a futex
- * wait and wake. Each side sleeps until half the ring is ready (the decoder
- * for room, the sink for chunks), so that neither is woken for every chunk:
- * a wake-up is a futex call in the waker's CPU time, and an interrupt to
- * wake the other CPU when it idles. With the sink woken for any one chunk, a
- * decoder slower than the sink woke it for most chunks (a sink that drops
- * every record: 4.4-7.7 k wake-ups for 11.5 k chunks), all in the decoder's
- * CPU time: the likely cause of `-v`'s "swapped" CPU times on a quiet
- * machine (0.73 s decoding, 0.52 s pipeline), not reproduced under load.
+ * sleeping, when the ring is empty (the sink) or full (the lane). Each side
+ * sleeps until half the ring is ready (the lane for room, the sink for
+ * chunks, or the lane's end), so that neither is woken for every chunk: a
+ * wake-up is a futex call in the waker's CPU time, and an interrupt to wake
+ * the other CPU when it idles (with the sink woken for any one chunk, a
+ * decoder slower than the sink woke it for most of 11.5 k chunks).
  */
 #define REPLAY_CHUNK	1024	/* records per chunk: 64 KiB */
-#define REPLAY_CHUNKS	8	/* chunks decoded ahead */
+#define REPLAY_CHUNKS	64	/* chunks per lane's ring */
+#define REPLAY_LANES	2
 
 struct chunk {
 	unsigned int n;
+	bool block_end;				/* the last chunk of its block */
 	__u8 kind[REPLAY_CHUNK];		/* enum trace_rec */
 	union {
 		struct kms_event e;
@@ -546,22 +567,34 @@ struct chunk {
 	} rec[REPLAY_CHUNK];
 };
 
-struct replay {
-	struct trace_reader *r;
+struct replay;
+
+/* one decoding thread and its ring */
+struct lane {
+	struct replay *rp;
+	unsigned int first;		/* its blocks: first, first + nr_lanes, ... */
 	struct chunk *chunks;		/* REPLAY_CHUNKS, used in turn */
-	/* atomics (see above): the decoder writes filled and total, the sink drained and stop */
+	struct unpack un;
+	/* atomics: the lane writes filled and total, the sink drained */
 	unsigned long filled;		/* chunks handed over */
 	unsigned long drained;		/* chunks given back */
 	unsigned long total;		/* chunks in all, once the last is handed over; 0 before */
-	bool stop;			/* the sink stopped reading: decode no further */
 	/* sleeping: whoever sleeps sets its flag under the lock; the other side wakes it */
 	pthread_mutex_t lock;
-	pthread_cond_t ready, room;	/* a chunk for the sink; room for the decoder */
+	pthread_cond_t ready, room;	/* a chunk for the sink; room for the lane */
 	bool sink_waits, dec_waits;
-	unsigned long sink_slept, dec_slept;	/* times each thread slept */
-	int err;			/* the decoder's, once done */
+	unsigned long sink_slept, dec_slept;	/* times each side slept */
+	int err;			/* the lane's, once done */
 	char why[160];
-	__u64 cpu_ns;			/* the decoder's CPU time, once it returned */
+	__u64 cpu_ns;			/* the lane's CPU time, once it returned */
+	pthread_t thread;
+};
+
+struct replay {
+	struct trace_reader *r;
+	unsigned int nr_lanes;
+	bool stop;			/* atomic: the sink stopped reading, decode no further */
+	struct lane lane[REPLAY_LANES];
 };
 
 #define LOAD(x)		__atomic_load_n(&(x), __ATOMIC_SEQ_CST)
@@ -572,10 +605,10 @@ struct replay {
  * the signal comes after it is released, or the sleeper woke up only to wait
  * for the lock again (a futex wait and wake more per sleep).
  */
-static void wake(struct replay *rp, pthread_cond_t *c)
+static void wake(struct lane *l, pthread_cond_t *c)
 {
-	pthread_mutex_lock(&rp->lock);
-	pthread_mutex_unlock(&rp->lock);
+	pthread_mutex_lock(&l->lock);
+	pthread_mutex_unlock(&l->lock);
 	pthread_cond_signal(c);
 }
 
@@ -585,40 +618,43 @@ static void wake(struct replay *rp, pthread_cond_t *c)
  * (sequentially consistent): a sleeper's flag or the counter it waits on is
  * seen, so no wake-up is lost.
  */
-static bool chunk_put(struct replay *rp, bool last)
+static bool chunk_put(struct lane *l, bool last)
 {
-	unsigned long f = rp->filled + 1;
+	struct replay *rp = l->rp;
+	unsigned long f = l->filled + 1;
 
 	if (last)
-		STORE(rp->total, f);
-	STORE(rp->filled, f);
-	if (LOAD(rp->sink_waits) && (last || f - LOAD(rp->drained) >= REPLAY_CHUNKS / 2))
-		wake(rp, &rp->ready);
-	if (!last && f - LOAD(rp->drained) == REPLAY_CHUNKS) {
-		pthread_mutex_lock(&rp->lock);
-		STORE(rp->dec_waits, true);
-		rp->dec_slept++;
-		while (!LOAD(rp->stop) && f - LOAD(rp->drained) > REPLAY_CHUNKS / 2)
-			pthread_cond_wait(&rp->room, &rp->lock);
-		STORE(rp->dec_waits, false);
-		pthread_mutex_unlock(&rp->lock);
+		STORE(l->total, f);
+	STORE(l->filled, f);
+	if (LOAD(l->sink_waits) && (last || f - LOAD(l->drained) >= REPLAY_CHUNKS / 2))
+		wake(l, &l->ready);
+	if (!last && f - LOAD(l->drained) == REPLAY_CHUNKS) {
+		pthread_mutex_lock(&l->lock);
+		STORE(l->dec_waits, true);
+		l->dec_slept++;
+		while (!LOAD(rp->stop) && f - LOAD(l->drained) > REPLAY_CHUNKS / 2)
+			pthread_cond_wait(&l->room, &l->lock);
+		STORE(l->dec_waits, false);
+		pthread_mutex_unlock(&l->lock);
 	}
 	if (LOAD(rp->stop))
 		return false;
 	/* the next chunk to fill: given back, or never handed over yet */
-	if (!last)
-		rp->chunks[f % REPLAY_CHUNKS].n = 0;
+	if (!last) {
+		l->chunks[f % REPLAY_CHUNKS].n = 0;
+		l->chunks[f % REPLAY_CHUNKS].block_end = false;
+	}
 	return true;
 }
 
-/* the decoding thread: every DATA block, in order */
-static void decode_blocks(struct replay *rp)
+/* a lane: its DATA blocks, in order */
+static void decode_blocks(struct lane *l)
 {
-	struct trace_reader *r = rp->r;
-	struct chunk *ch = &rp->chunks[0];
+	struct trace_reader *r = l->rp->r;
+	struct chunk *ch = &l->chunks[0];
 	int err = 0;
 
-	for (size_t b = 0; b < r->nr_data && !err; b++) {
+	for (size_t b = l->first; b < r->nr_data && !err; b += l->rp->nr_lanes) {
 		const struct kms_block_header *h = (const void *)(r->map + r->data[b]);
 		struct kms_block_header hc;
 		struct trace_codec codec = {};
@@ -627,9 +663,9 @@ static void decode_blocks(struct replay *rp)
 		__u32 n = 0;
 
 		memcpy(&hc, h, sizeof(hc));
-		p = payload(r, &hc, r->map + r->data[b] + sizeof(hc), pwhy, sizeof(pwhy));
+		p = payload(&l->un, &hc, r->map + r->data[b] + sizeof(hc), pwhy, sizeof(pwhy));
 		if (!p) {
-			say(rp->why, sizeof(rp->why), "block %llu: %s", (unsigned long long)hc.seq,
+			say(l->why, sizeof(l->why), "block %llu: %s", (unsigned long long)hc.seq,
 			    pwhy);
 			err = -EINVAL;
 			break;
@@ -640,37 +676,44 @@ static void decode_blocks(struct replay *rp)
 
 			p = trace_decode(&codec, p, end, &kind, &ch->rec[ch->n].e, &ch->rec[ch->n].m);
 			if (!p || ++n > hc.count) {
-				say(rp->why, sizeof(rp->why), "block %llu: record %u does not decode",
+				say(l->why, sizeof(l->why), "block %llu: record %u does not decode",
 				    (unsigned long long)hc.seq, n);
 				err = -EINVAL;
 				break;
 			}
 			ch->kind[ch->n++] = kind;
-			if (ch->n == REPLAY_CHUNK) {
-				if (!chunk_put(rp, false))
+			if (ch->n == REPLAY_CHUNK && p < end) {
+				if (!chunk_put(l, false))
 					return;
-				ch = &rp->chunks[rp->filled % REPLAY_CHUNKS];
+				ch = &l->chunks[l->filled % REPLAY_CHUNKS];
 			}
 		}
 		if (!err && n != hc.count) {
-			say(rp->why, sizeof(rp->why), "block %llu: %u records, %u announced",
+			say(l->why, sizeof(l->why), "block %llu: %u records, %u announced",
 			    (unsigned long long)hc.seq, n, hc.count);
 			err = -EINVAL;
 		}
+		if (err)
+			break;
+		ch->block_end = true;
+		if (!chunk_put(l, false))
+			return;
+		ch = &l->chunks[l->filled % REPLAY_CHUNKS];
 	}
-	rp->err = err;
-	chunk_put(rp, true);
+	/* after an error: the records before it, with the error */
+	l->err = err;
+	chunk_put(l, true);
 }
 
-static void *decoder_main(void *arg)
+static void *lane_main(void *arg)
 {
-	struct replay *rp = arg;
+	struct lane *l = arg;
 	struct timespec t;
 
-	decode_blocks(rp);
+	decode_blocks(l);
 	/* read by the caller after the join */
 	if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t))
-		rp->cpu_ns = t.tv_sec * 1000000000ULL + t.tv_nsec;
+		l->cpu_ns = t.tv_sec * 1000000000ULL + t.tv_nsec;
 	return NULL;
 }
 
@@ -701,69 +744,118 @@ static bool chunk_feed(struct chunk *ch, const struct trace_sink *sink)
 	return true;
 }
 
+/*
+ * One block from its lane into the sink: 1 when it ended, 0 when the sink
+ * stopped, or the lane's error (the records before it fed).
+ */
+static int block_feed(struct lane *l, const struct trace_sink *sink)
+{
+	for (;;) {
+		unsigned long d = l->drained;
+		struct chunk *ch;
+		bool last, fed, end;
+
+		while (LOAD(l->filled) == d) {
+			pthread_mutex_lock(&l->lock);
+			STORE(l->sink_waits, true);
+			l->sink_slept++;
+			while (!LOAD(l->total) && LOAD(l->filled) - d < REPLAY_CHUNKS / 2)
+				pthread_cond_wait(&l->ready, &l->lock);
+			STORE(l->sink_waits, false);
+			pthread_mutex_unlock(&l->lock);
+		}
+		ch = &l->chunks[d % REPLAY_CHUNKS];
+		last = LOAD(l->total) == d + 1;
+		fed = chunk_feed(ch, sink);
+		end = ch->block_end;
+		STORE(l->drained, d + 1);
+		if (LOAD(l->dec_waits) && LOAD(l->filled) - (d + 1) <= REPLAY_CHUNKS / 2)
+			wake(l, &l->room);
+		if (!fed)
+			return 0;
+		if (end)
+			return 1;
+		/* a lane ends inside a block only on an error */
+		if (last)
+			return l->err ? l->err : -EINVAL;
+	}
+}
+
+static void lane_fini(struct lane *l)
+{
+	pthread_cond_destroy(&l->ready);
+	pthread_cond_destroy(&l->room);
+	pthread_mutex_destroy(&l->lock);
+	unpack_fini(&l->un);
+	free(l->chunks);
+}
+
+static int lane_init(struct replay *rp, unsigned int i)
+{
+	struct lane *l = &rp->lane[i];
+
+	*l = (struct lane){ .rp = rp, .first = i };
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->ready, NULL);
+	pthread_cond_init(&l->room, NULL);
+	l->chunks = malloc(REPLAY_CHUNKS * sizeof(*l->chunks));
+	if (!l->chunks || unpack_init(&l->un)) {
+		lane_fini(l);
+		return -ENOMEM;
+	}
+	l->chunks[0].n = 0;
+	l->chunks[0].block_end = false;
+	return 0;
+}
+
 int trace_reader__replay(struct trace_reader *r, const struct trace_sink *sink, char *why,
 			 size_t wlen)
 {
 	struct replay rp = { .r = r };
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int started = 0;
 	sigset_t all, old;
-	pthread_t thread;
-	bool more = true, stopped = false;
-	int err;
+	int err = 0, fed = 1;
 
-	rp.chunks = malloc(REPLAY_CHUNKS * sizeof(*rp.chunks));
-	if (!rp.chunks) {
-		say(why, wlen, "%s", strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	rp.chunks[0].n = 0;
-	pthread_mutex_init(&rp.lock, NULL);
-	pthread_cond_init(&rp.ready, NULL);
-	pthread_cond_init(&rp.room, NULL);
+	/* one CPU: a second lane only adds hand-overs */
+	rp.nr_lanes = cpus > 1 && r->nr_data > 1 ? REPLAY_LANES : 1;
 	/* signals (Ctrl-C, a resize waking a paced replay) stay with the caller's thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(&thread, NULL, decoder_main, &rp);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		say(why, wlen, "Failed to start the decoding thread: %s", strerror(-err));
-		goto out;
-	}
-	while (more) {
-		unsigned long d = rp.drained;
-		struct chunk *ch;
-		bool last;
+	for (; started < rp.nr_lanes; started++) {
+		struct lane *l = &rp.lane[started];
 
-		while (LOAD(rp.filled) == d) {
-			pthread_mutex_lock(&rp.lock);
-			STORE(rp.sink_waits, true);
-			rp.sink_slept++;
-			while (!LOAD(rp.total) && LOAD(rp.filled) - d < REPLAY_CHUNKS / 2)
-				pthread_cond_wait(&rp.ready, &rp.lock);
-			STORE(rp.sink_waits, false);
-			pthread_mutex_unlock(&rp.lock);
+		err = lane_init(&rp, started);
+		if (err) {
+			say(why, wlen, "%s", strerror(-err));
+			break;
 		}
-		ch = &rp.chunks[d % REPLAY_CHUNKS];
-		last = LOAD(rp.total) == d + 1;
-		stopped = !chunk_feed(ch, sink);
-		more = !stopped && !last;
-		STORE(rp.drained, d + 1);
-		if (!more)
-			STORE(rp.stop, true);
-		if (LOAD(rp.dec_waits) && (!more || LOAD(rp.filled) - (d + 1) <= REPLAY_CHUNKS / 2))
-			wake(&rp, &rp.room);
+		err = -pthread_create(&l->thread, NULL, lane_main, l);
+		if (err) {
+			say(why, wlen, "Failed to start a decoding thread: %s", strerror(-err));
+			lane_fini(l);
+			break;
+		}
 	}
-	pthread_join(thread, NULL);
-	r->info.decode_cpu_ns += rp.cpu_ns;
-	r->info.sink_waits += rp.sink_slept;
-	r->info.decoder_waits += rp.dec_slept;
-	/* the decoder's error counts only when the sink read up to it */
-	err = stopped ? 0 : rp.err;
-	if (err)
-		say(why, wlen, "%s", rp.why);
-out:
-	pthread_cond_destroy(&rp.ready);
-	pthread_cond_destroy(&rp.room);
-	pthread_mutex_destroy(&rp.lock);
-	free(rp.chunks);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	for (size_t b = 0; !err && fed > 0 && b < r->nr_data; b++) {
+		fed = block_feed(&rp.lane[b % rp.nr_lanes], sink);
+		if (fed < 0) {
+			err = fed;
+			say(why, wlen, "%s", rp.lane[b % rp.nr_lanes].why);
+		}
+	}
+	STORE(rp.stop, true);
+	for (unsigned int i = 0; i < started; i++) {
+		struct lane *l = &rp.lane[i];
+
+		if (LOAD(l->dec_waits))
+			wake(l, &l->room);
+		pthread_join(l->thread, NULL);
+		r->info.decode_cpu_ns += l->cpu_ns;
+		r->info.sink_waits += l->sink_slept;
+		r->info.decoder_waits += l->dec_slept;
+		lane_fini(l);
+	}
 	return err;
 }
