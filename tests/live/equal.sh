@@ -92,11 +92,15 @@ load_run() {
 		-o "$WORK/$name.live.json" "$@" >/dev/null 2>"$WORK/$name.err" </dev/null &
 	kpid=$!
 	wait_tracing "$WORK/$name.err"
+	end=$(($(date +%s%N) + 1500000000))
 	{ "$TRIGGER" pipes 20000 && "$TRIGGER" fork 30; } >"$WORK/$name.load" 2>&1 ||
 		echo "trigger failed" >>"$WORK/$name.load"
-	# a little load to the end of the window, so that both halves of it allocate on a
-	# quiet machine too (the time windows below split it in two)
-	while kill -0 "$kpid" 2>/dev/null; do
+	# a little load into the second half of the 2 s window, so that both halves of it
+	# allocate on a quiet machine too (the time windows below split it in two). It
+	# stops 0.5 s before the end: a trigger exec'd as the window closes would be named
+	# "trigger" (its exec's task record) with only the allocations of its fork, made
+	# under its parent's name, and -c trigger rightly leaves those out.
+	while kill -0 "$kpid" 2>/dev/null && [ "$(date +%s%N)" -lt "$end" ]; do
 		"$TRIGGER" pipes 100 >/dev/null 2>&1
 		sleep 0.05
 	done &
