@@ -194,8 +194,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	if (mapping(p, e))
 		return;
 	/* without leaks, the detectors judge allocations only (misuse) */
-	if (p->detect && (p->leaks || (ei && ei->alloc)))
-		detect__event(p->detect, e);
+	if (p->detect && ei && (p->leaks || ei->alloc))
+		detect__event(p->detect, e, ei);
 	/* the real free of an object handed to RCU: it was freed at the hand-off */
 	if (!ei || ei->cls < 0 || (e->ctx & KMS_CTX_RCU_DONE))
 		return;
