@@ -205,6 +205,14 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 		on_free(p, e, ei->cls);
 }
 
+void pipeline__prefetch(const struct pipeline *p, const struct kms_event *e)
+{
+	const struct kms_ev_info *ei = kms_ev_info(e->type);
+
+	if (p->count && ei && ei->cls >= 0 && e->ptr && (ei->alloc || ei->free))
+		live__prefetch(&p->live, ei->cls, e->ptr);
+}
+
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)
 {
 	if (p->tap.meta)
