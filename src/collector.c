@@ -113,6 +113,13 @@ static void deliver_one(void *ctx, struct kms_event *e)
 	c->sink.event(c->sink.ctx, e);
 }
 
+static void ahead_one(void *ctx, const struct kms_event *e)
+{
+	struct collector *c = ctx;
+
+	c->sink.ahead(c->sink.ctx, e);
+}
+
 static void tick(struct collector *c, __u64 now);
 static int deliver(struct collector *c, __u64 limit);
 static __u64 watermark(struct collector *c);
@@ -223,13 +230,13 @@ static int deliver(struct collector *c, __u64 limit)
 	if (c->marked && c->mark_key <= limit) {
 		struct kms_meta m = { .type = KMS_EV_META_LOSS, .key = c->mark_fams };
 
-		merge__deliver(c->m, c->mark_key, deliver_one, c);
+		merge__deliver(c->m, c->mark_key, deliver_one, c->sink.ahead ? ahead_one : NULL, c);
 		if (c->sink.meta)
 			c->sink.meta(c->sink.ctx, &m);
 		c->marked = false;
 		c->mark_fams = 0;
 	}
-	merge__deliver(c->m, limit, deliver_one, c);
+	merge__deliver(c->m, limit, deliver_one, c->sink.ahead ? ahead_one : NULL, c);
 	return ring_release(c);
 }
 

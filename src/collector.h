@@ -20,6 +20,8 @@ struct collector_sink {
 	void (*event)(void *ctx, struct kms_event *e);
 	void (*meta)(void *ctx, const struct kms_meta *m);
 	void *ctx;
+	/* optional: a record event() gets a few records later (merge.h's merge_ahead_fn) */
+	void (*ahead)(void *ctx, const struct kms_event *e);
 };
 
 struct collector_opts {

@@ -92,6 +92,13 @@ const char *detect_nest_name(int nest)
  * entry: only an unmatched free consults the set, and while the address is
  * live in the store its free matches; once freed again, the entry is that
  * free's. So the allocation, the hot path, never touches the set.
+ *
+ * The set holds the last freed_max frees. An entry's age is its distance in
+ * frees from the newest (seq): one freed_max frees old or more is forgotten
+ * as it is read (freed_valid()), and the tables are swept of such entries
+ * once they hold 2 * freed_max (freed_sweep()). Evicting the oldest free at
+ * every free instead read a slot of a table of freed_max entries written
+ * freed_max frees before: a cache miss per free, on the collector's hot path.
  */
 /* a free remembered for double frees: bounded, so it can afford the detail */
 struct freed_slot {
@@ -100,7 +107,7 @@ struct freed_slot {
 	__u64 obj;		/* allocation's cache or device */
 	__u64 free_site;
 	__u32 pid;		/* allocating process */
-	__u32 seq;		/* position in the eviction ring */
+	__u32 seq;		/* d->seq when it was freed: its age */
 	__s32 stack_id;
 	__u8 type;
 	__u8 pad[2];
@@ -122,6 +129,35 @@ static struct freed_slot *freed_find(const struct htab *t, __u64 ptr)
 	return htab__lookup(t, kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(struct freed_slot));
 }
 
+#define FREED_SWEEP_MASK	((1ULL << 31) - 1)
+
+/* one of the last freed_max frees (an entry keeps seq's low 32 bits: see freed_remember()) */
+static bool freed_valid(const struct detect *d, const struct freed_slot *f)
+{
+	return (__u32)d->seq - f->seq < d->o.freed_max;
+}
+
+/* drop every forgotten entry: the sets hold at most freed_max after it */
+static void freed_sweep(struct detect *d)
+{
+	for (int c = 0; c < OC_NR; c++) {
+		struct htab *t = &d->freed[c];
+
+		for (__u32 i = 0; i < t->cap && t->count;) {
+			struct freed_slot *f = htab__at(t, i);
+
+			/* a deletion shifts the next entry into this slot: look again */
+			if (f->meta && !freed_valid(d, f))
+				htab__delete(t, f, sizeof(*f));
+			else
+				i++;
+		}
+	}
+	d->freed_nr = 0;
+	for (int c = 0; c < OC_NR; c++)
+		d->freed_nr += d->freed[c].count;
+}
+
 /* ---- the detector ---- */
 
 struct detect *detect__new(const struct detect_opts *o)
@@ -134,6 +170,9 @@ struct detect *detect__new(const struct detect_opts *o)
 	d->ms.preempt_rt = o->preempt_rt;
 	if (!d->o.freed_max)
 		d->o.freed_max = DETECT_FREED_DEFAULT;
+	/* an entry's 32-bit age must not wrap between sweeps (freed_remember()) */
+	if (d->o.freed_max > DETECT_FREED_MAX)
+		d->o.freed_max = DETECT_FREED_MAX;
 	if (!d->o.page_shift)
 		d->o.page_shift = 12;
 	if (d->o.bad_frees)
@@ -141,12 +180,6 @@ struct detect *detect__new(const struct detect_opts *o)
 	for (int c = 0; c < OC_NR; c++)
 		if (htab__init(&d->freed[c], sizeof(struct freed_slot), 64, HTAB_FAST, htab__hash_u64))
 			goto fail;
-	if (d->o.bad_frees) {
-		d->ring_cap = d->o.freed_max;
-		d->ring = calloc(d->ring_cap, sizeof(*d->ring));
-		if (!d->ring)
-			goto fail;
-	}
 	/* keys are the leading __u64/int fields of each item: see the structs in detect.h */
 	kvec__init(&d->groups, sizeof(struct detect_group), offsetof(struct detect_group, nested));
 	kvec__init(&d->sites, sizeof(struct detect_site), offsetof(struct detect_site, allocs));
@@ -167,7 +200,6 @@ void detect__free(struct detect *d)
 	for (int c = 0; c < OC_NR; c++) {
 		htab__fini(&d->freed[c]);
 	}
-	free(d->ring);
 	kvec__fini(&d->groups);
 	kvec__fini(&d->sites);
 	kvec__fini(&d->misuse);
@@ -325,23 +357,9 @@ static void badfree_add(struct detect *d, int kind, const struct alloc_view *a,
 static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct alloc_view *a,
 			   const struct kms_event *e)
 {
-	/* head + nr < 2 * cap: no division (a free is a hot path, a div is ~30 cycles) */
-	unsigned int at = d->ring_head + d->ring_nr - (d->ring_head + d->ring_nr >= d->ring_cap ?
-						      d->ring_cap : 0);
-	struct ring_ent *slot = &d->ring[at];
 	struct freed_slot *r;
 	bool created;
 
-	if (d->ring_nr == d->ring_cap) {
-		/* bounded: the oldest free, whose entry this one takes, is forgotten */
-		r = freed_find(&d->freed[slot->cls], slot->ptr);
-		if (r && r->seq == slot->seq)
-			htab__delete(&d->freed[slot->cls], r, sizeof(*r));
-		if (++d->ring_head == d->ring_cap)
-			d->ring_head = 0;
-		d->ring_nr--;
-		d->fs.freed_evicted++;
-	}
 	r = htab__get(&d->freed[cls], kms_hash64(ptr), &ptr, sizeof(ptr), sizeof(*r), &created);
 	if (!r)
 		return;
@@ -352,10 +370,15 @@ static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct al
 	r->type = a->type;
 	r->free_site = e->site;
 	r->seq = ++d->seq;
-	slot->ptr = ptr;
-	slot->cls = cls;
-	slot->seq = r->seq;
-	d->ring_nr++;
+	/* bounded: the free freed_max before this one is forgotten now */
+	if (d->seq > d->o.freed_max)
+		d->fs.freed_evicted++;
+	/*
+	 * Sweep once the tables hold twice what is remembered, and every 2^31
+	 * frees, so that no entry left in a table lives to see its 32-bit age wrap.
+	 */
+	if ((created && ++d->freed_nr >= 2 * (__u64)d->o.freed_max) || !(d->seq & FREED_SWEEP_MASK))
+		freed_sweep(d);
 }
 
 /* ---- leaks ---- */
@@ -576,9 +599,11 @@ void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_o
 	gi = group_get(d, e, fam);
 	if (gi < 0) {
 		/* untracked, its free is not remembered: an earlier one must not stand for it */
-		f = d->ring ? freed_find(&d->freed[cls], e->ptr) : NULL;
-		if (f)
+		f = d->o.bad_frees ? freed_find(&d->freed[cls], e->ptr) : NULL;
+		if (f) {
 			htab__delete(&d->freed[cls], f, sizeof(*f));
+			d->freed_nr--;
+		}
 		return;
 	}
 	o->group = gi;
@@ -640,7 +665,7 @@ void detect__on_free(struct detect *d, const struct kms_event *e, int cls, const
 		badfree_add(d, BF_WRONG_CACHE, &a, e, 0);
 	release(d, o, bytes, whole, false);
 	/* page frames come back through untraced bulk allocations: no double-free check */
-	if (whole && d->ring && cls != OC_PAGE)
+	if (whole && d->o.bad_frees && cls != OC_PAGE)
 		freed_remember(d, cls, o->ptr, &a, e);
 }
 
@@ -671,7 +696,7 @@ void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 			return;
 		}
 		f = cls == OC_PAGE ? NULL : freed_find(&d->freed[cls], e->ptr);
-		if (f) {
+		if (f && freed_valid(d, f)) {
 			struct alloc_view a = {
 				.type = f->type, .stack_id = f->stack_id, .site = f->site,
 				.obj = f->obj, .pid = f->pid,
@@ -685,12 +710,11 @@ void detect__on_unmatched(struct detect *d, const struct kms_event *e)
 		d->fs.unmatched[fam]++;
 }
 
-void detect__event(struct detect *d, const struct kms_event *e)
+void detect__event(struct detect *d, const struct kms_event *e, const struct kms_ev_info *ei)
 {
-	const struct kms_ev_info *ei = kms_ev_info(e->type);
-	struct last_page *lp, prev = {};
+	struct last_page prev = {};
 
-	if (!ei || ei->family < 0 || ei->cls < 0)
+	if (ei->family < 0 || ei->cls < 0)
 		return;
 	/* the loss markers' cut (leaks), and the direct map (bad frees): not for misuse */
 	if (d->o.leaks && e->ts > d->max_ts)
@@ -700,9 +724,12 @@ void detect__event(struct detect *d, const struct kms_event *e)
 		return;
 	/* the last page allocation is only "just before" for the next record of the CPU */
 	if (d->o.bad_frees) {
-		lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
-		prev = *lp;
-		lp->valid = false;
+		struct last_page *lp = &d->last_page[e->cpu % LAST_PAGE_CPUS];
+
+		if (lp->valid) {
+			prev = *lp;
+			lp->valid = false;
+		}
 	}
 	if (ei->alloc)
 		on_alloc_record(d, e, ei->family, ei->cls, &prev);

@@ -27,6 +27,7 @@ struct live;
 #define DETECT_PC_NMI		0x00f00000U
 
 #define DETECT_FREED_DEFAULT	65536	/* recently-freed set for double frees */
+#define DETECT_FREED_MAX	(1U << 30)
 #define DETECT_GROWTH_KEEP	64	/* snapshots kept per group for growth */
 
 struct detect_opts {
@@ -49,7 +50,8 @@ struct detect_opts {
 	bool deferred_frees;
 	/* the records come from a trace file cut short: frees after its end are unknown */
 	bool trace_cut;
-	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT */
+	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT;
+					 * at most DETECT_FREED_MAX */
 	/* the store allocations and frees are matched in (the pipeline's): leaks read it */
 	const struct live *live;
 	unsigned int page_shift;	/* the running kernel's page size, log2; 0: 12 */
@@ -269,8 +271,12 @@ void detect__free(struct detect *d);
  */
 void detect__set_env(struct detect *d, const struct ksyms *ksyms, const int *baseline_pc,
 		     __u32 gfp_direct_reclaim);
-/* every record, first: what needs no live object (context, page bookkeeping) */
-void detect__event(struct detect *d, const struct kms_event *e);
+/*
+ * every record with a row in the event table (ei: that row, agg.h's), first:
+ * what needs no live object (context, page bookkeeping)
+ */
+struct kms_ev_info;
+void detect__event(struct detect *d, const struct kms_event *e, const struct kms_ev_info *ei);
 /*
  * What the live-object store (live.h) found for that record: the pipeline
  * calls these after the aggregator's, which set the object's sizes.

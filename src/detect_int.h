@@ -31,12 +31,6 @@ struct name_item {
 	__u32 flags;		/* KMS_META_* */
 };
 
-struct ring_ent {
-	__u64 ptr;
-	__u32 seq;
-	__u8 cls;
-};
-
 struct last_page {
 	__u64 pfn;
 	__u8 order;
@@ -56,10 +50,9 @@ struct group_cache {
 
 struct detect {
 	struct detect_opts o;
-	struct htab freed[OC_NR];	/* struct freed_slot */
-	struct ring_ent *ring;		/* FIFO of the freed set, for eviction */
-	unsigned int ring_cap, ring_head, ring_nr;
-	__u32 seq;
+	struct htab freed[OC_NR];	/* struct freed_slot: the recently-freed set */
+	__u64 freed_nr;			/* entries in the freed tables, forgotten ones too */
+	__u64 seq;			/* frees remembered */
 	struct kvec groups;		/* struct detect_group, key: family..obj */
 	struct group_cache group_cache[1 << GROUP_CACHE_BITS];
 	struct kvec sites;		/* struct detect_site */

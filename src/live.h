@@ -52,6 +52,11 @@ struct live {
 /* 0 or -ENOMEM; live__fini() cleans up either way */
 int live__init(struct live *l);
 void live__fini(struct live *l);
+/* the first slot live__find() and live__add() will read for ptr, fetched into the cache */
+static inline void live__prefetch(const struct live *l, int cls, __u64 ptr)
+{
+	htab__prefetch(&l->tab[cls], kms_hash64(ptr));
+}
 /* the live object of class cls at ptr, NULL when none */
 struct live_slot *live__find(const struct live *l, int cls, __u64 ptr);
 /* the live page block holding frame pfn: the frame's own, or a split block's head */

@@ -197,7 +197,15 @@ static void sift_down(const struct merge *c, int *heap, int n, int k)
  * handed over (the batch may be the ring buffer's read-only page), with its
  * CPU and time set.
  */
-static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn fn, void *ctx)
+/*
+ * How many records ahead of the one delivered its batch is looked at: a
+ * record takes the pipeline a few hundred instructions, about a cache miss's
+ * time, so a few records ahead is enough for the miss to be over.
+ */
+#define MERGE_AHEAD	4
+
+static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn fn,
+			merge_ahead_fn ahead, void *ctx)
 {
 	while (q->head != q->tail) {
 		struct held *h = held_at(c, *q_at(q, q->head));
@@ -212,6 +220,9 @@ static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn 
 				q->key = src->ts;
 				return false;
 			}
+			/* within the batch only: the next batch's records are seldom next */
+			if (ahead && h->next + MERGE_AHEAD < h->count)
+				ahead(ctx, &b->ev[h->next + MERGE_AHEAD]);
 			if (src->ts > c->delivered_key)
 				c->delivered_key = src->ts;
 			e = *src;
@@ -234,7 +245,7 @@ static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn 
  * heap costs a sift per run, not per record (a busy CPU's batch is mostly
  * one run).
  */
-void merge__deliver(struct merge *c, __u64 limit, merge_fn fn, void *ctx)
+void merge__deliver(struct merge *c, __u64 limit, merge_fn fn, merge_ahead_fn ahead, void *ctx)
 {
 	int nq = c->nr_cpus + 1, n = 0;
 	int *heap = c->heap;
@@ -252,7 +263,7 @@ void merge__deliver(struct merge *c, __u64 limit, merge_fn fn, void *ctx)
 			bound = c->q[heap[1]].key;
 		if (n > 2 && c->q[heap[2]].key < bound)
 			bound = c->q[heap[2]].key;
-		if (deliver_run(c, &c->q[heap[0]], bound, fn, ctx))
+		if (deliver_run(c, &c->q[heap[0]], bound, fn, ahead, ctx))
 			heap[0] = heap[--n];
 		sift_down(c, heap, n, 0);
 	}

@@ -36,6 +36,11 @@ struct merge_stats {
 
 /* e->cpu is set; e->ts is the time in ns (a sequence key is replaced by its batch's time) */
 typedef void (*merge_fn)(void *ctx, struct kms_event *e);
+/*
+ * A record merge_fn will be handed a few records from now, as it lies in its
+ * batch (cpu and ts not set): time to bring in what it will touch.
+ */
+typedef void (*merge_ahead_fn)(void *ctx, const struct kms_event *e);
 
 struct merge *merge__new(int nr_cpus);
 void merge__free(struct merge *m);
@@ -50,8 +55,8 @@ int merge__batch(struct merge *m, const void *data, size_t size, __u64 end);
 __u64 merge__released(const struct merge *m);
 /* copy the held records out, so that everything given so far is released; 0 or -ENOMEM */
 int merge__spill(struct merge *m);
-/* hand fn every queued record with key <= limit, in key order */
-void merge__deliver(struct merge *m, __u64 limit, merge_fn fn, void *ctx);
+/* hand fn every queued record with key <= limit, in key order; ahead may be NULL */
+void merge__deliver(struct merge *m, __u64 limit, merge_fn fn, merge_ahead_fn ahead, void *ctx);
 /* the smallest watermark over the CPUs marked online (NULL: all) */
 __u64 merge__watermark(const struct merge *m, const bool *online);
 /* the smallest key of a record waiting to be delivered, ~0 when none waits */

@@ -194,8 +194,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	if (mapping(p, e))
 		return;
 	/* without leaks, the detectors judge allocations only (misuse) */
-	if (p->detect && (p->leaks || (ei && ei->alloc)))
-		detect__event(p->detect, e);
+	if (p->detect && ei && (p->leaks || ei->alloc))
+		detect__event(p->detect, e, ei);
 	/* the real free of an object handed to RCU: it was freed at the hand-off */
 	if (!ei || ei->cls < 0 || (e->ctx & KMS_CTX_RCU_DONE))
 		return;
@@ -203,6 +203,14 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 		on_alloc(p, e, ei->cls);
 	else if (ei->free)
 		on_free(p, e, ei->cls);
+}
+
+void pipeline__prefetch(const struct pipeline *p, const struct kms_event *e)
+{
+	const struct kms_ev_info *ei = kms_ev_info(e->type);
+
+	if (p->count && ei && ei->cls >= 0 && e->ptr && (ei->alloc || ei->free))
+		live__prefetch(&p->live, ei->cls, e->ptr);
 }
 
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)

@@ -81,6 +81,12 @@ int pipeline__init(struct pipeline *p, const struct pipeline_opts *o);
 void pipeline__fini(struct pipeline *p);
 /* one record, in stream order */
 void pipeline__event(struct pipeline *p, struct kms_event *e);
+/*
+ * A record pipeline__event() will get a few records from now: the store's
+ * slot for its address is fetched into the cache meanwhile (a hint: it
+ * changes nothing, and the record may still be dropped).
+ */
+void pipeline__prefetch(const struct pipeline *p, const struct kms_event *e);
 /* a record the reports must not count (before the trace began): only the stages learn */
 void pipeline__observe(struct pipeline *p, struct kms_event *e);
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m);

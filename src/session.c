@@ -122,6 +122,13 @@ static void note_user_frames(struct session *s, const struct kms_event *e)
 		kvec__get(&s->user_stacks, &(__u64){ (__u64)e->stack_id }, &created);
 }
 
+static void sink_ahead(void *ctx, const struct kms_event *e)
+{
+	struct session *s = ctx;
+
+	pipeline__prefetch(&s->pipe, e);
+}
+
 static void sink_event(void *ctx, struct kms_event *e)
 {
 	struct session *s = ctx;
@@ -373,7 +380,8 @@ void session__collector_opts(const struct session_opts *o, struct collector_opts
 int session__start(struct session *s, const struct session_opts *o)
 {
 	struct collector_opts co = {};
-	struct collector_sink sink = { sink_event, sink_meta, s };
+	struct collector_sink sink = { .event = sink_event, .meta = sink_meta, .ctx = s,
+				       .ahead = sink_ahead };
 	__u64 t0, t_plan, t_attach, t_syms;
 	int err;
 

@@ -487,6 +487,32 @@ static void test_freed_set_realloc(void **state)
 	pipe_done();
 }
 
+/*
+ * Many more addresses freed than the set remembers: its tables are swept of
+ * forgotten frees as they fill, and exactly the last freed_max stay.
+ */
+static void test_freed_set_swept(void **state)
+{
+	struct detect *d = new_detect(true, false, 4);
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + i * 64, SITE_A, 64));
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + i * 64, SITE_B, 0));
+	}
+	assert_int_equal(detect__free_stats(d)->freed_evicted, 36);
+	/* the fifth newest and older: forgotten, swept or not */
+	for (i = 0; i < 36; i++)
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + i * 64, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 0);
+	assert_int_equal(detect__free_stats(d)->unmatched[KMS_FAM_KMALLOC], 36);
+	/* the four newest: remembered */
+	for (i = 36; i < 40; i++)
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + i * 64, SITE_B, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 4);
+	pipe_done();
+}
+
 static void test_wrong_api(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
@@ -1111,6 +1137,7 @@ int main(void)
 		cmocka_unit_test(test_double_free),
 		cmocka_unit_test(test_freed_set_realloc),
 		cmocka_unit_test(test_freed_set_bounded),
+		cmocka_unit_test(test_freed_set_swept),
 		cmocka_unit_test(test_wrong_api),
 		cmocka_unit_test(test_wrong_cache),
 		cmocka_unit_test(test_misuse),

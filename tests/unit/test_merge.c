@@ -113,12 +113,12 @@ static void test_two_cpus(void **state)
 	assert_int_equal(give(m, 0, k0, 3, 7, 0), 0);
 	/* cpu 1 has shipped nothing: nothing can be delivered */
 	assert_int_equal(merge__watermark(m, NULL), 0);
-	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
 	assert_int_equal(o.n, 0);
 
 	assert_int_equal(give(m, 1, k1, 3, 11, 0), 0);
 	assert_int_equal(merge__watermark(m, NULL), 7);
-	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
 	/* 1 2 3 4 6 are safe; 9 waits for cpu 0 to pass it */
 	assert_int_equal(o.n, 5);
 	assert_sorted(&o);
@@ -126,9 +126,9 @@ static void test_two_cpus(void **state)
 	assert_int_equal(merge__pending(m), 1);
 
 	assert_int_equal(give(m, 0, k0b, 2, 13, 0), 0);
-	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
 	assert_int_equal(o.n, 7);	/* 9 and 10; 12 waits for cpu 1 */
-	merge__deliver(m, ~0ULL, collect, &o);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
 	assert_int_equal(o.n, 8);
 	assert_sorted(&o);
 	assert_int_equal(o.cpu[7], 0);
@@ -148,7 +148,7 @@ static void test_offline_cpu(void **state)
 	/* an offline CPU does not hold the watermark back */
 	assert_int_equal(merge__watermark(m, online), 6);
 	assert_int_equal(merge__watermark(m, NULL), 0);
-	merge__deliver(m, merge__watermark(m, online), collect, &o);
+	merge__deliver(m, merge__watermark(m, online), collect, NULL, &o);
 	assert_int_equal(o.n, 1);
 	given_free(m);
 }
@@ -165,7 +165,7 @@ static void test_nested_and_late(void **state)
 	/* a nested batch never moves the watermark */
 	assert_int_equal(merge__watermark(m, NULL), 0);
 	give(m, 0, k, 2, 9, 0);
-	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
 	assert_int_equal(o.n, 4);
 	assert_int_equal(o.ptr[0], 3);
 	assert_int_equal(o.ptr[1], 4);
@@ -175,7 +175,7 @@ static void test_nested_and_late(void **state)
 
 	/* a record older than what was delivered is still delivered, and counted */
 	give(m, 0, late, 1, 10, 0);
-	merge__deliver(m, ~0ULL, collect, &o);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
 	assert_int_equal(o.n, 5);
 	assert_int_equal(merge__stats(m)->out_of_order, 1);
 	given_free(m);
@@ -189,7 +189,7 @@ static void test_seq_time(void **state)
 
 	/* sequence keys are no time: records are dated by their batch */
 	give(m, 0, k, 2, 9, KMS_BATCH_SEQ);
-	merge__deliver(m, ~0ULL, collect, &o);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
 	assert_int_equal(o.n, 2);
 	assert_int_equal(o.ts[0], 1000000 + 9);
 	assert_int_equal(o.ptr[1], 8);
@@ -214,7 +214,7 @@ static void test_bad_records(void **state)
 	assert_int_equal(merge__stats(m)->bad_records, 4);
 	/* nothing to deliver in them: their space is free at once */
 	assert_int_equal(merge__released(m), 4);
-	merge__deliver(m, ~0ULL, collect, &o);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
 	assert_int_equal(o.n, 0);
 	given_free(m);
 }
@@ -234,7 +234,7 @@ static void test_release_and_spill(void **state)
 	give(m, 1, b, 2, 5, 0);
 	give(m, 0, c, 2, 7, 0);
 	assert_int_equal(merge__released(m), 0);
-	merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+	merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
 	/* 1 2 3 4 5 are out; the second batch of CPU 0 still holds 6 */
 	assert_int_equal(o.n, 5);
 	assert_int_equal(merge__released(m), given.end[1]);
@@ -245,7 +245,7 @@ static void test_release_and_spill(void **state)
 	assert_int_equal(merge__released(m), given.end[3]);
 	/* the giver reuses all of it: the merge reads its copies */
 	scribble_released(m);
-	merge__deliver(m, ~0ULL, collect, &o);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
 	assert_int_equal(o.n, 7);
 	assert_sorted(&o);
 	assert_int_equal(o.ptr[5], 6);
@@ -297,13 +297,13 @@ static void test_ring_wrap(void **state)
 		if (round % 3 == 2 && (round < 100 || round >= 160)) {
 			/* deliver all but the last 59 records: the ring's head moves on */
 			give(m, 1, NULL, 0, key - 60, KMS_BATCH_FORCED);
-			merge__deliver(m, merge__watermark(m, NULL), count_sorted, &o);
+			merge__deliver(m, merge__watermark(m, NULL), count_sorted, NULL, &o);
 			assert_int_equal(o.n, key - 60);
 			assert_int_equal(merge__pending(m), 59);
 		}
 	}
 	give(m, 1, NULL, 0, key, KMS_BATCH_FORCED);
-	merge__deliver(m, merge__watermark(m, NULL), count_sorted, &o);
+	merge__deliver(m, merge__watermark(m, NULL), count_sorted, NULL, &o);
 	assert_int_equal(o.n, key - 1);
 	assert_true(o.sorted);
 	assert_int_equal(o.last, key - 1);
@@ -340,13 +340,63 @@ static void test_many(void **state)
 		assert_int_equal(give(m, c, keys, n, next[c], KMS_BATCH_SEQ), 0);
 		left[c] -= n;
 		total += n;
-		merge__deliver(m, merge__watermark(m, NULL), collect, &o);
+		merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
 	}
-	merge__deliver(m, ~0ULL, collect, &o);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
 	assert_int_equal(o.n, CPUS * PER);
 	assert_sorted(&o);
 	assert_int_equal(merge__pending(m), 0);
 	assert_int_equal(merge__stats(m)->out_of_order, 0);
+	given_free(m);
+}
+
+/* what the ahead hook saw: each record's key, and how many were delivered then */
+struct seen_ahead {
+	struct out out;
+	int n;
+	__u64 ptr[MAXOUT];
+	int delivered[MAXOUT];
+};
+
+static void collect_seen(void *ctx, struct kms_event *e)
+{
+	collect(&((struct seen_ahead *)ctx)->out, e);
+}
+
+static void note_ahead(void *ctx, const struct kms_event *e)
+{
+	struct seen_ahead *a = ctx;
+
+	if (a->n < MAXOUT) {
+		a->ptr[a->n] = e->ptr;
+		a->delivered[a->n] = a->out.n;
+		a->n++;
+	}
+}
+
+/*
+ * The ahead hook is shown each record of a batch before it is delivered, a
+ * few records early, within its batch; the order delivered does not change.
+ */
+static void test_ahead(void **state)
+{
+	struct merge *m = merge__new(1);
+	struct seen_ahead a = {};
+	__u64 k[10];
+
+	assert_non_null(m);
+	for (int i = 0; i < 10; i++)
+		k[i] = i + 1;
+	assert_int_equal(give(m, 0, k, 10, 20, 0), 0);
+	merge__deliver(m, ~0ULL, collect_seen, note_ahead, &a);
+	assert_int_equal(a.out.n, 10);
+	assert_sorted(&a.out);
+	/* records 5..10 were looked at ahead, each while an earlier one was next */
+	assert_true(a.n >= 1 && a.n < 10);
+	for (int i = 0; i < a.n; i++) {
+		assert_int_equal(a.ptr[i], 10 - a.n + 1 + i);
+		assert_true(a.delivered[i] < (int)a.ptr[i] - 1);
+	}
 	given_free(m);
 }
 
@@ -361,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_release_and_spill),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_ring_wrap),
+		cmocka_unit_test(test_ahead),
 	};
 
 	return cmocka_run_group_tests_name("merge", tests, NULL, NULL);
