@@ -373,10 +373,32 @@ static int read_online(bool *online, int nr)
 	return n;
 }
 
+/*
+ * The ring holds what every CPU makes while the collector sleeps between
+ * polls (10 ms) or is held up: 8 MiB (128 K records, ~12 ms of one CPU at
+ * 11 M events/s) per possible CPU, a power of two, at least 16 MiB (an
+ * 8 MiB ring lost records under leaks at the peak rate on this 2-CPU VM)
+ * and at most 64. Not larger: the first write to each ring page is paid by
+ * the traced task's handler, and in a shadow-paged VM (PVM, this project's
+ * machines) it costs ~8 us a page, ~130 ns a record until the ring has
+ * wrapped once; a 64 MiB ring made gen's 100 k iterations ~0.2x slower
+ * than a 16 MiB one (bench/README.md).
+ */
+static unsigned int ring_mb_default(void)
+{
+	int cpus = libbpf_num_possible_cpus();
+	unsigned int mb = 16;
+
+	while (mb < 64 && cpus > 0 && mb < 8U * cpus)
+		mb *= 2;
+	return mb;
+}
+
 void collector__configure(struct kmemscope_bpf *skel, const struct collector_opts *o,
 			  const struct plan *p)
 {
-	bpf_map__set_max_entries(skel->maps.rb, (o->ring_mb ? o->ring_mb : 64) << 20);
+	bpf_map__set_max_entries(skel->maps.rb,
+				 (o->ring_mb ? o->ring_mb : ring_mb_default()) << 20);
 	bpf_map__set_max_entries(skel->maps.stacks, o->stack_entries ? o->stack_entries : 1);
 	skel->rodata->filter_pids = o->filter_pids;
 	skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;

@@ -801,7 +801,8 @@ static const struct argp_option filter_options[] = {
 static const struct argp_option live_options[] = {
 	{ NULL, 0, NULL, 0, "Tracing a live kernel:", 2 },
 	{ "all-cpus", 'a', NULL, 0, "with -- CMD: trace the whole system while CMD runs" },
-	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 64)" },
+	{ "ring-mb", 1002, "MB", 0, "ring buffer size in MiB, a power of two (default 8 per CPU, "
+				    "16 to 64)" },
 	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
 				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
 				     "many CPUs), auto (default: seq up to 8 CPUs)" },
