@@ -7,7 +7,8 @@
 # 6.1-rt in QEMU with the companion module). Each tier prints a
 # line "TIER: N passed, M failed"; this script adds them up and exits non-zero
 # if any tier failed or did not report. A tier that needs root or BPF and
-# cannot get it fails: it never skips into a pass.
+# cannot get it fails: it never skips into a pass. The failed checks' lines are
+# printed again at the end, so a log cut to its tail (CI's) still names them.
 #   tests/run-all.sh BUILD_DIR [TIER...]
 set -u
 out=${1:?usage: run-all.sh BUILD_DIR [TIER...]}
@@ -17,13 +18,17 @@ export FUZZ_SECONDS=${FUZZ_SECONDS:-25}
 total_pass=0
 total_fail=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+failures=$(mktemp)
+trap 'rm -f "$log" "$failures"' EXIT
 
 for t in $tiers; do
 	echo "=== $t tests"
 	start=$(date +%s)
 	make --no-print-directory OUTPUT="$out" "$t" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
+	# the tiers' own failure lines: "FAIL ...", "[6.1] name  FAIL ...", cmocka's
+	grep -E '(^|[[:space:]])FAIL([[:space:]:]|$)|^\[  (FAILED|ERROR) ' "$log" |
+		grep -v -E '(^|[[:space:]])PASS[[:space:]]' | head -n 50 | sed "s/^/$t: /" >>"$failures"
 	line=$(grep -E "^$t: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "$t: the tier reported no result (exit status $rc): counted as 1 failure"
@@ -41,5 +46,9 @@ for t in $tiers; do
 	echo "=== $t: $p passed, $f failed ($(( $(date +%s) - start )) s)"
 done
 
+if [ -s "$failures" ]; then
+	echo "=== failed checks (their lines from above)"
+	cat "$failures"
+fi
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]
