@@ -210,8 +210,8 @@ enum detect_doubt {
 	DOUBT_RECORDS_LOST = 1 << 0,	/* lost records could hold its free */
 	DOUBT_FREES_UNTRACED = 1 << 1,	/* no free of its site's objects was traced, and
 					 * RCU/bulk slab frees are not traced here */
-	DOUBT_FEW_FREES = 1 << 2,
-	DOUBT_TRACE_CUT = 1 << 3,	/* read from a trace file cut short (no settle, no end) */	/* ... fewer seen freed than still outstanding */
+	DOUBT_FEW_FREES = 1 << 2,	/* ... fewer seen freed than still outstanding */
+	DOUBT_TRACE_CUT = 1 << 3,	/* read from a trace file cut short (no settle, no end) */
 	DOUBT_NR_BITS = 4,
 };
 

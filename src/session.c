@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 #include <argp.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -605,6 +607,70 @@ int session__run(struct session *s, double duration, double interval,
 }
 
 /*
+ * A CPU that goes idle after running a task that exited keeps the task's mm
+ * as its active mm (lazy TLB: CONFIG_MMU_LAZY_TLB_REFCOUNT, x86 among others)
+ * until it next runs a user task, and the mm_struct, its top page table and its
+ * counters are freed only then: on a quiet machine a traced command's mm
+ * outlived the settle period and showed as certain leaks at mm_alloc,
+ * pgd_alloc and copy_process. Running this thread once on every CPU it may
+ * use ends those borrowings (the switch to our mm drops the old one; on
+ * PREEMPT_RT the drop waits for the grace period that follows). The CPUs
+ * of our affinity mask are visited and the others the cpuset allows (as
+ * taskset -c 0 kmemscope ... -- taskset -c 1 CMD); offline CPUs and CPUs
+ * outside the cpuset cannot be.
+ */
+static void visit_cpus(void)
+{
+	int nr = libbpf_num_possible_cpus();
+	size_t size;
+	cpu_set_t *mine, *one;
+
+	if (nr <= 0)
+		return;
+	size = CPU_ALLOC_SIZE(nr);
+	mine = CPU_ALLOC(nr);
+	one = CPU_ALLOC(nr);
+	if (mine && one && !sched_getaffinity(0, size, mine)) {
+		/* every CPU, not only ours: the traced command may have run elsewhere */
+		for (int cpu = 0; cpu < nr; cpu++) {
+			CPU_ZERO_S(size, one);
+			CPU_SET_S(cpu, size, one);
+			/* returns once this thread runs there */
+			if (sched_setaffinity(0, size, one))
+				kms_debug("visiting CPU %d: %s\n", cpu, strerror(errno));
+		}
+		if (sched_setaffinity(0, size, mine))
+			kms_debug("restoring the CPU affinity: %s\n", strerror(errno));
+	}
+	CPU_FREE(mine);
+	CPU_FREE(one);
+}
+
+/*
+ * Waits until every call_rcu() callback queued so far has run: a grace
+ * period alone (membarrier) does not wait for the callbacks, and on this
+ * project's 6.18 machines an idle CPU ran some (the page tables of an exited
+ * command, freed through RCU batches) more than a second later. The kernel's
+ * rcutree.do_rcu_barrier parameter (6.3 and later, root) calls rcu_barrier()
+ * and returns when it has; without it, one grace period is what we get.
+ */
+static void wait_rcu_callbacks(void)
+{
+	int fd = open("/sys/module/rcutree/parameters/do_rcu_barrier", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		bool done = write(fd, "1", 1) == 1;
+
+		close(fd);
+		if (done)
+			return;
+	}
+	/* MEMBARRIER_CMD_GLOBAL returns after an RCU grace period (synchronize_rcu()) */
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
+		kms_debug("membarrier: %s\n", strerror(errno));
+}
+
+/*
  * After the window, frees go on: call_rcu() callbacks, RCU-deferred page
  * tables, task structs and the like are freed by a traced free a grace
  * period later. Everything made in the window is delivered first; from then
@@ -627,9 +693,8 @@ int session__settle(struct session *s, double seconds)
 	}
 	pipeline__settle(&s->pipe);
 	s->window_ns = cli_now_ns() - s->start_ns;
-	/* MEMBARRIER_CMD_GLOBAL returns after an RCU grace period (synchronize_rcu()) */
-	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0))
-		kms_debug("membarrier: %s\n", strerror(errno));
+	visit_cpus();
+	wait_rcu_callbacks();
 	until = cli_now_ns() + (__u64)(seconds * 1e9);
 	while (cli_now_ns() < until && !cli_exiting()) {
 		if (session_trace__tick(s, cli_now_ns()))
