@@ -144,18 +144,18 @@ static __attribute__((always_inline)) inline char *htab__step(const struct htab 
 	return s == h->end ? h->slots : s;
 }
 
-/*
- * The slot of key, NULL when none. Only a slot whose meta byte equals the
- * probe's own distance has the key's home; past 254 every saturated slot is
- * compared. ksz and ssz (key and slot sizes) are constants at every call
- * site: the probe steps by a constant, as htab__get()'s does.
- */
 /* the home slot of hash, fetched for writing: a lookup, insert or delete follows */
 static inline void htab__prefetch(const struct htab *h, __u64 hash)
 {
 	__builtin_prefetch(htab__at(h, htab__home(h, hash)), 1);
 }
 
+/*
+ * The slot of key, NULL when none. Only a slot whose meta byte equals the
+ * probe's own distance has the key's home; past 254 every saturated slot is
+ * compared. ksz and ssz (key and slot sizes) are constants at every call
+ * site: the probe steps by a constant, as htab__get()'s does.
+ */
 static __attribute__((always_inline)) inline void *
 htab__lookup(const struct htab *h, __u64 hash, const void *key, size_t ksz, size_t ssz)
 {

@@ -192,18 +192,18 @@ static void sift_down(const struct merge *c, int *heap, int n, int k)
 }
 
 /*
- * Deliver q's records up to and including key bound, in order, batch after
- * batch; true when q ran empty. A record is copied out of its batch to be
- * handed over (the batch may be the ring buffer's read-only page), with its
- * CPU and time set.
- */
-/*
  * How many records ahead of the one delivered its batch is looked at: a
  * record takes the pipeline a few hundred instructions, about a cache miss's
  * time, so a few records ahead is enough for the miss to be over.
  */
 #define MERGE_AHEAD	4
 
+/*
+ * Deliver q's records up to and including key bound, in order, batch after
+ * batch; true when q ran empty. A record is copied out of its batch to be
+ * handed over (the batch may be the ring buffer's read-only page), with its
+ * CPU and time set.
+ */
 static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn fn,
 			merge_ahead_fn ahead, void *ctx)
 {
