@@ -160,46 +160,75 @@ prepare() {
 	echo "$IMG" >"$res/image"
 }
 
+# the kernel's complaints: a line that starts one (the results' base64 can hold
+# these words, so the pattern wants the words the kernel prints around them)
+KERNEL_ERR='soft lockup|rcu_.*stall|Kernel panic|BUG: |WARNING: |Oops|int3'
+
 # what the guest was doing when it stopped, and the kernel's own report of why
 guest_report() {
 	grep -a '^KMS-' "$1" | tail -n 3
-	awk '/soft lockup|rcu_.*stall|Kernel panic|BUG:|WARNING:|Oops|int3/ { on = 1 } on && n++ < 120' "$1"
+	awk -v re="$KERNEL_ERR" '$0 ~ re { on = 1 } on && n++ < 120' "$1"
+}
+
+# the same in one line, for the FAIL line: CI keeps only the log's tail, where
+# run-all.sh repeats the failed checks' lines
+guest_why() {
+	local step err
+	step=$(grep -a '^KMS-' "$1" | tail -n 1 | tr -d '\r')
+	err=$(grep -a -m 1 -E "$KERNEL_ERR" "$1" | tr -d '\r' | cut -c 1-160)
+	echo "last step: ${step:-none}; kernel: ${err:-said nothing}"
+}
+
+# Boot kernel $2 with initramfs $3 once, the serial console to $4; qemu's exit
+# status. The guest's CPU time (user + system of qemu, to RES/KERNEL/cpu) shows how
+# many host CPUs a guest keeps busy, whatever else the machine runs: what decides
+# KMS_QEMU_JOBS.
+# no_timer_check: under TCG on a busy host the IO-APIC timer check can fail and
+# panic the guest at boot (seen with 6.1-rt). noirqdebug: on 6.1-rt the serial
+# port's threaded handler can fall behind its interrupts under TCG, and the
+# kernel then disables IRQ 4 as "nobody cared": the serial line, which carries
+# the results out, crawls and the guest misses its deadline (seen in CI).
+boot_guest() {
+	/usr/bin/time -f '%U %S' -o "$RES/$1/cpu" \
+	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
+		-kernel "$2" -initrd "$3" \
+		-append "console=ttyS0 quiet no_timer_check noirqdebug panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 KMS_SELFTEST=${KMS_QEMU_SELFTEST:-0} KMS_STEP_TIMEOUT=$STEP_TIMEOUT" \
+		-nographic -no-reboot -net none -monitor none </dev/null >"$4" 2>&1
 }
 
 # Boot kernel $1 and check its results; every line it prints goes to
 # RES/KERNEL/check.log, the last one "qemu: N passed, M failed".
 boot_and_check() {
-	local k=$1 res=$RES/$1 start rc
+	local k=$1 res=$RES/$1 start rc again=
 	start=$(date +%s)
 	set +e
-	# The guest's CPU time (user + system of qemu) shows how many host CPUs a guest
-	# keeps busy, whatever else the machine runs: what decides KMS_QEMU_JOBS.
-	# no_timer_check: under TCG on a busy host the IO-APIC timer check can fail and
-	# panic the guest at boot (seen with 6.1-rt). noirqdebug: on 6.1-rt the serial
-	# port's threaded handler can fall behind its interrupts under TCG, and the
-	# kernel then disables IRQ 4 as "nobody cared": the serial line, which carries
-	# the results out, crawls and the guest misses its deadline (seen in CI).
-	/usr/bin/time -f '%U %S' -o "$res/cpu" \
-	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
-		-kernel "$2" -initrd "$3" \
-		-append "console=ttyS0 quiet no_timer_check noirqdebug panic=-1 softlockup_panic=1 softlockup_all_cpu_backtrace=1 KMS_SELFTEST=${KMS_QEMU_SELFTEST:-0} KMS_STEP_TIMEOUT=$STEP_TIMEOUT" \
-		-nographic -no-reboot -net none -monitor none </dev/null >"$res/serial.log" 2>&1
+	boot_guest "$k" "$2" "$3" "$res/serial.log"
 	rc=$?
+	# A boot that stopped before /init ran nothing of the project's (/init loads
+	# the module and runs kmemscope): the guest is booted once more, and the
+	# first boot's end is reported with the results. A hang is not retried.
+	if [ $rc -ne 124 ] && [ $rc -ne 137 ] && ! grep -aq 'KMS-BEGIN' "$res/serial.log"; then
+		mv "$res/serial.log" "$res/serial-boot1.log"
+		again="qemu: $k: the first boot stopped before /init (qemu exit $rc; $(guest_why "$res/serial-boot1.log"); serial log: $res/serial-boot1.log): booted again"
+		boot_guest "$k" "$2" "$3" "$res/serial.log"
+		rc=$?
+	fi
 	set -e
 	echo $(( $(date +%s) - start )) >"$res/seconds"
 	{
+		[ -z "$again" ] || echo "$again"
 		echo "qemu: $k: guest ran $(cat "$res/seconds")s, $(awk '{ printf "%.0f", $1 + $2 }' "$res/cpu" 2>/dev/null)s of host CPU (serial log: $res/serial.log)"
 		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 			guest_report "$res/serial.log"
-			echo "qemu: FAIL: guest hang: no power-off within ${TIMEOUT}s"
+			echo "qemu: FAIL: guest hang: no power-off within ${TIMEOUT}s ($(guest_why "$res/serial.log"))"
 		elif grep -aq 'Kernel panic' "$res/serial.log"; then
 			guest_report "$res/serial.log"
-			echo "qemu: FAIL: guest kernel panic (qemu exit $rc)"
+			echo "qemu: FAIL: guest kernel panic (qemu exit $rc; $(guest_why "$res/serial.log"))"
 		elif ! grep -q 'KMS-BEGIN' "$res/serial.log"; then
-			echo "qemu: FAIL: boot failure: the guest never reached /init (qemu exit $rc)"
+			echo "qemu: FAIL: boot failure: the guest never reached /init (qemu exit $rc; $(guest_why "$res/serial.log"))"
 		elif ! grep -q '===KMS-DONE===' "$res/serial.log"; then
 			guest_report "$res/serial.log"
-			echo "qemu: FAIL: guest died before printing its results (qemu exit $rc)"
+			echo "qemu: FAIL: guest died before printing its results (qemu exit $rc; $(guest_why "$res/serial.log"))"
 		else
 			python3 "$HERE/check.py" --kernel "$k" "$res/serial.log" "$res" "$OUT/kmemscope"
 			return 0
@@ -233,10 +262,11 @@ pass=0
 fail=0
 for k in $KERNELS; do
 	line=$(grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$RES/$k/check.log" | tail -n 1)
+	again=$(ls "$RES/$k/serial-boot1.log" 2>/dev/null)
 	grep -v -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$RES/$k/check.log" | sed "s/^/[$k] /"
 	p=$(echo "${line:-qemu: 0 passed, 1 failed}" | sed -E 's/qemu: ([0-9]+) passed, ([0-9]+) failed/\1/')
 	f=$(echo "${line:-qemu: 0 passed, 1 failed}" | sed -E 's/qemu: ([0-9]+) passed, ([0-9]+) failed/\2/')
-	echo "qemu: $k: $p passed, $f failed; guest $(cat "$RES/$k/seconds" 2>/dev/null || echo '?')s, $(awk '{ printf "%.0f", $1 + $2 }' "$RES/$k/cpu" 2>/dev/null)s of host CPU"
+	echo "qemu: $k: $p passed, $f failed; guest $(cat "$RES/$k/seconds" 2>/dev/null || echo '?')s, $(awk '{ printf "%.0f", $1 + $2 }' "$RES/$k/cpu" 2>/dev/null)s of host CPU${again:+ (booted twice: the first boot stopped before /init)}"
 	pass=$((pass + p))
 	fail=$((fail + f))
 done
