@@ -167,7 +167,7 @@ def table(path):
 
 STARTUP_TARGET_MS = 300
 TRACING = re.compile(r"^tracing, (\d+) ms after start-up began \(plan and load (\d+) ms, "
-                     r"attach (\d+) ms, waiting for symbols (\d+) ms, calibration (\d+) ms\)")
+                     r"waiting for symbols (\d+) ms, attach (\d+) ms, calibration (\d+) ms\)")
 
 
 def startup(kms, runs):
@@ -194,7 +194,7 @@ def startup(kms, runs):
     print(f"kmemscope start-up, exec to tracing (stat -d 0.01 system-wide, {runs} runs): "
           f"median {med:.0f} ms (min {min(walls):.0f}, max {max(walls):.0f}), "
           f"target {STARTUP_TARGET_MS} ms: {'met' if med <= STARTUP_TARGET_MS else 'NOT met'}")
-    print(f"  medians: plan+load {ph[0]:.0f} ms, attach {ph[1]:.0f} ms, waiting for symbols "
+    print(f"  medians: plan+load {ph[0]:.0f} ms, waiting for symbols {ph[1]:.0f} ms, attach "
           f"{ph[2]:.0f} ms, calibration {ph[3]:.0f} ms; CPU of the whole run (user+sys) "
           f"{statistics.median(cpus):.0f} ms")
 

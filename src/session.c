@@ -416,7 +416,6 @@ int session__start(struct session *s, const struct session_opts *o)
 	}
 	session__collector_opts(o, &co);
 	err = plan__probe(&s->plan, &co, &s->syms);
-	t_plan = cli_now_ns();
 	if (err) {
 		kms_error("Failed to probe attach points: %s\n", strerror(-err));
 		return 1;
@@ -469,6 +468,22 @@ int session__start(struct session *s, const struct session_opts *o)
 	/* with context, calibration measures kmemscope's own allocations first */
 	if (!s->self_traced && !s->context)
 		collector__exclude(s->coll, s->self);
+	/*
+	 * The symbols before the programs run: what the ring takes until tracing
+	 * starts is dropped, and on a busy machine it would fill the ring while
+	 * the loader finishes (~40 ms here; a loss that marks every verdict).
+	 */
+	t_plan = cli_now_ns();
+	s->ksyms = ksyms__wait(&s->syms);
+	/* before calibration delivers anything: the file interns every address it takes */
+	if (s->rec)
+		trace_writer__set_ksyms(s->rec, s->ksyms);
+	if (!s->ksyms)
+		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
+			 strerror(errno));
+	/* the load did not wait for kallsyms: the wrappers' sites are known from here */
+	collector__set_wrappers(s->coll, s->ksyms);
+	t_syms = cli_now_ns();
 	err = collector__attach(s->coll);
 	kvec__init(&s->user_sites, sizeof(__u64), sizeof(__u64));
 	kvec__init(&s->user_stacks, sizeof(__u64), sizeof(__u64));
@@ -484,17 +499,6 @@ int session__start(struct session *s, const struct session_opts *o)
 		return 1;
 	}
 	t_attach = cli_now_ns();
-	/* what arrives from now on is delivered with its site resolved */
-	s->ksyms = ksyms__wait(&s->syms);
-	/* before calibration delivers anything: the file interns every address it takes */
-	if (s->rec)
-		trace_writer__set_ksyms(s->rec, s->ksyms);
-	if (!s->ksyms)
-		kms_warn("cannot read kernel symbols (/proc/kallsyms): %s; sites stay hex\n",
-			 strerror(errno));
-	/* the load did not wait for kallsyms: sites at a wrapper until here stay there */
-	collector__set_wrappers(s->coll, s->ksyms);
-	t_syms = cli_now_ns();
 	if (s->context)
 		calibrate(s, co.filter_pids);
 	if (s->pipe.detect)
@@ -505,10 +509,10 @@ int session__start(struct session *s, const struct session_opts *o)
 		cli_cmd_abort(&s->cmd);
 		return 1;
 	}
-	kms_info("tracing, %llu ms after start-up began (plan and load %llu ms, attach %llu ms, "
-		 "waiting for symbols %llu ms, calibration %llu ms)\n", ms(s->start_ns - t0),
-		 ms(t_plan - t0), ms(t_attach - t_plan), ms(t_syms - t_attach),
-		 ms(s->start_ns - t_syms));
+	kms_info("tracing, %llu ms after start-up began (plan and load %llu ms, waiting for "
+		 "symbols %llu ms, attach %llu ms, calibration %llu ms)\n", ms(s->start_ns - t0),
+		 ms(t_plan - t0), ms(t_syms - t_plan), ms(t_attach - t_syms),
+		 ms(s->start_ns - t_attach));
 	/* 127 when CMD cannot run: nothing to report */
 	return cli_cmd_go(&s->cmd);
 }
