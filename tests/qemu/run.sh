@@ -262,7 +262,8 @@ pass=0
 fail=0
 for k in $KERNELS; do
 	line=$(grep -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$RES/$k/check.log" | tail -n 1)
-	again=$(ls "$RES/$k/serial-boot1.log" 2>/dev/null)
+	again=
+	[ ! -f "$RES/$k/serial-boot1.log" ] || again=1
 	grep -v -E '^qemu: [0-9]+ passed, [0-9]+ failed' "$RES/$k/check.log" | sed "s/^/[$k] /"
 	p=$(echo "${line:-qemu: 0 passed, 1 failed}" | sed -E 's/qemu: ([0-9]+) passed, ([0-9]+) failed/\1/')
 	f=$(echo "${line:-qemu: 0 passed, 1 failed}" | sed -E 's/qemu: ([0-9]+) passed, ([0-9]+) failed/\2/')
