@@ -162,7 +162,7 @@ prepare() {
 
 # the kernel's complaints: a line that starts one (the results' base64 can hold
 # these words, so the pattern wants the words the kernel prints around them)
-KERNEL_ERR='soft lockup|rcu_.*stall|Kernel panic|BUG: |WARNING: |Oops|int3'
+KERNEL_ERR='soft lockup|rcu_.*stall|Kernel panic|BUG: |WARNING: |Oops: |int3: '
 
 # what the guest was doing when it stopped, and the kernel's own report of why
 guest_report() {
