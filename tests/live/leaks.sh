@@ -20,11 +20,6 @@
 #   stacks (cached) are the eventfd2 syscall's; N pipes held: the files at
 #   alloc_empty_file show under each of its two callers (alloc_file_pseudo,
 #   alloc_file_clone) N times, never merged under one (the cache tells callers apart).
-# settle: a command run alone on the last CPU (kmemscope on the first), 10 times: no
-#   row is a certain leak. The CPU it exits on goes idle holding its mm (lazy TLB) and
-#   its page tables wait in RCU callbacks: before the settle period visited every CPU
-#   and waited with rcu_barrier(), 1 run in 8 showed mm_alloc and pgd_alloc as certain
-#   leaks on 6.18 (a flaky check that catches that regression 3 times in 4).
 # Every JSON report also has quality.out_of_order == 0.
 set -u
 
@@ -36,7 +31,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=44
+EXPECTED=43
 . "$(dirname "$0")/lib.sh"
 lib_begin leaks "$KMS" "$TRIGGER"
 
@@ -268,26 +263,6 @@ if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
 	fail "never-certain epoll-once: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else
 	check "never-certain epoll-once 3000" "$WORK/epoll1.json" do_epoll_create
-fi
-
-# --- settle: what the kernel frees after the command's exit is seen freed ----
-last=$(( $(nproc) - 1 ))
-bad=
-for i in 1 2 3 4 5 6 7 8 9 10; do
-	RC=0
-	timeout 60 taskset -c 0 "$KMS" leaks --json -o "$WORK/settle.json" -n 0 -- \
-		taskset -c "$last" "$TRIGGER" pipes 100 >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
-	got=$(python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-print(" ".join(sorted({"%s x%d" % (r["site"]["function"], r["count"]) for r in d["leaks"]
-                        if r["confidence"] == "certain"})))' "$WORK/settle.json" 2>&1)
-	[ "$RC" -eq 0 ] && [ -z "$got" ] || { bad="run $i: exit $RC, certain leaks: $got"; break; }
-done
-if [ -z "$bad" ]; then
-	pass "settle: 10 runs of a command alone on CPU $last, no certain leak"
-else
-	fail "settle: $bad"
 fi
 
 # --- misuse, a positive case user space can produce ---------------------------
