@@ -56,6 +56,9 @@ static const struct {
 			      "traced" },
 	{ "trace_cut_short", "the trace file was cut short: its frees after the last whole "
 			     "block are not in it" },
+	{ "cache_frees_untraced", "an object of the same slab cache went away without a "
+				  "traced free (its address was allocated again), and this "
+				  "kernel's RCU and bulk slab frees are not traced" },
 };
 
 const char *detect_retained_name(int r)
@@ -183,6 +186,7 @@ struct detect *detect__new(const struct detect_opts *o)
 	/* keys are the leading __u64/int fields of each item: see the structs in detect.h */
 	kvec__init(&d->groups, sizeof(struct detect_group), offsetof(struct detect_group, nested));
 	kvec__init(&d->sites, sizeof(struct detect_site), offsetof(struct detect_site, allocs));
+	kvec__init(&d->untraced_caches, sizeof(__u64), sizeof(__u64));
 	kvec__init(&d->misuse, sizeof(struct detect_misuse), offsetof(struct detect_misuse, pc));
 	kvec__init(&d->badfree, sizeof(struct detect_badfree), offsetof(struct detect_badfree, ptr));
 	kvec__init(&d->comms, sizeof(struct name_item), sizeof(__u64));
@@ -202,6 +206,7 @@ void detect__free(struct detect *d)
 	}
 	kvec__fini(&d->groups);
 	kvec__fini(&d->sites);
+	kvec__fini(&d->untraced_caches);
 	kvec__fini(&d->misuse);
 	kvec__fini(&d->badfree);
 	kvec__fini(&d->comms);
@@ -521,10 +526,15 @@ static void release(struct detect *d, const struct live_obj *r, __u64 bytes, boo
 	if (g->outstanding)
 		g->outstanding--;
 	if (implicit) {
+		bool created;
+
 		g->implicit_frees++;
 		if (s)
 			s->implicit_frees++;
 		d->fs.implicit[g->family]++;
+		if (g->family == KMS_FAM_CACHE && g->obj &&
+		    kvec__get(&d->untraced_caches, &g->obj, &created) < 0)
+			d->untraced_caches_full = true;
 	} else {
 		g->frees++;
 		if (s)
@@ -819,7 +829,11 @@ int detect__leak_class(const struct detect *d, const struct detect_group *g,
  * could hold its free. Slab objects are also freed through RCU and in bulk,
  * which no tracepoint reports: where those paths are not traced, a site
  * vouches for its outstanding objects only if most of its objects that
- * went away did so through a traced free. Other families have no untraced
+ * went away did so through a traced free, and, for a dedicated cache, if
+ * no object of the cache was seen to go away untraced: how a cache's objects
+ * are freed (kfree_rcu(), sheaves) belongs to the cache's user, not to one
+ * call site (the maple tree frees its nodes both ways). Not for kmalloc's
+ * caches, which every subsystem shares. Other families have no untraced
  * free path (their deferred frees end in a traced free, which the settle
  * period after the trace waits for).
  */
@@ -833,6 +847,9 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 
 	if (d->o.deferred_frees || (g->family != KMS_FAM_KMALLOC && g->family != KMS_FAM_CACHE))
 		return why;
+	if (g->family == KMS_FAM_CACHE &&
+	    (d->untraced_caches_full || kvec__find(&d->untraced_caches, &g->obj) >= 0))
+		why |= DOUBT_CACHE_UNTRACED;
 	if (!s || !s->frees)
 		return why | DOUBT_FREES_UNTRACED;
 	out = s->allocs - s->frees - (s->implicit_frees < s->allocs - s->frees ?

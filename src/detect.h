@@ -212,7 +212,8 @@ enum detect_doubt {
 					 * RCU/bulk slab frees are not traced here */
 	DOUBT_FEW_FREES = 1 << 2,	/* ... fewer seen freed than still outstanding */
 	DOUBT_TRACE_CUT = 1 << 3,	/* read from a trace file cut short (no settle, no end) */
-	DOUBT_NR_BITS = 4,
+	DOUBT_CACHE_UNTRACED = 1 << 4,	/* an object of its slab cache left untraced */
+	DOUBT_NR_BITS = 5,
 };
 
 const char *detect_doubt_name(int bit);

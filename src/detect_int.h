@@ -56,6 +56,13 @@ struct detect {
 	struct kvec groups;		/* struct detect_group, key: family..obj */
 	struct group_cache group_cache[1 << GROUP_CACHE_BITS];
 	struct kvec sites;		/* struct detect_site */
+	/*
+	 * __u64 slab cache pointers: caches one of whose objects went away
+	 * without a traced free (its address was allocated again while live).
+	 * If one cannot be added, every cache is taken as such.
+	 */
+	struct kvec untraced_caches;
+	bool untraced_caches_full;
 	struct kvec misuse;		/* struct detect_misuse */
 	struct kvec badfree;		/* struct detect_badfree */
 	struct kvec comms;		/* struct name_item by tgid */

@@ -1017,6 +1017,83 @@ static void test_verdict_rule(void **state)
 	pipe_done();
 }
 
+/*
+ * docs/detectors.md: a dedicated slab cache whose objects were seen leaving
+ * without a traced free vouches for none of its sites; kmalloc's shared
+ * caches keep the per-site rule.
+ */
+static struct kms_event cache_ev(int type, __u64 ptr, __u64 site, __u64 cache)
+{
+	struct kms_event e = ev(type, ptr, site, 256);
+
+	e.obj = cache;
+	return e;
+}
+
+static void test_cache_untraced(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(false);
+	struct kms_meta m1 = { .type = KMS_EV_META_CACHE, .key = CACHE1, .a = 256, .b = 256,
+			       .name = "maple_node" };
+	struct kms_meta m2 = { .type = KMS_EV_META_CACHE, .key = CACHE2, .a = 256, .b = 256,
+			       .name = "other_node" };
+	json_t *j, *leaks, *r;
+	int i, n = 0;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	pipe_meta(&m1);
+	pipe_meta(&m2);
+	/* caller_a, in both caches: 4 objects each, 2 freed by a traced free */
+	for (i = 0; i < 4; i++) {
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + i * 256, SITE_A, CACHE1));
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x10000 + i * 256, SITE_A, CACHE2));
+	}
+	for (i = 0; i < 2; i++) {
+		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + i * 256, 0, CACHE1));
+		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + 0x10000 + i * 256, 0, CACHE2));
+	}
+	/* caller_b, in maple_node only: an address handed out again while live */
+	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, SITE_B, CACHE1));
+	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, SITE_B, CACHE1));
+	/* kmalloc: the same at pipe_write and caller_a: the shared caches are not judged whole */
+	for (i = 0; i < 4; i++)
+		feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x30000 + i * 64, IP_SYS_FOO, 64));
+	for (i = 0; i < 2; i++)
+		feed(d, ev(KMS_EV_KFREE, SLAB1 + 0x30000 + i * 64, 0, 0));
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x40000, IP_PIPE_WRITE, 64));
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x40000, IP_PIPE_WRITE, 64));
+
+	j = leaks_json(d, &q);
+	leaks = json_object_get(j, "leaks");
+	for (i = 0; i < (int)json_array_size(leaks); i++) {
+		const char *cache;
+
+		r = json_array_get(leaks, i);
+		cache = json_string_value(json_object_get(r, "cache"));
+		if (!cache || strcmp(json_string_value(json_object_get(json_object_get(r, "site"),
+									"function")), "caller_a"))
+			continue;
+		assert_int_equal(json_integer_value(json_object_get(r, "count")), 2);
+		n++;
+		if (!strcmp(cache, "maple_node")) {
+			assert_string_equal(json_string_value(json_object_get(r, "confidence")),
+					    "unconfirmed");
+			assert_true(has_reason(r, "cache_frees_untraced"));
+		} else {
+			assert_string_equal(cache, "other_node");
+			assert_string_equal(json_string_value(json_object_get(r, "confidence")),
+					    "certain");
+		}
+	}
+	assert_int_equal(n, 2);
+	r = row_of(leaks, "__x64_sys_foo");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	json_decref(j);
+	pipe_done();
+}
+
 static void test_report_merge_depth(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
@@ -1145,6 +1222,7 @@ int main(void)
 		cmocka_unit_test(test_report_quality),
 		cmocka_unit_test(test_report_stacks),
 		cmocka_unit_test(test_verdict_rule),
+		cmocka_unit_test(test_cache_untraced),
 		cmocka_unit_test(test_report_merge_depth),
 		cmocka_unit_test(test_rcu_handoff),
 	};
