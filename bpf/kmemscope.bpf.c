@@ -95,6 +95,8 @@ __u32 filter_gen;
 __u32 nr_wrap;
 __u64 wrap_lo[KMS_WRAP_MAX];
 __u64 wrap_hi[KMS_WRAP_MAX];
+/* bit (page % KMS_WRAP_PAGES): a wrapper lies in that page (in_wrapper()) */
+__u64 wrap_pages[KMS_WRAP_PAGES / 64];
 
 /*
  * 0 until the collector starts tracing: the plan's trial attaches the

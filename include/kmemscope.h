@@ -116,6 +116,13 @@ enum kms_ev_type {
  * (bpf/kmemscope.bpf.c: kmalloc_first()).
  */
 #define KMS_WRAP_MAX		256
+/*
+ * ... and which pages they lie in, as a bitmap indexed by page number modulo
+ * its size: a site whose bit is clear is in none, without a search. 16 Ki
+ * bits cover 64 MiB of kernel text with no two pages sharing a bit.
+ */
+#define KMS_WRAP_PAGE_SHIFT	12
+#define KMS_WRAP_PAGES		16384
 
 /* kms_event.extra of user events: which C library function */
 enum kms_user_api {

@@ -554,6 +554,7 @@ void collector__set_wrappers(struct collector *c, const struct ksyms *k)
 		c->skel->bss->wrap_lo[i] = lo[i];
 		c->skel->bss->wrap_hi[i] = hi[i];
 	}
+	frames__wrapper_pages(lo, hi, n, c->skel->bss->wrap_pages);
 	__atomic_store_n(&c->skel->bss->nr_wrap, n, __ATOMIC_SEQ_CST);
 }
 

@@ -5,6 +5,7 @@
 
 #include "frames.h"
 #include "ksyms.h"
+#include "kmemscope.h"
 
 enum pat_kind {
 	PAT_EXACT,	/* name, or name + "_noprof" */
@@ -201,6 +202,16 @@ int frames__wrappers(const struct ksyms *k, unsigned long *lo, unsigned long *hi
 	size_t n = ksyms__ranges(k, is_allocator, lo, hi, max);
 
 	return n > (size_t)max ? -E2BIG : (int)n;
+}
+
+void frames__wrapper_pages(const unsigned long *lo, const unsigned long *hi, int n,
+			   __u64 *bits)
+{
+	memset(bits, 0, KMS_WRAP_PAGES / 8);
+	for (int i = 0; i < n; i++)
+		for (unsigned long pg = lo[i] >> KMS_WRAP_PAGE_SHIFT;
+		     pg <= (hi[i] - 1) >> KMS_WRAP_PAGE_SHIFT; pg++)
+			bits[pg / 64 % (KMS_WRAP_PAGES / 64)] |= 1ULL << (pg % 64);
 }
 
 bool frames__through(const struct ksyms *k, const unsigned long *ips, int n, const char *func)

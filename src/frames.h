@@ -7,6 +7,7 @@
 #define KMS_FRAMES_H
 
 #include <stdbool.h>
+#include <linux/types.h>
 
 struct ksyms;
 
@@ -33,6 +34,14 @@ bool frames__is_internal(const char *func);
  * than max.
  */
 int frames__wrappers(const struct ksyms *k, unsigned long *lo, unsigned long *hi, int max);
+
+/*
+ * The pages of those n ranges as the BPF side's bitmap (KMS_WRAP_PAGES bits,
+ * indexed by page number modulo their count; see in_wrapper() in bpf/):
+ * bits is cleared first.
+ */
+void frames__wrapper_pages(const unsigned long *lo, const unsigned long *hi, int n,
+			   __u64 *bits);
 
 /*
  * Whether one of ips[0..n) is in func (or func_noprof, or a compiler clone

@@ -5,10 +5,12 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "frames.h"
 #include "ksyms.h"
+#include "kmemscope.h"
 
 /* real allocator and plumbing names from 6.1 and 6.18 kallsyms */
 static const char *const internal[] = {
@@ -187,6 +189,41 @@ static void test_wrappers(void **state)
 	assert_int_equal(frames__wrappers(NULL, lo, hi, 64), 0);
 }
 
+/* the BPF side's bitmap of their pages: what in_wrapper() in bpf/ tests first */
+static bool page_bit(const __u64 *bits, unsigned long addr)
+{
+	unsigned long pg = addr >> KMS_WRAP_PAGE_SHIFT;
+
+	return bits[pg / 64 % (KMS_WRAP_PAGES / 64)] >> (pg % 64) & 1;
+}
+
+static void test_wrapper_pages(void **state)
+{
+	const struct ksyms *k = *state;
+	unsigned long lo[64], hi[64];
+	__u64 bits[KMS_WRAP_PAGES / 64];
+	int n = frames__wrappers(k, lo, hi, 64), set = 0, spanned = 0;
+
+	assert_true(n > 0);
+	memset(bits, 0xff, sizeof(bits));	/* cleared by the call */
+	frames__wrapper_pages(lo, hi, n, bits);
+	for (int i = 0; i < n; i++) {
+		/* first and last byte of every range: a range may end on the next page */
+		assert_true(page_bit(bits, lo[i]));
+		assert_true(page_bit(bits, hi[i] - 1));
+		spanned += ((hi[i] - 1) >> KMS_WRAP_PAGE_SHIFT) - (lo[i] >> KMS_WRAP_PAGE_SHIFT) + 1;
+	}
+	for (int w = 0; w < KMS_WRAP_PAGES / 64; w++)
+		set += __builtin_popcountll(bits[w]);
+	assert_true(set > 0 && set <= spanned);
+	/* sites in pages of their own: no search */
+	assert_false(page_bit(bits, 0xffffffff8174fb80UL));	/* do_epoll_create */
+	assert_false(page_bit(bits, 0xffffffff814ca1a0UL));	/* bpf_trace_run2 */
+	frames__wrapper_pages(lo, hi, 0, bits);
+	for (int w = 0; w < KMS_WRAP_PAGES / 64; w++)
+		assert_int_equal(bits[w], 0);
+}
+
 /* a stack through a function, by name, _noprof and clones included */
 static void test_through(void **state)
 {
@@ -210,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_sites),
 		cmocka_unit_test_setup_teardown(test_pick_site, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wrappers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wrapper_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_through, setup, teardown),
 	};
 
