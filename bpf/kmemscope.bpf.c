@@ -26,6 +26,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* 6.2+; weak: where it is missing, the code calling it is dead (pc_cast) */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
 /* settings, written by the collector between open and load */
 const volatile bool filter_pids = false;	/* only tgids in the pids map */
 const volatile __u64 stack_types = 0;		/* bit (1 << KMS_EV_*): capture a stack */
@@ -35,6 +38,7 @@ const volatile bool want_ctx = false;		/* read the preempt count (read_ctx()) */
 const volatile bool stack_cache = false;	/* reuse stack ids per site (stack_of()) */
 const volatile __u64 pcpu_rq_off = 0;		/* offset of runqueues in .data..percpu */
 const volatile __u64 pcpu_pc_off = 0;		/* offset of the preempt count */
+const volatile bool pc_cast = false;		/* the kernel has bpf_rdonly_cast() */
 
 /* the running kernel's page size (sysconf(_SC_PAGESIZE)), set by the collector */
 const volatile __u32 page_size = 4096;

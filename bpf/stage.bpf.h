@@ -258,8 +258,20 @@ static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
 			return;
 		s->pcpu_base = (__u64)rq - pcpu_rq_off;
 	}
-	if (bpf_probe_read_kernel(&pc, sizeof(pc), (void *)(s->pcpu_base + pcpu_pc_off)))
+	/*
+	 * A plain load where the kernel can type the address (bpf_rdonly_cast,
+	 * 6.2+): a helper call costs ~10 ns per allocation here. Any struct
+	 * whose first member is a 32-bit int will do; refcount_struct is in
+	 * every kernel. The verifier drops the branch not taken.
+	 */
+	if (pc_cast) {
+		struct refcount_struct *r = bpf_rdonly_cast((void *)(s->pcpu_base + pcpu_pc_off),
+							    bpf_core_type_id_kernel(struct refcount_struct));
+
+		pc = r->refs.counter;
+	} else if (bpf_probe_read_kernel(&pc, sizeof(pc), (void *)(s->pcpu_base + pcpu_pc_off))) {
 		return;
+	}
 	e->pc = pc;
 	e->ctx |= KMS_CTX_KNOWN;
 }

@@ -414,6 +414,7 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->want_ctx = true;
 	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
 	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
+	skel->rodata->pc_cast = p->pc_cast;
 }
 
 /* a per-CPU map's value for every CPU, all zero */

@@ -666,6 +666,7 @@ static void find_context_offsets(struct plan *p, const struct btf *btf)
 	}
 	if (p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
 		p->pc_var = NULL;
+	p->pc_cast = btf && btf__find_by_name_kind(btf, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
 }
 
 /* deferred frees free objects of either slab family */
@@ -1045,6 +1046,12 @@ static const struct {
 	{ PG_OWN, "areas vmalloc did not make are told apart by their stack, left out" },
 };
 
+/* how the handlers read the preempt count (read_ctx() in bpf/) */
+static const char *pc_read(const struct plan *p)
+{
+	return p->pc_cast ? "bpf_rdonly_cast" : "bpf_probe_read_kernel";
+}
+
 int plan__print_text(const struct plan *p, FILE *out)
 {
 	fprintf(out, "%-20s %-8s %-34s %s\n", "EVENT", "METHOD", "TARGET", "NOTES");
@@ -1096,8 +1103,11 @@ int plan__print_text(const struct plan *p, FILE *out)
 			"traced twice by this kernel (__kmalloc_large_node_noprof, then its "
 			"caller): the second event is dropped, counted as kmalloc_twice" :
 			"traced once (no __kmalloc_large_node_noprof)");
-	fprintf(out, "context capture: %s\n", p->pc_var ? p->pc_var :
-		"unavailable (no per-CPU preempt count in BTF): misuse sees no context");
+	if (p->pc_var)
+		fprintf(out, "context capture: %s, read by %s\n", p->pc_var, pc_read(p));
+	else
+		fprintf(out, "context capture: unavailable (no per-CPU preempt count in BTF): "
+			"misuse sees no context\n");
 	if (p->cfg.user)
 		fprintf(out, "user allocator: %s\n", p->user_allocator[0] ? p->user_allocator :
 			"found in each process as it runs (give one -p PID to see it)");
@@ -1175,8 +1185,9 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 			    "traced", p->deferred_traced, "method", p->deferred_method,
 			    "rcu_object_arg", p->rcu_ptr_arg ? "ptr" : "head-offset"));
 	json_object_set_new(root, "kmalloc_traced_twice", json_boolean(p->kmalloc_twice));
-	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?}",
-			    "available", p->pc_var != NULL, "preempt_count", p->pc_var));
+	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?,s:s?}",
+			    "available", p->pc_var != NULL, "preempt_count", p->pc_var,
+			    "read", p->pc_var ? pc_read(p) : NULL));
 	if (p->cfg.user)
 		json_object_set_new(root, "user_allocator", p->user_allocator[0] ?
 				    json_string(p->user_allocator) : json_null());

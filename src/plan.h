@@ -92,6 +92,7 @@ struct plan {
 	long pcpu_rq_off;
 	long pcpu_pc_off;
 	const char *pc_var;	/* where pcpu_pc_off points (probe shows it), NULL if nowhere */
+	bool pc_cast;		/* read it with a plain load: BTF has bpf_rdonly_cast (6.2+) */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
 	/* probe --user -p PID: the objects that give it its allocation functions ("": unknown) */

@@ -120,6 +120,20 @@ sys.exit(not (c["pid_filter"] and c["stacks"] == "cached" and c["context"] and c
 else
 	fail "probe --for leaks -p 1 --rescue on: exit $RC, $(head -c 300 "$WORK/probe.json" | tr '\n' ' ')"
 fi
+# the handlers read the preempt count with a plain load where BTF has bpf_rdonly_cast()
+run "$KMS" probe --json -o "$WORK/probe.json"
+want=bpf_probe_read_kernel
+if bpftool btf dump file /sys/kernel/btf/vmlinux 2>/dev/null | grep -q "FUNC 'bpf_rdonly_cast'"; then
+	want=bpf_rdonly_cast
+fi
+got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["context_capture"].get("read"))' \
+	"$WORK/probe.json" 2>/dev/null)
+if [ "$RC" -eq 0 ] && [ "$got" = "$want" ]; then
+	pass "probe: the preempt count is read by $want, as this kernel's BTF allows"
+else
+	fail "probe: exit $RC, context_capture.read $got, want $want"
+fi
+
 bad_arg "kmemscope stat -d 1 extra (a command only after --)" stat -d 1 extra
 bad_arg "kmemscope leaks -d 1 extra (a command only after --)" leaks -d 1 extra
 

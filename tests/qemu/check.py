@@ -218,6 +218,13 @@ def check_probe(doc, spec):
         if dfr.get("rcu_object_arg") != want:
             errs.append("probe: rcu_object_arg %r on %s, expected %s" %
                         (dfr.get("rcu_object_arg"), doc.get("kernel"), want))
+        # the preempt count as a plain load where bpf_rdonly_cast() exists (6.2+)
+        want = ("bpf_probe_read_kernel" if (int(m.group(1)), int(m.group(2))) < (6, 2)
+                else "bpf_rdonly_cast")
+        ctx = doc.get("context_capture") or {}
+        if not ctx.get("available") or ctx.get("read") != want:
+            errs.append("probe: context_capture %r on %s, expected it read by %s" %
+                        (ctx, doc.get("kernel"), want))
     for fam, methods in spec["methods"].items():
         # deferred frees (above) carry a slab family but have no tracepoint anywhere
         sel = [e for e in doc.get("events", []) if e.get("family") == fam and e.get("traced")
