@@ -225,6 +225,32 @@ static int consume(struct collector *c)
 	return 0;
 }
 
+/*
+ * Write every page of the ring once before tracing, so that no traced task
+ * pays for a first write (the warm_ring program in bpf/ says why). The ring
+ * takes one record less than it holds: two passes, each read back (which
+ * also maps this side's pages in) before the next.
+ */
+static int warm_ring(struct collector *c)
+{
+	int fd = bpf_program__fd(c->skel->progs.warm_ring);
+
+	c->poll_until = ~0ULL;
+	for (int pass = 0; pass < 2; pass++) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts);
+		int err = bpf_prog_test_run_opts(fd, &opts);
+
+		if (err)
+			return -errno;
+		kms_debug("ring buffer warm-up, pass %d: %u records of 4 KiB\n", pass + 1,
+			  opts.retval);
+		err = consume(c);
+		if (err < 0)
+			return err;
+	}
+	return 0;
+}
+
 static int deliver(struct collector *c, __u64 limit)
 {
 	if (c->marked && c->mark_key <= limit) {
@@ -502,6 +528,12 @@ int collector__open(struct collector **out, struct plan *plan,
 			bpf_map__max_entries(c->skel->maps.rb));
 	if (err) {
 		kms_error("Failed to map the ring buffer: %s\n", strerror(-err));
+		goto fail;
+	}
+	err = warm_ring(c);
+	if (err) {
+		kms_error("Failed to write the ring buffer's pages before tracing: %s\n",
+			  strerror(-err));
 		goto fail;
 	}
 	*out = c;

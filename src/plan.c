@@ -352,8 +352,11 @@ static int trial_set(const struct probe_env *env, struct plan_cand **cands,
 	}
 	bpf_object__for_each_program(p, skel->obj) {
 		const char *name = bpf_program__name(p);
-		/* the collector runs flush_stage on quiet CPUs; user.c attaches the u_ ones */
-		bool on = !strcmp(name, "flush_stage") ||
+		/*
+		 * the collector runs flush_stage on quiet CPUs and warm_ring once;
+		 * user.c attaches the u_ ones
+		 */
+		bool on = !strcmp(name, "flush_stage") || !strcmp(name, "warm_ring") ||
 			  (env->cfg->user && !strncmp(name, "u_", 2));
 
 		for (int i = 0; i < n && !on; i++)

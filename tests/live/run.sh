@@ -134,6 +134,15 @@ else
 	fail "probe: exit $RC, context_capture.read $got, want $want"
 fi
 
+# every page of the ring is written once before tracing: a 32 MiB ring takes 8191
+# 4 KiB records at a time (one less than it holds), in each of two passes
+run "$KMS" stat -vv --ring-mb 32 -d 0.1
+n=$(grep -c "ring buffer warm-up, pass [12]: 8191 records of 4 KiB" "$WORK/err" || true)
+if [ "$RC" -eq 0 ] && [ "$n" -eq 2 ]; then
+	pass "stat --ring-mb 32: the ring's 8192 pages written before tracing, in two passes"
+else
+	fail "stat --ring-mb 32: exit $RC, warm-up: $(grep "warm-up" "$WORK/err" | tr '\n' ' ')"
+fi
 bad_arg "kmemscope stat -d 1 extra (a command only after --)" stat -d 1 extra
 bad_arg "kmemscope leaks -d 1 extra (a command only after --)" leaks -d 1 extra
 
