@@ -1062,8 +1062,9 @@ int flush_stage(void *ctx)
 
 /*
  * The collector runs this before tracing (warm_ring() in src/collector.c):
- * page-sized records reserved and discarded until the ring is full put a
- * header, one write, at the start of every page they cover. The first write
+ * 4 KiB records reserved and discarded until the ring is full put a header,
+ * one write, every 4 KiB: at the start of every page, whatever the kernel's
+ * page size. The first write
  * through the kernel's mapping of a ring page cost ~8 us in this project's
  * VM (shadow paging), paid by the task whose handler made it; after this, by
  * no one. Returns how many records it made.

@@ -143,6 +143,7 @@ if [ "$RC" -eq 0 ] && [ "$n" -eq 2 ]; then
 else
 	fail "stat --ring-mb 32: exit $RC, warm-up: $(grep "warm-up" "$WORK/err" | tr '\n' ' ')"
 fi
+
 bad_arg "kmemscope stat -d 1 extra (a command only after --)" stat -d 1 extra
 bad_arg "kmemscope leaks -d 1 extra (a command only after --)" leaks -d 1 extra
 
