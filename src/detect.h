@@ -200,6 +200,7 @@ enum detect_retained {
 	RET_CACHE,		/* from a reclaimable slab cache */
 	RET_PAGE_CACHE,		/* a page allocated where the page cache is filled */
 	RET_LAZY,		/* an object the kernel frees in batches, long after its use */
+	RET_MM,			/* freed with a process's mm, when its last reference goes */
 	RET_NR,
 };
 

@@ -93,10 +93,16 @@ static int lrow_key_order(const void *pa, const void *pb)
 	return lrow_key_cmp(pa, pb);
 }
 
+/*
+ * Certain rows first, then the most bytes: a table cut at --top must not
+ * show doubtful rows in place of certain ones.
+ */
 static int lrow_bytes_order(const void *pa, const void *pb)
 {
 	const struct lrow *a = pa, *b = pb;
 
+	if (!a->doubts != !b->doubts)
+		return a->doubts ? 1 : -1;
 	if (a->bytes != b->bytes)
 		return a->bytes < b->bytes ? 1 : -1;
 	if (a->count != b->count)
@@ -166,7 +172,8 @@ static int leak_view(const struct detect *d, const struct detect_report_opts *o,
 		r->stacks = 1;
 		r->growth = detect__growth_run(g);
 		r->exposed = rows[i].exposed;
-		r->doubts = detect__doubts(d, g, r->exposed);
+		/* only leak candidates are judged (and ordered by it) */
+		r->doubts = c == DLC_LEAK ? detect__doubts(d, g, r->exposed) : 0;
 		r->retained = g->retained;
 		v->count[c] += r->count;
 		v->bytes[c] += r->bytes;

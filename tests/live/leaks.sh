@@ -7,7 +7,8 @@
 #   tests/live/leaks.sh BUILD_DIR
 #
 # eventfd: N eventfds held open by the trigger's worker are N outstanding
-#   kmallocs at do_eventfd, in the worker; once closed, none.
+#   kmallocs at do_eventfd, in the worker; once closed, none. The worker's mm
+#   (mm_struct, pgd) is retained (freed_with_mm), never a leak.
 # epoll: 10000 epoll_create1()+close() in two waves 6 s apart: the kernel frees the eventpoll objects
 #   after an RCU grace period without a kfree event; do_epoll_create must show
 #   under frees_not_observable with 10000 allocations, not as a leak, and no
@@ -31,7 +32,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=43
+EXPECTED=44
 . "$(dirname "$0")/lib.sh"
 lib_begin leaks "$KMS" "$TRIGGER"
 
@@ -112,6 +113,15 @@ if what.startswith("eventfd-held"):
           f"{stacks[:1]}")
     unobs = [u for u in d["frees_not_observable"] if u["site"]["function"] == "do_eventfd"]
     print(f"{'FAIL' if unobs else 'PASS'} {what}: do_eventfd not under frees_not_observable")
+    # the worker still runs: its mm and what mm_init() made for it are retained, not leaks
+    mm = [r for r in d["retained"] if r["retained"] == "freed_with_mm"]
+    fams = sorted({r["family"] for r in mm})
+    bad = [r["site"]["symbol"] for r in d["leaks"]
+           if r["cache"] == "mm_struct" or r["site"]["function"] == "pgd_alloc"]
+    ok = {"kmem_cache", "page"} <= set(fams) and not bad
+    print(f"{'PASS' if ok else 'FAIL'} {what}: the live worker's mm retained as freed_with_mm "
+          f"({sum(r['count'] for r in mm)} objects, families {fams}), none among the leaks"
+          + (f"; leaks at {bad}" if bad else ""))
     sch = d.get("schema") == "kmemscope.leaks" and d.get("version") == 2
     print(f"{'PASS' if sch else 'FAIL'} {what}: schema kmemscope.leaks v2, quality present"
           if sch and "quality" in d else f"FAIL {what}: schema or quality missing")

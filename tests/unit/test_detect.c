@@ -40,6 +40,10 @@ static const char kallsyms_text[] =
 	"ffffffff81005000 T __x64_sys_foo\n"
 	"ffffffff81006000 T __filemap_get_folio\n"
 	"ffffffff81007000 T copy_process\n"
+	"ffffffff81008000 t mm_init\n"
+	"ffffffff81009000 T pgd_alloc\n"
+	"ffffffff8100a000 T __percpu_counter_init_many\n"
+	"ffffffff8100b000 T mm_alloc\n"
 	"ffffffff81010000 T __alloc_pages_noprof\n"
 	"ffffffff81011000 T alloc_pages_noprof\n"
 	"ffffffff81012000 t allocate_slab\n"
@@ -61,6 +65,10 @@ static const char kallsyms_text[] =
 #define IP_PIPE_WRITE	0xffffffff81004020ULL
 #define IP_SYS_FOO	0xffffffff81005020ULL
 #define IP_COPY_PROCESS	0xffffffff81007020ULL
+#define IP_MM_INIT	0xffffffff81008020ULL
+#define IP_PGD_ALLOC	0xffffffff81009020ULL
+#define IP_PCPU_INIT	0xffffffff8100a020ULL
+#define IP_MM_ALLOC	0xffffffff8100b020ULL
 
 /* synthetic stack map */
 enum {
@@ -69,6 +77,8 @@ enum {
 	STK_VMALLOC_PAGE,	/* page under vmalloc, called from caller_b */
 	STK_KMALLOC_A,		/* kmalloc from caller_a, via __x64_sys_foo */
 	STK_KMALLOC_A2,		/* another kernel stack, same shown frames at depth 1 */
+	STK_PGD,		/* a process's top page table, made by mm_init() */
+	STK_MM_PCPU,		/* its percpu counters, made by mm_init() */
 	STK_NR,
 };
 
@@ -79,6 +89,8 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_VMALLOC_PAGE] = { IP_ALLOC_PAGES, IP_VM_AREA, IP_VM_RANGE, SITE_B, IP_SYS_FOO },
 	[STK_KMALLOC_A] = { IP_KMALLOC, SITE_A, IP_SYS_FOO },
 	[STK_KMALLOC_A2] = { IP_KMALLOC, SITE_A, IP_PIPE_WRITE },
+	[STK_PGD] = { IP_ALLOC_PAGES, IP_ALLOC_PAGES2, IP_PGD_ALLOC, IP_MM_INIT, IP_MM_ALLOC },
+	[STK_MM_PCPU] = { IP_PCPU_INIT, IP_MM_INIT, IP_MM_ALLOC },
 };
 
 static int stack_reads;
@@ -963,6 +975,9 @@ static void test_verdict_rule(void **state)
 	assert_int_equal(json_integer_value(json_object_get(r, "count")), 8);
 	r = row_of(leaks, "__x64_sys_foo");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	/* certain rows first (a --top cut keeps them), then by bytes: caller_b's 256 before 640 */
+	assert_ptr_equal(json_array_get(leaks, 0), r);
+	assert_ptr_equal(json_array_get(leaks, 1), row_of(leaks, "caller_b"));
 	assert_int_equal(json_array_size(json_object_get(j, "retained")), 4);
 	for (i = 0, n = 0; i < 4; i++) {
 		json_t *row = json_array_get(json_object_get(j, "retained"), i);
@@ -1013,6 +1028,53 @@ static void test_verdict_rule(void **state)
 	r = row_of(json_object_get(j, "leaks"), "caller_a");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
 	assert_int_equal(json_array_size(json_object_get(r, "reasons")), 0);
+	json_decref(j);
+	pipe_done();
+}
+
+/*
+ * docs/detectors.md: what the kernel frees with a process's mm (__mmdrop())
+ * is retained, not a leak: the mm_struct, and what mm_init() made for it,
+ * found by its stack (the percpu counters' site is a shared function).
+ */
+static void test_freed_with_mm(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(false);
+	struct kms_meta m = { .type = KMS_EV_META_CACHE, .key = CACHE1, .a = 1568, .b = 1600,
+			      .name = "mm_struct" };
+	struct kms_event e;
+	json_t *j, *ret;
+	int i;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	pipe_meta(&m);
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1, IP_MM_ALLOC, 1568);
+	e.obj = CACHE1;
+	feed(d, e);
+	e = ev(KMS_EV_PAGE_ALLOC, 0x55, IP_PGD_ALLOC, 8192);
+	e.stack_id = STK_PGD;
+	feed(d, e);
+	e = ev(KMS_EV_PERCPU_ALLOC, DMAP + 0x1000, IP_PCPU_INIT, 64);
+	e.stack_id = STK_MM_PCPU;
+	feed(d, e);
+	/* the same shared function called from elsewhere is judged as usual */
+	e = ev(KMS_EV_PERCPU_ALLOC, DMAP + 0x2000, IP_PCPU_INIT, 64);
+	feed(d, e);
+
+	j = leaks_json(d, &q);
+	ret = json_object_get(j, "retained");
+	assert_int_equal(json_array_size(ret), 3);
+	for (i = 0; i < 3; i++)
+		assert_string_equal(json_string_value(json_object_get(json_array_get(ret, i),
+								       "retained")),
+				    "freed_with_mm");
+	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    row_of(json_object_get(j, "leaks"), "__percpu_counter_init_many"),
+				    "confidence")),
+			    "certain");
 	json_decref(j);
 	pipe_done();
 }
@@ -1223,6 +1285,7 @@ int main(void)
 		cmocka_unit_test(test_report_quality),
 		cmocka_unit_test(test_report_stacks),
 		cmocka_unit_test(test_verdict_rule),
+		cmocka_unit_test(test_freed_with_mm),
 		cmocka_unit_test(test_cache_untraced),
 		cmocka_unit_test(test_report_merge_depth),
 		cmocka_unit_test(test_rcu_handoff),
