@@ -242,6 +242,9 @@ static int nest_kind_of(const char *func)
 	char buf[128];
 	const char *f = strip_name(func, buf, sizeof(buf));
 
+	/* kvmalloc() picks kmalloc or vmalloc for its caller: the frame below tells which */
+	if (strstr(f, "kvmalloc") || strstr(f, "kvzalloc") || strstr(f, "kvrealloc"))
+		return -1;
 	if (strstr(f, "slab") || strstr(f, "kmalloc") || strstr(f, "kmem_cache") ||
 	    strstr(f, "sheaf") || strstr(f, "krealloc"))
 		return NEST_SLAB;
@@ -258,9 +261,13 @@ static int nest_kind_of(const char *func)
 /*
  * A page allocation whose stack shows slab, vmalloc, percpu or dma internals
  * before the first caller frame is the backing store of another allocation:
- * counting it too would count the same memory twice. -1: not nested or unknown.
+ * counting it too would count the same memory twice. A kmalloc made by
+ * vmalloc, percpu or dma internals (vmalloc's vm_struct and page array, past
+ * the kmalloc's own slab frames) or by a helper they call (a new slab's
+ * obj_exts vector) is that allocator's bookkeeping, freed with its area or
+ * slab: nested too. -1: not nested or unknown.
  */
-static int page_nested(struct detect *d, int stack_id)
+static int stack_nested(struct detect *d, int stack_id, int fam)
 {
 	__u64 ips[KMS_MAX_STACK];
 	int n, i, kind = -1;
@@ -275,11 +282,18 @@ static int page_nested(struct detect *d, int stack_id)
 
 		if (!s)
 			continue;
-		if (!frames__is_internal(s->name))
+		if (!frames__is_internal(s->name)) {
+			/* a kmalloc by an allocator's helper: alloc_slab_obj_exts() for a new slab */
+			s = fam == KMS_FAM_KMALLOC && i + 1 < n && ips[i + 1] ?
+			    ksyms__resolve(d->o.ksyms, ips[i + 1]) : NULL;
+			if (s && frames__is_internal(s->name))
+				kind = nest_kind_of(s->name);
 			break;
+		}
 		kind = nest_kind_of(s->name);
-		if (kind >= 0)
+		if (kind >= 0 && (fam == KMS_FAM_PAGE || kind != NEST_SLAB))
 			break;
+		kind = -1;
 	}
 	if (n < 0)
 		return -1;	/* not cached: the stack may be readable later */
@@ -443,13 +457,24 @@ static bool site_in(const struct detect *d, __u64 site, const char *const *funcs
  */
 static const char *const mm_funcs[] = { "mm_init", "pgd_alloc", "_pgd_alloc", NULL };
 
-static bool freed_with_mm(const struct detect *d, __u64 site, int stack_id)
+/*
+ * What an inode's allocation makes for it (its LSM blob at
+ * security_inode_alloc, the filesystem's own inode) lives as long as the
+ * inode, which the inode cache keeps after its last user, as it keeps the
+ * dentry: reclaimed under memory pressure (a file a traced command created
+ * stays cached).
+ */
+static const char *const inode_funcs[] = { "alloc_inode", NULL };
+
+/* the site or a caller above it (the stack's frames from the site on) is in funcs */
+static bool frames_in(const struct detect *d, const struct detect_group *key,
+		      const char *const *funcs)
 {
 	__u64 ips[KMS_MAX_STACK];
-	int n = detect__frames(d, stack_id, site, ips, KMS_MAX_STACK);
+	int n = detect__frames(d, key->stack_id, key->site, ips, KMS_MAX_STACK);
 
 	for (int i = 0; i < n; i++)
-		if (site_in(d, ips[i], mm_funcs))
+		if (site_in(d, ips[i], funcs))
 			return true;
 	return false;
 }
@@ -461,8 +486,10 @@ static int retained_kind(const struct detect *d, const struct kms_event *e,
 
 	if (e->gfp != KMS_GFP_UNKNOWN && (e->gfp & d->o.gfp_retained))
 		return RET_GFP;
-	if (freed_with_mm(d, key->site, key->stack_id))
+	if (frames_in(d, key, mm_funcs))
 		return RET_MM;
+	if (frames_in(d, key, inode_funcs))
+		return RET_CACHE;
 	if (fam == KMS_FAM_VMALLOC && site_in(d, e->site, thread_stack_funcs))
 		return RET_LAZY;
 	if (fam == KMS_FAM_PAGE && site_in(d, e->site, page_cache_funcs))
@@ -496,7 +523,8 @@ static __attribute__((noinline)) long group_find(struct detect *d, const struct 
 		return i;
 	s = site_get(d, key->family, key->site, key->obj);
 	g = kvec__at(&d->groups, i);
-	g->nested = key->family == KMS_FAM_PAGE ? page_nested(d, key->stack_id) :
+	g->nested = key->family == KMS_FAM_PAGE || key->family == KMS_FAM_KMALLOC ?
+		    stack_nested(d, key->stack_id, key->family) :
 		    key->obj == KMS_OBJ_NESTED ? NEST_VMALLOC : -1;
 	g->retained = retained_kind(d, e, key);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
@@ -620,7 +648,7 @@ static void on_alloc_record(struct detect *d, const struct kms_event *e, int fam
 			lp->valid = true;
 		}
 		if (d->o.misuse)
-			nested = page_nested(d, e->stack_id);
+			nested = stack_nested(d, e->stack_id, KMS_FAM_PAGE);
 	} else if (e->type == KMS_EV_KMALLOC && d->o.bad_frees) {
 		learn_direct_map(d, e, prev);
 	}

@@ -197,7 +197,7 @@ struct detect_free_stats {
 enum detect_retained {
 	RET_NONE = 0,
 	RET_GFP,		/* allocated with __GFP_MOVABLE or __GFP_RECLAIMABLE */
-	RET_CACHE,		/* from a reclaimable slab cache */
+	RET_CACHE,		/* from a reclaimable slab cache, or made with an inode */
 	RET_PAGE_CACHE,		/* a page allocated where the page cache is filled */
 	RET_LAZY,		/* an object the kernel frees in batches, long after its use */
 	RET_MM,			/* freed with a process's mm, when its last reference goes */

@@ -42,8 +42,13 @@ static const char kallsyms_text[] =
 	"ffffffff81007000 T copy_process\n"
 	"ffffffff81008000 t mm_init\n"
 	"ffffffff81009000 T pgd_alloc\n"
+	"ffffffff81009800 t alloc_slab_obj_exts\n"
 	"ffffffff8100a000 T __percpu_counter_init_many\n"
 	"ffffffff8100b000 T mm_alloc\n"
+	"ffffffff8100c000 t __get_vm_area_node\n"
+	"ffffffff8100d000 T __kvmalloc_node_noprof\n"
+	"ffffffff8100e000 T alloc_inode\n"
+	"ffffffff8100f000 T security_inode_alloc\n"
 	"ffffffff81010000 T __alloc_pages_noprof\n"
 	"ffffffff81011000 T alloc_pages_noprof\n"
 	"ffffffff81012000 t allocate_slab\n"
@@ -69,6 +74,11 @@ static const char kallsyms_text[] =
 #define IP_PGD_ALLOC	0xffffffff81009020ULL
 #define IP_PCPU_INIT	0xffffffff8100a020ULL
 #define IP_MM_ALLOC	0xffffffff8100b020ULL
+#define IP_VM_AREA_GET	0xffffffff8100c020ULL
+#define IP_KVMALLOC	0xffffffff8100d020ULL
+#define IP_ALLOC_INODE	0xffffffff8100e020ULL
+#define IP_SEC_INODE	0xffffffff8100f020ULL
+#define IP_OBJ_EXTS	0xffffffff81009820ULL
 
 /* synthetic stack map */
 enum {
@@ -79,6 +89,10 @@ enum {
 	STK_KMALLOC_A2,		/* another kernel stack, same shown frames at depth 1 */
 	STK_PGD,		/* a process's top page table, made by mm_init() */
 	STK_MM_PCPU,		/* its percpu counters, made by mm_init() */
+	STK_VM_STRUCT,		/* vmalloc's vm_struct for a thread stack (kmalloc) */
+	STK_KVMALLOC,		/* a kmalloc kvmalloc() chose for caller_a */
+	STK_INODE_BLOB,		/* an inode's LSM blob */
+	STK_OBJ_EXTS,		/* a new slab's obj_exts vector (kmalloc) */
 	STK_NR,
 };
 
@@ -91,6 +105,11 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_KMALLOC_A2] = { IP_KMALLOC, SITE_A, IP_PIPE_WRITE },
 	[STK_PGD] = { IP_ALLOC_PAGES, IP_ALLOC_PAGES2, IP_PGD_ALLOC, IP_MM_INIT, IP_MM_ALLOC },
 	[STK_MM_PCPU] = { IP_PCPU_INIT, IP_MM_INIT, IP_MM_ALLOC },
+	[STK_VM_STRUCT] = { IP_KMALLOC, IP_VM_AREA_GET, IP_VM_RANGE, IP_COPY_PROCESS },
+	[STK_KVMALLOC] = { IP_KMALLOC, IP_KVMALLOC, SITE_A, IP_SYS_FOO },
+	[STK_INODE_BLOB] = { IP_CACHE_ALLOC, IP_SEC_INODE, IP_ALLOC_INODE, IP_SYS_FOO },
+	[STK_OBJ_EXTS] = { IP_KMALLOC, IP_OBJ_EXTS, IP_ALLOC_SLAB, IP_SLAB_ALLOC, IP_CACHE_ALLOC,
+			   SITE_B },
 };
 
 static int stack_reads;
@@ -1080,6 +1099,57 @@ static void test_freed_with_mm(void **state)
 }
 
 /*
+ * docs/detectors.md: the kernel's own bookkeeping is not a leak of its caller.
+ * vmalloc's vm_struct (a kmalloc under vmalloc internals) is nested in its
+ * area, a new slab's obj_exts vector in the slab; a kmalloc kvmalloc() chose
+ * is its caller's own; an inode's LSM blob is retained with the inode.
+ */
+static void test_kernel_bookkeeping(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(false);
+	struct kms_event e;
+	const struct detect_group *g;
+	json_t *j, *r;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	e = ev(KMS_EV_KMALLOC, SLAB1, IP_COPY_PROCESS, 72);
+	e.stack_id = STK_VM_STRUCT;
+	feed(d, e);
+	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x100, SITE_A, 4096);
+	e.stack_id = STK_KVMALLOC;
+	feed(d, e);
+	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64);
+	e.stack_id = STK_OBJ_EXTS;
+	feed(d, e);
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x200, IP_SEC_INODE, 32);
+	e.obj = CACHE2;
+	e.stack_id = STK_INODE_BLOB;
+	feed(d, e);
+
+	g = find_group(d, KMS_FAM_KMALLOC, IP_COPY_PROCESS);
+	assert_non_null(g);
+	assert_string_equal(detect_nest_name(g->nested), "vmalloc");
+	g = find_group(d, KMS_FAM_KMALLOC, IP_OBJ_EXTS);
+	assert_non_null(g);
+	assert_string_equal(detect_nest_name(g->nested), "slab");
+	g = find_group(d, KMS_FAM_KMALLOC, SITE_A);
+	assert_non_null(g);
+	assert_int_equal(g->nested, -1);
+
+	j = leaks_json(d, &q);
+	assert_int_equal(json_array_size(json_object_get(j, "nested")), 2);
+	r = row_of(json_object_get(j, "leaks"), "caller_a");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
+	r = row_of(json_object_get(j, "retained"), "security_inode_alloc");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
+	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 1);
+	json_decref(j);
+	pipe_done();
+}
+
+/*
  * docs/detectors.md: a dedicated slab cache whose objects were seen leaving
  * without a traced free vouches for none of its sites; kmalloc's shared
  * caches keep the per-site rule.
@@ -1286,6 +1356,7 @@ int main(void)
 		cmocka_unit_test(test_report_stacks),
 		cmocka_unit_test(test_verdict_rule),
 		cmocka_unit_test(test_freed_with_mm),
+		cmocka_unit_test(test_kernel_bookkeeping),
 		cmocka_unit_test(test_cache_untraced),
 		cmocka_unit_test(test_report_merge_depth),
 		cmocka_unit_test(test_rcu_handoff),
