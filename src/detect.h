@@ -201,6 +201,7 @@ enum detect_retained {
 	RET_PAGE_CACHE,		/* a page allocated where the page cache is filled */
 	RET_LAZY,		/* an object the kernel frees in batches, long after its use */
 	RET_MM,			/* freed with a process's mm, when its last reference goes */
+	RET_TASK,		/* made for a new task or its exec, freed with the task */
 	RET_NR,
 };
 

@@ -93,6 +93,7 @@ enum {
 	STK_KVMALLOC,		/* a kmalloc kvmalloc() chose for caller_a */
 	STK_INODE_BLOB,		/* an inode's LSM blob */
 	STK_OBJ_EXTS,		/* a new slab's obj_exts vector (kmalloc) */
+	STK_FORK_BLOB,		/* a kmalloc for a new task (caller_b, under copy_process) */
 	STK_NR,
 };
 
@@ -110,6 +111,7 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_INODE_BLOB] = { IP_CACHE_ALLOC, IP_SEC_INODE, IP_ALLOC_INODE, IP_SYS_FOO },
 	[STK_OBJ_EXTS] = { IP_KMALLOC, IP_OBJ_EXTS, IP_ALLOC_SLAB, IP_SLAB_ALLOC, IP_CACHE_ALLOC,
 			   SITE_B },
+	[STK_FORK_BLOB] = { IP_KMALLOC, SITE_B, IP_COPY_PROCESS, IP_SYS_FOO },
 };
 
 static int stack_reads;
@@ -1102,7 +1104,8 @@ static void test_freed_with_mm(void **state)
  * docs/detectors.md: the kernel's own bookkeeping is not a leak of its caller.
  * vmalloc's vm_struct (a kmalloc under vmalloc internals) is nested in its
  * area, a new slab's obj_exts vector in the slab; a kmalloc kvmalloc() chose
- * is its caller's own; an inode's LSM blob is retained with the inode.
+ * is its caller's own; an inode's LSM blob is retained with the inode, what
+ * fork makes for a new task with the task.
  */
 static void test_kernel_bookkeeping(void **state)
 {
@@ -1122,6 +1125,9 @@ static void test_kernel_bookkeeping(void **state)
 	feed(d, e);
 	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64);
 	e.stack_id = STK_OBJ_EXTS;
+	feed(d, e);
+	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x400, SITE_B, 32);
+	e.stack_id = STK_FORK_BLOB;
 	feed(d, e);
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x200, IP_SEC_INODE, 32);
 	e.obj = CACHE2;
@@ -1144,6 +1150,8 @@ static void test_kernel_bookkeeping(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
 	r = row_of(json_object_get(j, "retained"), "security_inode_alloc");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
+	r = row_of(json_object_get(j, "retained"), "caller_b");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
 	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 1);
 	json_decref(j);
 	pipe_done();
