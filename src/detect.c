@@ -481,15 +481,12 @@ static const char *const task_funcs[] = {
 	"copy_process", "prepare_exec_creds", "prepare_bprm_creds", NULL,
 };
 
-/* the site or a caller above it (the stack's frames from the site on) is in funcs */
-static bool frames_in(const struct detect *d, const struct detect_group *key,
+/* one of frames (the site, then its callers) is in funcs */
+static bool frames_in(const struct detect *d, const __u64 *frames, int n,
 		      const char *const *funcs)
 {
-	__u64 ips[KMS_MAX_STACK];
-	int n = detect__frames(d, key->stack_id, key->site, ips, KMS_MAX_STACK);
-
 	for (int i = 0; i < n; i++)
-		if (site_in(d, ips[i], funcs))
+		if (site_in(d, frames[i], funcs))
 			return true;
 	return false;
 }
@@ -498,32 +495,27 @@ static int retained_kind(const struct detect *d, const struct kms_event *e,
 			 const struct detect_group *key)
 {
 	int fam = key->family;
+	long c = fam == KMS_FAM_CACHE ? kvec__find(&d->objnames, &e->obj) : -1;
+	const struct name_item *cache = c >= 0 ? kvec__at(&d->objnames, c) : NULL;
+	__u64 frames[KMS_MAX_STACK];
+	int n = detect__frames(d, key->stack_id, key->site, frames, KMS_MAX_STACK);
 
 	if (e->gfp != KMS_GFP_UNKNOWN && (e->gfp & d->o.gfp_retained))
 		return RET_GFP;
-	if (frames_in(d, key, mm_funcs))
-		return RET_MM;
-	if (frames_in(d, key, inode_funcs))
+	if ((cache && (cache->flags & KMS_META_RECLAIMABLE)) ||
+	    frames_in(d, frames, n, inode_funcs))
 		return RET_CACHE;
-	if (fam == KMS_FAM_VMALLOC && site_in(d, e->site, thread_stack_funcs))
+	if ((cache && !strcmp(cache->name, "mm_struct")) || frames_in(d, frames, n, mm_funcs))
+		return RET_MM;
+	if (fam == KMS_FAM_VMALLOC && site_in(d, key->site, thread_stack_funcs))
 		return RET_LAZY;
-	if (fam == KMS_FAM_PAGE && site_in(d, e->site, page_cache_funcs))
+	if (fam == KMS_FAM_PAGE && site_in(d, key->site, page_cache_funcs))
 		return RET_PAGE_CACHE;
-	if (fam == KMS_FAM_CACHE) {
-		long i = kvec__find(&d->objnames, &e->obj);
-
-		const struct name_item *n = i >= 0 ? kvec__at(&d->objnames, i) : NULL;
-
-		if (n && (n->flags & KMS_META_RECLAIMABLE))
-			return RET_CACHE;
-		if (n && !strcmp(n->name, "mm_struct"))
-			return RET_MM;
-		for (size_t k = 0; n && k < sizeof(lazily_freed_caches) / sizeof(lazily_freed_caches[0]);
-		     k++)
-			if (!strcmp(n->name, lazily_freed_caches[k]))
-				return RET_LAZY;
-	}
-	if (frames_in(d, key, task_funcs))
+	for (size_t k = 0; cache && k < sizeof(lazily_freed_caches) / sizeof(lazily_freed_caches[0]);
+	     k++)
+		if (!strcmp(cache->name, lazily_freed_caches[k]))
+			return RET_LAZY;
+	if (frames_in(d, frames, n, task_funcs))
 		return RET_TASK;
 	return RET_NONE;
 }
