@@ -188,6 +188,27 @@ static const struct detect_group *find_group(const struct detect *d, int fam, __
 	return NULL;
 }
 
+/* an allocation with a stack from the synthetic stack map */
+static void feed_stacked(struct detect *d, int type, __u64 ptr, __u64 site, __u32 bytes, int stack)
+{
+	struct kms_event e = ev(type, ptr, site, bytes);
+
+	e.stack_id = stack;
+	feed(d, e);
+}
+
+/* the group of site is nested in the allocator named, or not nested (NULL) */
+static void assert_nested(const struct detect *d, int fam, __u64 site, const char *in)
+{
+	const struct detect_group *g = find_group(d, fam, site);
+
+	assert_non_null(g);
+	if (in)
+		assert_string_equal(detect_nest_name(g->nested), in);
+	else
+		assert_int_equal(g->nested, -1);
+}
+
 static __u64 badfree_count(const struct detect *d, int kind)
 {
 	__u64 n = 0;
@@ -351,30 +372,16 @@ static void test_nested_vmalloc(void **state)
 static void test_nested_pages(void **state)
 {
 	struct detect *d = new_detect(true, true, 0);
-	struct kms_event e;
-	const struct detect_group *g;
 	__u64 ips[KMS_MAX_STACK];
 	int n;
 
-	e = ev(KMS_EV_PAGE_ALLOC, 0x1000, SITE_A, 4096);
-	e.stack_id = STK_SLAB_PAGE;
-	feed(d, e);
-	e = ev(KMS_EV_PAGE_ALLOC, 0x2000, IP_PIPE_WRITE, 4096);
-	e.stack_id = STK_PLAIN_PAGE;
-	feed(d, e);
-	e = ev(KMS_EV_PAGE_ALLOC, 0x3000, SITE_B, 4096);
-	e.stack_id = STK_VMALLOC_PAGE;
-	feed(d, e);
+	feed_stacked(d, KMS_EV_PAGE_ALLOC, 0x1000, SITE_A, 4096, STK_SLAB_PAGE);
+	feed_stacked(d, KMS_EV_PAGE_ALLOC, 0x2000, IP_PIPE_WRITE, 4096, STK_PLAIN_PAGE);
+	feed_stacked(d, KMS_EV_PAGE_ALLOC, 0x3000, SITE_B, 4096, STK_VMALLOC_PAGE);
 
-	g = find_group(d, KMS_FAM_PAGE, SITE_A);
-	assert_non_null(g);
-	assert_string_equal(detect_nest_name(g->nested), "slab");
-	g = find_group(d, KMS_FAM_PAGE, IP_PIPE_WRITE);
-	assert_non_null(g);
-	assert_int_equal(g->nested, -1);
-	g = find_group(d, KMS_FAM_PAGE, SITE_B);
-	assert_non_null(g);
-	assert_string_equal(detect_nest_name(g->nested), "vmalloc");
+	assert_nested(d, KMS_FAM_PAGE, SITE_A, "slab");
+	assert_nested(d, KMS_FAM_PAGE, IP_PIPE_WRITE, NULL);
+	assert_nested(d, KMS_FAM_PAGE, SITE_B, "vmalloc");
 	/* nested pages are judged at the outer allocation, not twice */
 	assert_int_equal(detect__misuse_stats(d)->nested_skipped, 2);
 
@@ -1112,37 +1119,22 @@ static void test_kernel_bookkeeping(void **state)
 	struct kms_quality q = { .events = 100 };
 	struct detect *d = verdict_detect(false);
 	struct kms_event e;
-	const struct detect_group *g;
 	json_t *j, *r;
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		q.traced[f] = true;
-	e = ev(KMS_EV_KMALLOC, SLAB1, IP_COPY_PROCESS, 72);
-	e.stack_id = STK_VM_STRUCT;
-	feed(d, e);
-	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x100, SITE_A, 4096);
-	e.stack_id = STK_KVMALLOC;
-	feed(d, e);
-	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64);
-	e.stack_id = STK_OBJ_EXTS;
-	feed(d, e);
-	e = ev(KMS_EV_KMALLOC, SLAB1 + 0x400, SITE_B, 32);
-	e.stack_id = STK_FORK_BLOB;
-	feed(d, e);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1, IP_COPY_PROCESS, 72, STK_VM_STRUCT);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x100, SITE_A, 4096, STK_KVMALLOC);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64, STK_OBJ_EXTS);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x400, SITE_B, 32, STK_FORK_BLOB);
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x200, IP_SEC_INODE, 32);
 	e.obj = CACHE2;
 	e.stack_id = STK_INODE_BLOB;
 	feed(d, e);
 
-	g = find_group(d, KMS_FAM_KMALLOC, IP_COPY_PROCESS);
-	assert_non_null(g);
-	assert_string_equal(detect_nest_name(g->nested), "vmalloc");
-	g = find_group(d, KMS_FAM_KMALLOC, IP_OBJ_EXTS);
-	assert_non_null(g);
-	assert_string_equal(detect_nest_name(g->nested), "slab");
-	g = find_group(d, KMS_FAM_KMALLOC, SITE_A);
-	assert_non_null(g);
-	assert_int_equal(g->nested, -1);
+	assert_nested(d, KMS_FAM_KMALLOC, IP_COPY_PROCESS, "vmalloc");
+	assert_nested(d, KMS_FAM_KMALLOC, IP_OBJ_EXTS, "slab");
+	assert_nested(d, KMS_FAM_KMALLOC, SITE_A, NULL);
 
 	j = leaks_json(d, &q);
 	assert_int_equal(json_array_size(json_object_get(j, "nested")), 2);
