@@ -215,7 +215,9 @@ enum detect_doubt {
 	DOUBT_FEW_FREES = 1 << 2,	/* ... fewer seen freed than still outstanding */
 	DOUBT_TRACE_CUT = 1 << 3,	/* read from a trace file cut short (no settle, no end) */
 	DOUBT_CACHE_UNTRACED = 1 << 4,	/* an object of its slab cache left untraced */
-	DOUBT_NR_BITS = 5,
+	DOUBT_CACHE_BULK = 1 << 5,	/* its slab cache is one the kernel also frees in bulk
+					 * or through RCU */
+	DOUBT_NR_BITS = 6,
 };
 
 const char *detect_doubt_name(int bit);

@@ -13,9 +13,11 @@
 #   after an RCU grace period without a kfree event; do_epoll_create must show
 #   under frees_not_observable with 10000 allocations, not as a leak, and no
 #   row there (nor after one wave of epoll-once) may be a certain leak.
-# bookkeeping: five forks and a new file leave no certain leak at copy_process
-#   (a thread stack's vm_struct), alloc_slab_obj_exts or security_inode_alloc
-#   (the new inode's LSM blob, retained with the inode).
+# bookkeeping: five forks, a new file and a closed loopback TCP connection leave
+#   no certain leak at copy_process (a thread stack's vm_struct),
+#   alloc_slab_obj_exts, security_inode_alloc (the new inode's LSM blob, retained
+#   with the inode) or the TIME_WAIT bind buckets (retained), nor in the caches
+#   freed in bulk too (maple_node, skbuff_head_cache).
 # misuse: pipes judged with nothing blocking in atomic context; mmap() makes
 #   GFP_NOWAIT maple-tree allocations in process context (an info finding).
 # filters: -c with a comm that never runs reports nothing; -c trigger under a
@@ -170,15 +172,21 @@ elif what.startswith("never-certain"):
     print(f"{'PASS' if ok else 'FAIL'} {what}: every unconfirmed row gives its reasons")
 elif what.startswith("bookkeeping"):
     # the kernel's own bookkeeping is not its caller's leak (docs/detectors.md)
-    funcs = ("copy_process", "alloc_slab_obj_exts", "security_inode_alloc")
+    funcs = ("copy_process", "alloc_slab_obj_exts", "security_inode_alloc",
+             "inet_bind_bucket_create", "inet_bind2_bucket_create")
+    caches = ("maple_node", "skbuff_head_cache")
     bad = [(r["site"]["symbol"], r["family"], r["count"]) for r in d["leaks"]
-           if r["site"]["function"] in funcs and r["confidence"] == "certain"]
-    print(f"{'FAIL' if bad else 'PASS'} {what}: no certain leak at {', '.join(funcs)}"
-          + (f": {bad}" if bad else ""))
-    blob = sum(r["count"] for r in d["retained"] if r["site"]["function"] == "security_inode_alloc")
+           if (r["site"]["function"] in funcs or r["cache"] in caches)
+           and r["confidence"] == "certain"]
+    print(f"{'FAIL' if bad else 'PASS'} {what}: no certain leak at {', '.join(funcs)} "
+          f"or in {', '.join(caches)}" + (f": {bad}" if bad else ""))
+    def retained(func):
+        return sum(r["count"] for r in d["retained"] if r["site"]["function"] == func)
+    blob, tw = retained("security_inode_alloc"), retained("inet_bind2_bucket_create")
     nested = sum(r["count"] for r in d["nested"] if r["family"] == "kmalloc")
-    print(f"{'PASS' if blob else 'FAIL'} {what}: the new file's inode blob retained ({blob} at "
-          f"security_inode_alloc); {nested} allocator-bookkeeping kmallocs nested")
+    print(f"{'PASS' if blob and tw else 'FAIL'} {what}: the new file's inode blob retained "
+          f"({blob} at security_inode_alloc), the TIME_WAIT connection's bind bucket ({tw} at "
+          f"inet_bind2_bucket_create); {nested} allocator-bookkeeping kmallocs nested")
 elif what.startswith("filter-none"):
     rows = {k: len(d[k]) for k in ("leaks", "retained", "nested", "frees_not_observable")}
     rows["bad_frees"] = len(d["bad_frees"]["findings"])
@@ -289,15 +297,26 @@ else
 	check "never-certain epoll-once 3000" "$WORK/epoll1.json" do_epoll_create
 fi
 
-# --- the kernel's own bookkeeping: forks and a new file ----------------------
+# --- the kernel's own bookkeeping: forks, a new file, a closed TCP connection -
+cat >"$WORK/tcp.py" <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+c = socket.create_connection(s.getsockname())
+a, _ = s.accept()
+c.close()
+a.close()
+s.close()
+EOF
 RC=0
 timeout 120 "$KMS" leaks --json -o "$WORK/book.json" -n 0 -- sh -c \
-	"for i in 1 2 3 4 5; do ls / >/dev/null & done; wait; echo x >'$WORK/newfile'" \
-	>"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
+	"for i in 1 2 3 4 5; do ls / >/dev/null & done; wait; echo x >'$WORK/newfile';
+	 python3 '$WORK/tcp.py'" >"$WORK/out" 2>"$WORK/err" </dev/null || RC=$?
 if [ "$RC" -ne 0 ] || [ ! -s "$WORK/book.json" ]; then
 	fail "bookkeeping: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else
-	check "bookkeeping forks and a new file" "$WORK/book.json"
+	check "bookkeeping forks, a file, a TCP connection" "$WORK/book.json"
 fi
 
 # --- misuse, a positive case user space can produce ---------------------------

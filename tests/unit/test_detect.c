@@ -43,6 +43,7 @@ static const char kallsyms_text[] =
 	"ffffffff81008000 t mm_init\n"
 	"ffffffff81009000 T pgd_alloc\n"
 	"ffffffff81009800 t alloc_slab_obj_exts\n"
+	"ffffffff81009c00 T inet_bind2_bucket_create\n"
 	"ffffffff8100a000 T __percpu_counter_init_many\n"
 	"ffffffff8100b000 T mm_alloc\n"
 	"ffffffff8100c000 t __get_vm_area_node\n"
@@ -79,6 +80,7 @@ static const char kallsyms_text[] =
 #define IP_ALLOC_INODE	0xffffffff8100e020ULL
 #define IP_SEC_INODE	0xffffffff8100f020ULL
 #define IP_OBJ_EXTS	0xffffffff81009820ULL
+#define IP_BIND2	0xffffffff81009c20ULL
 
 /* synthetic stack map */
 enum {
@@ -1227,6 +1229,51 @@ static void test_cache_untraced(void **state)
 	pipe_done();
 }
 
+/*
+ * docs/detectors.md: caches known to be freed in bulk or through RCU too are
+ * never certain where those paths are not traced, even when no address came
+ * back; a TIME_WAIT socket's bind bucket is retained (a timer frees it).
+ */
+static void test_cache_bulk(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(false);
+	struct kms_meta m1 = { .type = KMS_EV_META_CACHE, .key = CACHE1, .a = 232, .b = 256,
+			       .name = "skbuff_head_cache" };
+	struct kms_meta m2 = { .type = KMS_EV_META_CACHE, .key = CACHE2, .a = 232, .b = 256,
+			       .name = "other_head" };
+	json_t *j, *leaks, *r;
+	int i;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	pipe_meta(&m1);
+	pipe_meta(&m2);
+	/* caller_a in each cache, caller_b in the other: 4 objects each, 2 freed by a traced free */
+	for (i = 0; i < 4; i++) {
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + i * 256, SITE_A, CACHE1));
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x10000 + i * 256, SITE_B, CACHE2));
+	}
+	for (i = 0; i < 2; i++) {
+		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + i * 256, 0, CACHE1));
+		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + 0x10000 + i * 256, 0, CACHE2));
+	}
+	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, IP_BIND2, CACHE2));
+
+	j = leaks_json(d, &q);
+	leaks = json_object_get(j, "leaks");
+	r = row_of(leaks, "caller_a");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
+	assert_true(has_reason(r, "cache_frees_in_bulk"));
+	assert_false(has_reason(r, "cache_frees_untraced"));
+	r = row_of(leaks, "caller_b");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	r = row_of(json_object_get(j, "retained"), "inet_bind2_bucket_create");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
+	json_decref(j);
+	pipe_done();
+}
+
 static void test_report_merge_depth(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
@@ -1357,6 +1404,7 @@ int main(void)
 		cmocka_unit_test(test_verdict_rule),
 		cmocka_unit_test(test_freed_with_mm),
 		cmocka_unit_test(test_kernel_bookkeeping),
+		cmocka_unit_test(test_cache_bulk),
 		cmocka_unit_test(test_cache_untraced),
 		cmocka_unit_test(test_report_merge_depth),
 		cmocka_unit_test(test_rcu_handoff),
