@@ -45,6 +45,7 @@ static const char kallsyms_text[] =
 	"ffffffff81009800 t alloc_slab_obj_exts\n"
 	"ffffffff81009c00 T inet_bind2_bucket_create\n"
 	"ffffffff8100a000 T __percpu_counter_init_many\n"
+	"ffffffff8100a800 T __ioremap_caller\n"
 	"ffffffff8100b000 T mm_alloc\n"
 	"ffffffff8100c000 t __get_vm_area_node\n"
 	"ffffffff8100d000 T __kvmalloc_node_noprof\n"
@@ -81,6 +82,7 @@ static const char kallsyms_text[] =
 #define IP_SEC_INODE	0xffffffff8100f020ULL
 #define IP_OBJ_EXTS	0xffffffff81009820ULL
 #define IP_BIND2	0xffffffff81009c20ULL
+#define IP_IOREMAP	0xffffffff8100a820ULL
 
 /* synthetic stack map */
 enum {
@@ -96,6 +98,7 @@ enum {
 	STK_INODE_BLOB,		/* an inode's LSM blob */
 	STK_OBJ_EXTS,		/* a new slab's obj_exts vector (kmalloc) */
 	STK_FORK_BLOB,		/* a kmalloc for a new task (caller_b, under copy_process) */
+	STK_IOREMAP,		/* ioremap()'s vm_struct: its caller's (pipe_write) */
 	STK_NR,
 };
 
@@ -114,6 +117,7 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_OBJ_EXTS] = { IP_KMALLOC, IP_OBJ_EXTS, IP_ALLOC_SLAB, IP_SLAB_ALLOC, IP_CACHE_ALLOC,
 			   SITE_B },
 	[STK_FORK_BLOB] = { IP_KMALLOC, SITE_B, IP_COPY_PROCESS, IP_SYS_FOO },
+	[STK_IOREMAP] = { IP_KMALLOC, IP_VM_AREA_GET, IP_IOREMAP, IP_PIPE_WRITE, IP_SYS_FOO },
 };
 
 static int stack_reads;
@@ -1112,8 +1116,8 @@ static void test_freed_with_mm(void **state)
 /*
  * docs/detectors.md: the kernel's own bookkeeping is not a leak of its caller.
  * vmalloc's vm_struct (a kmalloc under vmalloc internals) is nested in its
- * area, a new slab's obj_exts vector in the slab; a kmalloc kvmalloc() chose
- * is its caller's own; an inode's LSM blob is retained with the inode, what
+ * area, a new slab's obj_exts vector in the slab; a kmalloc kvmalloc() chose,
+ * and ioremap()'s vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM blob is retained with the inode, what
  * fork makes for a new task with the task.
  */
 static void test_kernel_bookkeeping(void **state)
@@ -1129,6 +1133,7 @@ static void test_kernel_bookkeeping(void **state)
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x100, SITE_A, 4096, STK_KVMALLOC);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64, STK_OBJ_EXTS);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x400, SITE_B, 32, STK_FORK_BLOB);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x500, IP_PIPE_WRITE, 96, STK_IOREMAP);
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x200, IP_SEC_INODE, 32);
 	e.obj = CACHE2;
 	e.stack_id = STK_INODE_BLOB;
@@ -1137,16 +1142,18 @@ static void test_kernel_bookkeeping(void **state)
 	assert_nested(d, KMS_FAM_KMALLOC, IP_COPY_PROCESS, "vmalloc");
 	assert_nested(d, KMS_FAM_KMALLOC, IP_OBJ_EXTS, "slab");
 	assert_nested(d, KMS_FAM_KMALLOC, SITE_A, NULL);
+	assert_nested(d, KMS_FAM_KMALLOC, IP_PIPE_WRITE, NULL);
 
 	j = leaks_json(d, &q);
 	assert_int_equal(json_array_size(json_object_get(j, "nested")), 2);
 	r = row_of(json_object_get(j, "leaks"), "caller_a");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
+	row_of(json_object_get(j, "leaks"), "pipe_write");
 	r = row_of(json_object_get(j, "retained"), "security_inode_alloc");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
 	r = row_of(json_object_get(j, "retained"), "caller_b");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
-	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 1);
+	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 2);
 	json_decref(j);
 	pipe_done();
 }
@@ -1232,7 +1239,7 @@ static void test_cache_untraced(void **state)
 /*
  * docs/detectors.md: caches known to be freed in bulk or through RCU too are
  * never certain where those paths are not traced, even when no address came
- * back; a TIME_WAIT socket's bind bucket is retained (a timer frees it).
+ * back; a closed TCP socket and its bind bucket are retained (timers free them).
  */
 static void test_cache_bulk(void **state)
 {
@@ -1259,6 +1266,13 @@ static void test_cache_bulk(void **state)
 		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + 0x10000 + i * 256, 0, CACHE2));
 	}
 	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, IP_BIND2, CACHE2));
+	{
+		struct kms_meta m3 = { .type = KMS_EV_META_CACHE, .key = CACHE1 + 0x100,
+				       .a = 2400, .b = 2432, .name = "TCP" };
+
+		pipe_meta(&m3);
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x30000, SITE_E, CACHE1 + 0x100));
+	}
 
 	j = leaks_json(d, &q);
 	leaks = json_object_get(j, "leaks");
@@ -1269,6 +1283,8 @@ static void test_cache_bulk(void **state)
 	r = row_of(leaks, "caller_b");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
 	r = row_of(json_object_get(j, "retained"), "inet_bind2_bucket_create");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
+	r = row_of(json_object_get(j, "retained"), "do_epoll_create");	/* the TCP socket */
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
 	json_decref(j);
 	pipe_done();
