@@ -523,12 +523,12 @@ static const char *const task_funcs[] = {
 	"copy_process", "prepare_exec_creds", "prepare_bprm_creds", NULL,
 };
 
-/* the named cache or device obj refers to, NULL if no record named it */
-static const struct name_item *obj_item(const struct detect *d, __u64 obj)
+/* the name a record gave key (a task, a cache, a device), NULL if none did */
+static const struct name_item *name_item(const struct kvec *v, __u64 key)
 {
-	long i = kvec__find(&d->objnames, &obj);
+	long i = kvec__find(v, &key);
 
-	return i >= 0 ? kvec__at(&d->objnames, i) : NULL;
+	return i >= 0 ? kvec__at(v, i) : NULL;
 }
 
 static bool name_in(const struct name_item *n, const char *const *names, size_t nr)
@@ -553,7 +553,8 @@ static int retained_kind(const struct detect *d, const struct kms_event *e,
 			 const struct detect_group *key)
 {
 	int fam = key->family;
-	const struct name_item *cache = fam == KMS_FAM_CACHE ? obj_item(d, e->obj) : NULL;
+	const struct name_item *cache = fam == KMS_FAM_CACHE ? name_item(&d->objnames, e->obj) :
+							     NULL;
 	__u64 frames[KMS_MAX_STACK];
 	int n = detect__frames(d, key->stack_id, key->site, frames, KMS_MAX_STACK);
 
@@ -975,7 +976,7 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 	    (d->untraced_caches_full || kvec__find(&d->untraced_caches, &g->obj) >= 0))
 		why |= DOUBT_CACHE_UNTRACED;
 	if (g->family == KMS_FAM_CACHE &&
-	    name_in(obj_item(d, g->obj), bulk_freed_caches, ARRAY_SIZE(bulk_freed_caches)))
+	    name_in(name_item(&d->objnames, g->obj), bulk_freed_caches, ARRAY_SIZE(bulk_freed_caches)))
 		why |= DOUBT_CACHE_BULK;
 	if (!s || !s->frees)
 		return why | DOUBT_FREES_UNTRACED;
@@ -1074,9 +1075,9 @@ unsigned int detect__growth_run(const struct detect_group *g)
 
 static const char *name_lookup(const struct kvec *v, __u64 key)
 {
-	long i = kvec__find(v, &key);
+	const struct name_item *n = name_item(v, key);
 
-	return i < 0 ? NULL : ((const struct name_item *)kvec__at(v, i))->name;
+	return n ? n->name : NULL;
 }
 
 const char *detect__comm(const struct detect *d, __u32 pid)
