@@ -1171,6 +1171,19 @@ static struct kms_event cache_ev(int type, __u64 ptr, __u64 site, __u64 cache)
 	return e;
 }
 
+/* 4 objects of CACHE1 at site1 and of CACHE2 at site2, 2 of each freed by a traced free */
+static void half_freed(struct detect *d, __u64 site1, __u64 site2)
+{
+	for (int i = 0; i < 4; i++) {
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + i * 256, site1, CACHE1));
+		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x10000 + i * 256, site2, CACHE2));
+	}
+	for (int i = 0; i < 2; i++) {
+		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + i * 256, 0, CACHE1));
+		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + 0x10000 + i * 256, 0, CACHE2));
+	}
+}
+
 static void test_cache_untraced(void **state)
 {
 	struct kms_quality q = { .events = 100 };
@@ -1187,14 +1200,7 @@ static void test_cache_untraced(void **state)
 	pipe_meta(&m1);
 	pipe_meta(&m2);
 	/* caller_a, in both caches: 4 objects each, 2 freed by a traced free */
-	for (i = 0; i < 4; i++) {
-		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + i * 256, SITE_A, CACHE1));
-		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x10000 + i * 256, SITE_A, CACHE2));
-	}
-	for (i = 0; i < 2; i++) {
-		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + i * 256, 0, CACHE1));
-		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + 0x10000 + i * 256, 0, CACHE2));
-	}
+	half_freed(d, SITE_A, SITE_A);
 	/* caller_b, in maple_node only: an address handed out again while live */
 	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, SITE_B, CACHE1));
 	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, SITE_B, CACHE1));
@@ -1250,21 +1256,13 @@ static void test_cache_bulk(void **state)
 	struct kms_meta m2 = { .type = KMS_EV_META_CACHE, .key = CACHE2, .a = 232, .b = 256,
 			       .name = "other_head" };
 	json_t *j, *leaks, *r;
-	int i;
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		q.traced[f] = true;
 	pipe_meta(&m1);
 	pipe_meta(&m2);
-	/* caller_a in each cache, caller_b in the other: 4 objects each, 2 freed by a traced free */
-	for (i = 0; i < 4; i++) {
-		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + i * 256, SITE_A, CACHE1));
-		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x10000 + i * 256, SITE_B, CACHE2));
-	}
-	for (i = 0; i < 2; i++) {
-		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + i * 256, 0, CACHE1));
-		feed(d, cache_ev(KMS_EV_CACHE_FREE, SLAB1 + 0x10000 + i * 256, 0, CACHE2));
-	}
+	/* caller_a in the first cache, caller_b in the other: 4 objects each, 2 freed */
+	half_freed(d, SITE_A, SITE_B);
 	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, IP_BIND2, CACHE2));
 	{
 		struct kms_meta m3 = { .type = KMS_EV_META_CACHE, .key = CACHE1 + 0x100,
