@@ -72,6 +72,10 @@ static const struct {
 	{ "cache_frees_in_bulk", "the kernel also frees this slab cache's objects in bulk or "
 				 "after RCU (the maple tree's nodes, networking's packet heads), "
 				 "which this kernel does not trace" },
+	{ "stack_unknown", "its stack is not known (a capture failed: quality.stack_failures; "
+			   "or the trace file holds none for it), so whether it is another "
+			   "allocation's backing store or freed with a task, an mm or an inode "
+			   "could not be told" },
 };
 
 /*
@@ -744,6 +748,9 @@ void detect__on_alloc(struct detect *d, const struct kms_event *e, struct live_o
 	o->group = gi;
 	g = kvec__at(&d->groups, gi);
 	g->allocs++;
+	/* -1: none asked for; below, the kernel's error (stack map full, a collision) */
+	if (e->stack_id < -1)
+		g->stack_failed++;
 	g->alloc_bytes += o->bytes_alloc;
 	g->outstanding++;
 	g->outstanding_bytes += o->bytes_alloc;
@@ -960,7 +967,9 @@ int detect__leak_class(const struct detect *d, const struct detect_group *g,
  * call site (the maple tree frees its nodes both ways). Not for kmalloc's
  * caches, which every subsystem shares. Other families have no untraced
  * free path (their deferred frees end in a traced free, which the settle
- * period after the trace waits for).
+ * period after the trace waits for). In every family, a group without the
+ * stack its run should have had is not classified by its callers (nested,
+ * retained): what it is cannot be told.
  */
 unsigned int detect__doubts(const struct detect *d, const struct detect_group *g, __u64 exposed)
 {
@@ -969,6 +978,10 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 	unsigned int why = (exposed ? DOUBT_RECORDS_LOST : 0) |
 			   (d->o.trace_cut ? DOUBT_TRACE_CUT : 0);
 	__u64 out;
+
+	/* the nesting and retained rules read the callers: without them, no class is sure */
+	if (g->stack_id < 0 && (g->stack_failed || d->o.stacks_partial))
+		why |= DOUBT_STACK_UNKNOWN;
 
 	if (d->o.deferred_frees || (g->family != KMS_FAM_KMALLOC && g->family != KMS_FAM_CACHE))
 		return why;

@@ -50,6 +50,12 @@ struct detect_opts {
 	bool deferred_frees;
 	/* the records come from a trace file cut short: frees after its end are unknown */
 	bool trace_cut;
+	/*
+	 * The source holds stacks for some allocations only, or none, by design
+	 * (a trace recorded by stat or misuse): a group without one could not
+	 * be classified by its callers.
+	 */
+	bool stacks_partial;
 	unsigned int freed_max;		/* recently-freed set size; 0: DETECT_FREED_DEFAULT;
 					 * at most DETECT_FREED_MAX */
 	/* the store allocations and frees are matched in (the pipeline's): leaks read it */
@@ -217,7 +223,9 @@ enum detect_doubt {
 	DOUBT_CACHE_UNTRACED = 1 << 4,	/* an object of its slab cache left untraced */
 	DOUBT_CACHE_BULK = 1 << 5,	/* its slab cache is one the kernel also frees in bulk
 					 * or through RCU */
-	DOUBT_NR_BITS = 6,
+	DOUBT_STACK_UNKNOWN = 1 << 6,	/* no stack: the classes that go by the callers
+					 * (nested, retained) could not be checked */
+	DOUBT_NR_BITS = 7,
 };
 
 const char *detect_doubt_name(int bit);
@@ -233,6 +241,7 @@ struct detect_group {
 	int retained;		/* enum detect_retained */
 	size_t site_idx;	/* detect__site() */
 	__u64 allocs;
+	__u64 stack_failed;	/* allocations whose stack capture failed */
 	__u64 alloc_bytes;	/* bytes the allocations got (profile.h) */
 	__u64 frees;		/* traced frees */
 	__u64 implicit_frees;	/* address allocated again while live */

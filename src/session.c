@@ -252,6 +252,7 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 		/* kfree_rcu() and bulk frees attached: an unfreed slab object was not freed */
 		dopts.deferred_frees = deferred_traced;
 		dopts.trace_cut = s->trace_q.cut_short;
+		dopts.stacks_partial = strcmp(s->stacks, "every") && strcmp(s->stacks, "cached");
 		dopts.preempt_rt = s->preempt_rt;
 		if (s->gfp)
 			dopts.gfp_retained = gfp_table__value(s->gfp, "__GFP_MOVABLE") |
@@ -421,6 +422,7 @@ int session__start(struct session *s, const struct session_opts *o)
 		return 1;
 	}
 	read_cpu_nodes(s);
+	s->stacks = session__stacks(o);	/* session__pipeline() reads it */
 	/* the baselines are measured later: detect__set_env() again after calibration */
 	if (session__pipeline(s, o, s->plan->deferred_traced,
 			      __builtin_ctzl(sysconf(_SC_PAGESIZE)), live_stack))
@@ -463,7 +465,6 @@ int session__start(struct session *s, const struct session_opts *o)
 	}
 	s->context = collector__context(s->coll);
 	s->context_requested = o->context;
-	s->stacks = session__stacks(o);
 	s->self_traced = o->trace_self;
 	/* with context, calibration measures kmemscope's own allocations first */
 	if (!s->self_traced && !s->context)

@@ -1288,6 +1288,72 @@ static void test_cache_bulk(void **state)
 	pipe_done();
 }
 
+/* a row without a stack cannot be classified by its callers: never certain */
+static void test_stack_failed(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(true);
+	json_t *j, *leaks, *r;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	/* a page whose capture failed (-EEXIST: a collision in the stack map), one with a stack */
+	feed_stacked(d, KMS_EV_PAGE_ALLOC, 0x10000, 0, 4096, -EEXIST);
+	feed_stacked(d, KMS_EV_PAGE_ALLOC, 0x20000, 0, 4096, STK_PLAIN_PAGE);
+	/* no stack asked for (-1): grouped by site, judged as before */
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+
+	j = leaks_json(d, &q);
+	leaks = json_object_get(j, "leaks");
+	assert_int_equal(json_array_size(leaks), 3);
+	for (size_t i = 0; i < json_array_size(leaks); i++) {
+		const char *fn;
+
+		r = json_array_get(leaks, i);
+		fn = json_string_value(json_object_get(json_object_get(r, "site"), "function"));
+		if (!fn) {
+			assert_string_equal(json_string_value(json_object_get(r, "confidence")),
+					    "unconfirmed");
+			assert_true(has_reason(r, "stack_unknown"));
+		} else {
+			assert_string_equal(json_string_value(json_object_get(r, "confidence")),
+					    "certain");
+		}
+	}
+	assert_non_null(row_of(leaks, "pipe_write"));
+	assert_non_null(row_of(leaks, "caller_a"));
+	json_decref(j);
+	pipe_done();
+}
+
+/* a trace recorded by stat: slab allocations have no stack by design */
+static void test_stacks_partial(void **state)
+{
+	struct detect_opts o = {
+		.leaks = true, .ksyms = ks, .stack = fake_stack, .gfp_direct_reclaim = GFP_DR,
+		.gfp_retained = GFP_MOV, .deferred_frees = true, .stacks_partial = true,
+	};
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = pipe_detect(&o);
+	json_t *j, *leaks, *r;
+
+	assert_non_null(d);
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
+	feed_stacked(d, KMS_EV_PAGE_ALLOC, 0x20000, 0, 4096, STK_PLAIN_PAGE);
+
+	j = leaks_json(d, &q);
+	leaks = json_object_get(j, "leaks");
+	r = row_of(leaks, "caller_a");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
+	assert_true(has_reason(r, "stack_unknown"));
+	r = row_of(leaks, "pipe_write");
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
+	json_decref(j);
+	pipe_done();
+}
+
 static void test_report_merge_depth(void **state)
 {
 	struct detect *d = new_detect(true, false, 0);
@@ -1419,6 +1485,8 @@ int main(void)
 		cmocka_unit_test(test_freed_with_mm),
 		cmocka_unit_test(test_kernel_bookkeeping),
 		cmocka_unit_test(test_cache_bulk),
+		cmocka_unit_test(test_stack_failed),
+		cmocka_unit_test(test_stacks_partial),
 		cmocka_unit_test(test_cache_untraced),
 		cmocka_unit_test(test_report_merge_depth),
 		cmocka_unit_test(test_rcu_handoff),
