@@ -561,6 +561,8 @@ static int retained_kind(const struct detect *d, const struct kms_event *e,
 							     NULL;
 	__u64 frames[KMS_MAX_STACK];
 	int n = detect__frames(d, key->stack_id, key->site, frames, KMS_MAX_STACK);
+	/* the site the report shows: the record's may be inside the allocator (a vmalloc probe's) */
+	__u64 site = n ? frames[0] : key->site;
 
 	if (e->gfp != KMS_GFP_UNKNOWN && (e->gfp & d->o.gfp_retained))
 		return RET_GFP;
@@ -569,12 +571,12 @@ static int retained_kind(const struct detect *d, const struct kms_event *e,
 		return RET_CACHE;
 	if ((cache && !strcmp(cache->name, "mm_struct")) || frames_in(d, frames, n, mm_funcs))
 		return RET_MM;
-	if (fam == KMS_FAM_VMALLOC && site_in(d, key->site, thread_stack_funcs))
+	if (fam == KMS_FAM_VMALLOC && site_in(d, site, thread_stack_funcs))
 		return RET_LAZY;
-	if (fam == KMS_FAM_PAGE && site_in(d, key->site, page_cache_funcs))
+	if (fam == KMS_FAM_PAGE && site_in(d, site, page_cache_funcs))
 		return RET_PAGE_CACHE;
 	if (name_in(cache, lazily_freed_caches, ARRAY_SIZE(lazily_freed_caches)) ||
-	    site_in(d, key->site, time_wait_funcs))
+	    site_in(d, site, time_wait_funcs))
 		return RET_LAZY;
 	if (frames_in(d, frames, n, task_funcs))
 		return RET_TASK;

@@ -99,6 +99,7 @@ enum {
 	STK_OBJ_EXTS,		/* a new slab's obj_exts vector (kmalloc) */
 	STK_FORK_BLOB,		/* a kmalloc for a new task (caller_b, under copy_process) */
 	STK_IOREMAP,		/* ioremap()'s vm_struct: its caller's (pipe_write) */
+	STK_THREAD_STACK,	/* a vmalloc'ed thread stack, seen from inside vmalloc */
 	STK_NR,
 };
 
@@ -118,6 +119,7 @@ static const __u64 stacks[STK_NR][6] = {
 			   SITE_B },
 	[STK_FORK_BLOB] = { IP_KMALLOC, SITE_B, IP_COPY_PROCESS, IP_SYS_FOO },
 	[STK_IOREMAP] = { IP_KMALLOC, IP_VM_AREA_GET, IP_IOREMAP, IP_PIPE_WRITE, IP_SYS_FOO },
+	[STK_THREAD_STACK] = { IP_VM_RANGE, IP_COPY_PROCESS, IP_SYS_FOO },
 };
 
 static int stack_reads;
@@ -1134,6 +1136,8 @@ static void test_kernel_bookkeeping(void **state)
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64, STK_OBJ_EXTS);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x400, SITE_B, 32, STK_FORK_BLOB);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x500, IP_PIPE_WRITE, 96, STK_IOREMAP);
+	/* a function probe's site is inside vmalloc (6.1's fexit): the shown site decides */
+	feed_stacked(d, KMS_EV_VMALLOC, VMA1, IP_VM_RANGE, 16384, STK_THREAD_STACK);
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x200, IP_SEC_INODE, 32);
 	e.obj = CACHE2;
 	e.stack_id = STK_INODE_BLOB;
@@ -1153,6 +1157,8 @@ static void test_kernel_bookkeeping(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
 	r = row_of(json_object_get(j, "retained"), "caller_b");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
+	r = row_of(json_object_get(j, "retained"), "copy_process");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
 	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 2);
 	json_decref(j);
 	pipe_done();
