@@ -36,6 +36,9 @@ struct user_tracer {
 	struct perf_buffer *pb;
 	struct user_map *maps;
 	size_t nr_maps, cap_maps;
+	__u64 maps_lost;	/* mapping announcements the kernel dropped (buffer full) */
+	bool reread;		/* ... since the traced processes' maps were last read */
+	bool warned_lost;
 };
 
 static int add_map(struct user_tracer *u, const char *path, __u64 start, __u64 end, __u64 pgoff)
@@ -127,6 +130,11 @@ static enum bpf_perf_event_ret on_record(void *ctx, int cpu, struct perf_event_h
 
 	if (h->type == PERF_RECORD_MMAP2)
 		on_mmap(u, h);
+	/* { header, id, lost }: which mappings went is unknown */
+	else if (h->type == PERF_RECORD_LOST && h->size >= sizeof(*h) + 16) {
+		u->maps_lost += ((const __u64 *)(h + 1))[1];
+		u->reread = true;
+	}
 	/* a process's end, its last thread's: a lost record only keeps its probes longer */
 	else if (h->type == PERF_RECORD_EXIT && h->size >= sizeof(*t) && t->pid == t->tid)
 		user_procs__exit(u->procs, t->pid);
@@ -158,7 +166,11 @@ static int watch_mmaps(struct user_tracer *u)
 				   sizeof(int), ncpu, NULL);
 	if (u->map_fd < 0)
 		return -errno;
-	u->pb = perf_buffer__new_raw(u->map_fd, 8, &attr, on_record, u, NULL);
+	/*
+	 * Every process's mappings come here, not only the traced ones': a busy
+	 * system fills a small buffer between two polls (8 pages each was seen to).
+	 */
+	u->pb = perf_buffer__new_raw(u->map_fd, 64, &attr, on_record, u, NULL);
 	return u->pb ? 0 : -errno;
 }
 
@@ -225,6 +237,23 @@ int user__poll(struct user_tracer *u)
 		return 0;
 	if (u->pb)
 		perf_buffer__consume(u->pb);
+	/*
+	 * Announcements were lost: read the live traced processes' maps again
+	 * (add_map() keeps each once). A process already gone may keep frames
+	 * without a name: said once.
+	 */
+	if (u->reread) {
+		pid_t pid;
+
+		if (!u->warned_lost)
+			kms_warn("%llu mapping announcements lost (buffer full): the traced "
+				 "processes' maps are read again; frames of a process already "
+				 "gone may stay unnamed\n", (unsigned long long)u->maps_lost);
+		u->warned_lost = true;
+		u->reread = false;
+		for (size_t i = 0; (pid = user_procs__pid(u->procs, i)); i++)
+			read_maps(u, pid);
+	}
 	return user_procs__poll(u->procs);
 }
 

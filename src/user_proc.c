@@ -99,6 +99,11 @@ bool user_procs__has(const struct user_procs *ps, pid_t pid)
 	return ps && find(ps, pid);
 }
 
+pid_t user_procs__pid(const struct user_procs *ps, size_t i)
+{
+	return ps && i < ps->nr ? ps->v[i]->pid : 0;
+}
+
 static struct user_proc *add(struct user_procs *ps, pid_t pid)
 {
 	struct user_proc *p;

@@ -26,6 +26,8 @@ int user_procs__add(struct user_procs *ps, pid_t pid);
 /* a command forked as pid, not started yet (it execs argv0). 0 or -errno, logged */
 int user_procs__add_cmd(struct user_procs *ps, pid_t pid, const char *argv0);
 bool user_procs__has(const struct user_procs *ps, pid_t pid);
+/* the i-th process traced now, 0 past the last */
+pid_t user_procs__pid(const struct user_procs *ps, size_t i);
 /* the kernel's record of a process's end: its probes go */
 void user_procs__exit(struct user_procs *ps, pid_t pid);
 /* probe and resume the processes stopped for it. 0 or -errno, logged */
