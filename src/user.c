@@ -168,7 +168,8 @@ static int watch_mmaps(struct user_tracer *u)
 		return -errno;
 	/*
 	 * Every process's mappings come here, not only the traced ones': a busy
-	 * system fills a small buffer between two polls (8 pages each was seen to).
+	 * system can fill a small buffer between two polls (a 1-page one did,
+	 * under a storm of short processes).
 	 */
 	u->pb = perf_buffer__new_raw(u->map_fd, 64, &attr, on_record, u, NULL);
 	return u->pb ? 0 : -errno;
