@@ -12,8 +12,6 @@
 #include "frames.h"
 #include "ksyms.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 #define DMAP_VOTES	2	/* agreeing large kmallocs before the direct map base is used */
 #define DMAP_ALIGN	(1ULL << 21)
 
@@ -51,7 +49,7 @@ static const char *const retained_names[] = {
  */
 static const char *const lazily_freed_caches[] = {
 	"vmap_area", "TCP", "TCPv6", "tw_sock_TCP", "tw_sock_TCPv6", "request_sock_TCP",
-	"request_sock_TCPv6",
+	"request_sock_TCPv6", NULL,
 };
 
 static const struct {
@@ -88,7 +86,7 @@ static const struct {
  * each of 3 runs of getent hosts localhost).
  */
 static const char *const bulk_freed_caches[] = {
-	"maple_node", "skbuff_head_cache", "skbuff_fclone_cache", "skbuff_small_head",
+	"maple_node", "skbuff_head_cache", "skbuff_fclone_cache", "skbuff_small_head", NULL,
 };
 
 const char *detect_retained_name(int r)
@@ -503,6 +501,7 @@ static bool site_in(const struct detect *d, __u64 site, const char *const *funcs
  * settle period's visit to every CPU does not always see them freed.
  */
 static const char *const mm_funcs[] = { "mm_init", "pgd_alloc", "_pgd_alloc", NULL };
+static const char *const mm_caches[] = { "mm_struct", NULL };
 
 /*
  * What an inode's allocation makes for it (its LSM blob at
@@ -535,9 +534,10 @@ static const struct name_item *name_item(const struct kvec *v, __u64 key)
 	return i >= 0 ? kvec__at(v, i) : NULL;
 }
 
-static bool name_in(const struct name_item *n, const char *const *names, size_t nr)
+/* n's name is one of names (NULL-terminated, as the function lists) */
+static bool name_in(const struct name_item *n, const char *const *names)
 {
-	for (size_t k = 0; n && k < nr; k++)
+	for (size_t k = 0; n && names[k]; k++)
 		if (!strcmp(n->name, names[k]))
 			return true;
 	return false;
@@ -569,13 +569,13 @@ static int retained_kind(const struct detect *d, const struct kms_event *e,
 	if ((cache && (cache->flags & KMS_META_RECLAIMABLE)) ||
 	    frames_in(d, frames, n, inode_funcs))
 		return RET_CACHE;
-	if ((cache && !strcmp(cache->name, "mm_struct")) || frames_in(d, frames, n, mm_funcs))
+	if (name_in(cache, mm_caches) || frames_in(d, frames, n, mm_funcs))
 		return RET_MM;
 	if (fam == KMS_FAM_VMALLOC && site_in(d, site, thread_stack_funcs))
 		return RET_LAZY;
 	if (fam == KMS_FAM_PAGE && site_in(d, site, page_cache_funcs))
 		return RET_PAGE_CACHE;
-	if (name_in(cache, lazily_freed_caches, ARRAY_SIZE(lazily_freed_caches)) ||
+	if (name_in(cache, lazily_freed_caches) ||
 	    site_in(d, site, time_wait_funcs))
 		return RET_LAZY;
 	if (frames_in(d, frames, n, task_funcs))
@@ -991,7 +991,7 @@ unsigned int detect__doubts(const struct detect *d, const struct detect_group *g
 	    (d->untraced_caches_full || kvec__find(&d->untraced_caches, &g->obj) >= 0))
 		why |= DOUBT_CACHE_UNTRACED;
 	if (g->family == KMS_FAM_CACHE &&
-	    name_in(name_item(&d->objnames, g->obj), bulk_freed_caches, ARRAY_SIZE(bulk_freed_caches)))
+	    name_in(name_item(&d->objnames, g->obj), bulk_freed_caches))
 		why |= DOUBT_CACHE_BULK;
 	if (!s || !s->frees)
 		return why | DOUBT_FREES_UNTRACED;

@@ -906,16 +906,23 @@ static void test_report_stacks(void **state)
 
 #define GFP_MOV	0x8U	/* __GFP_MOVABLE in this synthetic kernel */
 
-static struct detect *verdict_detect(bool deferred)
+/* stacks_partial: as for a file stat recorded (slab allocations without stacks) */
+static struct detect *verdict_detect_stacks(bool deferred, bool stacks_partial)
 {
 	struct detect_opts o = {
 		.leaks = true, .ksyms = ks, .stack = fake_stack, .gfp_direct_reclaim = GFP_DR,
 		.gfp_retained = GFP_MOV, .deferred_frees = deferred,
+		.stacks_partial = stacks_partial,
 	};
 	struct detect *d = pipe_detect(&o);
 
 	assert_non_null(d);
 	return d;
+}
+
+static struct detect *verdict_detect(bool deferred)
+{
+	return verdict_detect_stacks(deferred, false);
 }
 
 static void loss_marker(struct detect *d, unsigned int fams)
@@ -1335,15 +1342,10 @@ static void test_stack_failed(void **state)
 /* a trace recorded by stat: slab allocations have no stack by design */
 static void test_stacks_partial(void **state)
 {
-	struct detect_opts o = {
-		.leaks = true, .ksyms = ks, .stack = fake_stack, .gfp_direct_reclaim = GFP_DR,
-		.gfp_retained = GFP_MOV, .deferred_frees = true, .stacks_partial = true,
-	};
 	struct kms_quality q = { .events = 100 };
-	struct detect *d = pipe_detect(&o);
+	struct detect *d = verdict_detect_stacks(true, true);
 	json_t *j, *leaks, *r;
 
-	assert_non_null(d);
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		q.traced[f] = true;
 	feed(d, ev(KMS_EV_KMALLOC, SLAB1, SITE_A, 64));
