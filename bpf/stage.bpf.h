@@ -319,8 +319,18 @@ enum ev_path {
  *   of the stack (an interrupt stack whose frames go on on the task's stack,
  *   a stack deeper than the window).
  *
- * Sites must be known (tracepoints that report call_site); page, vmalloc and
- * dma events have none and are always captured. Only a tracepoint handler
+ * Page, vmalloc and dma events report no call site. Their stacks are keyed
+ * instead by an anchor: the first frame of a full capture that lies in the
+ * window, the return address into the function that fires the tracepoint
+ * (__alloc_frozen_pages_noprof+0x26b on 6.18), the same for every event of
+ * the type. Its slot holds every chain of the type (per context), so its
+ * ways are kept by use: the least used goes (uses halve at every learning),
+ * and a slot is varied only once its chains are evicted more often than
+ * reused (a miss costs two captures, a varied slot one). An event whose
+ * first frame is not the anchor (another path to the tracepoint) is captured
+ * in full; the next capture's first frame becomes the anchor if it was the
+ * odd one. Other events without a site (an allocation through a wrapper:
+ * every caller its own) are always captured. Only a tracepoint handler
  * holding the stage uses the slots: it cannot be preempted, and an
  * interrupt's handler finds the stage busy and captures in full, so no slot
  * or scratch buffer is ever seen half written.
@@ -330,7 +340,9 @@ enum ev_path {
 #define STACK_WINDOW 8192		/* bytes of stack read above ctx, at most ... */
 #define STACK_WORDS (STACK_WINDOW / 8)
 #define STACK_FIRST (STACK_WORDS - 1)	/* ... but the last word: stack_first()'s */
-#define STACK_EVICTIONS 64		/* then a site's callers are too many to cache */
+#define STACK_ANCHORS 4			/* page, vmalloc, dma (stack_anchor()); a power of two */
+#define STACK_EVICTIONS 512		/* then, if they outnumber reuses, a site's callers
+					 * are too many to cache */
 
 /*
  * A chain is hashed as STACK_CHAIN words whatever its length: its return
@@ -349,7 +361,8 @@ struct stack_way {
 	__u16 base;	/* the site's slot: bytes above ctx */
 	__u16 off[STACK_CHAIN];	/* where the chain's words lie: bytes above ctx */
 	__u16 span;	/* bytes above ctx that hold them */
-	__u16 pad[3];
+	__u16 uses;	/* reuses, halved at each learning in the slot: the least goes */
+	__u16 pad[2];
 };
 
 struct stack_slot {
@@ -357,9 +370,9 @@ struct stack_slot {
 	__u32 pc;	/* preempt count, need-resched bit masked: the context */
 	__u16 span;	/* the largest span of its ways */
 	__u8 varied;	/* captured every time */
-	__u8 next;	/* the way the next new chain takes */
-	__u8 evicted;	/* chains that took the way of another */
-	__u8 pad[7];
+	__u8 pad;
+	__u32 evicted;	/* chains that took the way of another ... */
+	__u32 hits;	/* ... and reuses of its ways */
 	struct stack_way way[STACK_WAYS];
 };
 
@@ -376,7 +389,8 @@ struct stack_scratch {
 	__u64 win[STACK_WORDS];		/* the kernel stack above it, stack_first() last */
 	__u64 frames[KMS_MAX_STACK];	/* a full capture, bpf_get_stack() */
 	__u64 regs;			/* the task's pt_regs as a number (stack_regs()) */
-	__u64 site;			/* the site of the capture in frames */
+	__u64 site;			/* the site of the capture in frames, or its anchor */
+	__u64 anchor[STACK_ANCHORS];	/* per event type without a site (stack_anchor()) */
 	__u64 hash;			/* frames_chain(): the hash so far */
 	__u32 nframes;
 	__u32 site_at;			/* frames_chain(): the site's index in frames */
@@ -385,6 +399,7 @@ struct stack_scratch {
 	__u32 want;			/* ... up to this one */
 	__u32 cur;			/* stack_rescan(): the word looked at last */
 	__u32 way;			/* the way stack_verified() checks, stack_learnt() fills */
+	__u32 anchored;			/* sc->site is an anchor: the index in anchor[] + 1 */
 	__u32 base;			/* stack_learnt(): the site's word in win ... */
 	__u32 top;			/* ... whether the chain ends at stack_first() ... */
 	__u32 n;			/* ... and its length */
@@ -607,11 +622,24 @@ __noinline int stack_learnt(__u32 pc, __s32 id)
 	struct stack_scratch *sc = stack_scratch_get();
 	struct stack_slot *sl;
 	struct stack_way *w;
-	__u32 j, span, n, wi;
+	__u32 j, span, n, wi, a;
 	__u64 at, h, site;
 
 	if (!stack_cache || !sc)
 		return 0;
+	h = frames_chain(sc);
+	j = READ_BACK(sc->site_at);
+	/*
+	 * A capture that does not hold its type's anchor came another way to
+	 * the tracepoint, or the anchor was learnt from such a one: this
+	 * capture's anchor is the type's from now on.
+	 */
+	a = READ_BACK(sc->anchored);
+	if (a && (!h || j >= KMS_MAX_STACK)) {
+		if (sc->nframes > 1)
+			sc->anchor[(a - 1) & (STACK_ANCHORS - 1)] = sc->frames[1];
+		return 0;
+	}
 	site = sc->site;
 	sl = stack_slot_get(site, pc);
 	if (!sl)
@@ -621,18 +649,25 @@ __noinline int stack_learnt(__u32 pc, __s32 id)
 		sl->site = site;
 		sl->pc = pc;
 	}
-	h = frames_chain(sc);
-	j = READ_BACK(sc->site_at);
-	/* the allocator's own return address lies below the site's slot: start there */
 	if (!h || j < 1 || j >= KMS_MAX_STACK)
 		goto varied;
+	/*
+	 * The compiler knows j < KMS_MAX_STACK from here and drops the masks
+	 * of the indexes below; 6.1's verifier, which loses that bound when j
+	 * is spilled, needs them.
+	 */
+	barrier_var(j);
 	n = sc->nframes - j - 1;
 	sc->n = n;
 	stack_regs(sc);
 	sc->top = n && sc->frames[(sc->nframes - 1) & (KMS_MAX_STACK - 1)] == stack_first(sc);
 	at = READ_BACK(sc->ctx);
 	sc->wlen = stack_read(sc, at, stack_room(sc, at, STACK_FIRST * 8)) / 8;
-	sc->at = j - 1;
+	/*
+	 * The allocator's own return address lies below the site's slot: start
+	 * there. An anchor is the first frame in the window: start at it.
+	 */
+	sc->at = j - !a;
 	sc->want = sc->nframes - READ_BACK(sc->top);
 	bpf_loop(sc->wlen, stack_scan, NULL, 0);
 	if (sc->at != sc->want || sc->want < j + 2)
@@ -650,19 +685,32 @@ __noinline int stack_learnt(__u32 pc, __s32 id)
 	 * slot at another distance from ctx: each way has its own.
 	 */
 	sc->base = sc->pos[j & (KMS_MAX_STACK - 1)];
-	sc->way = sl->next;
-	for (int i = 0; i < STACK_WAYS; i++)
-		if (sl->way[i].hash == h && sl->way[i].base == sc->base * 8)
-			sc->way = i;	/* its chain, where it was read wrong */
+	/* its chain, where it was read wrong; else a free way; else the least used */
+	sc->way = 0;
+	for (int i = 0; i < STACK_WAYS; i++) {
+		struct stack_way *v = &sl->way[i];
+
+		if (v->hash == h && v->base == sc->base * 8) {
+			sc->way = i;
+			break;
+		}
+		if (!v->hash)
+			sc->way = i + STACK_WAYS;	/* ranks above any used way */
+		else if (sc->way < STACK_WAYS && v->uses < sl->way[sc->way & (STACK_WAYS - 1)].uses)
+			sc->way = i;
+	}
 	wi = READ_BACK(sc->way) & (STACK_WAYS - 1);
 	w = &sl->way[wi];
+	for (int i = 0; i < STACK_WAYS; i++)
+		sl->way[i].uses >>= 1;
 	/*
-	 * More callers than ways: the oldest goes. A site whose callers keep
+	 * More callers than ways: the least used goes. A site whose callers keep
 	 * evicting each other costs two captures per learning: past
-	 * STACK_EVICTIONS it is captured every time instead.
+	 * STACK_EVICTIONS, once they outnumber the reuses, it is captured every
+	 * time instead.
 	 */
 	if (w->hash && (w->hash != h || w->base != sc->base * 8) &&
-	    ++sl->evicted >= STACK_EVICTIONS)
+	    ++sl->evicted >= STACK_EVICTIONS && sl->evicted > sl->hits)
 		goto varied;
 	bpf_loop(STACK_CHAIN, way_off, NULL, 0);
 	__builtin_memcpy(w->off, sc->off, sizeof(w->off));
@@ -674,14 +722,22 @@ __noinline int stack_learnt(__u32 pc, __s32 id)
 	w->span = span;
 	w->left = KMS_STACK_CHECK - 1;
 	w->base = sc->base * 8;
+	w->uses = 0;
 	if (span > sl->span)
 		sl->span = span;
-	if (wi == (sl->next & (STACK_WAYS - 1)))
-		sl->next++;
 	return 0;
 varied:
 	sl->varied = 1;
 	return 0;
+}
+
+/* a reuse at the slot; both counts halve long before hits could wrap (a days-long serve) */
+static __always_inline void slot_hit(struct stack_slot *sl)
+{
+	if (++sl->hits >= 1U << 31) {
+		sl->hits >>= 1;
+		sl->evicted >>= 1;
+	}
 }
 
 /* what stack_find() asks of its caller, which holds ctx: (ids are >= 0) */
@@ -729,6 +785,9 @@ __noinline int stack_find(__u32 pc)
 			continue;
 		if (w->left) {
 			w->left--;
+			if (w->uses < 0xffff)
+				w->uses++;
+			slot_hit(sl);
 			return w->id;
 		}
 		sc->way = i;
@@ -752,6 +811,7 @@ __noinline int stack_verified(__u32 pc)
 	w = &sl->way[sc->way & (STACK_WAYS - 1)];
 	if (frames_chain(sc) == w->hash) {
 		w->left = KMS_STACK_CHECK - 1;
+		slot_hit(sl);
 		return w->id;
 	}
 	sl->varied = 1;
@@ -775,8 +835,23 @@ static __always_inline __s32 stack_id(void *ctx, __u64 skip)
 	return r == -KMS_EEXIST && skip ? bpf_get_stackid(ctx, &stacks, skip + 1) : r;
 }
 
+/* the index + 1 in stack_scratch.anchor[] of an event type reported without a site, or 0 */
+static __always_inline __u32 stack_anchor(__u8 type)
+{
+	switch (type) {
+	case KMS_EV_PAGE_ALLOC:
+		return 1;
+	case KMS_EV_VMALLOC:
+		return 2;
+	case KMS_EV_DMA_ALLOC:
+		return 3;
+	default:
+		return 0;
+	}
+}
+
 static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, __u64 site,
-				      __u32 pc)
+				      __u32 pc, __u8 type)
 {
 	/*
 	 * A tracepoint program's stack starts with its own frame, at whichever
@@ -785,12 +860,13 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	 * caller: the site), an fentry program's in its trampoline: kept.
 	 */
 	__u64 skip = how == EV_STAGED ? 1 : 0;
+	__u32 anchored = stack_anchor(type);
 	struct stack_scratch *sc;
 	bool learn;
 	long got;
 	int r;
 
-	if (!stack_cache || !site || !staged || how != EV_STAGED)
+	if (!stack_cache || !staged || how != EV_STAGED || (!site && !anchored))
 		return stack_id(ctx, skip);
 	sc = stack_scratch_get();
 	if (!sc)
@@ -798,8 +874,12 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	pc &= 0x7fffffff;	/* x86's inverted need-resched bit says nothing of the context */
 	/* ctx as a number: a privileged program may store a pointer in a map (CAP_PERFMON) */
 	*(void *volatile *)&sc->ctx = ctx;
+	sc->anchored = site ? 0 : anchored;
+	if (!site)
+		site = sc->anchor[(anchored - 1) & (STACK_ANCHORS - 1)];
 	sc->site = site;
-	r = stack_find(pc);
+	/* a type's first capture on this CPU gives its anchor (stack_learnt()) */
+	r = site ? stack_find(pc) : STACK_LEARN;
 	if (r >= 0)
 		return r;
 	if (r == STACK_VERIFY) {
@@ -1041,7 +1121,7 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 	/* here, once the handler has filled in the site the cache is keyed by */
 	if (stack) {
 		e->stack_id = es->user ? bpf_get_stackid(es->ctx, &stacks, BPF_F_USER_STACK) :
-			      stack_of(es->ctx, es->how, es->s, site, e->pc);
+			      stack_of(es->ctx, es->how, es->s, site, e->pc, es->type);
 		if (e->stack_id < -1)
 			cnt_add(KMS_CNT_STACK_FAIL, 1);
 	}

@@ -28,7 +28,8 @@ static const char *const notes[] = {
 };
 
 static const char stacks_note[] =
-	"stacks cached: one stack is captured per call site, chain of callers (their return "
+	"stacks cached: one stack is captured per call site (page, vmalloc and dma events, "
+	"which have none: per event type), chain of callers (their return "
 	"addresses read off the kernel stack) and context (preempt count), and reused for the "
 	"next allocations with the same; every 64th reuse is captured again and compared from "
 	"the site on, and a site found with a stack its callers did not tell apart is captured "

@@ -219,8 +219,9 @@ sub_checks "tests/order" 12 "$WORK/order" "$RC"
 # reports count them); the feedback of commands that wait (feedback.sh); the
 # exports (folded stacks, the SVG flame graph; pprof profiles go tool pprof
 # reads, live and replayed); serve (scraped by Prometheus); --user against
-# tests/user/ledger's known allocations (glibc, jemalloc, tcmalloc; children and execs)
-for t in top leaks record kill gate equal script feedback flame pprof serve user; do
+# tests/user/ledger's known allocations (glibc, jemalloc, tcmalloc; children and execs);
+# page and vmalloc stacks cached under their anchor against one capture per event
+for t in top leaks record kill gate equal script feedback flame pprof serve user stacks; do
 	RC=0
 	"$HERE/$t.sh" "$BUILD" >"$WORK/$t" 2>&1 || RC=$?
 	sub_checks "$t.sh" "" "$WORK/$t" "$RC"
