@@ -286,6 +286,7 @@ run: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_TOOLS)
 	$(Q)bench/run.sh $(OUTPUT)
+	$(Q)BENCH_MODE=mmap BENCH_ITERS=30000 bench/run.sh $(OUTPUT)
 	$(Q)bench/memory.sh $(OUTPUT)
 	$(Q)bench/peak.py $(OUTPUT)
 	$(Q)bench/user.py $(OUTPUT)
