@@ -866,7 +866,13 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 	long got;
 	int r;
 
-	if (!stack_cache || !staged || how != EV_STAGED || (!site && !anchored))
+	/*
+	 * stat asks only for site-less events' stacks: the cache's code is then
+	 * verified in their handlers alone (start-up time), failed allocations
+	 * with a call site are captured
+	 */
+	if (!stack_cache || !staged || how != EV_STAGED ||
+	    (!anchored && (!site || stack_cache != KMS_STACK_CACHE_ALL)))
 		return stack_id(ctx, skip);
 	sc = stack_scratch_get();
 	if (!sc)

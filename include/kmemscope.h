@@ -21,6 +21,13 @@
 #define KMS_STACK_SLOTS 512
 #define KMS_STACK_CHECK 64
 
+/* which stacks the BPF stack cache holds (bpf/stage.bpf.h stack_of()) */
+enum kms_stack_cache {
+	KMS_STACK_CACHE_NONE = 0,	/* none: one capture per stack */
+	KMS_STACK_CACHE_SITELESS,	/* page, vmalloc and dma events' (stat: to name their site) */
+	KMS_STACK_CACHE_ALL,		/* and those of events with a call site (leaks) */
+};
+
 enum kms_family {
 	KMS_FAM_KMALLOC = 0,
 	KMS_FAM_CACHE,

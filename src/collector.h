@@ -28,7 +28,7 @@ struct collector_opts {
 	unsigned int ring_mb;		/* ring buffer size (MiB, power of two) */
 	unsigned int stack_entries;	/* stack map size; 0 = no stacks at all */
 	__u64 stack_types;		/* bit (1 << KMS_EV_*): capture a stack */
-	bool stack_cache;		/* reuse a stack per call site, callers and context */
+	enum kms_stack_cache stack_cache; /* which stacks are reused (per site, callers, context) */
 	bool filter_pids;		/* only pids added with collector__add_pid() (+ children) */
 	unsigned int families;		/* bit per KMS_FAM_*, 0 = all */
 	bool order_seq;			/* order by a global counter instead of ktime */

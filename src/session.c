@@ -373,7 +373,8 @@ void session__collector_opts(const struct session_opts *o, struct collector_opts
 		co->stack_entries = STACK_ENTRIES;
 		co->stack_types = o->stacks_all ? all_alloc_types : site_stack_types;
 		/* the site-less events' stacks, which only name a site, are cached alike */
-		co->stack_cache = o->stacks_all ? o->stack_cache : true;
+		co->stack_cache = !o->stacks_all ? KMS_STACK_CACHE_SITELESS :
+				  o->stack_cache ? KMS_STACK_CACHE_ALL : KMS_STACK_CACHE_NONE;
 		/* malloc's caller is its site; mappings and brk have none but their stack */
 		if (o->user)
 			co->stack_types |= (1ULL << KMS_EV_UMMAP) | (1ULL << KMS_EV_UBRK) |
