@@ -469,16 +469,13 @@ static void account_free(struct agg *a, __u32 site, __u32 bytes, bool whole)
 		a->caches[s->cache].frees++;
 }
 
-void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o)
+void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o, bool nested)
 {
 	int fam = kms_ev_family(e->type);
 	struct agg_proc *p = a->cur_proc && a->cur_proc->pid == e->pid ? a->cur_proc :
 			     proc_get(a, e->pid);
-	__u64 obj = (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
-
-	/* the allocator's own nested vmalloc gets a row of its own at the same site */
-	if (fam == KMS_FAM_VMALLOC && (e->extra & KMS_X_NESTED))
-		obj = KMS_OBJ_NESTED;
+	__u64 obj = nested ? KMS_OBJ_NESTED :
+		    (fam == KMS_FAM_CACHE || fam == KMS_FAM_DMA) ? e->obj : 0;
 	__u32 req = e->bytes_req, alloc = e->bytes_alloc;
 	unsigned int order = 0;
 	struct site *s;

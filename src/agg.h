@@ -26,8 +26,12 @@ void agg__event(struct agg *a, const struct kms_event *e);
  * just given: the pipeline calls these.
  */
 struct live_obj;
-/* an allocation added to the store as o (NULL: not tracked): sets o's site and sizes */
-void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o);
+/*
+ * An allocation added to the store as o (NULL: not tracked): sets o's site
+ * and sizes. nested: another allocator's backing store (nest.h), counted in a
+ * row of its own at the site (obj KMS_OBJ_NESTED).
+ */
+void agg__on_alloc(struct agg *a, const struct kms_event *e, struct live_obj *o, bool nested);
 /* a free of o: bytes of it when not whole (split: part of a split page block) */
 void agg__on_free(struct agg *a, const struct kms_event *e, const struct live_obj *o,
 		  __u32 bytes, bool whole, bool split);

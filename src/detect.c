@@ -21,13 +21,6 @@ static const char *const badfree_names[BF_NR] = {
 	[BF_DOUBLE_FREE] = "double_free",
 };
 
-static const char *const nest_names[] = {
-	[NEST_SLAB] = "slab",
-	[NEST_VMALLOC] = "vmalloc",
-	[NEST_PERCPU] = "percpu",
-	[NEST_DMA] = "dma",
-};
-
 static const char *const retained_names[] = {
 	[RET_NONE] = NULL,
 	[RET_GFP] = "movable_or_reclaimable_gfp",
@@ -107,12 +100,6 @@ const char *detect_doubt_text(int bit)
 const char *detect_badfree_name(int kind)
 {
 	return kind >= 0 && kind < BF_NR ? badfree_names[kind] : NULL;
-}
-
-const char *detect_nest_name(int nest)
-{
-	return nest >= 0 && nest < (int)(sizeof(nest_names) / sizeof(nest_names[0])) ?
-	       nest_names[nest] : NULL;
 }
 
 /*
@@ -239,7 +226,6 @@ void detect__free(struct detect *d)
 	kvec__fini(&d->badfree);
 	kvec__fini(&d->comms);
 	kvec__fini(&d->objnames);
-	free(d->nest);
 	free(d);
 }
 
@@ -250,103 +236,6 @@ void detect__set_env(struct detect *d, const struct ksyms *ksyms, const int *bas
 	if (baseline_pc)
 		memcpy(d->o.baseline_pc, baseline_pc, sizeof(d->o.baseline_pc));
 	d->o.gfp_direct_reclaim = gfp_direct_reclaim;
-}
-
-static const char *strip_name(const char *f, char *buf, size_t len)
-{
-	size_t n = strcspn(f, ".");
-
-	if (n >= len)
-		n = len - 1;
-	memcpy(buf, f, n);
-	buf[n] = '\0';
-	return buf;
-}
-
-/* which allocator an internal frame belongs to, if it makes pages for another one */
-static int nest_kind_of(const char *func)
-{
-	char buf[128];
-	const char *f = strip_name(func, buf, sizeof(buf));
-
-	/* kvmalloc() picks kmalloc or vmalloc for its caller: the frame below tells which */
-	if (strstr(f, "kvmalloc") || strstr(f, "kvzalloc") || strstr(f, "kvrealloc"))
-		return -1;
-	if (strstr(f, "slab") || strstr(f, "kmalloc") || strstr(f, "kmem_cache") ||
-	    strstr(f, "sheaf") || strstr(f, "krealloc"))
-		return NEST_SLAB;
-	if (strstr(f, "vmalloc") || strstr(f, "vzalloc") || strstr(f, "vm_area") ||
-	    strstr(f, "vmap"))
-		return NEST_VMALLOC;
-	if (strstr(f, "pcpu_") || strstr(f, "percpu"))
-		return NEST_PERCPU;
-	if (strstr(f, "dma_"))
-		return NEST_DMA;
-	return -1;
-}
-
-/*
- * A page allocation whose stack shows slab, vmalloc, percpu or dma internals
- * before the first caller frame is the backing store of another allocation:
- * counting it too would count the same memory twice. A kmalloc made by
- * vmalloc, percpu or dma internals (vmalloc's vm_struct and page array, past
- * the kmalloc's own slab frames) or by a helper they call (a new slab's
- * obj_exts vector) is that allocator's bookkeeping, freed with its area or
- * slab: nested too. -1: not nested or unknown.
- */
-static int stack_nested(struct detect *d, int stack_id, int fam)
-{
-	__u64 ips[KMS_MAX_STACK];
-	int n, i, kind = -1;
-
-	if (stack_id < 0 || !d->o.stack || !d->o.ksyms)
-		return -1;
-	if ((size_t)stack_id < d->nest_cap && d->nest[stack_id])
-		return d->nest[stack_id] - 2;
-	n = d->o.stack(d->o.stack_ctx, stack_id, ips, KMS_MAX_STACK);
-	for (i = 0; i < n; i++) {
-		const struct ksym *s = ips[i] ? ksyms__resolve(d->o.ksyms, ips[i]) : NULL;
-
-		if (!s)
-			continue;
-		if (!frames__is_internal(s->name)) {
-			/* a kmalloc by an allocator's helper: alloc_slab_obj_exts() for a new slab */
-			s = fam == KMS_FAM_KMALLOC && i + 1 < n && ips[i + 1] ?
-			    ksyms__resolve(d->o.ksyms, ips[i + 1]) : NULL;
-			if (s && frames__is_internal(s->name))
-				kind = nest_kind_of(s->name);
-			break;
-		}
-		kind = nest_kind_of(s->name);
-		/*
-		 * A vm_struct is nested in a vmalloc, which carries the verdict,
-		 * not in the bare area reservation ioremap() also makes: its
-		 * vm_struct is its caller's (tests/qemu/scenarios.txt ioremap).
-		 */
-		if (fam == KMS_FAM_KMALLOC && strstr(s->name, "get_vm_area"))
-			kind = -1;
-		if (kind >= 0 && (fam == KMS_FAM_PAGE || kind != NEST_SLAB))
-			break;
-		kind = -1;
-	}
-	if (n < 0)
-		return -1;	/* not cached: the stack may be readable later */
-	if ((size_t)stack_id >= d->nest_cap && stack_id < (1 << 24)) {
-		size_t ncap = d->nest_cap ? d->nest_cap : 1024;
-		signed char *p;
-
-		while (ncap <= (size_t)stack_id)
-			ncap *= 2;
-		p = realloc(d->nest, ncap);
-		if (p) {
-			memset(p + d->nest_cap, 0, ncap - d->nest_cap);
-			d->nest = p;
-			d->nest_cap = ncap;
-		}
-	}
-	if ((size_t)stack_id < d->nest_cap)
-		d->nest[stack_id] = kind + 2;
-	return kind;
 }
 
 int detect__frames(const struct detect *d, int stack_id, __u64 site, __u64 *ips, int max)
@@ -595,9 +484,8 @@ static __attribute__((noinline)) long group_find(struct detect *d, const struct 
 		return i;
 	s = site_get(d, key->family, key->site, key->obj);
 	g = kvec__at(&d->groups, i);
-	g->nested = key->family == KMS_FAM_PAGE || key->family == KMS_FAM_KMALLOC ?
-		    stack_nested(d, key->stack_id, key->family) :
-		    key->obj == KMS_OBJ_NESTED ? NEST_VMALLOC : -1;
+	g->nested = key->obj == KMS_OBJ_NESTED ? NEST_VMALLOC :
+		    nest__of(d->o.nest, key->stack_id, key->family);
 	g->retained = retained_kind(d, e, key);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;
@@ -720,7 +608,7 @@ static void on_alloc_record(struct detect *d, const struct kms_event *e, int fam
 			lp->valid = true;
 		}
 		if (d->o.misuse)
-			nested = stack_nested(d, e->stack_id, KMS_FAM_PAGE);
+			nested = nest__of(d->o.nest, e->stack_id, KMS_FAM_PAGE);
 	} else if (e->type == KMS_EV_KMALLOC && d->o.bad_frees) {
 		learn_direct_map(d, e, prev);
 	}

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 #include "kmemscope.h"
+#include "nest.h"
 
 struct ksyms;
 struct detect;
@@ -38,6 +39,7 @@ struct detect_opts {
 	/* stack of a record, innermost first: frames or -errno; NULL: no stacks */
 	int (*stack)(void *ctx, int stack_id, __u64 *ips, int max);
 	void *stack_ctx;
+	struct nest *nest;	/* which allocations are nested; NULL: none known */
 	/* preempt count of a plain process-context allocation per family, -1 unknown */
 	int baseline_pc[KMS_FAM_MAX];
 	__u32 gfp_direct_reclaim;	/* value of __GFP_DIRECT_RECLAIM; 0: unknown */
@@ -155,21 +157,6 @@ enum detect_badfree_kind {
 };
 
 const char *detect_badfree_name(int kind);
-/*
- * What a nested allocation was made under: a page under slab, vmalloc,
- * percpu or dma internals (its stack shows them), a vmalloc's own page array
- * under vmalloc (KMS_X_NESTED). Its memory is counted there too.
- */
-enum detect_nest {
-	NEST_SLAB = 0,
-	NEST_VMALLOC,
-	NEST_PERCPU,
-	NEST_DMA,
-};
-
-/* "slab", "vmalloc", "percpu", "dma" */
-const char *detect_nest_name(int nest);
-
 struct detect_badfree {
 	int kind;
 	int alloc_type;		/* KMS_EV_* of the allocation (or of the first free) */
@@ -237,7 +224,7 @@ struct detect_group {
 	int stack_id;		/* < 0: no stack, grouped by site */
 	__u64 site;
 	__u64 obj;
-	int nested;		/* enum detect_nest, -1: not nested */
+	int nested;		/* enum nest_kind, -1: not nested */
 	int retained;		/* enum detect_retained */
 	size_t site_idx;	/* detect__site() */
 	__u64 allocs;

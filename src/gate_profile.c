@@ -126,7 +126,7 @@ static void from_stat(json_t *prof, const json_t *doc)
 	json_array_foreach(json_object_get(doc, "sites"), i, it) {
 		json_t *v, *mix;
 
-		/* a nested vmalloc is counted in its caller's own row too */
+		/* a nested row's memory is counted in the outer allocation's row or cache */
 		if (json_is_true(json_object_get(it, "nested")))
 			continue;
 		site_key(it, key, sizeof(key));

@@ -32,10 +32,13 @@ int pipeline__init(struct pipeline *p, const struct pipeline_opts *o)
 	p->filtering = o->filter.comm || o->filter.nr_pids ||
 		       (o->filter.families && (o->filter.families & ALL_FAMILIES) != ALL_FAMILIES);
 	p->count = !o->no_count;
+	p->nest.stack = o->stack;
+	p->nest.stack_ctx = o->stack_ctx;
 	if (o->detect) {
 		struct detect_opts dopts = *o->detect;
 
 		dopts.live = &p->live;
+		dopts.nest = &p->nest;
 		p->detect = detect__new(&dopts);
 		if (!p->detect)
 			return -ENOMEM;
@@ -52,7 +55,13 @@ void pipeline__fini(struct pipeline *p)
 	deferred__free(p->defer);
 	live__fini(&p->live);
 	htab__fini(&p->mappings);
+	nest__fini(&p->nest);
 	memset(p, 0, sizeof(*p));
+}
+
+void pipeline__set_ksyms(struct pipeline *p, const struct ksyms *ksyms)
+{
+	p->nest.ksyms = ksyms;
 }
 
 void pipeline__observe(struct pipeline *p, struct kms_event *e)
@@ -67,7 +76,8 @@ static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
 {
 	struct live_slot *s = NULL;
 	struct live_obj o, old;
-	bool replaced = false;
+	bool replaced = false, nested;
+	int fam;
 
 	/*
 	 * No kernel hands out blocks of 2^LIVE_ORDERS pages: such an order comes
@@ -83,8 +93,15 @@ static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
 	}
 	if (s && cls == KMS_OC_PAGE && o.order < 32)
 		o.page_bytes = e->bytes_req >> o.order;
-	/* the aggregator first: it sets the object's sizes (a cache's, from its record) */
-	agg__on_alloc(p->agg, e, s ? &o : NULL);
+	/*
+	 * The aggregator first: it sets the object's sizes (a cache's, from its
+	 * record). A vmalloc's own page array is marked by BPF, other nested
+	 * allocations are told by their stacks.
+	 */
+	fam = kms_ev_family(e->type);
+	nested = (fam == KMS_FAM_VMALLOC && (e->extra & KMS_X_NESTED)) ||
+		 nest__of(&p->nest, e->stack_id, fam) >= 0;
+	agg__on_alloc(p->agg, e, s ? &o : NULL, nested);
 	if (p->leaks)
 		detect__on_alloc(p->detect, e, s ? &o : NULL);
 	if (s)

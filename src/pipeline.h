@@ -31,8 +31,10 @@
 #include "kmemscope.h"
 #include "htab.h"
 #include "live.h"
+#include "nest.h"
 
 struct agg;
+struct ksyms;
 struct deferred;
 struct detect;
 struct detect_opts;
@@ -40,6 +42,9 @@ struct detect_opts;
 struct pipeline_opts {
 	struct filter_opts filter;
 	const struct detect_opts *detect;	/* NULL: no detectors */
+	/* the records' stacks, for what is nested (nest.h); NULL: none */
+	int (*stack)(void *ctx, int stack_id, __u64 *ips, int max);
+	void *stack_ctx;
 	bool no_count;		/* no aggregator or store per record: nothing is reported */
 };
 
@@ -66,6 +71,7 @@ struct pipeline {
 	struct filter *filter;
 	struct agg *agg;
 	struct detect *detect;		/* NULL unless pipeline_opts.detect */
+	struct nest nest;		/* which allocations are nested, per stack */
 	/* --record: a trace writer; kmemscope script: its printer */
 	struct pipeline_tap tap;
 	const struct deferred_stats *defer_st;	/* its pending count: whether it is needed */
@@ -79,6 +85,8 @@ struct pipeline {
 /* 0 or -ENOMEM; pipeline__fini() cleans up either way */
 int pipeline__init(struct pipeline *p, const struct pipeline_opts *o);
 void pipeline__fini(struct pipeline *p);
+/* the kernel's symbols, once known: nothing is nested before (nest.h) */
+void pipeline__set_ksyms(struct pipeline *p, const struct ksyms *ksyms);
 /* one record, in stream order */
 void pipeline__event(struct pipeline *p, struct kms_event *e);
 /*

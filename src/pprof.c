@@ -233,7 +233,7 @@ static size_t sample_labels(struct pp *b, const struct profile_sample *s, pb_lab
 	if (s->order >= 0)
 		label_num(b, &l[n++], "order", s->order);
 	if (s->nested >= 0)
-		label_str(b, &l[n++], "nested", detect_nest_name(s->nested));
+		label_str(b, &l[n++], "nested", nest_name(s->nested));
 	if (s->cache)
 		label_str(b, &l[n++], "cache", s->cache);
 	label_num(b, &l[n++], "pid", s->pid);

@@ -16,7 +16,7 @@
  *   gfp          raw gfp_t of the first allocation (gfp_mixed: later ones
  *                used another); name it with gfp.h and profile.gfp
  *   order        page order of the first allocation, page family; -1 other
- *   nested       what a nested allocation was made under (enum detect_nest:
+ *   nested       what a nested allocation was made under (enum nest_kind:
  *                a page under slab, vmalloc, ...; vmalloc's own page array
  *                under vmalloc): its bytes are counted there too; -1 none
  *   cache        slab cache (kmem_cache) or device (dma) name, NULL unknown

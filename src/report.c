@@ -270,7 +270,7 @@ static const char *site_obj_name(const struct agg *a, const struct agg_site *s)
 		return agg__cache_name(a, s->obj);
 	if (s->family == KMS_FAM_DMA)
 		return agg__device_name(a, s->obj);
-	if (s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED)
+	if (s->obj == KMS_OBJ_NESTED)
 		return "(nested)";
 	return NULL;
 }
@@ -471,7 +471,7 @@ static struct rows *sites(const struct agg *a, const struct report_opts *o)
 		r[S_CACHE].null = !r[S_CACHE].s;
 		r[S_DEVICE].s = s->family == KMS_FAM_DMA ? obj : NULL;
 		r[S_DEVICE].null = !r[S_DEVICE].s;
-		r[S_NESTED].u = s->family == KMS_FAM_VMALLOC && s->obj == KMS_OBJ_NESTED;
+		r[S_NESTED].u = s->obj == KMS_OBJ_NESTED;
 		r[S_OBJ].u = s->obj;
 		r[S_OBJ].null = !s->obj;
 		r[S_ALLOCS].u = s->allocs;

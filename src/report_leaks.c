@@ -325,7 +325,7 @@ static struct rows *lrows(const struct detect *d, const struct detect_report_opt
 		if (!r)
 			break;
 		r[L_FAMILY].s = kms_family_name(l->family);
-		r[L_NESTED_IN].s = detect_nest_name(l->nested);
+		r[L_NESTED_IN].s = nest_name(l->nested);
 		r[L_NESTED_IN].null = !r[L_NESTED_IN].s;
 		r[L_CACHE].s = l->family == KMS_FAM_CACHE ? detect__obj_name(d, l->obj) : NULL;
 		r[L_CACHE].null = !r[L_CACHE].s;

@@ -239,6 +239,8 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 	po.filter.comm = o->comm;
 	po.filter.families = o->families;
 	po.no_count = o->no_reports;
+	po.stack = stack;
+	po.stack_ctx = s;
 	/* live, BPF filters processes (with their children); a file is filtered here */
 	if (s->trace) {
 		po.filter.pids = o->pids;
@@ -264,6 +266,7 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 		kms_error("Failed to set up the aggregation: %s\n", strerror(ENOMEM));
 		return 1;
 	}
+	pipeline__set_ksyms(&s->pipe, s->ksyms);
 	if (s->pipe.detect)
 		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
@@ -478,6 +481,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	 */
 	t_plan = cli_now_ns();
 	s->ksyms = ksyms__wait(&s->syms);
+	pipeline__set_ksyms(&s->pipe, s->ksyms);
 	/* before calibration delivers anything: the file interns every address it takes */
 	if (s->rec)
 		trace_writer__set_ksyms(s->rec, s->ksyms);

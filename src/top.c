@@ -501,7 +501,7 @@ static const char *obj_text(struct top *t, const struct top_row *r)
 		return agg__cache_name(t->s->pipe.agg, r->obj);
 	if (r->family == KMS_FAM_DMA)
 		return agg__device_name(t->s->pipe.agg, r->obj);
-	return NULL;
+	return r->obj == KMS_OBJ_NESTED ? "(nested)" : NULL;
 }
 
 static void fmt_elapsed(__u64 ns, char *buf, size_t len)

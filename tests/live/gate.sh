@@ -83,12 +83,12 @@ names "more-4-runs" "broke bytes=10% (--max-increase, p="
 # noise here (seen: one "certain" object of copy_process, likely a task's
 # kernel stack the kernel keeps in its per-CPU stack cache instead of freeing
 # it), which is why a leak must persist in every run; the 4-run checks above
-# keep the default --fail-on. Nor can one run tell the slab refills' pages
-# from a change: 16 to 88 of them (64-360 KB) at security_inode_alloc in 8
-# runs of the same N (docs/ci.md, "Noise"), hence 512K for single runs.
-expect "same-1-run" 0 "$KMS" check -b "$WORK/base1.kmt" --min-delta 512K --fail-on none \
+# keep the default --fail-on. The slab refills' pages, 16 to 88 of them
+# (64-360 KB) under security_inode_alloc in 8 runs of the same N, are nested
+# rows the site key leaves out (docs/ci.md, "Noise"): 64K holds here too.
+expect "same-1-run" 0 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K --fail-on none \
 	"$WORK/same1.kmt"
-expect "more-1-run" 1 "$KMS" check -b "$WORK/base1.kmt" --min-delta 512K "$WORK/more1.kmt"
+expect "more-1-run" 1 "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K "$WORK/more1.kmt"
 names "more-1-run" "site alloc_pipe_info: allocs $((2 * N)) -> $((4 * N))"
 expect "diff" 0 "$KMS" diff "$WORK/base1.kmt" "$WORK/more1.kmt"
 names "diff" "changed  alloc_pipe_info"
@@ -98,7 +98,7 @@ expect "cmd-more" 1 env GATE_N=$((2 * N)) "$KMS" check -b "$WORK/base.json" --mi
 	-- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
 names "cmd-more" "site alloc_pipe_info: bytes"
 names "cmd-more" "(base 4 run(s), current 4 run(s); mann-whitney)"
-expect "cmd-same" 0 env GATE_N=$N "$KMS" check -b "$WORK/base1.kmt" --min-delta 512K \
+expect "cmd-same" 0 env GATE_N=$N "$KMS" check -b "$WORK/base1.kmt" --min-delta 64K \
 	--fail-on none --traces "$WORK/cmd" -- sh -c 'exec "$0" pipes "$GATE_N"' "$TRIGGER"
 if [ -s "$WORK/cmd/run1.kmt" ] && [ ! -e "$WORK/cmd/run2.kmt" ]; then
 	pass "gate: cmd-same: --traces kept the one run (runs as many as the baseline's)"

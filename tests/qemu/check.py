@@ -260,15 +260,17 @@ def gfp_entries(rows):
 
 
 @guarded(lambda m, *a: [m])
-def check_line(doc, L):
+def check_line(doc, L, lines):
     """Compare one ledger line with the matching site rows of one stat report."""
     errs = []
     fam, fn = L["family"], L["function"]
     sites = doc.get("sites") or []
-    # the allocator's own nested allocations (a large vmalloc's page array) have
-    # rows of their own: the ledger counts what the module asked for
+    # nested allocations (a large vmalloc's page array, a large kmalloc's or a dma
+    # buffer's pages) have rows of their own: the ledger's page line of a large kmalloc
+    # or dma buffer is such a row, every other line counts what the module asked for
+    nested = is_nested_line(L, lines)
     rows = [s for s in sites if s.get("family") == fam and s.get("module") == MODULE
-            and s.get("function") == fn and not s.get("nested")]
+            and s.get("function") == fn and bool(s.get("nested")) == nested]
     if not rows:
         ours = sorted({"%s/%s" % (s.get("family"), s.get("function")) for s in sites
                        if s.get("module") == MODULE})
@@ -770,7 +772,7 @@ def check_report(name, tool, doc, lines, errs, deferred_run, rt):
                 continue
             if not traced.get(L["family"]):
                 errs.append("family %s not traced" % L["family"])
-            errs.extend(check_line(doc, L))
+            errs.extend(check_line(doc, L, lines))
     extra_rows = misuse_rows(name, doc.get("misuse"), lines, errs, rt)
     if name.split(".")[0] in DEFERRED_SCENARIOS:
         e, n = check_deferred(doc, lines, tool)

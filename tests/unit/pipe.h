@@ -7,6 +7,7 @@
 #ifndef KMS_TEST_PIPE_H
 #define KMS_TEST_PIPE_H
 
+#include "detect.h"
 #include "pipeline.h"
 
 static struct pipeline test_pipe;
@@ -21,9 +22,11 @@ static inline struct agg *pipe_agg(void)
 
 static inline struct detect *pipe_detect(const struct detect_opts *o)
 {
-	struct pipeline_opts po = { .detect = o };
+	/* the stacks and symbols the detectors read also tell what is nested */
+	struct pipeline_opts po = { .detect = o, .stack = o->stack, .stack_ctx = o->stack_ctx };
 
 	assert_int_equal(pipeline__init(&test_pipe, &po), 0);
+	pipeline__set_ksyms(&test_pipe, o->ksyms);
 	return test_pipe.detect;
 }
 

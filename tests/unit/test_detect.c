@@ -212,7 +212,7 @@ static void assert_nested(const struct detect *d, int fam, __u64 site, const cha
 
 	assert_non_null(g);
 	if (in)
-		assert_string_equal(detect_nest_name(g->nested), in);
+		assert_string_equal(nest_name(g->nested), in);
 	else
 		assert_int_equal(g->nested, -1);
 }
@@ -371,10 +371,27 @@ static void test_nested_vmalloc(void **state)
 	assert_int_equal(outer->allocs, 2);
 	assert_int_equal(outer->nested, -1);
 	assert_int_equal(inner->allocs, 2);
-	assert_string_equal(detect_nest_name(inner->nested), "vmalloc");
+	assert_string_equal(nest_name(inner->nested), "vmalloc");
 	/* a leak of the page array is judged at its area, not on its own */
 	assert_int_equal(detect__leak_class(d, inner, false), DLC_NESTED);
 	pipe_done();
+}
+
+/* the obj key of the aggregator's one page row at site */
+static __u64 page_row_obj(__u64 site)
+{
+	const struct agg_site *row = NULL;
+
+	for (size_t i = 0; i < agg__nr_sites(test_pipe.agg); i++) {
+		const struct agg_site *r = agg__site(test_pipe.agg, i);
+
+		if (r->family == KMS_FAM_PAGE && r->addr == site) {
+			assert_null(row);
+			row = r;
+		}
+	}
+	assert_non_null(row);
+	return row->obj;
 }
 
 static void test_nested_pages(void **state)
@@ -392,6 +409,10 @@ static void test_nested_pages(void **state)
 	assert_nested(d, KMS_FAM_PAGE, SITE_B, "vmalloc");
 	/* nested pages are judged at the outer allocation, not twice */
 	assert_int_equal(detect__misuse_stats(d)->nested_skipped, 2);
+	/* and stat counts them in a row of their own at the site */
+	assert_int_equal(page_row_obj(SITE_A), KMS_OBJ_NESTED);
+	assert_int_equal(page_row_obj(IP_PIPE_WRITE), 0);
+	assert_int_equal(page_row_obj(SITE_B), KMS_OBJ_NESTED);
 
 	/* trimmed: the first frame shown is the caller, depth honoured */
 	n = detect__frames(d, STK_SLAB_PAGE, 0, ips, KMS_MAX_STACK);

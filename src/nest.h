@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Nested allocations: the backing store one allocator takes from another.
+ * A page under slab, vmalloc, percpu or dma internals (a new slab, a large
+ * kmalloc's block, a vmalloc area's pages, a percpu chunk, a dma-direct
+ * buffer), or a kmalloc made by vmalloc, percpu or dma internals (vmalloc's
+ * vm_struct and page array, a new slab's obj_exts vector), is counted in the
+ * outer allocation already. The reports keep it apart (stat's site table, the
+ * leak classes, the misuse checks) so that no memory is counted twice.
+ *
+ * It is told by the stack, so it is decided once per stack id: every record
+ * of a session (live or a file's) comes with the same ids.
+ */
+#ifndef KMS_NEST_H
+#define KMS_NEST_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+struct ksyms;
+
+/* what a nested allocation was made under; -1: not nested, or unknown */
+enum nest_kind {
+	NEST_SLAB = 0,
+	NEST_VMALLOC,
+	NEST_PERCPU,
+	NEST_DMA,
+};
+
+/* "slab", "vmalloc", "percpu", "dma"; NULL for anything else */
+const char *nest_name(int kind);
+
+struct nest {
+	const struct ksyms *ksyms;	/* NULL: nothing is known nested */
+	/* stack of a record, innermost first: frames or -errno */
+	int (*stack)(void *ctx, int stack_id, __u64 *ips, int max);
+	void *stack_ctx;
+	signed char *memo;		/* per stack id: 0 unknown, 1 none, 2 + enum nest_kind */
+	size_t cap;
+};
+
+/*
+ * Whether an allocation of family fam (KMS_FAM_PAGE or KMS_FAM_KMALLOC; any
+ * other: -1) with this stack is nested, and in what.
+ */
+int nest__of(struct nest *n, int stack_id, int fam);
+void nest__fini(struct nest *n);
+
+#endif
