@@ -95,6 +95,13 @@ enum kms_ev_type {
  * before: files of the same ABI version read as they did.
  */
 #define KMS_CTX_UEXIT		0x04
+/*
+ * A user stack taken without its first frame, the call site (->site): the
+ * whole one's bucket in the stack map held another stack. Set by BPF; the
+ * collector gives the record the whole stack under an id of its own and
+ * clears it, so no file holds it.
+ */
+#define KMS_CTX_USKIP		0x08
 #define KMS_CTX_RCU_DONE	0x20	/* set by user space, not BPF: the real free of an
 					 * object already handed to RCU (KMS_EV_RCU_FREE) */
 #define KMS_CTX_OUTSIDE		0x40	/* a free by a process outside the pid filter */

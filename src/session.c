@@ -124,6 +124,45 @@ static void note_user_frames(struct session *s, const struct kms_event *e)
 		kvec__get(&s->user_stacks, &(__u64){ (__u64)e->stack_id }, &created);
 }
 
+struct joined_stack {
+	__u64 site;
+	__u64 stack_id;
+};
+
+int session__stack(void *ctx, int stack_id, __u64 *ips, int max)
+{
+	struct session *s = ctx;
+	const struct joined_stack *j;
+	int n;
+
+	if (!s->coll)
+		return -ENOENT;
+	if (stack_id < 0 || (unsigned int)stack_id < s->stack_entries)
+		return collector__stack(s->coll, stack_id, ips, max);
+	if ((size_t)stack_id - s->stack_entries >= s->joined.nr || max <= 0)
+		return -ENOENT;
+	j = kvec__at(&s->joined, stack_id - s->stack_entries);
+	ips[0] = j->site;
+	n = collector__stack(s->coll, j->stack_id, ips + 1, max - 1);
+	return n < 0 ? n : n + 1;
+}
+
+/*
+ * A user stack without its call site (KMS_CTX_USKIP): the id of the whole
+ * one, the site then those frames, for every consumer (reports, the file).
+ * There are no more pairs than the call paths of the stacks that collided.
+ */
+static void join_user_stack(struct session *s, struct kms_event *e)
+{
+	struct joined_stack key = { e->site, (__u64)e->stack_id };
+	bool created;
+	long i = kvec__get(&s->joined, &key, &created);
+
+	e->ctx &= ~KMS_CTX_USKIP;
+	/* no memory: a record without a stack, whose verdict says it was not taken */
+	e->stack_id = i < 0 ? -ENOMEM : (__s32)(s->stack_entries + i);
+}
+
 static void sink_ahead(void *ctx, const struct kms_event *e)
 {
 	struct session *s = ctx;
@@ -137,6 +176,8 @@ static void sink_event(void *ctx, struct kms_event *e)
 
 	if (!e->site && e->stack_id >= 0)
 		e->site = resolve_site(s, e->stack_id);
+	if (e->ctx & KMS_CTX_USKIP)
+		join_user_stack(s, e);
 	if (s->user)
 		note_user_frames(s, e);
 	if (e->type == KMS_EV_VMALLOC && s->vmap_level && !made_by_vmalloc(s, e->stack_id))
@@ -273,12 +314,6 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 	return 0;
 }
 
-static int live_stack(void *ctx, int stack_id, __u64 *ips, int max)
-{
-	struct session *s = ctx;
-
-	return s->coll ? collector__stack(s->coll, stack_id, ips, max) : -ENOENT;
-}
 
 static bool is_tracepoint_method(const char *m)
 {
@@ -430,7 +465,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	s->stacks = session__stacks(o);	/* session__pipeline() reads it */
 	/* the baselines are measured later: detect__set_env() again after calibration */
 	if (session__pipeline(s, o, s->plan->deferred_traced,
-			      __builtin_ctzl(sysconf(_SC_PAGESIZE)), live_stack))
+			      __builtin_ctzl(sysconf(_SC_PAGESIZE)), session__stack))
 		return 1;
 	for (int f = 0; f < KMS_FAM_MAX; f++)
 		if ((!o->families || (o->families & (1u << f))) && !s->plan->fam_traced[f] &&
@@ -494,6 +529,7 @@ int session__start(struct session *s, const struct session_opts *o)
 	err = collector__attach(s->coll);
 	kvec__init(&s->user_sites, sizeof(__u64), sizeof(__u64));
 	kvec__init(&s->user_stacks, sizeof(__u64), sizeof(__u64));
+	kvec__init(&s->joined, sizeof(struct joined_stack), sizeof(struct joined_stack));
 	if (!err && o->user) {
 		err = user__attach(&s->user, collector__bpf(s->coll),
 				   o->cmd ? s->cmd.pid : o->pids[0], o->cmd ? o->cmd[0] : NULL);
@@ -744,8 +780,7 @@ static char *user_text(struct session *s, size_t *len)
 	for (i = 0; i < s->user_sites.nr; i++)
 		kvec__get(&addrs, kvec__at(&s->user_sites, i), &created);
 	for (i = 0; i < s->user_stacks.nr; i++) {
-		n = collector__stack(s->coll, *(__u64 *)kvec__at(&s->user_stacks, i), ips,
-				     KMS_MAX_STACK);
+		n = session__stack(s, *(__u64 *)kvec__at(&s->user_stacks, i), ips, KMS_MAX_STACK);
 		while (n-- > 0)
 			if (user_addr(ips[n]))
 				kvec__get(&addrs, &ips[n], &created);
@@ -851,6 +886,7 @@ void session__free(struct session *s)
 	ksyms__free(s->user_ksyms);
 	kvec__fini(&s->user_sites);
 	kvec__fini(&s->user_stacks);
+	kvec__fini(&s->joined);
 	free(s->site_cache);
 	free(s->vmalloc_cache);
 	memset(s, 0, sizeof(*s));

@@ -104,6 +104,11 @@ struct session {
 	/* vmalloc is traced at the vmap-area level: areas vmalloc did not make are told apart */
 	bool vmap_level;
 	unsigned int stack_entries;
+	/*
+	 * User stacks BPF took without their call site (KMS_CTX_USKIP), as
+	 * (site, stack id) pairs: pair i is the whole stack, id stack_entries + i.
+	 */
+	struct kvec joined;
 	__u64 start_ns;
 	__u64 stop_ns;
 	bool context;		/* records carry their preempt count */
@@ -146,6 +151,8 @@ struct collector_opts;
 
 /* which allocations the options give a stack ("none", "sites", "every", "cached") */
 const char *session__stacks(const struct session_opts *o);
+/* a live session's stack of a record, innermost first: frames or -errno (ctx: the session) */
+int session__stack(void *ctx, int stack_id, __u64 *ips, int max);
 /* that name as session__stacks() returns it; "none" for any other (a file's) */
 const char *session__stacks_named(const char *name);
 /* the collector's configuration for these options: the session's, and what probe checks */

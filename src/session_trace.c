@@ -225,13 +225,6 @@ static json_t *meta_json(const struct session *s, const struct session_opts *o)
 	return m;
 }
 
-static int record_stack(void *ctx, int stack_id, __u64 *ips, int max)
-{
-	struct session *s = ctx;
-
-	return collector__stack(s->coll, stack_id, ips, max);
-}
-
 /* the writer takes what passes the filter stage, and the calibration before the trace */
 static void rec_event(void *ctx, const struct kms_event *e)
 {
@@ -250,7 +243,7 @@ static void rec_settle(void *ctx)
 
 int session_trace__record(struct session *s, const struct session_opts *o)
 {
-	struct trace_writer_opts wo = { .stack = record_stack, .stack_ctx = s };
+	struct trace_writer_opts wo = { .stack = session__stack, .stack_ctx = s };
 	int err;
 
 	err = trace_writer__open(&s->rec, o->record, &wo);

@@ -7,6 +7,7 @@
  * through stdio.
  *
  * ledger [wait]: with "wait", the patterns run once SIGUSR1 comes (for -p PID).
+ * ledger stacks: leaks from 2048 distinct stacks instead (ledger_stacks()).
  *
  * The same source is built against glibc, jemalloc (linked, and linked
  * statically into the executable) and run with tcmalloc preloaded: the
@@ -141,6 +142,48 @@ NOINLINE static void ledger_cross_alloc(void)
 		cross[i] = malloc(CROSS_BYTES);
 }
 
+/*
+ * ledger stacks: one block leaked from each of 2^STACK_DEPTH distinct user
+ * stacks (the path of left and right calls taken to the malloc), enough for
+ * some of them to share a bucket of the kernel's stack map: kmemscope must
+ * still show each one whole (tests/live/user.sh). Shallow enough for every
+ * frame to be captured (KMS_MAX_STACK), so no two stacks are cut to one.
+ */
+#define STACK_DEPTH 11
+static void *volatile spread[1 << STACK_DEPTH];
+static void stack_right(unsigned int path, int depth, int i);
+
+NOINLINE static void stack_left(unsigned int path, int depth, int i)
+{
+	if (!depth)
+		spread[i] = malloc(24);
+	else if (path & 1)
+		stack_right(path >> 1, depth - 1, i);
+	else
+		stack_left(path >> 1, depth - 1, i);
+	__asm__ volatile("" ::: "memory");	/* no tail call: every level keeps its frame */
+}
+
+NOINLINE static void stack_right(unsigned int path, int depth, int i)
+{
+	if (!depth)
+		spread[i] = malloc(24);
+	else if (path & 1)
+		stack_right(path >> 1, depth - 1, i);
+	else
+		stack_left(path >> 1, depth - 1, i);
+	__asm__ volatile("" ::: "memory");
+}
+
+NOINLINE static int ledger_stacks(void)
+{
+	for (unsigned int path = 0; path < 1U << STACK_DEPTH; path++)
+		stack_left(path, STACK_DEPTH, path);
+	printf("{\"ledger_stacks\": {\"allocs\": %d, \"leaked\": %d, \"bytes\": %d}}\n",
+	       1 << STACK_DEPTH, 1 << STACK_DEPTH, 24 << STACK_DEPTH);
+	return 0;
+}
+
 static void go(int sig)
 {
 }
@@ -155,6 +198,8 @@ int main(int argc, char **argv)
 	const char *allocator;
 	Dl_info info = {};
 
+	if (argc > 1 && !strcmp(argv[1], "stacks"))
+		return ledger_stacks();
 	if (argc > 1 && !strcmp(argv[1], "wait")) {
 		/* blocked first: a signal sent before sigsuspend() is not lost */
 		sigemptyset(&usr1);
