@@ -297,6 +297,12 @@ static void badfree_add(struct detect *d, int kind, const struct alloc_view *a,
 	b->count++;
 }
 
+void detect__prefetch_free(const struct detect *d, int cls, __u64 ptr)
+{
+	if (d->o.bad_frees && cls >= 0 && cls < OC_NR)
+		htab__prefetch(&d->freed[cls], kms_hash64(ptr));
+}
+
 static void freed_remember(struct detect *d, int cls, __u64 ptr, const struct alloc_view *a,
 			   const struct kms_event *e)
 {

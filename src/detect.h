@@ -265,6 +265,8 @@ struct detect_leak {
 };
 
 struct detect *detect__new(const struct detect_opts *o);
+/* the free of ptr comes soon: the slot it will take in the recently-freed set */
+void detect__prefetch_free(const struct detect *d, int cls, __u64 ptr);
 void detect__free(struct detect *d);
 /*
  * What a live session only knows once it runs (symbols, the calibrated

@@ -92,16 +92,13 @@ static int classify(const struct ksyms *k, const __u64 *ips, int n, int fam)
 	return kind;
 }
 
-int nest__of(struct nest *n, int stack_id, int fam)
+int nest__classify(struct nest *n, int stack_id, int fam)
 {
 	__u64 ips[KMS_MAX_STACK];
 	int nr, kind;
 
-	if ((fam != KMS_FAM_PAGE && fam != KMS_FAM_KMALLOC) || stack_id < 0 || !n || !n->stack ||
-	    !n->ksyms)
+	if (!n->stack || !n->ksyms)
 		return -1;
-	if ((size_t)stack_id < n->cap && n->memo[stack_id])
-		return n->memo[stack_id] - 2;
 	nr = n->stack(n->stack_ctx, stack_id, ips, KMS_MAX_STACK);
 	if (nr < 0)
 		return -1;	/* not remembered: the stack may be readable later */

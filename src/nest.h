@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <linux/types.h>
+#include "kmemscope.h"
 
 struct ksyms;
 
@@ -39,11 +40,22 @@ struct nest {
 	size_t cap;
 };
 
+/* nest__of() for a stack id not remembered yet */
+int nest__classify(struct nest *n, int stack_id, int fam);
+
 /*
  * Whether an allocation of family fam (KMS_FAM_PAGE or KMS_FAM_KMALLOC; any
- * other: -1) with this stack is nested, and in what.
+ * other: -1) with this stack is nested, and in what. Inline: the record path
+ * asks for every allocation.
  */
-int nest__of(struct nest *n, int stack_id, int fam);
+static inline int nest__of(struct nest *n, int stack_id, int fam)
+{
+	if ((fam != KMS_FAM_PAGE && fam != KMS_FAM_KMALLOC) || stack_id < 0 || !n)
+		return -1;
+	if ((size_t)stack_id < n->cap && n->memo[stack_id])
+		return n->memo[stack_id] - 2;
+	return nest__classify(n, stack_id, fam);
+}
 void nest__fini(struct nest *n);
 
 #endif

@@ -226,8 +226,12 @@ void pipeline__prefetch(const struct pipeline *p, const struct kms_event *e)
 {
 	const struct kms_ev_info *ei = kms_ev_info(e->type);
 
-	if (p->count && ei && ei->cls >= 0 && e->ptr && (ei->alloc || ei->free))
-		live__prefetch(&p->live, ei->cls, e->ptr);
+	if (!p->count || !ei || ei->cls < 0 || !e->ptr || !(ei->alloc || ei->free))
+		return;
+	live__prefetch(&p->live, ei->cls, e->ptr);
+	/* a matched free is remembered for double frees: that table's slot too */
+	if (ei->free && p->leaks)
+		detect__prefetch_free(p->detect, ei->cls, e->ptr);
 }
 
 void pipeline__meta(struct pipeline *p, const struct kms_meta *m)
