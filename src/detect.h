@@ -35,7 +35,7 @@ struct detect_opts {
 	bool leaks;		/* track every allocation until freed */
 	bool misuse;		/* atomic-context checks */
 	bool bad_frees;		/* wrong API, wrong cache, double free (needs leaks) */
-	const struct ksyms *ksyms;	/* stack trimming and nesting; NULL: none */
+	const struct ksyms *ksyms;	/* stack trimming, retained rules; NULL: none */
 	/* stack of a record, innermost first: frames or -errno; NULL: no stacks */
 	int (*stack)(void *ctx, int stack_id, __u64 *ips, int max);
 	void *stack_ctx;

@@ -73,8 +73,6 @@ struct detect {
 	__u64 dmap_cand;
 	int dmap_votes;
 	__u64 dmap;
-	signed char *nest;		/* per stack id: 0 unknown, 1 none, 2 + enum nest_kind */
-	size_t nest_cap;
 	/*
 	 * Loss markers (KMS_EV_META_LOSS): an object of family f allocated at or
 	 * before loss_cut[f] may have had its free lost. Records are nearly in

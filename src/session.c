@@ -314,7 +314,6 @@ int session__pipeline(struct session *s, const struct session_opts *o, bool defe
 	return 0;
 }
 
-
 static bool is_tracepoint_method(const char *m)
 {
 	return m && (!strcmp(m, "tp_btf") || !strcmp(m, "raw_tp"));
