@@ -151,29 +151,24 @@ NOINLINE static void ledger_cross_alloc(void)
  */
 #define STACK_DEPTH 11
 static void *volatile spread[1 << STACK_DEPTH];
+static void stack_left(unsigned int path, int depth, int i);
 static void stack_right(unsigned int path, int depth, int i);
 
-NOINLINE static void stack_left(unsigned int path, int depth, int i)
-{
-	if (!depth)
-		spread[i] = malloc(24);
-	else if (path & 1)
-		stack_right(path >> 1, depth - 1, i);
-	else
-		stack_left(path >> 1, depth - 1, i);
-	__asm__ volatile("" ::: "memory");	/* no tail call: every level keeps its frame */
-}
-
-NOINLINE static void stack_right(unsigned int path, int depth, int i)
-{
-	if (!depth)
-		spread[i] = malloc(24);
-	else if (path & 1)
-		stack_right(path >> 1, depth - 1, i);
-	else
-		stack_left(path >> 1, depth - 1, i);
-	__asm__ volatile("" ::: "memory");
-}
+/* two functions of one body: which called which tells the paths apart */
+#define STACK_STEP(name)							\
+	NOINLINE static void name(unsigned int path, int depth, int i)		\
+	{									\
+		if (!depth)							\
+			spread[i] = malloc(24);					\
+		else if (path & 1)						\
+			stack_right(path >> 1, depth - 1, i);			\
+		else								\
+			stack_left(path >> 1, depth - 1, i);			\
+		/* no tail call: every level keeps its frame */		\
+		__asm__ volatile("" ::: "memory");				\
+	}
+STACK_STEP(stack_left)
+STACK_STEP(stack_right)
 
 NOINLINE static int ledger_stacks(void)
 {
