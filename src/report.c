@@ -473,7 +473,8 @@ static struct rows *sites(const struct agg *a, const struct report_opts *o)
 		r[S_DEVICE].null = !r[S_DEVICE].s;
 		r[S_NESTED].u = s->obj == KMS_OBJ_NESTED;
 		r[S_OBJ].u = s->obj;
-		r[S_OBJ].null = !s->obj;
+		/* a nested row's key (KMS_OBJ_NESTED) is no object: the nested column says it */
+		r[S_OBJ].null = !s->obj || s->obj == KMS_OBJ_NESTED;
 		r[S_ALLOCS].u = s->allocs;
 		r[S_FREES].u = s->frees;
 		r[S_DEFERRED].u = s->deferred_frees;
