@@ -722,7 +722,14 @@ __noinline int stack_learnt(__u32 pc, __s32 id)
 	w->span = span;
 	w->left = KMS_STACK_CHECK - 1;
 	w->base = sc->base * 8;
-	w->uses = 0;
+	/*
+	 * Counted once already: at 0, a chain just learnt ties with chains no
+	 * longer used (their uses halved away), and the first of the tied ways
+	 * goes, so two alternating callers took that one way in turn, never
+	 * reused, till the site was varied (the pipe loop's alloc_empty_file,
+	 * beside chains of the exec that started the program).
+	 */
+	w->uses = 1;
 	if (span > sl->span)
 		sl->span = span;
 	return 0;
