@@ -1132,19 +1132,22 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 		e->site = 0;
 	}
 	/* here, once the handler has filled in the site the cache is keyed by */
-	if (stack && es->user) {
-		e->stack_id = bpf_get_stackid(es->ctx, &stacks, BPF_F_USER_STACK);
-		/* a collision: past its first frame (->site) the stack hashes elsewhere */
-		if (e->stack_id == -KMS_EEXIST && e->site) {
-			e->stack_id = bpf_get_stackid(es->ctx, &stacks, BPF_F_USER_STACK | 1);
-			if (e->stack_id >= 0)
-				e->ctx |= KMS_CTX_USKIP;
+	if (stack) {
+		if (es->user) {
+			e->stack_id = bpf_get_stackid(es->ctx, &stacks, BPF_F_USER_STACK);
+			/* a collision: past its first frame (->site) the stack hashes elsewhere */
+			if (e->stack_id == -KMS_EEXIST && e->site) {
+				e->stack_id = bpf_get_stackid(es->ctx, &stacks,
+							      BPF_F_USER_STACK | 1);
+				if (e->stack_id >= 0)
+					e->ctx |= KMS_CTX_USKIP;
+			}
+		} else {
+			e->stack_id = stack_of(es->ctx, es->how, es->s, site, e->pc, es->type);
 		}
-	} else if (stack) {
-		e->stack_id = stack_of(es->ctx, es->how, es->s, site, e->pc, es->type);
+		if (e->stack_id < -1)
+			cnt_add(KMS_CNT_STACK_FAIL, 1);
 	}
-	if (stack && e->stack_id < -1)
-		cnt_add(KMS_CNT_STACK_FAIL, 1);
 	/*
 	 * Branch on the stage, not on the reserved record: 6.1's verifier does
 	 * not know a ring-buffer record is non-NULL once checked, walks the

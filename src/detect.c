@@ -490,8 +490,7 @@ static __attribute__((noinline)) long group_find(struct detect *d, const struct 
 		return i;
 	s = site_get(d, key->family, key->site, key->obj);
 	g = kvec__at(&d->groups, i);
-	g->nested = key->obj == KMS_OBJ_NESTED ? NEST_VMALLOC :
-		    nest__of(d->o.nest, key->stack_id, key->family);
+	g->nested = nest__event(d->o.nest, e, key->family);
 	g->retained = retained_kind(d, e, key);
 	g->site_idx = s < 0 ? (size_t)-1 : (size_t)s;
 	g->gfp = e->gfp;

@@ -56,6 +56,19 @@ static inline int nest__of(struct nest *n, int stack_id, int fam)
 		return n->memo[stack_id] - 2;
 	return nest__classify(n, stack_id, fam);
 }
+
+/*
+ * An allocation record's: a vmalloc BPF marked as made inside another
+ * (KMS_X_NESTED, vmalloc's own page array) is nested in vmalloc, any other
+ * goes by its stack (nest__of()). fam: its family.
+ */
+static inline int nest__event(struct nest *n, const struct kms_event *e, int fam)
+{
+	if (fam == KMS_FAM_VMALLOC && (e->extra & KMS_X_NESTED))
+		return NEST_VMALLOC;
+	return nest__of(n, e->stack_id, fam);
+}
+
 void nest__fini(struct nest *n);
 
 #endif

@@ -72,12 +72,12 @@ void pipeline__observe(struct pipeline *p, struct kms_event *e)
 	deferred__event(p->defer, e);
 }
 
-static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
+static void on_alloc(struct pipeline *p, struct kms_event *e, const struct kms_ev_info *ei)
 {
+	int cls = ei->cls;
 	struct live_slot *s = NULL;
 	struct live_obj o, old;
-	bool replaced = false, nested;
-	int fam;
+	bool replaced = false;
 
 	/*
 	 * No kernel hands out blocks of 2^LIVE_ORDERS pages: such an order comes
@@ -93,15 +93,8 @@ static void on_alloc(struct pipeline *p, struct kms_event *e, int cls)
 	}
 	if (s && cls == KMS_OC_PAGE && o.order < 32)
 		o.page_bytes = e->bytes_req >> o.order;
-	/*
-	 * The aggregator first: it sets the object's sizes (a cache's, from its
-	 * record). A vmalloc's own page array is marked by BPF, other nested
-	 * allocations are told by their stacks.
-	 */
-	fam = kms_ev_family(e->type);
-	nested = (fam == KMS_FAM_VMALLOC && (e->extra & KMS_X_NESTED)) ||
-		 nest__of(&p->nest, e->stack_id, fam) >= 0;
-	agg__on_alloc(p->agg, e, s ? &o : NULL, nested);
+	/* the aggregator first: it sets the object's sizes (a cache's, from its record) */
+	agg__on_alloc(p->agg, e, s ? &o : NULL, nest__event(&p->nest, e, ei->family) >= 0);
 	if (p->leaks)
 		detect__on_alloc(p->detect, e, s ? &o : NULL);
 	if (s)
@@ -217,7 +210,7 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	if (!ei || ei->cls < 0 || (e->ctx & KMS_CTX_RCU_DONE))
 		return;
 	if (ei->alloc)
-		on_alloc(p, e, ei->cls);
+		on_alloc(p, e, ei);
 	else if (ei->free)
 		on_free(p, e, ei->cls);
 }
