@@ -241,9 +241,15 @@ void cli_close_output(FILE *f)
 
 __u64 cli_now_ns(void)
 {
+	return cli_clock_ns(CLOCK_MONOTONIC);
+}
+
+__u64 cli_clock_ns(clockid_t clock)
+{
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (clock_gettime(clock, &ts))
+		return 0;
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include <time.h>
 #include <linux/types.h>
 
 struct cli_cmd {
@@ -46,6 +47,8 @@ int cli_check_output(const char *path);
 FILE *cli_open_output(const char *path);
 void cli_close_output(FILE *f);
 __u64 cli_now_ns(void);
+/* clock_gettime() in ns (the CPU clocks too), 0 on error */
+__u64 cli_clock_ns(clockid_t clock);
 bool cli_exiting(void);
 
 int cli_cmd_start(struct cli_cmd *cmd, char **argv);

@@ -547,6 +547,7 @@ int session__start(struct session *s, const struct session_opts *o)
 		detect__set_env(s->pipe.detect, s->ksyms, s->baseline_pc,
 				s->gfp ? gfp_table__value(s->gfp, "__GFP_DIRECT_RECLAIM") : 0);
 	s->start_ns = cli_now_ns();
+	s->cpu_start_ns = cli_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	if (session_trace__begin(s, o)) {
 		cli_cmd_abort(&s->cmd);
 		return 1;
@@ -825,6 +826,22 @@ static int add_user_symbols(struct session *s)
 	return err;
 }
 
+/*
+ * What tracing cost: this process's CPU from the start of tracing to the
+ * drain (every thread: reading, the pipeline, the writer; not start-up nor
+ * the report), per event delivered. bench/peak.py reads it.
+ */
+static void cost_info(const struct session *s, const struct kms_quality *q)
+{
+	__u64 cpu = cli_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - s->cpu_start_ns;
+	__u64 wall = s->stop_ns - s->start_ns;
+
+	kms_info("collector: %.3f s of CPU in %.3f s of tracing (%.1f %% of a CPU), "
+		 "%.1f ns per event over %llu events\n", cpu / 1e9, wall / 1e9,
+		 wall ? 100.0 * cpu / wall : 0.0, q->events ? (double)cpu / q->events : 0.0,
+		 (unsigned long long)q->events);
+}
+
 int session__stop(struct session *s)
 {
 	struct kms_quality q;
@@ -841,6 +858,7 @@ int session__stop(struct session *s)
 	if (s->user && add_user_symbols(s))
 		err = -EIO;
 	session__quality(s, &q);
+	cost_info(s, &q);
 	return (session_trace__finish(s, &q) || err) ? 1 : 0;
 }
 

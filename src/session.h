@@ -111,6 +111,7 @@ struct session {
 	struct kvec joined;
 	__u64 start_ns;
 	__u64 stop_ns;
+	__u64 cpu_start_ns;	/* this process's CPU time (all threads) at start_ns */
 	bool context;		/* records carry their preempt count */
 	/* context capture was asked for (stat reports misuse then, even if the kernel lacks it) */
 	bool context_requested;

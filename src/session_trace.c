@@ -644,15 +644,6 @@ static void replay_begin(void *ctx)
 	pipeline__begin(&r->s->pipe);
 }
 
-static __u64 thread_cpu_ns(void)
-{
-	struct timespec t;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t))
-		return 0;
-	return t.tv_sec * 1000000000ULL + t.tv_nsec;
-}
-
 int session_trace__replay(struct session *s, double interval,
 			  int (*tick)(struct session *s, void *ctx), void *ctx)
 {
@@ -678,7 +669,7 @@ int session_trace__replay(struct session *s, double interval,
 		r.end = r.to;
 	/* the recording ticked at this interval: its snapshots, where it took them (whole file) */
 	r.marks = r.every && r.every == s->interval_ns && !r.from && !r.to;
-	cpu0 = thread_cpu_ns();
+	cpu0 = cli_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	err = trace_reader__replay(s->trace, &sink, why, sizeof(why));
 	if (r.shown)
 		fputs("\r\033[K", stderr);
@@ -686,7 +677,7 @@ int session_trace__replay(struct session *s, double interval,
 	ti = trace_reader__info(s->trace);
 	kms_info("%s: %llu records replayed; CPU: %.3f s decoding, %.3f s in the pipeline; "
 		 "waits: decoding %llu, pipeline %llu\n", s->input, (unsigned long long)r.events,
-		 ti->decode_cpu_ns / 1e9, (thread_cpu_ns() - cpu0) / 1e9,
+		 ti->decode_cpu_ns / 1e9, (cli_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1e9,
 		 (unsigned long long)ti->decoder_waits, (unsigned long long)ti->sink_waits);
 	if (err) {
 		kms_warn("%s: %s; the report covers the records before it\n", s->input, why);

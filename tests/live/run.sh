@@ -350,24 +350,30 @@ live_mode pipes 2000 --order time
 # without bound and a third of the events were lost. The checks: -d is kept
 # (with a wide margin for start-up and the report: speed is make bench's
 # business), leaks' settle (a sync at the peak rate) ends too, and stat, with
-# a CPU to itself, loses nothing.
+# a CPU to itself, loses nothing. -v's cost line (what make bench reads) must
+# count the report's events and a CPU time that fits in the time traced.
 GEN=$BUILD/bench/gen
 [ -x "$GEN" ] || fatal "$GEN not built (make $GEN)"
 "$GEN" -t 60 >/dev/null 2>&1 &
 genpid=$!
 for cmd in stat leaks; do
 	start=$(date +%s)
-	run timeout 50 "$KMS" "$cmd" -d 2 --json -o "$WORK/peak.json"
+	run timeout 50 "$KMS" "$cmd" -v -d 2 --json -o "$WORK/peak.json"
 	took=$(($(date +%s) - start))
 	if [ "$RC" -eq 0 ] && [ "$took" -le 25 ] && python3 -c '
-import json, sys
+import json, os, re, sys
 q = json.load(open(sys.argv[1]))["quality"]
-sys.exit(not (q["events"] >= 100000 and (sys.argv[2] != "stat" or q["lost"] == 0)))
-' "$WORK/peak.json" "$cmd"; then
-		pass "peak rate: $cmd -d 2 system-wide under a flat-out generator ends in ${took}s$([ "$cmd" = stat ] && echo ', 0 lost')"
+cost = re.search(r"collector: ([0-9.]+) s of CPU in ([0-9.]+) s of tracing .* over ([0-9]+) events",
+                 open(sys.argv[3]).read())
+sys.exit(not (q["events"] >= 100000 and (sys.argv[2] != "stat" or q["lost"] == 0) and cost and
+              int(cost[3]) == q["events"] and
+              0 < float(cost[1]) <= float(cost[2]) * os.cpu_count()))
+' "$WORK/peak.json" "$cmd" "$WORK/err"; then
+		pass "peak rate: $cmd -d 2 system-wide under a flat-out generator ends in ${took}s$([ "$cmd" = stat ] && echo ', 0 lost'), -v's cost line agrees"
 	else
 		fail "peak rate: $cmd -d 2: exit $RC after ${took}s (want 0 within 25 s)," \
-			"$(python3 -c 'import json,sys; q=json.load(open(sys.argv[1]))["quality"]; print("events", q["events"], "lost", q["lost"])' "$WORK/peak.json" 2>/dev/null)"
+			"$(python3 -c 'import json,sys; q=json.load(open(sys.argv[1]))["quality"]; print("events", q["events"], "lost", q["lost"])' "$WORK/peak.json" 2>/dev/null)," \
+			"$(grep 'collector:' "$WORK/err" || echo 'no collector: line')"
 	fi
 done
 kill "$genpid" 2>/dev/null
