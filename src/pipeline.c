@@ -72,6 +72,14 @@ void pipeline__observe(struct pipeline *p, struct kms_event *e)
 	deferred__event(p->defer, e);
 }
 
+/* a live address handed out again: its free was not traced */
+static void implicit_free(struct pipeline *p, const struct live_obj *old)
+{
+	agg__on_implicit_free(p->agg, old);
+	if (p->leaks)
+		detect__on_implicit_free(p->detect, old);
+}
+
 static void on_alloc(struct pipeline *p, struct kms_event *e, const struct kms_ev_info *ei)
 {
 	int cls = ei->cls;
@@ -85,12 +93,8 @@ static void on_alloc(struct pipeline *p, struct kms_event *e, const struct kms_e
 	 */
 	if (e->ptr && !(cls == KMS_OC_PAGE && e->order >= LIVE_ORDERS))
 		s = live__add(&p->live, cls, e->ptr, e->type, e->order, &o, &old, &replaced);
-	if (replaced) {
-		/* a live address handed out again: its free was not traced */
-		agg__on_implicit_free(p->agg, &old);
-		if (p->leaks)
-			detect__on_implicit_free(p->detect, &old);
-	}
+	if (replaced)
+		implicit_free(p, &old);
 	if (s && cls == KMS_OC_PAGE && o.order < 32)
 		o.page_bytes = e->bytes_req >> o.order;
 	/* the aggregator first: it sets the object's sizes (a cache's, from its record) */
@@ -175,6 +179,24 @@ static bool mapping(struct pipeline *p, const struct kms_event *e)
 }
 
 /*
+ * An allocation after the window is not tracked, but the address it was
+ * handed, if an object of the window holds it, is evidence: that object was
+ * freed without a trace event, as when a live address comes back in the
+ * window. Page blocks go by their head frame, as there.
+ */
+static void settle_alloc(struct pipeline *p, const struct kms_event *e, int cls)
+{
+	struct live_slot *s;
+	struct live_obj o;
+
+	if (!e->ptr || !(s = live__find(&p->live, cls, e->ptr)))
+		return;
+	live__get(&p->live, s, &o);
+	implicit_free(p, &o);
+	live__remove(&p->live, cls, s);
+}
+
+/*
  * Every record of a session comes through here: each stage runs only where
  * it can matter (see pipeline.h for which run per command), and the event's
  * row of the type table is read once.
@@ -196,6 +218,8 @@ void pipeline__event(struct pipeline *p, struct kms_event *e)
 	if (p->settling) {
 		if (!ei || !ei->free) {
 			p->after_window++;
+			if (ei && ei->alloc && ei->cls >= 0)
+				settle_alloc(p, e, ei->cls);
 			return;
 		}
 		e->ctx |= KMS_CTX_OUTSIDE;
