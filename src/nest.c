@@ -57,17 +57,23 @@ static int kind_of(const char *func)
 
 /*
  * Callers, to frames.c (no allocation API), whose kmallocs are an allocator's
- * own bookkeeping whoever called them: a slab's obj_exts vector (before 6.10
- * memcg_alloc_slab_cgroups()'s), made with a new slab or, lazily, at the
- * slab's first accounted object (__memcg_slab_post_alloc_hook(), from any
- * kmem_cache_alloc()), and freed with the slab. Before this, the lazy one
- * showed as a certain leak of `dd bs=1M count=50` at alloc_buffer_head()
- * on the 6.18 host.
+ * own bookkeeping whoever called them:
+ * - a slab's obj_exts vector (before 6.10 memcg_alloc_slab_cgroups()'s),
+ *   made with a new slab or, lazily, at the slab's first accounted object
+ *   (__memcg_slab_post_alloc_hook(), from any kmem_cache_alloc()), freed
+ *   with the slab;
+ * - a cache's sheaf (6.18), the per-CPU array of objects that a
+ *   kmem_cache_alloc(), a kfree_rcu() or a maple tree preallocation may
+ *   make, kept in the cache's barn.
+ * Before this, on the 6.18 host, the lazy vector showed as a certain leak of
+ * `dd bs=1M count=50` at alloc_buffer_head(), a sheaf as one of a python3
+ * that made and removed 300 files, under kvfree_call_rcu().
  */
 static int helper_kind(const char *func)
 {
 	static const char *const slab_helpers[] = { "alloc_slab_obj_exts",
-						    "memcg_alloc_slab_cgroups" };
+						    "memcg_alloc_slab_cgroups",
+						    "alloc_empty_sheaf" };
 	size_t n = strcspn(func, ".");
 
 	for (size_t i = 0; i < sizeof(slab_helpers) / sizeof(slab_helpers[0]); i++)

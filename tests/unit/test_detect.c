@@ -44,6 +44,7 @@ static const char kallsyms_text[] =
 	"ffffffff81009000 T pgd_alloc\n"
 	"ffffffff81009800 t alloc_slab_obj_exts\n"
 	"ffffffff81009a00 T __memcg_slab_post_alloc_hook\n"
+	"ffffffff81009b00 t alloc_empty_sheaf\n"
 	"ffffffff81009c00 T inet_bind2_bucket_create\n"
 	"ffffffff8100a000 T __percpu_counter_init_many\n"
 	"ffffffff8100a800 T __ioremap_caller\n"
@@ -83,6 +84,7 @@ static const char kallsyms_text[] =
 #define IP_SEC_INODE	0xffffffff8100f020ULL
 #define IP_OBJ_EXTS	0xffffffff81009820ULL
 #define IP_MEMCG_HOOK	0xffffffff81009a20ULL
+#define IP_SHEAF	0xffffffff81009b20ULL
 #define IP_BIND2	0xffffffff81009c20ULL
 #define IP_IOREMAP	0xffffffff8100a820ULL
 
@@ -100,6 +102,7 @@ enum {
 	STK_INODE_BLOB,		/* an inode's LSM blob */
 	STK_OBJ_EXTS,		/* a new slab's obj_exts vector (kmalloc) */
 	STK_OBJ_EXTS_LAZY,	/* one made at a slab's first accounted object */
+	STK_SHEAF,		/* a cache's sheaf, made for a kmalloc's caller */
 	STK_FORK_BLOB,		/* a kmalloc for a new task (caller_b, under copy_process) */
 	STK_IOREMAP,		/* ioremap()'s vm_struct: its caller's (pipe_write) */
 	STK_THREAD_STACK,	/* a vmalloc'ed thread stack, seen from inside vmalloc */
@@ -122,6 +125,7 @@ static const __u64 stacks[STK_NR][6] = {
 			   SITE_B },
 	[STK_OBJ_EXTS_LAZY] = { IP_KMALLOC, IP_OBJ_EXTS, IP_MEMCG_HOOK, IP_CACHE_ALLOC, SITE_A,
 				IP_SYS_FOO },
+	[STK_SHEAF] = { IP_KMALLOC, IP_SHEAF, SITE_A, IP_SYS_FOO },
 	[STK_FORK_BLOB] = { IP_KMALLOC, SITE_B, IP_COPY_PROCESS, IP_SYS_FOO },
 	[STK_IOREMAP] = { IP_KMALLOC, IP_VM_AREA_GET, IP_IOREMAP, IP_PIPE_WRITE, IP_SYS_FOO },
 	[STK_THREAD_STACK] = { IP_VM_RANGE, IP_COPY_PROCESS, IP_SYS_FOO },
@@ -216,8 +220,10 @@ static void assert_nested(const struct detect *d, int fam, __u64 site, const cha
 	const struct detect_group *g = find_group(d, fam, site);
 
 	assert_non_null(g);
-	if (in)
+	if (in) {
+		assert_int_not_equal(g->nested, -1);
 		assert_string_equal(nest_name(g->nested), in);
+	}
 	else
 		assert_int_equal(g->nested, -1);
 }
@@ -1152,7 +1158,8 @@ static void test_freed_with_mm(void **state)
  * docs/detectors.md: the kernel's own bookkeeping is not a leak of its caller.
  * vmalloc's vm_struct (a kmalloc under vmalloc internals) is nested in its
  * area, a slab's obj_exts vector in the slab (made with the slab or at its
- * first accounted object, whoever allocated that); a kmalloc kvmalloc() chose,
+ * first accounted object, whoever allocated that), a cache's sheaf in the
+ * slab whoever asked for it; a kmalloc kvmalloc() chose,
  * and ioremap()'s vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM blob is retained with the inode, what
  * fork makes for a new task with the task.
  */
@@ -1169,6 +1176,7 @@ static void test_kernel_bookkeeping(void **state)
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x100, SITE_A, 4096, STK_KVMALLOC);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x300, IP_OBJ_EXTS, 64, STK_OBJ_EXTS);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x380, IP_OBJ_EXTS, 64, STK_OBJ_EXTS_LAZY);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x3c0, IP_SHEAF, 512, STK_SHEAF);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x400, SITE_B, 32, STK_FORK_BLOB);
 	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x500, IP_PIPE_WRITE, 96, STK_IOREMAP);
 	/* a function probe's site is inside vmalloc (6.1's fexit): the shown site decides */
@@ -1180,11 +1188,12 @@ static void test_kernel_bookkeeping(void **state)
 
 	assert_nested(d, KMS_FAM_KMALLOC, IP_COPY_PROCESS, "vmalloc");
 	assert_nested(d, KMS_FAM_KMALLOC, IP_OBJ_EXTS, "slab");
+	assert_nested(d, KMS_FAM_KMALLOC, IP_SHEAF, "slab");
 	assert_nested(d, KMS_FAM_KMALLOC, SITE_A, NULL);
 	assert_nested(d, KMS_FAM_KMALLOC, IP_PIPE_WRITE, NULL);
 
 	j = leaks_json(d, &q);
-	assert_int_equal(json_array_size(json_object_get(j, "nested")), 3);
+	assert_int_equal(json_array_size(json_object_get(j, "nested")), 4);
 	r = row_of(json_object_get(j, "leaks"), "caller_a");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
 	row_of(json_object_get(j, "leaks"), "pipe_write");
