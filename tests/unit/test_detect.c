@@ -46,6 +46,8 @@ static const char kallsyms_text[] =
 	"ffffffff81009a00 T __memcg_slab_post_alloc_hook\n"
 	"ffffffff81009b00 t alloc_empty_sheaf\n"
 	"ffffffff81009c00 T inet_bind2_bucket_create\n"
+	"ffffffff81009d00 T pte_alloc_one\n"
+	"ffffffff81009e00 T pte_alloc_one_kernel\n"
 	"ffffffff8100a000 T __percpu_counter_init_many\n"
 	"ffffffff8100a800 T __ioremap_caller\n"
 	"ffffffff8100b000 T mm_alloc\n"
@@ -86,6 +88,8 @@ static const char kallsyms_text[] =
 #define IP_MEMCG_HOOK	0xffffffff81009a20ULL
 #define IP_SHEAF	0xffffffff81009b20ULL
 #define IP_BIND2	0xffffffff81009c20ULL
+#define IP_PTE		0xffffffff81009d20ULL
+#define IP_PTE_KERNEL	0xffffffff81009e20ULL
 #define IP_IOREMAP	0xffffffff8100a820ULL
 
 /* synthetic stack map */
@@ -97,6 +101,8 @@ enum {
 	STK_KMALLOC_A2,		/* another kernel stack, same shown frames at depth 1 */
 	STK_PGD,		/* a process's top page table, made by mm_init() */
 	STK_MM_PCPU,		/* its percpu counters, made by mm_init() */
+	STK_PTE,		/* one of its lower page tables */
+	STK_PTE_KERNEL,		/* a page table of the kernel's own */
 	STK_VM_STRUCT,		/* vmalloc's vm_struct for a thread stack (kmalloc) */
 	STK_KVMALLOC,		/* a kmalloc kvmalloc() chose for caller_a */
 	STK_INODE_BLOB,		/* an inode's LSM blob */
@@ -118,6 +124,8 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_KMALLOC_A2] = { IP_KMALLOC, SITE_A, IP_PIPE_WRITE },
 	[STK_PGD] = { IP_ALLOC_PAGES, IP_ALLOC_PAGES2, IP_PGD_ALLOC, IP_MM_INIT, IP_MM_ALLOC },
 	[STK_MM_PCPU] = { IP_PCPU_INIT, IP_MM_INIT, IP_MM_ALLOC },
+	[STK_PTE] = { IP_ALLOC_PAGES, IP_ALLOC_PAGES2, IP_PTE, IP_SYS_FOO },
+	[STK_PTE_KERNEL] = { IP_ALLOC_PAGES, IP_ALLOC_PAGES2, IP_PTE_KERNEL, IP_SYS_FOO },
 	[STK_VM_STRUCT] = { IP_KMALLOC, IP_VM_AREA_GET, IP_VM_RANGE, IP_COPY_PROCESS },
 	[STK_KVMALLOC] = { IP_KMALLOC, IP_KVMALLOC, SITE_A, IP_SYS_FOO },
 	[STK_INODE_BLOB] = { IP_CACHE_ALLOC, IP_SEC_INODE, IP_ALLOC_INODE, IP_SYS_FOO },
@@ -1110,7 +1118,9 @@ static void test_verdict_rule(void **state)
 /*
  * docs/detectors.md: what the kernel frees with a process's mm (__mmdrop())
  * is retained, not a leak: the mm_struct, and what mm_init() made for it,
- * found by its stack (the percpu counters' site is a shared function).
+ * found by its stack (the percpu counters' site is a shared function), and
+ * its lower page tables (exit_mmap()), by their site, whole: the kernel's
+ * own page tables are judged.
  */
 static void test_freed_with_mm(void **state)
 {
@@ -1134,18 +1144,25 @@ static void test_freed_with_mm(void **state)
 	e = ev(KMS_EV_PERCPU_ALLOC, DMAP + 0x1000, IP_PCPU_INIT, 64);
 	e.stack_id = STK_MM_PCPU;
 	feed(d, e);
+	e = ev(KMS_EV_PAGE_ALLOC, 0x57, IP_PTE, 4096);
+	e.stack_id = STK_PTE;
+	feed(d, e);
 	/* the same shared function called from elsewhere is judged as usual */
 	e = ev(KMS_EV_PERCPU_ALLOC, DMAP + 0x2000, IP_PCPU_INIT, 64);
+	feed(d, e);
+	e = ev(KMS_EV_PAGE_ALLOC, 0x58, IP_PTE_KERNEL, 4096);
+	e.stack_id = STK_PTE_KERNEL;
 	feed(d, e);
 
 	j = leaks_json(d, &q);
 	ret = json_object_get(j, "retained");
-	assert_int_equal(json_array_size(ret), 3);
-	for (i = 0; i < 3; i++)
+	assert_int_equal(json_array_size(ret), 4);
+	for (i = 0; i < 4; i++)
 		assert_string_equal(json_string_value(json_object_get(json_array_get(ret, i),
 								       "retained")),
 				    "freed_with_mm");
-	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 1);
+	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 2);
+	row_of(json_object_get(j, "leaks"), "pte_alloc_one_kernel");
 	assert_string_equal(json_string_value(json_object_get(
 				    row_of(json_object_get(j, "leaks"), "__percpu_counter_init_many"),
 				    "confidence")),
