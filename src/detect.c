@@ -402,12 +402,15 @@ static const char *const mm_caches[] = { "mm_struct", NULL };
  * A process's lower page tables, by call site (whole names: the kernel's own
  * page tables, pte_alloc_one_kernel() and the like, are not a process's):
  * exit_mmap() frees them when the mm's last user goes, which is not always
- * the process's exit. On the 6.18 host, with QEMU guests busy beside it, a
- * python3 command's 15 page tables were still there at the end of a 1 s
- * settle period (1 run in 12), and earlier runs saw one now and then.
+ * the process's exit, through the page that tlb_remove_table() fills with
+ * them and frees with them after an RCU grace period. On the 6.18 host, with
+ * QEMU guests busy beside it, a python3 command's 15 page tables were still
+ * there at the end of a 1 s settle period (1 run in 12), and one such page
+ * of `timeout 1 yes` (1 run in 7).
  */
 static const char *const pgtable_funcs[] = {
-	"pte_alloc_one", "__pte_alloc", "__pmd_alloc", "__pud_alloc", "__p4d_alloc", NULL,
+	"pte_alloc_one", "__pte_alloc", "__pmd_alloc", "__pud_alloc", "__p4d_alloc",
+	"tlb_remove_table", NULL,
 };
 
 /*
