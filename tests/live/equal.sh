@@ -250,8 +250,10 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 notes = d["notes"]
 say = [n.split(":")[0] for n in notes if n.startswith(("stacks ", "settle "))]
-# slab rows have no stack in such a file: their callers' classes are unknown, never certain
-slab = [r for r in d["leaks"] if r["family"] in ("kmalloc", "kmem_cache")]
+# slab rows have no stack in such a file: their callers' classes are unknown, never
+# certain. A site in an allocator's wrapper (kvmalloc) has its stack taken whenever any is,
+# and such a row (more than its site) is judged as usual.
+slab = [r for r in d["leaks"] if r["family"] in ("kmalloc", "kmem_cache") and len(r["stack"]) <= 1]
 sure = [r["site"]["symbol"] for r in slab
         if r["confidence"] == "certain" or "stack_unknown" not in r["reasons"]]
 print("stacks %s, notes %s, %d leak rows, %d slab rows%s" %
