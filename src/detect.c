@@ -436,16 +436,12 @@ static const char *const task_funcs[] = {
 	"copy_process", "prepare_exec_creds", "prepare_bprm_creds", NULL,
 };
 
-/* the site's function is one of funcs, whole (a compiler's suffix aside) */
+/* the site's function is one of funcs, whole (frames__named()) */
 static bool site_is(const struct detect *d, __u64 site, const char *const *funcs)
 {
 	const struct ksym *s = d->o.ksyms && site ? ksyms__resolve(d->o.ksyms, site) : NULL;
-	size_t n = s ? strcspn(s->name, ".") : 0;
 
-	for (; s && *funcs; funcs++)
-		if (strlen(*funcs) == n && !strncmp(s->name, *funcs, n))
-			return true;
-	return false;
+	return s && frames__named(s->name, funcs);
 }
 
 /* the name a record gave key (a task, a cache, a device), NULL if none did */

@@ -214,14 +214,27 @@ void frames__wrapper_pages(const unsigned long *lo, const unsigned long *hi, int
 			bits[pg / 64 % (KMS_WRAP_PAGES / 64)] |= 1ULL << (pg % 64);
 }
 
+bool frames__named(const char *func, const char *const *names)
+{
+	size_t len = strcspn(func, ".");
+
+	for (; *names; names++) {
+		const struct pattern p = { *names, PAT_EXACT };
+
+		if (pattern_match(&p, func, len))
+			return true;
+	}
+	return false;
+}
+
 bool frames__through(const struct ksyms *k, const unsigned long *ips, int n, const char *func)
 {
-	const struct pattern p = { func, PAT_EXACT };
+	const char *const names[] = { func, NULL };
 
 	for (int i = 0; k && i < n; i++) {
 		const struct ksym *s = ips[i] ? ksyms__resolve(k, ips[i]) : NULL;
 
-		if (s && pattern_match(&p, s->name, strcspn(s->name, ".")))
+		if (s && frames__named(s->name, names))
 			return true;
 	}
 	return false;

@@ -44,9 +44,12 @@ void frames__wrapper_pages(const unsigned long *lo, const unsigned long *hi, int
 			   __u64 *bits);
 
 /*
- * Whether one of ips[0..n) is in func (or func_noprof, or a compiler clone
- * of either).
+ * Whether func is one of names (NULL-terminated), whole: name, name_noprof,
+ * or a compiler clone of either.
  */
+bool frames__named(const char *func, const char *const *names);
+
+/* Whether one of ips[0..n) is in func (as frames__named() matches). */
 bool frames__through(const struct ksyms *k, const unsigned long *ips, int n, const char *func);
 
 /*

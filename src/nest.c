@@ -73,13 +73,9 @@ static int helper_kind(const char *func)
 {
 	static const char *const slab_helpers[] = { "alloc_slab_obj_exts",
 						    "memcg_alloc_slab_cgroups",
-						    "alloc_empty_sheaf" };
-	size_t n = strcspn(func, ".");
+						    "alloc_empty_sheaf", NULL };
 
-	for (size_t i = 0; i < sizeof(slab_helpers) / sizeof(slab_helpers[0]); i++)
-		if (strlen(slab_helpers[i]) == n && !memcmp(func, slab_helpers[i], n))
-			return NEST_SLAB;
-	return -1;
+	return frames__named(func, slab_helpers) ? NEST_SLAB : -1;
 }
 
 /*
