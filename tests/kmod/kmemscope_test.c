@@ -42,7 +42,7 @@
 /* a clone (.constprop/.isra) would carry another symbol name */
 #define KMS_FN noinline __attribute__((__noclone__))
 
-#define KMS_MAX_LINES	4
+#define KMS_MAX_LINES	8
 #define KMS_LEDGER_SIZE	(256 * 1024)
 #define KMS_MAX_COUNT	100000
 #define KMS_CACHE_NAME	"kms_test_cache"
@@ -105,9 +105,19 @@ struct kms_run {
 	struct kms_line line[KMS_MAX_LINES];
 };
 
-struct kms_leak {
-	struct list_head node;
+/*
+ * An object a leak scenario keeps until "release" (or rmmod). They sit in a
+ * static array, so keeping one allocates nothing the leak report would show.
+ */
+enum kms_kind { KMS_KMALLOC, KMS_CACHE, KMS_VMALLOC, KMS_PAGES, KMS_PERCPU, KMS_DMA };
+struct kms_held {
+	enum kms_kind kind;
+	unsigned int order;	/* KMS_PAGES */
+	size_t size;		/* KMS_DMA */
+	dma_addr_t handle;	/* KMS_DMA */
+	void *p;		/* KMS_PERCPU: the __percpu pointer */
 };
+#define KMS_HELD_MAX	4096
 
 static DEFINE_MUTEX(kms_lock);
 static char kms_ledger[KMS_LEDGER_SIZE];
@@ -116,8 +126,8 @@ static unsigned long kms_runs;
 static struct dentry *kms_dir;
 static struct kmem_cache *kms_cache;
 static struct platform_device *kms_pdev;
-static LIST_HEAD(kms_leaks);
-static unsigned long kms_nleaks;
+static struct kms_held kms_held[KMS_HELD_MAX];
+static unsigned int kms_nheld;
 static DEFINE_SPINLOCK(kms_spin);
 static DEFINE_RAW_SPINLOCK(kms_raw_spin);
 
@@ -217,6 +227,56 @@ static void kms_note_vmalloc(struct kms_run *r, unsigned long ip, size_t size, g
 	l->bytes_req += size;
 	/* the pages the area holds, its guard page not counted */
 	l->bytes_alloc += PAGE_ALIGN(size);
+	kms_line_gfp(l, gfp, r->a->gfpname);
+}
+
+static void kms_note_dma(struct kms_run *r, unsigned long ip, size_t size, gfp_t gfp)
+{
+	struct kms_line *l = kms_line(r, "dma", ip), *pl;
+
+	l->allocs++;
+	l->bytes_req += size;
+	l->bytes_alloc += size;
+	l->device = dev_name(&kms_pdev->dev);
+	kms_line_gfp(l, gfp, r->a->gfpname);
+	/*
+	 * dma-direct (no IOMMU, no CMA in the guest): dma_alloc_attrs() drops the
+	 * zone bits, dma_direct_alloc() drops __GFP_ZERO (it zeroes by hand), then
+	 * alloc_pages_node() of the page-aligned size
+	 */
+	pl = kms_line(r, "page", ip);
+	kms_note_page(r, ip, get_order(size),
+		      gfp & ~(__GFP_ZERO | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM));
+	pl->gfpname = (gfp & __GFP_ZERO) ? NULL : r->a->gfpname;
+}
+
+/*
+ * One percpu object: pcpu_alloc() rounds to PCPU_MIN_ALLOC_SIZE, and the
+ * tracepoint's bytes_alloc is pcpu_obj_full_size(). Returns that.
+ */
+static size_t kms_note_percpu(struct kms_run *r, unsigned long ip, size_t size, gfp_t gfp)
+{
+	struct kms_line *l = kms_line(r, "percpu", ip);
+	size_t asize = ALIGN(size, PCPU_MIN_ALLOC_SIZE), full = asize * num_possible_cpus();
+
+	if (KMS_MEMCG_KMEM && !nokmem)
+		full += asize / PCPU_MIN_ALLOC_SIZE * sizeof(void *);
+	l->allocs++;
+	l->bytes_req += asize;
+	l->bytes_alloc += full;
+	kms_line_gfp(l, gfp, r->a->gfpname);
+	return full;
+}
+
+/* one object of the module's cache: kmem:kmem_cache_alloc reports object_size and ksize */
+static void kms_note_cache(struct kms_run *r, unsigned long ip, const void *p, gfp_t gfp)
+{
+	struct kms_line *l = kms_line(r, "kmem_cache", ip);
+
+	l->allocs++;
+	l->bytes_req += kmem_cache_size(kms_cache);
+	l->bytes_alloc += ksize(p);
+	l->cache = KMS_CACHE_NAME;
 	kms_line_gfp(l, gfp, r->a->gfpname);
 }
 
@@ -355,12 +415,7 @@ static KMS_FN int kms_do_kmem_cache(struct kms_run *r)
 			l->fails++;
 			continue;
 		}
-		l->allocs++;
-		/* kmem:kmem_cache_alloc reports object_size and the slot size (ksize) */
-		l->bytes_req += kmem_cache_size(kms_cache);
-		l->bytes_alloc += ksize(p);
-		l->cache = KMS_CACHE_NAME;
-		kms_line_gfp(l, gfp, r->a->gfpname);
+		kms_note_cache(r, ip, p, gfp);
 		kmem_cache_free(kms_cache, p);
 		l->frees++;
 	}
@@ -527,7 +582,6 @@ static KMS_FN int kms_do_dma(struct kms_run *r)
 	unsigned long ip = _THIS_IP_, i;
 	size_t size = r->a->size;
 	gfp_t gfp = r->a->gfp;
-	struct kms_line *l, *pl;
 	dma_addr_t handle;
 	void *p;
 
@@ -537,24 +591,10 @@ static KMS_FN int kms_do_dma(struct kms_run *r)
 			kms_fail(r, "dma", ip);
 			continue;
 		}
-		l = kms_line(r, "dma", ip);
-		l->allocs++;
-		l->bytes_req += size;
-		l->bytes_alloc += size;
-		l->device = dev_name(&kms_pdev->dev);
-		kms_line_gfp(l, gfp, r->a->gfpname);
-		/*
-		 * dma-direct (no IOMMU, no CMA in the guest): dma_alloc_attrs() drops the
-		 * zone bits, dma_direct_alloc() drops __GFP_ZERO (it zeroes by hand), then
-		 * alloc_pages_node() of the page-aligned size
-		 */
-		pl = kms_line(r, "page", ip);
-		kms_note_page(r, ip, get_order(size),
-			      gfp & ~(__GFP_ZERO | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM));
-		pl->gfpname = (gfp & __GFP_ZERO) ? NULL : r->a->gfpname;
+		kms_note_dma(r, ip, size, gfp);
 		dma_free_coherent(&kms_pdev->dev, size, p, handle);
-		l->frees++;
-		pl->frees++;
+		kms_line(r, "dma", ip)->frees++;
+		kms_line(r, "page", ip)->frees++;
 	}
 	return 0;
 }
@@ -562,7 +602,7 @@ static KMS_FN int kms_do_dma(struct kms_run *r)
 static KMS_FN int kms_do_percpu(struct kms_run *r)
 {
 	unsigned long ip = _THIS_IP_, i;
-	size_t size = r->a->size, asize;
+	size_t size = r->a->size;
 	gfp_t gfp = r->a->gfp;
 	struct kms_line *l;
 	void __percpu *p;
@@ -574,14 +614,7 @@ static KMS_FN int kms_do_percpu(struct kms_run *r)
 			l->fails++;
 			continue;
 		}
-		/* pcpu_alloc() rounds to PCPU_MIN_ALLOC_SIZE; bytes_alloc is pcpu_obj_full_size() */
-		asize = ALIGN(size, PCPU_MIN_ALLOC_SIZE);
-		l->allocs++;
-		l->bytes_req += asize;
-		l->bytes_alloc += asize * num_possible_cpus();
-		if (KMS_MEMCG_KMEM && !nokmem)
-			l->bytes_alloc += asize / PCPU_MIN_ALLOC_SIZE * sizeof(void *);
-		kms_line_gfp(l, gfp, r->a->gfpname);
+		kms_note_percpu(r, ip, size, gfp);
 		free_percpu(p);
 		l->frees++;
 	}
@@ -701,13 +734,34 @@ static int kms_do_mempool_kmalloc(struct kms_run *r)
 	return kms_mempool(r, true);
 }
 
+/* room to keep n more objects, or -ENOSPC before a scenario allocates any */
+static int kms_hold_room(unsigned long n)
+{
+	return n <= KMS_HELD_MAX - kms_nheld ? 0 : -ENOSPC;
+}
+
+static void kms_hold(enum kms_kind kind, void *p, unsigned int order, size_t size,
+		     dma_addr_t handle)
+{
+	kms_held[kms_nheld++] = (struct kms_held){
+		.kind = kind, .p = p, .order = order, .size = size, .handle = handle,
+	};
+}
+
+/*
+ * The leak scenarios: each keeps what it allocates, one family per scenario,
+ * and the ledger says so (leaked, and leaked_bytes as kmemscope's leak rows
+ * count them: the allocated size).
+ */
 static KMS_FN int kms_do_leak(struct kms_run *r)
 {
 	unsigned long ip = _THIS_IP_, i;
-	size_t size = max_t(size_t, r->a->size, sizeof(struct kms_leak));
+	size_t size = r->a->size;
 	gfp_t gfp = r->a->gfp;
-	struct kms_leak *p;
+	void *p;
 
+	if (kms_hold_room(r->a->count))
+		return -ENOSPC;
 	for (i = 0; i < r->a->count; i++) {
 		p = kmalloc(size, gfp);
 		if (!p) {
@@ -716,34 +770,178 @@ static KMS_FN int kms_do_leak(struct kms_run *r)
 		}
 		kms_note_kmalloc(r, ip, p, size, gfp);
 		kms_line(r, "kmalloc", ip)->leaked++;
-		/* kmemscope's leak rows carry the allocated size (bytes_alloc) */
 		kms_line(r, "kmalloc", ip)->leaked_bytes += ksize(p);
-		list_add_tail(&p->node, &kms_leaks);
-		kms_nleaks++;
+		kms_hold(KMS_KMALLOC, p, 0, 0, 0);
 	}
 	return 0;
 }
 
-static KMS_FN unsigned long kms_release_leaks(void)
+static KMS_FN int kms_do_leak_cache(struct kms_run *r)
 {
-	struct kms_leak *p, *n;
-	unsigned long freed = 0;
+	unsigned long ip = _THIS_IP_, i;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	void *p;
 
-	list_for_each_entry_safe(p, n, &kms_leaks, node) {
-		list_del(&p->node);
-		kfree(p);
-		freed++;
+	if (kms_hold_room(r->a->count))
+		return -ENOSPC;
+	for (i = 0; i < r->a->count; i++) {
+		p = kmem_cache_alloc(kms_cache, gfp);
+		l = kms_line(r, "kmem_cache", ip);
+		if (!p) {
+			l->fails++;
+			continue;
+		}
+		kms_note_cache(r, ip, p, gfp);
+		l->leaked++;
+		l->leaked_bytes += ksize(p);
+		kms_hold(KMS_CACHE, p, 0, 0, 0);
 	}
-	kms_nleaks = 0;
-	return freed;
+	return 0;
+}
+
+/* the area's page array and vm_struct are vmalloc's own: no leak rows of their own */
+static KMS_FN int kms_do_leak_vmalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	struct kms_line *l;
+	void *p;
+
+	if (kms_hold_room(r->a->count))
+		return -ENOSPC;
+	for (i = 0; i < r->a->count; i++) {
+		p = vmalloc(size);
+		if (!p) {
+			kms_fail(r, "vmalloc", ip);
+			continue;
+		}
+		kms_note_vmalloc(r, ip, size, GFP_KERNEL);
+		l = kms_line(r, "vmalloc", ip);
+		l->gfpname = "GFP_KERNEL";
+		l->leaked++;
+		l->leaked_bytes += PAGE_ALIGN(size);
+		kms_hold(KMS_VMALLOC, p, 0, 0, 0);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_leak_pages(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	unsigned int order = r->a->order;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	struct page *pg;
+
+	if (kms_hold_room(r->a->count))
+		return -ENOSPC;
+	for (i = 0; i < r->a->count; i++) {
+		pg = alloc_pages(gfp, order);
+		if (!pg) {
+			kms_fail(r, "page", ip);
+			continue;
+		}
+		kms_note_page(r, ip, order, gfp);
+		l = kms_line(r, "page", ip);
+		l->leaked++;
+		l->leaked_bytes += PAGE_SIZE << order;
+		kms_hold(KMS_PAGES, pg, order, 0, 0);
+	}
+	return 0;
+}
+
+static KMS_FN int kms_do_leak_percpu(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	void __percpu *p;
+
+	if (kms_hold_room(r->a->count))
+		return -ENOSPC;
+	for (i = 0; i < r->a->count; i++) {
+		p = __alloc_percpu_gfp(size, sizeof(long), gfp);
+		l = kms_line(r, "percpu", ip);
+		if (!p) {
+			l->fails++;
+			continue;
+		}
+		l->leaked++;
+		l->leaked_bytes += kms_note_percpu(r, ip, size, gfp);
+		kms_hold(KMS_PERCPU, (void __force *)p, 0, 0, 0);
+	}
+	return 0;
+}
+
+/* the pages under the buffer are the DMA allocation's own: no leak rows of their own */
+static KMS_FN int kms_do_leak_dma(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	dma_addr_t handle;
+	struct kms_line *l;
+	void *p;
+
+	if (kms_hold_room(r->a->count))
+		return -ENOSPC;
+	for (i = 0; i < r->a->count; i++) {
+		p = dma_alloc_coherent(&kms_pdev->dev, size, &handle, gfp);
+		if (!p) {
+			kms_fail(r, "dma", ip);
+			continue;
+		}
+		kms_note_dma(r, ip, size, gfp);
+		l = kms_line(r, "dma", ip);
+		l->leaked++;
+		l->leaked_bytes += size;
+		kms_hold(KMS_DMA, p, 0, size, handle);
+	}
+	return 0;
+}
+
+/* free what the leak scenarios kept, newest first; r (NULL at rmmod) counts the frees */
+static KMS_FN void kms_release_held(struct kms_run *r)
+{
+	static const char *const family[] = {
+		[KMS_KMALLOC] = "kmalloc", [KMS_CACHE] = "kmem_cache", [KMS_VMALLOC] = "vmalloc",
+		[KMS_PAGES] = "page", [KMS_PERCPU] = "percpu", [KMS_DMA] = "dma",
+	};
+	unsigned long ip = _THIS_IP_;
+
+	while (kms_nheld) {
+		struct kms_held *h = &kms_held[--kms_nheld];
+
+		switch (h->kind) {
+		case KMS_KMALLOC:
+			kfree(h->p);
+			break;
+		case KMS_CACHE:
+			kmem_cache_free(kms_cache, h->p);
+			break;
+		case KMS_VMALLOC:
+			vfree(h->p);
+			break;
+		case KMS_PAGES:
+			__free_pages(h->p, h->order);
+			break;
+		case KMS_PERCPU:
+			free_percpu((void __percpu __force *)h->p);
+			break;
+		case KMS_DMA:
+			dma_free_coherent(&kms_pdev->dev, h->size, h->p, h->handle);
+			break;
+		}
+		if (r)
+			kms_line(r, family[h->kind], ip)->frees++;
+	}
 }
 
 static KMS_FN int kms_do_release(struct kms_run *r)
 {
-	struct kms_line *l = kms_line(r, "kmalloc", _THIS_IP_);
-
-	/* frees of objects allocated by earlier leak runs, at the leak site */
-	l->frees = kms_release_leaks();
+	kms_release_held(r);
 	return 0;
 }
 
@@ -1070,11 +1268,7 @@ static KMS_FN int kms_do_cache_free_bulk(struct kms_run *r)
 			l->fails++;
 			continue;
 		}
-		l->allocs++;
-		l->bytes_req += kmem_cache_size(kms_cache);
-		l->bytes_alloc += ksize(p);
-		l->cache = KMS_CACHE_NAME;
-		kms_line_gfp(l, gfp, r->a->gfpname);
+		kms_note_cache(r, ip, p, gfp);
 		l->frees++;
 		l->deferred++;
 		kms_bulk[n++] = p;
@@ -1133,22 +1327,19 @@ static KMS_FN void kms_gate_order(void)
 	}
 }
 
-/* leak: the objects are kept (on kms_leaks, freed by "release" or rmmod) */
+/* leak: the objects are kept (freed by "release" or rmmod) */
 static KMS_FN void kms_gate_leak(void)
 {
-	struct kms_leak *p;
+	bool keep = kms_inject("leak") && !kms_hold_room(KMS_GATE_N);
+	void *p;
 	int i;
 
 	for (i = 0; i < KMS_GATE_N; i++) {
 		p = kmalloc(128, GFP_KERNEL);
-		if (!p)
-			continue;
-		if (kms_inject("leak")) {
-			list_add_tail(&p->node, &kms_leaks);
-			kms_nleaks++;
-		} else {
+		if (p && keep)
+			kms_hold(KMS_KMALLOC, p, 0, 0, 0);
+		else
 			kfree(p);
-		}
 	}
 }
 
@@ -1210,6 +1401,11 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "mempool", kms_do_mempool, 128 },
 	{ "mempool_kmalloc", kms_do_mempool_kmalloc, 128 },
 	{ "leak", kms_do_leak, 64 },
+	{ "leak_cache", kms_do_leak_cache, 0 },
+	{ "leak_vmalloc", kms_do_leak_vmalloc, 4 * PAGE_SIZE },
+	{ "leak_pages", kms_do_leak_pages, 0, true },
+	{ "leak_percpu", kms_do_leak_percpu, 64 },
+	{ "leak_dma", kms_do_leak_dma, PAGE_SIZE, true },
 	{ "release", kms_do_release, 0 },
 	{ "spinlock", kms_do_spinlock, 64 },
 	{ "raw_spinlock", kms_do_raw_spinlock, 64 },
@@ -1465,7 +1661,7 @@ static void __exit kms_exit(void)
 	debugfs_remove_recursive(kms_dir);
 	del_timer_sync(&kms_timer);
 	mutex_lock(&kms_lock);
-	kms_release_leaks();
+	kms_release_held(NULL);
 	mutex_unlock(&kms_lock);
 	platform_device_unregister(kms_pdev);
 	kmem_cache_destroy(kms_cache);
