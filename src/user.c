@@ -39,6 +39,7 @@ struct user_tracer {
 	__u64 maps_lost;	/* mapping announcements the kernel dropped (buffer full) */
 	bool reread;		/* ... since the traced processes' maps were last read */
 	bool warned_lost;
+	bool warned_clash;	/* ... and of mappings that share addresses (user__symbols()) */
 };
 
 static int add_map(struct user_tracer *u, const char *path, __u64 start, __u64 end, __u64 pgoff)
@@ -363,17 +364,45 @@ static int table_syms(Elf *e, Elf_Scn *scn, const struct user_map *m, struct usy
 }
 
 /*
+ * Addresses two mappings of different objects share. The symbol table is one
+ * for all traced processes, so the two processes' frames there cannot be told
+ * apart: no name is right for both (with address-space randomization off,
+ * every program's executable loads at the same address).
+ */
+struct user_clash {
+	__u64 lo, hi;
+	const struct user_map *a, *b;
+};
+
+static bool clashes(const struct user_clash *c, size_t n, __u64 addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (addr >= c[i].lo && addr < c[i].hi)
+			return true;
+	return false;
+}
+
+/* one kallsyms line, unless its address is in a clash */
+static void sym_line(FILE *f, const struct user_clash *c, size_t nc, __u64 addr, char type,
+		     const char *name, const char *obj)
+{
+	if (!clashes(c, nc, addr))
+		fprintf(f, "%016llx %c %s\t[%s]\n", (unsigned long long)addr, type, name, obj);
+}
+
+/*
  * One mapping's lines: the build-id symbol at the object's load base, every
  * function, and a boundary ('b') after each function that a gap follows, so
  * that an address between functions does not resolve to the one before it.
+ * Nothing in a clash (c, nc): user__symbols() names those ranges.
  */
-static int map_syms(const struct user_map *m, FILE *f)
+static int map_syms(const struct user_map *m, const struct user_clash *c, size_t nc, FILE *f)
 {
 	const char *obj = strrchr(m->path, '/') + 1;
 	Elf_Scn *scn = NULL, *symtab = NULL, *dynsym = NULL;
 	struct usym *v = NULL;
 	size_t nr = 0;
-	char id[80];
+	char id[80], bid[96];
 	GElf_Shdr sh;
 	Elf *e;
 	int fd, err = 0;
@@ -392,39 +421,77 @@ static int map_syms(const struct user_map *m, FILE *f)
 		else if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_DYNSYM)
 			dynsym = scn;
 	build_id(e, id, sizeof(id));
-	fprintf(f, "%016llx t build-id:%s\t[%s]\n", (unsigned long long)(m->start - m->pgoff),
-		*id ? id : "none", obj);
+	snprintf(bid, sizeof(bid), "build-id:%s", *id ? id : "none");
+	sym_line(f, c, nc, m->start - m->pgoff, 't', bid, obj);
 	/* a stripped object still exports its dynamic symbols */
 	if (symtab || dynsym)
 		err = table_syms(e, symtab ? symtab : dynsym, m, &v, &nr);
 	qsort(v, nr, sizeof(*v), cmp_usym);
 	for (size_t i = 0; i < nr; i++) {
-		fprintf(f, "%016llx %c %s\t[%s]\n", (unsigned long long)v[i].addr, v[i].type,
-			v[i].name, obj);
+		sym_line(f, c, nc, v[i].addr, v[i].type, v[i].name, obj);
 		if (i + 1 == nr || v[i + 1].addr > v[i].end)
-			fprintf(f, "%016llx b .end\t[%s]\n", (unsigned long long)v[i].end, obj);
+			sym_line(f, c, nc, v[i].end, 'b', ".end", obj);
 	}
 	/* where the mapping ends, the next object's addresses must not resolve here */
-	fprintf(f, "%016llx b .end\t[%s]\n", (unsigned long long)m->end, obj);
+	sym_line(f, c, nc, m->end, 'b', ".end", obj);
 	free(v);
 	elf_end(e);
 	close(fd);
 	return err;
 }
 
+/* same object at the same load base: the same names */
+static bool same_image(const struct user_map *a, const struct user_map *b)
+{
+	return a->start - a->pgoff == b->start - b->pgoff && !strcmp(a->path, b->path);
+}
+
+/* the clashes among u's mappings, in a malloc'ed *out, *nr of them: 0 or -ENOMEM */
+static int find_clashes(const struct user_tracer *u, struct user_clash **out, size_t *nr)
+{
+	struct user_clash *c = NULL, *nv;
+	size_t n = 0;
+
+	for (size_t i = 0; i < u->nr_maps; i++)
+		for (size_t j = i + 1; j < u->nr_maps; j++) {
+			const struct user_map *a = &u->maps[i], *b = &u->maps[j];
+			__u64 lo = a->start > b->start ? a->start : b->start;
+			__u64 hi = a->end < b->end ? a->end : b->end;
+
+			if (lo >= hi || same_image(a, b))
+				continue;
+			nv = realloc(c, (n + 1) * sizeof(*c));
+			if (!nv) {
+				free(c);
+				return -ENOMEM;
+			}
+			c = nv;
+			c[n++] = (struct user_clash){ .lo = lo, .hi = hi, .a = a, .b = b };
+		}
+	*out = c;
+	*nr = n;
+	return 0;
+}
+
 char *user__symbols(struct user_tracer *u, size_t *len)
 {
+	struct user_clash *c = NULL;
 	char *text = NULL;
+	size_t nc;
 	FILE *f;
 
 	user__poll(u);
 	if (elf_version(EV_CURRENT) == EV_NONE)
 		return NULL;
-	f = open_memstream(&text, len);
-	if (!f)
+	if (find_clashes(u, &c, &nc))
 		return NULL;
+	f = open_memstream(&text, len);
+	if (!f) {
+		free(c);
+		return NULL;
+	}
 	for (size_t i = 0; i < u->nr_maps; i++) {
-		int err = map_syms(&u->maps[i], f);
+		int err = map_syms(&u->maps[i], c, nc, f);
 
 		kms_debug("--user: %s at 0x%llx-0x%llx, offset 0x%llx\n", u->maps[i].path,
 			  (unsigned long long)u->maps[i].start, (unsigned long long)u->maps[i].end,
@@ -432,6 +499,16 @@ char *user__symbols(struct user_tracer *u, size_t *len)
 		if (err)
 			kms_warn("no symbols from %s: %s\n", u->maps[i].path, strerror(-err));
 	}
+	for (size_t i = 0; i < nc; i++)
+		fprintf(f, "%016llx t ambiguous\t[%s|%s]\n", (unsigned long long)c[i].lo,
+			strrchr(c[i].a->path, '/') + 1, strrchr(c[i].b->path, '/') + 1);
+	if (nc && !u->warned_clash) {
+		kms_warn("--user: %zu address range(s) held different objects, in different "
+			 "processes or one after another (address-space randomization off?): "
+			 "frames there are named \"ambiguous\", with both objects\n", nc);
+		u->warned_clash = true;
+	}
+	free(c);
 	if (fclose(f)) {
 		free(text);
 		return NULL;
@@ -441,20 +518,36 @@ char *user__symbols(struct user_tracer *u, size_t *len)
 
 char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len)
 {
+	struct user_clash *c = NULL;
+	__u64 *mine = malloc(n * sizeof(*mine) + 1);
 	char *text = NULL;
-	FILE *f = open_memstream(&text, len);
+	size_t nc, k = 0;
+	FILE *f;
 
-	if (!f)
+	/* an address in a clash has no one source line either */
+	if (!mine || find_clashes(u, &c, &nc)) {
+		free(mine);
 		return NULL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!clashes(c, nc, addrs[i]))
+			mine[k++] = addrs[i];
+	free(c);
+	f = open_memstream(&text, len);
+	if (!f) {
+		free(mine);
+		return NULL;
+	}
 	for (size_t i = 0; i < u->nr_maps; i++) {
 		const struct user_map *m = &u->maps[i];
-		int nr = srcline__write(m->path, m->start, m->end, m->pgoff, addrs, n, f);
+		int nr = srcline__write(m->path, m->start, m->end, m->pgoff, mine, k, f);
 
 		if (nr < 0)
 			kms_warn("no source lines from %s: %s\n", m->path, strerror(-nr));
 		else if (nr)
 			kms_debug("--user: %d source lines from %s\n", nr, m->path);
 	}
+	free(mine);
 	if (fclose(f)) {
 		free(text);
 		return NULL;
