@@ -18,6 +18,8 @@
 #   alloc_slab_obj_exts, security_inode_alloc (the new inode's LSM blob, retained
 #   with the inode) or the TIME_WAIT bind buckets (retained), nor in the caches
 #   freed in bulk too (maple_node, skbuff_head_cache).
+# vma-tree: a short command's VMA tree nodes (maple_node under mm code, freed in
+#   bulk with its mm) are retained freed_with_mm, none a leak candidate.
 # misuse: pipes judged with nothing blocking in atomic context; mmap() makes
 #   GFP_NOWAIT maple-tree allocations in process context (an info finding).
 # filters: -c with a comm that never runs reports nothing; -c trigger under a
@@ -37,7 +39,7 @@ N=${LEAKS_EVENTFDS:-500}
 EPOLLS=10000
 
 # checks this script reports, whatever happens: one that goes missing fails
-EXPECTED=47
+EXPECTED=49
 . "$(dirname "$0")/lib.sh"
 lib_begin leaks "$KMS" "$TRIGGER"
 
@@ -187,6 +189,18 @@ elif what.startswith("bookkeeping"):
     print(f"{'PASS' if blob and tw else 'FAIL'} {what}: the new file's inode blob retained "
           f"({blob} at security_inode_alloc), the TIME_WAIT connection's bind bucket ({tw} at "
           f"inet_bind2_bucket_create); {nested} allocator-bookkeeping kmallocs nested")
+elif what.startswith("vma-tree"):
+    # a process's VMA tree nodes go with its mm: retained, never a leak candidate
+    mm = ("vma_", "__vma_", "vms_", "do_vmi_", "__split_vma", "__mmap_region", "do_brk_flags",
+          "insert_vm_struct", "expand_downwards", "commit_merge", "relocate_vma_down", "dup_mmap")
+    def under_mm(r):
+        return any(f.startswith(mm) for f in r.get("stack") or [])
+    cand = [r for r in d["leaks"] if r["cache"] == "maple_node" and under_mm(r)]
+    kept = sum(r["count"] for r in d["retained"]
+               if r["cache"] == "maple_node" and r["retained"] == "freed_with_mm")
+    print(f"{'FAIL' if cand or not kept else 'PASS'} {what}: {kept} maple_node objects "
+          f"retained freed_with_mm, {sum(r['count'] for r in cand)} in leak candidate rows "
+          f"under mm code (want 0)")
 elif what.startswith("filter-none"):
     rows = {k: len(d[k]) for k in ("leaks", "retained", "nested", "frees_not_observable")}
     rows["bad_frees"] = len(d["bad_frees"]["findings"])
@@ -295,6 +309,16 @@ if [ "$RC" -ne 0 ] || ! grep -q 'status=0$' "$WORK/out"; then
 	fail "never-certain epoll-once: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
 else
 	check "never-certain epoll-once 3000" "$WORK/epoll1.json" do_epoll_create
+fi
+
+# --- a short command's VMA tree: too few nodes for an address to come back (2 checks) ---
+RC=0
+timeout 60 "$KMS" leaks --json -o "$WORK/vma.json" -n 0 -- \
+	cat /proc/meminfo /proc/vmstat /proc/zoneinfo >/dev/null 2>"$WORK/err" </dev/null || RC=$?
+if [ "$RC" -ne 0 ] || [ ! -s "$WORK/vma.json" ]; then
+	fail "vma-tree: exit $RC: $(head -c 300 "$WORK/err" | tr '\n' '|')"
+else
+	check "vma-tree cat of three /proc files" "$WORK/vma.json"
 fi
 
 # --- the kernel's own bookkeeping: forks, a new file, a closed TCP connection -

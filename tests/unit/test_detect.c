@@ -63,6 +63,9 @@ static const char kallsyms_text[] =
 	"ffffffff81015000 T __vmalloc_node_range_noprof\n"
 	"ffffffff81016000 t __vmalloc_area_node\n"
 	"ffffffff81017000 T __kmalloc_noprof\n"
+	"ffffffff81017400 T mas_preallocate\n"
+	"ffffffff81017800 T __mmap_region\n"
+	"ffffffff81017c00 T simple_offset_add\n"
 	"ffffffff81018000 T _etext\n";
 
 #define IP_ALLOC_PAGES	0xffffffff81010020ULL
@@ -91,6 +94,9 @@ static const char kallsyms_text[] =
 #define IP_PTE		0xffffffff81009d20ULL
 #define IP_PTE_KERNEL	0xffffffff81009e20ULL
 #define IP_IOREMAP	0xffffffff8100a820ULL
+#define IP_MAS_PREALLOC	0xffffffff81017420ULL
+#define IP_MMAP_REGION	0xffffffff81017820ULL
+#define IP_OFFSET_ADD	0xffffffff81017c20ULL
 
 /* synthetic stack map */
 enum {
@@ -112,6 +118,8 @@ enum {
 	STK_FORK_BLOB,		/* a kmalloc for a new task (caller_b, under copy_process) */
 	STK_IOREMAP,		/* ioremap()'s vm_struct: its caller's (pipe_write) */
 	STK_THREAD_STACK,	/* a vmalloc'ed thread stack, seen from inside vmalloc */
+	STK_VMA_NODE,		/* a node of a process's VMA tree (maple_node), made by mmap */
+	STK_OFFSET_NODE,	/* a node of a tmpfs directory's offset tree (maple_node) */
 	STK_NR,
 };
 
@@ -137,6 +145,8 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_FORK_BLOB] = { IP_KMALLOC, SITE_B, IP_COPY_PROCESS, IP_SYS_FOO },
 	[STK_IOREMAP] = { IP_KMALLOC, IP_VM_AREA_GET, IP_IOREMAP, IP_PIPE_WRITE, IP_SYS_FOO },
 	[STK_THREAD_STACK] = { IP_VM_RANGE, IP_COPY_PROCESS, IP_SYS_FOO },
+	[STK_VMA_NODE] = { IP_CACHE_ALLOC, IP_MAS_PREALLOC, IP_MMAP_REGION, IP_SYS_FOO },
+	[STK_OFFSET_NODE] = { IP_CACHE_ALLOC, IP_MAS_PREALLOC, IP_OFFSET_ADD, IP_SYS_FOO },
 };
 
 static int stack_reads;
@@ -1355,6 +1365,45 @@ static void test_cache_bulk(void **state)
 	pipe_done();
 }
 
+/*
+ * docs/detectors.md: a process's VMA tree nodes go with its mm (bulk and RCU
+ * frees), another maple tree's are judged as the cache's other objects are
+ */
+static void test_vma_tree_nodes(void **state)
+{
+	struct kms_quality q = { .events = 100 };
+	struct detect *d = verdict_detect(false);
+	struct kms_meta m = { .type = KMS_EV_META_CACHE, .key = CACHE1, .a = 256, .b = 256,
+			      .name = "maple_node" };
+	struct kms_event e;
+	json_t *j, *r;
+
+	for (int f = 0; f < KMS_FAM_MAX; f++)
+		q.traced[f] = true;
+	pipe_meta(&m);
+	for (int i = 0; i < 3; i++) {
+		e = cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + i * 256, IP_MAS_PREALLOC, CACHE1);
+		e.stack_id = STK_VMA_NODE;
+		feed(d, e);
+	}
+	e = cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x10000, IP_MAS_PREALLOC, CACHE1);
+	e.stack_id = STK_OFFSET_NODE;
+	feed(d, e);
+
+	j = leaks_json(d, &q);
+	assert_int_equal(json_array_size(json_object_get(j, "retained")), 1);
+	r = json_array_get(json_object_get(j, "retained"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_mm");
+	assert_int_equal(json_integer_value(json_object_get(r, "count")), 3);
+	assert_int_equal(json_array_size(json_object_get(j, "leaks")), 1);
+	r = json_array_get(json_object_get(j, "leaks"), 0);
+	assert_int_equal(json_integer_value(json_object_get(r, "count")), 1);
+	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
+	assert_true(has_reason(r, "cache_frees_in_bulk"));
+	json_decref(j);
+	pipe_done();
+}
+
 /* a row without a stack cannot be classified by its callers: never certain */
 static void test_stack_failed(void **state)
 {
@@ -1547,6 +1596,7 @@ int main(void)
 		cmocka_unit_test(test_freed_with_mm),
 		cmocka_unit_test(test_kernel_bookkeeping),
 		cmocka_unit_test(test_cache_bulk),
+		cmocka_unit_test(test_vma_tree_nodes),
 		cmocka_unit_test(test_stack_failed),
 		cmocka_unit_test(test_stacks_partial),
 		cmocka_unit_test(test_cache_untraced),
