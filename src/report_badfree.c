@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Bad frees (wrong API, wrong cache, double free), the section `kmemscope leaks` embeds. */
+#include <string.h>
 #include "detect_report.h"
 #include "rows.h"
 
@@ -16,13 +17,44 @@ const char *detect_report__badfree_note(int i)
 	return i >= 0 && i < (int)(sizeof(notes) / sizeof(notes[0])) ? notes[i] : NULL;
 }
 
-/* slab objects come back through untraced bulk allocations; lost records hide allocations */
+/*
+ * Misses that could have made a finding: those of an event of the object
+ * class of its allocation or of its free (a skipped allocation between two
+ * frees, a skipped free of an object still thought live), or of an event
+ * this build does not know. A miss of another class's event cannot.
+ */
+static bool class_missed(const struct kms_quality *q, int cls_a, int cls_b)
+{
+	for (int i = 0; i < q->nr_event_misses; i++) {
+		const struct kms_event_misses *m = &q->event_misses[i];
+		int t = 1;
+
+		if (!m->misses)
+			continue;
+		while (t < KMS_EV_NR_EVENTS &&
+		       !(kms_ev_table[t].name && !strcmp(kms_ev_table[t].name, m->name)))
+			t++;
+		if (t == KMS_EV_NR_EVENTS || kms_ev_class(t) == cls_a || kms_ev_class(t) == cls_b)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Slab objects come back through untraced bulk allocations; lost or
+ * out-of-order records and function returns without their entry can hide
+ * any allocation or free; misses only those of their own class.
+ */
 static bool suspected(const struct detect_badfree *b, const struct detect_report_opts *o)
 {
+	const struct kms_quality *q = o->quality;
 	int fam = kms_ev_family(b->alloc_type);
 
-	return (o->quality && !kms_quality_complete(o->quality)) ||
-	       (b->kind == BF_DOUBLE_FREE && (fam == KMS_FAM_KMALLOC || fam == KMS_FAM_CACHE));
+	if (q && (q->lost || q->out_of_order || q->pending_lost || q->bulk_lost || q->cut_short ||
+		  (q->misses && class_missed(q, kms_ev_class(b->alloc_type),
+					     kms_ev_class(b->free_type)))))
+		return true;
+	return b->kind == BF_DOUBLE_FREE && (fam == KMS_FAM_KMALLOC || fam == KMS_FAM_CACHE);
 }
 
 enum {

@@ -859,6 +859,55 @@ static json_t *leaks_json(const struct detect *d, const struct kms_quality *q)
 	return j;
 }
 
+/*
+ * A bad free is suspected when a record that could undo it may be missing: a
+ * miss of an event of the object's class, any lost record; not a miss of
+ * another class's event (a kmem_cache_free skipped in an interrupt says
+ * nothing of a vmalloc area freed twice)
+ */
+static void test_badfree_suspected(void **state)
+{
+	static const struct {
+		const char *event;
+		__u64 lost;
+		bool suspected;
+	} cases[] = {
+		{ NULL, 0, false },
+		{ "kmem_cache_free", 0, false },
+		{ "vfree", 0, true },
+		{ "vmalloc", 0, true },
+		{ "an_event_this_build_lacks", 0, true },
+		{ NULL, 1, true },
+	};
+	struct detect *d = new_detect(true, false, 0);
+	const __u64 area = 0xffffc90000100000ULL;
+
+	feed(d, ev(KMS_EV_VMALLOC, area, SITE_A, 8192));
+	feed(d, ev(KMS_EV_VFREE, area, SITE_B, 0));
+	feed(d, ev(KMS_EV_VFREE, area, SITE_E, 0));
+	assert_int_equal(badfree_count(d, BF_DOUBLE_FREE), 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kms_quality q = { .events = 100, .lost = cases[i].lost };
+		json_t *j, *f;
+
+		if (cases[i].event) {
+			q.misses = 1;
+			q.event_misses[0] = (struct kms_event_misses){ cases[i].event, 1 };
+			q.nr_event_misses = 1;
+		}
+		j = leaks_json(d, &q);
+		f = json_array_get(json_object_get(json_object_get(j, "bad_frees"), "findings"), 0);
+		assert_non_null(f);
+		assert_string_equal(json_string_value(json_object_get(f, "kind")), "double_free");
+		if (json_is_true(json_object_get(f, "suspected")) != cases[i].suspected)
+			fail_msg("case %zu (%s, lost %llu): suspected %d", i,
+				 cases[i].event ? cases[i].event : "no miss",
+				 (unsigned long long)cases[i].lost, !cases[i].suspected);
+		json_decref(j);
+	}
+	pipe_done();
+}
+
 static void test_report_quality(void **state)
 {
 	struct detect *d = new_detect(true, true, 0);
@@ -1583,6 +1632,7 @@ int main(void)
 		cmocka_unit_test(test_page_split_free_64k),
 		cmocka_unit_test(test_growth),
 		cmocka_unit_test(test_double_free),
+		cmocka_unit_test(test_badfree_suspected),
 		cmocka_unit_test(test_freed_set_realloc),
 		cmocka_unit_test(test_freed_set_bounded),
 		cmocka_unit_test(test_freed_set_swept),
