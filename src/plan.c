@@ -79,7 +79,7 @@ static const struct plan_event plan_template[] = {
 	{ "vfree", KMS_FAM_VMALLOC, false, false, 0, {
 		TP("vmalloc", "free_vmap_area_noflush", 0),
 		{ PM_FENTRY, "vfree", "fe_vfree", NULL },
-		{ PM_KPROBE, "vfree", "kp_vfree", NULL } } },
+		{ PM_KPROBE, "vfree", "kp_vfree", NULL, PG_CALLER } } },
 	{ "dma_alloc", KMS_FAM_DMA, true, false, 0, {
 		TPR("dma", "dma_alloc", G_NO_CALLER),
 		{ PM_FENTRY, "dma_alloc_attrs", "fx_dma_alloc", NULL, G_NO_CALLER },
@@ -88,7 +88,7 @@ static const struct plan_event plan_template[] = {
 	{ "dma_free", KMS_FAM_DMA, false, false, 0, {
 		TPR("dma", "dma_free", 0),
 		{ PM_FENTRY, "dma_free_attrs", "fe_dma_free", NULL },
-		{ PM_KPROBE, "dma_free_attrs", "kp_dma_free", NULL } } },
+		{ PM_KPROBE, "dma_free_attrs", "kp_dma_free", NULL, PG_CALLER } } },
 	{ "dma_free_pages", KMS_FAM_DMA, false, true, 0, { TPR("dma", "dma_free_pages", 0) } },
 	/* GFP and caller only where the tracepoint has them (percpu_gives()) */
 	{ "percpu_alloc", KMS_FAM_PERCPU, true, false, 0,
@@ -684,9 +684,19 @@ static bool family_on(const struct plan_event *ev, const bool *fam_on)
 
 static int load_live(const struct probe_env *env, struct plan *p);
 
-static int ranked(const struct plan_cand *c)
+/*
+ * What ranks an event's candidates. A free's stack is never captured, so
+ * only its attach point can give where it was called (a bad free's report
+ * names that place): for frees, the call site ranks.
+ */
+static unsigned int rank_mask(const struct plan_event *ev)
 {
-	return __builtin_popcount(c->gives & PG_RANKED);
+	return ev->alloc ? PG_RANKED : PG_RANKED | PG_CALLER;
+}
+
+static int ranked(const struct plan_event *ev, const struct plan_cand *c)
+{
+	return __builtin_popcount(c->gives & rank_mask(ev));
 }
 
 /* candidates that deliver more of what reports need first; the table's order among equals */
@@ -696,7 +706,7 @@ static void rank_cands(struct plan_event *ev)
 		struct plan_cand c = ev->cands[i];
 		int j = i;
 
-		for (; j > 0 && ranked(&ev->cands[j - 1]) < ranked(&c); j--)
+		for (; j > 0 && ranked(ev, &ev->cands[j - 1]) < ranked(ev, &c); j--)
 			ev->cands[j] = ev->cands[j - 1];
 		ev->cands[j] = c;
 	}
@@ -1026,15 +1036,16 @@ static json_t *gives_json(unsigned int g)
  * Why a candidate the plan did not try lost to the selected one: it
  * delivers less. NULL when it delivers as much (it only costs more).
  */
-static const char *not_chosen(const struct plan_cand *c, const struct plan_cand *sel,
-			      char *buf, size_t len)
+static const char *not_chosen(const struct plan_event *ev, const struct plan_cand *c,
+			      const struct plan_cand *sel, char *buf, size_t len)
 {
+	unsigned int more = sel ? sel->gives & ~c->gives & rank_mask(ev) : 0;
 	char lacks[64];
 	int n;
 
-	if (!sel || c->result != CR_NOT_TRIED || !(sel->gives & ~c->gives & PG_RANKED))
+	if (!sel || c->result != CR_NOT_TRIED || !more)
 		return NULL;
-	gives_text(sel->gives & ~c->gives & PG_RANKED, lacks, sizeof(lacks));
+	gives_text(more, lacks, sizeof(lacks));
 	n = snprintf(buf, len, "delivers less: no %s", lacks);
 	return n > 0 ? buf : NULL;
 }
@@ -1082,7 +1093,7 @@ int plan__print_text(const struct plan *p, FILE *out)
 		}
 		for (int j = 0; j < ev->nr_cands; j++) {
 			const struct plan_cand *c = &ev->cands[j];
-			const char *lost = not_chosen(c, sel, why, sizeof(why));
+			const char *lost = not_chosen(ev, c, sel, why, sizeof(why));
 
 			if (c->result == CR_REJECTED)
 				fprintf(out, "%-20s   %-6s %-34s rejected: %s\n", "",
@@ -1162,7 +1173,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 				json_object_set_new(cj, "delivers", gives_json(c->gives));
 			if (c->result == CR_REJECTED)
 				json_object_set_new(cj, "reason", json_string(c->reason));
-			else if (not_chosen(c, sel, why, sizeof(why)))
+			else if (not_chosen(ev, c, sel, why, sizeof(why)))
 				json_object_set_new(cj, "reason", json_string(why));
 			json_array_append_new(cands, cj);
 		}

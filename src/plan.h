@@ -34,10 +34,11 @@ enum cand_result {
 #define PLAN_MAX_CANDS 6
 
 /*
- * What an allocation candidate delivers, for the report: the plan prefers
- * the candidate that delivers more of PG_RANKED, and among equals the
- * cheaper (the table's order). A caller from the attach point and one from
- * the stack are the same site, so PG_CALLER is shown but not ranked.
+ * What a candidate delivers, for the report: the plan prefers the candidate
+ * that delivers more of PG_RANKED, and among equals the cheaper (the table's
+ * order). For an allocation a caller from the attach point and one from the
+ * stack are the same site, so PG_CALLER is shown but not ranked; a free has
+ * no stack, so for frees it ranks (plan.c's rank_mask()).
  */
 enum plan_gives {
 	PG_GFP = 1,	/* the caller's GFP flags */
