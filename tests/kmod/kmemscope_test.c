@@ -89,6 +89,9 @@ struct kms_line {
 	const char *family;
 	unsigned long ip;	/* an address inside the allocating function */
 	unsigned long allocs, frees, fails, bytes_req, bytes_alloc, leaked, leaked_bytes;
+	const char *badfree;	/* the bad free the function made: double_free, wrong_api */
+	const char *badfree_by;	/* ... the freeing call (kmemscope's free event name) */
+	unsigned long badfrees;	/* ... how many */
 	unsigned long deferred;	/* of frees: through RCU or a bulk free */
 	gfp_t gfp[3];
 	int ngfp;
@@ -946,6 +949,74 @@ static KMS_FN int kms_do_release(struct kms_run *r)
 }
 
 /*
+ * Bad frees the kernel survives: vfree() of an address that is no vmalloc
+ * area only warns and returns. The warnings go between markers, which the
+ * harness's kernel-log check skips. Freed areas' addresses wait for a lazy
+ * purge before they are handed out again, so a second vfree() right after
+ * the first cannot free someone else's area.
+ */
+#define KMS_EXPECT_WARN	"kmemscope_test: expected warnings begin"
+#define KMS_END_WARN	"kmemscope_test: expected warnings end"
+
+/* a vmalloc area freed twice: one double_free per area */
+static KMS_FN int kms_do_vfree_twice(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	struct kms_line *l;
+	void *p;
+
+	pr_info(KMS_EXPECT_WARN "\n");
+	for (i = 0; i < r->a->count; i++) {
+		p = vmalloc(size);
+		if (!p) {
+			kms_fail(r, "vmalloc", ip);
+			continue;
+		}
+		kms_note_vmalloc(r, ip, size, GFP_KERNEL);
+		l = kms_line(r, "vmalloc", ip);
+		l->gfpname = "GFP_KERNEL";
+		vfree(p);
+		l->frees++;
+		vfree(p);
+		l->badfree = "double_free";
+		l->badfree_by = "vfree";
+		l->badfrees++;
+	}
+	pr_info(KMS_END_WARN "\n");
+	return 0;
+}
+
+/* a kmalloc object given to vfree(), which leaves it allocated, then to kfree() */
+static KMS_FN int kms_do_vfree_kmalloc(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, i;
+	size_t size = r->a->size;
+	gfp_t gfp = r->a->gfp;
+	struct kms_line *l;
+	void *p;
+
+	pr_info(KMS_EXPECT_WARN "\n");
+	for (i = 0; i < r->a->count; i++) {
+		p = kmalloc(size, gfp);
+		if (!p) {
+			kms_fail(r, "kmalloc", ip);
+			continue;
+		}
+		kms_note_kmalloc(r, ip, p, size, gfp);
+		l = kms_line(r, "kmalloc", ip);
+		vfree(p);
+		l->badfree = "wrong_api";
+		l->badfree_by = "vfree";
+		l->badfrees++;
+		kms_note_kfree(r, ip, p);
+		kfree(p);
+	}
+	pr_info(KMS_END_WARN "\n");
+	return 0;
+}
+
+/*
  * GFP_KERNEL (may sleep) while holding a lock. A raw_spinlock_t disables
  * preemption on every kernel: the bug the tool must flag. A spinlock_t does
  * too, except on PREEMPT_RT, where it is a sleeping lock and the allocation is
@@ -1406,6 +1477,8 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "leak_pages", kms_do_leak_pages, 0, true },
 	{ "leak_percpu", kms_do_leak_percpu, 64 },
 	{ "leak_dma", kms_do_leak_dma, PAGE_SIZE, true },
+	{ "vfree_twice", kms_do_vfree_twice, 4 * PAGE_SIZE },
+	{ "vfree_kmalloc", kms_do_vfree_kmalloc, 64 },
 	{ "release", kms_do_release, 0 },
 	{ "spinlock", kms_do_spinlock, 64 },
 	{ "raw_spinlock", kms_do_raw_spinlock, 64 },
@@ -1554,15 +1627,16 @@ static void kms_ledger_run(struct kms_run *r, int ret)
 		/* the symbol kallsyms gives the code, without the " [module]" suffix */
 		snprintf(fn, sizeof(fn), "%ps", (void *)l->ip);
 		fn[strcspn(fn, " ")] = 0;
-		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu deferred=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s blocking=%s gfpname=%s order=%d context=%s leaked=%lu leaked_bytes=%lu cache=%s device=%s ret=%d\n",
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=%s family=%s allocs=%lu frees=%lu deferred=%lu fails=%lu bytes_req=%lu bytes_alloc=%lu gfp=%s blocking=%s gfpname=%s order=%d context=%s leaked=%lu leaked_bytes=%lu cache=%s device=%s badfree=%s badfree_by=%s badfrees=%lu ret=%d\n",
 			       kms_runs, r->a->tag, r->a->scenario, fn, l->family,
 			       l->allocs, l->frees, l->deferred, l->fails, l->bytes_req, l->bytes_alloc,
 			       gfp[0] ? gfp : "-", blk[0] ? blk : "-", l->gfpname ?: "-", l->order,
 			       r->context,
-			       l->leaked, l->leaked_bytes, l->cache ?: "-", l->device ?: "-", ret);
+			       l->leaked, l->leaked_bytes, l->cache ?: "-", l->device ?: "-",
+			       l->badfree ?: "-", l->badfree_by ?: "-", l->badfrees, ret);
 	}
 	if (!r->nlines)
-		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 deferred=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- blocking=- gfpname=- order=-1 context=%s leaked=0 leaked_bytes=0 cache=- device=- ret=%d\n",
+		kms_ledger_add("run=%lu tag=%s scenario=%s function=- family=- allocs=0 frees=0 deferred=0 fails=0 bytes_req=0 bytes_alloc=0 gfp=- blocking=- gfpname=- order=-1 context=%s leaked=0 leaked_bytes=0 cache=- device=- badfree=- badfree_by=- badfrees=0 ret=%d\n",
 			       kms_runs, r->a->tag, r->a->scenario, r->context, ret);
 }
 
