@@ -431,7 +431,9 @@ import json, re, sys
 d = json.load(open(sys.argv[1]))
 frames = [(f, src) for r in d["leaks"] + d["retained"]
           for f, src in zip(r.get("stack") or [], r.get("stack_sources") or [None] * 999)]
-amb = [f for f, _ in frames if re.match(r"ambiguous\+0x[0-9a-f]+ \[ledger\|ledger-jemalloc\]$", f)]
+# the objects in the order their mappings were seen: either
+amb = [f for f, _ in frames if re.match(r"ambiguous\+0x[0-9a-f]+ "
+                                        r"\[(ledger\|ledger-jemalloc|ledger-jemalloc\|ledger)\]$", f)]
 own = [f for f, _ in frames if re.search(r" \[ledger(-jemalloc)?\]$", f)]
 lined = [f for f, src in frames if f.startswith("ambiguous+") and src]
 warned = "frames there are named \"ambiguous\"" in open(sys.argv[2]).read()
