@@ -519,7 +519,8 @@ char *user__symbols(struct user_tracer *u, size_t *len)
 char *user__lines(struct user_tracer *u, const __u64 *addrs, size_t n, size_t *len)
 {
 	struct user_clash *c = NULL;
-	__u64 *mine = malloc(n * sizeof(*mine) + 1);
+	/* at least one slot: malloc(0) may return NULL, which is no failure */
+	__u64 *mine = calloc(n ? n : 1, sizeof(*mine));
 	char *text = NULL;
 	size_t nc, k = 0;
 	FILE *f;
