@@ -23,8 +23,9 @@ static const char *const notes[] = {
 	"tracer still held it live, so their objects are freed by a path the kernel does "
 	"not trace (RCU bulk frees, bulk slab frees). Their outstanding counts are upper "
 	"bounds, not leaks.",
-	"allocated_before_trace counts frees of objects allocated before tracing began: "
-	"expected, never an error.",
+	"allocated_before_trace counts frees of objects allocated before tracing began, "
+	"or by kmem_cache_alloc_bulk(), which fires no allocation event: expected, never "
+	"an error.",
 };
 
 static const char stacks_note[] =

@@ -304,7 +304,7 @@ static const struct metric family_metrics[] = {
 	  "a bulk free (seen where function probes work).",
 	  offsetof(struct agg_counts, deferred_frees) },
 	{ "kmemscope_unmatched_frees_total", "counter", "Frees of objects whose allocation was "
-	  "not seen (made before tracing began), by the freeing family.",
+	  "not seen (made before tracing began, or in bulk), by the freeing family.",
 	  offsetof(struct agg_counts, unmatched_frees) },
 	{ "kmemscope_untraced_frees_total", "counter", "Objects whose address was allocated "
 	  "again while they were live: their free was not traced.",
