@@ -350,6 +350,86 @@ static void test_many(void **state)
 	given_free(m);
 }
 
+/*
+ * Two CPUs whose keys interleave a record or a few at a time, as a shared
+ * counter hands them out to two busy CPUs (deliver_pair()), delivered in
+ * steps that stop mid-batch: every record once, in order, with its CPU and
+ * its batch's time.
+ */
+static void test_pair(void **state)
+{
+	enum { PER = 1500, MAXKEY = 4 * 2 * PER + 8 };
+	struct merge *m = merge__new(2);
+	static struct out o;
+	static __u64 flush_ts[MAXKEY];
+	__u64 base = 1;
+	int left[2] = { PER, PER };
+
+	srand(11);
+	memset(&o, 0, sizeof(o));
+	assert_non_null(m);
+	while (left[0] || left[1]) {
+		__u64 keys[2][KMS_BATCH], flush_key;
+		int n[2] = {}, want[2];
+
+		for (int c = 0; c < 2; c++)
+			want[c] = left[c] < KMS_BATCH ? left[c] : 1 + rand() % KMS_BATCH;
+		while (n[0] < want[0] || n[1] < want[1]) {
+			int c = rand() % 2;
+
+			/* an odd key is CPU 1's, so no two CPUs share one; runs of 1 to 4 */
+			for (int run = 1 + rand() % 4; run && n[c] < want[c]; run--) {
+				keys[c][n[c]++] = base * 2 + c;
+				base += rand() % 2;
+			}
+		}
+		base++;
+		flush_key = base * 2;
+		for (int c = 0; c < 2; c++) {
+			for (int i = 0; i < n[c]; i++)
+				flush_ts[keys[c][i]] = 1000000 + flush_key;
+			if (n[c])
+				assert_int_equal(give(m, c, keys[c], n[c], flush_key, KMS_BATCH_SEQ), 0);
+			left[c] -= n[c];
+		}
+		/* part of the way, then as far as both CPUs allow */
+		merge__deliver(m, flush_key - 1 - rand() % (2 * KMS_BATCH), collect, NULL, &o);
+		merge__deliver(m, merge__watermark(m, NULL), collect, NULL, &o);
+	}
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
+	assert_int_equal(o.n, 2 * PER);
+	assert_sorted(&o);
+	for (int i = 0; i < o.n; i++) {
+		assert_true(o.ptr[i] < MAXKEY);
+		assert_int_equal(o.cpu[i], o.ptr[i] & 1);
+		assert_int_equal(o.ts[i], flush_ts[o.ptr[i]]);
+	}
+	assert_int_equal(merge__pending(m), 0);
+	assert_int_equal(merge__stats(m)->out_of_order, 0);
+	given_free(m);
+}
+
+/* one key on two CPUs (time order: two clocks can agree): both delivered, each once */
+static void test_pair_equal_keys(void **state)
+{
+	struct merge *m = merge__new(2);
+	struct out o = {};
+	__u64 k0[] = { 5, 5, 7 }, k1[] = { 5, 6, 7 };
+
+	assert_non_null(m);
+	assert_int_equal(give(m, 0, k0, 3, 8, 0), 0);
+	assert_int_equal(give(m, 1, k1, 3, 8, 0), 0);
+	merge__deliver(m, 5, collect, NULL, &o);
+	assert_int_equal(o.n, 3);
+	merge__deliver(m, ~0ULL, collect, NULL, &o);
+	assert_int_equal(o.n, 6);
+	assert_sorted(&o);
+	/* time order keeps each record's own time */
+	assert_int_equal(o.ts[5], 7);
+	assert_int_equal(merge__pending(m), 0);
+	given_free(m);
+}
+
 /* what the ahead hook saw: each record's key, and how many were delivered then */
 struct seen_ahead {
 	struct out out;
@@ -410,6 +490,8 @@ int main(void)
 		cmocka_unit_test(test_bad_records),
 		cmocka_unit_test(test_release_and_spill),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_pair),
+		cmocka_unit_test(test_pair_equal_keys),
 		cmocka_unit_test(test_ring_wrap),
 		cmocka_unit_test(test_ahead),
 	};
