@@ -5,6 +5,8 @@
  * exactly like a leak.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include "detect_report.h"
 #include "rows.h"
 
@@ -23,6 +25,38 @@ static const struct row_col verdict_cols[V_NR] = {
 	[V_REASON] = { "reason", "reason", RK_STR },
 };
 
+/*
+ * Why the stream is incomplete, in the terms of the quality block: each way a free
+ * can go unseen is named with its count, so that a reader knows whether records were
+ * lost (ring buffer full), the kernel skipped handlers (recursion), or the file ends early.
+ */
+static void verdict_reason(const struct kms_quality *q, char *buf, size_t size)
+{
+	const struct {
+		__u64 n;
+		const char *what;
+	} parts[] = {
+		{ q->lost, "records lost (ring buffer full)" },
+		{ q->misses, "handler runs the kernel skipped" },
+		{ q->pending_lost, "function returns without their entry" },
+		{ q->bulk_lost, "bulk-freed pointers not recorded" },
+		{ q->out_of_order, "records out of order" },
+	};
+	size_t len = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && len < size; i++)
+		if (parts[i].n)
+			len += snprintf(buf + len, size - len, "%s%llu %s", len ? ", " : "",
+					(unsigned long long)parts[i].n, parts[i].what);
+	if (q->cut_short && len < size)
+		len += snprintf(buf + len, size - len, "%sthe trace file was cut short",
+				len ? ", " : "");
+	if (len < size)
+		snprintf(buf + len, size - len, ": a free not seen looks like a leak, so objects "
+			 "allocated before one are unconfirmed");
+}
+
 struct rows *detect_report__verdict(const struct detect_report_opts *o)
 {
 	const struct kms_quality *q = o->quality;
@@ -33,9 +67,12 @@ struct rows *detect_report__verdict(const struct detect_report_opts *o)
 		return t;
 	r[V_CERTAIN].u = !q || kms_quality_complete(q);
 	r[V_LOST].u = q ? q->lost + q->misses + q->pending_lost : 0;
-	r[V_REASON].s = r[V_CERTAIN].u ? NULL :
-			"records were lost: a lost free looks like a leak, so objects "
-			"allocated before a loss are unconfirmed";
+	if (!r[V_CERTAIN].u) {
+		char why[512];
+
+		verdict_reason(q, why, sizeof(why));
+		r[V_REASON].s = rows__keep(t, why, strlen(why) + 1);
+	}
 	r[V_REASON].null = !r[V_REASON].s;
 	return t;
 }

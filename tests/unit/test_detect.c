@@ -914,6 +914,7 @@ static void test_report_quality(void **state)
 	struct kms_quality q = { .events = 100 };
 	struct kms_event e;
 	json_t *j, *leaks, *l;
+	const char *reason;
 	int i;
 
 	for (int f = 0; f < KMS_FAM_MAX; f++)
@@ -959,6 +960,20 @@ static void test_report_quality(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "verdict"),
 							    "records_lost")), 7);
 	assert_false(json_is_true(json_object_get(json_object_get(j, "quality"), "complete")));
+	assert_non_null(strstr(json_string_value(json_object_get(json_object_get(j, "verdict"),
+								 "reason")),
+			       "7 records lost (ring buffer full): "));
+	json_decref(j);
+
+	/* handler runs the kernel skipped are named as such, not as lost records */
+	q.lost = 0;
+	q.misses = 3;
+	j = leaks_json(d, &q);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "verdict"),
+							    "records_lost")), 3);
+	reason = json_string_value(json_object_get(json_object_get(j, "verdict"), "reason"));
+	assert_non_null(strstr(reason, "3 handler runs the kernel skipped: "));
+	assert_null(strstr(reason, "ring buffer"));
 	json_decref(j);
 	pipe_done();
 }
