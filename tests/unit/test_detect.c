@@ -66,6 +66,7 @@ static const char kallsyms_text[] =
 	"ffffffff81017400 T mas_preallocate\n"
 	"ffffffff81017800 T __mmap_region\n"
 	"ffffffff81017c00 T simple_offset_add\n"
+	"ffffffff81017e00 T copy_net_ns\n"
 	"ffffffff81018000 T _etext\n";
 
 #define IP_ALLOC_PAGES	0xffffffff81010020ULL
@@ -97,6 +98,7 @@ static const char kallsyms_text[] =
 #define IP_MAS_PREALLOC	0xffffffff81017420ULL
 #define IP_MMAP_REGION	0xffffffff81017820ULL
 #define IP_OFFSET_ADD	0xffffffff81017c20ULL
+#define IP_COPY_NET_NS	0xffffffff81017e20ULL
 
 /* synthetic stack map */
 enum {
@@ -1413,8 +1415,18 @@ static void test_cache_bulk(void **state)
 		feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x30000, SITE_E, CACHE1 + 0x100));
 	}
 
+	/* a network namespace's struct net waits for the next namespace's teardown */
+	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x40000, IP_COPY_NET_NS, CACHE2));
+	/* what else that function allocates is judged as usual */
+	feed(d, ev(KMS_EV_KMALLOC, SLAB1 + 0x50000, IP_COPY_NET_NS, 64));
+
 	j = leaks_json(d, &q);
 	leaks = json_object_get(j, "leaks");
+	r = row_of(json_object_get(j, "retained"), "copy_net_ns");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
+	assert_string_equal(json_string_value(json_object_get(r, "family")), "kmem_cache");
+	r = row_of(leaks, "copy_net_ns");
+	assert_string_equal(json_string_value(json_object_get(r, "family")), "kmalloc");
 	r = row_of(leaks, "caller_a");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "unconfirmed");
 	assert_true(has_reason(r, "cache_frees_in_bulk"));
