@@ -154,6 +154,9 @@ done
 
 echo
 echo "kmemscope overhead: gen -m $MODE -n $ITERS, median of $ROUNDS rounds, $(uname -r), $(nproc) CPUs"
+# bpf_stats times every BPF program run (two clock reads each): the floor and kmemscope pay it
+[ "$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null)" = 1 ] &&
+	echo "kernel.bpf_stats_enabled is 1: every BPF run below includes its two clock reads"
 $LIB table "$RESULTS"
 echo
 echo "seen: events of the gen process (floor: all kinds; kmemscope: JSON processes[].events;"

@@ -7,8 +7,8 @@
 Runs bench/gen (next to KMS in the build tree: KMS's dir/bench/gen) untraced and
 under `stat`, `leaks` (stacks cached) and `leaks --stacks every` of each kmemscope
 binary given, the configurations alternating within each round. Needs root and
-kernel.bpf_stats_enabled=1 (it sets it, and says so if someone turned it off
-during a run). Per configuration, medians and ranges over the rounds of:
+kernel.bpf_stats_enabled=1 (it sets it for its runs and puts the previous value
+back, and says so if someone turned it off during a run). Per configuration, medians and ranges over the rounds of:
 
   cpu_s     gen's user + system CPU time (getrusage), which the BPF handlers
             running in gen's context are charged to; x untraced next to it
@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 
+STATS = "/proc/sys/kernel/bpf_stats_enabled"
 ALLOC_PROGS = ("tb_kmalloc", "rt_kmalloc", "rt_kmem_cache_alloc")
 CONFIGS = (("stat", ["stat"]), ("leaks", ["leaks", "--settle", "0"]),
            ("leaks_every", ["leaks", "--settle", "0", "--stacks", "every"]))
@@ -59,7 +60,7 @@ def inner(gen, iters, mode, out):
     shown = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
     for p in json.loads(shown.stdout or "[]"):
         names[p["id"]] = p.get("name", "")
-    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+    with open(STATS) as f:
         stats_on = f.read().strip() == "1"
     json.dump({"cpu_s": ru.ru_utime + ru.ru_stime, "stats_on": stats_on,
                "progs": {names.get(i, str(i)): v for i, v in progs.items()}}, open(out, "w"))
@@ -98,18 +99,24 @@ def main():
     a = ap.parse_args()
     if os.geteuid():
         sys.exit("stackcost: must run as root")
-    with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
-        f.write("1")
+    # on only for these runs: left on, it adds two clock reads to every BPF program run
+    # of whatever is measured next (make bench's figures included)
+    stats_was = open(STATS).read().strip()
     res = {}
-    with tempfile.TemporaryDirectory(prefix="kms-stackcost.") as work:
-        for rnd in range(a.rounds):
-            res.setdefault("untraced", []).append(run(a.kms[0], None, a.iters, a.mode, work))
-            for i, kms in enumerate(a.kms):
-                for name, cfg in CONFIGS:
-                    key = f"{name}#{i}" if len(a.kms) > 1 else name
-                    res.setdefault(key, []).append(run(kms, cfg, a.iters, a.mode, work))
-            print(f"round {rnd + 1}/{a.rounds} done, load {os.getloadavg()[0]:.1f}",
-                  file=sys.stderr)
+    try:
+        open(STATS, "w").write("1")
+        with tempfile.TemporaryDirectory(prefix="kms-stackcost.") as work:
+            for rnd in range(a.rounds):
+                res.setdefault("untraced", []).append(run(a.kms[0], None, a.iters, a.mode,
+                                                          work))
+                for i, kms in enumerate(a.kms):
+                    for name, cfg in CONFIGS:
+                        key = f"{name}#{i}" if len(a.kms) > 1 else name
+                        res.setdefault(key, []).append(run(kms, cfg, a.iters, a.mode, work))
+                print(f"round {rnd + 1}/{a.rounds} done, load {os.getloadavg()[0]:.1f}",
+                      file=sys.stderr)
+    finally:
+        open(STATS, "w").write(stats_was)
     base = statistics.median(d["cpu_s"] for d in res["untraced"])
     print(f"gen -m {a.mode} -n {a.iters}, {a.rounds} rounds; binaries: "
           + ", ".join(f"#{i} {k}" for i, k in enumerate(a.kms)))
