@@ -199,22 +199,50 @@ static void sift_down(const struct merge *c, int *heap, int n, int k)
 #define MERGE_AHEAD	4
 
 /*
- * Deliver q's records up to and including key bound, in order, batch after
- * batch; true when q ran empty. A record is copied out of its batch to be
- * handed over (the batch may be the ring buffer's read-only page), with its
- * CPU and time set.
+ * Hand one record over: copied out of its batch (the batch may be the ring
+ * buffer's read-only page), with its CPU and time set.
+ */
+static inline void hand_over(struct merge *c, const struct kms_batch *b,
+			     const struct kms_event *src, merge_fn fn, void *ctx)
+{
+	struct kms_event e = *src;
+
+	if (src->ts > c->delivered_key)
+		c->delivered_key = src->ts;
+	e.cpu = b->cpu;
+	/* a sequence number is no time: date the record by its batch */
+	if (b->flags & KMS_BATCH_SEQ)
+		e.ts = b->flush_ts;
+	fn(ctx, &e);
+}
+
+/* past a head batch delivered in full, to the next; false: q is empty */
+static bool next_batch(struct merge *c, struct queue *q)
+{
+	struct held *h = held_at(c, *q_at(q, q->head));
+
+	if (h->next < h->count)
+		return true;
+	held_done(h);
+	if (++q->head == q->tail)
+		return false;
+	q->key = held_key(c, *q_at(q, q->head));
+	return true;
+}
+
+/*
+ * Deliver q (not empty)'s records up to and including key bound, in order,
+ * batch after batch; true when q ran empty.
  */
 static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn fn,
 			merge_ahead_fn ahead, void *ctx)
 {
-	while (q->head != q->tail) {
+	do {
 		struct held *h = held_at(c, *q_at(q, q->head));
 		const struct kms_batch *b = h->b;
-		bool seq = b->flags & KMS_BATCH_SEQ;
 
 		for (; h->next < h->count; h->next++) {
 			const struct kms_event *src = &b->ev[h->next];
-			struct kms_event e;
 
 			if (src->ts > bound) {
 				q->key = src->ts;
@@ -223,18 +251,9 @@ static bool deliver_run(struct merge *c, struct queue *q, __u64 bound, merge_fn 
 			/* within the batch only: the next batch's records are seldom next */
 			if (ahead && h->next + MERGE_AHEAD < h->count)
 				ahead(ctx, &b->ev[h->next + MERGE_AHEAD]);
-			if (src->ts > c->delivered_key)
-				c->delivered_key = src->ts;
-			e = *src;
-			e.cpu = b->cpu;
-			/* a sequence number is no time: date the record by its batch */
-			if (seq)
-				e.ts = b->flush_ts;
-			fn(ctx, &e);
+			hand_over(c, b, src, fn, ctx);
 		}
-		held_done(h);
-		q->head++;
-	}
+	} while (next_batch(c, q));
 	return true;
 }
 
@@ -262,7 +281,6 @@ static bool deliver_pair(struct merge *c, struct queue *qa, struct queue *qb, __
 		const struct kms_event *src = second ? pb : pa;
 		const struct kms_event *end = second ? eb : ea;
 		const struct kms_batch *b = second ? bb : ba;
-		struct kms_event e;
 
 		if (src->ts > limit) {
 			more = false;
@@ -270,15 +288,9 @@ static bool deliver_pair(struct merge *c, struct queue *qa, struct queue *qb, __
 		}
 		if (ahead && src + MERGE_AHEAD < end)
 			ahead(ctx, src + MERGE_AHEAD);
-		if (src->ts > c->delivered_key)
-			c->delivered_key = src->ts;
-		e = *src;
-		e.cpu = b->cpu;
-		if (b->flags & KMS_BATCH_SEQ)
-			e.ts = b->flush_ts;
 		pa += !second;
 		pb += second;
-		fn(ctx, &e);
+		hand_over(c, b, src, fn, ctx);
 	}
 	ha->next = pa - ba->ev;
 	hb->next = pb - bb->ev;
@@ -287,20 +299,6 @@ static bool deliver_pair(struct merge *c, struct queue *qa, struct queue *qb, __
 	if (pb < eb)
 		qb->key = pb->ts;
 	return more;
-}
-
-/* past a head batch deliver_pair() delivered in full, to the next; false: q is empty */
-static bool next_batch(struct merge *c, struct queue *q)
-{
-	struct held *h = held_at(c, *q_at(q, q->head));
-
-	if (h->next < h->count)
-		return true;
-	held_done(h);
-	if (++q->head == q->tail)
-		return false;
-	q->key = held_key(c, *q_at(q, q->head));
-	return true;
 }
 
 /* the queues with records, into the heap's slots; how many */
