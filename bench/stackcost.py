@@ -7,8 +7,9 @@
 Runs bench/gen (next to KMS in the build tree: KMS's dir/bench/gen) untraced and
 under `stat`, `leaks` (stacks cached) and `leaks --stacks every` of each kmemscope
 binary given, the configurations alternating within each round. Needs root and
-kernel.bpf_stats_enabled=1 (it sets it for its runs and puts the previous value
-back, and says so if someone turned it off during a run). Per configuration, medians and ranges over the rounds of:
+kernel.bpf_stats_enabled=1 (it sets it for its runs, puts the previous value back
+after, and says so if someone turned it off during a run). Per configuration,
+medians and ranges over the rounds of:
 
   cpu_s     gen's user + system CPU time (getrusage), which the BPF handlers
             running in gen's context are charged to; x untraced next to it
