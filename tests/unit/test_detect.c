@@ -67,6 +67,7 @@ static const char kallsyms_text[] =
 	"ffffffff81017800 T __mmap_region\n"
 	"ffffffff81017c00 T simple_offset_add\n"
 	"ffffffff81017e00 T copy_net_ns\n"
+	"ffffffff81017f00 T __inet_hash_connect\n"
 	"ffffffff81018000 T _etext\n";
 
 #define IP_ALLOC_PAGES	0xffffffff81010020ULL
@@ -99,6 +100,7 @@ static const char kallsyms_text[] =
 #define IP_MMAP_REGION	0xffffffff81017820ULL
 #define IP_OFFSET_ADD	0xffffffff81017c20ULL
 #define IP_COPY_NET_NS	0xffffffff81017e20ULL
+#define IP_HASH_CONNECT	0xffffffff81017f20ULL
 
 /* synthetic stack map */
 enum {
@@ -1407,6 +1409,8 @@ static void test_cache_bulk(void **state)
 	/* caller_a in the first cache, caller_b in the other: 4 objects each, 2 freed */
 	half_freed(d, SITE_A, SITE_B);
 	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x20000, IP_BIND2, CACHE2));
+	/* a bind bucket allocated inline in the function that binds a connect()'s port */
+	feed(d, cache_ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x28000, IP_HASH_CONNECT, CACHE2));
 	{
 		struct kms_meta m3 = { .type = KMS_EV_META_CACHE, .key = CACHE1 + 0x100,
 				       .a = 2400, .b = 2432, .name = "TCP" };
@@ -1434,6 +1438,8 @@ static void test_cache_bulk(void **state)
 	r = row_of(leaks, "caller_b");
 	assert_string_equal(json_string_value(json_object_get(r, "confidence")), "certain");
 	r = row_of(json_object_get(j, "retained"), "inet_bind2_bucket_create");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
+	r = row_of(json_object_get(j, "retained"), "__inet_hash_connect");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
 	r = row_of(json_object_get(j, "retained"), "do_epoll_create");	/* the TCP socket */
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
