@@ -68,6 +68,8 @@ static const char kallsyms_text[] =
 	"ffffffff81017c00 T simple_offset_add\n"
 	"ffffffff81017e00 T copy_net_ns\n"
 	"ffffffff81017f00 T __inet_hash_connect\n"
+	"ffffffff81017f40 T prepare_creds\n"
+	"ffffffff81017f80 T ksys_unshare\n"
 	"ffffffff81018000 T _etext\n";
 
 #define IP_ALLOC_PAGES	0xffffffff81010020ULL
@@ -101,6 +103,8 @@ static const char kallsyms_text[] =
 #define IP_OFFSET_ADD	0xffffffff81017c20ULL
 #define IP_COPY_NET_NS	0xffffffff81017e20ULL
 #define IP_HASH_CONNECT	0xffffffff81017f20ULL
+#define IP_PREPARE_CREDS	0xffffffff81017f50ULL
+#define IP_UNSHARE	0xffffffff81017f90ULL
 
 /* synthetic stack map */
 enum {
@@ -124,6 +128,7 @@ enum {
 	STK_THREAD_STACK,	/* a vmalloc'ed thread stack, seen from inside vmalloc */
 	STK_VMA_NODE,		/* a node of a process's VMA tree (maple_node), made by mmap */
 	STK_OFFSET_NODE,	/* a node of a tmpfs directory's offset tree (maple_node) */
+	STK_UNSHARE_CRED,	/* the creds unshare() makes for the calling task */
 	STK_NR,
 };
 
@@ -151,6 +156,7 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_THREAD_STACK] = { IP_VM_RANGE, IP_COPY_PROCESS, IP_SYS_FOO },
 	[STK_VMA_NODE] = { IP_CACHE_ALLOC, IP_MAS_PREALLOC, IP_MMAP_REGION, IP_SYS_FOO },
 	[STK_OFFSET_NODE] = { IP_CACHE_ALLOC, IP_MAS_PREALLOC, IP_OFFSET_ADD, IP_SYS_FOO },
+	[STK_UNSHARE_CRED] = { IP_CACHE_ALLOC, IP_PREPARE_CREDS, IP_UNSHARE, IP_SYS_FOO },
 };
 
 static int stack_reads;
@@ -1256,7 +1262,7 @@ static void test_freed_with_mm(void **state)
  * first accounted object, whoever allocated that), a cache's sheaf in the
  * slab whoever asked for it; a kmalloc kvmalloc() chose,
  * and ioremap()'s vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM blob is retained with the inode, what
- * fork makes for a new task with the task.
+ * fork makes for a new task, and unshare() for the calling one, with the task.
  */
 static void test_kernel_bookkeeping(void **state)
 {
@@ -1280,6 +1286,10 @@ static void test_kernel_bookkeeping(void **state)
 	e.obj = CACHE2;
 	e.stack_id = STK_INODE_BLOB;
 	feed(d, e);
+	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x600, IP_PREPARE_CREDS, 192);
+	e.obj = CACHE2;
+	e.stack_id = STK_UNSHARE_CRED;
+	feed(d, e);
 
 	assert_nested(d, KMS_FAM_KMALLOC, IP_COPY_PROCESS, "vmalloc");
 	assert_nested(d, KMS_FAM_KMALLOC, IP_OBJ_EXTS, "slab");
@@ -1295,6 +1305,8 @@ static void test_kernel_bookkeeping(void **state)
 	r = row_of(json_object_get(j, "retained"), "security_inode_alloc");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
 	r = row_of(json_object_get(j, "retained"), "caller_b");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
+	r = row_of(json_object_get(j, "retained"), "prepare_creds");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
 	r = row_of(json_object_get(j, "retained"), "copy_process");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "lazily_freed");
