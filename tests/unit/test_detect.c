@@ -70,6 +70,8 @@ static const char kallsyms_text[] =
 	"ffffffff81017f00 T __inet_hash_connect\n"
 	"ffffffff81017f40 T prepare_creds\n"
 	"ffffffff81017f80 T ksys_unshare\n"
+	"ffffffff81017fa0 t ext4_cache_fast_symlink\n"
+	"ffffffff81017fc0 T __ext4_iget\n"
 	"ffffffff81018000 T _etext\n";
 
 #define IP_ALLOC_PAGES	0xffffffff81010020ULL
@@ -105,6 +107,8 @@ static const char kallsyms_text[] =
 #define IP_HASH_CONNECT	0xffffffff81017f20ULL
 #define IP_PREPARE_CREDS	0xffffffff81017f50ULL
 #define IP_UNSHARE	0xffffffff81017f90ULL
+#define IP_FAST_SYMLINK	0xffffffff81017fa8ULL
+#define IP_EXT4_IGET	0xffffffff81017fc8ULL
 
 /* synthetic stack map */
 enum {
@@ -129,6 +133,7 @@ enum {
 	STK_VMA_NODE,		/* a node of a process's VMA tree (maple_node), made by mmap */
 	STK_OFFSET_NODE,	/* a node of a tmpfs directory's offset tree (maple_node) */
 	STK_UNSHARE_CRED,	/* the creds unshare() makes for the calling task */
+	STK_SYMLINK,		/* an ext4 inode's cached symlink target, read in with it */
 	STK_NR,
 };
 
@@ -157,6 +162,7 @@ static const __u64 stacks[STK_NR][6] = {
 	[STK_VMA_NODE] = { IP_CACHE_ALLOC, IP_MAS_PREALLOC, IP_MMAP_REGION, IP_SYS_FOO },
 	[STK_OFFSET_NODE] = { IP_CACHE_ALLOC, IP_MAS_PREALLOC, IP_OFFSET_ADD, IP_SYS_FOO },
 	[STK_UNSHARE_CRED] = { IP_CACHE_ALLOC, IP_PREPARE_CREDS, IP_UNSHARE, IP_SYS_FOO },
+	[STK_SYMLINK] = { IP_KMALLOC, IP_FAST_SYMLINK, IP_EXT4_IGET, IP_SYS_FOO },
 };
 
 static int stack_reads;
@@ -1261,7 +1267,8 @@ static void test_freed_with_mm(void **state)
  * area, a slab's obj_exts vector in the slab (made with the slab or at its
  * first accounted object, whoever allocated that), a cache's sheaf in the
  * slab whoever asked for it; a kmalloc kvmalloc() chose,
- * and ioremap()'s vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM blob is retained with the inode, what
+ * and ioremap()'s vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM blob
+ * and what a filesystem reads in with an inode are retained with the inode, what
  * fork makes for a new task, and unshare() for the calling one, with the task.
  */
 static void test_kernel_bookkeeping(void **state)
@@ -1286,6 +1293,7 @@ static void test_kernel_bookkeeping(void **state)
 	e.obj = CACHE2;
 	e.stack_id = STK_INODE_BLOB;
 	feed(d, e);
+	feed_stacked(d, KMS_EV_KMALLOC, SLAB1 + 0x700, IP_FAST_SYMLINK, 16, STK_SYMLINK);
 	e = ev(KMS_EV_CACHE_ALLOC, SLAB1 + 0x600, IP_PREPARE_CREDS, 192);
 	e.obj = CACHE2;
 	e.stack_id = STK_UNSHARE_CRED;
@@ -1306,6 +1314,8 @@ static void test_kernel_bookkeeping(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
 	r = row_of(json_object_get(j, "retained"), "caller_b");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
+	r = row_of(json_object_get(j, "retained"), "ext4_cache_fast_symlink");
+	assert_string_equal(json_string_value(json_object_get(r, "retained")), "reclaimable_cache");
 	r = row_of(json_object_get(j, "retained"), "prepare_creds");
 	assert_string_equal(json_string_value(json_object_get(r, "retained")), "freed_with_task");
 	r = row_of(json_object_get(j, "retained"), "copy_process");
