@@ -465,10 +465,11 @@ static const char *const inode_funcs[] = { "alloc_inode", "__ext4_iget", NULL };
  * host 3 task_structs and their signal_structs of a shell's exited, reaped
  * children were still there at the end of a 1 s settle period (1 run in 32 of
  * `leaks -- python3 -c ...` through pyenv's shell shim), with every RCU
- * callback queued before it run. unshare() and setns() make the same for the
- * calling task (creds, namespaces): in 1 run of 15 of `unshare -imnpuUC -f
- * --mount-proc true` 10 times, its creds, their LSM blob and its pid namespace
- * were still there.
+ * callback queued before it run (likely freed where no handler runs:
+ * docs/detectors.md, the sandbox agent's threads). unshare() and setns() make
+ * the same for the calling task (creds, namespaces): in 1 run of 15 of
+ * `unshare -imnpuUC -f --mount-proc true` 10 times, its creds, their LSM blob
+ * and its pid namespace were still there.
  */
 static const char *const task_funcs[] = {
 	"copy_process", "prepare_exec_creds", "prepare_bprm_creds", "ksys_unshare",
