@@ -1266,10 +1266,11 @@ static void test_freed_with_mm(void **state)
  * vmalloc's vm_struct (a kmalloc under vmalloc internals) is nested in its
  * area, a slab's obj_exts vector in the slab (made with the slab or at its
  * first accounted object, whoever allocated that), a cache's sheaf in the
- * slab whoever asked for it; a kmalloc kvmalloc() chose,
- * and ioremap()'s vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM blob
- * and what a filesystem reads in with an inode are retained with the inode, what
- * fork makes for a new task, and unshare() for the calling one, with the task.
+ * slab whoever asked for it; a kmalloc kvmalloc() chose, and ioremap()'s
+ * vm_struct (an area, not a vmalloc), are their caller's own; an inode's LSM
+ * blob and what a filesystem reads in with an inode are retained with the
+ * inode, what fork makes for a new task, and unshare() for the calling one,
+ * with the task.
  */
 static void test_kernel_bookkeeping(void **state)
 {
