@@ -225,7 +225,7 @@ static __always_inline bool pid_ok(struct kms_stage *s, __u32 tgid)
  * CPU's 'runqueues' instance, and its offset in the per-CPU section comes
  * from BTF (the collector passes it, and that of __preempt_count, in rodata:
  * pcpu_rq_off, pcpu_pc_off). The base is found once per CPU and kept in the
- * stage.
+ * stage; the softirq witness (see_softirq()) reads kstat through it too.
  */
 
 static __always_inline bool type_is_free(__u8 type)
@@ -245,19 +245,27 @@ static __always_inline bool type_is_alloc(__u8 type)
 	       type == KMS_EV_ALLOC_FAIL;
 }
 
-static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
+/* this CPU's per-CPU area, 0 while not yet known */
+static __always_inline __u64 pcpu_base(struct kms_stage *s)
 {
-	__u32 pc;
-
 	if (!s->pcpu_base) {
 		struct task_struct *t = (void *)bpf_get_current_task();
 		struct rq *rq = BPF_CORE_READ(t, se.cfs_rq, rq);
 
 		/* an RT or idle task may point at another CPU's runqueue: check */
 		if (!rq || BPF_CORE_READ(rq, cpu) != bpf_get_smp_processor_id())
-			return;
+			return 0;
 		s->pcpu_base = (__u64)rq - pcpu_rq_off;
 	}
+	return s->pcpu_base;
+}
+
+static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
+{
+	__u32 pc;
+
+	if (!pcpu_base(s))
+		return;
 	/*
 	 * A plain load where the kernel can type the address (bpf_rdonly_cast,
 	 * 6.2+): a helper call costs ~10 ns per allocation here. Any struct

@@ -253,7 +253,7 @@ struct kms_stage {
 	__u32 filter_ok;	/* ... this */
 	__u64 filtered;		/* events dropped by the pid filter */
 	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
-	__u32 pad;
+	__u32 softirqs;		/* the softirq witness: kstat's sum at its last run */
 	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
 	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
 	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
@@ -283,6 +283,9 @@ _Static_assert(sizeof(struct kms_meta) == sizeof(struct kms_event),
 _Static_assert(__builtin_offsetof(struct kms_direct, ev) ==
 	       __builtin_offsetof(struct kms_batch, ev), "a direct record is a batch of one");
 
+/* softirq vectors in kstat.softirqs[] (the plan checks the kernel's BTF) */
+#define KMS_NR_SOFTIRQS 10
+
 /* per-CPU counters, summed by the collector (index into the counters map) */
 enum kms_counter {
 	KMS_CNT_LOST = 0,	/* records lost: ring buffer full */
@@ -295,6 +298,7 @@ enum kms_counter {
 	KMS_CNT_BULK_LOST,	/* pointers of a bulk free not recorded (past the bound, unreadable) */
 	KMS_CNT_SELF,		/* kmemscope's own allocations, left out (self_tgid) */
 	KMS_CNT_KMALLOC_TWICE,	/* second kmem:kmalloc of one large kmalloc(), dropped */
+	KMS_CNT_SOFTIRQ_UNSEEN,	/* softirq runs no handler saw (see_softirq()) */
 	KMS_CNT_NR,
 };
 

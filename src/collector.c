@@ -22,6 +22,7 @@
 #include "merge.h"
 #include "agg.h"
 #include "plan.h"
+#include "softirqs.h"
 #include "log.h"
 
 /*
@@ -87,6 +88,7 @@ struct collector {
 	__u64 *prog_misses;	/* per program of the object, in its order */
 	__u64 *miss_base;	/* ... its recursion misses when the collector took the object */
 	unsigned int *free_fams; /* ... families whose frees it handles, 0: none */
+	__u64 softirqs_tail;	/* softirqs unseen since the witness's last run (softirq_tail()) */
 	bool marked;		/* a marker is pending */
 	__u64 mark_key;
 	unsigned int mark_fams;	/* families it covers */
@@ -287,13 +289,15 @@ static __u64 percpu_sum(struct collector *c, __u32 idx)
 
 /*
  * What could hide a free, and of which families: records the ring buffer
- * could not take or that came too late (any family), and runs of a free
- * handler the kernel skipped (its family). Lost allocations hide no free.
+ * could not take or that came too late, softirqs no handler saw (any
+ * family), and runs of a free handler the kernel skipped (its family). Lost
+ * allocations hide no free.
  */
 static void check_losses(struct collector *c, bool final)
 {
 	const struct merge_stats *ms = merge__stats(c->m);
 	__u64 all = percpu_sum(c, KMS_CNT_LOST) + percpu_sum(c, KMS_CNT_LOST_NESTED) +
+		    percpu_sum(c, KMS_CNT_SOFTIRQ_UNSEEN) + c->softirqs_tail +
 		    ms->bad_records + ms->out_of_order;
 	unsigned int fams = 0, all_fams = (1U << KMS_FAM_MAX) - 1;
 	struct bpf_program *prog;
@@ -434,11 +438,15 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
 	skel->rodata->kmalloc_twice = p->kmalloc_twice;
-	/* context capture needs both per-CPU offsets (see read_ctx() in bpf/) */
-	if (!o->context || p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
+	/* the per-CPU area is found through the runqueue (pcpu_base() in bpf/) */
+	if (p->pcpu_rq_off < 0)
+		return;
+	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
+	skel->rodata->pcpu_sirq_off = p->pcpu_sirq_off > 0 ? p->pcpu_sirq_off : 0;
+	/* context capture needs the preempt count's offset too (see read_ctx() in bpf/) */
+	if (!o->context || p->pcpu_pc_off < 0)
 		return;
 	skel->rodata->want_ctx = true;
-	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
 	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 	skel->rodata->pc_cast = p->pc_cast;
 }
@@ -718,12 +726,66 @@ int collector__sync(struct collector *c)
 	return deliver(c, watermark(c));
 }
 
+/* every CPU's stage (free() it), NULL if it cannot be read */
+static struct kms_stage *stages(struct collector *c)
+{
+	struct kms_stage *vals;
+	__u32 zero = 0;
+
+	if (bpf_map__value_size(c->skel->maps.stage) != sizeof(struct kms_stage))
+		return NULL;
+	vals = calloc(c->nr_cpus, sizeof(*vals));
+	if (vals && bpf_map__lookup_elem(c->skel->maps.stage, &zero, sizeof(zero), vals,
+					 sizeof(*vals) * c->nr_cpus, 0)) {
+		free(vals);
+		vals = NULL;
+	}
+	return vals;
+}
+
+/* the pid filter counts in the per-CPU stage, where its hot path already is */
+static __u64 stage_filtered(struct collector *c)
+{
+	struct kms_stage *st = stages(c);
+	__u64 sum = 0;
+
+	for (int i = 0; st && i < c->nr_cpus; i++)
+		sum += st[i].filtered;
+	free(st);
+	return sum;
+}
+
+/*
+ * The witness finds a softirq it did not see at its next run on that CPU;
+ * at the end of a run, those since its last run are found from the kernel's
+ * count, read while the witness still runs (softirqs__unseen()).
+ */
+static __u64 softirq_tail(struct collector *c)
+{
+	__u32 *kernel = calloc(c->nr_cpus, sizeof(*kernel));
+	__u32 *seen = calloc(c->nr_cpus, sizeof(*seen));
+	struct kms_stage *st = NULL;
+	__u64 n = 0;
+
+	if (kernel && seen && plan__softirq_witness(c->plan) &&
+	    softirqs__read(SOFTIRQS_PROC, kernel, c->nr_cpus) > 0 && (st = stages(c))) {
+		for (int i = 0; i < c->nr_cpus; i++)
+			seen[i] = st[i].softirqs;
+		n = softirqs__unseen(kernel, seen, c->nr_cpus);
+	}
+	free(st);
+	free(kernel);
+	free(seen);
+	return n;
+}
+
 int collector__stop(struct collector *c)
 {
 	int n;
 
 	if (c->stopped)
 		return 0;
+	c->softirqs_tail = softirq_tail(c);
 	/* after detach returns no handler runs: the final flush sees everything */
 	kmemscope_bpf__detach(c->skel);
 	c->poll_until = ~0ULL;
@@ -736,31 +798,6 @@ int collector__stop(struct collector *c)
 		n = deliver(c, ~0ULL);
 	c->stopped = true;
 	return n < 0 ? n : 0;
-}
-
-/* the pid filter counts in the per-CPU stage, where its hot path already is */
-static __u64 stage_filtered(struct collector *c)
-{
-	size_t vsz = bpf_map__value_size(c->skel->maps.stage);
-	char *vals;
-	__u64 sum = 0;
-	__u32 zero = 0;
-
-	if (vsz != sizeof(struct kms_stage))
-		return 0;
-	vals = calloc(c->nr_cpus, vsz);
-	if (!vals)
-		return 0;
-	if (!bpf_map__lookup_elem(c->skel->maps.stage, &zero, sizeof(zero), vals,
-				  vsz * c->nr_cpus, 0)) {
-		for (int i = 0; i < c->nr_cpus; i++) {
-			const struct kms_stage *h = (const void *)(vals + vsz * i);
-
-			sum += h->filtered;
-		}
-	}
-	free(vals);
-	return sum;
 }
 
 /* runs of the i-th program the kernel skipped since the collector took the object */
@@ -831,10 +868,14 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_KMALLOC_TWICE:
 				q->kmalloc_twice = sum;
 				break;
+			case KMS_CNT_SOFTIRQ_UNSEEN:
+				q->softirqs_unseen = sum + c->softirqs_tail;
+				break;
 			}
 		}
 		free(vals);
 	}
+	q->softirq_witness = plan__softirq_witness(c->plan);
 	q->lost += merge__stats(c->m)->bad_records;
 	q->filtered += stage_filtered(c);
 	q->misses = 0;

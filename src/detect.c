@@ -49,7 +49,9 @@ static const struct {
 	const char *name;
 	const char *text;
 } doubts[DOUBT_NR_BITS] = {
-	{ "records_lost", "records that could hold its free were lost after it was allocated" },
+	{ "records_lost", "its free could have gone unseen after it was allocated: records "
+			  "lost, handler runs skipped or softirqs no handler saw (the verdict "
+			  "counts them)" },
 	{ "frees_untraced", "no free of this site's objects was traced, and this kernel's RCU "
 			    "and bulk slab frees are not traced" },
 	{ "few_frees_traced", "fewer of this site's objects were seen freed than are still "

@@ -108,6 +108,7 @@ static const struct plan_event plan_template[] = {
 	{ "fork", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_fork", "follow_fork" } } },
 	{ "exec", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
 	{ "free", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_free", "forget_pid" } } },
+	{ "softirq", -1, false, true, 0, { { PM_TP_BTF, "irq:softirq_entry", "see_softirq" } } },
 };
 
 static const char *method_names[] = {
@@ -654,6 +655,24 @@ long plan__percpu_off(const struct btf *btf, const char *name, const char *membe
 	return -1;
 }
 
+/* elements of an array member of a struct, from BTF; -1 if absent */
+static long array_len(const struct btf *btf, const char *st_name, const char *member)
+{
+	int id = btf__find_by_name_kind(btf, st_name, BTF_KIND_STRUCT);
+	const struct btf_type *st = id > 0 ? btf__type_by_id(btf, id) : NULL;
+	const struct btf_member *m = st ? btf_members(st) : NULL;
+
+	for (int k = 0; st && k < btf_vlen(st); k++, m++) {
+		const struct btf_type *t;
+
+		if (strcmp(btf__name_by_offset(btf, m->name_off), member))
+			continue;
+		t = btf__type_by_id(btf, btf__resolve_type(btf, m->type));
+		return t && btf_is_array(t) ? (long)btf_array(t)->nelems : -1;
+	}
+	return -1;
+}
+
 /*
  * Context capture reads the preempt count through the running task's
  * runqueue (read_ctx() in bpf/): it needs the per-CPU offsets of both.
@@ -670,6 +689,10 @@ static void find_context_offsets(struct plan *p, const struct btf *btf)
 	if (p->pcpu_rq_off < 0 || p->pcpu_pc_off < 0)
 		p->pc_var = NULL;
 	p->pc_cast = btf && btf__find_by_name_kind(btf, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
+	/* the softirq witness (see_softirq() in bpf/) sums kstat.softirqs[] as it knows it */
+	p->pcpu_sirq_off = btf && p->pcpu_rq_off >= 0 &&
+			   array_len(btf, "kernel_stat", "softirqs") == KMS_NR_SOFTIRQS ?
+			   plan__percpu_off(btf, "kstat", "softirqs") : -1;
 }
 
 /* deferred frees free objects of either slab family */
@@ -992,6 +1015,14 @@ unsigned int plan__gives(const struct plan *p, int fam)
 	return 0;
 }
 
+bool plan__softirq_witness(const struct plan *p)
+{
+	for (int i = 0; i < p->nr_events; i++)
+		if (!strcmp(p->events[i].name, "softirq"))
+			return p->events[i].selected >= 0 && p->pcpu_sirq_off >= 0;
+	return false;
+}
+
 static const char *result_names[] = {
 	[CR_NOT_TRIED] = "not tried",
 	[CR_SELECTED] = "selected",
@@ -1122,6 +1153,9 @@ int plan__print_text(const struct plan *p, FILE *out)
 	else
 		fprintf(out, "context capture: unavailable (no per-CPU preempt count in BTF): "
 			"misuse sees no context\n");
+	fprintf(out, "softirq witness: %s\n", plan__softirq_witness(p) ?
+		"kstat.softirqs against irq:softirq_entry" :
+		"unavailable: softirqs no handler sees are not counted");
 	if (p->cfg.user)
 		fprintf(out, "user allocator: %s\n", p->user_allocator[0] ? p->user_allocator :
 			"found in each process as it runs (give one -p PID to see it)");
@@ -1202,6 +1236,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 	json_object_set_new(root, "context_capture", json_pack("{s:b,s:s?,s:s?}",
 			    "available", p->pc_var != NULL, "preempt_count", p->pc_var,
 			    "read", p->pc_var ? pc_read(p) : NULL));
+	json_object_set_new(root, "softirq_witness", json_boolean(plan__softirq_witness(p)));
 	if (p->cfg.user)
 		json_object_set_new(root, "user_allocator", p->user_allocator[0] ?
 				    json_string(p->user_allocator) : json_null());

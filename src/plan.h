@@ -94,6 +94,7 @@ struct plan {
 	long pcpu_pc_off;
 	const char *pc_var;	/* where pcpu_pc_off points (probe shows it), NULL if nowhere */
 	bool pc_cast;		/* read it with a plain load: BTF has bpf_rdonly_cast (6.2+) */
+	long pcpu_sirq_off;	/* per-CPU offset of kstat.softirqs (BTF), -1: no witness */
 	bool deferred_traced;	/* every deferred-free event has an attach point */
 	const char *deferred_method;
 	/* probe --user -p PID: the objects that give it its allocation functions ("": unknown) */
@@ -124,6 +125,9 @@ int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue);
 
 /* what the selected allocation candidate of family fam delivers (PG_*), 0 if none */
 unsigned int plan__gives(const struct plan *p, int fam);
+
+/* softirqs no handler saw are counted (see_softirq() in bpf/) */
+bool plan__softirq_witness(const struct plan *p);
 
 int plan__print_text(const struct plan *p, FILE *out);
 /*

@@ -592,6 +592,9 @@ static const struct metric quality_metrics[] = {
 	  "bound.", offsetof(struct kms_quality, bulk_lost) },
 	{ "kmemscope_kmalloc_twice_total", "counter", "The kernel's second kmem:kmalloc event of "
 	  "one large kmalloc(), dropped.", offsetof(struct kms_quality, kmalloc_twice) },
+	{ "kmemscope_softirqs_unseen_total", "counter", "Softirq runs in a context where the "
+	  "kernel ran no handler (see the softirq witness).",
+	  offsetof(struct kms_quality, softirqs_unseen) },
 };
 
 static const void *one_row(const struct rows *r, size_t i)

@@ -802,6 +802,12 @@ def check_report(name, tool, doc, lines, errs, deferred_run, rt):
     """The ledger checks of one report (the guest's, or the host's replay of its trace):
     errors go to errs; returns the scenario row's notes and the extra rows."""
     notes = []
+    # A stock kernel runs the handlers wherever it runs a tracepoint: a softirq the
+    # witness counts as unseen here would be a false one (docs/detectors.md)
+    q = doc.get("quality") or {}
+    if q.get("softirq_witness") is not True or q.get("softirqs_unseen") != 0:
+        errs.append("softirq witness %s, softirqs_unseen %s (want on, 0)" %
+                    (q.get("softirq_witness"), q.get("softirqs_unseen")))
     if tool == "leaks":
         e, notes = check_leaks(doc, lines)
         errs.extend(e)
