@@ -10,15 +10,7 @@
 #include "agg.h"
 #include "pipe.h"
 #include "cpu_nodes.h"
-
-static const char *fixture(const char *name)
-{
-	static char path[4096];
-	const char *dir = getenv("KMS_UNIT_DATA");
-
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/unit/data", name);
-	return path;
-}
+#include "fixture.h"
 
 /* node0 0-1,4; node1 2-3,5-7; node2 has memory and no CPU (empty list) */
 static void test_two_nodes(void **state)

@@ -14,15 +14,7 @@
 #include <cmocka.h>
 
 #include "ksyms.h"
-
-static const char *fixture(const char *name)
-{
-	static char path[4096];
-	const char *dir = getenv("KMS_UNIT_DATA");
-
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/unit/data", name);
-	return path;
-}
+#include "fixture.h"
 
 static int setup(void **state)
 {

@@ -8,15 +8,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 #include "softirqs.h"
-
-static const char *fixture(const char *name)
-{
-	static char path[4096];
-	const char *dir = getenv("KMS_UNIT_DATA");
-
-	snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/unit/data", name);
-	return path;
-}
+#include "fixture.h"
 
 /* each CPU's column summed, modulo 2^32 (CPU0's RCU count is 2^32 - 1) */
 static void test_read_sums(void **state)
