@@ -8,8 +8,8 @@ enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
 	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE,
-	Q_BULK_LOST, Q_KMALLOC_TWICE, Q_SIRQ_WITNESS, Q_SIRQ_UNSEEN, Q_NOT_TRACED, Q_USER_ALLOC, Q_CUT_SHORT, Q_COMPLETE,
-	Q_NR,
+	Q_BULK_LOST, Q_KMALLOC_TWICE, Q_SIRQ_WITNESS, Q_SIRQ_UNSEEN, Q_NOT_TRACED, Q_USER_ALLOC,
+	Q_CUT_SHORT, Q_COMPLETE, Q_NR,
 };
 
 static const struct row_col quality_cols[Q_NR] = {
@@ -50,7 +50,7 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_SIRQ_WITNESS] = { "softirq_witness", "softirq witness", RK_BOOL,
 			     .note = "(softirqs no handler saw are counted)" },
 	[Q_SIRQ_UNSEEN] = { "softirqs_unseen", "softirqs unseen", RK_U64,
-			    .note = "(run where the kernel ran no handler)" },
+			    .note = "(ran in a task where the kernel runs no handler)" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
 	[Q_USER_ALLOC] = { "user_allocator", "user allocator", RK_STR,
 			   .note = "(--user: the objects that give malloc and the rest)" },
