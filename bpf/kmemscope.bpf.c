@@ -605,5 +605,44 @@ int BPF_PROG(see_softirq, unsigned int vec)
 	return 0;
 }
 
+/* tasks in which no handler ran (see_switch()): runs, by thread id */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KMS_UNSEEN_TASKS);
+	__type(key, __u32);
+	__type(value, __u64);
+} unseen_tasks SEC(".maps");
+
+/*
+ * The witness of task runs no handler saw, the process-context side of
+ * see_softirq(). Each CPU's sched_switch events chain: the task one switches
+ * in is the next one's prev. A task in whose context the kernel runs no
+ * handler breaks the chain: its switch in is seen, its switch out is not, and
+ * the next switch seen has another prev. What it ran in between (a read of
+ * a pipe a traced command wrote, freeing its pages; a reaped child's task)
+ * is not seen, so every object allocated before is unconfirmed.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(see_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct kms_stage *s = stage_get();
+	__u32 hidden;
+	__u64 one = 1, *n;
+
+	if (!s)
+		return 0;
+	if (s->task_in && s->task_in != (__u32)prev->pid + 1 && *(volatile __u32 *)&armed) {
+		cnt_add(KMS_CNT_TASK_UNSEEN, 1);
+		hidden = s->task_in - 1;
+		n = bpf_map_lookup_elem(&unseen_tasks, &hidden);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+		else
+			bpf_map_update_elem(&unseen_tasks, &hidden, &one, BPF_NOEXIST);
+	}
+	s->task_in = (__u32)next->pid + 1;
+	return 0;
+}
+
 #include "funcprobe.bpf.h"
 #include "user.bpf.h"

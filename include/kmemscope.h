@@ -267,6 +267,8 @@ struct kms_stage {
 	__u64 twice_site;
 	__u32 twice_tid;
 	__u32 twice_idx;
+	__u32 task_in;		/* the task witness: pid + 1 of the task last switched in, 0: none */
+	__u32 pad;
 	__u64 seen[KMS_NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
@@ -282,6 +284,9 @@ _Static_assert(sizeof(struct kms_meta) == sizeof(struct kms_event),
 	       "metadata records share the event slots");
 _Static_assert(__builtin_offsetof(struct kms_direct, ev) ==
 	       __builtin_offsetof(struct kms_batch, ev), "a direct record is a batch of one");
+
+/* distinct tasks the task witness names (see_switch() in bpf/) */
+#define KMS_UNSEEN_TASKS 64
 
 /* softirq vectors in kstat.softirqs[] (the plan checks the kernel's BTF) */
 #define KMS_NR_SOFTIRQS 10
@@ -299,6 +304,7 @@ enum kms_counter {
 	KMS_CNT_SELF,		/* kmemscope's own allocations, left out (self_tgid) */
 	KMS_CNT_KMALLOC_TWICE,	/* second kmem:kmalloc of one large kmalloc(), dropped */
 	KMS_CNT_SOFTIRQ_UNSEEN,	/* softirq runs no handler saw (see_softirq()) */
+	KMS_CNT_TASK_UNSEEN,	/* task runs in which no handler ran (see_switch()) */
 	KMS_CNT_NR,
 };
 

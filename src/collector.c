@@ -89,6 +89,7 @@ struct collector {
 	__u64 *miss_base;	/* ... its recursion misses when the collector took the object */
 	unsigned int *free_fams; /* ... families whose frees it handles, 0: none */
 	__u64 softirqs_tail;	/* softirqs unseen since the witness's last run (softirq_tail()) */
+	char unseen_tasks[256];	/* the processes the task witness names (unseen_tasks()) */
 	bool marked;		/* a marker is pending */
 	__u64 mark_key;
 	unsigned int mark_fams;	/* families it covers */
@@ -289,15 +290,16 @@ static __u64 percpu_sum(struct collector *c, __u32 idx)
 
 /*
  * What could hide a free, and of which families: records the ring buffer
- * could not take or that came too late, softirqs no handler saw (any
- * family), and runs of a free handler the kernel skipped (its family). Lost
- * allocations hide no free.
+ * could not take or that came too late, softirqs and task runs no handler
+ * saw (any family), and runs of a free handler the kernel skipped (its
+ * family). Lost allocations hide no free.
  */
 static void check_losses(struct collector *c, bool final)
 {
 	const struct merge_stats *ms = merge__stats(c->m);
 	__u64 all = percpu_sum(c, KMS_CNT_LOST) + percpu_sum(c, KMS_CNT_LOST_NESTED) +
 		    percpu_sum(c, KMS_CNT_SOFTIRQ_UNSEEN) + c->softirqs_tail +
+		    percpu_sum(c, KMS_CNT_TASK_UNSEEN) +
 		    ms->bad_records + ms->out_of_order;
 	unsigned int fams = 0, all_fams = (1U << KMS_FAM_MAX) - 1;
 	struct bpf_program *prog;
@@ -800,6 +802,49 @@ int collector__stop(struct collector *c)
 	return n < 0 ? n : 0;
 }
 
+/*
+ * The processes of the threads the task witness saw run unseen, as "PID (COMM)"
+ * (the first thread's name), in c->unseen_tasks; NULL when there is none.
+ */
+static const char *unseen_tasks(struct collector *c)
+{
+	__u32 tids[KMS_UNSEEN_TASKS], tgids[KMS_UNSEEN_TASKS], key, *prev = NULL;
+	int n = 0, ng = 0;
+	size_t len = 0;
+
+	while (n < KMS_UNSEEN_TASKS &&
+	       !bpf_map__get_next_key(c->skel->maps.unseen_tasks, prev, &key, sizeof(key))) {
+		tids[n] = key;
+		prev = &tids[n++];
+	}
+	c->unseen_tasks[0] = 0;
+	for (int i = 0; i < n; i++) {
+		char path[64], line[256], comm[64] = "?";
+		long tgid = tids[i];
+		bool dup = false;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%u/status", tids[i]);
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			if (!strncmp(line, "Name:", 5))
+				sscanf(line + 5, " %63[^\n]", comm);
+			else if (!strncmp(line, "Tgid:", 5))
+				tgid = strtol(line + 5, NULL, 10);
+		}
+		if (f)
+			fclose(f);
+		for (int g = 0; g < ng; g++)
+			dup |= tgids[g] == (__u32)tgid;
+		if (dup || len >= sizeof(c->unseen_tasks))
+			continue;
+		tgids[ng++] = tgid;
+		len += snprintf(c->unseen_tasks + len, sizeof(c->unseen_tasks) - len, "%s%ld (%s)",
+				len ? ", " : "", tgid, comm);
+	}
+	return c->unseen_tasks[0] ? c->unseen_tasks : NULL;
+}
+
 /* runs of the i-th program the kernel skipped since the collector took the object */
 static __u64 run_misses(struct collector *c, struct bpf_program *prog, int i)
 {
@@ -871,11 +916,16 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 			case KMS_CNT_SOFTIRQ_UNSEEN:
 				q->softirqs_unseen = sum + c->softirqs_tail;
 				break;
+			case KMS_CNT_TASK_UNSEEN:
+				q->tasks_unseen = sum;
+				break;
 			}
 		}
 		free(vals);
 	}
 	q->softirq_witness = plan__softirq_witness(c->plan);
+	q->task_witness = plan__task_witness(c->plan);
+	q->unseen_tasks = unseen_tasks(c);
 	q->lost += merge__stats(c->m)->bad_records;
 	q->filtered += stage_filtered(c);
 	q->misses = 0;

@@ -109,6 +109,7 @@ static const struct plan_event plan_template[] = {
 	{ "exec", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_exec", "on_exec" } } },
 	{ "free", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_process_free", "forget_pid" } } },
 	{ "softirq", -1, false, true, 0, { { PM_TP_BTF, "irq:softirq_entry", "see_softirq" } } },
+	{ "switch", -1, false, true, 0, { { PM_TP_BTF, "sched:sched_switch", "see_switch" } } },
 };
 
 static const char *method_names[] = {
@@ -1015,12 +1016,22 @@ unsigned int plan__gives(const struct plan *p, int fam)
 	return 0;
 }
 
-bool plan__softirq_witness(const struct plan *p)
+static bool selected(const struct plan *p, const char *event)
 {
 	for (int i = 0; i < p->nr_events; i++)
-		if (!strcmp(p->events[i].name, "softirq"))
-			return p->events[i].selected >= 0 && p->pcpu_sirq_off >= 0;
+		if (!strcmp(p->events[i].name, event))
+			return p->events[i].selected >= 0;
 	return false;
+}
+
+bool plan__softirq_witness(const struct plan *p)
+{
+	return selected(p, "softirq") && p->pcpu_sirq_off >= 0;
+}
+
+bool plan__task_witness(const struct plan *p)
+{
+	return selected(p, "switch");
 }
 
 static const char *result_names[] = {
@@ -1156,6 +1167,8 @@ int plan__print_text(const struct plan *p, FILE *out)
 	fprintf(out, "softirq witness: %s\n", plan__softirq_witness(p) ?
 		"kstat.softirqs against irq:softirq_entry" :
 		"unavailable: softirqs no handler sees are not counted");
+	fprintf(out, "task witness: %s\n", plan__task_witness(p) ? "sched:sched_switch" :
+		"unavailable: task runs no handler sees are not counted");
 	if (p->cfg.user)
 		fprintf(out, "user allocator: %s\n", p->user_allocator[0] ? p->user_allocator :
 			"found in each process as it runs (give one -p PID to see it)");
@@ -1237,6 +1250,7 @@ int plan__print_json(const struct plan *p, const char *kernel, FILE *out)
 			    "available", p->pc_var != NULL, "preempt_count", p->pc_var,
 			    "read", p->pc_var ? pc_read(p) : NULL));
 	json_object_set_new(root, "softirq_witness", json_boolean(plan__softirq_witness(p)));
+	json_object_set_new(root, "task_witness", json_boolean(plan__task_witness(p)));
 	if (p->cfg.user)
 		json_object_set_new(root, "user_allocator", p->user_allocator[0] ?
 				    json_string(p->user_allocator) : json_null());

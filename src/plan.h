@@ -128,6 +128,8 @@ unsigned int plan__gives(const struct plan *p, int fam);
 
 /* softirqs no handler saw are counted (see_softirq() in bpf/) */
 bool plan__softirq_witness(const struct plan *p);
+/* task runs no handler saw are counted (see_switch() in bpf/) */
+bool plan__task_witness(const struct plan *p);
 
 int plan__print_text(const struct plan *p, FILE *out);
 /*

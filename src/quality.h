@@ -30,6 +30,9 @@ struct kms_quality {
 	__u64 kmalloc_twice;	/* the kernel's second event of one large kmalloc(), dropped */
 	bool softirq_witness;	/* softirqs no handler saw are counted (softirqs_unseen) */
 	__u64 softirqs_unseen;	/* softirq runs in a context where the kernel ran no handler */
+	bool task_witness;	/* task runs no handler saw are counted (tasks_unseen) */
+	__u64 tasks_unseen;	/* runs of tasks in whose context the kernel ran no handler */
+	const char *unseen_tasks; /* ... their processes: "PID (COMM), ...", NULL: none */
 	__u64 duration_ns;
 	bool traced[KMS_FAM_MAX];	/* family has working alloc and free events */
 	bool skipped[KMS_FAM_MAX];	/* family left out on request (-F): not a failure */
@@ -47,7 +50,7 @@ struct kms_quality {
 static inline bool kms_quality_complete(const struct kms_quality *q)
 {
 	return !q->lost && !q->misses && !q->out_of_order && !q->pending_lost && !q->bulk_lost &&
-	       !q->softirqs_unseen && !q->cut_short;
+	       !q->softirqs_unseen && !q->tasks_unseen && !q->cut_short;
 }
 
 #endif

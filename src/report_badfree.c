@@ -42,8 +42,8 @@ static bool class_missed(const struct kms_quality *q, int cls_a, int cls_b)
 
 /*
  * Slab objects come back through untraced bulk allocations; lost or
- * out-of-order records, function returns without their entry and softirqs
- * no handler saw can hide any allocation or free; misses only those of
+ * out-of-order records, function returns without their entry, and softirqs
+ * and task runs no handler saw can hide any allocation or free; misses only those of
  * their own class.
  */
 static bool suspected(const struct detect_badfree *b, const struct detect_report_opts *o)
@@ -52,7 +52,7 @@ static bool suspected(const struct detect_badfree *b, const struct detect_report
 	int fam = kms_ev_family(b->alloc_type);
 
 	if (q && (q->lost || q->out_of_order || q->pending_lost || q->bulk_lost || q->cut_short ||
-		  q->softirqs_unseen ||
+		  q->softirqs_unseen || q->tasks_unseen ||
 		  (q->misses && class_missed(q, kms_ev_class(b->alloc_type),
 					     kms_ev_class(b->free_type)))))
 		return true;

@@ -41,6 +41,7 @@ static void verdict_reason(const struct kms_quality *q, char *buf, size_t size)
 		{ q->pending_lost, "function returns without their entry" },
 		{ q->bulk_lost, "bulk-freed pointers not recorded" },
 		{ q->softirqs_unseen, "softirq runs in a context where the kernel ran no handler" },
+		{ q->tasks_unseen, "runs of tasks in whose context the kernel ran no handler" },
 		{ q->out_of_order, "records out of order" },
 	};
 	size_t len = 0;

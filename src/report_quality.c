@@ -8,8 +8,8 @@ enum {
 	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
 	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE,
-	Q_BULK_LOST, Q_KMALLOC_TWICE, Q_SIRQ_WITNESS, Q_SIRQ_UNSEEN, Q_NOT_TRACED, Q_USER_ALLOC,
-	Q_CUT_SHORT, Q_COMPLETE, Q_NR,
+	Q_BULK_LOST, Q_KMALLOC_TWICE, Q_SIRQ_WITNESS, Q_SIRQ_UNSEEN, Q_TASK_WITNESS,
+	Q_TASKS_UNSEEN, Q_UNSEEN_TASKS, Q_NOT_TRACED, Q_USER_ALLOC, Q_CUT_SHORT, Q_COMPLETE, Q_NR,
 };
 
 static const struct row_col quality_cols[Q_NR] = {
@@ -51,6 +51,12 @@ static const struct row_col quality_cols[Q_NR] = {
 			     .note = "(softirqs no handler saw are counted)" },
 	[Q_SIRQ_UNSEEN] = { "softirqs_unseen", "softirqs unseen", RK_U64,
 			    .note = "(ran in a task where the kernel runs no handler)" },
+	[Q_TASK_WITNESS] = { "task_witness", "task witness", RK_BOOL,
+			     .note = "(task runs no handler saw are counted)" },
+	[Q_TASKS_UNSEEN] = { "tasks_unseen", "task runs unseen", RK_U64,
+			     .note = "(of tasks where the kernel runs no handler)" },
+	[Q_UNSEEN_TASKS] = { "unseen_tasks", "unseen tasks", RK_STR,
+			     .note = "(their processes, as pid (comm))" },
 	[Q_NOT_TRACED] = { "families_not_traced", "families not traced", RK_NAMES },
 	[Q_USER_ALLOC] = { "user_allocator", "user allocator", RK_STR,
 			   .note = "(--user: the objects that give malloc and the rest)" },
@@ -118,6 +124,9 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_KMALLOC_TWICE].u = q.kmalloc_twice;
 	r[Q_SIRQ_WITNESS].u = q.softirq_witness;
 	r[Q_SIRQ_UNSEEN].u = q.softirqs_unseen;
+	r[Q_TASK_WITNESS].u = q.task_witness;
+	r[Q_TASKS_UNSEEN].u = q.tasks_unseen;
+	r[Q_UNSEEN_TASKS].s = q.unseen_tasks;
 	r[Q_NOT_TRACED].n = n;
 	r[Q_NOT_TRACED].names = rows__keep(t, not_traced, n * sizeof(not_traced[0]));
 	r[Q_USER_ALLOC].s = q.user_allocator;
@@ -127,15 +136,16 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 		rows__remark(t, "\n!!! TRACE FILE CUT SHORT: the counts cover the records read "
 			     "before the damage or the end of the file !!!");
 	if (q.lost || q.misses || q.out_of_order || q.pending_lost || q.bulk_lost ||
-	    q.softirqs_unseen || st->nomem)
+	    q.softirqs_unseen || q.tasks_unseen || st->nomem)
 		rows__remark(t, "\n!!! INCOMPLETE DATA: %llu records lost, %llu program runs "
 			     "missed, %llu out of order, %llu returns without entry, %llu not "
-			     "counted, %llu bulk-freed pointers not recorded, %llu softirqs "
-			     "unseen: every count above is a lower bound and frees may show as "
-			     "unmatched !!!",
+			     "counted, %llu bulk-freed pointers not recorded, %llu softirqs and "
+			     "%llu task runs unseen: every count above is a lower bound and frees "
+			     "may show as unmatched !!!",
 			     (unsigned long long)q.lost, (unsigned long long)q.misses,
 			     (unsigned long long)q.out_of_order, (unsigned long long)q.pending_lost,
 			     (unsigned long long)st->nomem, (unsigned long long)q.bulk_lost,
-			     (unsigned long long)q.softirqs_unseen);
+			     (unsigned long long)q.softirqs_unseen,
+			     (unsigned long long)q.tasks_unseen);
 	return t;
 }

@@ -595,6 +595,9 @@ static const struct metric quality_metrics[] = {
 	{ "kmemscope_softirqs_unseen_total", "counter", "Softirq runs in a context where the "
 	  "kernel ran no handler (see the softirq witness).",
 	  offsetof(struct kms_quality, softirqs_unseen) },
+	{ "kmemscope_task_runs_unseen_total", "counter", "Runs of tasks in whose context the "
+	  "kernel ran no handler (see the task witness).",
+	  offsetof(struct kms_quality, tasks_unseen) },
 };
 
 static const void *one_row(const struct rows *r, size_t i)

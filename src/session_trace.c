@@ -37,7 +37,7 @@ static const struct {
 #define Q(f) { #f, offsetof(struct kms_quality, f) }
 	Q(events), Q(lost), Q(misses), Q(rescued), Q(stack_failures), Q(out_of_order),
 	Q(filtered), Q(self_excluded), Q(pending_lost), Q(bulk_lost), Q(kmalloc_twice),
-	Q(softirqs_unseen), Q(duration_ns),
+	Q(softirqs_unseen), Q(tasks_unseen), Q(duration_ns),
 #undef Q
 };
 
@@ -52,6 +52,8 @@ static json_t *quality_json(const struct kms_quality *q)
 	json_object_set_new(j, "self_traced", json_boolean(q->self_traced));
 	json_object_set_new(j, "deferred_traced", json_boolean(q->deferred_traced));
 	json_object_set_new(j, "softirq_witness", json_boolean(q->softirq_witness));
+	json_object_set_new(j, "task_witness", json_boolean(q->task_witness));
+	json_object_set_new(j, "unseen_tasks", json_string(q->unseen_tasks ? q->unseen_tasks : ""));
 	json_object_set_new(j, "deferred_method", json_string(q->deferred_method ?
 							     q->deferred_method : ""));
 	json_object_set_new(j, "user_allocator", json_string(q->user_allocator ?
@@ -95,6 +97,8 @@ static void quality_from_json(const json_t *j, struct kms_quality *q)
 	q->self_traced = json_is_true(json_object_get(j, "self_traced"));
 	q->deferred_traced = json_is_true(json_object_get(j, "deferred_traced"));
 	q->softirq_witness = json_is_true(json_object_get(j, "softirq_witness"));
+	q->task_witness = json_is_true(json_object_get(j, "task_witness"));
+	q->unseen_tasks = get_str(j, "unseen_tasks");
 	q->deferred_method = get_str(j, "deferred_method");
 	q->user_allocator = get_str(j, "user_allocator");
 	for (int f = 0; f < KMS_FAM_MAX; f++) {

@@ -548,6 +548,9 @@ static bool top_quality(struct top *t, char *buf, size_t len)
 	if (q->softirqs_unseen && n > 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - n, ", softirqs unseen %llu",
 			      (unsigned long long)q->softirqs_unseen);
+	if (q->tasks_unseen && n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - n, ", task runs unseen %llu",
+			      (unsigned long long)q->tasks_unseen);
 	if (t->d && n > 0 && (size_t)n < len) {
 		__u64 bad = 0;
 		size_t sites = 0;

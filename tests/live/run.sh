@@ -272,48 +272,67 @@ PY
 self_run "stat system-wide leaves kmemscope out and counts it"
 self_run "stat --trace-self reports kmemscope's own process" --trace-self
 
-# --- the softirq witness against the kernel's own trace -------------------------
+# --- the witnesses against the kernel's own trace --------------------------------
 
-# The witness counts softirqs no handler saw (docs/detectors.md, "Known blind
-# spots"). On this kind of host they are the softirqs that land on pid 1's
-# threads (the sandbox agent), where the kernel runs no BPF program: the
-# witness must be on and never count more than a tracefs instance logged in
-# those threads over a window that holds kmemscope's whole run.
+# The witnesses count softirqs and task runs no handler saw (docs/detectors.md,
+# "Known blind spots"). On this kind of host those are the ones of pid 1's
+# threads (the sandbox agent), where the kernel runs no BPF program: both
+# witnesses must be on, never count more than a tracefs instance logged over a
+# window that holds kmemscope's whole run (softirq entries in those threads,
+# switches into them: this kernel logs no switch out of them), and name no
+# other process.
 INST=/sys/kernel/tracing/instances/kmemscope-live-witness
 rmdir "$INST" 2>/dev/null || true
-if mkdir "$INST" && echo 1 >"$INST/events/irq/softirq_entry/enable"; then
+if mkdir "$INST" && echo 8192 >"$INST/buffer_size_kb" &&
+	echo 1 >"$INST/events/irq/softirq_entry/enable" &&
+	echo 1 >"$INST/events/sched/sched_switch/enable"; then
 	RC=0
 	"$KMS" stat -d 3 --json -o "$WORK/witness.json" >/dev/null 2>"$WORK/err" || RC=$?
 	echo 0 >"$INST/events/irq/softirq_entry/enable"
+	echo 0 >"$INST/events/sched/sched_switch/enable"
 	cp "$INST/trace" "$WORK/witness.trace"
 	rmdir "$INST"
 	if [ "$RC" -ne 0 ]; then
-		fail "softirq witness: stat exit $RC: $(head -c 200 "$WORK/err" | tr '\n' '|')"
+		fail "witnesses: stat exit $RC: $(head -c 200 "$WORK/err" | tr '\n' '|')"
 	elif python3 - "$WORK/witness.json" "$WORK/witness.trace" >"$WORK/witness.check" 2>&1 <<'PY'; then
 import json, re, sys
 q = json.load(open(sys.argv[1]))["quality"]
-def tgid(pid):
-    try:
-        return int(re.search(r"Tgid:\s+(\d+)", open(f"/proc/{pid}/status").read()).group(1))
-    except (OSError, AttributeError):
-        return None
-logged = hidden = 0
+tgids = {}
+def agent(pid):
+    if pid not in tgids:
+        try:
+            tgids[pid] = int(re.search(r"Tgid:\s+(\d+)", open(f"/proc/{pid}/status").read())[1])
+        except (OSError, TypeError):
+            tgids[pid] = None
+    return tgids[pid] == 1
+sirq = sirq_agent = in_agent = 0
 for line in open(sys.argv[2]):
-    m = re.match(r"\s*.+?-(\d+)\s+\[\d+\].*softirq_entry:", line)
-    if m:
-        logged += 1
-        hidden += tgid(int(m.group(1))) == 1
-print(f"witness {q['softirq_witness']}, softirqs_unseen {q['softirqs_unseen']}; tracefs "
-      f"logged {logged} softirqs, {hidden} of them in pid 1's threads")
-sys.exit(0 if q["softirq_witness"] and logged and q["softirqs_unseen"] <= hidden else 1)
+    m = re.match(r"\s*.+?-(\d+)\s+\[\d+\].*(softirq_entry|sched_switch):(.*)", line)
+    if not m:
+        continue
+    if m[2] == "softirq_entry":
+        sirq += 1
+        sirq_agent += agent(int(m[1]))
+    else:
+        nxt = re.search(r"next_pid=(\d+)", m[3])
+        in_agent += bool(nxt) and agent(int(nxt[1]))
+names = q.get("unseen_tasks")
+print(f"softirq witness {q['softirq_witness']}, {q['softirqs_unseen']} unseen; task witness "
+      f"{q['task_witness']}, {q['tasks_unseen']} runs unseen of {names}; tracefs logged "
+      f"{sirq} softirqs, {sirq_agent} in pid 1's threads, {in_agent} switches into them")
+ok = (q["softirq_witness"] and q["task_witness"] and sirq and
+      q["softirqs_unseen"] <= sirq_agent and q["tasks_unseen"] <= in_agent and
+      (not q["tasks_unseen"]) == (names is None) and
+      all(n.startswith("1 (") for n in (names or "").split(", ") if n))
+sys.exit(0 if ok else 1)
 PY
-		pass "softirq witness: $(cat "$WORK/witness.check")"
+		pass "witnesses: $(cat "$WORK/witness.check")"
 	else
-		fail "softirq witness: $(tail -n 1 "$WORK/witness.check")"
+		fail "witnesses: $(tail -n 1 "$WORK/witness.check")"
 	fi
 else
 	rmdir "$INST" 2>/dev/null || true
-	fail "softirq witness: cannot make a tracefs instance with irq:softirq_entry"
+	fail "witnesses: cannot make a tracefs instance with irq:softirq_entry and sched:sched_switch"
 fi
 
 # --- exact counts against perf -------------------------------------------------

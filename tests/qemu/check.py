@@ -802,12 +802,15 @@ def check_report(name, tool, doc, lines, errs, deferred_run, rt):
     """The ledger checks of one report (the guest's, or the host's replay of its trace):
     errors go to errs; returns the scenario row's notes and the extra rows."""
     notes = []
-    # A stock kernel runs the handlers wherever it runs a tracepoint: a softirq the
-    # witness counts as unseen here would be a false one (docs/detectors.md)
+    # A stock kernel runs the handlers wherever it runs a tracepoint: a softirq or a
+    # task run the witnesses count as unseen here would be a false one
+    # (docs/detectors.md)
     q = doc.get("quality") or {}
-    if q.get("softirq_witness") is not True or q.get("softirqs_unseen") != 0:
-        errs.append("softirq witness %s, softirqs_unseen %s (want on, 0)" %
-                    (q.get("softirq_witness"), q.get("softirqs_unseen")))
+    for w, n in (("softirq_witness", "softirqs_unseen"), ("task_witness", "tasks_unseen")):
+        if q.get(w) is not True or q.get(n) != 0:
+            errs.append("%s %s, %s %s (want on, 0)" % (w, q.get(w), n, q.get(n)))
+    if q.get("unseen_tasks") is not None:
+        errs.append("unseen_tasks %r (want none)" % q.get("unseen_tasks"))
     if tool == "leaks":
         e, notes = check_leaks(doc, lines)
         errs.extend(e)
