@@ -32,6 +32,7 @@ static const struct row_col verdict_cols[V_NR] = {
  */
 static void verdict_reason(const struct kms_quality *q, char *buf, size_t size)
 {
+	char tasks[320];
 	const struct {
 		__u64 n;
 		const char *what;
@@ -41,11 +42,15 @@ static void verdict_reason(const struct kms_quality *q, char *buf, size_t size)
 		{ q->pending_lost, "function returns without their entry" },
 		{ q->bulk_lost, "bulk-freed pointers not recorded" },
 		{ q->softirqs_unseen, "softirq runs in a context where the kernel ran no handler" },
-		{ q->tasks_unseen, "runs of tasks in whose context the kernel ran no handler" },
+		{ q->tasks_unseen, tasks },
 		{ q->out_of_order, "records out of order" },
 	};
 	size_t len = 0;
 
+	/* the processes the task witness named (quality.unseen_tasks) */
+	snprintf(tasks, sizeof(tasks), "runs of tasks in whose context the kernel ran no "
+		 "handler%s%s%s", q->unseen_tasks ? " (processes: " : "",
+		 q->unseen_tasks ? q->unseen_tasks : "", q->unseen_tasks ? ")" : "");
 	buf[0] = 0;
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && len < size; i++)
 		if (parts[i].n)
@@ -70,7 +75,7 @@ struct rows *detect_report__verdict(const struct detect_report_opts *o)
 	r[V_CERTAIN].u = !q || kms_quality_complete(q);
 	r[V_LOST].u = q ? q->lost + q->misses + q->pending_lost : 0;
 	if (!r[V_CERTAIN].u) {
-		char why[512];
+		char why[1024];
 
 		verdict_reason(q, why, sizeof(why));
 		r[V_REASON].s = rows__keep(t, why, strlen(why) + 1);
