@@ -605,12 +605,12 @@ int BPF_PROG(see_softirq, unsigned int vec)
 	return 0;
 }
 
-/* tasks in which no handler ran (see_switch()): runs, by thread id */
+/* the thread ids of tasks in which no handler ran (see_switch()), the first ones */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, KMS_UNSEEN_TASKS);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, __u8);
 } unseen_tasks SEC(".maps");
 
 /*
@@ -627,18 +627,14 @@ int BPF_PROG(see_switch, bool preempt, struct task_struct *prev, struct task_str
 {
 	struct kms_stage *s = stage_get();
 	__u32 hidden;
-	__u64 one = 1, *n;
+	__u8 one = 1;
 
 	if (!s)
 		return 0;
 	if (s->task_in && s->task_in != (__u32)prev->pid + 1 && *(volatile __u32 *)&armed) {
 		cnt_add(KMS_CNT_TASK_UNSEEN, 1);
 		hidden = s->task_in - 1;
-		n = bpf_map_lookup_elem(&unseen_tasks, &hidden);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-		else
-			bpf_map_update_elem(&unseen_tasks, &hidden, &one, BPF_NOEXIST);
+		bpf_map_update_elem(&unseen_tasks, &hidden, &one, BPF_NOEXIST);
 	}
 	s->task_in = (__u32)next->pid + 1;
 	return 0;
