@@ -106,6 +106,9 @@ def count_at(rows, func, family, pid=None):
 certain = d["verdict"]["certain"]
 lost = d["verdict"]["records_lost"]
 unseen, tasks = d["quality"]["softirqs_unseen"], d["quality"]["tasks_unseen"]
+# what an accepted uncertain verdict rests on, for the PASS lines
+why = "" if certain else (f" (uncertain: {lost} records lost, {unseen} softirqs and {tasks} "
+                          f"task runs unseen)")
 ooo = d["quality"]["out_of_order"]
 print(f"{'PASS' if ooo == 0 else 'FAIL'} {what}: quality.out_of_order == 0 (got {ooo})")
 if what.startswith("eventfd-held"):
@@ -114,8 +117,7 @@ if what.startswith("eventfd-held"):
     mine = count_at(d["leaks"], "do_eventfd", "kmalloc", worker)
     ok = got == n and mine == n if certain else got >= n * 9 // 10
     print(f"{'PASS' if ok else 'FAIL'} {what}: {got} outstanding kmallocs at do_eventfd "
-          f"({mine} with the worker {worker} as example), {n} held"
-          f"{'' if certain else f' (uncertain: {lost} records lost, {unseen} softirqs and {tasks} task runs unseen)'}"
+          f"({mine} with the worker {worker} as example), {n} held{why}"
           + ("" if ok else f"; quality {d['quality']}, implicit {d['summary']['implicit_frees']}"))
     # stacks come from the per-site cache: the row's must still be the syscall's own
     stacks = [r["stack"] for r in d["leaks"] if r["site"]["function"] == "do_eventfd"]
@@ -147,7 +149,7 @@ elif what.startswith("pipes-held"):
     ok = not both and (all(v == n for v in by.values()) if certain else
                        all(n * 9 // 10 <= v <= n for v in by.values()))
     print(f"{'PASS' if ok else 'FAIL'} {what}: files at alloc_empty_file by caller {by}, "
-          f"{n} pipes held{'' if certain else f' (uncertain: {lost} records lost, {unseen} softirqs and {tasks} task runs unseen)'}"
+          f"{n} pipes held{why}"
           + (f"; a stack through both: {both[0]}" if both else ""))
 elif what.startswith("eventfd-closed"):
     got = count_at(d["leaks"], "do_eventfd", "kmalloc")
@@ -165,8 +167,7 @@ elif what.startswith("epoll"):
     print(f"{'PASS' if ok else 'FAIL'} {what}: do_epoll_create under frees_not_observable: "
           f"{allocs} allocs (want {n}), {implicit} implicit frees, "
           f"{sum(u['frees'] for u in un)} traced frees, "
-          f"{sum(u['outstanding'] for u in un)} outstanding"
-          f"{'' if certain else f' (uncertain: {lost} records lost, {unseen} softirqs and {tasks} task runs unseen)'}")
+          f"{sum(u['outstanding'] for u in un)} outstanding{why}")
 elif what.startswith("never-certain"):
     # objects the kernel frees through RCU: never a certain leak, whatever the class
     func = args[0]
