@@ -625,7 +625,7 @@ static void render_quality(FILE *f, const struct kms_quality *q, const struct ag
 	     "table could not grow (out of memory).");
 	fprintf(f, "kmemscope_uncounted_events_total %llu\n", agg__stats(a)->nomem);
 	help(f, "kmemscope_quality_complete", "gauge", "1 while nothing was lost, missed or "
-	     "reordered since tracing began.");
+	     "reordered since tracing began, and no softirq or task ran unseen.");
 	fprintf(f, "kmemscope_quality_complete %d\n", kms_quality_complete(q));
 }
 
