@@ -227,7 +227,7 @@ static __always_inline bool kmalloc_second(__u64 site, __u64 ptr, __u64 req, __u
 static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 req, __u64 alloc,
 				      __u64 gfp, int node)
 {
-	struct ev_slot es = { .guard = KMS_EV_KMALLOC };
+	struct ev_slot es = {};
 	struct kms_event *e;
 
 	if (kmalloc_second(site, ptr, req, alloc, gfp, node))
@@ -252,7 +252,7 @@ static __always_inline int on_kmalloc(void *ctx, __u64 site, __u64 ptr, __u64 re
 static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, __u64 obj,
 				   enum ev_path how)
 {
-	struct ev_slot es = { .guard = type };
+	struct ev_slot es = {};
 	struct kms_event *e;
 
 	e = ev_begin(ctx, &es, type, obj, how);
@@ -267,7 +267,7 @@ static __always_inline int on_free(void *ctx, __u8 type, __u64 site, __u64 ptr, 
 static __always_inline int on_cache_alloc(void *ctx, __u64 site, __u64 ptr, __u64 cache,
 					  __u64 gfp, int node)
 {
-	struct ev_slot es = { .guard = KMS_EV_CACHE_ALLOC };
+	struct ev_slot es = {};
 	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_CACHE_ALLOC : KMS_EV_ALLOC_FAIL,
 				       cache, EV_STAGED);
 
@@ -292,7 +292,7 @@ static __always_inline __u64 page_key(__u64 page)
 static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u64 gfp,
 					 int migratetype)
 {
-	struct ev_slot es = { .guard = KMS_EV_PAGE_ALLOC };
+	struct ev_slot es = {};
 	struct kms_event *e = ev_begin(ctx, &es, page ? KMS_EV_PAGE_ALLOC : KMS_EV_ALLOC_FAIL, 0,
 				       EV_STAGED);
 
@@ -309,7 +309,7 @@ static __always_inline int on_page_alloc(void *ctx, __u64 page, __u32 order, __u
 
 static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 order)
 {
-	struct ev_slot es = { .guard = type };
+	struct ev_slot es = {};
 	struct kms_event *e;
 
 	if (!page)
@@ -332,7 +332,7 @@ static __always_inline int on_page_free(void *ctx, __u8 type, __u64 page, __u32 
 static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 req, __u64 area,
 				      __u64 gfp, bool failed, bool nested, enum ev_path how)
 {
-	struct ev_slot es = { .guard = KMS_EV_VMALLOC };
+	struct ev_slot es = {};
 	struct kms_event *e = ev_begin(ctx, &es, failed ? KMS_EV_ALLOC_FAIL : KMS_EV_VMALLOC, 0,
 				       how);
 
@@ -356,7 +356,7 @@ static __always_inline int on_vmalloc(void *ctx, __u64 site, __u64 addr, __u64 r
 static __always_inline int on_dma_alloc(void *ctx, __u64 site, __u64 dev, __u64 virt,
 					__u64 size, __u64 gfp, enum ev_path how)
 {
-	struct ev_slot es = { .guard = KMS_EV_DMA_ALLOC };
+	struct ev_slot es = {};
 	struct kms_event *e = ev_begin(ctx, &es, virt ? KMS_EV_DMA_ALLOC : KMS_EV_ALLOC_FAIL, dev,
 				       how);
 
@@ -375,7 +375,7 @@ static __always_inline int on_dma_alloc(void *ctx, __u64 site, __u64 dev, __u64 
 static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u64 size,
 					   __u64 bytes_alloc, __u64 gfp, bool atomic, bool reserved)
 {
-	struct ev_slot es = { .guard = KMS_EV_PERCPU_ALLOC };
+	struct ev_slot es = {};
 	struct kms_event *e = ev_begin(ctx, &es, ptr ? KMS_EV_PERCPU_ALLOC : KMS_EV_ALLOC_FAIL, 0,
 				       EV_STAGED);
 
@@ -414,25 +414,32 @@ static __always_inline int on_percpu_alloc(void *ctx, __u64 site, __u64 ptr, __u
 
 TP_PAIR(kmalloc, A(unsigned long site, const void *ptr, size_t req, size_t alloc, gfp_t gfp,
 		   int node),
+	rescue_mark(KMS_EV_KMALLOC, ptr_val(ptr));
 	return on_kmalloc(ctx, site, ptr_val(ptr), req, alloc, gfp, node);)
 
 TP_PAIR(kfree, A(unsigned long site, const void *ptr),
+	rescue_mark(KMS_EV_KFREE, ptr_val(ptr));
 	return on_free(ctx, KMS_EV_KFREE, site, ptr_val(ptr), 0, EV_STAGED);)
 
 TP_RAW(kmem_cache_alloc, A(unsigned long site, const void *ptr, struct kmem_cache *s, gfp_t gfp,
 			    int node),
+	rescue_mark(KMS_EV_CACHE_ALLOC, ptr_val(ptr));
 	return on_cache_alloc(ctx, site, ptr_val(ptr), ptr_val(s), gfp, node);)
 
 TP_RAW(kmem_cache_free, A(unsigned long site, const void *ptr, const struct kmem_cache *s),
+	rescue_mark(KMS_EV_CACHE_FREE, ptr_val(ptr));
 	return on_free(ctx, KMS_EV_CACHE_FREE, site, ptr_val(ptr), ptr_val(s), EV_STAGED);)
 
 TP_RAW(mm_page_alloc, A(struct page *page, unsigned int order, gfp_t gfp, int migratetype),
+	rescue_mark(KMS_EV_PAGE_ALLOC, ptr_val(page));
 	return on_page_alloc(ctx, ptr_val(page), order, gfp, migratetype);)
 
 TP_RAW(mm_page_free, A(struct page *page, unsigned int order),
+	rescue_mark(KMS_EV_PAGE_FREE, ptr_val(page));
 	return on_page_free(ctx, KMS_EV_PAGE_FREE, ptr_val(page), order);)
 
 TP_RAW(mm_page_free_batched, A(struct page *page),
+	rescue_mark(KMS_EV_PAGE_FREE_BATCHED, ptr_val(page));
 	return on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, ptr_val(page), 0);)
 
 /*
@@ -496,32 +503,28 @@ int rt_percpu_alloc_percpu(__u64 *ctx)
 TP_PAIR(percpu_free_percpu, A(void *base, int off, void *ptr),
 	return on_free(ctx, KMS_EV_PERCPU_FREE, 0, ptr_val(ptr), 0, EV_STAGED);)
 
-/* rescue: shadows of the hot tracepoints (see guard_set()) */
-#define SHADOW(name, guard, call)						\
+/* rescue: shadows of the hot tracepoints (see rescue_mark()); addr is the event's ctx[1] or page */
+#define SHADOW(name, type, addr, call)						\
 	SEC("raw_tp/" #name) int sh_##name(__u64 *ctx)				\
 	{									\
-		struct kms_stage *s = stage_get();					\
-		int r;								\
-										\
-		if (!s || !(s->active & (1U << (guard))))			\
+		if (!rescue_missed(type, addr))					\
 			return 0;						\
-		s->in_shadow++;							\
-		cnt_add(KMS_CNT_RESCUED, 1);					\
-		r = call;							\
-		s->in_shadow--;							\
-		return r;							\
+		cnt_add(type_is_free(type) ? KMS_CNT_RESCUED_FREE : KMS_CNT_RESCUED, 1); \
+		return call;							\
 	}
 
-SHADOW(kmalloc, KMS_EV_KMALLOC,
+SHADOW(kmalloc, KMS_EV_KMALLOC, ctx[1],
        on_kmalloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3], ctx[4], (int)ctx[5]))
-SHADOW(kfree, KMS_EV_KFREE, on_free(ctx, KMS_EV_KFREE, ctx[0], ctx[1], 0, EV_STAGED))
-SHADOW(kmem_cache_alloc, KMS_EV_CACHE_ALLOC,
+SHADOW(kfree, KMS_EV_KFREE, ctx[1], on_free(ctx, KMS_EV_KFREE, ctx[0], ctx[1], 0, EV_STAGED))
+SHADOW(kmem_cache_alloc, KMS_EV_CACHE_ALLOC, ctx[1],
        on_cache_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3], (int)ctx[4]))
-SHADOW(kmem_cache_free, KMS_EV_CACHE_FREE,
+SHADOW(kmem_cache_free, KMS_EV_CACHE_FREE, ctx[1],
        on_free(ctx, KMS_EV_CACHE_FREE, ctx[0], ctx[1], ctx[2], EV_STAGED))
-SHADOW(mm_page_alloc, KMS_EV_PAGE_ALLOC, on_page_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3]))
-SHADOW(mm_page_free, KMS_EV_PAGE_FREE, on_page_free(ctx, KMS_EV_PAGE_FREE, ctx[0], ctx[1]))
-SHADOW(mm_page_free_batched, KMS_EV_PAGE_FREE_BATCHED,
+SHADOW(mm_page_alloc, KMS_EV_PAGE_ALLOC, ctx[0],
+       on_page_alloc(ctx, ctx[0], ctx[1], ctx[2], ctx[3]))
+SHADOW(mm_page_free, KMS_EV_PAGE_FREE, ctx[0],
+       on_page_free(ctx, KMS_EV_PAGE_FREE, ctx[0], ctx[1]))
+SHADOW(mm_page_free_batched, KMS_EV_PAGE_FREE_BATCHED, ctx[0],
        on_page_free(ctx, KMS_EV_PAGE_FREE_BATCHED, ctx[0], 0))
 
 /* process-tree filter for `kmemscope ... -- CMD` */

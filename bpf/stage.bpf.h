@@ -260,12 +260,11 @@ static __always_inline __u64 pcpu_base(struct kms_stage *s)
 	return s->pcpu_base;
 }
 
-static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
+/* this CPU's preempt count; false while the per-CPU area is not yet known */
+static __always_inline bool read_pc(struct kms_stage *s, __u32 *pc)
 {
-	__u32 pc;
-
 	if (!pcpu_base(s))
-		return;
+		return false;
 	/*
 	 * A plain load where the kernel can type the address (bpf_rdonly_cast,
 	 * 6.2+): a helper call costs ~10 ns per allocation here. Any struct
@@ -276,12 +275,95 @@ static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
 		struct refcount_struct *r = bpf_rdonly_cast((void *)(s->pcpu_base + pcpu_pc_off),
 							    bpf_core_type_id_kernel(struct refcount_struct));
 
-		pc = r->refs.counter;
-	} else if (bpf_probe_read_kernel(&pc, sizeof(pc), (void *)(s->pcpu_base + pcpu_pc_off))) {
-		return;
+		*pc = r->refs.counter;
+		return true;
 	}
+	return !bpf_probe_read_kernel(pc, sizeof(*pc), (void *)(s->pcpu_base + pcpu_pc_off));
+}
+
+static __always_inline void read_ctx(struct kms_stage *s, struct kms_event *e)
+{
+	__u32 pc;
+
+	if (!read_pc(s, &pc))
+		return;
 	e->pc = pc;
 	e->ctx |= KMS_CTX_KNOWN;
+}
+
+/*
+ * ---- rescue ----
+ * The kernel runs one BPF program at most once per CPU at a time: an
+ * interrupt that allocates or frees while the program of that tracepoint
+ * runs loses its event, counted as a recursion miss. The kernel counts the
+ * program as running from before its first instruction to after its last,
+ * and most misses land in that margin (a pending interrupt taken as the
+ * tracepoint's caller turns interrupts back on), so a mark the handler
+ * holds over its own instructions catches few of them. With rescue on, a
+ * second "shadow" program is attached after the handler on each hot
+ * tracepoint, and the kernel runs it right after the handler for every
+ * event. The handler's first act is to leave a token of its event (type and
+ * address) in the stage's slot for its context level; the shadow handles
+ * the event when the slot holds anything else, and clears the slot.
+ *
+ * Why that is exact: the handler and its shadow see an event at the same
+ * level, and a level does not nest in itself, so the slot holds this
+ * event's token if and only if the handler ran for it, unless the shadow
+ * was skipped for the level's previous event (the handler then ran for it)
+ * and this one's token is the same (the same address freed twice in a
+ * row). Either way the shadow never handles an event twice: what it misses
+ * stays a miss, counted (collector.c, check_losses()).
+ */
+#define RESCUE_LEVELS 4
+
+/* 0 task, 1 softirq, 2 hardirq, 3 NMI; -1 unknown (the shadow then keeps out) */
+static __always_inline int ctx_level(struct kms_stage *s)
+{
+	__u32 pc;
+
+	if (!read_pc(s, &pc))
+		return -1;
+	if (pc & 0x00f00000)
+		return 3;
+	if (pc & 0x000f0000)
+		return 2;
+	return pc & 0x100 ? 1 : 0;
+}
+
+static __always_inline __u64 rescue_token(__u8 type, __u64 addr)
+{
+	/* an address's top byte is all ones (kernel) or zero (pfn): type never aliases it */
+	return addr ^ ((__u64)(type + 1) << 56);
+}
+
+/* first thing in the handler of a tracepoint that has a shadow */
+static __always_inline void rescue_mark(__u8 type, __u64 addr)
+{
+	struct kms_stage *s;
+	int lvl;
+
+	if (!rescue || !(s = stage_get()))
+		return;
+	lvl = ctx_level(s);
+	if (lvl >= 0 && lvl < RESCUE_LEVELS)
+		s->rescue_tok[lvl] = rescue_token(type, addr);
+}
+
+/* the shadow: did the handler miss this event? */
+static __always_inline bool rescue_missed(__u8 type, __u64 addr)
+{
+	struct kms_stage *s = stage_get();
+	bool missed;
+	int lvl;
+
+	if (!rescue || !s || !*(volatile __u32 *)&armed)
+		return false;
+	lvl = ctx_level(s);
+	if (lvl < 0 || lvl >= RESCUE_LEVELS)
+		return false;
+	missed = s->rescue_tok[lvl] != rescue_token(type, addr);
+	s->rescue_tok[lvl] = 0;
+	return missed;
 }
 
 /*
@@ -924,8 +1006,6 @@ static __always_inline __s32 stack_of(void *ctx, enum ev_path how, bool staged, 
 struct ev_slot {
 	struct kms_stage *s;	/* the stage holding the record, NULL: ... */
 	struct kms_direct *r;	/* ... the direct record */
-	struct kms_stage *gs;	/* stage whose active bit this handler set, or NULL */
-	__u32 guard;		/* the handler's event type, for its active bit */
 	__u8 type;		/* the record's type (ev_begin()) */
 	enum ev_path how;
 	void *ctx;		/* the program's context, for the stack (ev_end()) */
@@ -933,31 +1013,6 @@ struct ev_slot {
 	bool hold;		/* the record may take a second event's site: no flush
 				 * behind it (kmalloc_first()) */
 };
-
-/*
- * Rescue. The kernel runs one BPF program at most once per CPU at a time: an
- * interrupt that allocates or frees while a handler runs (a softirq freeing
- * RCU-deferred objects on its way out, say) finds the program busy, and the
- * event is lost as a recursion miss. With rescue on, every handler marks its
- * event type active in the stage while it runs, and a second, "shadow"
- * program on the same tracepoint handles exactly the events that arrive
- * while the mark is set. It costs one more program run per event.
- */
-static __always_inline void guard_set(struct kms_stage *s, struct ev_slot *es, enum ev_path how)
-{
-	es->gs = NULL;
-	/* shadows are tracepoint programs: nothing rescues an fentry handler */
-	if (!rescue || how == EV_DIRECT || s->in_shadow || es->guard >= 32)
-		return;
-	s->active |= 1U << es->guard;
-	es->gs = s;
-}
-
-static __always_inline void guard_clear(struct ev_slot *es)
-{
-	if (rescue && es->gs)
-		es->gs->active &= ~(1U << (es->guard & 31));
-}
 
 /*
  * Start a record of type for obj (cache/device, 0 if none): filter, announce
@@ -980,7 +1035,6 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	s = stage_get();
 	if (!s)
 		return NULL;
-	guard_set(s, es, how);
 	/*
 	 * Frees pass the pid filter: RCU callbacks and workers free what the
 	 * traced processes allocated. The collector keeps those that match.
@@ -994,7 +1048,6 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 				cnt_add(KMS_CNT_FILTERED, 1);
 			else
 				s->filtered++;
-			guard_clear(es);
 			return NULL;
 		}
 		flags = KMS_CTX_OUTSIDE;
@@ -1008,7 +1061,6 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	if (tgid && tgid == *(volatile __u32 *)&self_tgid) {
 		if (!type_is_free(type)) {
 			cnt_add(KMS_CNT_SELF, 1);
-			guard_clear(es);
 			return NULL;
 		}
 		flags |= KMS_CTX_OUTSIDE | KMS_CTX_SELF;
@@ -1034,7 +1086,6 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 		}
 		es->r = direct_new();
 		if (!es->r) {
-			guard_clear(es);
 			return NULL;
 		}
 		e = &es->r->ev;
@@ -1171,7 +1222,6 @@ static __always_inline void ev_end(struct ev_slot *es, struct kms_event *e)
 	} else {
 		direct_ship(es->r);
 	}
-	guard_clear(es);
 }
 
 /* the collector runs this on a CPU (BPF_F_TEST_RUN_ON_CPU) to ship a quiet stage */

@@ -130,7 +130,7 @@ static __always_inline int u_enter(__u32 api, __u64 size, __u64 arg)
 static __always_inline void u_emit(void *ctx, __u8 type, __u32 api, __u64 site, __u64 ptr,
 				   __u64 size, __u8 flags)
 {
-	struct ev_slot es = { .guard = type, .user = true };
+	struct ev_slot es = { .user = true };
 	struct kms_event *e = ev_begin(ctx, &es, type, 0, EV_DIRECT);
 
 	if (!e)

@@ -255,8 +255,6 @@ struct kms_stage {
 	__u32 filter_gen;	/* filter_gen the cached answer belongs to */
 	__u32 softirqs;		/* the softirq witness: kstat's sum at its last run */
 	__u64 pcpu_base;	/* this CPU's per-CPU area (context capture), 0 = unknown */
-	__u32 active;		/* rescue: bit (1 << KMS_EV_*) while that handler runs */
-	__u32 in_shadow;	/* rescue: a shadow program is handling a nested event */
 	/*
 	 * a staged large kmalloc the kernel may trace a second time
 	 * (bpf/kmemscope.bpf.c: kmalloc_first()): its order key (0: none),
@@ -269,6 +267,7 @@ struct kms_stage {
 	__u32 twice_idx;
 	__u32 task_in;		/* the task witness: pid + 1 of the task last switched in, 0: none */
 	__u32 pad;
+	__u64 rescue_tok[4];	/* rescue: the last event per context level its handler saw */
 	__u64 seen[KMS_NR_SEEN];	/* caches and devices announced from this CPU */
 	struct kms_batch b;
 };
@@ -299,12 +298,13 @@ enum kms_counter {
 	KMS_CNT_FILTERED,	/* events dropped by the pid filter in fentry/fexit handlers
 				 * (the staged handlers count in the stage) */
 	KMS_CNT_PENDING_LOST,	/* function-return probes with no entry seen */
-	KMS_CNT_RESCUED,	/* recursion misses of a handler caught by its shadow */
+	KMS_CNT_RESCUED,	/* recursion misses of an allocation handler caught by its shadow */
 	KMS_CNT_BULK_LOST,	/* pointers of a bulk free not recorded (past the bound, unreadable) */
 	KMS_CNT_SELF,		/* kmemscope's own allocations, left out (self_tgid) */
 	KMS_CNT_KMALLOC_TWICE,	/* second kmem:kmalloc of one large kmalloc(), dropped */
 	KMS_CNT_SOFTIRQ_UNSEEN,	/* softirq runs no handler saw (see_softirq()) */
 	KMS_CNT_TASK_UNSEEN,	/* task runs in which no handler ran (see_switch()) */
+	KMS_CNT_RESCUED_FREE,	/* ... of a free handler (collector.c, check_losses()) */
 	KMS_CNT_NR,
 };
 

@@ -88,6 +88,8 @@ struct collector {
 	__u64 *prog_misses;	/* per program of the object, in its order */
 	__u64 *miss_base;	/* ... its recursion misses when the collector took the object */
 	unsigned int *free_fams; /* ... families whose frees it handles, 0: none */
+	unsigned int missed_fams; /* families whose free handlers have missed events */
+	__u64 unrescued;	/* free handlers' misses no shadow caught, at least, at the last check */
 	__u64 softirqs_tail;	/* softirqs unseen since the witness's last run (softirq_tail()) */
 	char unseen_tasks[256];	/* the processes the task witness names (unseen_tasks()) */
 	bool marked;		/* a marker is pending */
@@ -291,8 +293,8 @@ static __u64 percpu_sum(struct collector *c, __u32 idx)
 /*
  * What could hide a free, and of which families: records the ring buffer
  * could not take or that came too late, softirqs and task runs no handler
- * saw (any family), and runs of a free handler the kernel skipped (its
- * family). Lost allocations hide no free.
+ * saw (any family), and runs of a free handler the kernel skipped and no
+ * shadow caught (its family). Lost allocations hide no free.
  */
 static void check_losses(struct collector *c, bool final)
 {
@@ -301,7 +303,13 @@ static void check_losses(struct collector *c, bool final)
 		    percpu_sum(c, KMS_CNT_SOFTIRQ_UNSEEN) + c->softirqs_tail +
 		    percpu_sum(c, KMS_CNT_TASK_UNSEEN) +
 		    ms->bad_records + ms->out_of_order;
-	unsigned int fams = 0, all_fams = (1U << KMS_FAM_MAX) - 1;
+	/*
+	 * A shadow counts its rescue after the kernel counted the miss, so
+	 * misses less the rescues read before them is at least what is left
+	 * unrescued, and less the rescues read after them at most.
+	 */
+	__u64 rescued = percpu_sum(c, KMS_CNT_RESCUED_FREE), rescued_after, misses = 0;
+	unsigned int fams = 0, moved = 0, all_fams = (1U << KMS_FAM_MAX) - 1;
 	struct bpf_program *prog;
 	__u64 key;
 	int i = 0;
@@ -316,11 +324,18 @@ static void check_losses(struct collector *c, bool final)
 
 		if (c->free_fams[i] && fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len)) {
 			if (info.recursion_misses != c->prog_misses[i])
-				fams |= c->free_fams[i];
+				moved |= c->free_fams[i];
 			c->prog_misses[i] = info.recursion_misses;
+			misses += info.recursion_misses - c->miss_base[i];
 		}
 		i++;
 	}
+	rescued_after = percpu_sum(c, KMS_CNT_RESCUED_FREE);
+	c->missed_fams |= moved;
+	if (misses - (rescued < misses ? rescued : misses) > c->unrescued)
+		/* an older miss whose rescue was pending may be the one left */
+		fams |= moved ? moved : c->missed_fams;
+	c->unrescued = misses - (rescued_after < misses ? rescued_after : misses);
 	if (!fams)
 		return;
 	/* read after the counters: every record made before the loss has a smaller key */
@@ -436,7 +451,6 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->stack_types = o->stack_entries ? o->stack_types : 0;
 	skel->rodata->stack_cache = o->stack_cache;
 	skel->rodata->use_seq = o->order_seq;
-	skel->rodata->rescue = o->rescue;
 	skel->rodata->page_size = sysconf(_SC_PAGESIZE);
 	skel->rodata->rcu_ptr_arg = p->rcu_ptr_arg;
 	skel->rodata->kmalloc_twice = p->kmalloc_twice;
@@ -445,10 +459,15 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 		return;
 	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
 	skel->rodata->pcpu_sirq_off = p->pcpu_sirq_off > 0 ? p->pcpu_sirq_off : 0;
-	/* context capture needs the preempt count's offset too (see read_ctx() in bpf/) */
-	if (!o->context || p->pcpu_pc_off < 0)
+	/*
+	 * Context capture (read_ctx() in bpf/) and rescue, which tells
+	 * interrupt levels apart (ctx_level()), need the preempt count's
+	 * offset too: without it neither runs.
+	 */
+	if (p->pcpu_pc_off < 0 || !(o->context || o->rescue))
 		return;
-	skel->rodata->want_ctx = true;
+	skel->rodata->want_ctx = o->context;
+	skel->rodata->rescue = o->rescue;
 	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 	skel->rodata->pc_cast = p->pc_cast;
 }
@@ -522,11 +541,14 @@ int collector__open(struct collector **out, struct plan *plan,
 		kms_error("Failed to load BPF programs: the plan holds none\n");
 		goto fail;
 	}
-	c->rescue = o->rescue;
+	c->rescue = c->skel->rodata->rescue;
 	c->context = c->skel->rodata->want_ctx;
 	if (o->context && !c->context)
 		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
 			 "allocation context (atomic-context checks) is unknown\n");
+	if (o->rescue && !c->rescue)
+		kms_warn("this kernel's BTF lacks the per-CPU runqueue or preempt count: "
+			 "no rescue of the events the kernel skips\n");
 	err = reset_object(c);
 	if (!err)
 		err = find_free_handlers(c);
@@ -902,7 +924,8 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 				q->pending_lost = sum;
 				break;
 			case KMS_CNT_RESCUED:
-				q->rescued = sum;
+			case KMS_CNT_RESCUED_FREE:
+				q->rescued += sum;
 				break;
 			case KMS_CNT_BULK_LOST:
 				q->bulk_lost = sum;
@@ -923,6 +946,7 @@ void collector__quality(struct collector *c, struct kms_quality *q)
 		}
 		free(vals);
 	}
+	q->rescue = c->rescue;
 	q->softirq_witness = plan__softirq_witness(c->plan);
 	q->task_witness = plan__task_witness(c->plan);
 	q->unseen_tasks = unseen_tasks(c);

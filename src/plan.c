@@ -1003,18 +1003,26 @@ static int attach_prog(struct kmemscope_bpf *skel, struct bpf_program *prog,
 
 int plan__attach(const struct plan *p, struct kmemscope_bpf *skel, bool rescue)
 {
-	struct bpf_program *prog;
-	int err;
+	/*
+	 * The handlers first, then their shadows: the kernel runs a
+	 * tracepoint's programs in the order they were attached, and a shadow
+	 * must run after its handler (bpf/stage.bpf.h, rescue_mark()).
+	 */
+	for (int shadows = 0; shadows < 2; shadows++) {
+		struct bpf_program *prog;
 
-	bpf_object__for_each_program(prog, skel->obj) {
-		const struct plan_cand *c = NULL;
+		bpf_object__for_each_program(prog, skel->obj) {
+			const struct plan_cand *c = NULL;
+			int err;
 
-		/* the trial's links stay: attaching again would patch kernel text again */
-		if (!prog_selected(p, bpf_program__name(prog), rescue, &c) || prog_linked(skel, prog))
-			continue;
-		err = attach_prog(skel, prog, c);
-		if (err)
-			return err;
+			/* the trial's links stay: attaching again would patch kernel text again */
+			if (!prog_selected(p, bpf_program__name(prog), rescue, &c) ||
+			    (c == NULL) != shadows || prog_linked(skel, prog))
+				continue;
+			err = attach_prog(skel, prog, c);
+			if (err)
+				return err;
+		}
 	}
 	return 0;
 }

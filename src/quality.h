@@ -20,6 +20,7 @@ struct kms_quality {
 	__u64 lost;		/* records the kernel could not ship (ring buffer full) */
 	__u64 misses;		/* program runs the kernel skipped (recursion_misses), less rescued */
 	__u64 rescued;		/* ... skipped runs whose event a shadow program recorded */
+	bool rescue;		/* shadow programs ran after the hot handlers (--rescue on) */
 	__u64 stack_failures;	/* stack captures that failed */
 	__u64 out_of_order;	/* records that arrived after their time slot */
 	__u64 filtered;		/* events excluded by -p/-c/-- filters */

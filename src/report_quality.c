@@ -5,7 +5,7 @@
 #include "rows.h"
 
 enum {
-	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUED, Q_STACK_FAILURES,
+	Q_DURATION, Q_EVENTS, Q_LOST, Q_MISSES, Q_BY_EVENT, Q_RESCUE, Q_RESCUED, Q_STACK_FAILURES,
 	Q_OUT_OF_ORDER, Q_PENDING_LOST, Q_FILTERED, Q_SELF_TRACED, Q_SELF_EXCLUDED, Q_UNMATCHED,
 	Q_EXIT_FREES, Q_REALLOC, Q_SPLIT, Q_MAPPINGS, Q_NOT_COUNTED, Q_DEFERRED, Q_RCU_DONE,
 	Q_BULK_LOST, Q_KMALLOC_TWICE, Q_SIRQ_WITNESS, Q_SIRQ_UNSEEN, Q_TASK_WITNESS,
@@ -18,6 +18,8 @@ static const struct row_col quality_cols[Q_NR] = {
 	[Q_LOST] = { "lost", "lost", RK_U64, .note = "(ring buffer full)" },
 	[Q_MISSES] = { "misses", "misses", RK_U64, .note = "(program runs the kernel skipped)" },
 	[Q_BY_EVENT] = { "misses_by_event", "misses by event", RK_COUNTS },
+	[Q_RESCUE] = { "rescue", "rescue", RK_BOOL,
+		       .note = "(shadow programs after the hot handlers: --rescue on)" },
 	[Q_RESCUED] = { "rescued", "rescued", RK_U64,
 			.note = "(recorded by shadow programs, not missed)" },
 	[Q_STACK_FAILURES] = { "stack_failures", "stack failures", RK_U64 },
@@ -103,6 +105,7 @@ struct rows *report__quality(const struct agg *a, const struct kms_quality *qual
 	r[Q_BY_EVENT].n = q.nr_event_misses;
 	r[Q_BY_EVENT].names = rows__keep(t, ev_names, f * sizeof(ev_names[0]));
 	r[Q_BY_EVENT].v = rows__keep(t, ev_misses, f * sizeof(ev_misses[0]));
+	r[Q_RESCUE].u = q.rescue;
 	r[Q_RESCUED].u = q.rescued;
 	r[Q_STACK_FAILURES].u = q.stack_failures;
 	r[Q_OUT_OF_ORDER].u = q.out_of_order;

@@ -50,6 +50,7 @@ static json_t *quality_json(const struct kms_quality *q)
 				    json_integer(*(const __u64 *)((const char *)q +
 								 quality_u64[i].off)));
 	json_object_set_new(j, "self_traced", json_boolean(q->self_traced));
+	json_object_set_new(j, "rescue", json_boolean(q->rescue));
 	json_object_set_new(j, "deferred_traced", json_boolean(q->deferred_traced));
 	json_object_set_new(j, "softirq_witness", json_boolean(q->softirq_witness));
 	json_object_set_new(j, "task_witness", json_boolean(q->task_witness));
@@ -95,6 +96,7 @@ static void quality_from_json(const json_t *j, struct kms_quality *q)
 	for (i = 0; i < sizeof(quality_u64) / sizeof(quality_u64[0]); i++)
 		*(__u64 *)((char *)q + quality_u64[i].off) = get_u64(j, quality_u64[i].name);
 	q->self_traced = json_is_true(json_object_get(j, "self_traced"));
+	q->rescue = json_is_true(json_object_get(j, "rescue"));
 	q->deferred_traced = json_is_true(json_object_get(j, "deferred_traced"));
 	q->softirq_witness = json_is_true(json_object_get(j, "softirq_witness"));
 	q->task_witness = json_is_true(json_object_get(j, "task_witness"));

@@ -813,6 +813,9 @@ def check_report(name, tool, doc, lines, errs, deferred_run, rt):
                                                        "on" if on else "off"))
     if q.get("unseen_tasks") is not None:
         errs.append("unseen_tasks %r (want none)" % q.get("unseen_tasks"))
+    # the _rescue scenarios (scenarios.txt): the shadows ran, and added no event twice
+    if q.get("rescue") is not ("_rescue" in name):
+        errs.append("quality.rescue %r in %s" % (q.get("rescue"), name))
     if tool == "leaks":
         e, notes = check_leaks(doc, lines)
         errs.extend(e)

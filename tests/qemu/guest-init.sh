@@ -93,9 +93,12 @@ while read -r name cmd; do
 		# NAME_leaks runs under `kmemscope leaks`, every other one under `stat`;
 		# the module keeps leaked objects until "release" (after this loop).
 		# The run is also recorded: the host replays the file and checks it the same way.
+		# A NAME with _rescue in it runs with shadow programs after the hot handlers.
 		case "$name" in *_leaks) tool=leaks ;; *) tool=stat ;; esac
+		case "$name" in *_rescue*) rescue=on ;; *) rescue=off ;; esac
 		# a stuck run must not eat the whole guest's time budget
-		timeout "$STEP_TIMEOUT" /kmemscope $tool --json --top 0 -a -o "/out/$name.json" \
+		timeout "$STEP_TIMEOUT" /kmemscope $tool --json --top 0 -a --rescue $rescue \
+			-o "/out/$name.json" \
 			--record "/out/$name.kmt" -- \
 			sh -c "echo '$line' > $RUN" 2>"/out/$name.err"
 		rc=$?
