@@ -144,7 +144,7 @@ def table(path):
     floor_seen = med("floor", 2)
     hdr = ("config", "runs", "ns/iter", "x untraced", "seen (gen)", "lost", "missed",
            "seen/floor")
-    print("%-12s %4s %9s %10s %12s %10s %8s %10s" % hdr)
+    print("%-14s %4s %9s %10s %12s %10s %8s %10s" % hdr)
     for cfg in order:
         r = rows[cfg]
         per_iter = statistics.median([x[0] / x[1] for x in r])
@@ -158,7 +158,7 @@ def table(path):
             cmp = "%.4f" % (seen / ref)
         else:
             cmp = "-"
-        print("%-12s %4d %9.1f %10s %12s %10s %8s %10s" %
+        print("%-14s %4d %9.1f %10s %12s %10s %8s %10s" %
               (cfg, len(r), per_iter, ratio, fmt_int(seen), fmt_int(lost),
                fmt_int(med(cfg, 5)), cmp))
     if floor_seen is None:

@@ -35,7 +35,7 @@ command -v python3 >/dev/null || die "python3 not found"
 [ -d /sys/kernel/tracing/events ] || mount -t tracefs nodev /sys/kernel/tracing ||
 	die "cannot mount tracefs on /sys/kernel/tracing"
 
-CONFIGS="untraced floor kmemscope leaks leaks_every perf"
+CONFIGS="untraced floor kmemscope leaks leaks_norescue leaks_every perf"
 if [ ! -x "$KMS" ]; then
 	echo "bench: $KMS not built: the kmemscope rows are left out" >&2
 	CONFIGS="untraced floor perf"
@@ -114,6 +114,10 @@ run_leaks() {
 	run_leaks_as leaks "$1"
 }
 
+run_leaks_norescue() {
+	run_leaks_as leaks_norescue "$1" --rescue off
+}
+
 run_leaks_every() {
 	run_leaks_as leaks_every "$1" --stacks every
 }
@@ -164,7 +168,9 @@ echo "      perf: samples, slab+page kinds only). lost: kmemscope = quality.lost
 echo "      samples (whole system: perf kmem records -a). missed: BPF program runs skipped for"
 echo "      recursion, whole system (floor: bpf_prog_info, kmemscope: quality.misses)."
 echo "seen/floor: seen over the floor's median count of the same kinds for gen."
-echo "leaks: kmemscope leaks --settle 0, one stack per call site and context (default);"
+echo "leaks: kmemscope leaks --settle 0, one stack per call site and context, a shadow"
+echo "      program after each hot handler (--rescue on; both the default);"
+echo "      leaks_norescue: --rescue off, no shadows;"
 echo "      leaks_every: --stacks every, one stack per allocation. No per-process counts."
 if [ -x "$KMS" ]; then
 	echo

@@ -225,6 +225,8 @@ int detect_cmd(int argc, char **argv, bool leaks)
 	env.sa.so.context = true;
 	env.sa.so.stacks_all = true;
 	env.sa.so.stack_cache = leaks;
+	/* a free the kernel skipped would doubt the leak verdicts */
+	env.sa.so.rescue = leaks;
 	export__init(&env.ex);
 	err = cli_argp_parse(leaks ? &leaks_argp : &misuse_argp, argc, argv, &env);
 	if (err)

@@ -109,6 +109,8 @@ static int probe_for(const char *cmd, struct session_opts *so)
 		so->context = true;
 		so->stacks_all = true;
 		so->stack_cache = !strcmp(cmd, "leaks");
+		if (!so->rescue_given)
+			so->rescue = !strcmp(cmd, "leaks");
 	} else {
 		return -EINVAL;
 	}

@@ -959,9 +959,9 @@ static const struct argp_option live_options[] = {
 	{ "order", 1003, "MODE", 0, "how records are put in order across CPUs: seq (a shared "
 				     "counter, cheapest on few CPUs), time (per-event clock, scales to "
 				     "many CPUs), auto (default: seq up to 8 CPUs)" },
-	{ "rescue", 1004, "on|off", 0, "shadow programs record some of the events the kernel skips "
-				     "because a handler was already running on that CPU (measured: 40-75% "
-				     "of them, at about +40% overhead; default off)" },
+	{ "rescue", 1004, "on|off", 0, "shadow programs record the events the kernel skips "
+				     "because a handler was already running on that CPU (one more "
+				     "program run per event; default on for leaks, off otherwise)" },
 	{ "trace-self", 1005, NULL, 0, "trace kmemscope's own process too: by default its "
 				     "allocations (its buffers growing) are left out and counted in "
 				     "the data quality block" },
@@ -1039,6 +1039,7 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			sa->so.rescue = false;
 		else
 			cli_argp_fail(state, "--rescue takes on or off");
+		sa->so.rescue_given = true;
 		break;
 	case 1005:
 		sa->so.trace_self = true;
@@ -1093,7 +1094,7 @@ static error_t session_parse(int key, char *arg, struct argp_state *state)
 			const char *live = sa->so.cmd ? "-- CMD" : sa->so.all_cpus ? "-a" :
 					   sa->so.ring_mb ? "--ring-mb" :
 					   sa->so.order ? "--order" :
-					   sa->so.rescue ? "--rescue" :
+					   sa->so.rescue_given ? "--rescue" :
 					   sa->so.trace_self ? "--trace-self" :
 					   sa->so.user ? "--user" :
 					   sa->so.record ? "--record" : NULL;

@@ -46,6 +46,7 @@ struct session_opts {
 	bool stacks_all;	/* a stack for every allocation (leak detection) */
 	bool stack_cache;	/* with stacks_all: reuse a stack per call site and context */
 	bool rescue;		/* shadow programs catch recursion misses (one more run/event) */
+	bool rescue_given;	/* ... as --rescue said, not by the command's default */
 	bool trace_self;	/* trace kmemscope's own process too (left out by default) */
 	bool user;		/* --user: the process's malloc family and mappings too (user.h) */
 	const char *record;	/* --record: also write what the reports count to this file */
