@@ -323,11 +323,11 @@ static __always_inline int ctx_level(struct kms_stage *s)
 
 	if (!read_pc(s, &pc))
 		return -1;
-	if (pc & 0x00f00000)
+	if (pc & KMS_PC_NMI)
 		return 3;
-	if (pc & 0x000f0000)
+	if (pc & KMS_PC_HARDIRQ)
 		return 2;
-	return pc & 0x100 ? 1 : 0;
+	return pc & KMS_PC_SOFTIRQ_SERVING ? 1 : 0;
 }
 
 static __always_inline __u64 rescue_token(__u8 type, __u64 addr)

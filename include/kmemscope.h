@@ -287,6 +287,17 @@ _Static_assert(__builtin_offsetof(struct kms_direct, ev) ==
 /* distinct tasks the task witness names (see_switch() in bpf/) */
 #define KMS_UNSEEN_TASKS 64
 
+/*
+ * preempt_count()'s layout (include/linux/preempt.h), the same on every arch:
+ * the handlers tell interrupt levels apart with it (rescue), the collector
+ * classifies a record's context (src/detect.h)
+ */
+#define KMS_PC_PREEMPT		0x000000ffU
+#define KMS_PC_SOFTIRQ		0x0000ff00U
+#define KMS_PC_SOFTIRQ_SERVING	0x00000100U
+#define KMS_PC_HARDIRQ		0x000f0000U
+#define KMS_PC_NMI		0x00f00000U
+
 /* softirq vectors in kstat.softirqs[] (the plan checks the kernel's BTF) */
 #define KMS_NR_SOFTIRQS 10
 

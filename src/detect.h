@@ -20,13 +20,6 @@ struct ksyms;
 struct detect;
 struct live;
 
-/* preempt_count() layout (include/linux/preempt.h), the same on every arch */
-#define DETECT_PC_PREEMPT	0x000000ffU
-#define DETECT_PC_SOFTIRQ	0x0000ff00U
-#define DETECT_PC_SOFTIRQ_SERVING 0x00000100U
-#define DETECT_PC_HARDIRQ	0x000f0000U
-#define DETECT_PC_NMI		0x00f00000U
-
 #define DETECT_FREED_DEFAULT	65536	/* recently-freed set for double frees */
 #define DETECT_FREED_MAX	(1U << 30)
 #define DETECT_GROWTH_KEEP	64	/* snapshots kept per group for growth */
@@ -93,18 +86,18 @@ static inline int detect__classify(__u8 ctx_flags, __u32 pc, int baseline)
 	if (!(ctx_flags & KMS_CTX_KNOWN))
 		return DCTX_UNKNOWN;
 	/* interrupt bits are absolute: the tracer adds none of them */
-	if (pc & DETECT_PC_NMI)
+	if (pc & KMS_PC_NMI)
 		return DCTX_NMI;
-	if (pc & DETECT_PC_HARDIRQ)
+	if (pc & KMS_PC_HARDIRQ)
 		return DCTX_HARDIRQ;
-	if (pc & DETECT_PC_SOFTIRQ_SERVING)
+	if (pc & KMS_PC_SOFTIRQ_SERVING)
 		return DCTX_SOFTIRQ;
-	if (pc & DETECT_PC_SOFTIRQ)
+	if (pc & KMS_PC_SOFTIRQ)
 		return DCTX_BH_OFF;
 	/* the depth includes what the tracer itself adds: only the baseline tells */
 	if (baseline < 0)
 		return DCTX_UNKNOWN;
-	if ((int)(pc & DETECT_PC_PREEMPT) > baseline)
+	if ((int)(pc & KMS_PC_PREEMPT) > baseline)
 		return DCTX_PREEMPT_OFF;
 	return DCTX_PROCESS;
 }
