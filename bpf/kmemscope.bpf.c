@@ -37,7 +37,7 @@ const volatile bool rescue = false;		/* shadow programs catch recursion misses *
 const volatile bool want_ctx = false;		/* read the preempt count (read_ctx()) */
 const volatile __u8 stack_cache = KMS_STACK_CACHE_NONE; /* which stack ids are reused (stack_of()) */
 const volatile __u64 pcpu_rq_off = 0;		/* offset of runqueues in .data..percpu */
-const volatile __u64 pcpu_pc_off = 0;		/* offset of the preempt count */
+const volatile __s64 pcpu_pc_off = -1;		/* offset of the preempt count, -1: unknown */
 const volatile bool pc_cast = false;		/* the kernel has bpf_rdonly_cast() */
 const volatile __u64 pcpu_sirq_off = 0;		/* offset of kstat.softirqs (0: no witness) */
 

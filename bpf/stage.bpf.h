@@ -260,10 +260,10 @@ static __always_inline __u64 pcpu_base(struct kms_stage *s)
 	return s->pcpu_base;
 }
 
-/* this CPU's preempt count; false while the per-CPU area is not yet known */
+/* this CPU's preempt count; false where it or the per-CPU area is not known */
 static __always_inline bool read_pc(struct kms_stage *s, __u32 *pc)
 {
-	if (!pcpu_base(s))
+	if (pcpu_pc_off < 0 || !pcpu_base(s))
 		return false;
 	/*
 	 * A plain load where the kernel can type the address (bpf_rdonly_cast,
@@ -1062,10 +1062,14 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	/*
 	 * kmemscope's own allocations (its buffers growing) are not the
 	 * subject. Its frees pass, as frees from outside the pid filter do:
-	 * one of them may free what a traced process allocated.
+	 * one of them may free what a traced process allocated. An interrupt
+	 * or softirq that arrives while kmemscope runs is not kmemscope's (a
+	 * timer's allocations, RCU's frees): only task context is left out,
+	 * and all of it where the preempt count cannot be read (ctx_level()
+	 * -1: counted as kmemscope's, as the quality block says).
 	 */
 	/* tgid 0 is the idle task (interrupts on an idle CPU): traced */
-	if (tgid && tgid == *(volatile __u32 *)&self_tgid) {
+	if (tgid && tgid == *(volatile __u32 *)&self_tgid && ctx_level(s) <= 0) {
 		if (!type_is_free(type)) {
 			cnt_add(KMS_CNT_SELF, 1);
 			return NULL;

@@ -460,16 +460,16 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	skel->rodata->pcpu_rq_off = p->pcpu_rq_off;
 	skel->rodata->pcpu_sirq_off = p->pcpu_sirq_off > 0 ? p->pcpu_sirq_off : 0;
 	/*
-	 * Context capture (read_ctx() in bpf/) and rescue, which tells
-	 * interrupt levels apart (ctx_level()), need the preempt count's
-	 * offset too: without it neither runs.
+	 * Context capture (read_ctx() in bpf/), rescue and the self filter,
+	 * which tell interrupt levels apart (ctx_level()), need the preempt
+	 * count's offset too: without it the first two do not run.
 	 */
-	if (p->pcpu_pc_off < 0 || !(o->context || o->rescue))
+	if (p->pcpu_pc_off < 0)
 		return;
-	skel->rodata->want_ctx = o->context;
-	skel->rodata->rescue = o->rescue;
 	skel->rodata->pcpu_pc_off = p->pcpu_pc_off;
 	skel->rodata->pc_cast = p->pc_cast;
+	skel->rodata->want_ctx = o->context;
+	skel->rodata->rescue = o->rescue;
 }
 
 /* a per-CPU map's value for every CPU, all zero */

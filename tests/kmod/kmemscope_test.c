@@ -27,6 +27,8 @@
 #include <linux/spinlock.h>
 #include <linux/irqflags.h>
 #include <linux/timer.h>
+#include <linux/smp.h>
+#include <linux/sched.h>
 #include <linux/completion.h>
 #include <linux/mutex.h>
 #include <linux/list.h>
@@ -99,6 +101,7 @@ struct kms_line {
 	int order;
 	const char *cache;
 	const char *device;
+	const char *context;	/* where it is not the run's */
 };
 
 struct kms_run {
@@ -1187,6 +1190,74 @@ static int kms_do_softirq(struct kms_run *r)
 	return kms_timer_ret;
 }
 
+/*
+ * kmemscope leaves its own process out of what it traces, but an interrupt
+ * that arrives while that process runs is not its own. This scenario's IPIs
+ * allocate (in hardirq context) only when they find the tracer, the writer's
+ * parent, running on the CPU they interrupt; the writer's own allocations
+ * between them give the tracer work, so that it runs.
+ */
+static pid_t kms_ipi_tgid;
+static unsigned long kms_ipi_hits;
+
+static KMS_FN void kms_ipi_fn(void *unused)
+{
+	unsigned long ip = _THIS_IP_;
+	struct kms_run *r = kms_cur;
+	struct kms_line *l;
+	void *p;
+
+	if (current->tgid != kms_ipi_tgid || kms_ipi_hits >= r->a->count)
+		return;
+	kms_ipi_hits++;
+	p = kmalloc(r->a->size, GFP_ATOMIC);
+	if (!p) {
+		kms_fail(r, "kmalloc", ip);
+		return;
+	}
+	kms_note_kmalloc(r, ip, p, r->a->size, GFP_ATOMIC);
+	l = kms_line(r, "kmalloc", ip);
+	l->gfpname = "GFP_ATOMIC";
+	l->context = "hardirq";
+	kms_note_kfree(r, ip, p);
+	kfree(p);
+}
+
+static KMS_FN int kms_do_hardirq_in_tracer(struct kms_run *r)
+{
+	unsigned long ip = _THIS_IP_, deadline = jiffies + 20 * HZ;
+	int cpu, me, i;
+	void *p;
+
+	/* an allocation in hardirq context is a bug on PREEMPT_RT: not done there */
+	if (IS_ENABLED(CONFIG_PREEMPT_RT))
+		return -EOPNOTSUPP;
+	rcu_read_lock();
+	kms_ipi_tgid = rcu_dereference(current->real_parent)->tgid;
+	rcu_read_unlock();
+	kms_ipi_hits = 0;
+	while (kms_ipi_hits < r->a->count && time_before(jiffies, deadline)) {
+		for (i = 0; i < 64; i++) {
+			p = kmalloc(r->a->size, r->a->gfp);
+			if (!p) {
+				kms_fail(r, "kmalloc", ip);
+				continue;
+			}
+			kms_note_kmalloc(r, ip, p, r->a->size, r->a->gfp);
+			kms_note_kfree(r, ip, p);
+			kfree(p);
+		}
+		me = get_cpu();
+		for_each_online_cpu(cpu)
+			if (cpu != me)
+				smp_call_function_single(cpu, kms_ipi_fn, NULL, 1);
+		put_cpu();
+		cond_resched();
+	}
+	/* the tracer never ran where an IPI looked: the ledger would check nothing */
+	return kms_ipi_hits < r->a->count ? -ETIMEDOUT : 0;
+}
+
 /* GFP_ATOMIC where sleeping was fine: needless pressure on the reserves */
 static KMS_FN int kms_do_atomic(struct kms_run *r)
 {
@@ -1484,6 +1555,7 @@ static const struct kms_scenario kms_scenarios[] = {
 	{ "raw_spinlock", kms_do_raw_spinlock, 64 },
 	{ "irqs_off", kms_do_irqs_off, 64 },
 	{ "softirq", kms_do_softirq, 64 },
+	{ "hardirq_in_tracer", kms_do_hardirq_in_tracer, 64 },
 	{ "atomic", kms_do_atomic, 64 },
 	{ "atomic_order3", kms_do_atomic_order3, 0, true },
 	{ "kfree_rcu", kms_do_kfree_rcu, 96 },
@@ -1631,7 +1703,7 @@ static void kms_ledger_run(struct kms_run *r, int ret)
 			       kms_runs, r->a->tag, r->a->scenario, fn, l->family,
 			       l->allocs, l->frees, l->deferred, l->fails, l->bytes_req, l->bytes_alloc,
 			       gfp[0] ? gfp : "-", blk[0] ? blk : "-", l->gfpname ?: "-", l->order,
-			       r->context,
+			       l->context ?: r->context,
 			       l->leaked, l->leaked_bytes, l->cache ?: "-", l->device ?: "-",
 			       l->badfree ?: "-", l->badfree_by ?: "-", l->badfrees, ret);
 	}

@@ -379,10 +379,13 @@ def check_mappings(doc, L):
 
 # the ledger's context= (how the module ran the allocation) -> kmemscope's context
 ATOMIC_CTX = {"spinlock": "preempt_disabled", "raw_spinlock": "preempt_disabled",
-              "softirq": "softirq"}
+              "softirq": "softirq", "hardirq": "hardirq"}
 # on PREEMPT_RT a spinlock_t is a sleeping lock and softirqs run in preemptible
 # threads: allocations there run in process context, where GFP_KERNEL is legal
 RT_PREEMPTIBLE = {"spinlock", "softirq"}
+# scenarios the module refuses on PREEMPT_RT (why), shown as XFAIL rows there
+NOT_ON_RT = {"hardirq_in_tracer_rescue": "an allocation in hardirq context is a bug on "
+                                         "PREEMPT_RT, so the module makes none"}
 # contexts kmemscope cannot see by design: a finding would be an XPASS
 XFAIL_CTX = {"irqs_off": "IRQs disabled without preemption disabled (bare local_irq_save) do "
                          "not show in the preempt count: classified as process context "
@@ -1135,6 +1138,9 @@ def main():
     deferred_run = {"": set(), ".replay": set()}
     known = KNOWN_DEFECTS.get(args.kernel, {})
     for name, cmd in scenarios(os.path.join(here, "scenarios.txt")):
+        if rt and name in NOT_ON_RT:
+            results.append((name, ["not run on PREEMPT_RT"], [], NOT_ON_RT[name]))
+            continue
         first = len(results)
         errs, notes, extra_rows = [], [], []
         tool = "leaks" if name.endswith("_leaks") else "stat"
