@@ -1065,8 +1065,8 @@ static __always_inline struct kms_event *ev_begin(void *ctx, struct ev_slot *es,
 	 * one of them may free what a traced process allocated. An interrupt
 	 * or softirq that arrives while kmemscope runs is not kmemscope's (a
 	 * timer's allocations, RCU's frees): only task context is left out,
-	 * and all of it where the preempt count cannot be read (ctx_level()
-	 * -1: counted as kmemscope's, as the quality block says).
+	 * and interrupts too where the preempt count cannot be read
+	 * (ctx_level() -1), counted in self_excluded all the same.
 	 */
 	/* tgid 0 is the idle task (interrupts on an idle CPU): traced */
 	if (tgid && tgid == *(volatile __u32 *)&self_tgid && ctx_level(s) <= 0) {

@@ -462,7 +462,8 @@ void collector__configure(struct kmemscope_bpf *skel, const struct collector_opt
 	/*
 	 * Context capture (read_ctx() in bpf/), rescue and the self filter,
 	 * which tell interrupt levels apart (ctx_level()), need the preempt
-	 * count's offset too: without it the first two do not run.
+	 * count's offset too: without it the first two do not run, and the
+	 * self filter leaves out the interrupts that land on kmemscope too.
 	 */
 	if (p->pcpu_pc_off < 0)
 		return;
