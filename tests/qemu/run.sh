@@ -190,10 +190,10 @@ guest_why() {
 # the results out, crawls and the guest misses its deadline (seen in CI).
 # thread=single: with one host thread per vCPU, a vCPU now and then ran an int3
 # the kernel had already patched away (attaching a program patches the
-# tracepoint's jump label, on the other CPUs' code: oopses in __schedule and
-# kfree on 6.12, seen in CI). One thread runs both vCPUs in turn, so every
-# patch is seen by the next instruction of either; a guest kept one host CPU
-# busy at most already.
+# tracepoint's jump label while the other vCPU runs that code: oopses in
+# __schedule and kfree on 6.12, seen in CI). One thread runs both vCPUs in
+# turn, so every patch is seen by the next instruction of either; a guest used
+# less than one host CPU on average already (the tier got faster, not slower).
 boot_guest() {
 	/usr/bin/time -f '%U %S' -o "$RES/$1/cpu" \
 	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 1024 -smp 2 \
