@@ -160,10 +160,12 @@ static __always_inline __u64 ptr_val(const void *p)
  * new allocation of the same address is never taken for the second trace:
  * freed on this CPU, its free names the address; freed on another CPU, it
  * would have to come back to the same thread with the same size, GFP and
- * node, from another call site, within TWICE_GAP records here. Missed (both
- * counted): more records in between, a flush between them, a migration, a
- * handler nested in another, and what comes before the collector has read
- * kallsyms.
+ * node, from another call site, within TWICE_GAP records here. The
+ * collector's paced flush of a quiet CPU leaves a held record in its stage
+ * for TWICE_WAIT_NS (flush_stage()): that CPU may be stopped between the two
+ * traces (seen under QEMU: 5 ms). Missed (both counted): more records in
+ * between, a longer stop, a migration, a handler nested in another, and
+ * what comes before the collector has read kallsyms.
  */
 #define TWICE_GAP 8
 /* SLUB serves kmalloc() from caches up to two pages (KMALLOC_MAX_CACHE_SIZE) */
@@ -177,6 +179,7 @@ static __always_inline bool kmalloc_first(struct ev_slot *es, struct kms_event *
 	if (!kmalloc_twice || !es->s || !kmalloc_large(e->bytes_req) || !in_wrapper(e->site))
 		return false;
 	es->s->twice_key = e->ts;
+	es->s->twice_at = bpf_ktime_get_ns();
 	es->s->twice_idx = es->s->b.count;	/* e's slot: counted in ev_end() */
 	es->s->twice_site = e->site;
 	es->s->twice_tid = (__u32)bpf_get_current_pid_tgid();

@@ -258,10 +258,11 @@ struct kms_stage {
 	/*
 	 * a staged large kmalloc the kernel may trace a second time
 	 * (bpf/kmemscope.bpf.c: kmalloc_first()): its order key (0: none),
-	 * its call site inside the allocator, the thread that made it, and
-	 * its slot in the stage
+	 * its call site inside the allocator, the thread that made it, its
+	 * slot in the stage, and when it was held (bpf_ktime_get_ns())
 	 */
 	__u64 twice_key;
+	__u64 twice_at;
 	__u64 twice_site;
 	__u32 twice_tid;
 	__u32 twice_idx;

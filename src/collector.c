@@ -629,10 +629,15 @@ void collector__exclude(struct collector *c, pid_t tgid)
 	__atomic_store_n(&c->skel->bss->self_tgid, tgid, __ATOMIC_SEQ_CST);
 }
 
-/* ship CPU cpu's staged records; 0, 1 if it was busy, or -errno */
-static int flush_cpu(struct collector *c, int cpu)
+/*
+ * ship CPU cpu's staged records; 0, 1 if it was busy (or, paced, held a
+ * large kmalloc for its second trace: flush_stage()), or -errno
+ */
+static int flush_cpu(struct collector *c, int cpu, bool paced)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu);
+	__u64 args[1] = { !paced };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu,
+		    .ctx_in = args, .ctx_size_in = sizeof(args));
 	int err;
 
 	err = bpf_prog_test_run_opts(bpf_program__fd(c->skel->progs.flush_stage), &opts);
@@ -661,7 +666,7 @@ static void flush_below(struct collector *c, __u64 key, bool paced)
 		    (paced && last + STALE_NS > now))
 			continue;
 		c->flush_asked[i] = now;
-		if (flush_cpu(c, i) == -ENXIO)
+		if (flush_cpu(c, i, paced) == -ENXIO)
 			c->online[i] = false;	/* went offline: it ships nothing more */
 	}
 }
